@@ -1,0 +1,231 @@
+//! The userspace event model: one `Event` type used by capture, output, journal, rules, shipper and collector.
+//!
+//! The model serializes with serde. It avoids representations that only self-describing formats can read
+//! back (no `flatten`, no internally tagged enums, no skipped fields), so the same type round-trips through
+//! JSON and through compact binary encodings. [`WallTime`] prints as RFC 3339 text in human-readable formats
+//! and as integer nanoseconds otherwise.
+
+use std::fmt;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// One observed event.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// Per-boot sequence number assigned by the agent, gap-free in the order events were observed.
+    pub seq: u64,
+    /// Wall-clock time of the event.
+    pub time: WallTime,
+    /// `CLOCK_MONOTONIC` nanoseconds (kernel time for kernel events).
+    pub mono_ns: u64,
+    /// The process that caused the event (for agent events: the agent itself).
+    pub process: Process,
+    /// What happened.
+    pub event: EventBody,
+}
+
+impl Event {
+    /// A short stable name of the event's kind (`exec`, `fork`, `exit`, `loss`, …).
+    pub fn kind(&self) -> &'static str {
+        self.event.kind()
+    }
+}
+
+/// The process context of an event.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Process {
+    /// Process id (tgid).
+    pub pid: u32,
+    /// Thread id.
+    pub tid: u32,
+    /// Parent process id; 0 when unknown.
+    pub ppid: u32,
+    /// Real user id.
+    pub uid: u32,
+    /// Real group id.
+    pub gid: u32,
+    /// Task name (at most 15 bytes, as the kernel keeps it).
+    pub comm: String,
+}
+
+/// What happened, by kind.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum EventBody {
+    /// A program was executed (or an exec attempt failed).
+    Exec(Exec),
+    /// A process or thread was created.
+    Fork(Fork),
+    /// A process ended.
+    Exit(Exit),
+    /// Records were lost or could not be decoded; counts are exact.
+    Loss(Loss),
+}
+
+impl EventBody {
+    /// A short stable name of this kind.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            EventBody::Exec(_) => "exec",
+            EventBody::Fork(_) => "fork",
+            EventBody::Exit(_) => "exit",
+            EventBody::Loss(_) => "loss",
+        }
+    }
+}
+
+/// `execve`/`execveat`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Exec {
+    /// Filename as passed to the syscall.
+    pub filename: String,
+    /// The first argv entries (see `argv_truncated` and `truncated_args`).
+    pub argv: Vec<String>,
+    /// argv had more entries than were captured.
+    pub argv_truncated: bool,
+    /// Indexes of argv entries that were cut at the per-argument limit.
+    pub truncated_args: Vec<u32>,
+    /// The filename was cut at the path limit.
+    pub filename_truncated: bool,
+    /// `dirfd` of `execveat`; `-100` (`AT_FDCWD`) for `execve`.
+    pub dirfd: i32,
+    /// `flags` of `execveat`; 0 for `execve`.
+    pub at_flags: u32,
+    /// Syscall result: 0 on success, `-errno` on failure; `None` when the result record was lost.
+    pub ret: Option<i64>,
+    /// Whether the exec succeeded (the process now runs `filename`).
+    pub success: bool,
+    /// Task name before the exec (`process.comm` is the name after a successful exec).
+    pub old_comm: String,
+}
+
+/// fork/vfork/clone/clone3.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fork {
+    /// Process id of the new process (thread id of the new thread when `thread` is set).
+    pub child_pid: u32,
+    /// The new task is a thread of the parent's process (`CLONE_THREAD`).
+    pub thread: bool,
+    /// clone flags, when the task was made by clone/clone3.
+    pub clone_flags: Option<u64>,
+}
+
+/// A process ended.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Exit {
+    /// Exit code passed to `exit`/`exit_group`, when the process exited by itself.
+    pub code: Option<i32>,
+    /// Terminating signal number, when a fatal signal ended it.
+    pub signal: Option<i32>,
+}
+
+/// Records that did not reach userspace (or could not be decoded), with exact counts.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Loss {
+    /// Where the loss happened: `kernel_ring_buffer` or `decode`.
+    pub stage: String,
+    /// Record kind lost (`exec_enter`, `fork`, …; `unknown` when it could not be told).
+    pub record: String,
+    /// Records lost since the previous loss event for this stage and record kind.
+    pub count: u64,
+    /// Records lost since the agent started, for this stage and record kind.
+    pub total: u64,
+}
+
+/// Wall-clock time in nanoseconds since the Unix epoch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct WallTime(pub u64);
+
+impl WallTime {
+    /// The current wall-clock time.
+    pub fn now() -> WallTime {
+        WallTime::from(SystemTime::now())
+    }
+
+    /// As a `SystemTime`.
+    pub fn to_system_time(self) -> SystemTime {
+        UNIX_EPOCH + Duration::from_nanos(self.0)
+    }
+}
+
+impl From<SystemTime> for WallTime {
+    fn from(t: SystemTime) -> WallTime {
+        let nanos = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        WallTime(u64::try_from(nanos).unwrap_or(u64::MAX))
+    }
+}
+
+impl fmt::Display for WallTime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}",
+            humantime::format_rfc3339_nanos(self.to_system_time())
+        )
+    }
+}
+
+impl Serialize for WallTime {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        if serializer.is_human_readable() {
+            serializer.collect_str(self)
+        } else {
+            serializer.serialize_u64(self.0)
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for WallTime {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<WallTime, D::Error> {
+        if deserializer.is_human_readable() {
+            let text = String::deserialize(deserializer)?;
+            humantime::parse_rfc3339(&text)
+                .map(WallTime::from)
+                .map_err(serde::de::Error::custom)
+        } else {
+            u64::deserialize(deserializer).map(WallTime)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Event {
+        Event {
+            seq: 3,
+            time: WallTime(1_700_000_000_123_456_789),
+            mono_ns: 42,
+            process: Process {
+                pid: 1,
+                tid: 1,
+                ppid: 0,
+                uid: 0,
+                gid: 0,
+                comm: "true".into(),
+            },
+            event: EventBody::Exec(Exec {
+                filename: "/bin/true".into(),
+                argv: vec!["true".into(), "x".into()],
+                ret: Some(0),
+                success: true,
+                dirfd: -100,
+                ..Exec::default()
+            }),
+        }
+    }
+
+    #[test]
+    fn json_round_trip_and_shape() {
+        let ev = sample();
+        let text = serde_json::to_string(&ev).unwrap();
+        assert!(text.contains(r#""time":"2023-11-14T22:13:20.123456789Z""#), "{text}");
+        assert!(text.contains(r#""event":{"exec":{"filename":"/bin/true""#), "{text}");
+        let back: Event = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, ev);
+        assert_eq!(back.kind(), "exec");
+    }
+}

@@ -1,0 +1,4 @@
+//! Probe families, one file each; each file names the tracepoints it attaches to.
+
+pub mod exec;
+pub mod process;

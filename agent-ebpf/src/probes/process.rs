@@ -1,0 +1,154 @@
+//! Process lifecycle: `syscalls:sys_enter_clone`, `sys_enter_clone3`, `sched:sched_process_fork`,
+//! `syscalls:sys_enter_exit_group`, `sys_enter_exit`, `signal:signal_deliver`, `sched:sched_process_exit`.
+//!
+//! clone flags are stashed per thread at syscall entry so `sched_process_fork` (which has no flags) can tell
+//! a new thread (not recorded) from a new process. The exit status is stashed per process from
+//! `exit_group`/`exit` or a fatal default-action signal, and emitted when the last thread exits.
+
+use agent_common::wire::{
+    CLONE_THREAD, EXIT_CODE_KNOWN, EXIT_SIGNAL_KNOWN, Exit, FORK_CLONE_FLAGS_KNOWN, Fork, RecordKind,
+};
+use aya_ebpf::{
+    helpers::{bpf_get_current_pid_tgid, bpf_probe_read_user},
+    macros::tracepoint,
+    programs::TracePointContext,
+};
+
+use crate::{
+    ctx::field,
+    emit::{header, ignored, reserve, send},
+    maps::{CLONE_FLAGS, EXIT_STATUS},
+};
+
+/// `syscalls:sys_enter_clone`: `clone_flags` at 16.
+#[tracepoint]
+pub fn sys_enter_clone(ctx: TracePointContext) -> u32 {
+    // SAFETY: offset and size from the tracepoint's format file.
+    let flags = unsafe { field::<u64, 16>(&ctx) };
+    stash_clone_flags(flags);
+    0
+}
+
+/// `syscalls:sys_enter_clone3`: `uargs` (a `struct clone_args *`, `flags` its first u64) at 16.
+#[tracepoint]
+pub fn sys_enter_clone3(ctx: TracePointContext) -> u32 {
+    // SAFETY: offset and size from the tracepoint's format file; the user pointer is read with a helper.
+    let flags = unsafe { bpf_probe_read_user::<u64>(field::<u64, 16>(&ctx) as *const u64) };
+    if let Ok(flags) = flags {
+        stash_clone_flags(flags);
+    }
+    0
+}
+
+#[inline(always)]
+fn stash_clone_flags(flags: u64) {
+    let tid = bpf_get_current_pid_tgid() as u32;
+    // A full map only loses the thread/process distinction for this clone; it is then recorded as a process.
+    let _ = CLONE_FLAGS.insert(&tid, &flags, 0);
+}
+
+/// `sched:sched_process_fork`: runs in the parent; `child_pid` at 20.
+#[tracepoint]
+pub fn sched_process_fork(ctx: TracePointContext) -> u32 {
+    let tid = bpf_get_current_pid_tgid() as u32;
+    // SAFETY: the value is copied out before the entry is removed.
+    let stashed = unsafe { CLONE_FLAGS.get(&tid).copied() };
+    if stashed.is_some() {
+        let _ = CLONE_FLAGS.remove(&tid);
+    }
+    let clone_flags = stashed.unwrap_or(0);
+    if clone_flags & CLONE_THREAD != 0 || ignored() {
+        return 0;
+    }
+    // SAFETY: offset and size from the tracepoint's format file.
+    let child_tid = unsafe { field::<i32, 20>(&ctx) } as u32;
+    if let Some(entry) = reserve::<Fork>(RecordKind::Fork) {
+        send(
+            entry,
+            Fork {
+                header: header(RecordKind::Fork),
+                child_tid,
+                flags: if stashed.is_some() { FORK_CLONE_FLAGS_KNOWN } else { 0 },
+                clone_flags,
+            },
+        );
+    }
+    0
+}
+
+/// `syscalls:sys_enter_exit_group`: `error_code` at 16.
+#[tracepoint]
+pub fn sys_enter_exit_group(ctx: TracePointContext) -> u32 {
+    stash_exit_code(&ctx);
+    0
+}
+
+/// `syscalls:sys_enter_exit`: `error_code` at 16 (the process's status if this is its last thread).
+#[tracepoint]
+pub fn sys_enter_exit(ctx: TracePointContext) -> u32 {
+    stash_exit_code(&ctx);
+    0
+}
+
+#[inline(always)]
+fn stash_exit_code(ctx: &TracePointContext) {
+    // SAFETY: offset and size from the tracepoint's format file (an int stored in an 8-byte slot).
+    let code = unsafe { field::<u64, 16>(ctx) };
+    let status = ((code & 0xff) << 8) | (u64::from(EXIT_CODE_KNOWN) << 32);
+    stash_status(status);
+}
+
+#[inline(always)]
+fn stash_status(status: u64) {
+    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    let _ = EXIT_STATUS.insert(&tgid, &status, 0);
+}
+
+/// `signal:signal_deliver`: `sig` at 8, `sa_handler` at 24. Runs in the receiving task.
+#[tracepoint]
+pub fn signal_deliver(ctx: TracePointContext) -> u32 {
+    // SAFETY: offsets and sizes from the tracepoint's format file.
+    let (sig, handler) = unsafe { (field::<i32, 8>(&ctx), field::<u64, 24>(&ctx)) };
+    if handler == 0 && default_action_terminates(sig) {
+        stash_status((sig as u64 & 0x7f) | (u64::from(EXIT_SIGNAL_KNOWN) << 32));
+    }
+    0
+}
+
+/// Whether the default action of `sig` ends the process (`man 7 signal`).
+#[inline(always)]
+fn default_action_terminates(sig: i32) -> bool {
+    // SIGCHLD, SIGCONT, SIGSTOP, SIGTSTP, SIGTTIN, SIGTTOU, SIGURG and SIGWINCH do not.
+    !matches!(sig, 17..=23 | 28) && sig > 0 && sig < 65
+}
+
+/// `sched:sched_process_exit`: `group_dead` (bool) at 32; runs in the exiting thread.
+#[tracepoint]
+pub fn sched_process_exit(ctx: TracePointContext) -> u32 {
+    // SAFETY: offset and size from the tracepoint's format file.
+    let group_dead = unsafe { field::<u8, 32>(&ctx) };
+    if group_dead == 0 {
+        return 0;
+    }
+    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    // SAFETY: the value is copied out before the entry is removed.
+    let stashed = unsafe { EXIT_STATUS.get(&tgid).copied() };
+    if stashed.is_some() {
+        let _ = EXIT_STATUS.remove(&tgid);
+    }
+    if ignored() {
+        return 0;
+    }
+    let stashed = stashed.unwrap_or(0);
+    if let Some(entry) = reserve::<Exit>(RecordKind::Exit) {
+        send(
+            entry,
+            Exit {
+                header: header(RecordKind::Exit),
+                status: stashed as u32,
+                flags: (stashed >> 32) as u32,
+            },
+        );
+    }
+    0
+}

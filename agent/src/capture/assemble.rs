@@ -1,0 +1,409 @@
+//! Turns decoded kernel records into model events: pairs exec entry and return, adds ppid from the process
+//! table, converts kernel time to wall time, and numbers every event.
+//!
+//! Pure logic (no I/O beyond the process table's `/proc` fallback), so it is tested without a kernel.
+//! It never drops a record: an exec whose return record never comes is emitted with `ret: None`.
+
+use std::collections::HashMap;
+
+use agent_common::decode::{Record, c_text, comm, exec_args, exec_filename};
+use agent_common::model::{self, Event, EventBody, Process, WallTime};
+use agent_common::wire::{
+    EXEC_ARGS_TRUNCATED, EXEC_FILENAME_TRUNCATED, EXIT_CODE_KNOWN, EXIT_SIGNAL_KNOWN,
+    FORK_CLONE_FLAGS_KNOWN, RecordHeader,
+};
+
+use super::proctable::ProcessTable;
+
+/// An exec entry still waiting for its return record is emitted without a result after this long.
+pub const EXEC_PAIR_TIMEOUT_NS: u64 = 5_000_000_000;
+
+/// Converts `CLOCK_MONOTONIC` nanoseconds to wall-clock time.
+#[derive(Clone, Copy, Debug)]
+pub struct Clock {
+    /// Wall-clock nanoseconds minus monotonic nanoseconds.
+    offset_ns: i128,
+}
+
+impl Clock {
+    /// A clock with a fixed offset (tests).
+    pub fn with_offset(offset_ns: i128) -> Clock {
+        Clock { offset_ns }
+    }
+
+    /// Measures the offset between the real-time and monotonic clocks now.
+    pub fn measure() -> Clock {
+        let mono = monotonic_ns();
+        let wall = WallTime::now().0;
+        Clock {
+            offset_ns: i128::from(wall) - i128::from(mono),
+        }
+    }
+
+    /// Wall time of a monotonic timestamp.
+    pub fn wall(&self, mono_ns: u64) -> WallTime {
+        let wall = i128::from(mono_ns) + self.offset_ns;
+        WallTime(u64::try_from(wall.max(0)).unwrap_or(u64::MAX))
+    }
+}
+
+/// `CLOCK_MONOTONIC` now, in nanoseconds (the clock `bpf_ktime_get_ns` reads).
+pub fn monotonic_ns() -> u64 {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC).map_or(0, |ts| {
+        u64::try_from(ts.tv_sec()).unwrap_or(0) * 1_000_000_000
+            + u64::try_from(ts.tv_nsec()).unwrap_or(0)
+    })
+}
+
+struct PendingExec {
+    header: RecordHeader,
+    body: model::Exec,
+}
+
+/// Assembles events from records, in arrival order.
+pub struct Assembler {
+    next_seq: u64,
+    clock: Clock,
+    procs: ProcessTable,
+    pending: HashMap<u32, PendingExec>,
+}
+
+impl Assembler {
+    /// An assembler numbering events from `first_seq`.
+    pub fn new(first_seq: u64, clock: Clock, procs: ProcessTable) -> Assembler {
+        Assembler {
+            next_seq: first_seq,
+            clock,
+            procs,
+            pending: HashMap::new(),
+        }
+    }
+
+    /// Replaces the wall-clock offset (call periodically: the real-time clock may be stepped).
+    pub fn set_clock(&mut self, clock: Clock) {
+        self.clock = clock;
+    }
+
+    /// Number of exec entries waiting for their return record.
+    pub fn pending_execs(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Handles one record, appending the events it completes to `out`.
+    pub fn push(&mut self, record: Record, out: &mut Vec<Event>) {
+        match record {
+            Record::ExecEnter(rec) => {
+                let body = model::Exec {
+                    filename: exec_filename(&rec),
+                    argv: exec_args(&rec).into_iter().map(|(a, _)| a).collect(),
+                    argv_truncated: rec.flags & EXEC_ARGS_TRUNCATED != 0,
+                    truncated_args: exec_args(&rec)
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, (_, cut))| *cut)
+                        .filter_map(|(i, _)| u32::try_from(i).ok())
+                        .collect(),
+                    filename_truncated: rec.flags & EXEC_FILENAME_TRUNCATED != 0,
+                    dirfd: rec.dirfd,
+                    at_flags: rec.at_flags,
+                    ret: None,
+                    success: false,
+                    old_comm: comm(&rec.header),
+                };
+                let pending = PendingExec {
+                    header: rec.header,
+                    body,
+                };
+                if let Some(stale) = self.pending.insert(rec.header.tid, pending) {
+                    // The same thread exec'd again without a return record for the first attempt.
+                    self.emit_exec(stale, None, out);
+                }
+            }
+            Record::ExecExit(rec) => {
+                let key = if self.pending.contains_key(&rec.header.tid) {
+                    Some(rec.header.tid)
+                } else {
+                    // A non-leader thread that exec'd successfully took over the process id as its tid.
+                    self.pending
+                        .iter()
+                        .find(|(_, p)| p.header.pid == rec.header.pid)
+                        .map(|(&tid, _)| tid)
+                };
+                let pending = key
+                    .and_then(|k| self.pending.remove(&k))
+                    .unwrap_or_else(|| PendingExec {
+                        // The entry record was lost (counted as loss); keep what the return tells.
+                        header: rec.header,
+                        body: model::Exec {
+                            dirfd: agent_common::wire::AT_FDCWD,
+                            ..model::Exec::default()
+                        },
+                    });
+                let mut pending = pending;
+                if rec.ret == 0 {
+                    pending.header.comm = rec.header.comm;
+                }
+                self.emit_exec(pending, Some(rec.ret), out);
+            }
+            Record::Fork(rec) => {
+                let child = rec.child_tid;
+                self.procs.on_fork(rec.header.pid, child);
+                let body = EventBody::Fork(model::Fork {
+                    child_pid: child,
+                    thread: false,
+                    clone_flags: (rec.flags & FORK_CLONE_FLAGS_KNOWN != 0)
+                        .then_some(rec.clone_flags),
+                });
+                let event = self.event(&rec.header, body);
+                out.push(event);
+            }
+            Record::Exit(rec) => {
+                let code = (rec.flags & EXIT_CODE_KNOWN != 0)
+                    .then(|| i32::try_from((rec.status >> 8) & 0xff).unwrap_or(0));
+                let signal = (rec.flags & EXIT_SIGNAL_KNOWN != 0)
+                    .then(|| i32::try_from(rec.status & 0x7f).unwrap_or(0));
+                // Exit codes win over a signal stashed earlier: exit_group ran after it.
+                let (code, signal) = match (code, signal) {
+                    (Some(c), Some(_)) => (Some(c), None),
+                    other => other,
+                };
+                let body = EventBody::Exit(model::Exit { code, signal });
+                let event = self.event(&rec.header, body);
+                self.procs.on_exit(rec.header.pid);
+                out.push(event);
+            }
+        }
+    }
+
+    /// Emits exec entries older than [`EXEC_PAIR_TIMEOUT_NS`] (at monotonic time `now_ns`) without a result.
+    pub fn flush_stale(&mut self, now_ns: u64, out: &mut Vec<Event>) {
+        let stale: Vec<u32> = self
+            .pending
+            .iter()
+            .filter(|(_, p)| now_ns.saturating_sub(p.header.ktime_ns) > EXEC_PAIR_TIMEOUT_NS)
+            .map(|(&tid, _)| tid)
+            .collect();
+        for tid in stale {
+            if let Some(p) = self.pending.remove(&tid) {
+                self.emit_exec(p, None, out);
+            }
+        }
+    }
+
+    /// Emits every exec entry still waiting (at shutdown).
+    pub fn flush_all(&mut self, out: &mut Vec<Event>) {
+        let mut all: Vec<PendingExec> = self.pending.drain().map(|(_, p)| p).collect();
+        all.sort_by_key(|p| p.header.ktime_ns);
+        for p in all {
+            self.emit_exec(p, None, out);
+        }
+    }
+
+    /// An event not tied to a kernel record (loss reports, agent lifecycle), numbered in sequence.
+    pub fn agent_event(&mut self, body: EventBody) -> Event {
+        let mono_ns = monotonic_ns();
+        let seq = self.take_seq();
+        Event {
+            seq,
+            time: self.clock.wall(mono_ns),
+            mono_ns,
+            process: Process {
+                pid: std::process::id(),
+                tid: std::process::id(),
+                ppid: std::os::unix::process::parent_id(),
+                uid: nix::unistd::getuid().as_raw(),
+                gid: nix::unistd::getgid().as_raw(),
+                comm: "auditloop".into(),
+            },
+            event: body,
+        }
+    }
+
+    fn emit_exec(&mut self, p: PendingExec, ret: Option<i64>, out: &mut Vec<Event>) {
+        let mut body = p.body;
+        body.ret = ret;
+        body.success = ret == Some(0);
+        let event = self.event(&p.header, EventBody::Exec(body));
+        out.push(event);
+    }
+
+    fn event(&mut self, header: &RecordHeader, body: EventBody) -> Event {
+        let seq = self.take_seq();
+        Event {
+            seq,
+            time: self.clock.wall(header.ktime_ns),
+            mono_ns: header.ktime_ns,
+            process: Process {
+                pid: header.pid,
+                tid: header.tid,
+                ppid: self.procs.ppid(header.pid),
+                uid: header.uid,
+                gid: header.gid,
+                comm: c_text(&header.comm),
+            },
+            event: body,
+        }
+    }
+
+    fn take_seq(&mut self) -> u64 {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        seq
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use agent_common::wire::{ExecEnter, ExecExit, Exit, Fork, RecordKind};
+
+    fn header(kind: RecordKind, pid: u32, tid: u32, t: u64, name: &[u8]) -> RecordHeader {
+        let mut comm = [0u8; 16];
+        comm[..name.len()].copy_from_slice(name);
+        RecordHeader {
+            kind: kind as u32,
+            reserved: 0,
+            ktime_ns: t,
+            pid,
+            tid,
+            uid: 1000,
+            gid: 1000,
+            comm,
+        }
+    }
+
+    fn enter(pid: u32, tid: u32, t: u64, args: &[&str]) -> Record {
+        let mut rec: ExecEnter = bytemuck::Zeroable::zeroed();
+        rec.header = header(RecordKind::ExecEnter, pid, tid, t, b"sh");
+        rec.filename[..9].copy_from_slice(b"/bin/true");
+        rec.filename_len = 10;
+        for (i, a) in args.iter().enumerate() {
+            rec.args[i][..a.len()].copy_from_slice(a.as_bytes());
+            rec.arg_lens[i] = u16::try_from(a.len() + 1).unwrap();
+        }
+        rec.argc = u32::try_from(args.len()).unwrap();
+        Record::ExecEnter(Box::new(rec))
+    }
+
+    fn exit_rec(pid: u32, tid: u32, t: u64, ret: i64) -> Record {
+        Record::ExecExit(ExecExit {
+            header: header(RecordKind::ExecExit, pid, tid, t, b"true"),
+            ret,
+        })
+    }
+
+    fn assembler() -> (Assembler, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let procs = ProcessTable::new(64, dir.path());
+        (Assembler::new(1, Clock::with_offset(1_000), procs), dir)
+    }
+
+    #[test]
+    fn pairs_exec_and_fills_ppid() {
+        let (mut a, _dir) = assembler();
+        let mut out = Vec::new();
+        a.push(
+            Record::Fork(Fork {
+                header: header(RecordKind::Fork, 10, 10, 1, b"bash"),
+                child_tid: 20,
+                flags: 0,
+                clone_flags: 0,
+            }),
+            &mut out,
+        );
+        a.push(enter(20, 20, 2, &["true", "marker-x"]), &mut out);
+        assert_eq!(out.len(), 1, "exec waits for its return");
+        a.push(exit_rec(20, 20, 3, 0), &mut out);
+        assert_eq!(out.len(), 2);
+        let ev = &out[1];
+        assert_eq!(ev.seq, 2);
+        assert_eq!(ev.process.pid, 20);
+        assert_eq!(ev.process.ppid, 10);
+        assert_eq!(ev.process.comm, "true");
+        assert_eq!(ev.time, WallTime(1_002));
+        let EventBody::Exec(exec) = &ev.event else {
+            panic!("not exec: {ev:?}")
+        };
+        assert_eq!(exec.argv, vec!["true", "marker-x"]);
+        assert_eq!(exec.ret, Some(0));
+        assert!(exec.success);
+        assert_eq!(exec.old_comm, "sh");
+    }
+
+    #[test]
+    fn failed_exec_keeps_old_comm() {
+        let (mut a, _dir) = assembler();
+        let mut out = Vec::new();
+        a.push(enter(5, 5, 1, &["nope"]), &mut out);
+        a.push(exit_rec(5, 5, 2, -2), &mut out);
+        let EventBody::Exec(exec) = &out[0].event else {
+            panic!()
+        };
+        assert_eq!(exec.ret, Some(-2));
+        assert!(!exec.success);
+        assert_eq!(out[0].process.comm, "sh");
+    }
+
+    #[test]
+    fn exec_from_non_leader_thread_pairs_by_pid() {
+        let (mut a, _dir) = assembler();
+        let mut out = Vec::new();
+        a.push(enter(30, 33, 1, &["x"]), &mut out);
+        a.push(exit_rec(30, 30, 2, 0), &mut out);
+        assert_eq!(out.len(), 1);
+        assert_eq!(a.pending_execs(), 0);
+    }
+
+    #[test]
+    fn unpaired_entries_are_flushed_not_dropped() {
+        let (mut a, _dir) = assembler();
+        let mut out = Vec::new();
+        a.push(enter(1, 1, 1, &["a"]), &mut out);
+        a.push(enter(2, 2, 10_000_000_000, &["b"]), &mut out);
+        a.flush_stale(6_000_000_000, &mut out);
+        assert_eq!(out.len(), 1);
+        a.flush_all(&mut out);
+        assert_eq!(out.len(), 2);
+        for ev in &out {
+            let EventBody::Exec(exec) = &ev.event else {
+                panic!()
+            };
+            assert_eq!(exec.ret, None);
+        }
+    }
+
+    #[test]
+    fn exit_decodes_code_and_signal() {
+        let (mut a, _dir) = assembler();
+        let mut out = Vec::new();
+        for (status, flags) in [(3 << 8, 1), (9, 2), (0, 0)] {
+            a.push(
+                Record::Exit(Exit {
+                    header: header(RecordKind::Exit, 7, 7, 1, b"x"),
+                    status,
+                    flags,
+                }),
+                &mut out,
+            );
+        }
+        let got: Vec<_> = out
+            .iter()
+            .map(|e| match &e.event {
+                EventBody::Exit(x) => (x.code, x.signal),
+                _ => panic!(),
+            })
+            .collect();
+        assert_eq!(got, vec![(Some(3), None), (None, Some(9)), (None, None)]);
+    }
+
+    #[test]
+    fn sequence_numbers_are_gap_free() {
+        let (mut a, _dir) = assembler();
+        let mut out = Vec::new();
+        a.push(enter(1, 1, 1, &["a"]), &mut out);
+        out.push(a.agent_event(EventBody::Loss(model::Loss::default())));
+        a.push(exit_rec(1, 1, 2, 0), &mut out);
+        let seqs: Vec<u64> = out.iter().map(|e| e.seq).collect();
+        assert_eq!(seqs, vec![1, 2]);
+    }
+}

@@ -1,0 +1,100 @@
+//! Capture stage: kernel programs → ring buffer → decoded records → model events.
+//!
+//! [`Capture::start`] loads and attaches the programs; [`Capture::run`] reads the ring buffer until shutdown
+//! and sends every event, in sequence order, into a bounded channel. When the channel is full, capture waits
+//! (backpressure): the ring buffer then fills and the kernel counts what it cannot reserve, and those counts
+//! become `loss` events. Capture never drops an event in userspace.
+
+mod assemble;
+mod loader;
+mod loss;
+mod proctable;
+mod reader;
+
+use std::path::Path;
+
+use agent_common::model::Event;
+use tokio::sync::{mpsc, watch};
+
+pub use assemble::{Assembler, Clock, monotonic_ns};
+pub use loader::TRACEPOINTS;
+pub use loss::LossBooks;
+pub use proctable::ProcessTable;
+
+use crate::config::CaptureConfig;
+
+/// Most processes the process table keeps.
+const PROCESS_TABLE_CAPACITY: usize = 1 << 17;
+
+/// Why capture could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CaptureError {
+    /// The kernel refused the object (verifier, missing BPF support, lockdown, privileges).
+    #[error("loading the kernel programs failed")]
+    Load(#[source] Box<aya::EbpfError>),
+    /// The object lacks a program this build expects.
+    #[error("kernel object has no program `{0}`")]
+    MissingProgram(&'static str),
+    /// The object lacks a map this build expects.
+    #[error("kernel object has no map `{0}`")]
+    MissingMap(&'static str),
+    /// A map could not be opened or updated.
+    #[error("map `{0}`")]
+    Map(&'static str, #[source] aya::maps::MapError),
+    /// A tracepoint program could not be loaded or attached.
+    #[error("attaching tracepoint {tracepoint} failed (is tracefs mounted at /sys/kernel/tracing?)")]
+    Attach {
+        /// `category:name`.
+        tracepoint: String,
+        /// The loader's error.
+        source: Box<aya::programs::ProgramError>,
+    },
+    /// Reading the ring buffer or `/proc` failed.
+    #[error("capture I/O")]
+    Io(#[from] std::io::Error),
+}
+
+/// Counters of one capture run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CaptureStats {
+    /// Records read from the ring buffer.
+    pub records: u64,
+    /// Events sent on.
+    pub events: u64,
+    /// Records the kernel could not reserve.
+    pub kernel_lost: u64,
+    /// Records that could not be decoded.
+    pub decode_errors: u64,
+}
+
+/// Attached kernel programs plus the userspace state that turns their records into events.
+pub struct Capture {
+    loaded: loader::Loaded,
+    assembler: Assembler,
+    poll_interval: std::time::Duration,
+}
+
+impl Capture {
+    /// Loads and attaches the programs, then scans `/proc` for processes that already run.
+    pub fn start(config: &CaptureConfig) -> Result<Capture, CaptureError> {
+        let loaded = loader::load(config)?;
+        let mut procs = ProcessTable::new(PROCESS_TABLE_CAPACITY, Path::new("/proc"));
+        procs.scan()?;
+        Ok(Capture {
+            loaded,
+            assembler: Assembler::new(1, Clock::measure(), procs),
+            poll_interval: std::time::Duration::from_millis(config.poll_interval_ms),
+        })
+    }
+
+    /// Reads events until `shutdown` changes (or its sender is dropped), then detaches the programs, drains
+    /// the ring buffer and returns. Events go to `events` in sequence order.
+    pub async fn run(
+        self,
+        events: mpsc::Sender<Event>,
+        shutdown: watch::Receiver<bool>,
+    ) -> Result<CaptureStats, CaptureError> {
+        reader::run(self, events, shutdown).await
+    }
+}

@@ -1,0 +1,152 @@
+//! The ring-buffer reader loop.
+//!
+//! Woken by epoll when the kernel forces a wakeup (enough data pending) and by a short timer otherwise,
+//! since records are submitted without per-record wakeups. Drains in bounded batches and sends each batch
+//! on before reading more.
+
+use std::time::{Duration, Instant};
+
+use agent_common::decode::decode;
+use agent_common::model::{Event, EventBody};
+use agent_common::wire::{MAX_KINDS, RecordKind};
+use aya::maps::{MapData, PerCpuArray, RingBuf};
+use tokio::io::unix::AsyncFd;
+use tokio::sync::{mpsc, watch};
+use tokio::time::MissedTickBehavior;
+
+use super::{Assembler, Capture, CaptureError, CaptureStats, Clock, LossBooks, monotonic_ns};
+
+/// Records drained before the batch is sent on.
+const MAX_BATCH: usize = 4096;
+/// How often loss counters are read and stale exec entries flushed.
+const HOUSEKEEPING: Duration = Duration::from_millis(100);
+/// How often the wall-clock offset is measured again.
+const CLOCK_REFRESH: Duration = Duration::from_secs(1);
+
+struct State {
+    assembler: Assembler,
+    books: LossBooks,
+    lost: PerCpuArray<MapData, u64>,
+    stats: CaptureStats,
+    batch: Vec<Event>,
+}
+
+impl State {
+    /// Reads up to [`MAX_BATCH`] records; returns whether the ring buffer may hold more.
+    fn drain(&mut self, ring: &mut RingBuf<MapData>) -> bool {
+        let mut n = 0;
+        while n < MAX_BATCH {
+            let decoded = match ring.next() {
+                Some(item) => decode(&item),
+                None => return false,
+            };
+            n += 1;
+            self.stats.records += 1;
+            match decoded {
+                Ok(record) => self.assembler.push(record, &mut self.batch),
+                Err(err) => {
+                    self.stats.decode_errors += 1;
+                    self.books.count_decode_error();
+                    tracing::warn!("skipping malformed kernel record: {err}");
+                }
+            }
+        }
+        true
+    }
+
+    fn account_losses(&mut self) {
+        let mut totals = [0u64; MAX_KINDS as usize];
+        for kind in RecordKind::ALL {
+            match self.lost.get(&(kind as u32), 0) {
+                Ok(per_cpu) => totals[kind as usize] = per_cpu.iter().sum(),
+                Err(err) => tracing::warn!("reading loss counter for {}: {err}", kind.name()),
+            }
+        }
+        for loss in self.books.update(&totals) {
+            let event = self.assembler.agent_event(EventBody::Loss(loss));
+            self.batch.push(event);
+        }
+        self.stats.kernel_lost = self.books.kernel_total();
+    }
+
+    /// Sends the batch on; false when the receiver is gone.
+    async fn flush(&mut self, events: &mpsc::Sender<Event>) -> bool {
+        for event in self.batch.drain(..) {
+            if events.send(event).await.is_err() {
+                return false;
+            }
+            self.stats.events += 1;
+        }
+        true
+    }
+}
+
+pub(super) async fn run(
+    capture: Capture,
+    events: mpsc::Sender<Event>,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<CaptureStats, CaptureError> {
+    let Capture {
+        loaded,
+        assembler,
+        poll_interval,
+    } = capture;
+    let super::loader::Loaded { ebpf, ring, lost } = loaded;
+    let mut state = State {
+        assembler,
+        books: LossBooks::default(),
+        lost,
+        stats: CaptureStats::default(),
+        batch: Vec::with_capacity(MAX_BATCH),
+    };
+    // SAFETY: the AsyncFd owns the ring buffer, which owns the fd, so the fd outlives the registration.
+    let mut ring = unsafe { AsyncFd::register(ring) }.map_err(|e| CaptureError::Io(e.into()))?;
+    let mut tick = tokio::time::interval(poll_interval);
+    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut last_housekeeping = Instant::now();
+    let mut last_clock = Instant::now();
+
+    let mut open = true;
+    while open {
+        let more = tokio::select! {
+            changed = shutdown.changed() => {
+                if changed.is_err() || *shutdown.borrow() {
+                    break;
+                }
+                false
+            }
+            guard = ring.readable_mut() => {
+                let mut guard = guard?;
+                let more = state.drain(guard.get_inner_mut());
+                if !more {
+                    guard.clear_ready();
+                }
+                more
+            }
+            _ = tick.tick() => state.drain(ring.get_mut()),
+        };
+        if last_housekeeping.elapsed() >= HOUSEKEEPING || more {
+            last_housekeeping = Instant::now();
+            state.account_losses();
+            state.assembler.flush_stale(monotonic_ns(), &mut state.batch);
+            if last_clock.elapsed() >= CLOCK_REFRESH {
+                last_clock = Instant::now();
+                state.assembler.set_clock(Clock::measure());
+            }
+        }
+        open = state.flush(&events).await;
+    }
+
+    // Detach every program first so the ring buffer stops filling, then read what is left.
+    drop(ebpf);
+    let mut ring = ring.into_inner();
+    while state.drain(&mut ring) {
+        if !state.flush(&events).await {
+            break;
+        }
+    }
+    state.assembler.flush_all(&mut state.batch);
+    state.account_losses();
+    state.flush(&events).await;
+    Ok(state.stats)
+}

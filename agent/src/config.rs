@@ -1,0 +1,181 @@
+//! The agent's configuration file (YAML).
+//!
+//! An absent file means defaults. Unknown keys are errors, and every error names the file, the line and
+//! column, and the field, so a typo never silently turns a setting off.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Where the agent looks for its config when `--config` is not given.
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/auditloop/config.yaml";
+
+/// The whole configuration.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Kernel capture settings.
+    pub capture: CaptureConfig,
+}
+
+/// Kernel capture settings.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CaptureConfig {
+    /// Size of the kernel ring buffer in bytes: a power of two, at least one page.
+    pub ring_buffer_bytes: u32,
+    /// Milliseconds between reader polls when the kernel has not woken the reader.
+    pub poll_interval_ms: u64,
+}
+
+impl Default for CaptureConfig {
+    fn default() -> CaptureConfig {
+        CaptureConfig {
+            ring_buffer_bytes: 8 * 1024 * 1024,
+            poll_interval_ms: 5,
+        }
+    }
+}
+
+/// A config file that could not be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file exists but could not be read.
+    #[error("{path}: cannot read config: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The YAML is malformed or names an unknown field or a wrong type.
+    #[error("{path}:{line}:{column}: {message}")]
+    Syntax {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// The parser's message (names the field).
+        message: String,
+    },
+    /// A field has a value outside its range.
+    #[error("{path}: field `{field}`: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// Dotted field name.
+        field: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl Config {
+    /// Loads `path`; a missing file gives the defaults.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => Config::parse(path, &text),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(Config::default()),
+            Err(source) => Err(ConfigError::Read {
+                path: path.to_owned(),
+                source,
+            }),
+        }
+    }
+
+    /// Parses and checks config text; `path` is used in error messages.
+    pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        // An empty or comment-only file is the defaults, not an error.
+        if text.lines().all(|l| l.trim().is_empty() || l.trim_start().starts_with('#')) {
+            return Ok(Config::default());
+        }
+        let config: Config = serde_yaml_ng::from_str(text).map_err(|err| {
+            let (line, column) = err
+                .location()
+                .map_or((0, 0), |loc| (loc.line(), loc.column()));
+            ConfigError::Syntax {
+                path: path.to_owned(),
+                line,
+                column,
+                message: err.to_string(),
+            }
+        })?;
+        config.check(path)?;
+        Ok(config)
+    }
+
+    fn check(&self, path: &Path) -> Result<(), ConfigError> {
+        let ring = self.capture.ring_buffer_bytes;
+        if !ring.is_power_of_two() || ring < 4096 {
+            return Err(ConfigError::Invalid {
+                path: path.to_owned(),
+                field: "capture.ring_buffer_bytes",
+                message: format!("{ring} is not a power of two of at least 4096"),
+            });
+        }
+        if !(1..=1000).contains(&self.capture.poll_interval_ms) {
+            return Err(ConfigError::Invalid {
+                path: path.to_owned(),
+                field: "capture.poll_interval_ms",
+                message: format!("{} is outside 1..=1000", self.capture.poll_interval_ms),
+            });
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(Path::new("/etc/auditloop/config.yaml"), text)
+    }
+
+    #[test]
+    fn empty_and_missing_are_defaults() {
+        assert_eq!(parse("").unwrap(), Config::default());
+        assert_eq!(parse("# nothing\n").unwrap(), Config::default());
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(
+            Config::load(&dir.path().join("absent.yaml")).unwrap(),
+            Config::default()
+        );
+    }
+
+    #[test]
+    fn reads_values() {
+        let c = parse("capture:\n  ring_buffer_bytes: 65536\n").unwrap();
+        assert_eq!(c.capture.ring_buffer_bytes, 65536);
+        assert_eq!(c.capture.poll_interval_ms, 5);
+    }
+
+    #[test]
+    fn unknown_field_names_file_line_col_and_field() {
+        let err = parse("capture:\n  ring_bufer_bytes: 65536\n").unwrap_err();
+        let text = err.to_string();
+        assert!(text.starts_with("/etc/auditloop/config.yaml:2:3: "), "{text}");
+        assert!(text.contains("ring_bufer_bytes"), "{text}");
+    }
+
+    #[test]
+    fn bad_ring_size_names_field() {
+        let err = parse("capture:\n  ring_buffer_bytes: 5000\n").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "/etc/auditloop/config.yaml: field `capture.ring_buffer_bytes`: 5000 is not a power of two of at least 4096"
+        );
+    }
+
+    #[test]
+    fn wrong_type_is_located() {
+        let err = parse("capture:\n  poll_interval_ms: soon\n").unwrap_err();
+        assert!(
+            err.to_string().starts_with("/etc/auditloop/config.yaml:2:"),
+            "{err}"
+        );
+    }
+}

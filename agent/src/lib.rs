@@ -1,0 +1,11 @@
+//! auditloop's host agent: capture (kernel programs and ring buffer) → output today; journal, rules,
+//! actions and shipping are the next stages of the loop.
+//!
+//! The `auditloop` binary (`main.rs`) only parses the command line and calls [`run::run`].
+#![deny(missing_docs)]
+
+pub mod capture;
+pub mod cli;
+pub mod config;
+pub mod output;
+pub mod run;

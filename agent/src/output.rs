@@ -1,0 +1,109 @@
+//! Printing events: one JSON object per line, or a compact human-readable line.
+
+use std::io::Write;
+
+use agent_common::model::{Event, EventBody};
+
+/// How events are printed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// One JSON object per line (the event model's serde form).
+    Json,
+    /// One aligned human-readable line per event.
+    Pretty,
+}
+
+/// Writes `event` as one line in `format`.
+pub fn write_event(out: &mut impl Write, format: Format, event: &Event) -> std::io::Result<()> {
+    match format {
+        Format::Json => {
+            serde_json::to_writer(&mut *out, event)?;
+            out.write_all(b"\n")
+        }
+        Format::Pretty => writeln!(out, "{}", pretty(event)),
+    }
+}
+
+/// The human-readable line for an event.
+pub fn pretty(event: &Event) -> String {
+    let p = &event.process;
+    let head = format!(
+        "{} {:<5} pid={} ppid={} uid={} comm={}",
+        event.time,
+        event.kind(),
+        p.pid,
+        p.ppid,
+        p.uid,
+        p.comm
+    );
+    let detail = match &event.event {
+        EventBody::Exec(e) => {
+            let result = match e.ret {
+                Some(0) => "ok".to_string(),
+                Some(r) => format!("failed errno={}", -r),
+                None => "result unknown".to_string(),
+            };
+            let more = if e.argv_truncated { " …" } else { "" };
+            format!("{} [{}]{} ({result})", e.filename, e.argv.join(" "), more)
+        }
+        EventBody::Fork(f) => format!("child={}", f.child_pid),
+        EventBody::Exit(x) => match (x.code, x.signal) {
+            (Some(c), _) => format!("code={c}"),
+            (None, Some(s)) => format!("signal={s}"),
+            (None, None) => "status unknown".into(),
+        },
+        EventBody::Loss(l) => format!(
+            "LOST {} {} record(s) at {} (total {})",
+            l.count, l.record, l.stage, l.total
+        ),
+        other => format!("{other:?}"),
+    };
+    format!("{head} {detail}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use agent_common::model::{Exec, Process, WallTime};
+
+    fn exec_event() -> Event {
+        Event {
+            seq: 1,
+            time: WallTime(0),
+            mono_ns: 0,
+            process: Process {
+                pid: 5,
+                tid: 5,
+                ppid: 1,
+                uid: 0,
+                gid: 0,
+                comm: "true".into(),
+            },
+            event: EventBody::Exec(Exec {
+                filename: "/bin/true".into(),
+                argv: vec!["true".into(), "m".into()],
+                ret: Some(0),
+                success: true,
+                ..Exec::default()
+            }),
+        }
+    }
+
+    #[test]
+    fn json_is_one_line() {
+        let mut buf = Vec::new();
+        write_event(&mut buf, Format::Json, &exec_event()).unwrap();
+        let text = String::from_utf8(buf).unwrap();
+        assert_eq!(text.matches('\n').count(), 1);
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["event"]["exec"]["argv"][1], "m");
+    }
+
+    #[test]
+    fn pretty_line() {
+        assert_eq!(
+            pretty(&exec_event()),
+            "1970-01-01T00:00:00.000000000Z exec  pid=5 ppid=1 uid=0 comm=true /bin/true [true m] (ok)"
+        );
+    }
+}
