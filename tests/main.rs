@@ -1,1 +1,4 @@
-//! x
+//! Integration tests: the real agent on the real kernel, as root. One module per area.
+
+mod cli;
+mod exec;

@@ -208,7 +208,13 @@ mod tests {
         let rec = exec_enter();
         let bytes = bytemuck::bytes_of(&rec);
         let err = decode(&bytes[..bytes.len() - 1]).unwrap_err();
-        assert!(matches!(err, DecodeError::Length { kind: "exec_enter", .. }));
+        assert!(matches!(
+            err,
+            DecodeError::Length {
+                kind: "exec_enter",
+                ..
+            }
+        ));
     }
 
     #[test]

@@ -62,6 +62,10 @@ pub enum EventBody {
     Exit(Exit),
     /// Records were lost or could not be decoded; counts are exact.
     Loss(Loss),
+    /// The agent started capturing (the first event of a run).
+    AgentStart(AgentStart),
+    /// The agent stopped capturing (the last event of a run).
+    AgentStop(AgentStop),
 }
 
 impl EventBody {
@@ -72,6 +76,8 @@ impl EventBody {
             EventBody::Fork(_) => "fork",
             EventBody::Exit(_) => "exit",
             EventBody::Loss(_) => "loss",
+            EventBody::AgentStart(_) => "agent_start",
+            EventBody::AgentStop(_) => "agent_stop",
         }
     }
 }
@@ -132,6 +138,30 @@ pub struct Loss {
     pub count: u64,
     /// Records lost since the agent started, for this stage and record kind.
     pub total: u64,
+}
+
+/// The agent started capturing.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentStart {
+    /// Agent version.
+    pub version: String,
+    /// Number of tracepoints attached.
+    pub tracepoints: u32,
+    /// Kernel ring buffer size in bytes.
+    pub ring_buffer_bytes: u32,
+}
+
+/// The agent stopped capturing; counters cover the whole run.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentStop {
+    /// Records read from the kernel ring buffer.
+    pub records: u64,
+    /// Events produced (this one excluded).
+    pub events: u64,
+    /// Records the kernel could not reserve (each also reported in a `loss` event).
+    pub kernel_lost: u64,
+    /// Records that could not be decoded (each also reported in a `loss` event).
+    pub decode_errors: u64,
 }
 
 /// Wall-clock time in nanoseconds since the Unix epoch.
@@ -222,8 +252,14 @@ mod tests {
     fn json_round_trip_and_shape() {
         let ev = sample();
         let text = serde_json::to_string(&ev).unwrap();
-        assert!(text.contains(r#""time":"2023-11-14T22:13:20.123456789Z""#), "{text}");
-        assert!(text.contains(r#""event":{"exec":{"filename":"/bin/true""#), "{text}");
+        assert!(
+            text.contains(r#""time":"2023-11-14T22:13:20.123456789Z""#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#""event":{"exec":{"filename":"/bin/true""#),
+            "{text}"
+        );
         let back: Event = serde_json::from_str(&text).unwrap();
         assert_eq!(back, ev);
         assert_eq!(back.kind(), "exec");

@@ -89,7 +89,10 @@ impl Config {
     /// Parses and checks config text; `path` is used in error messages.
     pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         // An empty or comment-only file is the defaults, not an error.
-        if text.lines().all(|l| l.trim().is_empty() || l.trim_start().starts_with('#')) {
+        if text
+            .lines()
+            .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
+        {
             return Ok(Config::default());
         }
         let config: Config = serde_yaml_ng::from_str(text).map_err(|err| {
@@ -157,7 +160,10 @@ mod tests {
     fn unknown_field_names_file_line_col_and_field() {
         let err = parse("capture:\n  ring_bufer_bytes: 65536\n").unwrap_err();
         let text = err.to_string();
-        assert!(text.starts_with("/etc/auditloop/config.yaml:2:3: "), "{text}");
+        assert!(
+            text.starts_with("/etc/auditloop/config.yaml:2:3: "),
+            "{text}"
+        );
         assert!(text.contains("ring_bufer_bytes"), "{text}");
     }
 

@@ -56,6 +56,14 @@ pub fn pretty(event: &Event) -> String {
             "LOST {} {} record(s) at {} (total {})",
             l.count, l.record, l.stage, l.total
         ),
+        EventBody::AgentStart(a) => format!(
+            "agent {} started: {} tracepoints, ring buffer {} bytes",
+            a.version, a.tracepoints, a.ring_buffer_bytes
+        ),
+        EventBody::AgentStop(a) => format!(
+            "agent stopped: {} records, {} events, {} lost in kernel, {} undecodable",
+            a.records, a.events, a.kernel_lost, a.decode_errors
+        ),
         other => format!("{other:?}"),
     };
     format!("{head} {detail}")

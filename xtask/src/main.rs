@@ -1,1 +1,47 @@
-fn main(){}
+//! Developer tasks for auditloop: `cargo xtask setup | run | test`.
+//!
+//! Each task installs what is missing first (see [`setup`]), so the README's commands work on a fresh
+//! machine.
+
+mod cmd;
+mod run;
+mod setup;
+mod test;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// auditloop developer tasks.
+#[derive(Debug, Parser)]
+#[command(name = "cargo xtask")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Debug, Subcommand)]
+enum Task {
+    /// Install and check everything the build and the agent need (idempotent).
+    Setup,
+    /// Set up, build, and run the agent live with pretty output (Ctrl-C stops it).
+    Run(run::RunArgs),
+    /// Set up, build, and run every test tier: lints, unit tests, integration tests on the real kernel.
+    Test(test::TestArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.task {
+        Task::Setup => setup::setup().map(|_| ExitCode::SUCCESS),
+        Task::Run(args) => run::run(&args),
+        Task::Test(args) => test::test(&args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("xtask: error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

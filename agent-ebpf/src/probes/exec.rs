@@ -39,7 +39,12 @@ pub fn sys_enter_execveat(ctx: TracePointContext) -> u32 {
             field::<u64, 48>(&ctx),
         )
     };
-    enter(filename as *const u8, argv as *const *const u8, fd as i32, flags as u32);
+    enter(
+        filename as *const u8,
+        argv as *const *const u8,
+        fd as i32,
+        flags as u32,
+    );
     0
 }
 

@@ -6,7 +6,8 @@
 //! `exit_group`/`exit` or a fatal default-action signal, and emitted when the last thread exits.
 
 use agent_common::wire::{
-    CLONE_THREAD, EXIT_CODE_KNOWN, EXIT_SIGNAL_KNOWN, Exit, FORK_CLONE_FLAGS_KNOWN, Fork, RecordKind,
+    CLONE_THREAD, EXIT_CODE_KNOWN, EXIT_SIGNAL_KNOWN, Exit, FORK_CLONE_FLAGS_KNOWN, Fork,
+    RecordKind,
 };
 use aya_ebpf::{
     helpers::{bpf_get_current_pid_tgid, bpf_probe_read_user},
@@ -68,7 +69,11 @@ pub fn sched_process_fork(ctx: TracePointContext) -> u32 {
             Fork {
                 header: header(RecordKind::Fork),
                 child_tid,
-                flags: if stashed.is_some() { FORK_CLONE_FLAGS_KNOWN } else { 0 },
+                flags: if stashed.is_some() {
+                    FORK_CLONE_FLAGS_KNOWN
+                } else {
+                    0
+                },
                 clone_flags,
             },
         );

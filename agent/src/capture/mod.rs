@@ -43,7 +43,9 @@ pub enum CaptureError {
     #[error("map `{0}`")]
     Map(&'static str, #[source] aya::maps::MapError),
     /// A tracepoint program could not be loaded or attached.
-    #[error("attaching tracepoint {tracepoint} failed (is tracefs mounted at /sys/kernel/tracing?)")]
+    #[error(
+        "attaching tracepoint {tracepoint} failed (is tracefs mounted at /sys/kernel/tracing?)"
+    )]
     Attach {
         /// `category:name`.
         tracepoint: String,
@@ -73,6 +75,7 @@ pub struct Capture {
     loaded: loader::Loaded,
     assembler: Assembler,
     poll_interval: std::time::Duration,
+    ring_buffer_bytes: u32,
 }
 
 impl Capture {
@@ -85,6 +88,7 @@ impl Capture {
             loaded,
             assembler: Assembler::new(1, Clock::measure(), procs),
             poll_interval: std::time::Duration::from_millis(config.poll_interval_ms),
+            ring_buffer_bytes: config.ring_buffer_bytes,
         })
     }
 

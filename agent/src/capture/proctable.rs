@@ -54,7 +54,11 @@ impl ProcessTable {
         let mut added = 0;
         for entry in std::fs::read_dir(&self.proc_root)? {
             let Ok(entry) = entry else { continue };
-            let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|s| s.parse::<u32>().ok())
+            else {
                 continue;
             };
             if let Some(ppid) = read_ppid(&self.proc_root, pid) {

@@ -7,14 +7,16 @@
 use std::time::{Duration, Instant};
 
 use agent_common::decode::decode;
-use agent_common::model::{Event, EventBody};
+use agent_common::model::{AgentStart, AgentStop, Event, EventBody};
 use agent_common::wire::{MAX_KINDS, RecordKind};
 use aya::maps::{MapData, PerCpuArray, RingBuf};
 use tokio::io::unix::AsyncFd;
 use tokio::sync::{mpsc, watch};
 use tokio::time::MissedTickBehavior;
 
-use super::{Assembler, Capture, CaptureError, CaptureStats, Clock, LossBooks, monotonic_ns};
+use super::{
+    Assembler, Capture, CaptureError, CaptureStats, Clock, LossBooks, TRACEPOINTS, monotonic_ns,
+};
 
 /// Records drained before the batch is sent on.
 const MAX_BATCH: usize = 4096;
@@ -90,6 +92,7 @@ pub(super) async fn run(
         loaded,
         assembler,
         poll_interval,
+        ring_buffer_bytes,
     } = capture;
     let super::loader::Loaded { ebpf, ring, lost } = loaded;
     let mut state = State {
@@ -99,6 +102,14 @@ pub(super) async fn run(
         stats: CaptureStats::default(),
         batch: Vec::with_capacity(MAX_BATCH),
     };
+    let start = state
+        .assembler
+        .agent_event(EventBody::AgentStart(AgentStart {
+            version: env!("CARGO_PKG_VERSION").into(),
+            tracepoints: u32::try_from(TRACEPOINTS.len()).unwrap_or(u32::MAX),
+            ring_buffer_bytes,
+        }));
+    state.batch.push(start);
     // SAFETY: the AsyncFd owns the ring buffer, which owns the fd, so the fd outlives the registration.
     let mut ring = unsafe { AsyncFd::register(ring) }.map_err(|e| CaptureError::Io(e.into()))?;
     let mut tick = tokio::time::interval(poll_interval);
@@ -128,7 +139,9 @@ pub(super) async fn run(
         if last_housekeeping.elapsed() >= HOUSEKEEPING || more {
             last_housekeeping = Instant::now();
             state.account_losses();
-            state.assembler.flush_stale(monotonic_ns(), &mut state.batch);
+            state
+                .assembler
+                .flush_stale(monotonic_ns(), &mut state.batch);
             if last_clock.elapsed() >= CLOCK_REFRESH {
                 last_clock = Instant::now();
                 state.assembler.set_clock(Clock::measure());
@@ -147,6 +160,15 @@ pub(super) async fn run(
     }
     state.assembler.flush_all(&mut state.batch);
     state.account_losses();
+    state.flush(&events).await;
+    let stats = state.stats;
+    let stop = state.assembler.agent_event(EventBody::AgentStop(AgentStop {
+        records: stats.records,
+        events: stats.events,
+        kernel_lost: stats.kernel_lost,
+        decode_errors: stats.decode_errors,
+    }));
+    state.batch.push(stop);
     state.flush(&events).await;
     Ok(state.stats)
 }

@@ -1,0 +1,60 @@
+//! The agent's command line: clean shutdown, refusal without root, config errors.
+
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+
+use harness::{Agent, agent_bin};
+
+#[test]
+fn sigint_and_sigterm_stop_cleanly_with_a_final_event() {
+    for signal in [libc::SIGINT, libc::SIGTERM] {
+        let agent = Agent::start(&[]);
+        let (status, events) = agent.stop_with(signal);
+        assert!(status.success(), "signal {signal}: exit status {status}");
+        let last = events.last().expect("events");
+        assert!(
+            last["event"].get("agent_stop").is_some(),
+            "signal {signal}: last event is agent_stop: {last}"
+        );
+        assert_eq!(last["event"]["agent_stop"]["decode_errors"], 0, "{last}");
+        let seqs: Vec<u64> = events.iter().filter_map(|e| e["seq"].as_u64()).collect();
+        assert!(
+            seqs.windows(2).all(|w| w[1] == w[0] + 1),
+            "sequence numbers are gap-free"
+        );
+    }
+}
+
+#[test]
+fn refuses_to_run_without_root() {
+    harness::require_root();
+    let out = Command::new(agent_bin())
+        .args(["run", "--config", "/nonexistent"])
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .expect("run the agent as nobody");
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("must run as root"), "{stderr}");
+}
+
+#[test]
+fn config_error_names_file_line_and_field() {
+    harness::require_root();
+    let dir = std::env::temp_dir().join(harness::marker("config"));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join("config.yaml");
+    std::fs::write(&path, "capture:\n  ring_bufer_bytes: 4096\n").expect("write config");
+    let out = Command::new(agent_bin())
+        .args(["run", "--config"])
+        .arg(&path)
+        .output()
+        .expect("run the agent");
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let want = format!("{}:2:3:", path.display());
+    assert!(stderr.contains(&want), "{stderr}");
+    assert!(stderr.contains("ring_bufer_bytes"), "{stderr}");
+}

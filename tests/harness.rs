@@ -1,0 +1,173 @@
+//! Helpers for auditloop's integration tests: start the real agent binary, read its JSON events, and
+//! wait for the ones a test caused.
+//!
+//! Tests using this need root and a kernel that loads the agent's programs; without them they fail with a
+//! message saying what is missing (they never skip).
+#![expect(
+    clippy::panic,
+    clippy::expect_used,
+    reason = "a test harness fails the test loudly when the agent misbehaves"
+)]
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// How long a test waits for an event it caused before failing.
+pub const EVENT_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Path of the `auditloop` binary: `$AUDITLOOP_BIN`, else next to this test executable's `deps/` dir.
+pub fn agent_bin() -> PathBuf {
+    if let Some(path) = std::env::var_os("AUDITLOOP_BIN") {
+        return PathBuf::from(path);
+    }
+    let exe = std::env::current_exe().expect("current_exe");
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("test executable lives in target/<profile>/deps");
+    let bin = dir.join("auditloop");
+    assert!(
+        bin.exists(),
+        "{} is missing: build the agent first (`cargo xtask test` does) or set AUDITLOOP_BIN",
+        bin.display()
+    );
+    bin
+}
+
+/// Fails the test unless it runs as root.
+pub fn require_root() {
+    // SAFETY: geteuid has no preconditions.
+    let euid = unsafe { libc::geteuid() };
+    assert_eq!(
+        euid, 0,
+        "integration tests load BPF programs and must run as root (euid is {euid})"
+    );
+}
+
+/// A unique marker for one test's commands.
+pub fn marker(name: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!("marker-{name}-{}-{nanos:x}", std::process::id())
+}
+
+/// A running agent whose stdout events are collected.
+pub struct Agent {
+    child: Child,
+    events: Receiver<Value>,
+    seen: Vec<Value>,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl Agent {
+    /// Starts `auditloop run --output json` with `extra` arguments and waits for its `agent_start` event.
+    pub fn start(extra: &[&str]) -> Agent {
+        require_root();
+        let mut child = Command::new(agent_bin())
+            .args(["run", "--output", "json"])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawning the agent");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let stderr_pipe = child.stderr.take().expect("piped stderr");
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let sink = Arc::clone(&stderr);
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = BufReader::new(stderr_pipe).read_to_string(&mut text);
+            if let Ok(mut s) = sink.lock() {
+                s.push_str(&text);
+            }
+        });
+        let (tx, rx) = channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                let value: Value = serde_json::from_str(&line)
+                    .unwrap_or_else(|e| panic!("agent printed a non-JSON line ({e}): {line}"));
+                if tx.send(value).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut agent = Agent {
+            child,
+            events: rx,
+            seen: Vec::new(),
+            stderr,
+        };
+        agent.wait_for("agent_start", |_, _| true);
+        agent
+    }
+
+    /// Waits for an event of `kind` for which `pred(event, body)` holds (`body` is the kind's object);
+    /// fails the test after [`EVENT_TIMEOUT`]. Returns the whole event.
+    pub fn wait_for(&mut self, kind: &str, pred: impl Fn(&Value, &Value) -> bool) -> Value {
+        let matches = |ev: &Value| ev["event"].get(kind).is_some_and(|body| pred(ev, body));
+        if let Some(ev) = self.seen.iter().find(|ev| matches(ev)) {
+            return ev.clone();
+        }
+        let deadline = Instant::now() + EVENT_TIMEOUT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.events.recv_timeout(left) {
+                Ok(ev) => {
+                    let hit = matches(&ev);
+                    self.seen.push(ev.clone());
+                    if hit {
+                        return ev;
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => panic!(
+                    "no `{kind}` event matched within {EVENT_TIMEOUT:?}; {} events seen; agent stderr:\n{}",
+                    self.seen.len(),
+                    self.stderr()
+                ),
+                Err(RecvTimeoutError::Disconnected) => panic!(
+                    "agent output ended before a matching `{kind}` event; status {:?}; stderr:\n{}",
+                    self.child.try_wait(),
+                    self.stderr()
+                ),
+            }
+        }
+    }
+
+    /// Every event seen so far.
+    pub fn seen(&self) -> &[Value] {
+        &self.seen
+    }
+
+    /// The agent's stderr so far.
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// Sends `signal` and waits for the agent to exit; collects the remaining events.
+    pub fn stop_with(mut self, signal: libc::c_int) -> (ExitStatus, Vec<Value>) {
+        let pid = libc::pid_t::try_from(self.child.id()).expect("pid fits");
+        // SAFETY: sending a signal to our own child.
+        unsafe { libc::kill(pid, signal) };
+        let status = self.child.wait().expect("waiting for the agent");
+        while let Ok(ev) = self.events.recv_timeout(Duration::from_secs(5)) {
+            self.seen.push(ev);
+        }
+        (status, std::mem::take(&mut self.seen))
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,40 @@
+//! `cargo xtask test`: every test tier, in order, stopping at the first failure.
+//!
+//! 1. lint: `cargo fmt --check`, `cargo clippy --all-targets -D warnings`;
+//! 2. unit and integration tests: `cargo test` (integration tests run as root against this kernel and fail,
+//!    never skip, when a capability is missing).
+
+use std::process::ExitCode;
+use std::time::Instant;
+
+use crate::cmd;
+use crate::setup::setup;
+
+/// Options of `cargo xtask test`.
+#[derive(Debug, clap::Args)]
+pub struct TestArgs {
+    /// Skip the lint tier (fmt, clippy).
+    #[arg(long)]
+    no_lint: bool,
+    /// Arguments passed to `cargo test` after `--` (e.g. a test name filter).
+    #[arg(last = true)]
+    test_args: Vec<String>,
+}
+
+/// Runs the tiers.
+pub fn test(args: &TestArgs) -> anyhow::Result<ExitCode> {
+    let started = Instant::now();
+    setup()?;
+    if !args.no_lint {
+        cmd::run(cmd::cargo().args(["fmt", "--all", "--", "--check"]))?;
+        cmd::run(cmd::cargo().args(["clippy", "--all-targets", "--", "-D", "warnings"]))?;
+    }
+    // The integration tests start the agent binary; build it first.
+    cmd::run(cmd::cargo().args(["build", "-p", "auditloop"]))?;
+    cmd::run(cmd::cargo().arg("test").arg("--").args(&args.test_args))?;
+    eprintln!(
+        "xtask: all test tiers passed in {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(ExitCode::SUCCESS)
+}
