@@ -4,7 +4,8 @@
 //! is a [`DecodeError`] that the caller counts. Decoding never panics, whatever the bytes.
 
 use crate::wire::{
-    ARG_LEN, COMM_LEN, ExecEnter, ExecExit, Exit, Fork, MAX_ARGS, RecordHeader, RecordKind,
+    ARG_LEN, COMM_LEN, CloseWrite, ExecEnter, ExecExit, Exit, Fork, MAX_ARGS, RecordHeader,
+    RecordKind, STR_LEN, SysExit, Syscall,
 };
 
 /// A decoded kernel record.
@@ -18,6 +19,12 @@ pub enum Record {
     Fork(Fork),
     /// A process ended.
     Exit(Exit),
+    /// A spec-driven syscall entry (boxed: it is large).
+    Syscall(Box<Syscall>),
+    /// The return of a recorded syscall entry.
+    SysExit(SysExit),
+    /// A descriptor opened for writing was closed.
+    CloseWrite(CloseWrite),
 }
 
 impl Record {
@@ -28,6 +35,9 @@ impl Record {
             Record::ExecExit(r) => &r.header,
             Record::Fork(r) => &r.header,
             Record::Exit(r) => &r.header,
+            Record::Syscall(r) => &r.header,
+            Record::SysExit(r) => &r.header,
+            Record::CloseWrite(r) => &r.header,
         }
     }
 }
@@ -73,6 +83,9 @@ pub fn decode(bytes: &[u8]) -> Result<Record, DecodeError> {
         RecordKind::ExecExit => Record::ExecExit(exact(kind, bytes)?),
         RecordKind::Fork => Record::Fork(exact(kind, bytes)?),
         RecordKind::Exit => Record::Exit(exact(kind, bytes)?),
+        RecordKind::Syscall => Record::Syscall(Box::new(exact(kind, bytes)?)),
+        RecordKind::SysExit => Record::SysExit(exact(kind, bytes)?),
+        RecordKind::CloseWrite => Record::CloseWrite(exact(kind, bytes)?),
     })
 }
 
@@ -120,6 +133,19 @@ pub fn exec_args(rec: &ExecEnter) -> Vec<(String, bool)> {
         .collect()
 }
 
+/// String argument `i` (0 or 1) of a syscall record as text, as far as it was read.
+pub fn syscall_str(rec: &Syscall, i: usize) -> String {
+    c_text(syscall_bytes(rec, i))
+}
+
+/// The bytes of argument slot `i` (0 or 1) that were read (a socket address is raw bytes).
+pub fn syscall_bytes(rec: &Syscall, i: usize) -> &[u8] {
+    let (Some(slot), Some(&len)) = (rec.strs.get(i), rec.str_lens.get(i)) else {
+        return &[];
+    };
+    &slot[..(len as usize).min(STR_LEN)]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -138,6 +164,7 @@ mod tests {
             uid: 0,
             gid: 0,
             comm,
+            cgroup_id: 1,
         }
     }
 
@@ -199,7 +226,7 @@ mod tests {
     fn short_record_is_an_error() {
         assert_eq!(
             decode(&[1, 0, 0]).unwrap_err(),
-            DecodeError::Short { len: 3, need: 48 }
+            DecodeError::Short { len: 3, need: 56 }
         );
     }
 
@@ -254,11 +281,19 @@ mod tests {
         }
 
         #[test]
-        fn garbage_with_valid_kind_never_panics(kind in 1u32..5, mut bytes in proptest::collection::vec(any::<u8>(), 48..4600)) {
+        fn garbage_with_valid_kind_never_panics(kind in 1u32..8, mut bytes in proptest::collection::vec(any::<u8>(), 56..4600)) {
             bytes[..4].copy_from_slice(&kind.to_ne_bytes());
-            if let Ok(Record::ExecEnter(rec)) = decode(&bytes) {
-                let _ = exec_args(&rec);
-                let _ = exec_filename(&rec);
+            match decode(&bytes) {
+                Ok(Record::ExecEnter(rec)) => {
+                    let _ = exec_args(&rec);
+                    let _ = exec_filename(&rec);
+                }
+                Ok(Record::Syscall(rec)) => {
+                    let _ = syscall_str(&rec, 0);
+                    let _ = syscall_bytes(&rec, 1);
+                    let _ = syscall_bytes(&rec, 7);
+                }
+                _ => {}
             }
         }
     }

@@ -47,6 +47,18 @@ pub struct Process {
     pub gid: u32,
     /// Task name (at most 15 bytes, as the kernel keeps it).
     pub comm: String,
+    /// Effective user id as tracked by the agent (see `docs/events.md` for its limits).
+    pub euid: u32,
+    /// Executable path (from exec events or `/proc/<pid>/exe`); empty when unknown.
+    pub exe: String,
+    /// cgroup v2 id.
+    pub cgroup_id: u64,
+    /// Container id (64 hex digits) when the cgroup path names one.
+    pub container_id: Option<String>,
+    /// Parent's executable path; empty when unknown.
+    pub parent_exe: String,
+    /// Parent's argv as last seen; empty when unknown.
+    pub parent_argv: Vec<String>,
 }
 
 /// What happened, by kind.
@@ -66,6 +78,24 @@ pub enum EventBody {
     AgentStart(AgentStart),
     /// The agent stopped capturing (the last event of a run).
     AgentStop(AgentStop),
+    /// A file was changed (or a sensitive file read).
+    File(File),
+    /// Credentials changed: the setuid/setgid family.
+    SetId(SetId),
+    /// ptrace.
+    Ptrace(Ptrace),
+    /// A signal was sent to another process.
+    Kill(Kill),
+    /// A process renamed itself (prctl PR_SET_NAME).
+    SetName(SetName),
+    /// An anonymous memory file was created (memfd_create).
+    MemfdCreate(MemfdCreate),
+    /// connect, bind, listen, accept.
+    Net(Net),
+    /// A syscall named in `capture.syscalls`.
+    Syscall(RawSyscall),
+    /// A watched configuration file changed.
+    ConfigChange(ConfigChange),
 }
 
 impl EventBody {
@@ -78,6 +108,15 @@ impl EventBody {
             EventBody::Loss(_) => "loss",
             EventBody::AgentStart(_) => "agent_start",
             EventBody::AgentStop(_) => "agent_stop",
+            EventBody::File(_) => "file",
+            EventBody::SetId(_) => "setid",
+            EventBody::Ptrace(_) => "ptrace",
+            EventBody::Kill(_) => "kill",
+            EventBody::SetName(_) => "set_name",
+            EventBody::MemfdCreate(_) => "memfd_create",
+            EventBody::Net(_) => "net",
+            EventBody::Syscall(_) => "syscall",
+            EventBody::ConfigChange(_) => "config_change",
         }
     }
 }
@@ -105,6 +144,8 @@ pub struct Exec {
     pub success: bool,
     /// Task name before the exec (`process.comm` is the name after a successful exec).
     pub old_comm: String,
+    /// The executed file is an anonymous memory file (memfd): fileless execution.
+    pub from_memfd: bool,
 }
 
 /// fork/vfork/clone/clone3.
@@ -138,6 +179,164 @@ pub struct Loss {
     pub count: u64,
     /// Records lost since the agent started, for this stage and record kind.
     pub total: u64,
+}
+
+/// A file operation.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct File {
+    /// `open` (write/create/truncate), `read` (read-only open of a sensitive path), `unlink`, `rename`,
+    /// `link`, `symlink`, `chmod`, `chown`, `truncate`, `mkdir`, `rmdir`, `utimens`, `mount`, `umount`,
+    /// `chdir`.
+    pub op: String,
+    /// The syscall used (`openat`, `renameat2`, `fchmod`, …).
+    pub syscall: String,
+    /// The file, absolute when it could be resolved (see `resolved`); for `symlink` the link created; for
+    /// `mount` the mount point.
+    pub path: String,
+    /// Second path: rename/link destination, symlink target (as written), mount source.
+    pub target: String,
+    /// `path` (and `target` where it is a path) were made absolute from the process's cwd or dirfd.
+    pub resolved: bool,
+    /// A path argument was cut at 255 bytes or could not be read.
+    pub path_truncated: bool,
+    /// Open flags (`O_*`), rename/link/unlink/utimens flags.
+    pub flags: u64,
+    /// Mode for open/creat/mkdir/chmod.
+    pub mode: u32,
+    /// New owner for chown (`4294967295` = unchanged).
+    pub uid: u32,
+    /// New group for chown (`4294967295` = unchanged).
+    pub gid: u32,
+    /// New length for truncate.
+    pub length: i64,
+    /// File descriptor argument (f* variants) or the descriptor an open returned; -1 when none.
+    pub fd: i64,
+    /// Syscall result: `-errno` on failure; `None` when the return record was lost.
+    pub ret: Option<i64>,
+    /// Whether the syscall succeeded.
+    pub success: bool,
+}
+
+/// setuid/setgid family.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SetId {
+    /// The syscall (`setuid`, `setresgid`, …).
+    pub syscall: String,
+    /// Its id arguments in order (`4294967295` = leave unchanged).
+    pub ids: Vec<u32>,
+    /// Result (`-errno` on failure); `None` when lost.
+    pub ret: Option<i64>,
+    /// Whether it succeeded.
+    pub success: bool,
+}
+
+/// ptrace.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ptrace {
+    /// Request number (`PTRACE_ATTACH` = 16, `PTRACE_SEIZE` = 0x4206, …).
+    pub request: i64,
+    /// Request name when known.
+    pub request_name: String,
+    /// Target pid.
+    pub target_pid: i64,
+    /// Result; `None` when lost.
+    pub ret: Option<i64>,
+    /// Whether it succeeded.
+    pub success: bool,
+}
+
+/// A signal sent to another process.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Kill {
+    /// `kill`, `tkill` or `tgkill`.
+    pub syscall: String,
+    /// Target pid (kill: may be 0 or negative for process groups) or tid.
+    pub target_pid: i64,
+    /// Signal number.
+    pub signal: i64,
+    /// Result; `None` when lost.
+    pub ret: Option<i64>,
+    /// Whether it succeeded.
+    pub success: bool,
+}
+
+/// prctl(PR_SET_NAME).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SetName {
+    /// The new name.
+    pub name: String,
+    /// Result; `None` when lost.
+    pub ret: Option<i64>,
+}
+
+/// memfd_create.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemfdCreate {
+    /// Name given (shown as `/memfd:<name>` in `/proc`).
+    pub name: String,
+    /// `MFD_*` flags.
+    pub flags: u64,
+    /// The new descriptor, or `-errno`; `None` when lost.
+    pub ret: Option<i64>,
+}
+
+/// A network operation.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Net {
+    /// `connect`, `bind`, `listen` or `accept`.
+    pub op: String,
+    /// The socket descriptor (for accept: the listening socket).
+    pub fd: i64,
+    /// `inet`, `inet6`, `unix`, `none` (listen) or `family <n>`.
+    pub family: String,
+    /// IP address text, unix socket path (`@name` for abstract), or empty.
+    pub address: String,
+    /// Port for inet/inet6, else 0.
+    pub port: u16,
+    /// listen backlog, else 0.
+    pub backlog: i64,
+    /// Result (for accept: the new descriptor); `None` when lost.
+    pub ret: Option<i64>,
+    /// Whether it succeeded (`connect` on a non-blocking socket reports `-115`, EINPROGRESS).
+    pub success: bool,
+}
+
+/// A syscall from `capture.syscalls`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RawSyscall {
+    /// Syscall name.
+    pub name: String,
+    /// Syscall number.
+    pub nr: u32,
+    /// Raw arguments.
+    pub args: Vec<u64>,
+    /// Return value; `None` when lost.
+    pub ret: Option<i64>,
+}
+
+/// A watched configuration file changed.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfigChange {
+    /// The watched file.
+    pub path: String,
+    /// What triggered the check: `close_write`, `rename`, `truncate`, `unlink`, `exit`, `chmod`, `chown`.
+    pub trigger: String,
+    /// SHA-256 of the last known content; `None` for a new file.
+    pub old_sha256: Option<String>,
+    /// SHA-256 of the content now; `None` when the file is gone.
+    pub new_sha256: Option<String>,
+    /// Size in bytes now.
+    pub size: u64,
+    /// Mode now (permission and type bits).
+    pub mode: u32,
+    /// Owner now.
+    pub uid: u32,
+    /// Group now.
+    pub gid: u32,
+    /// Unified diff (text files up to the size limit).
+    pub diff: Option<String>,
+    /// The diff was cut at its length limit.
+    pub diff_truncated: bool,
 }
 
 /// The agent started capturing.
@@ -236,6 +435,7 @@ mod tests {
                 uid: 0,
                 gid: 0,
                 comm: "true".into(),
+                ..Process::default()
             },
             event: EventBody::Exec(Exec {
                 filename: "/bin/true".into(),

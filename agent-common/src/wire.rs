@@ -15,6 +15,9 @@ pub const MAX_ARGS: usize = 16;
 pub const ARG_LEN: usize = 256;
 /// Slots in the per-kind loss counter array (`LOST`); every [`RecordKind`] value is below this.
 pub const MAX_KINDS: u32 = 32;
+/// Slots in the `LOST` array: record kinds below [`MAX_KINDS`], then `MAX_KINDS + op` for [`Syscall`]
+/// records of each [`SyscallOp`].
+pub const LOST_SLOTS: u32 = MAX_KINDS + MAX_OPS;
 
 /// Name of the ring buffer map carrying all records.
 pub const MAP_EVENTS: &str = "EVENTS";
@@ -22,6 +25,16 @@ pub const MAP_EVENTS: &str = "EVENTS";
 pub const MAP_LOST: &str = "LOST";
 /// Name of the hash map of process ids (tgids) whose activity is not recorded (the agent itself).
 pub const MAP_IGNORE_TGIDS: &str = "IGNORE_TGIDS";
+/// Name of the hash map of task names (`comm`, NUL-padded to 16 bytes) whose activity is not recorded.
+pub const MAP_IGNORE_COMMS: &str = "IGNORE_COMMS";
+/// Name of the LPM trie of path prefixes ([`PathKey`]) whose file events are not recorded.
+pub const MAP_IGNORE_PATHS: &str = "IGNORE_PATHS";
+/// Name of the LPM trie of paths ([`PathKey`]) whose read-only opens are recorded.
+pub const MAP_SENSITIVE_PATHS: &str = "SENSITIVE_PATHS";
+/// Name of the hash map from syscall number to its [`SyscallSpec`].
+pub const MAP_SYSCALL_SPECS: &str = "SYSCALL_SPECS";
+/// Name of the array (indexed by [`SyscallOp`], plus [`OP_SLOT_EXEC`] etc.) of enable flags (non-zero = on).
+pub const MAP_OP_ENABLED: &str = "OP_ENABLED";
 
 /// `AT_FDCWD`, the `dirfd` recorded for a plain `execve`.
 pub const AT_FDCWD: i32 = -100;
@@ -38,15 +51,24 @@ pub enum RecordKind {
     Fork = 3,
     /// [`Exit`]: the last thread of a process exited.
     Exit = 4,
+    /// [`Syscall`]: a syscall described by a [`SyscallSpec`] was entered (file, process, network, raw).
+    Syscall = 5,
+    /// [`SysExit`]: the syscall of the thread's preceding [`Syscall`] record returned.
+    SysExit = 6,
+    /// [`CloseWrite`]: a file descriptor opened for writing was closed.
+    CloseWrite = 7,
 }
 
 impl RecordKind {
     /// Every kind, in value order.
-    pub const ALL: [RecordKind; 4] = [
+    pub const ALL: [RecordKind; 7] = [
         RecordKind::ExecEnter,
         RecordKind::ExecExit,
         RecordKind::Fork,
         RecordKind::Exit,
+        RecordKind::Syscall,
+        RecordKind::SysExit,
+        RecordKind::CloseWrite,
     ];
 
     /// The kind with this wire value, if any.
@@ -56,6 +78,9 @@ impl RecordKind {
             2 => Some(RecordKind::ExecExit),
             3 => Some(RecordKind::Fork),
             4 => Some(RecordKind::Exit),
+            5 => Some(RecordKind::Syscall),
+            6 => Some(RecordKind::SysExit),
+            7 => Some(RecordKind::CloseWrite),
             _ => None,
         }
     }
@@ -67,6 +92,9 @@ impl RecordKind {
             RecordKind::ExecExit => "exec_exit",
             RecordKind::Fork => "fork",
             RecordKind::Exit => "exit",
+            RecordKind::Syscall => "syscall",
+            RecordKind::SysExit => "sys_exit",
+            RecordKind::CloseWrite => "close_write",
         }
     }
 }
@@ -92,6 +120,8 @@ pub struct RecordHeader {
     pub gid: u32,
     /// Task name, NUL-padded.
     pub comm: [u8; COMM_LEN],
+    /// cgroup v2 id of the task (`bpf_get_current_cgroup_id`).
+    pub cgroup_id: u64,
 }
 
 /// `ExecEnter::flags`: the filename did not fit in [`PATH_LEN`] bytes.
@@ -180,10 +210,13 @@ pub struct Exit {
     pub flags: u32,
 }
 
-const _: () = assert!(core::mem::size_of::<RecordHeader>() == 48);
-const _: () = assert!(core::mem::size_of::<ExecEnter>() == 4456);
-const _: () = assert!(core::mem::size_of::<ExecExit>() == 56);
-const _: () = assert!(core::mem::size_of::<Fork>() == 64);
-const _: () = assert!(core::mem::size_of::<Exit>() == 56);
+const _: () = assert!(core::mem::size_of::<RecordHeader>() == 56);
+const _: () = assert!(core::mem::size_of::<ExecEnter>() == 4464);
+const _: () = assert!(core::mem::size_of::<ExecExit>() == 64);
+const _: () = assert!(core::mem::size_of::<Fork>() == 72);
+const _: () = assert!(core::mem::size_of::<Exit>() == 64);
 const _: () = assert!(MAX_ARGS <= 32, "arg_truncated is a u32 bitmask");
 const _: () = assert!(ARG_LEN <= u16::MAX as usize, "arg_lens are u16");
+
+mod syscall;
+pub use syscall::*;

@@ -8,24 +8,39 @@ use agent_common::wire::{RecordHeader, RecordKind};
 use aya_ebpf::{
     bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
     helpers::{
-        bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_uid_gid, bpf_ktime_get_ns,
+        bpf_get_current_cgroup_id, bpf_get_current_comm, bpf_get_current_pid_tgid,
+        bpf_get_current_uid_gid, bpf_ktime_get_ns,
     },
     maps::ring_buf::RingBufEntry,
 };
 
-use crate::maps::{EVENTS, IGNORE_TGIDS, LAST_WAKEUP, LOST};
+use crate::maps::{EVENTS, IGNORE_COMMS, IGNORE_TGIDS, LAST_WAKEUP, LOST, OP_ENABLED};
 
 /// Pending bytes above which a submit wakes the reader.
 const WAKE_BYTES: u64 = 256 * 1024;
 /// Minimum time between forced wakeups.
 const WAKE_INTERVAL_NS: u64 = 1_000_000;
 
-/// Whether the current process is one whose activity is not recorded.
+/// Whether the current process is one whose activity is not recorded (by pid or by task name).
 #[inline(always)]
 pub fn ignored() -> bool {
     let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
-    // SAFETY: the value is only tested for presence, never read through.
-    unsafe { IGNORE_TGIDS.get(&tgid).is_some() }
+    // SAFETY: the values are only tested for presence, never read through.
+    unsafe {
+        if IGNORE_TGIDS.get(&tgid).is_some() {
+            return true;
+        }
+        match bpf_get_current_comm() {
+            Ok(comm) => IGNORE_COMMS.get(&comm).is_some(),
+            Err(_) => false,
+        }
+    }
+}
+
+/// Whether capture of `slot` (a `SyscallOp` value or an `OP_SLOT_*`) is on.
+#[inline(always)]
+pub fn enabled(slot: u32) -> bool {
+    OP_ENABLED.get(slot).is_none_or(|on| *on != 0)
 }
 
 /// The header for a record of `kind` about the current task.
@@ -43,23 +58,31 @@ pub fn header(kind: RecordKind) -> RecordHeader {
         uid: uid_gid as u32,
         gid: (uid_gid >> 32) as u32,
         comm: bpf_get_current_comm().unwrap_or([0; 16]),
+        // SAFETY: plain helper call without arguments.
+        cgroup_id: unsafe { bpf_get_current_cgroup_id() },
     }
 }
 
 /// Reserves a record of type `T`, counting a loss for `kind` when the ring buffer is full.
 #[inline(always)]
 pub fn reserve<T: 'static>(kind: RecordKind) -> Option<RingBufEntry<T>> {
+    reserve_counted(kind as u32)
+}
+
+/// Reserves a record of type `T`, counting a loss in `LOST` slot `slot` when the ring buffer is full.
+#[inline(always)]
+pub fn reserve_counted<T: 'static>(slot: u32) -> Option<RingBufEntry<T>> {
     let entry = EVENTS.reserve::<T>(0);
     if entry.is_none() {
-        count_lost(kind);
+        count_lost(slot);
     }
     entry
 }
 
-/// Counts one record of `kind` that could not be delivered.
+/// Counts one record that could not be delivered, in `LOST` slot `slot`.
 #[inline(always)]
-pub fn count_lost(kind: RecordKind) {
-    if let Some(slot) = LOST.get_ptr_mut(kind as u32) {
+pub fn count_lost(slot: u32) {
+    if let Some(slot) = LOST.get_ptr_mut(slot) {
         // SAFETY: per-CPU slot, only this CPU writes it while this program runs (no preemption).
         unsafe { *slot += 1 };
     }

@@ -1,9 +1,9 @@
 //! The maps shared by all programs.
 
-use agent_common::wire::MAX_KINDS;
+use agent_common::wire::{CommKey, LOST_SLOTS, OP_SLOTS, PathKey, SyscallSpec};
 use aya_ebpf::{
     macros::map,
-    maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf},
+    maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray, RingBuf},
 };
 
 /// Default ring buffer size; the agent overrides it at load time from its config.
@@ -15,7 +15,7 @@ pub static EVENTS: RingBuf = RingBuf::with_byte_size(EVENTS_BYTES, 0);
 
 /// Per-CPU count of records that could not be reserved, indexed by `RecordKind`.
 #[map]
-pub static LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(MAX_KINDS, 0);
+pub static LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(LOST_SLOTS, 0);
 
 /// Process ids (tgids) whose activity is not recorded; the agent adds itself.
 #[map]
@@ -32,3 +32,44 @@ pub static CLONE_FLAGS: LruHashMap<u32, u64> = LruHashMap::with_max_entries(1638
 /// Exit status (low 32 bits: wait status; high 32 bits: `EXIT_*` flags) by tgid, until the process ends.
 #[map]
 pub static EXIT_STATUS: LruHashMap<u32, u64> = LruHashMap::with_max_entries(65536, 0);
+
+/// Task names whose activity is not recorded.
+#[map]
+pub static IGNORE_COMMS: HashMap<CommKey, u8> = HashMap::with_max_entries(256, 0);
+
+/// Path prefixes whose file events are not recorded.
+#[map]
+pub static IGNORE_PATHS: LpmTrie<[u8; agent_common::wire::PATH_KEY_LEN], u8> =
+    LpmTrie::with_max_entries(1024, BPF_F_NO_PREALLOC);
+
+/// Paths whose read-only opens are recorded.
+#[map]
+pub static SENSITIVE_PATHS: LpmTrie<[u8; agent_common::wire::PATH_KEY_LEN], u8> =
+    LpmTrie::with_max_entries(1024, BPF_F_NO_PREALLOC);
+
+/// What each captured syscall number means; filled by the agent.
+#[map]
+pub static SYSCALL_SPECS: HashMap<u32, SyscallSpec> = HashMap::with_max_entries(512, 0);
+
+/// Enable flag per `SyscallOp` / `OP_SLOT_*` (absent or non-zero = on).
+#[map]
+pub static OP_ENABLED: Array<u8> = Array::with_max_entries(OP_SLOTS, 0);
+
+/// Recorded syscall entry awaiting its return, by thread id: `nr << 32 | flags << 8 | op`.
+#[map]
+pub static PENDING: LruHashMap<u32, u64> = LruHashMap::with_max_entries(65536, 0);
+
+/// File descriptors opened for writing, by `tgid << 32 | fd`, so `close` can report them.
+#[map]
+pub static WRITE_FDS: LruHashMap<u64, u8> = LruHashMap::with_max_entries(65536, 0);
+
+/// accept/accept4 arguments by thread id (listening fd, sockaddr pointer, addrlen pointer) until return.
+#[map]
+pub static ACCEPT_ARGS: LruHashMap<u32, [u64; 3]> = LruHashMap::with_max_entries(16384, 0);
+
+/// Per-CPU scratch space for building path filter keys.
+#[map]
+pub static PATH_SCRATCH: PerCpuArray<PathKey> = PerCpuArray::with_max_entries(1, 0);
+
+/// `BPF_F_NO_PREALLOC`, required for LPM tries.
+const BPF_F_NO_PREALLOC: u32 = 1;

@@ -11,12 +11,29 @@ use serde::Deserialize;
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/auditloop/config.yaml";
 
 /// The whole configuration.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// Kernel capture settings.
     pub capture: CaptureConfig,
+    /// Config-file watching.
+    pub watch: WatchConfig,
+    /// The agent's state directory (content store; later the journal).
+    pub state_dir: PathBuf,
 }
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            capture: CaptureConfig::default(),
+            watch: WatchConfig::default(),
+            state_dir: PathBuf::from(DEFAULT_STATE_DIR),
+        }
+    }
+}
+
+/// Default state directory.
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/auditloop";
 
 /// Kernel capture settings.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
@@ -26,6 +43,38 @@ pub struct CaptureConfig {
     pub ring_buffer_bytes: u32,
     /// Milliseconds between reader polls when the kernel has not woken the reader.
     pub poll_interval_ms: u64,
+    /// Extra syscalls to record raw (arguments and return value), by name.
+    pub syscalls: Vec<String>,
+    /// Event kinds not to capture: `exec`, `fork`, `exit`, or a syscall op (`open`, `rename`, `connect`, …).
+    pub disable: Vec<String>,
+    /// What is not recorded at all (filtered in the kernel).
+    pub ignore: IgnoreConfig,
+    /// Paths (exact files, or directory prefixes ending in `/`) whose read-only opens are recorded.
+    pub sensitive_paths: Vec<String>,
+}
+
+/// In-kernel ignore lists.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IgnoreConfig {
+    /// Process ids.
+    pub pids: Vec<u32>,
+    /// Task names (`comm`, at most 15 bytes).
+    pub comms: Vec<String>,
+    /// Path prefixes (absolute); file events on paths below them are not recorded.
+    pub path_prefixes: Vec<String>,
+}
+
+impl Default for IgnoreConfig {
+    fn default() -> IgnoreConfig {
+        IgnoreConfig {
+            pids: Vec::new(),
+            comms: Vec::new(),
+            path_prefixes: ["/proc/", "/sys/", "/dev/pts/", "/dev/null"]
+                .map(String::from)
+                .to_vec(),
+        }
+    }
 }
 
 impl Default for CaptureConfig {
@@ -33,6 +82,35 @@ impl Default for CaptureConfig {
         CaptureConfig {
             ring_buffer_bytes: 8 * 1024 * 1024,
             poll_interval_ms: 5,
+            syscalls: Vec::new(),
+            disable: Vec::new(),
+            ignore: IgnoreConfig::default(),
+            sensitive_paths: [
+                "/etc/shadow",
+                "/etc/gshadow",
+                "/etc/sudoers",
+                "/etc/sudoers.d/",
+                "/etc/ssh/ssh_host_",
+                "/root/.ssh/",
+            ]
+            .map(String::from)
+            .to_vec(),
+        }
+    }
+}
+
+/// Config-file watching.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WatchConfig {
+    /// Files and directories (a directory covers the files directly in it) to watch.
+    pub paths: Vec<PathBuf>,
+}
+
+impl Default for WatchConfig {
+    fn default() -> WatchConfig {
+        WatchConfig {
+            paths: crate::watch::WatchList::default_paths(),
         }
     }
 }
@@ -118,6 +196,33 @@ impl Config {
                 field: "capture.ring_buffer_bytes",
                 message: format!("{ring} is not a power of two of at least 4096"),
             });
+        }
+        for name in &self.capture.disable {
+            if !crate::capture::filters::is_kind_name(name) {
+                return Err(ConfigError::Invalid {
+                    path: path.to_owned(),
+                    field: "capture.disable",
+                    message: format!(
+                        "unknown event kind `{name}` (known: {})",
+                        crate::capture::filters::kind_names().join(", ")
+                    ),
+                });
+            }
+        }
+        for prefix in self
+            .capture
+            .ignore
+            .path_prefixes
+            .iter()
+            .chain(&self.capture.sensitive_paths)
+        {
+            if !prefix.starts_with('/') {
+                return Err(ConfigError::Invalid {
+                    path: path.to_owned(),
+                    field: "capture.ignore.path_prefixes / capture.sensitive_paths",
+                    message: format!("`{prefix}` is not an absolute path"),
+                });
+            }
         }
         if !(1..=1000).contains(&self.capture.poll_interval_ms) {
             return Err(ConfigError::Invalid {

@@ -24,6 +24,14 @@ pub fn write_event(out: &mut impl Write, format: Format, event: &Event) -> std::
     }
 }
 
+fn result(ret: Option<i64>) -> String {
+    match ret {
+        Some(r) if r >= 0 => format!("ok {r}"),
+        Some(r) => format!("failed errno={}", -r),
+        None => "result unknown".into(),
+    }
+}
+
 /// The human-readable line for an event.
 pub fn pretty(event: &Event) -> String {
     let p = &event.process;
@@ -64,7 +72,31 @@ pub fn pretty(event: &Event) -> String {
             "agent stopped: {} records, {} events, {} lost in kernel, {} undecodable",
             a.records, a.events, a.kernel_lost, a.decode_errors
         ),
-        other => format!("{other:?}"),
+        EventBody::File(f) => format!(
+            "{} {}{}{} ({})",
+            f.op,
+            f.path,
+            if f.target.is_empty() { "" } else { " -> " },
+            f.target,
+            result(f.ret)
+        ),
+        EventBody::ConfigChange(c) => format!(
+            "CONFIG CHANGED {} by {}: {} -> {}",
+            c.path,
+            c.trigger,
+            c.old_sha256.as_deref().unwrap_or("(new)"),
+            c.new_sha256.as_deref().unwrap_or("(gone)")
+        ),
+        EventBody::Net(n) => format!(
+            "{} fd={} {} {}:{} ({})",
+            n.op,
+            n.fd,
+            n.family,
+            n.address,
+            n.port,
+            result(n.ret)
+        ),
+        other => serde_json::to_string(other).unwrap_or_default(),
     };
     format!("{head} {detail}")
 }
@@ -86,6 +118,7 @@ mod tests {
                 uid: 0,
                 gid: 0,
                 comm: "true".into(),
+                ..Process::default()
             },
             event: EventBody::Exec(Exec {
                 filename: "/bin/true".into(),

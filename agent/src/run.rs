@@ -42,8 +42,10 @@ async fn serve(args: RunArgs, config: Config) -> anyhow::Result<ExitCode> {
     );
 
     let (stop_tx, stop_rx) = watch::channel(false);
+    let (reload_tx, reload_rx) = watch::channel(config.capture.clone());
     let (event_tx, mut event_rx) = mpsc::channel(EVENT_QUEUE);
-    let capture_task = tokio::spawn(capture.run(event_tx, stop_rx));
+    let capture_task = tokio::spawn(capture.run(event_tx, stop_rx, reload_rx));
+    let mut sighup = signal(SignalKind::hangup()).context("installing SIGHUP handler")?;
 
     let format = args.output;
     let printer = tokio::spawn(async move {
@@ -57,9 +59,24 @@ async fn serve(args: RunArgs, config: Config) -> anyhow::Result<ExitCode> {
         out.flush()
     });
 
-    tokio::select! {
-        _ = sigint.recv() => tracing::info!("SIGINT received, shutting down"),
-        _ = sigterm.recv() => tracing::info!("SIGTERM received, shutting down"),
+    loop {
+        tokio::select! {
+            _ = sigint.recv() => {
+                tracing::info!("SIGINT received, shutting down");
+                break;
+            }
+            _ = sigterm.recv() => {
+                tracing::info!("SIGTERM received, shutting down");
+                break;
+            }
+            _ = sighup.recv() => match Config::load(&args.config) {
+                Ok(new) => {
+                    tracing::info!(config = %args.config.display(), "SIGHUP: config reloaded");
+                    reload_tx.send_replace(new.capture);
+                }
+                Err(err) => tracing::error!("SIGHUP: keeping the running config: {err}"),
+            },
+        }
     }
     stop_tx.send_replace(true);
     let stats = capture_task

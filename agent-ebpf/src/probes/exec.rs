@@ -5,7 +5,7 @@
 
 use agent_common::wire::{
     ARG_LEN, AT_FDCWD, EXEC_ARGS_TRUNCATED, EXEC_ARGS_UNREADABLE, EXEC_FILENAME_TRUNCATED,
-    EXEC_FILENAME_UNREADABLE, ExecEnter, ExecExit, MAX_ARGS, PATH_LEN, RecordKind,
+    EXEC_FILENAME_UNREADABLE, ExecEnter, ExecExit, MAX_ARGS, OP_SLOT_EXEC, PATH_LEN, RecordKind,
 };
 use aya_ebpf::{
     helpers::{bpf_probe_read_user, generated::bpf_probe_read_user_str},
@@ -15,7 +15,7 @@ use aya_ebpf::{
 
 use crate::{
     ctx::field,
-    emit::{header, ignored, reserve, send, submit},
+    emit::{enabled, header, ignored, reserve, send, submit},
 };
 
 /// `syscalls:sys_enter_execve`: `filename` at 16, `argv` at 24.
@@ -64,7 +64,7 @@ pub fn sys_exit_execveat(ctx: TracePointContext) -> u32 {
 
 #[inline(always)]
 fn enter(filename: *const u8, argv: *const *const u8, dirfd: i32, at_flags: u32) {
-    if ignored() {
+    if !enabled(OP_SLOT_EXEC) || ignored() {
         return;
     }
     let Some(mut entry) = reserve::<ExecEnter>(RecordKind::ExecEnter) else {
@@ -139,7 +139,7 @@ fn enter(filename: *const u8, argv: *const *const u8, dirfd: i32, at_flags: u32)
 
 #[inline(always)]
 fn exit(ctx: &TracePointContext) {
-    if ignored() {
+    if !enabled(OP_SLOT_EXEC) || ignored() {
         return;
     }
     // SAFETY: `ret` is a long at offset 16 in both sys_exit_execve and sys_exit_execveat.

@@ -7,7 +7,7 @@
 
 use agent_common::wire::{
     CLONE_THREAD, EXIT_CODE_KNOWN, EXIT_SIGNAL_KNOWN, Exit, FORK_CLONE_FLAGS_KNOWN, Fork,
-    RecordKind,
+    OP_SLOT_EXIT, OP_SLOT_FORK, RecordKind,
 };
 use aya_ebpf::{
     helpers::{bpf_get_current_pid_tgid, bpf_probe_read_user},
@@ -17,7 +17,7 @@ use aya_ebpf::{
 
 use crate::{
     ctx::field,
-    emit::{header, ignored, reserve, send},
+    emit::{enabled, header, ignored, reserve, send},
     maps::{CLONE_FLAGS, EXIT_STATUS},
 };
 
@@ -58,7 +58,7 @@ pub fn sched_process_fork(ctx: TracePointContext) -> u32 {
         let _ = CLONE_FLAGS.remove(&tid);
     }
     let clone_flags = stashed.unwrap_or(0);
-    if clone_flags & CLONE_THREAD != 0 || ignored() {
+    if clone_flags & CLONE_THREAD != 0 || !enabled(OP_SLOT_FORK) || ignored() {
         return 0;
     }
     // SAFETY: offset and size from the tracepoint's format file.
@@ -141,7 +141,7 @@ pub fn sched_process_exit(ctx: TracePointContext) -> u32 {
     if stashed.is_some() {
         let _ = EXIT_STATUS.remove(&tgid);
     }
-    if ignored() {
+    if !enabled(OP_SLOT_EXIT) || ignored() {
         return 0;
     }
     let stashed = stashed.unwrap_or(0);

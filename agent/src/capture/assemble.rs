@@ -10,10 +10,28 @@ use agent_common::decode::{Record, c_text, comm, exec_args, exec_filename};
 use agent_common::model::{self, Event, EventBody, Process, WallTime};
 use agent_common::wire::{
     EXEC_ARGS_TRUNCATED, EXEC_FILENAME_TRUNCATED, EXIT_CODE_KNOWN, EXIT_SIGNAL_KNOWN,
-    FORK_CLONE_FLAGS_KNOWN, RecordHeader,
+    FORK_CLONE_FLAGS_KNOWN, RecordHeader, Syscall,
 };
 
+use super::containers::Containers;
+use super::convert::{self, Tables};
+use super::fdtable::FdTable;
 use super::proctable::ProcessTable;
+use super::resolve::{self, resolve};
+
+/// Most descriptors the descriptor table keeps.
+const FD_TABLE_CAPACITY: usize = 1 << 16;
+
+/// Why a watched file may have changed: the trigger and the path, with the process that did it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FileTouch {
+    /// Absolute path.
+    pub path: String,
+    /// `close_write`, `rename`, `truncate`, `unlink`, `chmod`, `chown`, `exit`.
+    pub trigger: &'static str,
+    /// The process.
+    pub process: Process,
+}
 
 /// An exec entry still waiting for its return record is emitted without a result after this long.
 pub const EXEC_PAIR_TIMEOUT_NS: u64 = 5_000_000_000;
@@ -60,12 +78,20 @@ struct PendingExec {
     body: model::Exec,
 }
 
+struct PendingSyscall {
+    record: Box<Syscall>,
+}
+
 /// Assembles events from records, in arrival order.
 pub struct Assembler {
     next_seq: u64,
     clock: Clock,
     procs: ProcessTable,
+    fds: FdTable,
+    containers: Containers,
     pending: HashMap<u32, PendingExec>,
+    pending_sys: HashMap<u32, PendingSyscall>,
+    touches: Vec<FileTouch>,
 }
 
 impl Assembler {
@@ -75,8 +101,17 @@ impl Assembler {
             next_seq: first_seq,
             clock,
             procs,
+            fds: FdTable::new(FD_TABLE_CAPACITY),
+            containers: Containers::default(),
             pending: HashMap::new(),
+            pending_sys: HashMap::new(),
+            touches: Vec::new(),
         }
+    }
+
+    /// File changes seen since the last call (for the config watch stage).
+    pub fn take_touches(&mut self) -> Vec<FileTouch> {
+        std::mem::take(&mut self.touches)
     }
 
     /// Replaces the wall-clock offset (call periodically: the real-time clock may be stepped).
@@ -84,9 +119,9 @@ impl Assembler {
         self.clock = clock;
     }
 
-    /// Number of exec entries waiting for their return record.
+    /// Number of entries (exec and other syscalls) waiting for their return record.
     pub fn pending_execs(&self) -> usize {
-        self.pending.len()
+        self.pending.len() + self.pending_sys.len()
     }
 
     /// Handles one record, appending the events it completes to `out`.
@@ -109,6 +144,7 @@ impl Assembler {
                     ret: None,
                     success: false,
                     old_comm: comm(&rec.header),
+                    from_memfd: false,
                 };
                 let pending = PendingExec {
                     header: rec.header,
@@ -142,6 +178,7 @@ impl Assembler {
                 let mut pending = pending;
                 if rec.ret == 0 {
                     pending.header.comm = rec.header.comm;
+                    self.exec_succeeded(&mut pending);
                 }
                 self.emit_exec(pending, Some(rec.ret), out);
             }
@@ -169,14 +206,132 @@ impl Assembler {
                 };
                 let body = EventBody::Exit(model::Exit { code, signal });
                 let event = self.event(&rec.header, body);
+                for fd in self.fds.remove_process(rec.header.pid) {
+                    if fd.memfd.is_none() {
+                        self.touches.push(FileTouch {
+                            path: fd.path,
+                            trigger: "exit",
+                            process: event.process.clone(),
+                        });
+                    }
+                }
                 self.procs.on_exit(rec.header.pid);
                 out.push(event);
+            }
+            Record::Syscall(rec) => {
+                if let Some(stale) = self
+                    .pending_sys
+                    .insert(rec.header.tid, PendingSyscall { record: rec })
+                {
+                    self.emit_syscall(stale.record, None, out);
+                }
+            }
+            Record::SysExit(rec) => {
+                match self.pending_sys.remove(&rec.header.tid) {
+                    Some(p) if p.record.nr == rec.nr => {
+                        self.emit_syscall(p.record, Some(rec.ret), out)
+                    }
+                    Some(p) => {
+                        // A different syscall's return: the entry's own return was missed.
+                        self.emit_syscall(p.record, None, out);
+                    }
+                    // The entry record was lost (and counted); nothing to describe.
+                    None => {}
+                }
+            }
+            Record::CloseWrite(rec) => {
+                if let Some(fd) = self.fds.remove(rec.header.pid, i64::from(rec.fd)) {
+                    let process = self.process(&rec.header);
+                    self.touches.push(FileTouch {
+                        path: fd.path,
+                        trigger: "close_write",
+                        process,
+                    });
+                }
             }
         }
     }
 
-    /// Emits exec entries older than [`EXEC_PAIR_TIMEOUT_NS`] (at monotonic time `now_ns`) without a result.
+    fn exec_succeeded(&mut self, pending: &mut PendingExec) {
+        let pid = pending.header.pid;
+        let exec = &mut pending.body;
+        let fd_exec = exec
+            .filename
+            .strip_prefix("/dev/fd/")
+            .or_else(|| exec.filename.strip_prefix("/proc/self/fd/"))
+            .and_then(|n| n.parse::<i64>().ok())
+            .or_else(|| {
+                (exec.filename.is_empty() && exec.dirfd >= 0).then_some(i64::from(exec.dirfd))
+            });
+        let from_fd = fd_exec.and_then(|fd| self.fds.get(pid, fd)).cloned();
+        let exe = match &from_fd {
+            Some(info) => {
+                exec.from_memfd = info.memfd.is_some();
+                info.path.clone()
+            }
+            None => {
+                let base = if exec.dirfd == agent_common::wire::AT_FDCWD {
+                    self.procs.cwd(pid)
+                } else {
+                    resolve::proc_link(pid, &format!("fd/{}", exec.dirfd))
+                };
+                resolve(&exec.filename, base.as_deref()).unwrap_or_else(|| exec.filename.clone())
+            }
+        };
+        let setuid_owner = std::fs::metadata(&exe).ok().and_then(|m| {
+            use std::os::unix::fs::MetadataExt;
+            (m.mode() & 0o4000 != 0).then_some(m.uid())
+        });
+        self.procs
+            .on_exec(pid, exe, exec.argv.clone(), setuid_owner);
+    }
+
+    fn emit_syscall(&mut self, record: Box<Syscall>, ret: Option<i64>, out: &mut Vec<Event>) {
+        let mut tables = Tables {
+            procs: &mut self.procs,
+            fds: &mut self.fds,
+        };
+        let body = convert::body(&record, ret, &mut tables);
+        let event = self.event(&record.header, body);
+        if let EventBody::File(file) = &event.event
+            && file.success
+        {
+            let trigger = match file.op.as_str() {
+                "rename" => Some("rename"),
+                "truncate" => Some("truncate"),
+                "unlink" => Some("unlink"),
+                "chmod" => Some("chmod"),
+                "chown" => Some("chown"),
+                _ => None,
+            };
+            if let Some(trigger) = trigger {
+                for path in [&file.path, &file.target] {
+                    if !path.is_empty() {
+                        self.touches.push(FileTouch {
+                            path: path.clone(),
+                            trigger,
+                            process: event.process.clone(),
+                        });
+                    }
+                }
+            }
+        }
+        out.push(event);
+    }
+
+    /// Emits entries older than [`EXEC_PAIR_TIMEOUT_NS`] (at monotonic time `now_ns`) without a result.
     pub fn flush_stale(&mut self, now_ns: u64, out: &mut Vec<Event>) {
+        let stale: Vec<u32> = self
+            .pending_sys
+            .iter()
+            .filter(|(_, p)| now_ns.saturating_sub(p.record.header.ktime_ns) > EXEC_PAIR_TIMEOUT_NS)
+            .map(|(&tid, _)| tid)
+            .collect();
+        for tid in stale {
+            if let Some(p) = self.pending_sys.remove(&tid) {
+                self.emit_syscall(p.record, None, out);
+            }
+        }
         let stale: Vec<u32> = self
             .pending
             .iter()
@@ -190,8 +345,13 @@ impl Assembler {
         }
     }
 
-    /// Emits every exec entry still waiting (at shutdown).
+    /// Emits every entry still waiting (at shutdown).
     pub fn flush_all(&mut self, out: &mut Vec<Event>) {
+        let mut sys: Vec<PendingSyscall> = self.pending_sys.drain().map(|(_, p)| p).collect();
+        sys.sort_by_key(|p| p.record.header.ktime_ns);
+        for p in sys {
+            self.emit_syscall(p.record, None, out);
+        }
         let mut all: Vec<PendingExec> = self.pending.drain().map(|(_, p)| p).collect();
         all.sort_by_key(|p| p.header.ktime_ns);
         for p in all {
@@ -214,6 +374,11 @@ impl Assembler {
                 uid: nix::unistd::getuid().as_raw(),
                 gid: nix::unistd::getgid().as_raw(),
                 comm: "auditloop".into(),
+                euid: nix::unistd::geteuid().as_raw(),
+                exe: std::env::current_exe()
+                    .map(|p| p.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+                ..Process::default()
             },
             event: body,
         }
@@ -228,20 +393,33 @@ impl Assembler {
     }
 
     fn event(&mut self, header: &RecordHeader, body: EventBody) -> Event {
+        let process = self.process(header);
         let seq = self.take_seq();
         Event {
             seq,
             time: self.clock.wall(header.ktime_ns),
             mono_ns: header.ktime_ns,
-            process: Process {
-                pid: header.pid,
-                tid: header.tid,
-                ppid: self.procs.ppid(header.pid),
-                uid: header.uid,
-                gid: header.gid,
-                comm: c_text(&header.comm),
-            },
+            process,
             event: body,
+        }
+    }
+
+    fn process(&mut self, header: &RecordHeader) -> Process {
+        let info = self.procs.get(header.pid).cloned().unwrap_or_default();
+        let parent = self.procs.get(info.ppid).cloned().unwrap_or_default();
+        Process {
+            pid: header.pid,
+            tid: header.tid,
+            ppid: info.ppid,
+            uid: header.uid,
+            gid: header.gid,
+            comm: c_text(&header.comm),
+            euid: info.euid.unwrap_or(header.uid),
+            exe: info.exe,
+            cgroup_id: header.cgroup_id,
+            container_id: self.containers.id(header.cgroup_id, header.pid),
+            parent_exe: parent.exe,
+            parent_argv: parent.argv,
         }
     }
 
@@ -269,6 +447,7 @@ mod tests {
             uid: 1000,
             gid: 1000,
             comm,
+            cgroup_id: 0,
         }
     }
 

@@ -1,7 +1,9 @@
 //! Loads the embedded kernel object, sizes its ring buffer, excludes the agent's own process and attaches
 //! every tracepoint program. Dropping the returned [`Loaded::ebpf`] detaches them all.
 
-use agent_common::wire::{MAP_EVENTS, MAP_IGNORE_TGIDS, MAP_LOST};
+use std::path::Path;
+
+use agent_common::wire::{MAP_EVENTS, MAP_LOST, MAP_SYSCALL_SPECS};
 use aya::{
     Ebpf, EbpfLoader,
     maps::{HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf},
@@ -9,6 +11,10 @@ use aya::{
 };
 
 use super::CaptureError;
+use super::syscalls::{
+    ACCEPT_SYSCALLS, BUILTIN, SYSCALL_EVENTS_DIR, SyscallDef, argument_count, check_raw_name,
+    traceable,
+};
 use crate::config::CaptureConfig;
 
 /// The kernel programs, built by `build.rs`.
@@ -37,6 +43,8 @@ pub struct Loaded {
     pub ring: RingBuf<MapData>,
     /// Per-CPU counts of records the kernel could not reserve, by record kind.
     pub lost: PerCpuArray<MapData, u64>,
+    /// Tracepoints attached.
+    pub attached: usize,
 }
 
 /// Loads and attaches everything.
@@ -47,34 +55,13 @@ pub fn load(config: &CaptureConfig) -> Result<Loaded, CaptureError> {
         .load(OBJECT)
         .map_err(|e| CaptureError::Load(Box::new(e)))?;
 
-    let mut ignore: BpfHashMap<_, u32, u8> = BpfHashMap::try_from(
-        ebpf.map_mut(MAP_IGNORE_TGIDS)
-            .ok_or(CaptureError::MissingMap(MAP_IGNORE_TGIDS))?,
-    )
-    .map_err(|e| CaptureError::Map(MAP_IGNORE_TGIDS, e))?;
-    ignore
-        .insert(std::process::id(), 1, 0)
-        .map_err(|e| CaptureError::Map(MAP_IGNORE_TGIDS, e))?;
-
+    super::filters::apply(config, &mut ebpf)?;
+    let mut attached = 0;
     for &(program, category, name) in TRACEPOINTS {
-        let tp: &mut TracePoint = ebpf
-            .program_mut(program)
-            .ok_or(CaptureError::MissingProgram(program))?
-            .try_into()
-            .map_err(|e| CaptureError::Attach {
-                tracepoint: format!("{category}:{name}"),
-                source: Box::new(e),
-            })?;
-        tp.load().map_err(|e| CaptureError::Attach {
-            tracepoint: format!("{category}:{name}"),
-            source: Box::new(e),
-        })?;
-        tp.attach(category, name)
-            .map_err(|e| CaptureError::Attach {
-                tracepoint: format!("{category}:{name}"),
-                source: Box::new(e),
-            })?;
+        attach(&mut ebpf, program, category, name)?;
+        attached += 1;
     }
+    attached += attach_syscalls(&mut ebpf, config)?;
 
     let ring = RingBuf::try_from(
         ebpf.take_map(MAP_EVENTS)
@@ -86,7 +73,117 @@ pub fn load(config: &CaptureConfig) -> Result<Loaded, CaptureError> {
             .ok_or(CaptureError::MissingMap(MAP_LOST))?,
     )
     .map_err(|e| CaptureError::Map(MAP_LOST, e))?;
-    Ok(Loaded { ebpf, ring, lost })
+    Ok(Loaded {
+        ebpf,
+        ring,
+        lost,
+        attached,
+    })
+}
+
+/// Loads `program` if not yet loaded and attaches it to `category:name`.
+fn attach(
+    ebpf: &mut Ebpf,
+    program: &'static str,
+    category: &str,
+    name: &str,
+) -> Result<(), CaptureError> {
+    let failed = |e: aya::programs::ProgramError| CaptureError::Attach {
+        tracepoint: format!("{category}:{name}"),
+        source: Box::new(e),
+    };
+    let tp: &mut TracePoint = ebpf
+        .program_mut(program)
+        .ok_or(CaptureError::MissingProgram(program))?
+        .try_into()
+        .map_err(failed)?;
+    if tp.fd().is_err() {
+        tp.load().map_err(failed)?;
+    }
+    tp.attach(category, name).map_err(failed)?;
+    Ok(())
+}
+
+const ENTER_PROGRAMS: [&str; 7] = [
+    "sys_enter_args0",
+    "sys_enter_args1",
+    "sys_enter_args2",
+    "sys_enter_args3",
+    "sys_enter_args4",
+    "sys_enter_args5",
+    "sys_enter_args6",
+];
+
+/// Fills `SYSCALL_SPECS` and attaches the generic programs to every built-in syscall this kernel has and to
+/// each raw syscall of the config. Returns the number of tracepoints attached.
+fn attach_syscalls(ebpf: &mut Ebpf, config: &CaptureConfig) -> Result<usize, CaptureError> {
+    let dir = Path::new(SYSCALL_EVENTS_DIR);
+    let available = traceable(dir);
+    let mut defs: Vec<SyscallDef> = BUILTIN
+        .iter()
+        .filter(|d| available.contains(d.name))
+        .copied()
+        .collect();
+    for name in &config.syscalls {
+        check_raw_name(name, &available)?;
+        if defs.iter().any(|d| d.name == name) {
+            continue;
+        }
+        defs.push(SyscallDef::raw(Box::leak(name.clone().into_boxed_str())));
+    }
+    let mut specs: BpfHashMap<&mut MapData, u32, [u8; 16]> = BpfHashMap::try_from(
+        ebpf.map_mut(MAP_SYSCALL_SPECS)
+            .ok_or(CaptureError::MissingMap(MAP_SYSCALL_SPECS))?,
+    )
+    .map_err(|e| CaptureError::Map(MAP_SYSCALL_SPECS, e))?;
+    let mut planned = Vec::new();
+    for def in &defs {
+        let (Some(nr), Some(nargs)) = (def.number(), argument_count(dir, def.name)) else {
+            tracing::debug!(
+                syscall = def.name,
+                "no syscall number or format; not captured"
+            );
+            continue;
+        };
+        let spec: [u8; 16] = bytemuck::cast(def.spec());
+        specs
+            .insert(nr, spec, 0)
+            .map_err(|e| CaptureError::Map(MAP_SYSCALL_SPECS, e))?;
+        planned.push((def.name, nargs.min(6)));
+    }
+    let mut attached = 0;
+    for (name, nargs) in planned {
+        attach(
+            ebpf,
+            ENTER_PROGRAMS[nargs],
+            "syscalls",
+            &format!("sys_enter_{name}"),
+        )?;
+        attach(
+            ebpf,
+            "sys_exit_generic",
+            "syscalls",
+            &format!("sys_exit_{name}"),
+        )?;
+        attached += 2;
+    }
+    for name in ACCEPT_SYSCALLS.iter().filter(|n| available.contains(**n)) {
+        attach(
+            ebpf,
+            "sys_enter_accept",
+            "syscalls",
+            &format!("sys_enter_{name}"),
+        )?;
+        attach(
+            ebpf,
+            "sys_exit_accept",
+            "syscalls",
+            &format!("sys_exit_{name}"),
+        )?;
+        attached += 2;
+    }
+    attach(ebpf, "sys_enter_close", "syscalls", "sys_enter_close")?;
+    Ok(attached + 1)
 }
 
 /// Older kernels charge BPF memory to RLIMIT_MEMLOCK; newer ones use memory cgroups and ignore it.

@@ -6,17 +6,24 @@
 //! become `loss` events. Capture never drops an event in userspace.
 
 mod assemble;
+mod containers;
+mod convert;
+mod fdtable;
+pub mod filters;
 mod loader;
 mod loss;
 mod proctable;
 mod reader;
+mod resolve;
+mod sockaddr;
+pub mod syscalls;
 
 use std::path::Path;
 
 use agent_common::model::Event;
 use tokio::sync::{mpsc, watch};
 
-pub use assemble::{Assembler, Clock, monotonic_ns};
+pub use assemble::{Assembler, Clock, FileTouch, monotonic_ns};
 pub use loader::TRACEPOINTS;
 pub use loss::LossBooks;
 pub use proctable::ProcessTable;
@@ -55,6 +62,9 @@ pub enum CaptureError {
     /// Reading the ring buffer or `/proc` failed.
     #[error("capture I/O")]
     Io(#[from] std::io::Error),
+    /// `capture.syscalls` names a syscall this kernel cannot trace.
+    #[error(transparent)]
+    UnknownSyscall(#[from] syscalls::UnknownSyscall),
 }
 
 /// Counters of one capture run.
@@ -93,12 +103,14 @@ impl Capture {
     }
 
     /// Reads events until `shutdown` changes (or its sender is dropped), then detaches the programs, drains
-    /// the ring buffer and returns. Events go to `events` in sequence order.
+    /// the ring buffer and returns. Events go to `events` in sequence order. A new config on `reload` is
+    /// applied to the in-kernel filters at once.
     pub async fn run(
         self,
         events: mpsc::Sender<Event>,
         shutdown: watch::Receiver<bool>,
+        reload: watch::Receiver<CaptureConfig>,
     ) -> Result<CaptureStats, CaptureError> {
-        reader::run(self, events, shutdown).await
+        reader::run(self, events, shutdown, reload).await
     }
 }

@@ -14,9 +14,9 @@ use tokio::io::unix::AsyncFd;
 use tokio::sync::{mpsc, watch};
 use tokio::time::MissedTickBehavior;
 
-use super::{
-    Assembler, Capture, CaptureError, CaptureStats, Clock, LossBooks, TRACEPOINTS, monotonic_ns,
-};
+use crate::config::CaptureConfig;
+
+use super::{Assembler, Capture, CaptureError, CaptureStats, Clock, LossBooks, monotonic_ns};
 
 /// Records drained before the batch is sent on.
 const MAX_BATCH: usize = 4096;
@@ -87,6 +87,7 @@ pub(super) async fn run(
     capture: Capture,
     events: mpsc::Sender<Event>,
     mut shutdown: watch::Receiver<bool>,
+    mut reload: watch::Receiver<CaptureConfig>,
 ) -> Result<CaptureStats, CaptureError> {
     let Capture {
         loaded,
@@ -94,7 +95,12 @@ pub(super) async fn run(
         poll_interval,
         ring_buffer_bytes,
     } = capture;
-    let super::loader::Loaded { ebpf, ring, lost } = loaded;
+    let super::loader::Loaded {
+        mut ebpf,
+        ring,
+        lost,
+        attached,
+    } = loaded;
     let mut state = State {
         assembler,
         books: LossBooks::default(),
@@ -106,7 +112,7 @@ pub(super) async fn run(
         .assembler
         .agent_event(EventBody::AgentStart(AgentStart {
             version: env!("CARGO_PKG_VERSION").into(),
-            tracepoints: u32::try_from(TRACEPOINTS.len()).unwrap_or(u32::MAX),
+            tracepoints: u32::try_from(attached).unwrap_or(u32::MAX),
             ring_buffer_bytes,
         }));
     state.batch.push(start);
@@ -118,6 +124,7 @@ pub(super) async fn run(
     let mut last_clock = Instant::now();
 
     let mut open = true;
+    let mut reload_open = true;
     while open {
         let more = tokio::select! {
             changed = shutdown.changed() => {
@@ -135,6 +142,18 @@ pub(super) async fn run(
                 more
             }
             _ = tick.tick() => state.drain(ring.get_mut()),
+            changed = reload.changed(), if reload_open => {
+                if changed.is_err() {
+                    reload_open = false;
+                } else {
+                    let config = reload.borrow_and_update().clone();
+                    match super::filters::apply(&config, &mut ebpf) {
+                        Ok(()) => tracing::info!("capture filters reloaded"),
+                        Err(err) => tracing::error!("reloading capture filters: {err}"),
+                    }
+                }
+                false
+            }
         };
         if last_housekeeping.elapsed() >= HOUSEKEEPING || more {
             last_housekeeping = Instant::now();

@@ -1,0 +1,398 @@
+//! Data-driven syscall capture: `sys_enter_args0` … `sys_enter_args6` (one per argument count, attached to
+//! every `syscalls:sys_enter_<name>` the agent configured) and `sys_exit_generic` (attached to the matching
+//! `sys_exit_<name>`), plus `sys_enter_close` and the accept pair.
+//!
+//! The program for N arguments loads exactly N argument slots, so it attaches to any syscall tracepoint with
+//! at least N arguments (attach fails with EACCES on a load past the record). What a syscall means comes from
+//! `SYSCALL_SPECS`, keyed by syscall number: which arguments are strings, which are open flags. File events
+//! are filtered here: read-only opens are recorded only for sensitive paths, and ignored path prefixes are
+//! dropped before a record is reserved.
+
+use agent_common::wire::{
+    CloseWrite, MAX_KINDS, NO_ARG, PATH_KEY_LEN, PathKey, RecordKind, SPEC_ALWAYS_WRITE,
+    SPEC_FLAGS_IN_OPEN_HOW, SPEC_ONLY_PR_SET_NAME, SPEC_STR1_PATH, SPEC_STR1_SOCKADDR, STR_LEN,
+    SYS_OPEN_SENSITIVE, SYS_OPEN_WRITE, SYS_STR_UNREADABLE, SYS_STR1_TRUNCATED, SYS_STR2_TRUNCATED,
+    SysExit, Syscall, SyscallOp, SyscallSpec,
+};
+use aya_ebpf::{
+    helpers::{
+        bpf_get_current_pid_tgid, bpf_probe_read_user,
+        generated::{bpf_probe_read_user as read_user_raw, bpf_probe_read_user_str},
+    },
+    macros::tracepoint,
+    maps::lpm_trie::Key,
+    programs::TracePointContext,
+};
+
+use crate::{
+    ctx::field,
+    emit::{enabled, header, ignored, reserve, reserve_counted, send, submit},
+    maps::{
+        ACCEPT_ARGS, IGNORE_PATHS, PATH_SCRATCH, PENDING, SENSITIVE_PATHS, SYSCALL_SPECS, WRITE_FDS,
+    },
+};
+
+const O_WRONLY: u64 = 0o1;
+const O_RDWR: u64 = 0o2;
+const O_CREAT: u64 = 0o100;
+const O_TRUNC: u64 = 0o1000;
+const PR_SET_NAME: u64 = 15;
+
+macro_rules! enter_program {
+    ($name:ident, $n:literal) => {
+        /// Generic `sys_enter_*` program for syscalls with at least this many arguments.
+        #[tracepoint]
+        pub fn $name(ctx: TracePointContext) -> u32 {
+            enter::<$n>(&ctx);
+            0
+        }
+    };
+}
+
+enter_program!(sys_enter_args0, 0);
+enter_program!(sys_enter_args1, 1);
+enter_program!(sys_enter_args2, 2);
+enter_program!(sys_enter_args3, 3);
+enter_program!(sys_enter_args4, 4);
+enter_program!(sys_enter_args5, 5);
+enter_program!(sys_enter_args6, 6);
+
+/// Loads the first `N` argument slots (each 8 bytes from offset 16).
+#[inline(always)]
+fn load_args<const N: usize>(ctx: &TracePointContext) -> [u64; 6] {
+    let mut args = [0u64; 6];
+    // SAFETY: every syscall tracepoint record has 8-byte argument slots from offset 16; the program for N
+    // arguments is attached only to syscalls with at least N of them, and loads no slot beyond N.
+    unsafe {
+        if N > 0 {
+            args[0] = field::<u64, 16>(ctx);
+        }
+        if N > 1 {
+            args[1] = field::<u64, 24>(ctx);
+        }
+        if N > 2 {
+            args[2] = field::<u64, 32>(ctx);
+        }
+        if N > 3 {
+            args[3] = field::<u64, 40>(ctx);
+        }
+        if N > 4 {
+            args[4] = field::<u64, 48>(ctx);
+        }
+        if N > 5 {
+            args[5] = field::<u64, 56>(ctx);
+        }
+    }
+    args
+}
+
+#[inline(always)]
+fn pick(args: &[u64; 6], index: u8) -> Option<u64> {
+    match index {
+        0 => Some(args[0]),
+        1 => Some(args[1]),
+        2 => Some(args[2]),
+        3 => Some(args[3]),
+        4 => Some(args[4]),
+        5 => Some(args[5]),
+        _ => None,
+    }
+}
+
+/// Reads the path at `ptr` into the per-CPU filter key; None when unreadable.
+#[inline(always)]
+fn path_key(ptr: u64) -> Option<&'static Key<[u8; PATH_KEY_LEN]>> {
+    let scratch = PATH_SCRATCH.get_ptr_mut(0)?;
+    // SAFETY: per-CPU scratch owned by this program run; `Key` and `PathKey` have the same layout
+    // (u32 prefix length, then the bytes) and the key is only read by map lookups.
+    unsafe {
+        let key: *mut PathKey = scratch;
+        let words = (*key).path.as_mut_ptr().cast::<u64>();
+        let mut i = 0;
+        while i < PATH_KEY_LEN / 8 {
+            words.add(i).write_unaligned(0);
+            i += 1;
+        }
+        let n = bpf_probe_read_user_str(
+            (*key).path.as_mut_ptr().cast(),
+            PATH_KEY_LEN as u32,
+            ptr as *const _,
+        );
+        if n <= 0 {
+            return None;
+        }
+        (*key).prefix_bits = (PATH_KEY_LEN * 8) as u32;
+        Some(&*(scratch.cast::<Key<[u8; PATH_KEY_LEN]>>()))
+    }
+}
+
+#[inline(always)]
+fn enter<const N: usize>(ctx: &TracePointContext) {
+    // SAFETY: `__syscall_nr` is an int at offset 8 in every syscall tracepoint.
+    let nr = unsafe { field::<i32, 8>(ctx) } as u32;
+    // SAFETY: copied out of the map at once.
+    let Some(spec) = (unsafe { SYSCALL_SPECS.get(&nr).copied() }) else {
+        return;
+    };
+    if !enabled(spec.op) || ignored() {
+        return;
+    }
+    let args = load_args::<N>(ctx);
+    let mut flags = 0u32;
+    if spec.flags & SPEC_ONLY_PR_SET_NAME != 0 && args[0] != PR_SET_NAME {
+        return;
+    }
+    if let Some(write) = open_is_write(&spec, &args) {
+        if write {
+            flags |= SYS_OPEN_WRITE;
+        }
+    }
+    if spec.flags & SPEC_STR1_PATH != 0
+        && let Some(ptr) = pick(&args, spec.str1_arg)
+        && ptr != 0
+        && let Some(key) = path_key(ptr)
+    {
+        if IGNORE_PATHS.get(key).is_some() {
+            return;
+        }
+        if spec.op == SyscallOp::Open as u32 && flags & SYS_OPEN_WRITE == 0 {
+            if SENSITIVE_PATHS.get(key).is_none() {
+                return;
+            }
+            flags |= SYS_OPEN_SENSITIVE;
+        }
+    } else if spec.op == SyscallOp::Open as u32 && flags & SYS_OPEN_WRITE == 0 {
+        return;
+    }
+    emit_syscall(&spec, nr, N as u32, &args, flags);
+}
+
+/// For open-like specs: whether this open writes, creates or truncates. None for other syscalls.
+#[inline(always)]
+fn open_is_write(spec: &SyscallSpec, args: &[u64; 6]) -> Option<bool> {
+    if spec.flags & SPEC_ALWAYS_WRITE != 0 {
+        return Some(true);
+    }
+    let raw = pick(args, spec.open_flags_arg)?;
+    let oflags = if spec.flags & SPEC_FLAGS_IN_OPEN_HOW != 0 {
+        // SAFETY: user pointer read with the checked helper; `struct open_how` starts with u64 flags.
+        unsafe { bpf_probe_read_user::<u64>(raw as *const u64) }.unwrap_or(0)
+    } else {
+        raw
+    };
+    Some(oflags & (O_WRONLY | O_RDWR | O_CREAT | O_TRUNC) != 0)
+}
+
+#[inline(always)]
+fn emit_syscall(spec: &SyscallSpec, nr: u32, nargs: u32, args: &[u64; 6], mut flags: u32) {
+    let Some(mut entry) = reserve_counted::<Syscall>(MAX_KINDS + spec.op) else {
+        return;
+    };
+    let rec = entry.as_mut_ptr();
+    // SAFETY: `rec` is a reserved, exclusively owned record; every field the reader uses is written
+    // (string slots beyond their recorded lengths are ignored).
+    unsafe {
+        (*rec).header = header(RecordKind::Syscall);
+        (*rec).op = spec.op;
+        (*rec).nr = nr;
+        (*rec).nargs = nargs;
+        (*rec).args = *args;
+        (*rec).str_lens = [0, 0];
+        if let Some(ptr) = pick(args, spec.str1_arg)
+            && ptr != 0
+        {
+            if spec.flags & SPEC_STR1_SOCKADDR != 0 {
+                let len = pick(args, spec.len_arg).unwrap_or(0);
+                let len = if len > STR_LEN as u64 {
+                    STR_LEN as u64
+                } else {
+                    len
+                };
+                if read_user_raw(
+                    (*rec).strs[0].as_mut_ptr().cast(),
+                    len as u32,
+                    ptr as *const _,
+                ) == 0
+                {
+                    (*rec).str_lens[0] = len as u32;
+                } else {
+                    flags |= SYS_STR_UNREADABLE;
+                }
+            } else {
+                let n = bpf_probe_read_user_str(
+                    (*rec).strs[0].as_mut_ptr().cast(),
+                    STR_LEN as u32,
+                    ptr as *const _,
+                );
+                if n > 0 {
+                    (*rec).str_lens[0] = n as u32;
+                    if n as usize >= STR_LEN {
+                        flags |= SYS_STR1_TRUNCATED;
+                    }
+                } else {
+                    flags |= SYS_STR_UNREADABLE;
+                }
+            }
+        }
+        if let Some(ptr) = pick(args, spec.str2_arg)
+            && ptr != 0
+        {
+            let n = bpf_probe_read_user_str(
+                (*rec).strs[1].as_mut_ptr().cast(),
+                STR_LEN as u32,
+                ptr as *const _,
+            );
+            if n > 0 {
+                (*rec).str_lens[1] = n as u32;
+                if n as usize >= STR_LEN {
+                    flags |= SYS_STR2_TRUNCATED;
+                }
+            } else {
+                flags |= SYS_STR_UNREADABLE;
+            }
+        }
+        (*rec).flags = flags;
+    }
+    let tid = bpf_get_current_pid_tgid() as u32;
+    let pending = (u64::from(nr) << 32) | (u64::from(flags) << 8) | u64::from(spec.op & 0xff);
+    let _ = PENDING.insert(&tid, &pending, 0);
+    submit(entry);
+}
+
+/// Generic `sys_exit_*` program: reports the return of a recorded entry, and remembers descriptors
+/// opened for writing so `close` can report them.
+#[tracepoint]
+pub fn sys_exit_generic(ctx: TracePointContext) -> u32 {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let tid = pid_tgid as u32;
+    // SAFETY: copied out of the map before the entry is removed.
+    let Some(pending) = (unsafe { PENDING.get(&tid).copied() }) else {
+        return 0;
+    };
+    let _ = PENDING.remove(&tid);
+    // SAFETY: `__syscall_nr` at 8 and `ret` at 16 in every sys_exit tracepoint.
+    let (nr, ret) = unsafe { (field::<i32, 8>(&ctx) as u32, field::<i64, 16>(&ctx)) };
+    if u64::from(nr) != pending >> 32 {
+        // Not the syscall the entry was for (its exit was missed); the entry is reported without result.
+        return 0;
+    }
+    let op = (pending & 0xff) as u32;
+    let flags = ((pending >> 8) & 0xff_ffff) as u32;
+    if op == SyscallOp::Open as u32 && flags & SYS_OPEN_WRITE != 0 && ret >= 0 {
+        let key = (pid_tgid & 0xffff_ffff_0000_0000) | (ret as u64 & 0xffff_ffff);
+        let _ = WRITE_FDS.insert(&key, &1, 0);
+    }
+    send_exit(op, nr, ret);
+    0
+}
+
+#[inline(always)]
+fn send_exit(op: u32, nr: u32, ret: i64) {
+    if let Some(entry) = reserve::<SysExit>(RecordKind::SysExit) {
+        send(
+            entry,
+            SysExit {
+                header: header(RecordKind::SysExit),
+                op,
+                nr,
+                ret,
+            },
+        );
+    }
+}
+
+/// `syscalls:sys_enter_close`: `fd` at 16. Reports descriptors that were opened for writing.
+#[tracepoint]
+pub fn sys_enter_close(ctx: TracePointContext) -> u32 {
+    // SAFETY: offset and size from the tracepoint's format file.
+    let fd = unsafe { field::<u64, 16>(&ctx) } & 0xffff_ffff;
+    let key = (bpf_get_current_pid_tgid() & 0xffff_ffff_0000_0000) | fd;
+    // SAFETY: only tested for presence.
+    if unsafe { WRITE_FDS.get(&key).is_none() } {
+        return 0;
+    }
+    let _ = WRITE_FDS.remove(&key);
+    if let Some(entry) = reserve::<CloseWrite>(RecordKind::CloseWrite) {
+        send(
+            entry,
+            CloseWrite {
+                header: header(RecordKind::CloseWrite),
+                fd: fd as u32,
+                reserved: 0,
+            },
+        );
+    }
+    0
+}
+
+/// `syscalls:sys_enter_accept` / `sys_enter_accept4`: `fd` at 16, `upeer_sockaddr` at 24,
+/// `upeer_addrlen` at 32. Stashes them for the return.
+#[tracepoint]
+pub fn sys_enter_accept(ctx: TracePointContext) -> u32 {
+    if !enabled(SyscallOp::Accept as u32) || ignored() {
+        return 0;
+    }
+    // SAFETY: offsets and sizes from the tracepoint's format file (same in accept and accept4).
+    let stash = unsafe {
+        [
+            field::<u64, 16>(&ctx),
+            field::<u64, 24>(&ctx),
+            field::<u64, 32>(&ctx),
+        ]
+    };
+    let tid = bpf_get_current_pid_tgid() as u32;
+    let _ = ACCEPT_ARGS.insert(&tid, &stash, 0);
+    0
+}
+
+/// `syscalls:sys_exit_accept` / `sys_exit_accept4`: records a successful accept with the peer address.
+#[tracepoint]
+pub fn sys_exit_accept(ctx: TracePointContext) -> u32 {
+    let tid = bpf_get_current_pid_tgid() as u32;
+    // SAFETY: copied out of the map before the entry is removed.
+    let Some([fd, addr, addrlen_ptr]) = (unsafe { ACCEPT_ARGS.get(&tid).copied() }) else {
+        return 0;
+    };
+    let _ = ACCEPT_ARGS.remove(&tid);
+    // SAFETY: `__syscall_nr` at 8 and `ret` at 16 in every sys_exit tracepoint.
+    let (nr, ret) = unsafe { (field::<i32, 8>(&ctx) as u32, field::<i64, 16>(&ctx)) };
+    if ret < 0 {
+        return 0;
+    }
+    let Some(mut entry) = reserve_counted::<Syscall>(MAX_KINDS + SyscallOp::Accept as u32) else {
+        return 0;
+    };
+    let rec = entry.as_mut_ptr();
+    // SAFETY: reserved, exclusively owned record; user memory read with the checked helpers.
+    unsafe {
+        (*rec).header = header(RecordKind::Syscall);
+        (*rec).op = SyscallOp::Accept as u32;
+        (*rec).nr = nr;
+        (*rec).flags = 0;
+        (*rec).nargs = 2;
+        (*rec).args = [fd, ret as u64, 0, 0, 0, 0];
+        (*rec).str_lens = [0, 0];
+        if addr != 0 && addrlen_ptr != 0 {
+            let len = bpf_probe_read_user::<u32>(addrlen_ptr as *const u32).unwrap_or(0) as u64;
+            let len = if len > STR_LEN as u64 {
+                STR_LEN as u64
+            } else {
+                len
+            };
+            if read_user_raw(
+                (*rec).strs[0].as_mut_ptr().cast(),
+                len as u32,
+                addr as *const _,
+            ) == 0
+            {
+                (*rec).str_lens[0] = len as u32;
+            }
+        }
+    }
+    submit(entry);
+    send_exit(SyscallOp::Accept as u32, nr, ret);
+    0
+}
+
+/// Reports an unused-argument marker so the spec's `NO_ARG` constant stays in sync with `pick`.
+const _: () = assert!(NO_ARG as usize > 5);

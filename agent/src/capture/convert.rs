@@ -1,0 +1,310 @@
+//! Turns a paired syscall entry and return into a model event body, resolving paths and keeping the process
+//! and descriptor tables current (cwd after chdir, euid after setuid, descriptors after open/memfd_create).
+
+use agent_common::decode::{syscall_bytes, syscall_str};
+use agent_common::model::{self, EventBody};
+use agent_common::wire::{
+    NO_ARG, SYS_OPEN_WRITE, SYS_STR_UNREADABLE, SYS_STR1_TRUNCATED, SYS_STR2_TRUNCATED, Syscall,
+    SyscallOp,
+};
+
+use super::fdtable::{FdInfo, FdTable};
+use super::proctable::ProcessTable;
+use super::resolve::{AT_FDCWD, dirfd, resolve};
+use super::sockaddr;
+use super::syscalls::{SyscallDef, builtin_by_number, name_of};
+
+/// The tables a conversion reads and updates.
+pub struct Tables<'a> {
+    /// Processes.
+    pub procs: &'a mut ProcessTable,
+    /// Descriptors.
+    pub fds: &'a mut FdTable,
+}
+
+fn arg(rec: &Syscall, index: u8) -> Option<u64> {
+    (index != NO_ARG)
+        .then(|| rec.args.get(usize::from(index)).copied())
+        .flatten()
+}
+
+fn signed(v: u64) -> i64 {
+    v as i64
+}
+
+/// Makes path argument `slot` absolute using the dirfd argument `dirfd_index` (or the cwd).
+fn path_of(rec: &Syscall, slot: usize, dirfd_index: u8, t: &mut Tables<'_>) -> (String, bool) {
+    let raw = syscall_str(rec, slot);
+    let pid = rec.header.pid;
+    let fd = arg(rec, dirfd_index).map_or(AT_FDCWD, dirfd);
+    let base = if raw.starts_with('/') {
+        None
+    } else if fd == AT_FDCWD {
+        t.procs.cwd(pid)
+    } else {
+        t.fds
+            .get(pid, fd)
+            .map(|i| i.path.clone())
+            .or_else(|| super::resolve::proc_link(pid, &format!("fd/{fd}")))
+    };
+    match resolve(&raw, base.as_deref()) {
+        Some(path) => (path, true),
+        None => (raw, false),
+    }
+}
+
+/// The file a descriptor argument names.
+fn fd_path(rec: &Syscall, fd: i64, t: &mut Tables<'_>) -> (String, bool) {
+    let pid = rec.header.pid;
+    match t.fds.get(pid, fd).map(|i| i.path.clone()) {
+        Some(path) => (path, true),
+        None => match super::resolve::proc_link(pid, &format!("fd/{fd}")) {
+            Some(path) => (path, true),
+            None => (format!("fd:{fd}"), false),
+        },
+    }
+}
+
+/// Builds the event body for a syscall entry and its return (`None` when the return record was lost).
+pub fn body(rec: &Syscall, ret: Option<i64>, t: &mut Tables<'_>) -> EventBody {
+    let op = SyscallOp::from_u32(rec.op).unwrap_or(SyscallOp::Raw);
+    let success = matches!(ret, Some(r) if r >= 0);
+    let name = name_of(rec.nr).to_string();
+    let def = builtin_by_number(rec.nr)
+        .copied()
+        .unwrap_or_else(|| SyscallDef::raw("raw"));
+    let pid = rec.header.pid;
+    match op {
+        SyscallOp::Raw => EventBody::Syscall(model::RawSyscall {
+            name,
+            nr: rec.nr,
+            args: rec.args.iter().take(rec.nargs as usize).copied().collect(),
+            ret,
+        }),
+        SyscallOp::SetId => {
+            let count = rec.nargs.min(3) as usize;
+            let ids: Vec<u32> = rec.args.iter().take(count).map(|&a| a as u32).collect();
+            if success
+                && let Some(euid) = new_euid(&name, &ids, t.procs.get(pid).and_then(|i| i.euid))
+            {
+                t.procs.on_set_euid(pid, euid);
+            }
+            EventBody::SetId(model::SetId {
+                syscall: name,
+                ids,
+                ret,
+                success,
+            })
+        }
+        SyscallOp::Ptrace => EventBody::Ptrace(model::Ptrace {
+            request: signed(rec.args[0]),
+            request_name: ptrace_name(signed(rec.args[0])).into(),
+            target_pid: signed(rec.args[1]),
+            ret,
+            success,
+        }),
+        SyscallOp::Kill => {
+            let (target, signal) = if name == "tgkill" {
+                (rec.args[1], rec.args[2])
+            } else {
+                (rec.args[0], rec.args[1])
+            };
+            EventBody::Kill(model::Kill {
+                syscall: name,
+                target_pid: i64::from(target as u32 as i32),
+                signal: i64::from(signal as u32 as i32),
+                ret,
+                success,
+            })
+        }
+        SyscallOp::SetName => EventBody::SetName(model::SetName {
+            name: syscall_str(rec, 0),
+            ret,
+        }),
+        SyscallOp::MemfdCreate => {
+            let name = syscall_str(rec, 0);
+            if let Some(fd) = ret.filter(|r| *r >= 0) {
+                t.fds.insert(
+                    pid,
+                    fd,
+                    FdInfo {
+                        path: format!("/memfd:{name}"),
+                        memfd: Some(name.clone()),
+                    },
+                );
+            }
+            EventBody::MemfdCreate(model::MemfdCreate {
+                name,
+                flags: rec.args[1],
+                ret,
+            })
+        }
+        SyscallOp::Connect | SyscallOp::Bind | SyscallOp::Listen | SyscallOp::Accept => {
+            let addr = if op == SyscallOp::Listen {
+                sockaddr::SockAddr {
+                    family: "none".into(),
+                    address: String::new(),
+                    port: 0,
+                }
+            } else {
+                sockaddr::decode(syscall_bytes(rec, 0))
+            };
+            EventBody::Net(model::Net {
+                op: op.name().into(),
+                fd: i64::from(rec.args[0] as u32 as i32),
+                family: addr.family,
+                address: addr.address,
+                port: addr.port,
+                backlog: if op == SyscallOp::Listen {
+                    i64::from(rec.args[1] as u32 as i32)
+                } else {
+                    0
+                },
+                ret,
+                success: success || (op == SyscallOp::Connect && ret == Some(-115)),
+            })
+        }
+        _ => EventBody::File(file(rec, op, def, name, ret, success, t)),
+    }
+}
+
+fn file(
+    rec: &Syscall,
+    op: SyscallOp,
+    def: SyscallDef,
+    name: String,
+    ret: Option<i64>,
+    success: bool,
+    t: &mut Tables<'_>,
+) -> model::File {
+    let pid = rec.header.pid;
+    let fd_arg = |i: usize| i64::from(rec.args[i] as u32 as i32);
+    let (path, resolved, fd) = if def.str1 != NO_ARG {
+        let (p, r) = path_of(rec, 0, def.dirfd1, t);
+        (p, r, -1)
+    } else {
+        let fd = fd_arg(0);
+        let (p, r) = fd_path(rec, fd, t);
+        (p, r, fd)
+    };
+    let target = if def.str2 == NO_ARG {
+        String::new()
+    } else if op == SyscallOp::Symlink || op == SyscallOp::Mount {
+        syscall_str(rec, 1)
+    } else {
+        path_of(rec, 1, def.dirfd2, t).0
+    };
+    let write = rec.flags & SYS_OPEN_WRITE != 0;
+    let mut out = model::File {
+        op: match op {
+            SyscallOp::Open if !write => "read".into(),
+            _ => op.name().into(),
+        },
+        syscall: name.clone(),
+        path,
+        target,
+        resolved,
+        path_truncated: rec.flags & (SYS_STR1_TRUNCATED | SYS_STR2_TRUNCATED | SYS_STR_UNREADABLE)
+            != 0,
+        flags: 0,
+        mode: 0,
+        uid: u32::MAX,
+        gid: u32::MAX,
+        length: 0,
+        fd,
+        ret,
+        success,
+    };
+    let a = |i: u8| arg(rec, i).unwrap_or(0);
+    match (op, name.as_str()) {
+        (SyscallOp::Open, "creat") => out.mode = a(1) as u32,
+        (SyscallOp::Open, "openat2") => {}
+        (SyscallOp::Open, _) => {
+            out.flags = a(def.open_flags);
+            out.mode = a(def.open_flags.saturating_add(1)) as u32;
+        }
+        (SyscallOp::Chmod, "fchmod") => out.mode = a(1) as u32,
+        (SyscallOp::Chmod, "chmod") => out.mode = a(1) as u32,
+        (SyscallOp::Chmod, _) => out.mode = a(2) as u32,
+        (SyscallOp::Chown, "fchownat") => {
+            (out.uid, out.gid, out.flags) = (a(2) as u32, a(3) as u32, a(4))
+        }
+        (SyscallOp::Chown, _) => (out.uid, out.gid) = (a(1) as u32, a(2) as u32),
+        (SyscallOp::Truncate, _) => out.length = signed(a(1)),
+        (SyscallOp::Mkdir, "mkdirat") => out.mode = a(2) as u32,
+        (SyscallOp::Mkdir, _) => out.mode = a(1) as u32,
+        (SyscallOp::Unlink, "unlinkat") | (SyscallOp::Utimens, _) => {
+            out.flags = a(if name == "unlinkat" { 2 } else { 3 })
+        }
+        (SyscallOp::Rename, "renameat2") => out.flags = a(4),
+        (SyscallOp::Link, "linkat") => out.flags = a(4),
+        (SyscallOp::Mount, _) => out.flags = a(3),
+        (SyscallOp::Umount, _) => out.flags = a(1),
+        _ => {}
+    }
+    if op == SyscallOp::Open
+        && write
+        && let Some(fd) = ret.filter(|r| *r >= 0)
+    {
+        out.fd = fd;
+        t.fds.insert(
+            pid,
+            fd,
+            FdInfo {
+                path: out.path.clone(),
+                memfd: None,
+            },
+        );
+    }
+    if op == SyscallOp::Chdir && success && resolved {
+        t.procs.on_chdir(pid, out.path.clone());
+    }
+    out
+}
+
+/// The effective uid after a successful setuid-family call, when it changes.
+fn new_euid(call: &str, ids: &[u32], old: Option<u32>) -> Option<u32> {
+    let keep = u32::MAX;
+    match call {
+        "setuid" => ids.first().copied(),
+        "setreuid" => ids.get(1).copied().filter(|e| *e != keep),
+        "setresuid" => ids.get(1).copied().filter(|e| *e != keep),
+        _ => None,
+    }
+    .or(None)
+    .filter(|e| Some(*e) != old)
+}
+
+fn ptrace_name(request: i64) -> &'static str {
+    match request {
+        0 => "PTRACE_TRACEME",
+        1 => "PTRACE_PEEKTEXT",
+        2 => "PTRACE_PEEKDATA",
+        4 => "PTRACE_POKETEXT",
+        5 => "PTRACE_POKEDATA",
+        7 => "PTRACE_CONT",
+        8 => "PTRACE_KILL",
+        12 => "PTRACE_GETREGS",
+        13 => "PTRACE_SETREGS",
+        16 => "PTRACE_ATTACH",
+        17 => "PTRACE_DETACH",
+        0x4206 => "PTRACE_SEIZE",
+        _ => "",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn euid_changes() {
+        assert_eq!(new_euid("setuid", &[1000], Some(0)), Some(1000));
+        assert_eq!(
+            new_euid("setresuid", &[u32::MAX, 5, u32::MAX], Some(0)),
+            Some(5)
+        );
+        assert_eq!(new_euid("setreuid", &[1, u32::MAX], Some(0)), None);
+        assert_eq!(new_euid("setgid", &[1], Some(0)), None);
+    }
+}

@@ -1,0 +1,148 @@
+//! In-kernel filters from the config: per-kind enable flags, pid/comm/path-prefix ignore lists, sensitive
+//! read paths, written to the BPF maps at start and again on reload (no restart needed).
+
+use std::collections::BTreeSet;
+
+use agent_common::wire::{
+    MAP_IGNORE_COMMS, MAP_IGNORE_PATHS, MAP_IGNORE_TGIDS, MAP_OP_ENABLED, MAP_SENSITIVE_PATHS,
+    OP_SLOT_EXEC, OP_SLOT_EXIT, OP_SLOT_FORK, OP_SLOTS, PATH_KEY_LEN, SyscallOp,
+};
+use aya::Ebpf;
+use aya::maps::lpm_trie::{Key, LpmTrie};
+use aya::maps::{Array, HashMap as BpfHashMap, MapData};
+
+use super::CaptureError;
+use crate::config::CaptureConfig;
+
+/// Kind names `capture.disable` accepts.
+pub fn kind_names() -> Vec<&'static str> {
+    let mut names = vec!["exec", "fork", "exit"];
+    names.extend(SyscallOp::ALL.iter().map(|op| op.name()));
+    names
+}
+
+/// Whether `name` is a kind `capture.disable` accepts.
+pub fn is_kind_name(name: &str) -> bool {
+    kind_names().contains(&name)
+}
+
+fn slot(name: &str) -> Option<u32> {
+    match name {
+        "exec" => Some(OP_SLOT_EXEC),
+        "fork" => Some(OP_SLOT_FORK),
+        "exit" => Some(OP_SLOT_EXIT),
+        other => SyscallOp::ALL
+            .iter()
+            .find(|op| op.name() == other)
+            .map(|op| *op as u32),
+    }
+}
+
+/// The LPM key for a path: directory prefixes (ending in `/`) match everything below; other paths match
+/// exactly (their NUL is part of the key). Paths longer than the key are compared on their prefix.
+pub fn path_key(path: &str) -> Key<[u8; PATH_KEY_LEN]> {
+    let mut data = [0u8; PATH_KEY_LEN];
+    let bytes = path.as_bytes();
+    let n = bytes.len().min(PATH_KEY_LEN);
+    data[..n].copy_from_slice(&bytes[..n]);
+    let significant = if path.ends_with('/') || n == PATH_KEY_LEN {
+        n
+    } else {
+        n + 1
+    };
+    Key::new(u32::try_from(significant * 8).unwrap_or(0), data)
+}
+
+/// Writes the config's filters into the maps, replacing what was there (the agent's own pid stays ignored).
+pub fn apply(config: &CaptureConfig, ebpf: &mut Ebpf) -> Result<(), CaptureError> {
+    let disabled: BTreeSet<u32> = config.disable.iter().filter_map(|n| slot(n)).collect();
+    let mut enabled: Array<&mut MapData, u8> = Array::try_from(
+        ebpf.map_mut(MAP_OP_ENABLED)
+            .ok_or(CaptureError::MissingMap(MAP_OP_ENABLED))?,
+    )
+    .map_err(|e| CaptureError::Map(MAP_OP_ENABLED, e))?;
+    for i in 0..OP_SLOTS {
+        enabled
+            .set(i, u8::from(!disabled.contains(&i)), 0)
+            .map_err(|e| CaptureError::Map(MAP_OP_ENABLED, e))?;
+    }
+
+    let mut tgids: BpfHashMap<&mut MapData, u32, u8> = BpfHashMap::try_from(
+        ebpf.map_mut(MAP_IGNORE_TGIDS)
+            .ok_or(CaptureError::MissingMap(MAP_IGNORE_TGIDS))?,
+    )
+    .map_err(|e| CaptureError::Map(MAP_IGNORE_TGIDS, e))?;
+    let old: Vec<u32> = tgids.keys().filter_map(Result::ok).collect();
+    for pid in old {
+        let _ = tgids.remove(&pid);
+    }
+    for pid in config
+        .ignore
+        .pids
+        .iter()
+        .copied()
+        .chain([std::process::id()])
+    {
+        tgids
+            .insert(pid, 1, 0)
+            .map_err(|e| CaptureError::Map(MAP_IGNORE_TGIDS, e))?;
+    }
+
+    let mut comms: BpfHashMap<&mut MapData, [u8; 16], u8> = BpfHashMap::try_from(
+        ebpf.map_mut(MAP_IGNORE_COMMS)
+            .ok_or(CaptureError::MissingMap(MAP_IGNORE_COMMS))?,
+    )
+    .map_err(|e| CaptureError::Map(MAP_IGNORE_COMMS, e))?;
+    let old: Vec<[u8; 16]> = comms.keys().filter_map(Result::ok).collect();
+    for comm in old {
+        let _ = comms.remove(&comm);
+    }
+    for comm in &config.ignore.comms {
+        let mut key = [0u8; 16];
+        let n = comm.len().min(15);
+        key[..n].copy_from_slice(&comm.as_bytes()[..n]);
+        comms
+            .insert(key, 1, 0)
+            .map_err(|e| CaptureError::Map(MAP_IGNORE_COMMS, e))?;
+    }
+
+    fill_trie(ebpf, MAP_IGNORE_PATHS, &config.ignore.path_prefixes)?;
+    fill_trie(ebpf, MAP_SENSITIVE_PATHS, &config.sensitive_paths)?;
+    Ok(())
+}
+
+fn fill_trie(ebpf: &mut Ebpf, name: &'static str, paths: &[String]) -> Result<(), CaptureError> {
+    let mut trie: LpmTrie<&mut MapData, [u8; PATH_KEY_LEN], u8> =
+        LpmTrie::try_from(ebpf.map_mut(name).ok_or(CaptureError::MissingMap(name))?)
+            .map_err(|e| CaptureError::Map(name, e))?;
+    let old: Vec<Key<[u8; PATH_KEY_LEN]>> = trie.keys().filter_map(Result::ok).collect();
+    for key in old {
+        let _ = trie.remove(&key);
+    }
+    for path in paths {
+        trie.insert(&path_key(path), 1, 0)
+            .map_err(|e| CaptureError::Map(name, e))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_and_slots() {
+        assert!(is_kind_name("exec") && is_kind_name("open") && is_kind_name("connect"));
+        assert!(!is_kind_name("opne"));
+        assert_eq!(slot("open"), Some(SyscallOp::Open as u32));
+    }
+
+    #[test]
+    fn path_keys() {
+        let dir = path_key("/proc/");
+        assert_eq!(dir.prefix_len(), 6 * 8);
+        let file = path_key("/etc/shadow");
+        assert_eq!(file.prefix_len(), 12 * 8, "exact files include their NUL");
+        assert_eq!(&file.data()[..11], b"/etc/shadow");
+    }
+}
