@@ -60,6 +60,8 @@ pub fn marker(name: &str) -> String {
 
 /// A running agent whose stdout events are collected.
 pub struct Agent {
+    /// Private directory of this agent: `config.yaml` and `state/`.
+    pub dir: PathBuf,
     child: Child,
     events: Receiver<Value>,
     seen: Vec<Value>,
@@ -67,11 +69,23 @@ pub struct Agent {
 }
 
 impl Agent {
-    /// Starts `auditloop run --output json` with `extra` arguments and waits for its `agent_start` event.
+    /// Starts `auditloop run --output json` with default config, a private state dir and `extra`
+    /// arguments, and waits for its `agent_start` event.
     pub fn start(extra: &[&str]) -> Agent {
+        Agent::start_with_config("", extra)
+    }
+
+    /// Like [`Agent::start`], with `config` (YAML) as its config file.
+    pub fn start_with_config(config: &str, extra: &[&str]) -> Agent {
         require_root();
+        let dir = std::env::temp_dir().join(marker("agent"));
+        std::fs::create_dir_all(&dir).expect("agent temp dir");
+        std::fs::write(dir.join("config.yaml"), config).expect("write config");
         let mut child = Command::new(agent_bin())
-            .args(["run", "--output", "json"])
+            .args(["run", "--output", "json", "--config"])
+            .arg(dir.join("config.yaml"))
+            .arg("--state-dir")
+            .arg(dir.join("state"))
             .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -101,6 +115,7 @@ impl Agent {
             }
         });
         let mut agent = Agent {
+            dir,
             child,
             events: rx,
             seen: Vec::new(),
@@ -152,11 +167,16 @@ impl Agent {
         self.stderr.lock().map(|s| s.clone()).unwrap_or_default()
     }
 
-    /// Sends `signal` and waits for the agent to exit; collects the remaining events.
-    pub fn stop_with(mut self, signal: libc::c_int) -> (ExitStatus, Vec<Value>) {
+    /// Sends `signal` to the agent without waiting.
+    pub fn signal(&self, signal: libc::c_int) {
         let pid = libc::pid_t::try_from(self.child.id()).expect("pid fits");
         // SAFETY: sending a signal to our own child.
         unsafe { libc::kill(pid, signal) };
+    }
+
+    /// Sends `signal` and waits for the agent to exit; collects the remaining events.
+    pub fn stop_with(mut self, signal: libc::c_int) -> (ExitStatus, Vec<Value>) {
+        self.signal(signal);
         let status = self.child.wait().expect("waiting for the agent");
         while let Ok(ev) = self.events.recv_timeout(Duration::from_secs(5)) {
             self.seen.push(ev);
@@ -169,5 +189,13 @@ impl Drop for Agent {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// A fresh temporary directory for one test (removed by the caller or left for inspection on failure).
+pub fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(marker(name));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
 }

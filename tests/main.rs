@@ -2,3 +2,8 @@
 
 mod cli;
 mod exec;
+mod files;
+mod filters;
+mod net;
+mod process;
+mod watch;

@@ -81,6 +81,7 @@ pub enum EventBody {
     /// A file was changed (or a sensitive file read).
     File(File),
     /// Credentials changed: the setuid/setgid family.
+    #[serde(rename = "setid")]
     SetId(SetId),
     /// ptrace.
     Ptrace(Ptrace),

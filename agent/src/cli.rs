@@ -32,4 +32,7 @@ pub struct RunArgs {
     /// Config file (YAML); an absent file means defaults.
     #[arg(long, value_name = "FILE", default_value = DEFAULT_CONFIG_PATH)]
     pub config: PathBuf,
+    /// State directory (overrides the config's `state_dir`; default /var/lib/auditloop).
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
 }

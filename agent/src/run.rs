@@ -23,7 +23,12 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
              and CAP_SYS_ADMIN (try: sudo auditloop run)"
         );
     }
-    let config = Config::load(&args.config)?;
+    let mut config = Config::load(&args.config)?;
+    if let Some(dir) = &args.state_dir {
+        config.state_dir = dir.clone();
+    }
+    // The agent's own config is always watched.
+    config.watch.paths.push(args.config.clone());
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -34,7 +39,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
 async fn serve(args: RunArgs, config: Config) -> anyhow::Result<ExitCode> {
     let mut sigint = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
     let mut sigterm = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
-    let capture = Capture::start(&config.capture).context("starting kernel capture")?;
+    let capture = Capture::start(&config).context("starting kernel capture")?;
     tracing::info!(
         tracepoints = crate::capture::TRACEPOINTS.len(),
         ring_buffer_bytes = config.capture.ring_buffer_bytes,

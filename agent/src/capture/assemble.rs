@@ -263,7 +263,11 @@ impl Assembler {
             .or_else(|| {
                 (exec.filename.is_empty() && exec.dirfd >= 0).then_some(i64::from(exec.dirfd))
             });
-        let from_fd = fd_exec.and_then(|fd| self.fds.get(pid, fd)).cloned();
+        // The descriptor may have been inherited from the parent, where the agent saw it created.
+        let ppid = self.procs.ppid(pid);
+        let from_fd = fd_exec
+            .and_then(|fd| self.fds.get(pid, fd).or_else(|| self.fds.get(ppid, fd)))
+            .cloned();
         let exe = match &from_fd {
             Some(info) => {
                 exec.from_memfd = info.memfd.is_some();
@@ -380,6 +384,19 @@ impl Assembler {
                     .unwrap_or_default(),
                 ..Process::default()
             },
+            event: body,
+        }
+    }
+
+    /// An event about `process` observed now (e.g. a config change found by the watch stage).
+    pub fn event_for(&mut self, process: Process, body: EventBody) -> Event {
+        let mono_ns = monotonic_ns();
+        let seq = self.take_seq();
+        Event {
+            seq,
+            time: self.clock.wall(mono_ns),
+            mono_ns,
+            process,
             event: body,
         }
     }

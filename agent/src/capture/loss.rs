@@ -2,7 +2,23 @@
 //! events with exact counts, emitted whenever a count moves.
 
 use agent_common::model::Loss;
-use agent_common::wire::{MAX_KINDS, RecordKind};
+use agent_common::wire::{LOST_SLOTS, MAX_KINDS, RecordKind, SyscallOp};
+
+/// Name of a `LOST` slot: a record kind, or `syscall:<op>` for syscall entry records.
+fn slot_name(slot: usize) -> String {
+    let Ok(slot) = u32::try_from(slot) else {
+        return "unknown".into();
+    };
+    if slot >= MAX_KINDS {
+        return SyscallOp::from_u32(slot - MAX_KINDS).map_or_else(
+            || "syscall:unknown".into(),
+            |op| format!("syscall:{}", op.name()),
+        );
+    }
+    RecordKind::from_u32(slot)
+        .map_or("unknown", RecordKind::name)
+        .into()
+}
 
 /// Stage name for records the kernel could not reserve in the ring buffer.
 pub const STAGE_KERNEL: &str = "kernel_ring_buffer";
@@ -12,7 +28,7 @@ pub const STAGE_DECODE: &str = "decode";
 /// Running totals, to report only what moved.
 #[derive(Debug)]
 pub struct LossBooks {
-    kernel: [u64; MAX_KINDS as usize],
+    kernel: [u64; LOST_SLOTS as usize],
     decode_reported: u64,
     decode_total: u64,
 }
@@ -20,7 +36,7 @@ pub struct LossBooks {
 impl Default for LossBooks {
     fn default() -> LossBooks {
         LossBooks {
-            kernel: [0; MAX_KINDS as usize],
+            kernel: [0; LOST_SLOTS as usize],
             decode_reported: 0,
             decode_total: 0,
         }
@@ -44,13 +60,10 @@ impl LossBooks {
         let mut out = Vec::new();
         for (kind, (&now, last)) in kernel_totals.iter().zip(self.kernel.iter_mut()).enumerate() {
             if now > *last {
-                let record = u32::try_from(kind)
-                    .ok()
-                    .and_then(RecordKind::from_u32)
-                    .map_or("unknown", RecordKind::name);
+                let record = slot_name(kind);
                 out.push(Loss {
                     stage: STAGE_KERNEL.into(),
-                    record: record.into(),
+                    record,
                     count: now - *last,
                     total: now,
                 });
@@ -77,7 +90,7 @@ mod tests {
     #[test]
     fn reports_only_moves() {
         let mut books = LossBooks::default();
-        let mut totals = [0u64; MAX_KINDS as usize];
+        let mut totals = [0u64; LOST_SLOTS as usize];
         assert!(books.update(&totals).is_empty());
         totals[RecordKind::ExecEnter as usize] = 5;
         let got = books.update(&totals);
@@ -92,5 +105,7 @@ mod tests {
         assert_eq!((got[0].count, got[0].total), (2, 7));
         assert_eq!(got[1].stage, STAGE_DECODE);
         assert_eq!(books.kernel_total(), 7);
+        totals[(MAX_KINDS + SyscallOp::Open as u32) as usize] = 1;
+        assert_eq!(books.update(&totals)[0].record, "syscall:open");
     }
 }

@@ -6,6 +6,7 @@
 //! become `loss` events. Capture never drops an event in userspace.
 
 mod assemble;
+mod configwatch;
 mod containers;
 mod convert;
 mod fdtable;
@@ -28,7 +29,7 @@ pub use loader::TRACEPOINTS;
 pub use loss::LossBooks;
 pub use proctable::ProcessTable;
 
-use crate::config::CaptureConfig;
+use crate::config::{CaptureConfig, Config};
 
 /// Most processes the process table keeps.
 const PROCESS_TABLE_CAPACITY: usize = 1 << 17;
@@ -62,6 +63,9 @@ pub enum CaptureError {
     /// Reading the ring buffer or `/proc` failed.
     #[error("capture I/O")]
     Io(#[from] std::io::Error),
+    /// The config-watch content store could not be opened.
+    #[error("config watch")]
+    Watch(#[from] crate::watch::WatchError),
     /// `capture.syscalls` names a syscall this kernel cannot trace.
     #[error(transparent)]
     UnknownSyscall(#[from] syscalls::UnknownSyscall),
@@ -83,19 +87,27 @@ pub struct CaptureStats {
 /// Attached kernel programs plus the userspace state that turns their records into events.
 pub struct Capture {
     loaded: loader::Loaded,
+    watch: configwatch::ConfigWatch,
+    startup_changes: Vec<crate::watch::FileChange>,
     assembler: Assembler,
     poll_interval: std::time::Duration,
     ring_buffer_bytes: u32,
 }
 
 impl Capture {
-    /// Loads and attaches the programs, then scans `/proc` for processes that already run.
-    pub fn start(config: &CaptureConfig) -> Result<Capture, CaptureError> {
+    /// Loads and attaches the programs, scans `/proc` for processes that already run, and snapshots the
+    /// watched config files.
+    pub fn start(full: &Config) -> Result<Capture, CaptureError> {
+        let config = &full.capture;
+        let (watch, startup_changes) =
+            configwatch::ConfigWatch::open(full.watch.paths.clone(), &full.state_dir)?;
         let loaded = loader::load(config)?;
         let mut procs = ProcessTable::new(PROCESS_TABLE_CAPACITY, Path::new("/proc"));
         procs.scan()?;
         Ok(Capture {
             loaded,
+            watch,
+            startup_changes,
             assembler: Assembler::new(1, Clock::measure(), procs),
             poll_interval: std::time::Duration::from_millis(config.poll_interval_ms),
             ring_buffer_bytes: config.ring_buffer_bytes,

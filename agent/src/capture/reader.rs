@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use agent_common::decode::decode;
 use agent_common::model::{AgentStart, AgentStop, Event, EventBody};
-use agent_common::wire::{MAX_KINDS, RecordKind};
+use agent_common::wire::{LOST_SLOTS, MAX_KINDS, RecordKind, SyscallOp};
 use aya::maps::{MapData, PerCpuArray, RingBuf};
 use tokio::io::unix::AsyncFd;
 use tokio::sync::{mpsc, watch};
@@ -57,11 +57,19 @@ impl State {
     }
 
     fn account_losses(&mut self) {
-        let mut totals = [0u64; MAX_KINDS as usize];
-        for kind in RecordKind::ALL {
-            match self.lost.get(&(kind as u32), 0) {
-                Ok(per_cpu) => totals[kind as usize] = per_cpu.iter().sum(),
-                Err(err) => tracing::warn!("reading loss counter for {}: {err}", kind.name()),
+        let mut totals = [0u64; LOST_SLOTS as usize];
+        let slots = RecordKind::ALL
+            .iter()
+            .map(|k| *k as u32)
+            .chain(SyscallOp::ALL.iter().map(|op| MAX_KINDS + *op as u32));
+        for slot in slots {
+            match self.lost.get(&slot, 0) {
+                Ok(per_cpu) => {
+                    if let Some(total) = totals.get_mut(slot as usize) {
+                        *total = per_cpu.iter().sum();
+                    }
+                }
+                Err(err) => tracing::warn!("reading loss counter {slot}: {err}"),
             }
         }
         for loss in self.books.update(&totals) {
@@ -91,6 +99,8 @@ pub(super) async fn run(
 ) -> Result<CaptureStats, CaptureError> {
     let Capture {
         loaded,
+        mut watch,
+        startup_changes,
         assembler,
         poll_interval,
         ring_buffer_bytes,
@@ -116,6 +126,10 @@ pub(super) async fn run(
             ring_buffer_bytes,
         }));
     state.batch.push(start);
+    for change in startup_changes {
+        let event = super::configwatch::ConfigWatch::startup_event(change, &mut state.assembler);
+        state.batch.push(event);
+    }
     // SAFETY: the AsyncFd owns the ring buffer, which owns the fd, so the fd outlives the registration.
     let mut ring = unsafe { AsyncFd::register(ring) }.map_err(|e| CaptureError::Io(e.into()))?;
     let mut tick = tokio::time::interval(poll_interval);
@@ -155,6 +169,10 @@ pub(super) async fn run(
                 false
             }
         };
+        let touches = state.assembler.take_touches();
+        if !touches.is_empty() {
+            watch.check(touches, &mut state.assembler, &mut state.batch);
+        }
         if last_housekeeping.elapsed() >= HOUSEKEEPING || more {
             last_housekeeping = Instant::now();
             state.account_losses();
@@ -178,6 +196,8 @@ pub(super) async fn run(
         }
     }
     state.assembler.flush_all(&mut state.batch);
+    let touches = state.assembler.take_touches();
+    watch.check(touches, &mut state.assembler, &mut state.batch);
     state.account_losses();
     state.flush(&events).await;
     let stats = state.stats;

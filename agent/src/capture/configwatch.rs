@@ -1,0 +1,81 @@
+//! Connects capture to the watch stage: file touches on watched paths (close after write, rename, truncate,
+//! unlink, chmod, chown, exit of a writer) are checked against the content store, and real changes become
+//! `config_change` events attributed to the process that made them.
+
+use std::path::{Path, PathBuf};
+
+use agent_common::model::{ConfigChange, Event, EventBody, Process};
+
+use super::{Assembler, FileTouch};
+use crate::watch::{ContentStore, FileChange, WatchError, WatchList};
+
+/// The watch list and content store.
+pub struct ConfigWatch {
+    list: WatchList,
+    store: ContentStore,
+}
+
+impl ConfigWatch {
+    /// Opens the store under `state_dir/content` and snapshots every watched file. Changes made while the
+    /// agent was not running are returned (empty on the very first start).
+    pub fn open(
+        paths: Vec<PathBuf>,
+        state_dir: &Path,
+    ) -> Result<(ConfigWatch, Vec<FileChange>), WatchError> {
+        let list = WatchList::new(paths);
+        let mut store = ContentStore::open(&state_dir.join("content"))?;
+        let report = store.snapshot_all(&list);
+        for failure in &report.failures {
+            tracing::warn!("config watch snapshot: {failure}");
+        }
+        let changes = if report.was_empty {
+            Vec::new()
+        } else {
+            report.changes
+        };
+        Ok((ConfigWatch { list, store }, changes))
+    }
+
+    /// Checks each touch; appends a `config_change` event for every watched file whose content or metadata
+    /// changed.
+    pub fn check(
+        &mut self,
+        touches: Vec<FileTouch>,
+        assembler: &mut Assembler,
+        out: &mut Vec<Event>,
+    ) {
+        for touch in touches {
+            let path = Path::new(&touch.path);
+            if !self.list.is_watched(path) {
+                continue;
+            }
+            match self.store.observe(path) {
+                Ok(Some(change)) => {
+                    out.push(assembler.event_for(touch.process, body(change, touch.trigger)))
+                }
+                Ok(None) => {}
+                Err(err) => tracing::warn!("config watch: {err}"),
+            }
+        }
+    }
+
+    /// A `config_change` event for a change found at start (made while the agent was not running).
+    pub fn startup_event(change: FileChange, assembler: &mut Assembler) -> Event {
+        assembler.event_for(Process::default(), body(change, "startup"))
+    }
+}
+
+fn body(change: FileChange, trigger: &str) -> EventBody {
+    EventBody::ConfigChange(ConfigChange {
+        path: change.path.to_string_lossy().into_owned(),
+        trigger: trigger.into(),
+        old_sha256: change.old_sha256,
+        new_sha256: change.new_sha256,
+        size: change.size,
+        mode: change.mode,
+        uid: change.uid,
+        gid: change.gid,
+        diff: change.diff,
+        diff_truncated: change.diff_truncated,
+    })
+}
