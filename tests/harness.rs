@@ -157,6 +157,21 @@ impl Agent {
         }
     }
 
+    /// Reads events until `done(seen)` holds; fails the test after `timeout`.
+    pub fn wait_until(&mut self, timeout: Duration, done: impl Fn(&[Value]) -> bool) {
+        let deadline = Instant::now() + timeout;
+        while !done(&self.seen) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.events.recv_timeout(left.min(Duration::from_millis(200))) {
+                Ok(ev) => self.seen.push(ev),
+                Err(RecvTimeoutError::Timeout) => {
+                    assert!(Instant::now() < deadline, "condition not met within {timeout:?}; {} events seen", self.seen.len());
+                }
+                Err(RecvTimeoutError::Disconnected) => panic!("agent output ended; stderr:\n{}", self.stderr()),
+            }
+        }
+    }
+
     /// Every event seen so far.
     pub fn seen(&self) -> &[Value] {
         &self.seen

@@ -6,4 +6,5 @@ mod files;
 mod filters;
 mod net;
 mod process;
+mod storm;
 mod watch;

@@ -1,0 +1,60 @@
+//! Loss accounting under a storm: a tiny ring buffer, 8 threads creating files as fast as they can. Every
+//! open is either delivered or counted in a `loss` event: the books balance.
+
+use std::time::Duration;
+
+use harness::{Agent, temp_dir};
+use serde_json::Value;
+
+const THREADS: usize = 8;
+const FILES_PER_THREAD: usize = 2000;
+/// Write-opens by other processes during the test that may also have been lost (other tests, the build).
+const OTHER_OPENS_SLACK: u64 = 2000;
+
+fn lost_opens(seen: &[Value]) -> u64 {
+    seen.iter()
+        .filter(|e| e["event"]["loss"]["stage"] == "kernel_ring_buffer" && e["event"]["loss"]["record"] == "syscall:open")
+        .filter_map(|e| e["event"]["loss"]["count"].as_u64())
+        .sum()
+}
+
+#[test]
+fn storm_with_a_tiny_ring_buffer_balances_the_books() {
+    let mut agent = Agent::start_with_config("capture:\n  ring_buffer_bytes: 4096\n", &[]);
+    let dir = temp_dir("storm");
+    std::thread::scope(|s| {
+        for t in 0..THREADS {
+            let dir = &dir;
+            s.spawn(move || {
+                for i in 0..FILES_PER_THREAD {
+                    std::fs::File::create(dir.join(format!("{t}-{i}"))).expect("create");
+                }
+            });
+        }
+    });
+    let ops = (THREADS * FILES_PER_THREAD) as u64;
+    let prefix = format!("{}/", dir.display());
+    let delivered = |seen: &[Value]| {
+        seen.iter()
+            .filter(|e| e["event"]["file"]["op"] == "open")
+            .filter(|e| e["event"]["file"]["path"].as_str().is_some_and(|p| p.starts_with(&prefix)))
+            .count() as u64
+    };
+    agent.wait_until(Duration::from_secs(60), |seen| delivered(seen) + lost_opens(seen) >= ops);
+    // Let the last loss report and stragglers arrive, then stop and take the final books.
+    std::thread::sleep(Duration::from_millis(500));
+    let (status, seen) = agent.stop_with(libc::SIGTERM);
+    assert!(status.success());
+    let (got, lost) = (delivered(&seen), lost_opens(&seen));
+    eprintln!("storm books: performed {ops}, delivered {got}, counted lost {lost}");
+    assert!(got <= ops, "more opens delivered ({got}) than performed ({ops})");
+    assert!(lost > 0, "a 4 KiB ring buffer must overflow under this storm");
+    assert!(got + lost >= ops, "silent loss: delivered {got} + counted lost {lost} < performed {ops}");
+    assert!(
+        got + lost <= ops + OTHER_OPENS_SLACK,
+        "loss counts too high: delivered {got} + lost {lost} vs performed {ops}"
+    );
+    let stop = seen.last().expect("events");
+    assert!(stop["event"]["agent_stop"]["kernel_lost"].as_u64() >= Some(lost), "{stop}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
