@@ -162,12 +162,21 @@ impl Agent {
         let deadline = Instant::now() + timeout;
         while !done(&self.seen) {
             let left = deadline.saturating_duration_since(Instant::now());
-            match self.events.recv_timeout(left.min(Duration::from_millis(200))) {
+            match self
+                .events
+                .recv_timeout(left.min(Duration::from_millis(200)))
+            {
                 Ok(ev) => self.seen.push(ev),
                 Err(RecvTimeoutError::Timeout) => {
-                    assert!(Instant::now() < deadline, "condition not met within {timeout:?}; {} events seen", self.seen.len());
+                    assert!(
+                        Instant::now() < deadline,
+                        "condition not met within {timeout:?}; {} events seen",
+                        self.seen.len()
+                    );
                 }
-                Err(RecvTimeoutError::Disconnected) => panic!("agent output ended; stderr:\n{}", self.stderr()),
+                Err(RecvTimeoutError::Disconnected) => {
+                    panic!("agent output ended; stderr:\n{}", self.stderr())
+                }
             }
         }
     }

@@ -13,7 +13,10 @@ const OTHER_OPENS_SLACK: u64 = 2000;
 
 fn lost_opens(seen: &[Value]) -> u64 {
     seen.iter()
-        .filter(|e| e["event"]["loss"]["stage"] == "kernel_ring_buffer" && e["event"]["loss"]["record"] == "syscall:open")
+        .filter(|e| {
+            e["event"]["loss"]["stage"] == "kernel_ring_buffer"
+                && e["event"]["loss"]["record"] == "syscall:open"
+        })
         .filter_map(|e| e["event"]["loss"]["count"].as_u64())
         .sum()
 }
@@ -37,24 +40,42 @@ fn storm_with_a_tiny_ring_buffer_balances_the_books() {
     let delivered = |seen: &[Value]| {
         seen.iter()
             .filter(|e| e["event"]["file"]["op"] == "open")
-            .filter(|e| e["event"]["file"]["path"].as_str().is_some_and(|p| p.starts_with(&prefix)))
+            .filter(|e| {
+                e["event"]["file"]["path"]
+                    .as_str()
+                    .is_some_and(|p| p.starts_with(&prefix))
+            })
             .count() as u64
     };
-    agent.wait_until(Duration::from_secs(60), |seen| delivered(seen) + lost_opens(seen) >= ops);
+    agent.wait_until(Duration::from_secs(60), |seen| {
+        delivered(seen) + lost_opens(seen) >= ops
+    });
     // Let the last loss report and stragglers arrive, then stop and take the final books.
     std::thread::sleep(Duration::from_millis(500));
     let (status, seen) = agent.stop_with(libc::SIGTERM);
     assert!(status.success());
     let (got, lost) = (delivered(&seen), lost_opens(&seen));
     eprintln!("storm books: performed {ops}, delivered {got}, counted lost {lost}");
-    assert!(got <= ops, "more opens delivered ({got}) than performed ({ops})");
-    assert!(lost > 0, "a 4 KiB ring buffer must overflow under this storm");
-    assert!(got + lost >= ops, "silent loss: delivered {got} + counted lost {lost} < performed {ops}");
+    assert!(
+        got <= ops,
+        "more opens delivered ({got}) than performed ({ops})"
+    );
+    assert!(
+        lost > 0,
+        "a 4 KiB ring buffer must overflow under this storm"
+    );
+    assert!(
+        got + lost >= ops,
+        "silent loss: delivered {got} + counted lost {lost} < performed {ops}"
+    );
     assert!(
         got + lost <= ops + OTHER_OPENS_SLACK,
         "loss counts too high: delivered {got} + lost {lost} vs performed {ops}"
     );
     let stop = seen.last().expect("events");
-    assert!(stop["event"]["agent_stop"]["kernel_lost"].as_u64() >= Some(lost), "{stop}");
+    assert!(
+        stop["event"]["agent_stop"]["kernel_lost"].as_u64() >= Some(lost),
+        "{stop}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
