@@ -58,3 +58,28 @@ fn config_error_names_file_line_and_field() {
     assert!(stderr.contains(&want), "{stderr}");
     assert!(stderr.contains("ring_bufer_bytes"), "{stderr}");
 }
+
+#[test]
+fn sequence_numbers_continue_across_restarts_within_a_boot() {
+    let keep = harness::temp_dir("seq-state");
+    let state = ["--state-dir", keep.to_str().expect("utf-8")];
+    let first = harness::Agent::start(&state);
+    let (status, events) = first.stop_with(libc::SIGTERM);
+    assert!(status.success());
+    let last = events
+        .last()
+        .and_then(|e| e["seq"].as_u64())
+        .expect("last seq");
+    let second = harness::Agent::start(&state);
+    let (_, events) = second.stop_with(libc::SIGTERM);
+    let first_seq = events
+        .first()
+        .and_then(|e| e["seq"].as_u64())
+        .expect("first seq");
+    assert_eq!(
+        first_seq,
+        last + 1,
+        "a clean restart continues without a gap"
+    );
+    let _ = std::fs::remove_dir_all(&keep);
+}

@@ -117,3 +117,30 @@ fn sensitive_reads_are_recorded_and_plain_reads_are_not() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn mount_and_umount_are_recorded() {
+    let mut agent = Agent::start(&[]);
+    let dir = temp_dir("mnt");
+    let target = std::ffi::CString::new(dir.to_string_lossy().into_owned()).expect("path");
+    let (src, fstype) = (c"auditloop-test", c"tmpfs");
+    // SAFETY: mount(2)/umount2(2) with valid NUL-terminated strings and no data.
+    unsafe {
+        assert_eq!(
+            libc::mount(
+                src.as_ptr(),
+                target.as_ptr(),
+                fstype.as_ptr(),
+                0,
+                std::ptr::null()
+            ),
+            0
+        );
+        assert_eq!(libc::umount2(target.as_ptr(), 0), 0);
+    }
+    let path = dir.to_string_lossy().into_owned();
+    let mount = file_event(&mut agent, "mount", &path);
+    assert_eq!(mount["target"], "auditloop-test", "{mount}");
+    file_event(&mut agent, "umount", &path);
+    let _ = std::fs::remove_dir_all(&dir);
+}

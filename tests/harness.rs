@@ -81,11 +81,14 @@ impl Agent {
         let dir = std::env::temp_dir().join(marker("agent"));
         std::fs::create_dir_all(&dir).expect("agent temp dir");
         std::fs::write(dir.join("config.yaml"), config).expect("write config");
-        let mut child = Command::new(agent_bin())
+        let mut command = Command::new(agent_bin());
+        command
             .args(["run", "--output", "json", "--config"])
-            .arg(dir.join("config.yaml"))
-            .arg("--state-dir")
-            .arg(dir.join("state"))
+            .arg(dir.join("config.yaml"));
+        if !extra.contains(&"--state-dir") {
+            command.arg("--state-dir").arg(dir.join("state"));
+        }
+        let mut child = command
             .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -13,7 +13,8 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 /// One observed event.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Event {
-    /// Per-boot sequence number assigned by the agent, gap-free in the order events were observed.
+    /// Per-boot sequence number assigned by the agent: gap-free within a run, continuing across restarts
+    /// within a boot (after a crash it resumes above every number the crashed run could have used).
     pub seq: u64,
     /// Wall-clock time of the event.
     pub time: WallTime,

@@ -109,6 +109,11 @@ impl Assembler {
         }
     }
 
+    /// The number the next event will get.
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+
     /// File changes seen since the last call (for the config watch stage).
     pub fn take_touches(&mut self) -> Vec<FileTouch> {
         std::mem::take(&mut self.touches)

@@ -6,6 +6,7 @@
 //! become `loss` events. Capture never drops an event in userspace.
 
 mod assemble;
+mod bootseq;
 mod configwatch;
 mod containers;
 mod convert;
@@ -88,6 +89,7 @@ pub struct CaptureStats {
 pub struct Capture {
     loaded: loader::Loaded,
     watch: configwatch::ConfigWatch,
+    boot_seq: bootseq::BootSeq,
     startup_changes: Vec<crate::watch::FileChange>,
     assembler: Assembler,
     poll_interval: std::time::Duration,
@@ -101,14 +103,16 @@ impl Capture {
         let config = &full.capture;
         let (watch, startup_changes) =
             configwatch::ConfigWatch::open(full.watch.paths.clone(), &full.state_dir)?;
+        let (boot_seq, first_seq) = bootseq::BootSeq::open(&full.state_dir)?;
         let loaded = loader::load(config)?;
         let mut procs = ProcessTable::new(PROCESS_TABLE_CAPACITY, Path::new("/proc"));
         procs.scan()?;
         Ok(Capture {
             loaded,
             watch,
+            boot_seq,
             startup_changes,
-            assembler: Assembler::new(1, Clock::measure(), procs),
+            assembler: Assembler::new(first_seq, Clock::measure(), procs),
             poll_interval: std::time::Duration::from_millis(config.poll_interval_ms),
             ring_buffer_bytes: config.ring_buffer_bytes,
         })

@@ -100,6 +100,7 @@ pub(super) async fn run(
     let Capture {
         loaded,
         mut watch,
+        mut boot_seq,
         startup_changes,
         assembler,
         poll_interval,
@@ -179,6 +180,9 @@ pub(super) async fn run(
             state
                 .assembler
                 .flush_stale(monotonic_ns(), &mut state.batch);
+            if let Err(err) = boot_seq.advance(state.assembler.next_seq()) {
+                tracing::warn!("persisting the sequence high-water mark: {err}");
+            }
             if last_clock.elapsed() >= CLOCK_REFRESH {
                 last_clock = Instant::now();
                 state.assembler.set_clock(Clock::measure());
@@ -209,5 +213,8 @@ pub(super) async fn run(
     }));
     state.batch.push(stop);
     state.flush(&events).await;
+    if let Err(err) = boot_seq.close(state.assembler.next_seq()) {
+        tracing::warn!("persisting the next sequence number: {err}");
+    }
     Ok(state.stats)
 }
