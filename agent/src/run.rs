@@ -41,7 +41,6 @@ async fn serve(args: RunArgs, config: Config) -> anyhow::Result<ExitCode> {
     let mut sigterm = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
     let capture = Capture::start(&config).context("starting kernel capture")?;
     tracing::info!(
-        tracepoints = crate::capture::TRACEPOINTS.len(),
         ring_buffer_bytes = config.capture.ring_buffer_bytes,
         "capture started"
     );

@@ -2,7 +2,7 @@
 //! on a descriptor (ftruncate, fchmod, close, execveat of a memfd) can name the file. Bounded: the oldest
 //! entries are evicted first.
 
-use std::collections::{HashMap, VecDeque};
+use super::bounded::BoundedMap;
 
 /// What a descriptor refers to.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -16,36 +16,20 @@ pub struct FdInfo {
 /// (pid, fd) → what it refers to.
 #[derive(Debug)]
 pub struct FdTable {
-    entries: HashMap<(u32, i64), FdInfo>,
-    order: VecDeque<(u32, i64)>,
-    capacity: usize,
+    entries: BoundedMap<(u32, i64), FdInfo>,
 }
 
 impl FdTable {
     /// An empty table of at most `capacity` descriptors.
     pub fn new(capacity: usize) -> FdTable {
         FdTable {
-            entries: HashMap::new(),
-            order: VecDeque::new(),
-            capacity: capacity.max(1),
+            entries: BoundedMap::new(capacity),
         }
     }
 
     /// Remembers a descriptor.
     pub fn insert(&mut self, pid: u32, fd: i64, info: FdInfo) {
-        if self.entries.insert((pid, fd), info).is_none() {
-            self.order.push_back((pid, fd));
-        }
-        while self.entries.len() > self.capacity {
-            let Some(old) = self.order.pop_front() else {
-                break;
-            };
-            self.entries.remove(&old);
-        }
-        if self.order.len() > self.capacity * 2 {
-            let entries = &self.entries;
-            self.order.retain(|k| entries.contains_key(k));
-        }
+        self.entries.insert((pid, fd), info);
     }
 
     /// What `fd` of `pid` refers to.
@@ -60,12 +44,7 @@ impl FdTable {
 
     /// Forgets every descriptor of an ended process, returning them.
     pub fn remove_process(&mut self, pid: u32) -> Vec<FdInfo> {
-        let keys: Vec<(u32, i64)> = self
-            .entries
-            .keys()
-            .filter(|(p, _)| *p == pid)
-            .copied()
-            .collect();
+        let keys = self.entries.keys_where(|(p, _)| *p == pid);
         keys.into_iter()
             .filter_map(|k| self.entries.remove(&k))
             .collect()

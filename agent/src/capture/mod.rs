@@ -7,6 +7,7 @@
 
 mod assemble;
 mod bootseq;
+mod bounded;
 mod configwatch;
 mod containers;
 mod convert;
@@ -26,7 +27,6 @@ use agent_common::model::Event;
 use tokio::sync::{mpsc, watch};
 
 pub use assemble::{Assembler, Clock, FileTouch, monotonic_ns};
-pub use loader::TRACEPOINTS;
 pub use loss::LossBooks;
 pub use proctable::ProcessTable;
 

@@ -4,8 +4,9 @@
 //! Bounded: past [`ProcessTable::capacity`] entries the oldest-inserted ones are evicted (they are looked up
 //! again in `/proc` if still alive).
 
-use std::collections::{HashMap, VecDeque};
 use std::path::Path;
+
+use super::bounded::BoundedMap;
 
 /// What the table knows of a process.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -25,8 +26,7 @@ pub struct ProcInfo {
 /// Live processes by pid.
 #[derive(Debug)]
 pub struct ProcessTable {
-    entries: HashMap<u32, ProcInfo>,
-    order: VecDeque<u32>,
+    entries: BoundedMap<u32, ProcInfo>,
     capacity: usize,
     proc_root: std::path::PathBuf,
 }
@@ -35,8 +35,7 @@ impl ProcessTable {
     /// An empty table holding at most `capacity` processes, reading `/proc` below `proc_root`.
     pub fn new(capacity: usize, proc_root: &Path) -> ProcessTable {
         ProcessTable {
-            entries: HashMap::new(),
-            order: VecDeque::new(),
+            entries: BoundedMap::new(capacity),
             capacity: capacity.max(1),
             proc_root: proc_root.to_owned(),
         }
@@ -149,20 +148,7 @@ impl ProcessTable {
     }
 
     fn insert(&mut self, pid: u32, info: ProcInfo) {
-        if self.entries.insert(pid, info).is_none() {
-            self.order.push_back(pid);
-        }
-        while self.entries.len() > self.capacity {
-            let Some(old) = self.order.pop_front() else {
-                break;
-            };
-            self.entries.remove(&old);
-        }
-        // Entries removed by `on_exit` leave stale pids in `order`; compact when it grows far past the map.
-        if self.order.len() > self.capacity * 2 {
-            let entries = &self.entries;
-            self.order.retain(|pid| entries.contains_key(pid));
-        }
+        self.entries.insert(pid, info);
     }
 }
 
