@@ -1,0 +1,114 @@
+//! Names and small side files of a journal directory: segment names, `HEAD` and `ANCHOR`.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::JournalError;
+use crate::record::Hash;
+
+/// The segment file of `index`.
+pub fn segment_path(dir: &Path, index: u64) -> PathBuf {
+    dir.join(format!("seg-{index:010}.alj"))
+}
+
+/// The index of a segment file name, if it is one.
+pub fn segment_index(name: &str) -> Option<u64> {
+    name.strip_prefix("seg-")?
+        .strip_suffix(".alj")?
+        .parse()
+        .ok()
+}
+
+/// Segment files of `dir`, by index.
+pub fn list_segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>, JournalError> {
+    let mut out: Vec<(u64, PathBuf)> = std::fs::read_dir(dir)
+        .map_err(|e| JournalError::io(dir, e))?
+        .filter_map(Result::ok)
+        .filter_map(|e| Some((segment_index(e.file_name().to_str()?)?, e.path())))
+        .collect();
+    out.sort();
+    Ok(out)
+}
+
+/// The last durable record: a lower bound on what the journal must contain.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Head {
+    /// Its sequence number.
+    pub seq: u64,
+    /// Its hash (hex).
+    pub hash: String,
+}
+
+/// Where the retained chain starts and which key is valid there.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Anchor {
+    /// Sequence number of the first retained record.
+    pub seq: u64,
+    /// Its `prev_hash` (hex; zeros at genesis).
+    pub prev_hash: String,
+    /// Key epoch of the next checkpoint after the anchor.
+    pub epoch: u64,
+    /// Public key of that epoch (hex).
+    pub public_key: String,
+}
+
+/// `HEAD` of a journal directory.
+pub fn head_path(dir: &Path) -> PathBuf {
+    dir.join("HEAD")
+}
+
+/// `ANCHOR` of a journal directory.
+pub fn anchor_path(dir: &Path) -> PathBuf {
+    dir.join("ANCHOR")
+}
+
+/// Reads a JSON side file; `None` when absent.
+pub fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Option<T>, JournalError> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|e| JournalError::Damaged {
+                path: path.to_owned(),
+                why: e.to_string(),
+            }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(JournalError::io(path, e)),
+    }
+}
+
+/// Writes a JSON side file atomically (write, rename).
+pub fn write_json<T: Serialize>(path: &Path, value: &T, sync: bool) -> Result<(), JournalError> {
+    let text = serde_json::to_string(value).map_err(|e| JournalError::Encode(e.to_string()))?;
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text).map_err(|e| JournalError::io(&tmp, e))?;
+    if sync {
+        std::fs::File::open(&tmp)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| JournalError::io(&tmp, e))?;
+    }
+    std::fs::rename(&tmp, path).map_err(|e| JournalError::io(path, e))
+}
+
+/// Hex of a hash.
+pub fn hex_hash(hash: &Hash) -> String {
+    hex::encode(hash)
+}
+
+/// A hash from hex.
+pub fn parse_hash(text: &str) -> Option<Hash> {
+    hex::decode(text).ok()?.as_slice().try_into().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segment_names_round_trip() {
+        let p = segment_path(Path::new("/j"), 42);
+        assert_eq!(p, PathBuf::from("/j/seg-0000000042.alj"));
+        assert_eq!(segment_index("seg-0000000042.alj"), Some(42));
+        assert_eq!(segment_index("HEAD"), None);
+    }
+}

@@ -1,0 +1,270 @@
+//! The on-disk record: framing, hashing and payloads.
+//!
+//! A segment file starts with [`SEGMENT_MAGIC`] and a little-endian `u32` format version, then holds records
+//! back to back:
+//!
+//! ```text
+//! len: u32 LE | seq: u64 LE | prev_hash: [u8; 32] | payload: [u8; len] | hash: [u8; 32]
+//! hash = SHA-256(RECORD_DOMAIN ‖ seq LE ‖ prev_hash ‖ payload)
+//! ```
+//!
+//! The payload is a bincode-encoded [`Payload`]. Every byte after the 8-byte file header is covered by a
+//! record hash (a changed length shifts the frame and breaks the hash), and the header is fixed bytes, so any
+//! change to a segment is detectable. Decoding never panics: short or garbled bytes are a [`FrameError`].
+
+use agent_common::model::Event;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// First bytes of every segment file.
+pub const SEGMENT_MAGIC: [u8; 4] = *b"ALJ\x01";
+/// Segment format version following the magic.
+pub const FORMAT_VERSION: u32 = 1;
+/// Bytes of the segment header (magic and version).
+pub const SEGMENT_HEADER_LEN: usize = 8;
+/// Domain separation tag of record hashes.
+pub const RECORD_DOMAIN: &[u8] = b"auditloop/journal/record/v1";
+/// Largest payload accepted when reading (a larger length is damage, not data).
+pub const MAX_PAYLOAD: usize = 16 * 1024 * 1024;
+/// Bytes of a record besides its payload.
+pub const FRAME_OVERHEAD: usize = 4 + 8 + 32 + 32;
+
+/// A SHA-256 digest.
+pub type Hash = [u8; 32];
+
+/// What a record holds.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Payload {
+    /// The first record of every segment.
+    SegmentStart(SegmentStart),
+    /// A captured or agent event.
+    Event(Event),
+    /// A signed statement of the chain head.
+    Checkpoint(Checkpoint),
+}
+
+/// Opens a segment: who wrote it, in which run.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SegmentStart {
+    /// 0 for the journal's first segment, then +1 per segment.
+    pub index: u64,
+    /// Agent start counter: +1 each time the journal is opened for writing.
+    pub generation: u64,
+    /// Kernel boot id of the writing host (`/proc/sys/kernel/random/boot_id`).
+    pub boot_id: String,
+    /// Wall-clock time the segment was created (ns since the Unix epoch).
+    pub created_ns: u64,
+    /// Host the journal belongs to.
+    pub host: String,
+    /// In the first segment only: the genesis public key (epoch 0), the trust anchor of all signatures.
+    pub genesis_public_key: Option<[u8; 32]>,
+}
+
+/// A checkpoint: the chain head, signed with the epoch's key, committing to the next epoch's key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    /// Key epoch that signed this checkpoint (0 = genesis key).
+    pub epoch: u64,
+    /// Sequence number of the record before this checkpoint.
+    pub head_seq: u64,
+    /// Hash of that record.
+    pub head_hash: Hash,
+    /// Public key of the next epoch.
+    pub next_public_key: [u8; 32],
+    /// Ed25519 signature over [`Checkpoint::signed_message`].
+    #[serde(with = "signature_bytes")]
+    pub signature: [u8; 64],
+}
+
+impl Checkpoint {
+    /// The bytes the signature covers.
+    pub fn signed_message(epoch: u64, head_seq: u64, head_hash: &Hash, next: &[u8; 32]) -> Vec<u8> {
+        let mut m = Vec::with_capacity(96);
+        m.extend_from_slice(b"auditloop/journal/checkpoint/v1");
+        m.extend_from_slice(&epoch.to_le_bytes());
+        m.extend_from_slice(&head_seq.to_le_bytes());
+        m.extend_from_slice(head_hash);
+        m.extend_from_slice(next);
+        m
+    }
+}
+
+mod signature_bytes {
+    //! serde for `[u8; 64]` (serde derives arrays only up to 32).
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(bytes: &[u8; 64], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(bytes)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 64], D::Error> {
+        let v: Vec<u8> = serde_bytes_vec(d)?;
+        <[u8; 64]>::try_from(v.as_slice())
+            .map_err(|_| serde::de::Error::invalid_length(v.len(), &"64 bytes"))
+    }
+
+    fn serde_bytes_vec<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        Vec::<u8>::deserialize(d)
+    }
+}
+
+/// bincode settings for payloads (fixed forever for format version 1).
+fn bincode_config() -> impl bincode::config::Config {
+    bincode::config::standard().with_limit::<MAX_PAYLOAD>()
+}
+
+/// Encodes a payload.
+pub fn encode_payload(payload: &Payload) -> Result<Vec<u8>, bincode::error::EncodeError> {
+    bincode::serde::encode_to_vec(payload, bincode_config())
+}
+
+/// Decodes a payload; all bytes must be used.
+pub fn decode_payload(bytes: &[u8]) -> Result<Payload, String> {
+    let (payload, used) =
+        bincode::serde::decode_from_slice(bytes, bincode_config()).map_err(|e| e.to_string())?;
+    if used != bytes.len() {
+        return Err(format!(
+            "{} trailing bytes after the payload",
+            bytes.len() - used
+        ));
+    }
+    Ok(payload)
+}
+
+/// The hash of a record.
+pub fn record_hash(seq: u64, prev_hash: &Hash, payload: &[u8]) -> Hash {
+    let mut h = Sha256::new();
+    h.update(RECORD_DOMAIN);
+    h.update(seq.to_le_bytes());
+    h.update(prev_hash);
+    h.update(payload);
+    h.finalize().into()
+}
+
+/// Appends the framed record to `out`; returns its hash.
+pub fn frame(out: &mut Vec<u8>, seq: u64, prev_hash: &Hash, payload: &[u8]) -> Hash {
+    let hash = record_hash(seq, prev_hash, payload);
+    out.extend_from_slice(
+        &u32::try_from(payload.len())
+            .unwrap_or(u32::MAX)
+            .to_le_bytes(),
+    );
+    out.extend_from_slice(&seq.to_le_bytes());
+    out.extend_from_slice(prev_hash);
+    out.extend_from_slice(payload);
+    out.extend_from_slice(&hash);
+    hash
+}
+
+/// A record as read from disk (payload not yet decoded).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RawRecord<'a> {
+    /// Sequence number.
+    pub seq: u64,
+    /// Hash of the previous record.
+    pub prev_hash: Hash,
+    /// Encoded payload.
+    pub payload: &'a [u8],
+    /// Stored hash.
+    pub hash: Hash,
+    /// Total bytes of the frame.
+    pub len: usize,
+}
+
+impl RawRecord<'_> {
+    /// Whether the stored hash matches the contents.
+    pub fn hash_ok(&self) -> bool {
+        record_hash(self.seq, &self.prev_hash, self.payload) == self.hash
+    }
+}
+
+/// Why bytes are not a whole record.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum FrameError {
+    /// The bytes end inside a record (a torn write or a truncation).
+    #[error("record is cut short ({have} of {need} bytes)")]
+    Torn {
+        /// Bytes present.
+        have: usize,
+        /// Bytes the frame needs.
+        need: usize,
+    },
+    /// The length field is impossible.
+    #[error("record length {0} exceeds the limit")]
+    TooLong(usize),
+}
+
+/// Reads the record at the start of `bytes`.
+pub fn read_frame(bytes: &[u8]) -> Result<RawRecord<'_>, FrameError> {
+    let torn = |need: usize| FrameError::Torn {
+        have: bytes.len(),
+        need,
+    };
+    let len_bytes: [u8; 4] = bytes
+        .get(..4)
+        .and_then(|b| b.try_into().ok())
+        .ok_or(torn(FRAME_OVERHEAD))?;
+    let len = u32::from_le_bytes(len_bytes) as usize;
+    if len > MAX_PAYLOAD {
+        return Err(FrameError::TooLong(len));
+    }
+    let total = FRAME_OVERHEAD + len;
+    let frame = bytes.get(..total).ok_or(torn(total))?;
+    let seq = u64::from_le_bytes(frame[4..12].try_into().map_err(|_| torn(total))?);
+    let prev_hash: Hash = frame[12..44].try_into().map_err(|_| torn(total))?;
+    let payload = &frame[44..44 + len];
+    let hash: Hash = frame[44 + len..].try_into().map_err(|_| torn(total))?;
+    Ok(RawRecord {
+        seq,
+        prev_hash,
+        payload,
+        hash,
+        len: total,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn frame_round_trip() {
+        let mut out = Vec::new();
+        let payload = encode_payload(&Payload::Checkpoint(Checkpoint {
+            epoch: 3,
+            head_seq: 9,
+            head_hash: [7; 32],
+            next_public_key: [8; 32],
+            signature: [9; 64],
+        }))
+        .unwrap();
+        let hash = frame(&mut out, 10, &[1; 32], &payload);
+        let rec = read_frame(&out).unwrap();
+        assert_eq!(
+            (rec.seq, rec.prev_hash, rec.hash, rec.len),
+            (10, [1; 32], hash, out.len())
+        );
+        assert!(rec.hash_ok());
+        let Payload::Checkpoint(cp) = decode_payload(rec.payload).unwrap() else {
+            panic!()
+        };
+        assert_eq!(cp.signature, [9; 64]);
+        assert!(matches!(
+            read_frame(&out[..out.len() - 1]),
+            Err(FrameError::Torn { .. })
+        ));
+    }
+
+    proptest! {
+        #[test]
+        fn garbage_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+            if let Ok(rec) = read_frame(&bytes) {
+                let _ = rec.hash_ok();
+                let _ = decode_payload(rec.payload);
+            }
+            let _ = decode_payload(&bytes);
+        }
+    }
+}

@@ -1,0 +1,390 @@
+//! Verifying a journal: every record's hash and link, sequence continuity, segment order and starts,
+//! checkpoint signatures and key evolution, and the `ANCHOR`/`HEAD` bounds. Stops at the first problem and
+//! names it (segment, offset, sequence number, kind of damage).
+
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::JournalError;
+use crate::files::{self, Anchor, Head, parse_hash};
+use crate::keys::{parse_public_key, verify_signature};
+use crate::record::{
+    Checkpoint, FORMAT_VERSION, FrameError, Hash, Payload, SEGMENT_HEADER_LEN, SEGMENT_MAGIC,
+    decode_payload, read_frame,
+};
+
+/// How to verify.
+#[derive(Clone, Debug, Default)]
+pub struct VerifyOptions {
+    /// The trusted genesis public key (from `auditloop key show`); without it the journal's own genesis key
+    /// is trusted, which proves integrity but not authorship.
+    pub trusted_public_key: Option<[u8; 32]>,
+    /// Also decode every event payload (slower; hashes already cover their bytes).
+    pub deep: bool,
+}
+
+/// Kind of damage.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Damage {
+    /// `ANCHOR` is missing or unreadable.
+    MissingAnchor,
+    /// The journal has no segment.
+    Empty,
+    /// A segment's header is not `ALJ\x01` + version 1.
+    BadHeader,
+    /// A record is cut short (truncation or a torn write).
+    Torn,
+    /// A record's length field is impossible.
+    BadLength,
+    /// A record's stored hash does not match its contents.
+    HashMismatch,
+    /// A record's sequence number is not the next one.
+    SequenceGap,
+    /// A record's `prev_hash` is not the previous record's hash.
+    BrokenLink,
+    /// A payload does not decode.
+    BadPayload,
+    /// A segment does not start with its `SegmentStart`, or segments are out of order.
+    BadSegmentStart,
+    /// The genesis key is not the trusted key.
+    UntrustedKey,
+    /// A checkpoint's epoch or head does not match the chain.
+    BadCheckpoint,
+    /// A checkpoint's signature does not verify under the epoch's key.
+    BadSignature,
+    /// The journal ends before the record `HEAD` says is durable.
+    Truncated,
+    /// The record at `HEAD`'s sequence number has another hash.
+    HeadMismatch,
+}
+
+/// The first problem found.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Problem {
+    /// Segment file name.
+    pub segment: String,
+    /// Byte offset of the bad record (or of the end, for truncation).
+    pub offset: u64,
+    /// Sequence number expected at that place.
+    pub seq: u64,
+    /// What is wrong.
+    pub damage: Damage,
+    /// Details.
+    pub detail: String,
+}
+
+/// What verification found.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Report {
+    /// Segments read.
+    pub segments: u64,
+    /// Records verified.
+    pub records: u64,
+    /// Event records among them.
+    pub events: u64,
+    /// Checkpoints verified.
+    pub checkpoints: u64,
+    /// First sequence number.
+    pub first_seq: u64,
+    /// Last verified sequence number.
+    pub last_seq: u64,
+    /// Records after the last checkpoint (not yet signed).
+    pub unsigned_tail: u64,
+    /// Genesis public key trusted (hex).
+    pub public_key: String,
+    /// The first problem, if any.
+    pub problem: Option<Problem>,
+}
+
+impl Report {
+    /// Whether the journal verified.
+    pub fn is_clean(&self) -> bool {
+        self.problem.is_none()
+    }
+}
+
+const TAG_SEGMENT_START: u8 = 0;
+const TAG_EVENT: u8 = 1;
+const TAG_CHECKPOINT: u8 = 2;
+
+struct State {
+    expected_seq: u64,
+    last_hash: Hash,
+    epoch: u64,
+    key: Option<[u8; 32]>,
+    head_seen: bool,
+}
+
+/// Verifies the journal in `dir`; `progress(done, total)` is called with bytes read.
+pub fn verify(
+    dir: &Path,
+    opts: &VerifyOptions,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<Report, JournalError> {
+    let mut report = Report::default();
+    let problem = |segment: &str, offset: u64, seq: u64, damage: Damage, detail: String| Problem {
+        segment: segment.to_owned(),
+        offset,
+        seq,
+        damage,
+        detail,
+    };
+    let anchor: Option<Anchor> = files::read_json(&files::anchor_path(dir)).unwrap_or(None);
+    let Some(anchor) = anchor else {
+        report.problem = Some(problem(
+            "ANCHOR",
+            0,
+            1,
+            Damage::MissingAnchor,
+            "ANCHOR missing or unreadable".into(),
+        ));
+        return Ok(report);
+    };
+    let head: Option<Head> = files::read_json(&files::head_path(dir)).unwrap_or(None);
+    let segments = files::list_segments(dir)?;
+    if segments.is_empty() {
+        report.problem = Some(problem(
+            "-",
+            0,
+            anchor.seq,
+            Damage::Empty,
+            "no segment files".into(),
+        ));
+        return Ok(report);
+    }
+    let total: u64 = segments
+        .iter()
+        .filter_map(|(_, p)| std::fs::metadata(p).ok())
+        .map(|m| m.len())
+        .sum();
+    let mut done = 0u64;
+    let mut st = State {
+        expected_seq: anchor.seq,
+        last_hash: parse_hash(&anchor.prev_hash).unwrap_or([0xff; 32]),
+        epoch: anchor.epoch,
+        key: if anchor.seq == 1 {
+            None
+        } else {
+            parse_public_key(&anchor.public_key).ok()
+        },
+        head_seen: false,
+    };
+    report.first_seq = anchor.seq;
+    let mut expected_index: Option<u64> = None;
+    let mut last_checkpoint_seq = anchor.seq.saturating_sub(1);
+    let mut last_name = String::new();
+    let mut last_len = 0u64;
+    for (index, path) in &segments {
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let bytes = std::fs::read(path).map_err(|e| JournalError::io(path, e))?;
+        report.segments += 1;
+        (last_name, last_len) = (name.clone(), bytes.len() as u64);
+        if bytes.get(..4) != Some(&SEGMENT_MAGIC[..])
+            || bytes.get(4..8) != Some(&FORMAT_VERSION.to_le_bytes()[..])
+        {
+            report.problem = Some(problem(
+                &name,
+                0,
+                st.expected_seq,
+                Damage::BadHeader,
+                "bad magic or version".into(),
+            ));
+            return Ok(report);
+        }
+        let mut off = SEGMENT_HEADER_LEN;
+        let mut first_in_segment = true;
+        while off < bytes.len() {
+            let expected = st.expected_seq;
+            let here = |damage: Damage, detail: String| {
+                problem(&name, off as u64, expected, damage, detail)
+            };
+            let rec = match read_frame(&bytes[off..]) {
+                Ok(r) => r,
+                Err(FrameError::TooLong(n)) => {
+                    report.problem = Some(here(Damage::BadLength, format!("length field {n}")));
+                    return Ok(report);
+                }
+                Err(e) => {
+                    report.problem = Some(here(Damage::Torn, e.to_string()));
+                    return Ok(report);
+                }
+            };
+            if !rec.hash_ok() {
+                report.problem = Some(here(
+                    Damage::HashMismatch,
+                    format!("record claims seq {}", rec.seq),
+                ));
+                return Ok(report);
+            }
+            if rec.seq != st.expected_seq {
+                report.problem = Some(here(Damage::SequenceGap, format!("found seq {}", rec.seq)));
+                return Ok(report);
+            }
+            if rec.prev_hash != st.last_hash {
+                report.problem = Some(here(
+                    Damage::BrokenLink,
+                    "prev_hash does not match the previous record".into(),
+                ));
+                return Ok(report);
+            }
+            let tag = rec.payload.first().copied();
+            if first_in_segment != (tag == Some(TAG_SEGMENT_START)) {
+                report.problem = Some(here(
+                    Damage::BadSegmentStart,
+                    "a segment must start with exactly one segment start".into(),
+                ));
+                return Ok(report);
+            }
+            match tag {
+                Some(TAG_EVENT) if !opts.deep => report.events += 1,
+                Some(TAG_EVENT | TAG_SEGMENT_START | TAG_CHECKPOINT) => {
+                    match decode_payload(rec.payload) {
+                        Ok(Payload::Event(_)) => report.events += 1,
+                        Ok(Payload::SegmentStart(start)) => {
+                            if expected_index.is_some_and(|i| i != start.index)
+                                || start.index != *index
+                            {
+                                report.problem = Some(here(
+                                    Damage::BadSegmentStart,
+                                    format!("segment start says index {}", start.index),
+                                ));
+                                return Ok(report);
+                            }
+                            expected_index = Some(start.index + 1);
+                            if rec.seq == 1 {
+                                let Some(genesis) = start.genesis_public_key else {
+                                    report.problem = Some(here(
+                                        Damage::BadSegmentStart,
+                                        "first segment has no genesis key".into(),
+                                    ));
+                                    return Ok(report);
+                                };
+                                if opts.trusted_public_key.is_some_and(|t| t != genesis) {
+                                    report.problem = Some(here(
+                                        Damage::UntrustedKey,
+                                        "genesis key is not the trusted key".into(),
+                                    ));
+                                    return Ok(report);
+                                }
+                                st.key = Some(genesis);
+                            }
+                        }
+                        Ok(Payload::Checkpoint(cp)) => {
+                            if let Err((damage, detail)) =
+                                check_checkpoint(&cp, rec.seq, &rec.prev_hash, &mut st)
+                            {
+                                report.problem = Some(here(damage, detail));
+                                return Ok(report);
+                            }
+                            report.checkpoints += 1;
+                            last_checkpoint_seq = rec.seq;
+                        }
+                        Err(why) => {
+                            report.problem = Some(here(Damage::BadPayload, why));
+                            return Ok(report);
+                        }
+                    }
+                }
+                _ => {
+                    report.problem = Some(here(
+                        Damage::BadPayload,
+                        format!("unknown payload tag {tag:?}"),
+                    ));
+                    return Ok(report);
+                }
+            }
+            if let Some(h) = &head
+                && rec.seq == h.seq
+            {
+                if parse_hash(&h.hash) != Some(rec.hash) {
+                    report.problem = Some(here(
+                        Damage::HeadMismatch,
+                        "HEAD names another record at this seq".into(),
+                    ));
+                    return Ok(report);
+                }
+                st.head_seen = true;
+            }
+            first_in_segment = false;
+            st.last_hash = rec.hash;
+            st.expected_seq += 1;
+            report.records += 1;
+            report.last_seq = rec.seq;
+            off += rec.len;
+        }
+        if first_in_segment {
+            report.problem = Some(problem(
+                &name,
+                off as u64,
+                st.expected_seq,
+                Damage::BadSegmentStart,
+                "segment has no records".into(),
+            ));
+            return Ok(report);
+        }
+        done += bytes.len() as u64;
+        progress(done, total);
+    }
+    if let Some(h) = &head
+        && !st.head_seen
+        && h.seq >= anchor.seq
+    {
+        report.problem = Some(problem(
+            &last_name,
+            last_len,
+            st.expected_seq,
+            Damage::Truncated,
+            format!(
+                "journal ends at seq {}, HEAD records seq {} as durable",
+                report.last_seq, h.seq
+            ),
+        ));
+        return Ok(report);
+    }
+    report.unsigned_tail = report.last_seq.saturating_sub(last_checkpoint_seq);
+    report.public_key = opts
+        .trusted_public_key
+        .or(st.key)
+        .map(hex::encode)
+        .unwrap_or_default();
+    Ok(report)
+}
+
+fn check_checkpoint(
+    cp: &Checkpoint,
+    seq: u64,
+    prev: &Hash,
+    st: &mut State,
+) -> Result<(), (Damage, String)> {
+    if cp.epoch != st.epoch {
+        return Err((
+            Damage::BadCheckpoint,
+            format!("epoch {} where {} was expected", cp.epoch, st.epoch),
+        ));
+    }
+    if cp.head_seq + 1 != seq || cp.head_hash != *prev {
+        return Err((
+            Damage::BadCheckpoint,
+            "checkpoint head is not the preceding record".into(),
+        ));
+    }
+    let Some(key) = st.key else {
+        return Err((Damage::BadCheckpoint, "no key known for this epoch".into()));
+    };
+    let message =
+        Checkpoint::signed_message(cp.epoch, cp.head_seq, &cp.head_hash, &cp.next_public_key);
+    if !verify_signature(&key, &message, &cp.signature) {
+        return Err((
+            Damage::BadSignature,
+            format!("signature does not verify under epoch {} key", cp.epoch),
+        ));
+    }
+    st.key = Some(cp.next_public_key);
+    st.epoch += 1;
+    Ok(())
+}

@@ -1,0 +1,197 @@
+//! Journal behaviour: clean journals verify, reopen continues the chain, torn tails are cut and reported,
+//! keys evolve, the trusted key is enforced, retention respects the floor.
+
+use std::path::Path;
+use std::time::Duration;
+
+use agent_common::model::{Event, EventBody, Loss, Process, WallTime};
+use auditloop_journal::reader::Reader;
+use auditloop_journal::{
+    Damage, FsyncPolicy, Journal, JournalOptions, Payload, VerifyOptions, verify,
+};
+
+fn opts(dir: &Path) -> JournalOptions {
+    JournalOptions {
+        dir: dir.join("journal"),
+        key_path: dir.join("keys/journal.key"),
+        segment_bytes: 4096,
+        fsync: FsyncPolicy::Interval(Duration::from_millis(100)),
+        max_bytes: None,
+        host: "test-host".into(),
+        boot_id: "boot".into(),
+    }
+}
+
+fn event(n: u64) -> Event {
+    Event {
+        seq: 0,
+        time: WallTime(1_700_000_000_000_000_000 + n),
+        mono_ns: n,
+        process: Process {
+            pid: 1,
+            comm: "t".into(),
+            ..Process::default()
+        },
+        event: EventBody::Loss(Loss {
+            stage: "test".into(),
+            record: format!("r{n}"),
+            count: n,
+            total: n,
+        }),
+    }
+}
+
+fn check(dir: &Path) -> auditloop_journal::Report {
+    verify(
+        &dir.join("journal"),
+        &VerifyOptions::default(),
+        &mut |_, _| {},
+    )
+    .unwrap()
+}
+
+#[test]
+fn clean_journal_verifies_and_reads_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut j = Journal::open(opts(dir.path())).unwrap();
+    let genesis = j.genesis_public_key();
+    for n in 0..200 {
+        let mut ev = event(n);
+        let seq = j.append_event(&mut ev).unwrap();
+        assert_eq!(ev.seq, seq);
+        if n % 50 == 49 {
+            j.checkpoint().unwrap();
+        }
+    }
+    j.close().unwrap();
+    let report = check(dir.path());
+    assert!(report.is_clean(), "{report:?}");
+    assert_eq!(report.events, 200);
+    assert!(report.segments > 3, "rotation by size: {report:?}");
+    assert_eq!(report.unsigned_tail, 0, "close seals with a checkpoint");
+    let trusted = VerifyOptions {
+        trusted_public_key: Some(genesis),
+        deep: true,
+    };
+    assert!(
+        verify(&dir.path().join("journal"), &trusted, &mut |_, _| {})
+            .unwrap()
+            .is_clean()
+    );
+    let events: Vec<Event> = Reader::open(&dir.path().join("journal"))
+        .unwrap()
+        .filter_map(|r| match r.unwrap().payload {
+            Payload::Event(e) => Some(e),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(events.len(), 200);
+    assert_eq!(events[7].event, event(7).event);
+    assert!(events.windows(2).all(|w| w[0].seq < w[1].seq));
+}
+
+#[test]
+fn reopen_continues_the_chain_and_the_key_epochs() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut last = 0;
+    for run in 0..3 {
+        let mut j = Journal::open(opts(dir.path())).unwrap();
+        assert_eq!(j.generation(), run + 1);
+        assert!(j.next_seq() > last);
+        for n in 0..10 {
+            last = j.append_event(&mut event(n)).unwrap();
+        }
+        j.close().unwrap();
+    }
+    assert!(check(dir.path()).is_clean());
+}
+
+#[test]
+fn torn_tail_is_cut_and_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut j = Journal::open(opts(dir.path())).unwrap();
+    for n in 0..5 {
+        j.append_event(&mut event(n)).unwrap();
+    }
+    j.sync().unwrap();
+    let next = j.next_seq();
+    drop(j); // crash: no close
+    let seg = std::fs::read_dir(dir.path().join("journal"))
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "alj"))
+        .max()
+        .unwrap();
+    let mut bytes = std::fs::read(&seg).unwrap();
+    let len = bytes.len();
+    bytes.extend_from_slice(&[0x41, 0x00, 0x00]); // half a frame, as a crash mid-write leaves
+    std::fs::write(&seg, &bytes).unwrap();
+    let j = Journal::open(opts(dir.path())).unwrap();
+    let rec = j.recovered().cloned().unwrap();
+    assert_eq!(
+        (rec.offset, rec.bytes_cut, rec.last_seq),
+        (len as u64, 3, next - 1)
+    );
+    assert_eq!(
+        j.next_seq(),
+        next + 1,
+        "the new segment start takes the next number"
+    );
+    j.close().unwrap();
+    assert!(check(dir.path()).is_clean());
+}
+
+#[test]
+fn crash_between_checkpoint_and_key_store_is_reconciled() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = opts(dir.path());
+    let mut j = Journal::open(o.clone()).unwrap();
+    j.append_event(&mut event(1)).unwrap();
+    let old_key = std::fs::read(&o.key_path).unwrap();
+    j.checkpoint().unwrap();
+    drop(j);
+    std::fs::write(&o.key_path, old_key).unwrap(); // the evolved key never reached the disk
+    let mut j = Journal::open(o).unwrap();
+    j.append_event(&mut event(2)).unwrap();
+    j.close().unwrap();
+    assert!(check(dir.path()).is_clean());
+}
+
+#[test]
+fn wrong_trusted_key_is_reported_at_genesis() {
+    let dir = tempfile::tempdir().unwrap();
+    let j = Journal::open(opts(dir.path())).unwrap();
+    j.close().unwrap();
+    let other = VerifyOptions {
+        trusted_public_key: Some([3; 32]),
+        deep: false,
+    };
+    let report = verify(&dir.path().join("journal"), &other, &mut |_, _| {}).unwrap();
+    let problem = report.problem.unwrap();
+    assert_eq!(
+        (problem.damage, problem.seq, problem.offset),
+        (Damage::UntrustedKey, 1, 8)
+    );
+}
+
+#[test]
+fn retention_deletes_only_below_the_floor_and_moves_the_anchor() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut o = opts(dir.path());
+    o.max_bytes = Some(8192);
+    let mut j = Journal::open(o.clone()).unwrap();
+    for n in 0..100 {
+        j.append_event(&mut event(n)).unwrap();
+    }
+    let segments_before = std::fs::read_dir(&o.dir).unwrap().count();
+    j.set_retention_floor(60);
+    for n in 0..40 {
+        j.append_event(&mut event(n)).unwrap();
+    }
+    j.close().unwrap();
+    let report = check(dir.path());
+    assert!(report.is_clean(), "{report:?}");
+    assert!(report.first_seq > 1 && report.first_seq <= 60, "{report:?}");
+    assert!(std::fs::read_dir(&o.dir).unwrap().count() < segments_before + 6);
+}
