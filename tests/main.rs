@@ -4,6 +4,7 @@ mod cli;
 mod exec;
 mod files;
 mod filters;
+mod journal;
 mod net;
 mod process;
 mod storm;

@@ -13,8 +13,9 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 /// One observed event.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Event {
-    /// Per-boot sequence number assigned by the agent: gap-free within a run, continuing across restarts
-    /// within a boot (after a crash it resumes above every number the crashed run could have used).
+    /// Journal sequence number: assigned when the event is appended to the journal, strictly increasing
+    /// across agent restarts and reboots (numbers in between belong to journal-internal records such as
+    /// checkpoints). 0 before the event is journaled.
     pub seq: u64,
     /// Wall-clock time of the event.
     pub time: WallTime,
@@ -98,6 +99,10 @@ pub enum EventBody {
     Syscall(RawSyscall),
     /// A watched configuration file changed.
     ConfigChange(ConfigChange),
+    /// The agent loaded its configuration.
+    ConfigLoaded(ConfigLoaded),
+    /// At start, the journal's torn tail (from a crash) was cut.
+    JournalRecovered(JournalRecovered),
 }
 
 impl EventBody {
@@ -119,6 +124,8 @@ impl EventBody {
             EventBody::Net(_) => "net",
             EventBody::Syscall(_) => "syscall",
             EventBody::ConfigChange(_) => "config_change",
+            EventBody::ConfigLoaded(_) => "config_loaded",
+            EventBody::JournalRecovered(_) => "journal_recovered",
         }
     }
 }
@@ -339,6 +346,32 @@ pub struct ConfigChange {
     pub diff: Option<String>,
     /// The diff was cut at its length limit.
     pub diff_truncated: bool,
+}
+
+/// The agent loaded its configuration.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfigLoaded {
+    /// Config file (absent file = defaults).
+    pub path: String,
+    /// SHA-256 of its content; `None` when absent.
+    pub sha256: Option<String>,
+    /// Why: `start` or `sighup`.
+    pub reason: String,
+}
+
+/// The journal's torn tail was cut at start.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JournalRecovered {
+    /// Segment file that was cut.
+    pub segment: String,
+    /// Offset of the cut.
+    pub offset: u64,
+    /// Bytes removed.
+    pub bytes_cut: u64,
+    /// Sequence number of the last valid record before the cut.
+    pub last_seq: u64,
+    /// What was wrong with the tail.
+    pub reason: String,
 }
 
 /// The agent started capturing.

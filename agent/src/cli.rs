@@ -19,8 +19,85 @@ pub struct Cli {
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Capture events from the kernel and print them (needs root).
+    /// Capture events from the kernel, journal and print them (needs root).
     Run(RunArgs),
+    /// Verify a journal: hashes, links, sequence, checkpoint signatures and key evolution.
+    /// Exit status: 0 clean, 1 tampered or damaged, 2 usage error.
+    Verify(VerifyArgs),
+    /// Print journal records as JSON lines or Elastic Common Schema documents.
+    Export(ExportArgs),
+    /// Journal signing key.
+    #[command(subcommand)]
+    Key(KeyCommand),
+}
+
+/// Journal directory used when none is given.
+pub const DEFAULT_JOURNAL_DIR: &str = "/var/lib/auditloop/journal";
+
+/// Options of `auditloop verify`.
+#[derive(Debug, clap::Args)]
+pub struct VerifyArgs {
+    /// Journal directory.
+    #[arg(default_value = DEFAULT_JOURNAL_DIR)]
+    pub dir: PathBuf,
+    /// File holding the trusted genesis public key (hex, as `auditloop key show` prints it).
+    #[arg(long, value_name = "FILE")]
+    pub pubkey: Option<PathBuf>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Also decode every event payload.
+    #[arg(long)]
+    pub deep: bool,
+}
+
+/// Export formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportFormat {
+    /// The event model as JSON, one per line.
+    Jsonl,
+    /// Elastic Common Schema documents, one per line.
+    Ecs,
+}
+
+/// Options of `auditloop export`.
+#[derive(Debug, clap::Args)]
+pub struct ExportArgs {
+    /// Journal directory.
+    #[arg(default_value = DEFAULT_JOURNAL_DIR)]
+    pub dir: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = ExportFormat::Jsonl)]
+    pub format: ExportFormat,
+    /// Only events at or after this time (RFC 3339, e.g. 2026-11-23T18:00:00Z).
+    #[arg(long, value_parser = parse_time)]
+    pub since: Option<agent_common::model::WallTime>,
+    /// Only events before this time (RFC 3339).
+    #[arg(long, value_parser = parse_time)]
+    pub until: Option<agent_common::model::WallTime>,
+    /// Only events of these kinds (repeat or comma-separate: exec,file,config_change).
+    #[arg(long, value_delimiter = ',')]
+    pub kind: Vec<String>,
+    /// Include journal-internal records (segment starts, checkpoints) in jsonl output.
+    #[arg(long)]
+    pub all_records: bool,
+}
+
+fn parse_time(text: &str) -> Result<agent_common::model::WallTime, String> {
+    humantime::parse_rfc3339_weak(text)
+        .map(agent_common::model::WallTime::from)
+        .map_err(|e| format!("`{text}` is not an RFC 3339 time: {e}"))
+}
+
+/// `auditloop key …`.
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Print the journal's genesis public key (hex): the trust anchor for `verify --pubkey`.
+    Show {
+        /// State directory holding `keys/journal.key`.
+        #[arg(long, default_value = crate::config::DEFAULT_STATE_DIR)]
+        state_dir: PathBuf,
+    },
 }
 
 /// Options of `auditloop run`.

@@ -18,8 +18,47 @@ pub struct Config {
     pub capture: CaptureConfig,
     /// Config-file watching.
     pub watch: WatchConfig,
-    /// The agent's state directory (content store; later the journal).
+    /// The agent's state directory (journal, keys, content store).
     pub state_dir: PathBuf,
+    /// Journal settings.
+    pub journal: JournalConfig,
+}
+
+/// When journal records are made durable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FsyncMode {
+    /// After every record.
+    Always,
+    /// Group commit every `fsync_interval_ms`.
+    Interval,
+    /// Only at checkpoints (once a second), rotation and stop.
+    Never,
+}
+
+/// Journal settings.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct JournalConfig {
+    /// Segment size that triggers rotation, in bytes.
+    pub segment_bytes: u64,
+    /// Durability policy.
+    pub fsync: FsyncMode,
+    /// Group commit interval in milliseconds.
+    pub fsync_interval_ms: u64,
+    /// Delete the oldest segments while the journal is larger than this (never unshipped records).
+    pub max_bytes: Option<u64>,
+}
+
+impl Default for JournalConfig {
+    fn default() -> JournalConfig {
+        JournalConfig {
+            segment_bytes: 64 * 1024 * 1024,
+            fsync: FsyncMode::Interval,
+            fsync_interval_ms: 100,
+            max_bytes: None,
+        }
+    }
 }
 
 impl Default for Config {
@@ -28,6 +67,7 @@ impl Default for Config {
             capture: CaptureConfig::default(),
             watch: WatchConfig::default(),
             state_dir: PathBuf::from(DEFAULT_STATE_DIR),
+            journal: JournalConfig::default(),
         }
     }
 }
@@ -223,6 +263,20 @@ impl Config {
                     message: format!("`{prefix}` is not an absolute path"),
                 });
             }
+        }
+        if self.journal.segment_bytes < 4096 {
+            return Err(ConfigError::Invalid {
+                path: path.to_owned(),
+                field: "journal.segment_bytes",
+                message: format!("{} is below 4096", self.journal.segment_bytes),
+            });
+        }
+        if !(1..=10_000).contains(&self.journal.fsync_interval_ms) {
+            return Err(ConfigError::Invalid {
+                path: path.to_owned(),
+                field: "journal.fsync_interval_ms",
+                message: format!("{} is outside 1..=10000", self.journal.fsync_interval_ms),
+            });
         }
         if !(1..=1000).contains(&self.capture.poll_interval_ms) {
             return Err(ConfigError::Invalid {

@@ -6,7 +6,10 @@
 
 pub mod capture;
 pub mod cli;
+pub mod cmd;
 pub mod config;
+pub mod export;
+pub mod journal;
 pub mod output;
 pub mod run;
 pub mod watch;

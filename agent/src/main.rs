@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use auditloop::{cli, run};
+use auditloop::{cli, cmd, run};
 use clap::Parser;
 
 fn main() -> ExitCode {
@@ -17,6 +17,11 @@ fn main() -> ExitCode {
         .init();
     let result = match cli.command {
         cli::Command::Run(args) => run::run(args),
+        cli::Command::Verify(args) => cmd::verify::run(&args),
+        cli::Command::Export(args) => cmd::export::run(&args).map(|()| ExitCode::SUCCESS),
+        cli::Command::Key(cli::KeyCommand::Show { state_dir }) => {
+            cmd::key::show(&state_dir).map(|()| ExitCode::SUCCESS)
+        }
     };
     match result {
         Ok(code) => code,

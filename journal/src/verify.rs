@@ -92,7 +92,8 @@ pub struct Report {
     pub last_seq: u64,
     /// Records after the last checkpoint (not yet signed).
     pub unsigned_tail: u64,
-    /// Genesis public key trusted (hex).
+    /// The key signatures were verified from (hex): the trusted or genesis key, or `ANCHOR`'s after
+    /// retention.
     pub public_key: String,
     /// The first problem, if any.
     pub problem: Option<Problem>,
@@ -114,6 +115,7 @@ struct State {
     last_hash: Hash,
     epoch: u64,
     key: Option<[u8; 32]>,
+    genesis: Option<[u8; 32]>,
     head_seen: bool,
 }
 
@@ -169,6 +171,7 @@ pub fn verify(
         } else {
             parse_public_key(&anchor.public_key).ok()
         },
+        genesis: None,
         head_seen: false,
     };
     report.first_seq = anchor.seq;
@@ -272,6 +275,7 @@ pub fn verify(
                                     return Ok(report);
                                 }
                                 st.key = Some(genesis);
+                                st.genesis = Some(genesis);
                             }
                         }
                         Ok(Payload::Checkpoint(cp)) => {

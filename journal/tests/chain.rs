@@ -1,5 +1,6 @@
 //! Journal behaviour: clean journals verify, reopen continues the chain, torn tails are cut and reported,
 //! keys evolve, the trusted key is enforced, retention respects the floor.
+#![expect(clippy::unwrap_used, reason = "test helpers fail the test loudly")]
 
 use std::path::Path;
 use std::time::Duration;

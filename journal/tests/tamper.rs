@@ -2,6 +2,11 @@
 //! swapped and re-ordered records, truncated and dropped segments, segments spliced in from another journal,
 //! the whole journal re-signed with a fresh key, the last checkpoint replaced). `verify` must detect every one
 //! and name the first bad record (segment and offset); the unmodified journal must always verify.
+#![expect(
+    clippy::unwrap_used,
+    clippy::panic,
+    reason = "test helpers fail the test loudly"
+)]
 
 use std::path::{Path, PathBuf};
 

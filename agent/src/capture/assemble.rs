@@ -65,6 +65,23 @@ impl Clock {
     }
 }
 
+/// The agent's own process, for agent events.
+pub fn agent_process() -> Process {
+    Process {
+        pid: std::process::id(),
+        tid: std::process::id(),
+        ppid: std::os::unix::process::parent_id(),
+        uid: nix::unistd::getuid().as_raw(),
+        gid: nix::unistd::getgid().as_raw(),
+        comm: "auditloop".into(),
+        euid: nix::unistd::geteuid().as_raw(),
+        exe: std::env::current_exe()
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        ..Process::default()
+    }
+}
+
 /// `CLOCK_MONOTONIC` now, in nanoseconds (the clock `bpf_ktime_get_ns` reads).
 pub fn monotonic_ns() -> u64 {
     nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC).map_or(0, |ts| {
@@ -84,7 +101,6 @@ struct PendingSyscall {
 
 /// Assembles events from records, in arrival order.
 pub struct Assembler {
-    next_seq: u64,
     clock: Clock,
     procs: ProcessTable,
     fds: FdTable,
@@ -95,10 +111,9 @@ pub struct Assembler {
 }
 
 impl Assembler {
-    /// An assembler numbering events from `first_seq`.
-    pub fn new(first_seq: u64, clock: Clock, procs: ProcessTable) -> Assembler {
+    /// An assembler. Events leave it with `seq` 0: the journal numbers them as it appends them.
+    pub fn new(clock: Clock, procs: ProcessTable) -> Assembler {
         Assembler {
-            next_seq: first_seq,
             clock,
             procs,
             fds: FdTable::new(FD_TABLE_CAPACITY),
@@ -107,11 +122,6 @@ impl Assembler {
             pending_sys: HashMap::new(),
             touches: Vec::new(),
         }
-    }
-
-    /// The number the next event will get.
-    pub fn next_seq(&self) -> u64 {
-        self.next_seq
     }
 
     /// File changes seen since the last call (for the config watch stage).
@@ -368,27 +378,14 @@ impl Assembler {
         }
     }
 
-    /// An event not tied to a kernel record (loss reports, agent lifecycle), numbered in sequence.
+    /// An event not tied to a kernel record (loss reports, agent lifecycle).
     pub fn agent_event(&mut self, body: EventBody) -> Event {
         let mono_ns = monotonic_ns();
-        let seq = self.take_seq();
         Event {
-            seq,
+            seq: 0,
             time: self.clock.wall(mono_ns),
             mono_ns,
-            process: Process {
-                pid: std::process::id(),
-                tid: std::process::id(),
-                ppid: std::os::unix::process::parent_id(),
-                uid: nix::unistd::getuid().as_raw(),
-                gid: nix::unistd::getgid().as_raw(),
-                comm: "auditloop".into(),
-                euid: nix::unistd::geteuid().as_raw(),
-                exe: std::env::current_exe()
-                    .map(|p| p.to_string_lossy().into_owned())
-                    .unwrap_or_default(),
-                ..Process::default()
-            },
+            process: agent_process(),
             event: body,
         }
     }
@@ -396,9 +393,8 @@ impl Assembler {
     /// An event about `process` observed now (e.g. a config change found by the watch stage).
     pub fn event_for(&mut self, process: Process, body: EventBody) -> Event {
         let mono_ns = monotonic_ns();
-        let seq = self.take_seq();
         Event {
-            seq,
+            seq: 0,
             time: self.clock.wall(mono_ns),
             mono_ns,
             process,
@@ -416,9 +412,8 @@ impl Assembler {
 
     fn event(&mut self, header: &RecordHeader, body: EventBody) -> Event {
         let process = self.process(header);
-        let seq = self.take_seq();
         Event {
-            seq,
+            seq: 0,
             time: self.clock.wall(header.ktime_ns),
             mono_ns: header.ktime_ns,
             process,
@@ -443,12 +438,6 @@ impl Assembler {
             parent_exe: parent.exe,
             parent_argv: parent.argv,
         }
-    }
-
-    fn take_seq(&mut self) -> u64 {
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        seq
     }
 }
 
@@ -496,7 +485,7 @@ mod tests {
     fn assembler() -> (Assembler, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
         let procs = ProcessTable::new(64, dir.path());
-        (Assembler::new(1, Clock::with_offset(1_000), procs), dir)
+        (Assembler::new(Clock::with_offset(1_000), procs), dir)
     }
 
     #[test]
@@ -517,7 +506,6 @@ mod tests {
         a.push(exit_rec(20, 20, 3, 0), &mut out);
         assert_eq!(out.len(), 2);
         let ev = &out[1];
-        assert_eq!(ev.seq, 2);
         assert_eq!(ev.process.pid, 20);
         assert_eq!(ev.process.ppid, 10);
         assert_eq!(ev.process.comm, "true");
@@ -595,16 +583,5 @@ mod tests {
             })
             .collect();
         assert_eq!(got, vec![(Some(3), None), (None, Some(9)), (None, None)]);
-    }
-
-    #[test]
-    fn sequence_numbers_are_gap_free() {
-        let (mut a, _dir) = assembler();
-        let mut out = Vec::new();
-        a.push(enter(1, 1, 1, &["a"]), &mut out);
-        out.push(a.agent_event(EventBody::Loss(model::Loss::default())));
-        a.push(exit_rec(1, 1, 2, 0), &mut out);
-        let seqs: Vec<u64> = out.iter().map(|e| e.seq).collect();
-        assert_eq!(seqs, vec![1, 2]);
     }
 }

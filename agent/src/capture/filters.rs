@@ -111,6 +111,21 @@ pub fn apply(config: &CaptureConfig, ebpf: &mut Ebpf) -> Result<(), CaptureError
     Ok(())
 }
 
+/// Turns every kind off at once (shutdown: the programs stay attached but record nothing new).
+pub fn disable_all(ebpf: &mut Ebpf) -> Result<(), CaptureError> {
+    let mut enabled: Array<&mut MapData, u8> = Array::try_from(
+        ebpf.map_mut(MAP_OP_ENABLED)
+            .ok_or(CaptureError::MissingMap(MAP_OP_ENABLED))?,
+    )
+    .map_err(|e| CaptureError::Map(MAP_OP_ENABLED, e))?;
+    for i in 0..OP_SLOTS {
+        enabled
+            .set(i, 0, 0)
+            .map_err(|e| CaptureError::Map(MAP_OP_ENABLED, e))?;
+    }
+    Ok(())
+}
+
 fn fill_trie(ebpf: &mut Ebpf, name: &'static str, paths: &[String]) -> Result<(), CaptureError> {
     let mut trie: LpmTrie<&mut MapData, [u8; PATH_KEY_LEN], u8> =
         LpmTrie::try_from(ebpf.map_mut(name).ok_or(CaptureError::MissingMap(name))?)

@@ -7,7 +7,7 @@ use agent_common::wire::{MAP_EVENTS, MAP_LOST, MAP_SYSCALL_SPECS};
 use aya::{
     Ebpf, EbpfLoader,
     maps::{HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf},
-    programs::TracePoint,
+    programs::{TracePoint, trace_point::TracePointLinkId},
 };
 
 use super::CaptureError;
@@ -45,6 +45,8 @@ pub struct Loaded {
     pub lost: PerCpuArray<MapData, u64>,
     /// Tracepoints attached.
     pub attached: usize,
+    /// Every attachment: program name and link id (for a fast parallel detach at shutdown).
+    pub links: Vec<(&'static str, TracePointLinkId)>,
 }
 
 /// Loads and attaches everything.
@@ -56,12 +58,12 @@ pub fn load(config: &CaptureConfig) -> Result<Loaded, CaptureError> {
         .map_err(|e| CaptureError::Load(Box::new(e)))?;
 
     super::filters::apply(config, &mut ebpf)?;
-    let mut attached = 0;
+    let mut links = Vec::new();
     for &(program, category, name) in TRACEPOINTS {
-        attach(&mut ebpf, program, category, name)?;
-        attached += 1;
+        links.push((program, attach(&mut ebpf, program, category, name)?));
     }
-    attached += attach_syscalls(&mut ebpf, config)?;
+    attach_syscalls(&mut ebpf, config, &mut links)?;
+    let attached = links.len();
 
     let ring = RingBuf::try_from(
         ebpf.take_map(MAP_EVENTS)
@@ -78,6 +80,7 @@ pub fn load(config: &CaptureConfig) -> Result<Loaded, CaptureError> {
         ring,
         lost,
         attached,
+        links,
     })
 }
 
@@ -87,7 +90,7 @@ fn attach(
     program: &'static str,
     category: &str,
     name: &str,
-) -> Result<(), CaptureError> {
+) -> Result<TracePointLinkId, CaptureError> {
     let failed = |e: aya::programs::ProgramError| CaptureError::Attach {
         tracepoint: format!("{category}:{name}"),
         source: Box::new(e),
@@ -100,8 +103,27 @@ fn attach(
     if tp.fd().is_err() {
         tp.load().map_err(failed)?;
     }
-    tp.attach(category, name).map_err(failed)?;
-    Ok(())
+    tp.attach(category, name).map_err(failed)
+}
+
+/// Detaches every link, many at once: each detach waits for a tracing grace period, so one at a time
+/// takes seconds for a hundred tracepoints.
+pub fn detach_all(ebpf: &mut Ebpf, links: Vec<(&'static str, TracePointLinkId)>) {
+    let mut taken = Vec::with_capacity(links.len());
+    for (program, id) in links {
+        let tp: Option<&mut TracePoint> = ebpf.program_mut(program).and_then(|p| p.try_into().ok());
+        if let Some(link) = tp.and_then(|tp| tp.take_link(id).ok()) {
+            taken.push(link);
+        }
+    }
+    const WORKERS: usize = 32;
+    let per = taken.len().div_ceil(WORKERS).max(1);
+    std::thread::scope(|s| {
+        while !taken.is_empty() {
+            let chunk: Vec<_> = taken.drain(..per.min(taken.len())).collect();
+            s.spawn(move || drop(chunk));
+        }
+    });
 }
 
 const ENTER_PROGRAMS: [&str; 7] = [
@@ -115,8 +137,12 @@ const ENTER_PROGRAMS: [&str; 7] = [
 ];
 
 /// Fills `SYSCALL_SPECS` and attaches the generic programs to every built-in syscall this kernel has and to
-/// each raw syscall of the config. Returns the number of tracepoints attached.
-fn attach_syscalls(ebpf: &mut Ebpf, config: &CaptureConfig) -> Result<usize, CaptureError> {
+/// each raw syscall of the config, adding the links to `links`.
+fn attach_syscalls(
+    ebpf: &mut Ebpf,
+    config: &CaptureConfig,
+    links: &mut Vec<(&'static str, TracePointLinkId)>,
+) -> Result<(), CaptureError> {
     let dir = Path::new(SYSCALL_EVENTS_DIR);
     let available = traceable(dir);
     let mut defs: Vec<SyscallDef> = BUILTIN
@@ -151,39 +177,37 @@ fn attach_syscalls(ebpf: &mut Ebpf, config: &CaptureConfig) -> Result<usize, Cap
             .map_err(|e| CaptureError::Map(MAP_SYSCALL_SPECS, e))?;
         planned.push((def.name, nargs.min(6)));
     }
-    let mut attached = 0;
     for (name, nargs) in planned {
-        attach(
-            ebpf,
-            ENTER_PROGRAMS[nargs],
-            "syscalls",
-            &format!("sys_enter_{name}"),
-        )?;
-        attach(
+        let enter = ENTER_PROGRAMS[nargs];
+        let id = attach(ebpf, enter, "syscalls", &format!("sys_enter_{name}"))?;
+        links.push((enter, id));
+        let id = attach(
             ebpf,
             "sys_exit_generic",
             "syscalls",
             &format!("sys_exit_{name}"),
         )?;
-        attached += 2;
+        links.push(("sys_exit_generic", id));
     }
     for name in ACCEPT_SYSCALLS.iter().filter(|n| available.contains(**n)) {
-        attach(
+        let id = attach(
             ebpf,
             "sys_enter_accept",
             "syscalls",
             &format!("sys_enter_{name}"),
         )?;
-        attach(
+        links.push(("sys_enter_accept", id));
+        let id = attach(
             ebpf,
             "sys_exit_accept",
             "syscalls",
             &format!("sys_exit_{name}"),
         )?;
-        attached += 2;
+        links.push(("sys_exit_accept", id));
     }
-    attach(ebpf, "sys_enter_close", "syscalls", "sys_enter_close")?;
-    Ok(attached + 1)
+    let id = attach(ebpf, "sys_enter_close", "syscalls", "sys_enter_close")?;
+    links.push(("sys_enter_close", id));
+    Ok(())
 }
 
 /// Older kernels charge BPF memory to RLIMIT_MEMLOCK; newer ones use memory cgroups and ignore it.

@@ -6,7 +6,6 @@
 //! become `loss` events. Capture never drops an event in userspace.
 
 mod assemble;
-mod bootseq;
 mod bounded;
 mod configwatch;
 mod containers;
@@ -26,9 +25,10 @@ use std::path::Path;
 use agent_common::model::Event;
 use tokio::sync::{mpsc, watch};
 
-pub use assemble::{Assembler, Clock, FileTouch, monotonic_ns};
+pub use assemble::{Assembler, Clock, FileTouch, agent_process, monotonic_ns};
 pub use loss::LossBooks;
 pub use proctable::ProcessTable;
+pub use reader::Detacher;
 
 use crate::config::{CaptureConfig, Config};
 
@@ -89,7 +89,6 @@ pub struct CaptureStats {
 pub struct Capture {
     loaded: loader::Loaded,
     watch: configwatch::ConfigWatch,
-    boot_seq: bootseq::BootSeq,
     startup_changes: Vec<crate::watch::FileChange>,
     assembler: Assembler,
     poll_interval: std::time::Duration,
@@ -103,16 +102,14 @@ impl Capture {
         let config = &full.capture;
         let (watch, startup_changes) =
             configwatch::ConfigWatch::open(full.watch.paths.clone(), &full.state_dir)?;
-        let (boot_seq, first_seq) = bootseq::BootSeq::open(&full.state_dir)?;
         let loaded = loader::load(config)?;
         let mut procs = ProcessTable::new(PROCESS_TABLE_CAPACITY, Path::new("/proc"));
         procs.scan()?;
         Ok(Capture {
             loaded,
             watch,
-            boot_seq,
             startup_changes,
-            assembler: Assembler::new(first_seq, Clock::measure(), procs),
+            assembler: Assembler::new(Clock::measure(), procs),
             poll_interval: std::time::Duration::from_millis(config.poll_interval_ms),
             ring_buffer_bytes: config.ring_buffer_bytes,
         })
@@ -126,7 +123,7 @@ impl Capture {
         events: mpsc::Sender<Event>,
         shutdown: watch::Receiver<bool>,
         reload: watch::Receiver<CaptureConfig>,
-    ) -> Result<CaptureStats, CaptureError> {
+    ) -> Result<(CaptureStats, Detacher), CaptureError> {
         reader::run(self, events, shutdown, reload).await
     }
 }

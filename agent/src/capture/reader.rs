@@ -91,16 +91,31 @@ impl State {
     }
 }
 
+/// The still-attached programs after capture stopped; detach them once everything else is done.
+pub struct Detacher {
+    ebpf: aya::Ebpf,
+    links: Vec<(&'static str, aya::programs::trace_point::TracePointLinkId)>,
+}
+
+impl Detacher {
+    /// Detaches and unloads every program (takes a few seconds for ~100 tracepoints).
+    pub fn detach(mut self) {
+        let started = Instant::now();
+        super::loader::detach_all(&mut self.ebpf, self.links);
+        drop(self.ebpf);
+        tracing::debug!(elapsed = ?started.elapsed(), "programs detached and unloaded");
+    }
+}
+
 pub(super) async fn run(
     capture: Capture,
     events: mpsc::Sender<Event>,
     mut shutdown: watch::Receiver<bool>,
     mut reload: watch::Receiver<CaptureConfig>,
-) -> Result<CaptureStats, CaptureError> {
+) -> Result<(CaptureStats, Detacher), CaptureError> {
     let Capture {
         loaded,
         mut watch,
-        mut boot_seq,
         startup_changes,
         assembler,
         poll_interval,
@@ -111,6 +126,7 @@ pub(super) async fn run(
         ring,
         lost,
         attached,
+        links,
     } = loaded;
     let mut state = State {
         assembler,
@@ -180,9 +196,6 @@ pub(super) async fn run(
             state
                 .assembler
                 .flush_stale(monotonic_ns(), &mut state.batch);
-            if let Err(err) = boot_seq.advance(state.assembler.next_seq()) {
-                tracing::warn!("persisting the sequence high-water mark: {err}");
-            }
             if last_clock.elapsed() >= CLOCK_REFRESH {
                 last_clock = Instant::now();
                 state.assembler.set_clock(Clock::measure());
@@ -191,8 +204,12 @@ pub(super) async fn run(
         open = state.flush(&events).await;
     }
 
-    // Detach every program first so the ring buffer stops filling, then read what is left.
-    drop(ebpf);
+    // Stop recording (detaching a hundred tracepoints takes seconds, so it happens after the data is
+    // safe), let programs already past their enable check finish, then read what is left.
+    if let Err(err) = super::filters::disable_all(&mut ebpf) {
+        tracing::warn!("disabling capture before the final drain: {err}");
+    }
+    tokio::time::sleep(poll_interval * 2).await;
     let mut ring = ring.into_inner();
     while state.drain(&mut ring) {
         if !state.flush(&events).await {
@@ -213,8 +230,5 @@ pub(super) async fn run(
     }));
     state.batch.push(stop);
     state.flush(&events).await;
-    if let Err(err) = boot_seq.close(state.assembler.next_seq()) {
-        tracing::warn!("persisting the next sequence number: {err}");
-    }
-    Ok(state.stats)
+    Ok((state.stats, Detacher { ebpf, links }))
 }

@@ -1,0 +1,5 @@
+//! Offline commands on a journal: verify, export, key.
+
+pub mod export;
+pub mod key;
+pub mod verify;
