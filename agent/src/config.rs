@@ -48,6 +48,8 @@ pub struct JournalConfig {
     pub fsync_interval_ms: u64,
     /// Delete the oldest segments while the journal is larger than this (never unshipped records).
     pub max_bytes: Option<u64>,
+    /// Delete segments last written more than this many seconds ago (never unshipped records).
+    pub max_age_secs: Option<u64>,
 }
 
 impl Default for JournalConfig {
@@ -57,6 +59,7 @@ impl Default for JournalConfig {
             fsync: FsyncMode::Interval,
             fsync_interval_ms: 100,
             max_bytes: None,
+            max_age_secs: None,
         }
     }
 }

@@ -28,6 +28,7 @@ pub fn options(config: &JournalConfig, state_dir: &Path) -> JournalOptions {
     let mut opts = JournalOptions::in_state_dir(state_dir, &host);
     opts.segment_bytes = config.segment_bytes;
     opts.max_bytes = config.max_bytes;
+    opts.max_age = config.max_age_secs.map(Duration::from_secs);
     opts.fsync = match config.fsync {
         FsyncMode::Always => FsyncPolicy::Always,
         FsyncMode::Interval => {

@@ -47,6 +47,8 @@ pub struct JournalOptions {
     pub fsync: FsyncPolicy,
     /// Delete old segments (below the retention floor) while the journal exceeds this many bytes.
     pub max_bytes: Option<u64>,
+    /// Delete segments (below the retention floor) last written longer ago than this.
+    pub max_age: Option<Duration>,
     /// Host name written in segment starts.
     pub host: String,
     /// Boot id written in segment starts.
@@ -63,6 +65,7 @@ impl JournalOptions {
             segment_bytes: 64 * 1024 * 1024,
             fsync: FsyncPolicy::Interval(Duration::from_millis(100)),
             max_bytes: None,
+            max_age: None,
             host: host.to_owned(),
             boot_id: std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
                 .map(|s| s.trim().to_owned())
@@ -381,8 +384,18 @@ impl Journal {
     }
 
     fn apply_retention(&mut self) -> Result<(), JournalError> {
-        let Some(max) = self.opts.max_bytes else {
+        if self.opts.max_bytes.is_none() && self.opts.max_age.is_none() {
             return Ok(());
+        }
+        let max = self.opts.max_bytes.unwrap_or(u64::MAX);
+        let too_old = |path: &Path| {
+            self.opts.max_age.is_some_and(|age| {
+                std::fs::metadata(path)
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.elapsed().ok())
+                    .is_some_and(|elapsed| elapsed > age)
+            })
         };
         let segments = files::list_segments(&self.opts.dir)?;
         let mut total: u64 = segments
@@ -395,7 +408,7 @@ impl Journal {
             let [(_, old), (next_index, next)] = pair else {
                 break;
             };
-            if total <= max || *next_index > self.segment_index {
+            if (total <= max && !too_old(old)) || *next_index > self.segment_index {
                 break;
             }
             let Some((first_seq, prev_hash)) = first_record(next)? else {

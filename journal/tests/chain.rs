@@ -18,6 +18,7 @@ fn opts(dir: &Path) -> JournalOptions {
         segment_bytes: 4096,
         fsync: FsyncPolicy::Interval(Duration::from_millis(100)),
         max_bytes: None,
+        max_age: None,
         host: "test-host".into(),
         boot_id: "boot".into(),
     }
@@ -195,4 +196,27 @@ fn retention_deletes_only_below_the_floor_and_moves_the_anchor() {
     assert!(report.is_clean(), "{report:?}");
     assert!(report.first_seq > 1 && report.first_seq <= 60, "{report:?}");
     assert!(std::fs::read_dir(&o.dir).unwrap().count() < segments_before + 6);
+}
+
+#[test]
+fn retention_by_age_keeps_recent_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut o = opts(dir.path());
+    o.max_age = Some(Duration::from_millis(300));
+    let mut j = Journal::open(o.clone()).unwrap();
+    j.set_retention_floor(u64::MAX);
+    for n in 0..60 {
+        j.append_event(&mut event(n)).unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(400));
+    for n in 0..60 {
+        j.append_event(&mut event(n)).unwrap();
+    }
+    j.close().unwrap();
+    let report = check(dir.path());
+    assert!(report.is_clean(), "{report:?}");
+    assert!(
+        report.first_seq > 1,
+        "old segments were deleted: {report:?}"
+    );
 }

@@ -34,6 +34,7 @@ fn build(dir: &Path, runs: u64) -> Image {
         segment_bytes: 3000,
         fsync: FsyncPolicy::Never,
         max_bytes: None,
+        max_age: None,
         host: "h".into(),
         boot_id: "b".into(),
     };

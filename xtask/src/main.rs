@@ -3,6 +3,7 @@
 //! Each task installs what is missing first (see [`setup`]), so the README's commands work on a fresh
 //! machine.
 
+mod bench;
 mod cmd;
 mod run;
 mod setup;
@@ -28,6 +29,8 @@ enum Task {
     Run(run::RunArgs),
     /// Set up, build, and run every test tier: lints, unit tests, integration tests on the real kernel.
     Test(test::TestArgs),
+    /// Run benchmarks in release mode and print their figures.
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -36,6 +39,7 @@ fn main() -> ExitCode {
         Task::Setup => setup::setup().map(|_| ExitCode::SUCCESS),
         Task::Run(args) => run::run(&args),
         Task::Test(args) => test::test(&args),
+        Task::Bench(args) => bench::bench(&args),
     };
     match result {
         Ok(code) => code,

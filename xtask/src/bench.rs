@@ -1,0 +1,24 @@
+//! `cargo xtask bench [journal]`: benchmarks, run as release builds; results are printed, never asserted.
+
+use std::process::ExitCode;
+
+use crate::cmd;
+
+/// Options of `cargo xtask bench`.
+#[derive(Debug, clap::Args)]
+pub struct BenchArgs {
+    /// Which benchmark: `journal` (default: all).
+    what: Option<String>,
+}
+
+/// Runs the selected benchmarks.
+pub fn bench(args: &BenchArgs) -> anyhow::Result<ExitCode> {
+    let all = args.what.is_none();
+    let what = args.what.as_deref().unwrap_or("");
+    if all || what == "journal" {
+        cmd::run(cmd::cargo().args(["bench", "-p", "auditloop-journal", "--bench", "journal"]))?;
+    } else {
+        anyhow::bail!("unknown benchmark `{what}` (known: journal)");
+    }
+    Ok(ExitCode::SUCCESS)
+}
