@@ -11,6 +11,7 @@ const FILES_PER_THREAD: usize = 2000;
 /// Write-opens by other processes during the test that may also have been lost (other tests, the build).
 const OTHER_OPENS_SLACK: u64 = 2000;
 
+#[expect(clippy::expect_used, reason = "a test helper fails the test loudly")]
 fn tempfile_in_shm() -> std::path::PathBuf {
     let dir = std::path::Path::new("/dev/shm").join(harness::marker("storm"));
     std::fs::create_dir_all(&dir).expect("storm dir in /dev/shm");

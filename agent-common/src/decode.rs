@@ -157,7 +157,7 @@ mod tests {
         comm[..2].copy_from_slice(b"sh");
         RecordHeader {
             kind: kind as u32,
-            reserved: 0,
+            aux: 0,
             ktime_ns: 7,
             pid: 10,
             tid: 11,

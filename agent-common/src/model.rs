@@ -103,6 +103,10 @@ pub enum EventBody {
     ConfigLoaded(ConfigLoaded),
     /// At start, the journal's torn tail (from a crash) was cut.
     JournalRecovered(JournalRecovered),
+    /// A rule matched.
+    Alert(Alert),
+    /// An action a rule asked for was carried out (or failed).
+    Action(ActionTaken),
 }
 
 impl EventBody {
@@ -126,6 +130,8 @@ impl EventBody {
             EventBody::ConfigChange(_) => "config_change",
             EventBody::ConfigLoaded(_) => "config_loaded",
             EventBody::JournalRecovered(_) => "journal_recovered",
+            EventBody::Alert(_) => "alert",
+            EventBody::Action(_) => "action",
         }
     }
 }
@@ -155,6 +161,8 @@ pub struct Exec {
     pub old_comm: String,
     /// The executed file is an anonymous memory file (memfd): fileless execution.
     pub from_memfd: bool,
+    /// Index of the kernel exec rule that killed the task before the new program ran.
+    pub killed_by_rule: Option<u32>,
 }
 
 /// fork/vfork/clone/clone3.
@@ -372,6 +380,44 @@ pub struct JournalRecovered {
     pub last_seq: u64,
     /// What was wrong with the tail.
     pub reason: String,
+}
+
+/// A rule matched an event.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Alert {
+    /// Rule name.
+    pub rule: String,
+    /// Severity (`emergency` … `debug`).
+    pub severity: String,
+    /// The rule's rendered output.
+    pub output: String,
+    /// The rule's tags (e.g. ATT&CK ids).
+    pub tags: Vec<String>,
+    /// Journal sequence number of the triggering event.
+    pub trigger_seq: u64,
+}
+
+/// An action carried out for a rule.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActionTaken {
+    /// `kill`, `kill_group`, `kernel_kill` (SIGKILL at exec, in the kernel), `rollback`, `webhook`, `deny`.
+    pub action: String,
+    /// Rule name.
+    pub rule: String,
+    /// Journal sequence number of the triggering event.
+    pub trigger_seq: u64,
+    /// Target process (kill actions).
+    pub target_pid: Option<u32>,
+    /// Target file (rollback).
+    pub path: Option<String>,
+    /// SHA-256 before (rollback: the unwanted content).
+    pub before_sha256: Option<String>,
+    /// SHA-256 after (rollback: the restored content).
+    pub after_sha256: Option<String>,
+    /// Whether it succeeded.
+    pub ok: bool,
+    /// Details or the error.
+    pub detail: String,
 }
 
 /// The agent started capturing.

@@ -106,8 +106,9 @@ impl RecordKind {
 pub struct RecordHeader {
     /// A [`RecordKind`] value.
     pub kind: u32,
-    /// Reserved, zero.
-    pub reserved: u32,
+    /// Kind-specific extra word: for `ExecEnter` with [`EXEC_KILLED`], the index of the kernel exec rule that
+    /// killed the task; otherwise zero.
+    pub aux: u32,
     /// `CLOCK_MONOTONIC` time in nanoseconds (`bpf_ktime_get_ns`).
     pub ktime_ns: u64,
     /// Process id (the kernel's tgid).
@@ -132,6 +133,24 @@ pub const EXEC_ARGS_TRUNCATED: u32 = 1 << 1;
 pub const EXEC_ARGS_UNREADABLE: u32 = 1 << 2;
 /// `ExecEnter::flags`: the filename could not be read from user memory.
 pub const EXEC_FILENAME_UNREADABLE: u32 = 1 << 3;
+/// `ExecEnter::flags`: a kernel exec rule matched and SIGKILL was sent before the new program ran;
+/// `header.aux` holds the rule index.
+pub const EXEC_KILLED: u32 = 1 << 4;
+
+/// Name of the LPM trie ([`PathKey`] → [`ExecKillRule`]) of executable paths (exact, or prefixes ending
+/// in `/`) whose exec is killed in the kernel.
+pub const MAP_EXEC_KILL: &str = "EXEC_KILL";
+
+/// A kernel exec rule: which rule, and for which user.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "user", derive(bytemuck::Pod, bytemuck::Zeroable))]
+pub struct ExecKillRule {
+    /// Index of the rule in the agent's rule table (reported back in `header.aux`).
+    pub rule: u32,
+    /// Only this real uid; `u32::MAX` = any user.
+    pub uid: u32,
+}
 
 /// `execve`/`execveat` entry: what is about to be executed.
 #[repr(C)]

@@ -50,7 +50,7 @@ pub fn header(kind: RecordKind) -> RecordHeader {
     let uid_gid = bpf_get_current_uid_gid();
     RecordHeader {
         kind: kind as u32,
-        reserved: 0,
+        aux: 0,
         // SAFETY: plain helper call without arguments.
         ktime_ns: unsafe { bpf_ktime_get_ns() },
         pid: (pid_tgid >> 32) as u32,

@@ -12,6 +12,7 @@
 mod ctx;
 mod emit;
 mod maps;
+mod paths;
 mod probes;
 
 #[cfg(not(test))]

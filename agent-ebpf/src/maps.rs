@@ -1,6 +1,6 @@
 //! The maps shared by all programs.
 
-use agent_common::wire::{CommKey, LOST_SLOTS, OP_SLOTS, PathKey, SyscallSpec};
+use agent_common::wire::{CommKey, ExecKillRule, LOST_SLOTS, OP_SLOTS, PathKey, SyscallSpec};
 use aya_ebpf::{
     macros::map,
     maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray, RingBuf},
@@ -73,3 +73,8 @@ pub static PATH_SCRATCH: PerCpuArray<PathKey> = PerCpuArray::with_max_entries(1,
 
 /// `BPF_F_NO_PREALLOC`, required for LPM tries.
 const BPF_F_NO_PREALLOC: u32 = 1;
+
+/// Executable paths (exact, or prefixes) whose exec is killed before the new program runs.
+#[map]
+pub static EXEC_KILL: LpmTrie<[u8; agent_common::wire::PATH_KEY_LEN], ExecKillRule> =
+    LpmTrie::with_max_entries(4096, BPF_F_NO_PREALLOC);

@@ -184,7 +184,8 @@ pub fn verify(
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let bytes = std::fs::read(path).map_err(|e| JournalError::io(path, e))?;
+        let bytes = SegmentBytes::open(path)?;
+        let bytes: &[u8] = &bytes;
         report.segments += 1;
         (last_name, last_len) = (name.clone(), bytes.len() as u64);
         if bytes.get(..4) != Some(&SEGMENT_MAGIC[..])
@@ -199,7 +200,7 @@ pub fn verify(
             ));
             return Ok(report);
         }
-        let hashes_ok = hash_checks(&bytes);
+        let hashes_ok = hash_checks(bytes);
         let mut ordinal = 0usize;
         let mut off = SEGMENT_HEADER_LEN;
         let mut first_in_segment = true;
@@ -366,29 +367,75 @@ pub fn verify(
     Ok(report)
 }
 
+/// A segment's bytes: memory-mapped when large (no copy), read otherwise.
+enum SegmentBytes {
+    Mapped(memmap2::Mmap),
+    Read(Vec<u8>),
+}
+
+impl SegmentBytes {
+    const MAP_ABOVE: u64 = 8 * 1024 * 1024;
+
+    fn open(path: &Path) -> Result<SegmentBytes, JournalError> {
+        let file = std::fs::File::open(path).map_err(|e| JournalError::io(path, e))?;
+        let len = file
+            .metadata()
+            .map_err(|e| JournalError::io(path, e))?
+            .len();
+        if len > SegmentBytes::MAP_ABOVE {
+            // SAFETY: segments are append-only while the agent runs (only a torn tail is cut, at agent start);
+            // the mapping covers the length at this moment and is only read.
+            let map =
+                unsafe { memmap2::Mmap::map(&file) }.map_err(|e| JournalError::io(path, e))?;
+            return Ok(SegmentBytes::Mapped(map));
+        }
+        let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+        std::io::Read::read_to_end(&mut &file, &mut bytes)
+            .map_err(|e| JournalError::io(path, e))?;
+        Ok(SegmentBytes::Read(bytes))
+    }
+}
+
+impl std::ops::Deref for SegmentBytes {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            SegmentBytes::Mapped(map) => map,
+            SegmentBytes::Read(bytes) => bytes,
+        }
+    }
+}
+
 /// Checks the stored hash of every whole frame of a segment, on all cores (the hashes are independent;
 /// links and order are checked sequentially afterwards). Stops at the first frame that does not parse.
 fn hash_checks(bytes: &[u8]) -> Vec<bool> {
-    let mut frames = Vec::new();
+    let check = |off: usize| {
+        bytes
+            .get(off..)
+            .and_then(|b| read_frame(b).ok())
+            .is_some_and(|r| r.hash_ok())
+    };
+    let mut offsets = Vec::new();
     let mut off = SEGMENT_HEADER_LEN;
     while let Some(Ok(rec)) = bytes.get(off..).map(read_frame) {
+        offsets.push(off);
         off += rec.len;
-        frames.push(rec);
     }
     let workers = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(8);
-    if workers < 2 || frames.len() < 4096 {
-        return frames.iter().map(|r| r.hash_ok()).collect();
+    if workers < 2 || offsets.len() < 4096 {
+        return offsets.iter().map(|&o| check(o)).collect();
     }
-    let chunk = frames.len().div_ceil(workers);
+    let chunk = offsets.len().div_ceil(workers);
     std::thread::scope(|s| {
-        let handles: Vec<_> = frames
+        let handles: Vec<_> = offsets
             .chunks(chunk)
             .map(|part| {
                 (
                     part.len(),
-                    s.spawn(move || part.iter().map(|r| r.hash_ok()).collect::<Vec<bool>>()),
+                    s.spawn(move || part.iter().map(|&o| check(o)).collect::<Vec<bool>>()),
                 )
             })
             .collect();

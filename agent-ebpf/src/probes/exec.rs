@@ -5,10 +5,14 @@
 
 use agent_common::wire::{
     ARG_LEN, AT_FDCWD, EXEC_ARGS_TRUNCATED, EXEC_ARGS_UNREADABLE, EXEC_FILENAME_TRUNCATED,
-    EXEC_FILENAME_UNREADABLE, ExecEnter, ExecExit, MAX_ARGS, OP_SLOT_EXEC, PATH_LEN, RecordKind,
+    EXEC_FILENAME_UNREADABLE, EXEC_KILLED, ExecEnter, ExecExit, MAX_ARGS, OP_SLOT_EXEC, PATH_LEN,
+    RecordKind,
 };
 use aya_ebpf::{
-    helpers::{bpf_probe_read_user, generated::bpf_probe_read_user_str},
+    helpers::{
+        bpf_get_current_uid_gid, bpf_probe_read_user,
+        generated::{bpf_probe_read_user_str, bpf_send_signal},
+    },
     macros::tracepoint,
     programs::TracePointContext,
 };
@@ -16,6 +20,8 @@ use aya_ebpf::{
 use crate::{
     ctx::field,
     emit::{enabled, header, ignored, reserve, send, submit},
+    maps::EXEC_KILL,
+    paths::path_key,
 };
 
 /// `syscalls:sys_enter_execve`: `filename` at 16, `argv` at 24.
@@ -64,6 +70,8 @@ pub fn sys_exit_execveat(ctx: TracePointContext) -> u32 {
 
 #[inline(always)]
 fn enter(filename: *const u8, argv: *const *const u8, dirfd: i32, at_flags: u32) {
+    // Enforcement first, whatever the capture filters say and even if the record cannot be reserved.
+    let killed_by = kill_if_denied(filename);
     if !enabled(OP_SLOT_EXEC) || ignored() {
         return;
     }
@@ -130,11 +138,30 @@ fn enter(filename: *const u8, argv: *const *const u8, dirfd: i32, at_flags: u32)
                 flags |= EXEC_ARGS_TRUNCATED;
             }
         }
+        if let Some(rule) = killed_by {
+            flags |= EXEC_KILLED;
+            (*ev).header.aux = rule;
+        }
         (*ev).argc = argc;
         (*ev).flags = flags;
         (*ev).arg_truncated = arg_truncated;
     }
     submit(entry);
+}
+
+/// If the executable path matches a kernel exec rule (for this uid), sends SIGKILL to the calling task: the
+/// exec never completes, so the new program runs no instruction. Returns the rule index.
+#[inline(always)]
+fn kill_if_denied(filename: *const u8) -> Option<u32> {
+    let key = path_key(filename as u64)?;
+    let rule = *EXEC_KILL.get(key)?;
+    let uid = bpf_get_current_uid_gid() as u32;
+    if rule.uid != u32::MAX && rule.uid != uid {
+        return None;
+    }
+    // SAFETY: plain helper call; SIGKILL (9) to the current task.
+    unsafe { bpf_send_signal(9) };
+    Some(rule.rule)
 }
 
 #[inline(always)]

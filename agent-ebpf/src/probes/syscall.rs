@@ -9,10 +9,10 @@
 //! dropped before a record is reserved.
 
 use agent_common::wire::{
-    CloseWrite, MAX_KINDS, NO_ARG, PATH_KEY_LEN, PathKey, RecordKind, SPEC_ALWAYS_WRITE,
-    SPEC_FLAGS_IN_OPEN_HOW, SPEC_ONLY_PR_SET_NAME, SPEC_STR1_PATH, SPEC_STR1_SOCKADDR, STR_LEN,
-    SYS_OPEN_SENSITIVE, SYS_OPEN_WRITE, SYS_STR_UNREADABLE, SYS_STR1_TRUNCATED, SYS_STR2_TRUNCATED,
-    SysExit, Syscall, SyscallOp, SyscallSpec,
+    CloseWrite, MAX_KINDS, NO_ARG, RecordKind, SPEC_ALWAYS_WRITE, SPEC_FLAGS_IN_OPEN_HOW,
+    SPEC_ONLY_PR_SET_NAME, SPEC_STR1_PATH, SPEC_STR1_SOCKADDR, STR_LEN, SYS_OPEN_SENSITIVE,
+    SYS_OPEN_WRITE, SYS_STR_UNREADABLE, SYS_STR1_TRUNCATED, SYS_STR2_TRUNCATED, SysExit, Syscall,
+    SyscallOp, SyscallSpec,
 };
 use aya_ebpf::{
     helpers::{
@@ -20,16 +20,14 @@ use aya_ebpf::{
         generated::{bpf_probe_read_user as read_user_raw, bpf_probe_read_user_str},
     },
     macros::tracepoint,
-    maps::lpm_trie::Key,
     programs::TracePointContext,
 };
 
 use crate::{
     ctx::field,
     emit::{enabled, header, ignored, reserve, reserve_counted, send, submit},
-    maps::{
-        ACCEPT_ARGS, IGNORE_PATHS, PATH_SCRATCH, PENDING, SENSITIVE_PATHS, SYSCALL_SPECS, WRITE_FDS,
-    },
+    maps::{ACCEPT_ARGS, IGNORE_PATHS, PENDING, SENSITIVE_PATHS, SYSCALL_SPECS, WRITE_FDS},
+    paths::path_key,
 };
 
 const O_WRONLY: u64 = 0o1;
@@ -96,33 +94,6 @@ fn pick(args: &[u64; 6], index: u8) -> Option<u64> {
         4 => Some(args[4]),
         5 => Some(args[5]),
         _ => None,
-    }
-}
-
-/// Reads the path at `ptr` into the per-CPU filter key; None when unreadable.
-#[inline(always)]
-fn path_key(ptr: u64) -> Option<&'static Key<[u8; PATH_KEY_LEN]>> {
-    let scratch = PATH_SCRATCH.get_ptr_mut(0)?;
-    // SAFETY: per-CPU scratch owned by this program run; `Key` and `PathKey` have the same layout
-    // (u32 prefix length, then the bytes) and the key is only read by map lookups.
-    unsafe {
-        let key: *mut PathKey = scratch;
-        let words = (*key).path.as_mut_ptr().cast::<u64>();
-        let mut i = 0;
-        while i < PATH_KEY_LEN / 8 {
-            words.add(i).write_unaligned(0);
-            i += 1;
-        }
-        let n = bpf_probe_read_user_str(
-            (*key).path.as_mut_ptr().cast(),
-            PATH_KEY_LEN as u32,
-            ptr as *const _,
-        );
-        if n <= 0 {
-            return None;
-        }
-        (*key).prefix_bits = (PATH_KEY_LEN * 8) as u32;
-        Some(&*(scratch.cast::<Key<[u8; PATH_KEY_LEN]>>()))
     }
 }
 

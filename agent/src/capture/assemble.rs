@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use agent_common::decode::{Record, c_text, comm, exec_args, exec_filename};
 use agent_common::model::{self, Event, EventBody, Process, WallTime};
 use agent_common::wire::{
-    EXEC_ARGS_TRUNCATED, EXEC_FILENAME_TRUNCATED, EXIT_CODE_KNOWN, EXIT_SIGNAL_KNOWN,
+    EXEC_ARGS_TRUNCATED, EXEC_FILENAME_TRUNCATED, EXEC_KILLED, EXIT_CODE_KNOWN, EXIT_SIGNAL_KNOWN,
     FORK_CLONE_FLAGS_KNOWN, RecordHeader, Syscall,
 };
 
@@ -160,6 +160,7 @@ impl Assembler {
                     success: false,
                     old_comm: comm(&rec.header),
                     from_memfd: false,
+                    killed_by_rule: (rec.flags & EXEC_KILLED != 0).then_some(rec.header.aux),
                 };
                 let pending = PendingExec {
                     header: rec.header,
@@ -451,7 +452,7 @@ mod tests {
         comm[..name.len()].copy_from_slice(name);
         RecordHeader {
             kind: kind as u32,
-            reserved: 0,
+            aux: 0,
             ktime_ns: t,
             pid,
             tid,
