@@ -107,6 +107,10 @@ pub enum EventBody {
     Alert(Alert),
     /// An action a rule asked for was carried out (or failed).
     Action(ActionTaken),
+    /// A rule set was loaded and is in force.
+    RulesLoaded(RulesLoaded),
+    /// A new rule set was rejected; the previous rules stay in force.
+    RulesRejected(RulesRejected),
 }
 
 impl EventBody {
@@ -132,6 +136,8 @@ impl EventBody {
             EventBody::JournalRecovered(_) => "journal_recovered",
             EventBody::Alert(_) => "alert",
             EventBody::Action(_) => "action",
+            EventBody::RulesLoaded(_) => "rules_loaded",
+            EventBody::RulesRejected(_) => "rules_rejected",
         }
     }
 }
@@ -395,6 +401,28 @@ pub struct Alert {
     pub tags: Vec<String>,
     /// Journal sequence number of the triggering event.
     pub trigger_seq: u64,
+}
+
+/// A rule set is in force.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RulesLoaded {
+    /// Rules file or directory.
+    pub path: String,
+    /// Rules loaded.
+    pub rules: u32,
+    /// Rules enforced in the kernel at exec time.
+    pub kernel_rules: u32,
+    /// Why: `start` or `reload`.
+    pub reason: String,
+}
+
+/// A rule set was rejected.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RulesRejected {
+    /// Rules file or directory.
+    pub path: String,
+    /// Every error, each naming `file:line:col`.
+    pub errors: String,
 }
 
 /// An action carried out for a rule.

@@ -29,6 +29,20 @@ pub enum Command {
     /// Journal signing key.
     #[command(subcommand)]
     Key(KeyCommand),
+    /// Rules files.
+    #[command(subcommand)]
+    Rules(RulesCommand),
+}
+
+/// `auditloop rules …`.
+#[derive(Debug, Subcommand)]
+pub enum RulesCommand {
+    /// Parse and check rules files; print each rule's enforcement path. Exit 1 on errors.
+    Check {
+        /// Files or directories.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
 }
 
 /// Journal directory used when none is given.
@@ -112,4 +126,7 @@ pub struct RunArgs {
     /// State directory (overrides the config's `state_dir`; default /var/lib/auditloop).
     #[arg(long, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
+    /// Rules file or directory (overrides the config's `rules`; default /etc/auditloop/rules.d).
+    #[arg(long, value_name = "PATH")]
+    pub rules: Option<PathBuf>,
 }

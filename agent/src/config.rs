@@ -22,6 +22,8 @@ pub struct Config {
     pub state_dir: PathBuf,
     /// Journal settings.
     pub journal: JournalConfig,
+    /// Rules file or directory (`*.yaml`); absent = no rules.
+    pub rules: PathBuf,
 }
 
 /// When journal records are made durable.
@@ -71,9 +73,13 @@ impl Default for Config {
             watch: WatchConfig::default(),
             state_dir: PathBuf::from(DEFAULT_STATE_DIR),
             journal: JournalConfig::default(),
+            rules: PathBuf::from(DEFAULT_RULES_PATH),
         }
     }
 }
+
+/// Default rules location.
+pub const DEFAULT_RULES_PATH: &str = "/etc/auditloop/rules.d";
 
 /// Default state directory.
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/auditloop";

@@ -4,6 +4,7 @@
 //! The `auditloop` binary (`main.rs`) only parses the command line and calls [`run::run`].
 #![deny(missing_docs)]
 
+pub mod actions;
 pub mod capture;
 pub mod cli;
 pub mod cmd;
@@ -11,5 +12,6 @@ pub mod config;
 pub mod export;
 pub mod journal;
 pub mod output;
+pub mod rules;
 pub mod run;
 pub mod watch;

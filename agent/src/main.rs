@@ -19,6 +19,7 @@ fn main() -> ExitCode {
         cli::Command::Run(args) => run::run(args),
         cli::Command::Verify(args) => cmd::verify::run(&args),
         cli::Command::Export(args) => cmd::export::run(&args).map(|()| ExitCode::SUCCESS),
+        cli::Command::Rules(cli::RulesCommand::Check { paths }) => cmd::rules::check(&paths),
         cli::Command::Key(cli::KeyCommand::Show { state_dir }) => {
             cmd::key::show(&state_dir).map(|()| ExitCode::SUCCESS)
         }

@@ -7,9 +7,10 @@ use anyhow::{Context, bail};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{mpsc, watch};
 
-use agent_common::model::{ConfigLoaded, Event, EventBody, WallTime};
+use agent_common::model::{ConfigLoaded, Event, EventBody, RulesLoaded, RulesRejected, WallTime};
 
-use crate::capture::Capture;
+use crate::actions::{ActionStage, load};
+use crate::capture::{Capture, Settings};
 use crate::cli::RunArgs;
 use crate::config::Config;
 use crate::journal::JournalStage;
@@ -29,6 +30,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let mut config = Config::load(&args.config)?;
     if let Some(dir) = &args.state_dir {
         config.state_dir = dir.clone();
+    }
+    if let Some(rules) = &args.rules {
+        config.rules = rules.clone();
     }
     // The agent's own config is always watched.
     config.watch.paths.push(args.config.clone());
@@ -56,9 +60,10 @@ async fn serve(args: RunArgs, config: Config) -> anyhow::Result<ExitCode> {
     let mut sigint = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
     let mut sigterm = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
     let mut sighup = signal(SignalKind::hangup()).context("installing SIGHUP handler")?;
+    let loaded = load::load(&config.rules).map_err(|e| anyhow::anyhow!("{e}"))?;
     let (journal, recovered) =
         JournalStage::open(&config.journal, &config.state_dir).context("opening the journal")?;
-    let capture = Capture::start(&config).context("starting kernel capture")?;
+    let capture = Capture::start(&config, &loaded.kernel).context("starting kernel capture")?;
     tracing::info!(
         ring_buffer_bytes = config.capture.ring_buffer_bytes,
         state_dir = %config.state_dir.display(),
@@ -66,21 +71,32 @@ async fn serve(args: RunArgs, config: Config) -> anyhow::Result<ExitCode> {
     );
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let (reload_tx, reload_rx) = watch::channel(config.capture.clone());
+    let (reload_tx, reload_rx) = watch::channel(Settings {
+        capture: config.capture.clone(),
+        exec_kill: loaded.kernel.clone(),
+    });
     let (event_tx, event_rx) = mpsc::channel(EVENT_QUEUE);
     let (agent_tx, agent_rx) = mpsc::channel(64);
     let startup: Vec<EventBody> = recovered
         .into_iter()
-        .chain([config_loaded(&args.config, "start")])
+        .chain([
+            config_loaded(&args.config, "start"),
+            rules_loaded(&config.rules, &loaded, "start"),
+        ])
         .collect();
     for body in startup {
         agent_tx
-            .send(body)
+            .send(Control::Event(body))
             .await
             .context("queueing a startup event")?;
     }
+    let actions = ActionStage::new(
+        loaded.rules,
+        loaded.kernel_names,
+        &config.state_dir.join("content"),
+    );
     let capture_task = tokio::spawn(capture.run(event_tx, stop_rx, reload_rx));
-    let consumer = tokio::spawn(consume(journal, event_rx, agent_rx, args.output));
+    let consumer = tokio::spawn(consume(journal, actions, event_rx, agent_rx, args.output));
 
     loop {
         tokio::select! {
@@ -92,14 +108,38 @@ async fn serve(args: RunArgs, config: Config) -> anyhow::Result<ExitCode> {
                 tracing::info!("SIGTERM received, shutting down");
                 break;
             }
-            _ = sighup.recv() => match Config::load(&args.config) {
-                Ok(new) => {
-                    tracing::info!(config = %args.config.display(), "SIGHUP: config reloaded");
-                    reload_tx.send_replace(new.capture);
-                    let _ = agent_tx.send(config_loaded(&args.config, "sighup")).await;
+            _ = sighup.recv() => {
+                let capture = match Config::load(&args.config) {
+                    Ok(new) => {
+                        tracing::info!(config = %args.config.display(), "SIGHUP: config reloaded");
+                        let _ = agent_tx.send(Control::Event(config_loaded(&args.config, "sighup"))).await;
+                        new.capture
+                    }
+                    Err(err) => {
+                        tracing::error!("SIGHUP: keeping the running config: {err}");
+                        reload_tx.borrow().capture.clone()
+                    }
+                };
+                match load::load(&config.rules) {
+                    Ok(new) => {
+                        tracing::info!(rules = %config.rules.display(), "SIGHUP: rules reloaded");
+                        let _ = agent_tx.send(Control::Event(rules_loaded(&config.rules, &new, "reload"))).await;
+                        reload_tx.send_replace(Settings { capture, exec_kill: new.kernel.clone() });
+                        let _ = agent_tx.send(Control::Rules(Box::new(new))).await;
+                    }
+                    Err(errors) => {
+                        tracing::error!("SIGHUP: keeping the running rules: {errors}");
+                        let mut settings = reload_tx.borrow().clone();
+                        settings.capture = capture;
+                        reload_tx.send_replace(settings);
+                        let body = EventBody::RulesRejected(RulesRejected {
+                            path: config.rules.display().to_string(),
+                            errors: errors.to_string(),
+                        });
+                        let _ = agent_tx.send(Control::Event(body)).await;
+                    }
                 }
-                Err(err) => tracing::error!("SIGHUP: keeping the running config: {err}"),
-            },
+            }
         }
     }
     stop_tx.send_replace(true);
@@ -125,10 +165,28 @@ async fn serve(args: RunArgs, config: Config) -> anyhow::Result<ExitCode> {
 /// Appends every event to the journal (which numbers it), then prints it. Agent events (config loaded,
 /// journal recovered) are journaled as they come. Returns when capture's channel closes, after sealing the
 /// journal.
+/// What the signal loop sends the journal/action task besides captured events.
+enum Control {
+    /// An agent event to journal.
+    Event(EventBody),
+    /// A new rule set to use from now on.
+    Rules(Box<load::LoadedRules>),
+}
+
+fn rules_loaded(path: &std::path::Path, loaded: &load::LoadedRules, reason: &str) -> EventBody {
+    EventBody::RulesLoaded(RulesLoaded {
+        path: path.display().to_string(),
+        rules: u32::try_from(loaded.rules.rules().len()).unwrap_or(u32::MAX),
+        kernel_rules: u32::try_from(loaded.kernel_names.len()).unwrap_or(u32::MAX),
+        reason: reason.into(),
+    })
+}
+
 async fn consume(
     mut journal: JournalStage,
+    mut actions: ActionStage,
     mut events: mpsc::Receiver<Event>,
-    mut agent: mpsc::Receiver<EventBody>,
+    mut agent: mpsc::Receiver<Control>,
     format: crate::output::Format,
 ) -> anyhow::Result<()> {
     let mut out = std::io::BufWriter::new(std::io::stdout());
@@ -137,8 +195,13 @@ async fn consume(
     loop {
         let mut event = tokio::select! {
             biased;
-            body = agent.recv(), if agent_open => match body {
-                Some(body) => agent_event(body),
+            control = agent.recv(), if agent_open => match control {
+                Some(Control::Event(body)) => agent_event(body),
+                Some(Control::Rules(loaded)) => {
+                    let loaded = *loaded;
+                    actions.replace(loaded.rules, loaded.kernel_names);
+                    continue;
+                }
                 None => {
                     agent_open = false;
                     continue;
@@ -157,6 +220,14 @@ async fn consume(
             .append(&mut event)
             .context("appending to the journal")?;
         write_event(&mut out, format, &event).context("writing events to stdout")?;
+        // Rules see the event only once it is journaled; their alerts and actions are journaled too.
+        for body in actions.on_event(&event) {
+            let mut follow = agent_event(body);
+            journal
+                .append(&mut follow)
+                .context("appending to the journal")?;
+            write_event(&mut out, format, &follow).context("writing events to stdout")?;
+        }
         if events.is_empty() {
             out.flush().context("writing events to stdout")?;
             journal.tick().context("journal")?;

@@ -4,8 +4,9 @@
 use std::collections::BTreeSet;
 
 use agent_common::wire::{
-    MAP_IGNORE_COMMS, MAP_IGNORE_PATHS, MAP_IGNORE_TGIDS, MAP_OP_ENABLED, MAP_SENSITIVE_PATHS,
-    OP_SLOT_EXEC, OP_SLOT_EXIT, OP_SLOT_FORK, OP_SLOTS, PATH_KEY_LEN, SyscallOp,
+    ExecKillRule, MAP_EXEC_KILL, MAP_IGNORE_COMMS, MAP_IGNORE_PATHS, MAP_IGNORE_TGIDS,
+    MAP_OP_ENABLED, MAP_SENSITIVE_PATHS, OP_SLOT_EXEC, OP_SLOT_EXIT, OP_SLOT_FORK, OP_SLOTS,
+    PATH_KEY_LEN, SyscallOp,
 };
 use aya::Ebpf;
 use aya::maps::lpm_trie::{Key, LpmTrie};
@@ -108,6 +109,39 @@ pub fn apply(config: &CaptureConfig, ebpf: &mut Ebpf) -> Result<(), CaptureError
 
     fill_trie(ebpf, MAP_IGNORE_PATHS, &config.ignore.path_prefixes)?;
     fill_trie(ebpf, MAP_SENSITIVE_PATHS, &config.sensitive_paths)?;
+    Ok(())
+}
+
+/// One kernel exec rule: kill execs of `path` (exact, or every path below it when it ends in `/`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KernelExecRule {
+    /// Executable path or directory prefix.
+    pub path: String,
+    /// Rule index reported back in exec events.
+    pub rule: u32,
+    /// Only this real uid, or any.
+    pub uid: Option<u32>,
+}
+
+/// Replaces the kernel exec rules.
+pub fn set_exec_kill(ebpf: &mut Ebpf, rules: &[KernelExecRule]) -> Result<(), CaptureError> {
+    let mut trie: LpmTrie<&mut MapData, [u8; PATH_KEY_LEN], [u8; 8]> = LpmTrie::try_from(
+        ebpf.map_mut(MAP_EXEC_KILL)
+            .ok_or(CaptureError::MissingMap(MAP_EXEC_KILL))?,
+    )
+    .map_err(|e| CaptureError::Map(MAP_EXEC_KILL, e))?;
+    let old: Vec<Key<[u8; PATH_KEY_LEN]>> = trie.keys().filter_map(Result::ok).collect();
+    for key in old {
+        let _ = trie.remove(&key);
+    }
+    for r in rules {
+        let value: [u8; 8] = bytemuck::cast(ExecKillRule {
+            rule: r.rule,
+            uid: r.uid.unwrap_or(u32::MAX),
+        });
+        trie.insert(&path_key(&r.path), value, 0)
+            .map_err(|e| CaptureError::Map(MAP_EXEC_KILL, e))?;
+    }
     Ok(())
 }
 

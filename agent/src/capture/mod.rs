@@ -72,6 +72,15 @@ pub enum CaptureError {
     UnknownSyscall(#[from] syscalls::UnknownSyscall),
 }
 
+/// What can change while capture runs (on reload).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Settings {
+    /// Filters and enable flags.
+    pub capture: CaptureConfig,
+    /// Kernel exec rules.
+    pub exec_kill: Vec<filters::KernelExecRule>,
+}
+
 /// Counters of one capture run.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CaptureStats {
@@ -98,11 +107,15 @@ pub struct Capture {
 impl Capture {
     /// Loads and attaches the programs, scans `/proc` for processes that already run, and snapshots the
     /// watched config files.
-    pub fn start(full: &Config) -> Result<Capture, CaptureError> {
+    pub fn start(
+        full: &Config,
+        exec_kill: &[filters::KernelExecRule],
+    ) -> Result<Capture, CaptureError> {
         let config = &full.capture;
         let (watch, startup_changes) =
             configwatch::ConfigWatch::open(full.watch.paths.clone(), &full.state_dir)?;
-        let loaded = loader::load(config)?;
+        let mut loaded = loader::load(config)?;
+        filters::set_exec_kill(&mut loaded.ebpf, exec_kill)?;
         let mut procs = ProcessTable::new(PROCESS_TABLE_CAPACITY, Path::new("/proc"));
         procs.scan()?;
         Ok(Capture {
@@ -122,7 +135,7 @@ impl Capture {
         self,
         events: mpsc::Sender<Event>,
         shutdown: watch::Receiver<bool>,
-        reload: watch::Receiver<CaptureConfig>,
+        reload: watch::Receiver<Settings>,
     ) -> Result<(CaptureStats, Detacher), CaptureError> {
         reader::run(self, events, shutdown, reload).await
     }

@@ -14,8 +14,6 @@ use tokio::io::unix::AsyncFd;
 use tokio::sync::{mpsc, watch};
 use tokio::time::MissedTickBehavior;
 
-use crate::config::CaptureConfig;
-
 use super::{Assembler, Capture, CaptureError, CaptureStats, Clock, LossBooks, monotonic_ns};
 
 /// Records drained before the batch is sent on.
@@ -111,7 +109,7 @@ pub(super) async fn run(
     capture: Capture,
     events: mpsc::Sender<Event>,
     mut shutdown: watch::Receiver<bool>,
-    mut reload: watch::Receiver<CaptureConfig>,
+    mut reload: watch::Receiver<super::Settings>,
 ) -> Result<(CaptureStats, Detacher), CaptureError> {
     let Capture {
         loaded,
@@ -177,8 +175,10 @@ pub(super) async fn run(
                 if changed.is_err() {
                     reload_open = false;
                 } else {
-                    let config = reload.borrow_and_update().clone();
-                    match super::filters::apply(&config, &mut ebpf) {
+                    let settings = reload.borrow_and_update().clone();
+                    let applied = super::filters::apply(&settings.capture, &mut ebpf)
+                        .and_then(|()| super::filters::set_exec_kill(&mut ebpf, &settings.exec_kill));
+                    match applied {
                         Ok(()) => tracing::info!("capture filters reloaded"),
                         Err(err) => tracing::error!("reloading capture filters: {err}"),
                     }

@@ -2,4 +2,5 @@
 
 pub mod export;
 pub mod key;
+pub mod rules;
 pub mod verify;

@@ -1,0 +1,93 @@
+//! Loading a rule set for the agent and splitting it into kernel exec rules and userspace rules.
+
+use std::path::Path;
+
+use crate::capture::filters::KernelExecRule;
+use crate::rules::{Action, Rule, RuleErrors, RuleSet};
+
+/// A loaded rule set with its kernel part.
+pub struct LoadedRules {
+    /// The rules.
+    pub rules: RuleSet,
+    /// Kernel exec rules (path, rule index, uid).
+    pub kernel: Vec<KernelExecRule>,
+    /// Rule names by kernel rule index.
+    pub kernel_names: Vec<String>,
+}
+
+/// Loads the rules at `path` (file or directory); a missing path is an empty rule set.
+pub fn load(path: &Path) -> Result<LoadedRules, RuleErrors> {
+    let rules = if path.exists() {
+        RuleSet::load(path)?
+    } else {
+        tracing::info!(rules = %path.display(), "no rules file; running without rules");
+        RuleSet::parse("(none)", "[]")?
+    };
+    let (kernel, kernel_names) = kernel_rules(&rules);
+    Ok(LoadedRules {
+        rules,
+        kernel,
+        kernel_names,
+    })
+}
+
+/// Which enforcement path a rule takes.
+pub fn path_of(rule: &Rule) -> &'static str {
+    if kernel_entries(rule).is_some() {
+        "kernel (SIGKILL at sys_enter_execve, before the program runs)"
+    } else if rule
+        .actions()
+        .iter()
+        .any(|a| matches!(a, Action::Kill | Action::KillGroup))
+    {
+        "userspace (pidfd kill after the event is journaled)"
+    } else {
+        "userspace"
+    }
+}
+
+/// The kernel entries of a kill rule whose condition is an exec-time path match the kernel can decide:
+/// exact filenames or prefixes, at most one uid, no name constraints (the kernel sees the old name at exec).
+fn kernel_entries(rule: &Rule) -> Option<Vec<(String, Option<u32>)>> {
+    if !rule.enabled()
+        || !rule
+            .actions()
+            .iter()
+            .any(|a| matches!(a, Action::Kill | Action::KillGroup))
+    {
+        return None;
+    }
+    let m = rule.exec_time_only()?;
+    if !m.comms.is_empty() || !m.parent_comms.is_empty() || m.uids.len() > 1 {
+        return None;
+    }
+    let uid = m.uids.first().copied();
+    let mut entries: Vec<(String, Option<u32>)> =
+        m.filenames.iter().map(|f| (f.clone(), uid)).collect();
+    for prefix in &m.filename_prefixes {
+        // The kernel matches prefixes on whole path components.
+        if !prefix.ends_with('/') {
+            return None;
+        }
+        entries.push((prefix.clone(), uid));
+    }
+    (!entries.is_empty() && entries.iter().all(|(p, _)| p.starts_with('/'))).then_some(entries)
+}
+
+fn kernel_rules(rules: &RuleSet) -> (Vec<KernelExecRule>, Vec<String>) {
+    let mut kernel = Vec::new();
+    let mut names = Vec::new();
+    for rule in rules.rules() {
+        let Some(entries) = kernel_entries(rule) else {
+            continue;
+        };
+        let index = u32::try_from(names.len()).unwrap_or(u32::MAX);
+        names.push(rule.name().to_owned());
+        kernel.extend(entries.into_iter().map(|(path, uid)| KernelExecRule {
+            path,
+            rule: index,
+            uid,
+        }));
+    }
+    (kernel, names)
+}

@@ -1,0 +1,165 @@
+//! Action stage: the rules are evaluated on every journaled event (after the journal, never before), and
+//! what a matching rule asks for is carried out: an alert, a kill (pidfd, no pid-reuse race), a rollback of
+//! a watched config file from the content store. Every alert and every action becomes an event of its own,
+//! journaled and linked to the triggering event's sequence number. Kills of exec-time rules happen in the
+//! kernel (`kernel_kill`), before the program runs; this stage only reports them.
+
+pub mod kill;
+pub mod load;
+pub mod rollback;
+
+use std::path::Path;
+
+use agent_common::model::{ActionTaken, Alert, Event, EventBody};
+
+use crate::rules::{Action, RuleSet};
+use crate::watch::ContentStore;
+
+/// Rules plus what actions need.
+pub struct ActionStage {
+    rules: RuleSet,
+    kernel_rule_names: Vec<String>,
+    store: Option<ContentStore>,
+}
+
+impl ActionStage {
+    /// A stage for `rules`; `kernel_rule_names[i]` names the rule compiled into kernel exec rule `i`.
+    /// `content_root` is the config-watch content store (for rollback).
+    pub fn new(rules: RuleSet, kernel_rule_names: Vec<String>, content_root: &Path) -> ActionStage {
+        let store = match ContentStore::open(content_root) {
+            Ok(store) => Some(store),
+            Err(err) => {
+                tracing::error!("rollback disabled: {err}");
+                None
+            }
+        };
+        ActionStage {
+            rules,
+            kernel_rule_names,
+            store,
+        }
+    }
+
+    /// Swaps in a new rule set (hot reload).
+    pub fn replace(&mut self, rules: RuleSet, kernel_rule_names: Vec<String>) {
+        self.rules = rules;
+        self.kernel_rule_names = kernel_rule_names;
+    }
+
+    /// The rules in force.
+    pub fn rules(&self) -> &RuleSet {
+        &self.rules
+    }
+
+    /// Evaluates the rules on a journaled event and carries out their actions; returns the alert and action
+    /// events to journal next.
+    pub fn on_event(&mut self, event: &Event) -> Vec<EventBody> {
+        let mut out = Vec::new();
+        if matches!(event.event, EventBody::Alert(_) | EventBody::Action(_)) {
+            return out;
+        }
+        let kernel_killed = match &event.event {
+            EventBody::Exec(exec) => exec
+                .killed_by_rule
+                .and_then(|i| self.kernel_rule_names.get(i as usize).cloned()),
+            _ => None,
+        };
+        if let Some(rule) = &kernel_killed {
+            out.push(EventBody::Action(ActionTaken {
+                action: "kernel_kill".into(),
+                rule: rule.clone(),
+                trigger_seq: event.seq,
+                target_pid: Some(event.process.pid),
+                ok: true,
+                detail: "SIGKILL sent in sys_enter_execve; the program never ran".into(),
+                ..ActionTaken::default()
+            }));
+        }
+        for rule in self.rules.matches(event) {
+            out.push(EventBody::Alert(Alert {
+                rule: rule.name().to_owned(),
+                severity: rule.severity().as_str().to_owned(),
+                output: rule.render_output(event),
+                tags: rule.tags().to_vec(),
+                trigger_seq: event.seq,
+            }));
+            for action in rule.actions() {
+                let taken = match action {
+                    Action::Alert => continue,
+                    Action::Kill | Action::KillGroup
+                        if kernel_killed.as_deref() == Some(rule.name()) =>
+                    {
+                        continue;
+                    }
+                    Action::Kill | Action::KillGroup => {
+                        kill_action(rule.name(), event, *action == Action::KillGroup)
+                    }
+                    Action::Rollback => self.rollback_action(rule.name(), event),
+                    Action::Deny => ActionTaken {
+                        action: "deny".into(),
+                        detail: "deny needs BPF LSM, which this kernel refuses; not enforced"
+                            .into(),
+                        ..ActionTaken::default()
+                    },
+                };
+                out.push(EventBody::Action(ActionTaken {
+                    rule: rule.name().to_owned(),
+                    trigger_seq: event.seq,
+                    ..taken
+                }));
+            }
+        }
+        out
+    }
+
+    fn rollback_action(&self, _rule: &str, event: &Event) -> ActionTaken {
+        let base = ActionTaken {
+            action: "rollback".into(),
+            ..ActionTaken::default()
+        };
+        let EventBody::ConfigChange(change) = &event.event else {
+            return ActionTaken {
+                detail: "rollback applies to config_change events only".into(),
+                ..base
+            };
+        };
+        let path = Some(change.path.clone());
+        let (Some(store), Some(good)) = (&self.store, &change.old_sha256) else {
+            return ActionTaken {
+                path,
+                detail: "no known-good content for this file".into(),
+                ..base
+            };
+        };
+        match rollback::rollback(store, Path::new(&change.path), good) {
+            Ok(done) => ActionTaken {
+                path,
+                before_sha256: done.before,
+                after_sha256: Some(done.after),
+                ok: true,
+                detail: "restored atomically".into(),
+                ..base
+            },
+            Err(err) => ActionTaken {
+                path,
+                detail: err.to_string(),
+                ..base
+            },
+        }
+    }
+}
+
+fn kill_action(_rule: &str, event: &Event, group: bool) -> ActionTaken {
+    let pid = event.process.pid;
+    let result = kill::kill(pid, event.mono_ns, group);
+    ActionTaken {
+        action: if group { "kill_group" } else { "kill" }.into(),
+        target_pid: Some(pid),
+        ok: result.is_ok(),
+        detail: match result {
+            Ok(()) => "SIGKILL sent through a pidfd".into(),
+            Err(err) => err.to_string(),
+        },
+        ..ActionTaken::default()
+    }
+}

@@ -1,0 +1,40 @@
+//! `auditloop rules check`: parse and check rules, say how each is enforced.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use crate::actions::load;
+
+/// Checks every path; prints errors (with `file:line:col`) or the rules and their enforcement path.
+pub fn check(paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
+    let mut ok = true;
+    for path in paths {
+        if !path.exists() {
+            ok = false;
+            eprintln!("{}: no such file or directory", path.display());
+            continue;
+        }
+        match load::load(path) {
+            Ok(loaded) => {
+                println!(
+                    "{}: {} rules OK",
+                    path.display(),
+                    loaded.rules.rules().len()
+                );
+                for rule in loaded.rules.rules() {
+                    let state = if rule.enabled() { "" } else { " (disabled)" };
+                    println!("  {}{state}: {}", rule.name(), load::path_of(rule));
+                }
+            }
+            Err(errors) => {
+                ok = false;
+                eprintln!("{errors}");
+            }
+        }
+    }
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}

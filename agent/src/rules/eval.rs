@@ -1,0 +1,154 @@
+//! The compiled form of conditions and output templates, and their evaluation against one [`Event`].
+//!
+//! Everything that can be prepared ahead is prepared by `check`: macros are inlined, lists expanded into
+//! sets, numbers parsed, regexes and globs compiled, `icontains` needles lower-cased. Evaluation reads
+//! field values by reference from the event; only the few derived text fields (`proc.cmdline`,
+//! `proc.args`, `proc.pcmdline`, `setid.ids`, `evt.time`) allocate. Evaluation never panics.
+
+use std::collections::HashSet;
+use std::fmt::Write;
+
+use agent_common::model::Event;
+use globset::GlobMatcher;
+use regex::Regex;
+
+use crate::rules::ast::CmpOp;
+use crate::rules::fields::{FieldId, Value, extract};
+
+/// A resolved field: registry id plus the `[N]` index.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct FieldSel {
+    pub id: FieldId,
+    pub index: Option<u32>,
+}
+
+impl FieldSel {
+    fn get<'e>(&self, ev: &'e Event) -> Option<Value<'e>> {
+        extract(self.id, self.index, ev)
+    }
+}
+
+/// A compiled condition.
+#[derive(Clone, Debug)]
+pub(crate) enum Cond {
+    And(Vec<Cond>),
+    Or(Vec<Cond>),
+    Not(Box<Cond>),
+    Exists(FieldSel),
+    Test(FieldSel, Test),
+}
+
+/// A compiled comparison of one field value.
+#[derive(Clone, Debug)]
+pub(crate) enum Test {
+    StrEq(String),
+    StrNe(String),
+    StrIn(HashSet<String>),
+    Contains(String),
+    /// Needle already ASCII-lower-cased.
+    IContains(String),
+    StartsWith(String),
+    EndsWith(String),
+    Glob(GlobMatcher),
+    Regex(Regex),
+    /// One of `=`, `!=`, `<`, `<=`, `>`, `>=`.
+    NumCmp(CmpOp, i128),
+    NumIn(Vec<i128>),
+    /// True when `value & mask != 0`.
+    BitAnd(i128),
+    BoolEq(bool),
+}
+
+impl Cond {
+    /// Whether the condition holds for `ev`.
+    pub(crate) fn eval(&self, ev: &Event) -> bool {
+        match self {
+            Cond::And(all) => all.iter().all(|c| c.eval(ev)),
+            Cond::Or(any) => any.iter().any(|c| c.eval(ev)),
+            Cond::Not(c) => !c.eval(ev),
+            Cond::Exists(f) => f.get(ev).is_some(),
+            Cond::Test(f, test) => f.get(ev).is_some_and(|v| test.holds(&v)),
+        }
+    }
+}
+
+fn icontains(hay: &str, needle_lower: &str) -> bool {
+    let (h, n) = (hay.as_bytes(), needle_lower.as_bytes());
+    n.is_empty() || h.windows(n.len()).any(|w| w.eq_ignore_ascii_case(n))
+}
+
+impl Test {
+    fn holds(&self, v: &Value<'_>) -> bool {
+        match (self, v) {
+            (Test::StrEq(s), Value::Str(v)) => v == s,
+            (Test::StrNe(s), Value::Str(v)) => v != s,
+            (Test::StrIn(set), Value::Str(v)) => set.contains(v.as_ref()),
+            (Test::Contains(s), Value::Str(v)) => v.contains(s.as_str()),
+            (Test::IContains(s), Value::Str(v)) => icontains(v, s),
+            (Test::StartsWith(s), Value::Str(v)) => v.starts_with(s.as_str()),
+            (Test::EndsWith(s), Value::Str(v)) => v.ends_with(s.as_str()),
+            (Test::Glob(g), Value::Str(v)) => g.is_match(v.as_ref()),
+            (Test::Regex(r), Value::Str(v)) => r.is_match(v),
+            (Test::NumCmp(op, n), Value::Num(v)) => match op {
+                CmpOp::Eq => v == n,
+                CmpOp::Ne => v != n,
+                CmpOp::Lt => v < n,
+                CmpOp::Le => v <= n,
+                CmpOp::Gt => v > n,
+                CmpOp::Ge => v >= n,
+                _ => false,
+            },
+            (Test::NumIn(ns), Value::Num(v)) => ns.contains(v),
+            (Test::BitAnd(mask), Value::Num(v)) => v & mask != 0,
+            (Test::BoolEq(b), Value::Bool(v)) => v == b,
+            _ => false,
+        }
+    }
+}
+
+/// A compiled output template: literal text and `%field` placeholders.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Template {
+    pub parts: Vec<Part>,
+}
+
+/// One piece of a template.
+#[derive(Clone, Debug)]
+pub(crate) enum Part {
+    Text(String),
+    Field(FieldSel),
+}
+
+impl Template {
+    /// Renders the template for `ev`; absent fields render as `<NA>`.
+    pub(crate) fn render(&self, ev: &Event) -> String {
+        let mut out = String::new();
+        for part in &self.parts {
+            match part {
+                Part::Text(t) => out.push_str(t),
+                Part::Field(f) => {
+                    // Writing to a String cannot fail.
+                    let _ = match f.get(ev) {
+                        None => write!(out, "<NA>"),
+                        Some(Value::Str(s)) => write!(out, "{s}"),
+                        Some(Value::Num(n)) => write!(out, "{n}"),
+                        Some(Value::Bool(b)) => write!(out, "{b}"),
+                    };
+                }
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn icontains_is_ascii_case_insensitive() {
+        assert!(icontains("/usr/bin/BASH", "bash"));
+        assert!(icontains("x", ""));
+        assert!(!icontains("ba", "bash"));
+    }
+}

@@ -1,0 +1,137 @@
+//! Recognizes rules that can be decided at exec time from a few exec facts, so they can later be compiled
+//! into BPF maps (see [`ExecMatch`]).
+
+use crate::rules::ast::CmpOp;
+use crate::rules::eval::{Cond, Test};
+use crate::rules::fields::FieldId;
+
+/// The restricted conjunctive form of an exec-time rule.
+///
+/// The rule matches exactly the `exec` events for which **all** of these hold, where an empty list means
+/// "no constraint":
+/// - `filenames` / `filename_prefixes`: the exec filename equals one of `filenames` **or** starts with
+///   one of `filename_prefixes` (from `exec.filename` or `proc.exe` tests: `=`, `in (…)`, `startswith`,
+///   alone or joined by `or`);
+/// - `comms`: `proc.name` (the name after exec) is one of them (`=`, `in`, or an `or` of those);
+/// - `uids`: `user.uid` is one of them (`=`, `in`);
+/// - `parent_comms`: `proc.pname` is one of them (`=`, `in`).
+///
+/// The condition must be a conjunction (`and`, also through macros) of `evt.kind = exec` and at most one
+/// group per constraint above; anything else (`not`, `!=`, other fields or operators, an `or` that mixes
+/// two fields, two groups on the same field) makes [`Rule::exec_time_only`](crate::rules::Rule::exec_time_only)
+/// return `None`. Lists are sorted and deduplicated.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ExecMatch {
+    /// Exact filenames (any of).
+    pub filenames: Vec<String>,
+    /// Filename prefixes (any of).
+    pub filename_prefixes: Vec<String>,
+    /// Task names after exec (any of).
+    pub comms: Vec<String>,
+    /// Real uids (any of).
+    pub uids: Vec<u32>,
+    /// Parent names (any of).
+    pub parent_comms: Vec<String>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Slot {
+    Filename,
+    Comm,
+    Uid,
+    Parent,
+}
+
+fn flatten<'c>(c: &'c Cond, and: bool, out: &mut Vec<&'c Cond>) {
+    match (c, and) {
+        (Cond::And(v), true) | (Cond::Or(v), false) => v.iter().for_each(|x| flatten(x, and, out)),
+        _ => out.push(c),
+    }
+}
+
+fn is_exec_kind(c: &Cond) -> bool {
+    match c {
+        Cond::Test(f, Test::StrEq(k)) => f.id == FieldId::EvtKind && k == "exec",
+        Cond::Test(f, Test::StrIn(ks)) => {
+            f.id == FieldId::EvtKind && ks.len() == 1 && ks.contains("exec")
+        }
+        _ => false,
+    }
+}
+
+/// The [`ExecMatch`] of a compiled condition, when it has the restricted form.
+pub(crate) fn exec_match(cond: &Cond) -> Option<ExecMatch> {
+    let mut conjuncts = Vec::new();
+    flatten(cond, true, &mut conjuncts);
+    let mut m = ExecMatch::default();
+    let (mut saw_exec, mut filled) = (false, Vec::new());
+    for c in conjuncts {
+        if is_exec_kind(c) {
+            saw_exec = true;
+            continue;
+        }
+        let mut atoms = Vec::new();
+        flatten(c, false, &mut atoms);
+        let mut group_slot = None;
+        for atom in atoms {
+            let Cond::Test(f, test) = atom else {
+                return None;
+            };
+            let slot = match f.id {
+                FieldId::ExecFilename | FieldId::Exe => Slot::Filename,
+                FieldId::Name => Slot::Comm,
+                FieldId::Uid => Slot::Uid,
+                FieldId::Pname => Slot::Parent,
+                _ => return None,
+            };
+            if *group_slot.get_or_insert(slot) != slot {
+                return None;
+            }
+            let strings = match slot {
+                Slot::Filename => &mut m.filenames,
+                Slot::Comm => &mut m.comms,
+                Slot::Parent => &mut m.parent_comms,
+                Slot::Uid => {
+                    match test {
+                        Test::NumCmp(CmpOp::Eq, n) => m.uids.push(u32::try_from(*n).ok()?),
+                        Test::NumIn(ns) => {
+                            for n in ns {
+                                m.uids.push(u32::try_from(*n).ok()?);
+                            }
+                        }
+                        _ => return None,
+                    }
+                    continue;
+                }
+            };
+            match test {
+                Test::StrEq(s) => strings.push(s.clone()),
+                Test::StrIn(set) => strings.extend(set.iter().cloned()),
+                Test::StartsWith(p) if slot == Slot::Filename => {
+                    m.filename_prefixes.push(p.clone())
+                }
+                _ => return None,
+            }
+        }
+        let slot = group_slot?;
+        if filled.contains(&slot) {
+            return None;
+        }
+        filled.push(slot);
+    }
+    if !saw_exec {
+        return None;
+    }
+    for list in [
+        &mut m.filenames,
+        &mut m.filename_prefixes,
+        &mut m.comms,
+        &mut m.parent_comms,
+    ] {
+        list.sort();
+        list.dedup();
+    }
+    m.uids.sort_unstable();
+    m.uids.dedup();
+    Some(m)
+}

@@ -1,0 +1,398 @@
+//! Reads rules files (YAML) into lists, macros and rule drafts, then compiles them into [`Rule`]s.
+//!
+//! A file is a YAML sequence of `- list:`, `- macro:` and `- rule:` items. Lists and macros are visible
+//! across all files of a set; a name defined twice (rule, macro or list) is an error naming both places.
+//! Every problem is collected with its `file:line:col`; loading never stops at the first one.
+
+use std::collections::HashMap;
+
+use serde_yaml_ng::{Mapping, Value};
+
+use crate::rules::check::{Checker, ListDef, MacroDef};
+use crate::rules::error::{ErrorKind, RuleError, RuleErrors, near_matches};
+use crate::rules::exec_match::exec_match;
+use crate::rules::source::{ItemPos, Scalar, SourceFile, scalar_at, scan_items};
+use crate::rules::{Action, Rule, RuleLocation, Severity};
+
+const RULE_KEYS: [&str; 8] = [
+    "rule",
+    "desc",
+    "condition",
+    "output",
+    "severity",
+    "tags",
+    "enabled",
+    "actions",
+];
+const MACRO_KEYS: [&str; 3] = ["macro", "condition", "desc"];
+const LIST_KEYS: [&str; 3] = ["list", "items", "desc"];
+
+/// A rule before compilation.
+struct Draft {
+    name: String,
+    file: usize,
+    pos: usize,
+    desc: String,
+    severity: Severity,
+    tags: Vec<String>,
+    enabled: bool,
+    actions: Vec<Action>,
+    condition: Scalar,
+    output: Scalar,
+}
+
+#[derive(Default)]
+struct Collected {
+    lists: Vec<ListDef>,
+    macros: Vec<MacroDef>,
+    drafts: Vec<Draft>,
+    /// name → (kind, file, offset) of the first definition.
+    names: HashMap<(String, &'static str), (usize, usize)>,
+    errors: Vec<RuleError>,
+}
+
+/// Compiles a set of rules files (in the given order) into rules.
+pub(crate) fn compile(files: Vec<SourceFile>) -> Result<Vec<Rule>, RuleErrors> {
+    let mut c = Collected::default();
+    for (i, file) in files.iter().enumerate() {
+        read_file(&files, i, file, &mut c);
+    }
+    let mut checker = Checker::new(&files, &c.lists, &c.macros);
+    let mut rules = Vec::new();
+    for d in c.drafts {
+        let cond = checker.condition(d.file, &d.condition);
+        let output = checker.template(d.file, &d.output);
+        let (Some(cond), Some(output)) = (cond, output) else {
+            continue;
+        };
+        let err = files[d.file].error(ErrorKind::Schema, d.pos, 1, String::new());
+        rules.push(Rule {
+            exec_match: exec_match(&cond),
+            name: d.name,
+            desc: d.desc,
+            severity: d.severity,
+            tags: d.tags,
+            enabled: d.enabled,
+            actions: d.actions,
+            location: RuleLocation {
+                file: err.file,
+                line: err.line,
+                col: err.col,
+            },
+            cond,
+            output,
+        });
+    }
+    let mut errors = c.errors;
+    errors.append(&mut checker.errors);
+    if errors.is_empty() {
+        return Ok(rules);
+    }
+    let order: HashMap<&str, usize> = files
+        .iter()
+        .enumerate()
+        .map(|(i, f)| (f.name.as_str(), i))
+        .collect();
+    errors.sort_by_key(|e| (order.get(e.file.as_str()).copied(), e.line, e.col));
+    errors.dedup();
+    Err(RuleErrors(errors))
+}
+
+fn read_file(files: &[SourceFile], fidx: usize, file: &SourceFile, c: &mut Collected) {
+    let value: Value = match serde_yaml_ng::from_str(&file.text) {
+        Ok(v) => v,
+        Err(e) => {
+            let text = e.to_string();
+            let message = text.split(" at line ").next().unwrap_or(&text).to_string();
+            let off = e
+                .location()
+                .map_or(0, |l| file.offset_at(l.line(), l.column()));
+            c.errors.push(file.error(
+                ErrorKind::Yaml,
+                off,
+                1,
+                format!("YAML syntax error: {message}"),
+            ));
+            return;
+        }
+    };
+    let items = match value {
+        Value::Null => return,
+        Value::Sequence(items) => items,
+        _ => {
+            let msg =
+                "a rules file must be a YAML list of `- rule:`, `- macro:` and `- list:` items"
+                    .into();
+            c.errors.push(file.error(ErrorKind::Schema, 0, 1, msg));
+            return;
+        }
+    };
+    let positions = scan_items(&file.text);
+    let exact = positions.len() == items.len();
+    for (i, item) in items.iter().enumerate() {
+        let pos = positions
+            .get(i)
+            .filter(|_| exact)
+            .cloned()
+            .unwrap_or_default();
+        let Value::Mapping(map) = item else {
+            let msg = "each item must be a mapping with a `rule`, `macro` or `list` key".into();
+            c.errors
+                .push(file.error(ErrorKind::Schema, pos.start, 1, msg));
+            continue;
+        };
+        let mut item = Item {
+            file,
+            fidx,
+            pos: &pos,
+            map,
+            errors: &mut c.errors,
+        };
+        let kind = ["rule", "macro", "list"]
+            .into_iter()
+            .find(|k| map.contains_key(*k));
+        match kind {
+            Some("rule") => {
+                if let Some(d) = item.rule()
+                    && register(
+                        files,
+                        &mut c.names,
+                        &mut c.errors,
+                        &d.name,
+                        "rule",
+                        fidx,
+                        d.pos,
+                    )
+                {
+                    c.drafts.push(d);
+                }
+            }
+            Some("macro") => {
+                item.keys(&MACRO_KEYS);
+                let (Some(name), Some(condition)) =
+                    (item.string("macro", true), item.scalar("condition"))
+                else {
+                    continue;
+                };
+                let at = item.value_off("macro");
+                if register(files, &mut c.names, &mut c.errors, &name, "macro", fidx, at) {
+                    c.macros.push(MacroDef {
+                        name,
+                        file: fidx,
+                        condition,
+                    });
+                }
+            }
+            Some(_) => {
+                item.keys(&LIST_KEYS);
+                let (Some(name), Some(items)) =
+                    (item.string("list", true), item.strings("items", true))
+                else {
+                    continue;
+                };
+                let at = item.value_off("list");
+                if register(files, &mut c.names, &mut c.errors, &name, "list", fidx, at) {
+                    c.lists.push(ListDef {
+                        name,
+                        items,
+                        file: fidx,
+                        pos: at,
+                    });
+                }
+            }
+            None => {
+                let msg = "item has none of the keys `rule`, `macro`, `list`".into();
+                c.errors
+                    .push(file.error(ErrorKind::Schema, pos.start, 1, msg));
+            }
+        }
+    }
+}
+
+/// Records a definition; `false` (and an error naming both places) when the name is taken.
+fn register(
+    files: &[SourceFile],
+    names: &mut HashMap<(String, &'static str), (usize, usize)>,
+    errors: &mut Vec<RuleError>,
+    name: &str,
+    kind: &'static str,
+    file: usize,
+    off: usize,
+) -> bool {
+    match names.get(&(name.to_string(), kind)) {
+        Some(&(first_file, first_off)) => {
+            let first = files[first_file].error(ErrorKind::Duplicate, first_off, 1, String::new());
+            let msg = format!("duplicate {kind} `{name}`");
+            let e = files[file].error(ErrorKind::Duplicate, off, name.chars().count(), msg);
+            errors.push(e.with_hint(format!("first defined at {}", first.location())));
+            false
+        }
+        None => {
+            names.insert((name.to_string(), kind), (file, off));
+            true
+        }
+    }
+}
+
+/// One item being read, with its source positions.
+struct Item<'a> {
+    file: &'a SourceFile,
+    fidx: usize,
+    pos: &'a ItemPos,
+    map: &'a Mapping,
+    errors: &'a mut Vec<RuleError>,
+}
+
+impl Item<'_> {
+    fn key_off(&self, key: &str) -> usize {
+        self.pos.key(key).map_or(self.pos.start, |k| k.key)
+    }
+
+    fn value_off(&self, key: &str) -> usize {
+        self.pos.key(key).map_or(self.pos.start, |k| k.value)
+    }
+
+    fn fail(&mut self, off: usize, width: usize, message: String) {
+        self.errors
+            .push(self.file.error(ErrorKind::Schema, off, width, message));
+    }
+
+    /// Reports keys outside `allowed`.
+    fn keys(&mut self, allowed: &[&str]) {
+        for k in self.map.keys() {
+            let name = k.as_str().unwrap_or("?");
+            if !allowed.contains(&name) {
+                let mut e = self.file.error(
+                    ErrorKind::Schema,
+                    self.key_off(name),
+                    name.chars().count(),
+                    format!("unknown key `{name}`"),
+                );
+                e.hint = near_matches(name, allowed.iter().copied())
+                    .or_else(|| Some(format!("allowed keys: {}", allowed.join(", "))));
+                self.errors.push(e);
+            }
+        }
+    }
+
+    fn get(&mut self, key: &str, required: bool) -> Option<&Value> {
+        let v = self.map.get(key);
+        if v.is_none() && required {
+            self.fail(self.pos.start, 1, format!("missing key `{key}`"));
+        }
+        v
+    }
+
+    fn string(&mut self, key: &str, required: bool) -> Option<String> {
+        match self.get(key, required)? {
+            Value::String(s) => Some(s.clone()),
+            _ => {
+                self.fail(self.value_off(key), 1, format!("`{key}` must be a string"));
+                None
+            }
+        }
+    }
+
+    fn scalar(&mut self, key: &str) -> Option<Scalar> {
+        let text = self.string(key, true)?;
+        Some(match self.pos.key(key) {
+            Some(k) => scalar_at(&self.file.text, k, &text),
+            None => Scalar::at(text, self.pos.start),
+        })
+    }
+
+    fn strings(&mut self, key: &str, required: bool) -> Option<Vec<String>> {
+        let off = self.value_off(key);
+        let Value::Sequence(seq) = self.get(key, required)? else {
+            self.fail(off, 1, format!("`{key}` must be a list"));
+            return None;
+        };
+        let items: Option<Vec<String>> = seq
+            .iter()
+            .map(|v| match v {
+                Value::String(s) => Some(s.clone()),
+                Value::Number(n) => Some(n.to_string()),
+                Value::Bool(b) => Some(b.to_string()),
+                _ => None,
+            })
+            .collect();
+        if items.is_none() {
+            self.fail(off, 1, format!("`{key}` items must be strings or numbers"));
+        }
+        items
+    }
+
+    fn rule(&mut self) -> Option<Draft> {
+        self.keys(&RULE_KEYS);
+        let name = self.string("rule", true);
+        let condition = self.scalar("condition");
+        let output = self.scalar("output");
+        let desc = self.string("desc", false).unwrap_or_default();
+        let severity = match self.string("severity", false) {
+            None => Some(Severity::Warning),
+            Some(s) => Severity::parse(&s).or_else(|| {
+                let off = self.value_off("severity");
+                self.fail(off, s.chars().count(), format!("unknown severity `{s}`"));
+                self.set_hint(
+                    near_matches(&s.to_ascii_lowercase(), Severity::NAMES)
+                        .or_else(|| Some(format!("one of: {}", Severity::NAMES.join(", ")))),
+                );
+                None
+            }),
+        };
+        let tags = self.strings("tags", false).unwrap_or_default();
+        let enabled = match self.get("enabled", false) {
+            None => Some(true),
+            Some(Value::Bool(b)) => Some(*b),
+            Some(_) => {
+                self.fail(
+                    self.value_off("enabled"),
+                    1,
+                    "`enabled` must be true or false".into(),
+                );
+                None
+            }
+        };
+        let actions = match self.strings("actions", false) {
+            None => Some(vec![Action::Alert]),
+            Some(names) => {
+                let parsed: Vec<Option<Action>> = names.iter().map(|n| Action::parse(n)).collect();
+                if let Some(bad) = names
+                    .iter()
+                    .zip(&parsed)
+                    .find(|(_, a)| a.is_none())
+                    .map(|(n, _)| n)
+                {
+                    self.fail(
+                        self.value_off("actions"),
+                        1,
+                        format!("unknown action `{bad}`"),
+                    );
+                    self.set_hint(Some(format!("one of: {}", Action::NAMES.join(", "))));
+                }
+                parsed.into_iter().collect()
+            }
+        };
+        let (name, condition, output) = (name?, condition?, output?);
+        let (severity, enabled, actions) = (severity?, enabled?, actions?);
+        let pos = self.value_off("rule");
+        Some(Draft {
+            name,
+            file: self.fidx,
+            pos,
+            desc,
+            severity,
+            tags,
+            enabled,
+            actions,
+            condition,
+            output,
+        })
+    }
+
+    fn set_hint(&mut self, hint: Option<String>) {
+        if let Some(e) = self.errors.last_mut() {
+            e.hint = hint;
+        }
+    }
+}

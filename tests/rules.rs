@@ -1,0 +1,156 @@
+//! Rules and actions on the real kernel: an exec-time rule kills in the kernel before the program runs, a
+//! userspace rule kills through a pidfd, a changed watched file is rolled back byte for byte, and a bad
+//! rules file on reload leaves the old rules in force and names line:col.
+
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::ExitStatusExt;
+use std::process::Command;
+use std::time::Duration;
+
+use harness::{Agent, temp_dir};
+
+fn deny_rule(dir: &std::path::Path) -> String {
+    format!(
+        "- rule: deny_test_bin\n  desc: test\n  condition: evt.kind = exec and exec.filename startswith {}/\n  output: \"denied %exec.filename\"\n  severity: critical\n  actions: [kill]\n",
+        dir.display()
+    )
+}
+
+fn evil(dir: &std::path::Path, marker: &std::path::Path) -> std::path::PathBuf {
+    let bin = dir.join("evil");
+    std::fs::write(&bin, format!("#!/bin/sh\ntouch {}\n", marker.display())).expect("script");
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    bin
+}
+
+#[test]
+fn exec_rule_kills_in_the_kernel_before_the_program_runs() {
+    let dir = temp_dir("denybin");
+    let rules = temp_dir("rules").join("deny.yaml");
+    std::fs::write(&rules, deny_rule(&dir)).expect("rules");
+    let mut agent = Agent::start(&["--rules", rules.to_str().expect("utf-8")]);
+    let marker = dir.with_extension("marker");
+    let bin = evil(&dir, &marker);
+    let status = Command::new(&bin).status().expect("spawn");
+    assert_eq!(status.signal(), Some(9), "killed by SIGKILL: {status:?}");
+    assert!(
+        !marker.exists(),
+        "the program ran: its first action created {}",
+        marker.display()
+    );
+    let action = agent.wait_for("action", |_, a| {
+        a["action"] == "kernel_kill" && a["rule"] == "deny_test_bin"
+    });
+    let exec = agent.wait_for("exec", |_, x| x["filename"] == bin.to_str().expect("utf-8"));
+    assert_eq!(
+        action["event"]["action"]["trigger_seq"], exec["seq"],
+        "{action} {exec}"
+    );
+    assert_eq!(exec["event"]["exec"]["killed_by_rule"], 0, "{exec}");
+    agent.wait_for("alert", |_, a| {
+        a["rule"] == "deny_test_bin" && a["trigger_seq"] == exec["seq"]
+    });
+    // A sibling program outside the rule runs normally.
+    assert!(Command::new("/bin/true").status().expect("true").success());
+}
+
+#[test]
+fn userspace_rule_kills_through_a_pidfd() {
+    let dir = temp_dir("killdir");
+    let rules = temp_dir("rules").join("kill.yaml");
+    std::fs::write(
+        &rules,
+        format!(
+            "- rule: kill_writer\n  desc: t\n  condition: evt.kind = file and file.op = open and file.path startswith {}/\n  output: \"%proc.name wrote %file.path\"\n  severity: error\n  actions: [alert, kill]\n",
+            dir.display()
+        ),
+    )
+    .expect("rules");
+    let mut agent = Agent::start(&["--rules", rules.to_str().expect("utf-8")]);
+    let mut child = Command::new("/bin/sh")
+        .arg("-c")
+        .arg(format!(": > {}/f; exec sleep 30", dir.display()))
+        .spawn()
+        .expect("sh");
+    let pid = child.id();
+    let action = agent.wait_for("action", |_, a| {
+        a["action"] == "kill" && a["target_pid"] == u64::from(pid)
+    });
+    assert_eq!(action["event"]["action"]["ok"], true, "{action}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(std::time::Instant::now() < deadline, "writer still alive");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.signal(), Some(9), "{status:?}");
+}
+
+#[test]
+fn changed_watched_file_is_rolled_back_byte_for_byte() {
+    let watched = temp_dir("rollback");
+    let file = watched.join("sshd_config");
+    let good = b"Port 22\nPermitRootLogin no\n\x00binary-safe\xff\n".to_vec();
+    std::fs::write(&file, &good).expect("good content");
+    let rules = temp_dir("rules").join("rollback.yaml");
+    std::fs::write(
+        &rules,
+        format!(
+            "- rule: restore_sshd\n  desc: t\n  condition: evt.kind = config_change and change.path = {}\n  output: \"restoring %change.path\"\n  severity: critical\n  actions: [alert, rollback]\n",
+            file.display()
+        ),
+    )
+    .expect("rules");
+    let config = format!("watch:\n  paths: [{}]\n", watched.display());
+    let mut agent = Agent::start_with_config(&config, &["--rules", rules.to_str().expect("utf-8")]);
+    std::fs::write(&file, b"Port 22\nPermitRootLogin yes\n").expect("bad edit");
+    let action = agent.wait_for("action", |_, a| a["action"] == "rollback");
+    assert_eq!(action["event"]["action"]["ok"], true, "{action}");
+    assert_eq!(
+        std::fs::read(&file).expect("file"),
+        good,
+        "restored byte for byte"
+    );
+    let change = agent.wait_for("config_change", |_, c| {
+        c["path"] == file.to_str().expect("utf-8")
+    });
+    assert_eq!(action["event"]["action"]["trigger_seq"], change["seq"]);
+    assert_eq!(
+        action["event"]["action"]["after_sha256"],
+        change["event"]["config_change"]["old_sha256"]
+    );
+}
+
+#[test]
+fn bad_rules_on_reload_keep_the_old_rules_and_name_line_col() {
+    let dir = temp_dir("reloadbin");
+    let rules = temp_dir("rules").join("r.yaml");
+    std::fs::write(&rules, deny_rule(&dir)).expect("rules");
+    let mut agent = Agent::start(&["--rules", rules.to_str().expect("utf-8")]);
+    std::fs::write(
+        &rules,
+        "- rule: broken\n  desc: t\n  condition: evt.kind = exec and proc.nmae = bash\n  output: x\n  severity: warning\n",
+    )
+    .expect("bad rules");
+    agent.signal(libc::SIGHUP);
+    let rejected = agent.wait_for("rules_rejected", |_, _| true);
+    let errors = rejected["event"]["rules_rejected"]["errors"]
+        .as_str()
+        .expect("errors")
+        .to_owned();
+    assert!(
+        errors.contains("r.yaml:3:") && errors.contains("proc.nmae"),
+        "{errors}"
+    );
+    let marker = dir.with_extension("marker");
+    let bin = evil(&dir, &marker);
+    let status = Command::new(&bin).status().expect("spawn");
+    assert_eq!(
+        status.signal(),
+        Some(9),
+        "the old deny rule is still enforced"
+    );
+    assert!(!marker.exists());
+}
