@@ -43,6 +43,14 @@ pub enum RulesCommand {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
+    /// Replay a recorded journal through rules and print which rules would have fired.
+    Test {
+        /// Rules file or directory.
+        rules: PathBuf,
+        /// Journal directory to replay.
+        #[arg(long, default_value = DEFAULT_JOURNAL_DIR)]
+        journal: PathBuf,
+    },
 }
 
 /// Journal directory used when none is given.

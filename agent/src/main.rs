@@ -20,6 +20,9 @@ fn main() -> ExitCode {
         cli::Command::Verify(args) => cmd::verify::run(&args),
         cli::Command::Export(args) => cmd::export::run(&args).map(|()| ExitCode::SUCCESS),
         cli::Command::Rules(cli::RulesCommand::Check { paths }) => cmd::rules::check(&paths),
+        cli::Command::Rules(cli::RulesCommand::Test { rules, journal }) => {
+            cmd::rules_test::run(&rules, &journal)
+        }
         cli::Command::Key(cli::KeyCommand::Show { state_dir }) => {
             cmd::key::show(&state_dir).map(|()| ExitCode::SUCCESS)
         }

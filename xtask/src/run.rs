@@ -25,7 +25,9 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
     let agent = workspace_root().join("target/release/auditloop");
     let mut command = std::process::Command::new(&agent);
     command.args(["run", "--output", &args.output]);
-    command.arg("--rules").arg(workspace_root().join("rules/default.yaml"));
+    command
+        .arg("--rules")
+        .arg(workspace_root().join("rules/default.yaml"));
     if let Some(config) = &args.config {
         command.args(["--config", config]);
     }

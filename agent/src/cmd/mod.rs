@@ -3,4 +3,5 @@
 pub mod export;
 pub mod key;
 pub mod rules;
+pub mod rules_test;
 pub mod verify;
