@@ -7,7 +7,7 @@ use crate::cmd;
 /// Options of `cargo xtask bench`.
 #[derive(Debug, clap::Args)]
 pub struct BenchArgs {
-    /// Which benchmark: `journal` (default: all).
+    /// Which benchmark: `journal` or `rules` (default: all).
     what: Option<String>,
 }
 
@@ -15,10 +15,14 @@ pub struct BenchArgs {
 pub fn bench(args: &BenchArgs) -> anyhow::Result<ExitCode> {
     let all = args.what.is_none();
     let what = args.what.as_deref().unwrap_or("");
+    if !matches!(what, "" | "journal" | "rules") {
+        anyhow::bail!("unknown benchmark `{what}` (known: journal, rules)");
+    }
     if all || what == "journal" {
         cmd::run(cmd::cargo().args(["bench", "-p", "auditloop-journal", "--bench", "journal"]))?;
-    } else {
-        anyhow::bail!("unknown benchmark `{what}` (known: journal)");
+    }
+    if all || what == "rules" {
+        cmd::run(cmd::cargo().args(["bench", "-p", "auditloop", "--bench", "rules"]))?;
     }
     Ok(ExitCode::SUCCESS)
 }
