@@ -141,6 +141,32 @@ impl Template {
     }
 }
 
+/// The event kinds a condition can only hold for (`None`: any kind), from `evt.kind` tests that every
+/// match must pass: a conjunction takes the kinds of its restricting parts, a disjunction needs all parts
+/// restricted.
+pub(crate) fn required_kinds(cond: &Cond) -> Option<HashSet<String>> {
+    match cond {
+        Cond::Test(sel, Test::StrEq(kind)) if sel.id == FieldId::EvtKind => {
+            Some(HashSet::from([kind.clone()]))
+        }
+        Cond::Test(sel, Test::StrIn(kinds)) if sel.id == FieldId::EvtKind => Some(kinds.clone()),
+        Cond::And(parts) => parts
+            .iter()
+            .filter_map(required_kinds)
+            .reduce(|a, b| a.intersection(&b).cloned().collect()),
+        Cond::Or(parts) => {
+            parts
+                .iter()
+                .map(required_kinds)
+                .try_fold(HashSet::new(), |mut all, k| {
+                    all.extend(k?);
+                    Some(all)
+                })
+        }
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

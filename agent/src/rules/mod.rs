@@ -227,6 +227,10 @@ impl Rule {
 #[derive(Clone, Debug)]
 pub struct RuleSet {
     rules: Vec<Rule>,
+    /// Per event kind, the indexes (in file order) of the rules that can match it.
+    by_kind: std::collections::HashMap<String, Vec<usize>>,
+    /// Indexes of rules that do not restrict `evt.kind` (used for kinds no rule names).
+    any_kind: Vec<usize>,
 }
 
 impl RuleSet {
@@ -272,7 +276,36 @@ impl RuleSet {
     }
 
     fn compile(files: Vec<SourceFile>) -> Result<RuleSet, RuleErrors> {
-        load::compile(files).map(|rules| RuleSet { rules })
+        load::compile(files).map(RuleSet::indexed)
+    }
+
+    /// Indexes rules by the event kinds their condition requires, so an event is only tested against
+    /// rules that can match its kind.
+    fn indexed(rules: Vec<Rule>) -> RuleSet {
+        let kinds: Vec<Option<std::collections::HashSet<String>>> = rules
+            .iter()
+            .map(|r| eval::required_kinds(&r.cond))
+            .collect();
+        let any_kind: Vec<usize> = (0..rules.len()).filter(|&i| kinds[i].is_none()).collect();
+        let mut by_kind: std::collections::HashMap<String, Vec<usize>> =
+            std::collections::HashMap::new();
+        for (i, set) in kinds.iter().enumerate() {
+            for kind in set.iter().flatten() {
+                by_kind
+                    .entry(kind.clone())
+                    .or_insert_with(|| any_kind.clone())
+                    .push(i);
+            }
+        }
+        for list in by_kind.values_mut() {
+            list.sort_unstable();
+            list.dedup();
+        }
+        RuleSet {
+            rules,
+            by_kind,
+            any_kind,
+        }
     }
 
     /// Every rule, enabled or not, in file order.
@@ -282,8 +315,10 @@ impl RuleSet {
 
     /// The enabled rules whose condition holds for `event`, in file order.
     pub fn matches<'a>(&'a self, event: &Event) -> impl Iterator<Item = &'a Rule> {
-        self.rules
+        let candidates = self.by_kind.get(event.kind()).unwrap_or(&self.any_kind);
+        candidates
             .iter()
+            .filter_map(|&i| self.rules.get(i))
             .filter(move |r| r.enabled && r.cond.eval(event))
     }
 }

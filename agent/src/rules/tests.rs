@@ -418,3 +418,43 @@ fn representative_rules_file_loads_and_matches() {
     assert!(rule.matches(&setid));
     assert_eq!(rule.render_output(&setid), "bash called setuid(0)");
 }
+
+#[test]
+fn kind_index_keeps_file_order_and_unrestricted_rules() {
+    let text = "\
+- rule: any_kind
+  desc: d
+  condition: proc.pid = 100
+  output: o
+- rule: exec_only
+  desc: d
+  condition: evt.kind = exec and proc.pid = 100
+  output: o
+- rule: file_or_exec
+  desc: d
+  condition: (evt.kind = file and file.op = open) or (evt.kind in (exec) and proc.pid > 0)
+  output: o
+- rule: not_exec
+  desc: d
+  condition: not evt.kind = exec and proc.pid = 100
+  output: o
+";
+    let set = RuleSet::parse("idx.yaml", text).unwrap();
+    let names = |ev: &Event| {
+        set.matches(ev)
+            .map(|r| r.name().to_owned())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        names(&exec("/bin/true", &["true"])),
+        ["any_kind", "exec_only", "file_or_exec"]
+    );
+    assert_eq!(
+        names(&file("open", "/x", 0)),
+        ["any_kind", "file_or_exec", "not_exec"]
+    );
+    assert_eq!(
+        names(&net("connect", "1.2.3.4", 1)),
+        ["any_kind", "not_exec"]
+    );
+}
