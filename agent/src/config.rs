@@ -24,6 +24,16 @@ pub struct Config {
     pub journal: JournalConfig,
     /// Rules file or directory (`*.yaml`); absent = no rules.
     pub rules: PathBuf,
+    /// Alert delivery.
+    pub alerts: AlertsConfig,
+}
+
+/// Alert delivery.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlertsConfig {
+    /// URL every alert is POSTed to as JSON (http or https).
+    pub webhook: Option<String>,
 }
 
 /// When journal records are made durable.
@@ -74,6 +84,7 @@ impl Default for Config {
             state_dir: PathBuf::from(DEFAULT_STATE_DIR),
             journal: JournalConfig::default(),
             rules: PathBuf::from(DEFAULT_RULES_PATH),
+            alerts: AlertsConfig::default(),
         }
     }
 }
@@ -272,6 +283,15 @@ impl Config {
                     message: format!("`{prefix}` is not an absolute path"),
                 });
             }
+        }
+        if let Some(url) = &self.alerts.webhook
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err(ConfigError::Invalid {
+                path: path.to_owned(),
+                field: "alerts.webhook",
+                message: format!("`{url}` is not an http(s) URL"),
+            });
         }
         if self.journal.segment_bytes < 4096 {
             return Err(ConfigError::Invalid {

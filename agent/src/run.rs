@@ -90,11 +90,16 @@ async fn serve(args: RunArgs, config: Config) -> anyhow::Result<ExitCode> {
             .await
             .context("queueing a startup event")?;
     }
-    let actions = ActionStage::new(
+    let mut actions = ActionStage::new(
         loaded.rules,
         loaded.kernel_names,
         &config.state_dir.join("content"),
     );
+    if let Some(url) = &config.alerts.webhook {
+        let hook = crate::actions::webhook::Webhook::new(url, std::time::Duration::from_secs(5))
+            .map_err(anyhow::Error::msg)?;
+        actions = actions.with_webhook(hook);
+    }
     let capture_task = tokio::spawn(capture.run(event_tx, stop_rx, reload_rx));
     let consumer = tokio::spawn(consume(journal, actions, event_rx, agent_rx, args.output));
 

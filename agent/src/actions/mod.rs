@@ -7,6 +7,7 @@
 pub mod kill;
 pub mod load;
 pub mod rollback;
+pub mod webhook;
 
 use std::path::Path;
 
@@ -20,6 +21,7 @@ pub struct ActionStage {
     rules: RuleSet,
     kernel_rule_names: Vec<String>,
     store: Option<ContentStore>,
+    webhook: Option<webhook::Webhook>,
 }
 
 impl ActionStage {
@@ -37,7 +39,14 @@ impl ActionStage {
             rules,
             kernel_rule_names,
             store,
+            webhook: None,
         }
+    }
+
+    /// Also POSTs every alert to `hook`.
+    pub fn with_webhook(mut self, hook: webhook::Webhook) -> ActionStage {
+        self.webhook = Some(hook);
+        self
     }
 
     /// Swaps in a new rule set (hot reload).
@@ -76,13 +85,17 @@ impl ActionStage {
             }));
         }
         for rule in self.rules.matches(event) {
-            out.push(EventBody::Alert(Alert {
+            let alert = Alert {
                 rule: rule.name().to_owned(),
                 severity: rule.severity().as_str().to_owned(),
                 output: rule.render_output(event),
                 tags: rule.tags().to_vec(),
                 trigger_seq: event.seq,
-            }));
+            };
+            if let Some(hook) = &self.webhook {
+                hook.send(serde_json::json!({ "alert": &alert, "event": event }));
+            }
+            out.push(EventBody::Alert(alert));
             for action in rule.actions() {
                 let taken = match action {
                     Action::Alert => continue,
