@@ -7,7 +7,7 @@ use crate::cmd;
 /// Options of `cargo xtask bench`.
 #[derive(Debug, clap::Args)]
 pub struct BenchArgs {
-    /// Which benchmark: `journal` or `rules` (default: all).
+    /// Which benchmark: `journal`, `rules` or `latency` (default: all).
     what: Option<String>,
 }
 
@@ -15,14 +15,17 @@ pub struct BenchArgs {
 pub fn bench(args: &BenchArgs) -> anyhow::Result<ExitCode> {
     let all = args.what.is_none();
     let what = args.what.as_deref().unwrap_or("");
-    if !matches!(what, "" | "journal" | "rules") {
-        anyhow::bail!("unknown benchmark `{what}` (known: journal, rules)");
+    if !matches!(what, "" | "journal" | "rules" | "latency") {
+        anyhow::bail!("unknown benchmark `{what}` (known: journal, rules, latency)");
     }
     if all || what == "journal" {
         cmd::run(cmd::cargo().args(["bench", "-p", "auditloop-journal", "--bench", "journal"]))?;
     }
     if all || what == "rules" {
         cmd::run(cmd::cargo().args(["bench", "-p", "auditloop", "--bench", "rules"]))?;
+    }
+    if all || what == "latency" {
+        crate::latency::bench()?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -5,6 +5,7 @@
 
 mod bench;
 mod cmd;
+mod latency;
 mod run;
 mod setup;
 mod test;
@@ -31,6 +32,12 @@ enum Task {
     Test(test::TestArgs),
     /// Run benchmarks in release mode and print their figures.
     Bench(bench::BenchArgs),
+    /// (internal) The child process of the latency benchmark.
+    #[command(hide = true)]
+    LatencyChild {
+        /// File to open.
+        path: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -40,6 +47,7 @@ fn main() -> ExitCode {
         Task::Run(args) => run::run(&args),
         Task::Test(args) => test::test(&args),
         Task::Bench(args) => bench::bench(&args),
+        Task::LatencyChild { path } => latency::child(&path),
     };
     match result {
         Ok(code) => code,
