@@ -216,3 +216,56 @@ fn alert_reaches_a_local_webhook_receiver() {
         }
     }
 }
+
+#[test]
+fn sequence_rule_kills_within_the_window() {
+    let dir = temp_dir("seqdir");
+    let rules = temp_dir("rules").join("seq.yaml");
+    std::fs::write(
+        &rules,
+        format!(
+            "- rule: write_then_run
+  desc: a process writes in the watched dir, then turns into another program
+  sequence:
+    within: 10s
+    by: [proc.pid]
+    steps:
+      - condition: evt.kind = file and file.op = open and file.path startswith {dir}/
+      - condition: evt.kind = exec and exec.success = true and exec.filename = /bin/sleep
+  output: \"%proc.name (pid %proc.pid) ran %exec.filename after writing in the watched dir\"
+  severity: critical
+  actions: [alert, kill]
+",
+            dir = dir.display()
+        ),
+    )
+    .expect("rules");
+    let mut agent = Agent::start(&["--rules", rules.to_str().expect("utf-8")]);
+    let mut child = Command::new("/bin/sh")
+        .arg("-c")
+        .arg(format!(": > {}/payload; exec /bin/sleep 30", dir.display()))
+        .spawn()
+        .expect("sh");
+    let pid = child.id();
+    let alert = agent.wait_for("alert", |_, a| a["rule"] == "write_then_run");
+    let action = agent.wait_for("action", |_, a| {
+        a["action"] == "kill" && a["target_pid"] == u64::from(pid)
+    });
+    assert_eq!(action["event"]["action"]["ok"], true, "{action}");
+    assert_eq!(
+        action["event"]["action"]["trigger_seq"],
+        alert["event"]["alert"]["trigger_seq"]
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the process survived the sequence rule"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.signal(), Some(9), "{status:?}");
+}

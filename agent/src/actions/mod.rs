@@ -13,12 +13,13 @@ use std::path::Path;
 
 use agent_common::model::{ActionTaken, Alert, Event, EventBody};
 
-use crate::rules::{Action, RuleSet};
+use crate::rules::{Action, RuleSet, RuleState};
 use crate::watch::ContentStore;
 
 /// Rules plus what actions need.
 pub struct ActionStage {
     rules: RuleSet,
+    state: RuleState,
     kernel_rule_names: Vec<String>,
     store: Option<ContentStore>,
     webhook: Option<webhook::Webhook>,
@@ -36,6 +37,7 @@ impl ActionStage {
             }
         };
         ActionStage {
+            state: rules.new_state(),
             rules,
             kernel_rule_names,
             store,
@@ -51,6 +53,8 @@ impl ActionStage {
 
     /// Swaps in a new rule set (hot reload).
     pub fn replace(&mut self, rules: RuleSet, kernel_rule_names: Vec<String>) {
+        // Threshold and sequence progress belongs to the old rules; the new set starts afresh.
+        self.state = rules.new_state();
         self.rules = rules;
         self.kernel_rule_names = kernel_rule_names;
     }
@@ -84,7 +88,7 @@ impl ActionStage {
                 ..ActionTaken::default()
             }));
         }
-        for rule in self.rules.matches(event) {
+        for rule in self.rules.fire(&mut self.state, event) {
             let alert = Alert {
                 rule: rule.name().to_owned(),
                 severity: rule.severity().as_str().to_owned(),

@@ -23,13 +23,14 @@ pub fn run(rules: &Path, journal: &Path) -> anyhow::Result<ExitCode> {
         .iter()
         .map(|r| (r.name().to_owned(), 0))
         .collect();
+    let mut state = set.new_state();
     let mut events = 0u64;
     for record in Reader::open(journal)? {
         let Payload::Event(event) = record?.payload else {
             continue;
         };
         events += 1;
-        for rule in set.matches(&event) {
+        for rule in set.fire(&mut state, &event) {
             *fired.entry(rule.name().to_owned()).or_default() += 1;
             println!(
                 "{} seq={} {} [{}] {}",

@@ -12,9 +12,10 @@ use crate::rules::check::{Checker, ListDef, MacroDef};
 use crate::rules::error::{ErrorKind, RuleError, RuleErrors, near_matches};
 use crate::rules::exec_match::exec_match;
 use crate::rules::source::{ItemPos, Scalar, SourceFile, scalar_at, scan_items};
+use crate::rules::stateful_load::{StatefulDraft, combine};
 use crate::rules::{Action, Rule, RuleLocation, Severity};
 
-const RULE_KEYS: [&str; 8] = [
+const RULE_KEYS: [&str; 10] = [
     "rule",
     "desc",
     "condition",
@@ -23,6 +24,8 @@ const RULE_KEYS: [&str; 8] = [
     "tags",
     "enabled",
     "actions",
+    "threshold",
+    "sequence",
 ];
 const MACRO_KEYS: [&str; 3] = ["macro", "condition", "desc"];
 const LIST_KEYS: [&str; 3] = ["list", "items", "desc"];
@@ -37,8 +40,10 @@ struct Draft {
     tags: Vec<String>,
     enabled: bool,
     actions: Vec<Action>,
-    condition: Scalar,
+    /// Required, except for sequence rules.
+    condition: Option<Scalar>,
     output: Scalar,
+    stateful: Option<StatefulDraft>,
 }
 
 #[derive(Default)]
@@ -60,14 +65,25 @@ pub(crate) fn compile(files: Vec<SourceFile>) -> Result<Vec<Rule>, RuleErrors> {
     let mut checker = Checker::new(&files, &c.lists, &c.macros);
     let mut rules = Vec::new();
     for d in c.drafts {
-        let cond = checker.condition(d.file, &d.condition);
+        let guard = match &d.condition {
+            None => Some(None),
+            Some(c) => checker.condition(d.file, c).map(Some),
+        };
+        let stateful = match &d.stateful {
+            None => Some(None),
+            Some(s) => s.compile(&mut checker, d.file).map(Some),
+        };
         let output = checker.template(d.file, &d.output);
-        let (Some(cond), Some(output)) = (cond, output) else {
+        let (Some(guard), Some(stateful), Some(output)) = (guard, stateful, output) else {
+            continue;
+        };
+        let Some((cond, stateful)) = combine(guard, stateful) else {
             continue;
         };
         let err = files[d.file].error(ErrorKind::Schema, d.pos, 1, String::new());
         rules.push(Rule {
-            exec_match: exec_match(&cond),
+            exec_match: stateful.is_none().then(|| exec_match(&cond)).flatten(),
+            stateful,
             name: d.name,
             desc: d.desc,
             severity: d.severity,
@@ -234,31 +250,31 @@ fn register(
     }
 }
 
-/// One item being read, with its source positions.
-struct Item<'a> {
-    file: &'a SourceFile,
-    fidx: usize,
-    pos: &'a ItemPos,
-    map: &'a Mapping,
-    errors: &'a mut Vec<RuleError>,
+/// One item (or a mapping nested in one) being read, with its source positions.
+pub(crate) struct Item<'a> {
+    pub(crate) file: &'a SourceFile,
+    pub(crate) fidx: usize,
+    pub(crate) pos: &'a ItemPos,
+    pub(crate) map: &'a Mapping,
+    pub(crate) errors: &'a mut Vec<RuleError>,
 }
 
 impl Item<'_> {
-    fn key_off(&self, key: &str) -> usize {
+    pub(crate) fn key_off(&self, key: &str) -> usize {
         self.pos.key(key).map_or(self.pos.start, |k| k.key)
     }
 
-    fn value_off(&self, key: &str) -> usize {
+    pub(crate) fn value_off(&self, key: &str) -> usize {
         self.pos.key(key).map_or(self.pos.start, |k| k.value)
     }
 
-    fn fail(&mut self, off: usize, width: usize, message: String) {
+    pub(crate) fn fail(&mut self, off: usize, width: usize, message: String) {
         self.errors
             .push(self.file.error(ErrorKind::Schema, off, width, message));
     }
 
     /// Reports keys outside `allowed`.
-    fn keys(&mut self, allowed: &[&str]) {
+    pub(crate) fn keys(&mut self, allowed: &[&str]) {
         for k in self.map.keys() {
             let name = k.as_str().unwrap_or("?");
             if !allowed.contains(&name) {
@@ -275,7 +291,7 @@ impl Item<'_> {
         }
     }
 
-    fn get(&mut self, key: &str, required: bool) -> Option<&Value> {
+    pub(crate) fn get(&mut self, key: &str, required: bool) -> Option<&Value> {
         let v = self.map.get(key);
         if v.is_none() && required {
             self.fail(self.pos.start, 1, format!("missing key `{key}`"));
@@ -283,7 +299,7 @@ impl Item<'_> {
         v
     }
 
-    fn string(&mut self, key: &str, required: bool) -> Option<String> {
+    pub(crate) fn string(&mut self, key: &str, required: bool) -> Option<String> {
         match self.get(key, required)? {
             Value::String(s) => Some(s.clone()),
             _ => {
@@ -293,7 +309,7 @@ impl Item<'_> {
         }
     }
 
-    fn scalar(&mut self, key: &str) -> Option<Scalar> {
+    pub(crate) fn scalar(&mut self, key: &str) -> Option<Scalar> {
         let text = self.string(key, true)?;
         Some(match self.pos.key(key) {
             Some(k) => scalar_at(&self.file.text, k, &text),
@@ -301,7 +317,7 @@ impl Item<'_> {
         })
     }
 
-    fn strings(&mut self, key: &str, required: bool) -> Option<Vec<String>> {
+    pub(crate) fn strings(&mut self, key: &str, required: bool) -> Option<Vec<String>> {
         let off = self.value_off(key);
         let Value::Sequence(seq) = self.get(key, required)? else {
             self.fail(off, 1, format!("`{key}` must be a list"));
@@ -325,7 +341,13 @@ impl Item<'_> {
     fn rule(&mut self) -> Option<Draft> {
         self.keys(&RULE_KEYS);
         let name = self.string("rule", true);
-        let condition = self.scalar("condition");
+        let condition = if self.map.contains_key("sequence") && !self.map.contains_key("condition")
+        {
+            Some(None)
+        } else {
+            self.scalar("condition").map(Some)
+        };
+        let stateful = self.stateful();
         let output = self.scalar("output");
         let desc = self.string("desc", false).unwrap_or_default();
         let severity = match self.string("severity", false) {
@@ -375,6 +397,7 @@ impl Item<'_> {
         };
         let (name, condition, output) = (name?, condition?, output?);
         let (severity, enabled, actions) = (severity?, enabled?, actions?);
+        let stateful = stateful.ok()?;
         let pos = self.value_off("rule");
         Some(Draft {
             name,
@@ -387,10 +410,11 @@ impl Item<'_> {
             actions,
             condition,
             output,
+            stateful,
         })
     }
 
-    fn set_hint(&mut self, hint: Option<String>) {
+    pub(crate) fn set_hint(&mut self, hint: Option<String>) {
         if let Some(e) = self.errors.last_mut() {
             e.hint = hint;
         }

@@ -24,6 +24,47 @@
 //! its items. Fields are listed in [`fields::FIELDS`]; a field that does not apply to the event is absent
 //! and every comparison on it is false.
 //!
+//! ## Stateful rules
+//!
+//! A rule may carry one of two keys (not both) that make it fire on a pattern of events rather than on one:
+//!
+//! ```yaml
+//! - rule: shadow_read_burst
+//!   condition: evt.kind = file and file.op = read and file.path = /etc/shadow and file.success = false
+//!   threshold:
+//!     count: 20          # fire on the event that brings the count within the window to 20 ...
+//!     window: 10s        # ... in a sliding window of this length (units: ms, s, m, h)
+//!     by: [user.uid]     # counted per distinct value of these fields (optional: one global count)
+//!   output: "%user.uid failed %file.path 20 times in 10s"
+//! - rule: write_then_exec_tmp
+//!   sequence:
+//!     within: 30s        # all steps within this time of the first step's event
+//!     by: [proc.ppid]    # correlation key of every step (optional) ...
+//!     steps:             # at least 2, matched in this order
+//!       - condition: evt.kind = file and file.op = open and file.path startswith /tmp/
+//!         by: [proc.pid] # ... unless a step names its own
+//!       - condition: evt.kind = exec and exec.filename startswith /tmp/
+//!   output: "%proc.name executed %exec.filename shortly after a write in /tmp"
+//! ```
+//!
+//! - **threshold**: `condition` is required; the rule fires on the event that makes `count` matching
+//!   events of one key fall within `window` (first and last at most `window` apart), then that key's count
+//!   starts again from zero, so a steady stream fires once per `count` events. `count` is 1 to 10,000.
+//! - **sequence**: `condition` is optional and, when given, every step's event must also satisfy it. Per
+//!   key, the rule remembers how far the steps have matched and when the first step matched; it fires on
+//!   the event matching the last step when the earlier ones matched in that order and the last step's event
+//!   is at most `within` after the first's, then that key starts over. A new first-step match restarts a
+//!   key that has matched only the first step or has run out of time.
+//! - A key is the `by` fields' values as text, joined; an event where one of them is absent does not count.
+//!   Step keys are compared across steps, so step 1 `by: [proc.pid]` and step 2 `by: [proc.ppid]` link a
+//!   parent's event to its child's.
+//! - Time is the event's monotonic `mono_ns`, never the wall clock.
+//! - Memory is bounded per rule: at most [`MAX_KEYS`] (10,000) keys, the least recently touched evicted
+//!   first; a threshold key keeps at most `count` timestamps, a sequence key one step index and one time.
+//! - The memory lives in a [`RuleState`] that the caller keeps and passes to [`RuleSet::fire`]. A reloaded
+//!   rule set needs a new state ([`RuleSet::new_state`]): counts and partial sequences in flight are
+//!   dropped. [`RuleSet::matches`] is stateless and skips threshold and sequence rules.
+//!
 //! Loading reports every error with `file:line:col`, the source line, a caret and a hint. This stage only
 //! decides which rules match; it never acts on the host (that is the actions stage's job).
 
@@ -39,6 +80,10 @@ mod lexer;
 mod load;
 mod parser;
 mod source;
+mod stateful;
+mod stateful_load;
+#[cfg(test)]
+mod stateful_tests;
 mod template;
 #[cfg(test)]
 mod tests;
@@ -49,9 +94,11 @@ use agent_common::model::Event;
 
 pub use error::{ErrorKind, RuleError, RuleErrors};
 pub use exec_match::ExecMatch;
+pub use stateful::{MAX_KEYS, RuleState};
 
 use eval::{Cond, Template};
 use source::SourceFile;
+use stateful::Stateful;
 
 /// How serious a rule's finding is (syslog levels; `Emergency` is the most severe and sorts first).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -144,6 +191,17 @@ impl Action {
     }
 }
 
+/// Whether a rule decides on one event or on a pattern of events.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RuleKind {
+    /// Fires on every event its condition holds for.
+    Stateless,
+    /// Fires when `count` matching events of one key fall within a window (`threshold:`).
+    Threshold,
+    /// Fires when its steps match in order, per key, within a time limit (`sequence:`).
+    Sequence,
+}
+
 /// Where a rule is defined.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RuleLocation {
@@ -168,6 +226,7 @@ pub struct Rule {
     pub(crate) cond: Cond,
     pub(crate) output: Template,
     pub(crate) exec_match: Option<ExecMatch>,
+    pub(crate) stateful: Option<Stateful>,
 }
 
 impl Rule {
@@ -206,7 +265,17 @@ impl Rule {
         &self.location
     }
 
-    /// Whether its condition holds for `event` (regardless of `enabled`).
+    /// Whether it decides on one event, or is a threshold or sequence rule.
+    pub fn kind(&self) -> RuleKind {
+        match self.stateful {
+            None => RuleKind::Stateless,
+            Some(Stateful::Threshold(_)) => RuleKind::Threshold,
+            Some(Stateful::Sequence(_)) => RuleKind::Sequence,
+        }
+    }
+
+    /// Whether its condition holds for `event` (regardless of `enabled`). For a sequence rule: whether
+    /// `event` matches one of its steps (and its `condition`, when it has one).
     pub fn matches(&self, event: &Event) -> bool {
         self.cond.eval(event)
     }
@@ -217,7 +286,7 @@ impl Rule {
     }
 
     /// The exec-time description of this rule when its condition has the restricted form documented on
-    /// [`ExecMatch`]; `None` otherwise.
+    /// [`ExecMatch`]; `None` otherwise, and always for threshold and sequence rules.
     pub fn exec_time_only(&self) -> Option<ExecMatch> {
         self.exec_match.clone()
     }
@@ -280,7 +349,8 @@ impl RuleSet {
     }
 
     /// Indexes rules by the event kinds their condition requires, so an event is only tested against
-    /// rules that can match its kind.
+    /// rules that can match its kind. A sequence rule's condition is its `condition` and the `or` of its
+    /// steps, so it is indexed under the union of its steps' kinds (unrestricted if one step is).
     fn indexed(rules: Vec<Rule>) -> RuleSet {
         let kinds: Vec<Option<std::collections::HashSet<String>>> = rules
             .iter()
@@ -313,12 +383,37 @@ impl RuleSet {
         &self.rules
     }
 
-    /// The enabled rules whose condition holds for `event`, in file order.
+    /// The enabled stateless rules whose condition holds for `event`, in file order (threshold and
+    /// sequence rules need a [`RuleState`]: see [`RuleSet::fire`]).
     pub fn matches<'a>(&'a self, event: &Event) -> impl Iterator<Item = &'a Rule> {
-        let candidates = self.by_kind.get(event.kind()).unwrap_or(&self.any_kind);
-        candidates
+        self.candidates(event)
             .iter()
             .filter_map(|&i| self.rules.get(i))
-            .filter(move |r| r.enabled && r.cond.eval(event))
+            .filter(move |r| r.enabled && r.stateful.is_none() && r.cond.eval(event))
+    }
+
+    /// The indexes of the rules that can match `event`'s kind, in file order.
+    fn candidates(&self, event: &Event) -> &[usize] {
+        self.by_kind.get(event.kind()).unwrap_or(&self.any_kind)
+    }
+
+    /// A fresh memory for this set's threshold and sequence rules (at most [`MAX_KEYS`] keys per rule).
+    pub fn new_state(&self) -> RuleState {
+        RuleState::new(&self.rules, MAX_KEYS)
+    }
+
+    /// Every enabled rule that fires for this event: stateless rules whose condition holds, plus threshold
+    /// and sequence rules this event completes. Updates `state` (a state of another rule set is started
+    /// afresh). In file order.
+    pub fn fire<'a>(&'a self, state: &mut RuleState, event: &Event) -> Vec<&'a Rule> {
+        if !state.fits(&self.rules) {
+            *state = RuleState::new(&self.rules, state.max_keys());
+        }
+        self.candidates(event)
+            .iter()
+            .filter_map(|&i| Some((i, self.rules.get(i)?)))
+            .filter(|(i, r)| r.enabled && state.fire(*i, r, event))
+            .map(|(_, r)| r)
+            .collect()
     }
 }

@@ -113,6 +113,18 @@ impl Scalar {
         }
     }
 
+    /// A scalar written literally at file offset `start` (no quotes, escapes or folding).
+    pub(crate) fn literal(text: &str, start: usize) -> Scalar {
+        let mut points: Vec<(usize, usize)> =
+            text.char_indices().map(|(i, _)| (i, start + i)).collect();
+        points.push((text.len(), start + text.len()));
+        Scalar {
+            text: text.to_string(),
+            points,
+            start,
+        }
+    }
+
     /// The file offset of byte `off` of the text.
     pub(crate) fn file_offset(&self, off: usize) -> usize {
         match self.points.binary_search_by_key(&off, |p| p.0) {
@@ -215,6 +227,56 @@ pub(crate) fn scan_items(text: &str) -> Vec<ItemPos> {
             && let Some(key) = key_at(&all, i, ki)
         {
             item.keys.push(key);
+        }
+    }
+    items
+}
+
+/// The lines nested under `parent` (a key at column `parent.indent`): those after the key's line indented
+/// deeper, or at the key's column when they start a block sequence item (`- …`). `(first byte, end byte)`.
+fn nested_region(text: &str, parent: &KeyPos) -> Option<(usize, usize)> {
+    let mut region: Option<(usize, usize)> = None;
+    for (off, line) in lines(text).filter(|(off, _)| *off > parent.key) {
+        let (indent, content) = (indent_of(line), line.trim_start_matches(' '));
+        if content.is_empty() || content.starts_with('#') {
+            continue;
+        }
+        if indent < parent.indent || (indent == parent.indent && !is_dash(content)) {
+            break;
+        }
+        let end = off + line.len();
+        region = Some(region.map_or((off, end), |(start, _)| (start, end)));
+    }
+    region
+}
+
+/// The keys of the block mapping nested under `parent` (absolute offsets; empty for flow style).
+pub(crate) fn nested_keys(text: &str, parent: &KeyPos) -> Vec<KeyPos> {
+    let Some((start, end)) = nested_region(text, parent) else {
+        return Vec::new();
+    };
+    let all: Vec<(usize, &str)> = lines(&text[..end]).filter(|(o, _)| *o >= start).collect();
+    let Some(col) = all.first().map(|(_, l)| indent_of(l)) else {
+        return Vec::new();
+    };
+    (0..all.len())
+        .filter(|&i| indent_of(all[i].1) == col)
+        .filter_map(|i| key_at(&all, i, col))
+        .collect()
+}
+
+/// The items of the block sequence nested under `parent`, with their keys (absolute offsets; empty for
+/// flow style).
+pub(crate) fn nested_items(text: &str, parent: &KeyPos) -> Vec<ItemPos> {
+    let Some((start, end)) = nested_region(text, parent) else {
+        return Vec::new();
+    };
+    let mut items = scan_items(&text[start..end]);
+    for item in &mut items {
+        item.start += start;
+        for k in &mut item.keys {
+            k.key += start;
+            k.value += start;
         }
     }
     items
