@@ -43,6 +43,8 @@ pub enum RulesCommand {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
+    /// Print the reference of every field rules can use (Markdown).
+    Fields,
     /// Replay a recorded journal through rules and print which rules would have fired.
     Test {
         /// Rules file or directory.

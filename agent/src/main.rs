@@ -20,6 +20,10 @@ fn main() -> ExitCode {
         cli::Command::Verify(args) => cmd::verify::run(&args),
         cli::Command::Export(args) => cmd::export::run(&args).map(|()| ExitCode::SUCCESS),
         cli::Command::Rules(cli::RulesCommand::Check { paths }) => cmd::rules::check(&paths),
+        cli::Command::Rules(cli::RulesCommand::Fields) => {
+            print!("{}", cmd::rules_fields::table());
+            Ok(ExitCode::SUCCESS)
+        }
         cli::Command::Rules(cli::RulesCommand::Test { rules, journal }) => {
             cmd::rules_test::run(&rules, &journal)
         }

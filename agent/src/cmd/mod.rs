@@ -3,5 +3,6 @@
 pub mod export;
 pub mod key;
 pub mod rules;
+pub mod rules_fields;
 pub mod rules_test;
 pub mod verify;
