@@ -558,6 +558,41 @@ mod tests {
     }
 
     #[test]
+    fn kind_names_are_the_serialized_tags() {
+        let bodies = [
+            EventBody::Exec(Exec::default()),
+            EventBody::Fork(Fork::default()),
+            EventBody::Exit(Exit::default()),
+            EventBody::Loss(Loss::default()),
+            EventBody::AgentStart(AgentStart::default()),
+            EventBody::AgentStop(AgentStop::default()),
+            EventBody::File(File::default()),
+            EventBody::SetId(SetId::default()),
+            EventBody::Ptrace(Ptrace::default()),
+            EventBody::Kill(Kill::default()),
+            EventBody::SetName(SetName::default()),
+            EventBody::MemfdCreate(MemfdCreate::default()),
+            EventBody::Net(Net::default()),
+            EventBody::Syscall(RawSyscall::default()),
+            EventBody::ConfigChange(ConfigChange::default()),
+            EventBody::ConfigLoaded(ConfigLoaded::default()),
+            EventBody::JournalRecovered(JournalRecovered::default()),
+            EventBody::Alert(Alert::default()),
+            EventBody::Action(ActionTaken::default()),
+            EventBody::RulesLoaded(RulesLoaded::default()),
+            EventBody::RulesRejected(RulesRejected::default()),
+        ];
+        for body in bodies {
+            let value = serde_json::to_value(&body).unwrap();
+            let tag = value
+                .as_object()
+                .and_then(|o| o.keys().next().cloned())
+                .unwrap();
+            assert_eq!(tag, body.kind(), "kind() and the JSON key must agree");
+        }
+    }
+
+    #[test]
     fn json_round_trip_and_shape() {
         let ev = sample();
         let text = serde_json::to_string(&ev).unwrap();
