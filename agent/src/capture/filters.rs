@@ -57,16 +57,7 @@ pub fn path_key(path: &str) -> Key<[u8; PATH_KEY_LEN]> {
 /// Writes the config's filters into the maps, replacing what was there (the agent's own pid stays ignored).
 pub fn apply(config: &CaptureConfig, ebpf: &mut Ebpf) -> Result<(), CaptureError> {
     let disabled: BTreeSet<u32> = config.disable.iter().filter_map(|n| slot(n)).collect();
-    let mut enabled: Array<&mut MapData, u8> = Array::try_from(
-        ebpf.map_mut(MAP_OP_ENABLED)
-            .ok_or(CaptureError::MissingMap(MAP_OP_ENABLED))?,
-    )
-    .map_err(|e| CaptureError::Map(MAP_OP_ENABLED, e))?;
-    for i in 0..OP_SLOTS {
-        enabled
-            .set(i, u8::from(!disabled.contains(&i)), 0)
-            .map_err(|e| CaptureError::Map(MAP_OP_ENABLED, e))?;
-    }
+    set_enabled(ebpf, |slot| !disabled.contains(&slot))?;
 
     let mut tgids: BpfHashMap<&mut MapData, u32, u8> = BpfHashMap::try_from(
         ebpf.map_mut(MAP_IGNORE_TGIDS)
@@ -147,14 +138,19 @@ pub fn set_exec_kill(ebpf: &mut Ebpf, rules: &[KernelExecRule]) -> Result<(), Ca
 
 /// Turns every kind off at once (shutdown: the programs stay attached but record nothing new).
 pub fn disable_all(ebpf: &mut Ebpf) -> Result<(), CaptureError> {
+    set_enabled(ebpf, |_| false)
+}
+
+/// Writes every `OP_ENABLED` slot: on where `on(slot)`.
+fn set_enabled(ebpf: &mut Ebpf, on: impl Fn(u32) -> bool) -> Result<(), CaptureError> {
     let mut enabled: Array<&mut MapData, u8> = Array::try_from(
         ebpf.map_mut(MAP_OP_ENABLED)
             .ok_or(CaptureError::MissingMap(MAP_OP_ENABLED))?,
     )
     .map_err(|e| CaptureError::Map(MAP_OP_ENABLED, e))?;
-    for i in 0..OP_SLOTS {
+    for slot in 0..OP_SLOTS {
         enabled
-            .set(i, 0, 0)
+            .set(slot, u8::from(on(slot)), 0)
             .map_err(|e| CaptureError::Map(MAP_OP_ENABLED, e))?;
     }
     Ok(())
