@@ -154,6 +154,35 @@ fn open_is_write(spec: &SyscallSpec, args: &[u64; 6]) -> Option<bool> {
     Some(oflags & (O_WRONLY | O_RDWR | O_CREAT | O_TRUNC) != 0)
 }
 
+/// Copies a socket address of `len` bytes (capped at `STR_LEN`) from user memory to `dst`; returns the
+/// bytes copied, or `None` when unreadable.
+///
+/// # Safety
+/// `dst` must be valid for `STR_LEN` bytes of writes.
+#[inline(always)]
+unsafe fn read_sockaddr(dst: *mut u8, ptr: u64, len: u64) -> Option<u32> {
+    let len = if len > STR_LEN as u64 {
+        STR_LEN as u64
+    } else {
+        len
+    };
+    // SAFETY: `dst` holds `STR_LEN` bytes and `len` is at most that; the helper checks the user pointer.
+    let ret = unsafe { read_user_raw(dst.cast(), len as u32, ptr as *const _) };
+    (ret == 0).then_some(len as u32)
+}
+
+/// Reads a NUL-terminated string (cut at `STR_LEN`) from user memory to `dst`; returns the bytes used, NUL
+/// included, or `None` when unreadable.
+///
+/// # Safety
+/// `dst` must be valid for `STR_LEN` bytes of writes.
+#[inline(always)]
+unsafe fn read_str(dst: *mut u8, ptr: u64) -> Option<u32> {
+    // SAFETY: `dst` holds `STR_LEN` bytes; the helper checks the user pointer and NUL-terminates.
+    let n = unsafe { bpf_probe_read_user_str(dst.cast(), STR_LEN as u32, ptr as *const _) };
+    (n > 0).then_some(n as u32)
+}
+
 #[inline(always)]
 fn emit_syscall(spec: &SyscallSpec, nr: u32, nargs: u32, args: &[u64; 6], mut flags: u32) {
     let Some(mut entry) = reserve_counted::<Syscall>(MAX_KINDS + spec.op) else {
@@ -172,54 +201,34 @@ fn emit_syscall(spec: &SyscallSpec, nr: u32, nargs: u32, args: &[u64; 6], mut fl
         if let Some(ptr) = pick(args, spec.str1_arg)
             && ptr != 0
         {
-            if spec.flags & SPEC_STR1_SOCKADDR != 0 {
-                let len = pick(args, spec.len_arg).unwrap_or(0);
-                let len = if len > STR_LEN as u64 {
-                    STR_LEN as u64
-                } else {
-                    len
-                };
-                if read_user_raw(
-                    (*rec).strs[0].as_mut_ptr().cast(),
-                    len as u32,
-                    ptr as *const _,
-                ) == 0
-                {
-                    (*rec).str_lens[0] = len as u32;
-                } else {
-                    flags |= SYS_STR_UNREADABLE;
-                }
+            let sockaddr = spec.flags & SPEC_STR1_SOCKADDR != 0;
+            let dst = (*rec).strs[0].as_mut_ptr();
+            let read = if sockaddr {
+                read_sockaddr(dst, ptr, pick(args, spec.len_arg).unwrap_or(0))
             } else {
-                let n = bpf_probe_read_user_str(
-                    (*rec).strs[0].as_mut_ptr().cast(),
-                    STR_LEN as u32,
-                    ptr as *const _,
-                );
-                if n > 0 {
-                    (*rec).str_lens[0] = n as u32;
-                    if n as usize >= STR_LEN {
+                read_str(dst, ptr)
+            };
+            match read {
+                Some(n) => {
+                    (*rec).str_lens[0] = n;
+                    if !sockaddr && n as usize >= STR_LEN {
                         flags |= SYS_STR1_TRUNCATED;
                     }
-                } else {
-                    flags |= SYS_STR_UNREADABLE;
                 }
+                None => flags |= SYS_STR_UNREADABLE,
             }
         }
         if let Some(ptr) = pick(args, spec.str2_arg)
             && ptr != 0
         {
-            let n = bpf_probe_read_user_str(
-                (*rec).strs[1].as_mut_ptr().cast(),
-                STR_LEN as u32,
-                ptr as *const _,
-            );
-            if n > 0 {
-                (*rec).str_lens[1] = n as u32;
-                if n as usize >= STR_LEN {
-                    flags |= SYS_STR2_TRUNCATED;
+            match read_str((*rec).strs[1].as_mut_ptr(), ptr) {
+                Some(n) => {
+                    (*rec).str_lens[1] = n;
+                    if n as usize >= STR_LEN {
+                        flags |= SYS_STR2_TRUNCATED;
+                    }
                 }
-            } else {
-                flags |= SYS_STR_UNREADABLE;
+                None => flags |= SYS_STR_UNREADABLE,
             }
         }
         (*rec).flags = flags;
@@ -344,19 +353,9 @@ pub fn sys_exit_accept(ctx: TracePointContext) -> u32 {
         (*rec).args = [fd, ret as u64, 0, 0, 0, 0];
         (*rec).str_lens = [0, 0];
         if addr != 0 && addrlen_ptr != 0 {
-            let len = bpf_probe_read_user::<u32>(addrlen_ptr as *const u32).unwrap_or(0) as u64;
-            let len = if len > STR_LEN as u64 {
-                STR_LEN as u64
-            } else {
-                len
-            };
-            if read_user_raw(
-                (*rec).strs[0].as_mut_ptr().cast(),
-                len as u32,
-                addr as *const _,
-            ) == 0
-            {
-                (*rec).str_lens[0] = len as u32;
+            let len = bpf_probe_read_user::<u32>(addrlen_ptr as *const u32).unwrap_or(0);
+            if let Some(n) = read_sockaddr((*rec).strs[0].as_mut_ptr(), addr, u64::from(len)) {
+                (*rec).str_lens[0] = n;
             }
         }
     }

@@ -83,8 +83,7 @@ pub fn kill(pid: u32, event_ns: u64, group: bool) -> Result<(), KillError> {
 /// When `pid` started, in nanoseconds since boot (field 22 of `/proc/<pid>/stat`).
 fn start_time_ns(pid: u32) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let after_comm = &stat[stat.rfind(')')? + 1..];
-    let ticks: u64 = after_comm.split_whitespace().nth(19)?.parse().ok()?;
+    let ticks: u64 = crate::capture::stat_field(&stat, 22)?.parse().ok()?;
     Some(ticks * (1_000_000_000 / USER_HZ))
 }
 

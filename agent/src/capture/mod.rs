@@ -27,7 +27,7 @@ use tokio::sync::{mpsc, watch};
 
 pub use assemble::{Assembler, Clock, FileTouch, agent_process, monotonic_ns};
 pub use loss::LossBooks;
-pub use proctable::ProcessTable;
+pub use proctable::{ProcessTable, stat_field};
 pub use reader::Detacher;
 
 use crate::config::{CaptureConfig, Config};

@@ -191,8 +191,14 @@ pub fn parse_status_euid(status: &str) -> Option<u32> {
 
 /// The ppid field of a `/proc/<pid>/stat` line.
 pub fn parse_stat_ppid(stat: &str) -> Option<u32> {
+    stat_field(stat, 4)?.parse().ok()
+}
+
+/// Field `n` (1-based, as `man 5 proc` numbers them: 1 pid, 2 comm, 3 state, 4 ppid, …, 22 starttime) of
+/// a `/proc/<pid>/stat` line, for fields after the comm (which may contain spaces and parens).
+pub fn stat_field(stat: &str, n: usize) -> Option<&str> {
     let after_comm = &stat[stat.rfind(')')? + 1..];
-    after_comm.split_whitespace().nth(1)?.parse().ok()
+    after_comm.split_whitespace().nth(n.checked_sub(3)?)
 }
 
 #[cfg(test)]
@@ -204,6 +210,12 @@ mod tests {
         assert_eq!(parse_stat_ppid("42 (a) b (c) S 7 42 42 0"), Some(7));
         assert_eq!(parse_stat_ppid("42 (x"), None);
         assert_eq!(parse_stat_ppid(""), None);
+        assert_eq!(stat_field("42 (a) b) S 7 42", 3), Some("S"));
+        assert_eq!(
+            stat_field("42 (a) S 7", 2),
+            None,
+            "fields before the comm are not served"
+        );
     }
 
     #[test]
