@@ -18,6 +18,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+#[path = "harness/collector.rs"]
+pub mod collector;
+
 /// How long a test waits for an event it caused before failing.
 pub const EVENT_TIMEOUT: Duration = Duration::from_secs(15);
 

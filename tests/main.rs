@@ -13,5 +13,6 @@ mod journal;
 mod net;
 mod process;
 mod rules;
+mod ship;
 mod storm;
 mod watch;

@@ -32,6 +32,10 @@ pub enum Command {
     /// Rules files.
     #[command(subcommand)]
     Rules(RulesCommand),
+    /// Test the loop on the running agent: perform a safe stimulus per enabled rule and report which
+    /// alerts (and kills) were journaled (needs root). Exit status: 0 every drillable rule fired,
+    /// 1 otherwise, 2 usage error or no running agent.
+    Drill(DrillArgs),
 }
 
 /// `auditloop rules …`.
@@ -139,4 +143,34 @@ pub struct RunArgs {
     /// Rules file or directory (overrides the config's `rules`; default /etc/auditloop/rules.d).
     #[arg(long, value_name = "PATH")]
     pub rules: Option<PathBuf>,
+    /// Ship the journal to this collector (`http(s)://host:port`; overrides the config's `ship.collector`).
+    #[arg(long, value_name = "URL")]
+    pub collector: Option<String>,
+    /// File holding the collector's bearer token (overrides `ship.token_file`).
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+    /// This host's id at the collector (overrides `ship.host_id`; default: /etc/machine-id).
+    #[arg(long, value_name = "NAME")]
+    pub host_id: Option<String>,
+}
+
+/// Options of `auditloop drill`.
+#[derive(Debug, clap::Args)]
+pub struct DrillArgs {
+    /// The agent's config file: where its rules and state directory are (an absent file means defaults).
+    #[arg(long, value_name = "FILE", default_value = DEFAULT_CONFIG_PATH)]
+    pub config: PathBuf,
+    /// Rules file or directory to drill (overrides the config's `rules`; default /etc/auditloop/rules.d).
+    #[arg(long, value_name = "PATH")]
+    pub rules: Option<PathBuf>,
+    /// The running agent's state directory (overrides the config's `state_dir`; default /var/lib/auditloop).
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Seconds to wait for each rule's alert and actions.
+    #[arg(long, value_name = "SECS", default_value_t = 5,
+          value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub timeout: u64,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
 }

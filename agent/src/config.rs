@@ -26,6 +26,83 @@ pub struct Config {
     pub rules: PathBuf,
     /// Alert delivery.
     pub alerts: AlertsConfig,
+    /// Shipping the journal to a collector.
+    pub ship: ShipConfig,
+}
+
+/// Shipping the journal to a collector.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ShipConfig {
+    /// Collector base URL (`http://` or `https://`); absent = no shipping.
+    pub collector: Option<String>,
+    /// File holding the bearer token (required with `collector`).
+    pub token_file: Option<PathBuf>,
+    /// This host's id at the collector; default: the contents of `/etc/machine-id`.
+    pub host_id: Option<String>,
+    /// Extra CA certificate (PEM) to trust for the collector.
+    pub ca_file: Option<PathBuf>,
+    /// Client certificate and private key (PEM, one file) for mutual TLS.
+    pub client_cert: Option<PathBuf>,
+    /// Largest batch, in bytes of journal records (before compression).
+    pub batch_max_bytes: usize,
+    /// Longest a record waits for its batch to fill, in milliseconds.
+    pub batch_max_ms: u64,
+    /// HTTP request timeout in seconds.
+    pub timeout_secs: u64,
+}
+
+impl ShipConfig {
+    /// Checks the shipping settings (the token file is checked when shipping starts).
+    pub fn check(&self, path: &Path) -> Result<(), ConfigError> {
+        let invalid = |field: &'static str, message: String| ConfigError::Invalid {
+            path: path.to_owned(),
+            field,
+            message,
+        };
+        if let Some(url) = &self.collector
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err(invalid(
+                "ship.collector",
+                format!("`{url}` is not an http(s) URL"),
+            ));
+        }
+        if !(4096..=16 * 1024 * 1024).contains(&self.batch_max_bytes) {
+            return Err(invalid(
+                "ship.batch_max_bytes",
+                format!("{} is outside 4096..=16777216", self.batch_max_bytes),
+            ));
+        }
+        if !(1..=60_000).contains(&self.batch_max_ms) {
+            return Err(invalid(
+                "ship.batch_max_ms",
+                format!("{} is outside 1..=60000", self.batch_max_ms),
+            ));
+        }
+        if !(1..=3600).contains(&self.timeout_secs) {
+            return Err(invalid(
+                "ship.timeout_secs",
+                format!("{} is outside 1..=3600", self.timeout_secs),
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Default for ShipConfig {
+    fn default() -> ShipConfig {
+        ShipConfig {
+            collector: None,
+            token_file: None,
+            host_id: None,
+            ca_file: None,
+            client_cert: None,
+            batch_max_bytes: 1024 * 1024,
+            batch_max_ms: 200,
+            timeout_secs: 30,
+        }
+    }
 }
 
 /// Alert delivery.
@@ -85,6 +162,7 @@ impl Default for Config {
             journal: JournalConfig::default(),
             rules: PathBuf::from(DEFAULT_RULES_PATH),
             alerts: AlertsConfig::default(),
+            ship: ShipConfig::default(),
         }
     }
 }
@@ -307,6 +385,19 @@ impl Config {
                 message: format!("{} is outside 1..=10000", self.journal.fsync_interval_ms),
             });
         }
+        if let Some(max) = self.journal.max_bytes
+            && max < 2 * self.journal.segment_bytes
+        {
+            return Err(ConfigError::Invalid {
+                path: path.to_owned(),
+                field: "journal.max_bytes",
+                message: format!(
+                    "{max} is below twice journal.segment_bytes ({}): retention deletes whole segments",
+                    self.journal.segment_bytes
+                ),
+            });
+        }
+        self.ship.check(path)?;
         if !(1..=1000).contains(&self.capture.poll_interval_ms) {
             return Err(ConfigError::Invalid {
                 path: path.to_owned(),

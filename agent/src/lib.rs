@@ -14,4 +14,5 @@ pub mod journal;
 pub mod output;
 pub mod rules;
 pub mod run;
+pub mod ship;
 pub mod watch;

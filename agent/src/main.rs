@@ -27,6 +27,7 @@ fn main() -> ExitCode {
         cli::Command::Rules(cli::RulesCommand::Test { rules, journal }) => {
             cmd::rules_test::run(&rules, &journal)
         }
+        cli::Command::Drill(args) => cmd::drill::run(&args),
         cli::Command::Key(cli::KeyCommand::Show { state_dir }) => {
             cmd::key::show(&state_dir).map(|()| ExitCode::SUCCESS)
         }

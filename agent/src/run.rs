@@ -15,9 +15,40 @@ use crate::cli::RunArgs;
 use crate::config::Config;
 use crate::journal::JournalStage;
 use crate::output::write_event;
+use crate::ship::{self, ShipSettings};
 
 /// Events buffered between capture and output; when full, capture waits (and the kernel counts losses).
 const EVENT_QUEUE: usize = 16 * 1024;
+
+/// How long a stopping agent keeps shipping what is left in the journal.
+const SHIP_DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The shipping settings, when a collector is configured.
+fn ship_settings(config: &Config) -> anyhow::Result<Option<ShipSettings>> {
+    let ship = &config.ship;
+    let Some(collector) = &ship.collector else {
+        return Ok(None);
+    };
+    let Some(token_file) = &ship.token_file else {
+        bail!(
+            "shipping to {collector} needs a token: pass --token-file FILE or set ship.token_file"
+        );
+    };
+    let host_id = match &ship.host_id {
+        Some(id) => id.clone(),
+        None => ship::default_host_id()?,
+    };
+    Ok(Some(ShipSettings {
+        collector: collector.clone(),
+        token_file: token_file.clone(),
+        host_id,
+        ca_file: ship.ca_file.clone(),
+        client_cert: ship.client_cert.clone(),
+        batch_max_bytes: ship.batch_max_bytes,
+        batch_max_wait: std::time::Duration::from_millis(ship.batch_max_ms),
+        timeout: std::time::Duration::from_secs(ship.timeout_secs),
+    }))
+}
 
 /// Runs the agent until a termination signal.
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
@@ -34,6 +65,19 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     if let Some(rules) = &args.rules {
         config.rules = rules.clone();
     }
+    if let Some(url) = &args.collector {
+        config.ship.collector = Some(url.clone());
+    }
+    if let Some(file) = &args.token_file {
+        config.ship.token_file = Some(file.clone());
+    }
+    if let Some(id) = &args.host_id {
+        config.ship.host_id = Some(id.clone());
+    }
+    config
+        .ship
+        .check(&args.config)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     // The agent's own config is always watched.
     config.watch.paths.push(args.config.clone());
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -61,8 +105,32 @@ async fn serve(args: RunArgs, config: Config) -> anyhow::Result<ExitCode> {
     let mut sigterm = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
     let mut sighup = signal(SignalKind::hangup()).context("installing SIGHUP handler")?;
     let loaded = load::load(&config.rules).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let ship_settings = ship_settings(&config)?;
+    let acked = ship_settings
+        .as_ref()
+        .map(|_| std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0)));
+    if let Some(acked) = &acked {
+        // The retention floor must hold from the first append: start from the persisted cursor.
+        let cursor = ship::cursor::AckCursor::load(&config.state_dir)?;
+        acked.store(cursor.acked(), std::sync::atomic::Ordering::Release);
+    }
     let (journal, recovered) =
-        JournalStage::open(&config.journal, &config.state_dir).context("opening the journal")?;
+        JournalStage::open(&config.journal, &config.state_dir, acked.clone())
+            .context("opening the journal")?;
+    let (ship_stop_tx, ship_stop_rx) = watch::channel(None);
+    let shipper = match (ship_settings, &acked) {
+        (Some(settings), Some(acked)) => {
+            tracing::info!(collector = %settings.collector, host_id = %settings.host_id, "shipping the journal");
+            Some(ship::spawn(
+                settings,
+                crate::journal::options(&config.journal, &config.state_dir).dir,
+                &config.state_dir,
+                acked.clone(),
+                ship_stop_rx,
+            )?)
+        }
+        _ => None,
+    };
     let capture = Capture::start(&config, &loaded.kernel).context("starting kernel capture")?;
     tracing::info!(
         ring_buffer_bytes = config.capture.ring_buffer_bytes,
@@ -154,9 +222,16 @@ async fn serve(args: RunArgs, config: Config) -> anyhow::Result<ExitCode> {
         .context("capture task panicked")?
         .context("capture failed")?;
     consumer.await.context("journal/output task panicked")??;
-    tokio::task::spawn_blocking(move || detacher.detach())
-        .await
-        .context("detaching programs")?;
+    // The journal is sealed: the shipper sends what is left (briefly) while the programs detach.
+    ship_stop_tx.send_replace(Some(std::time::Instant::now() + SHIP_DRAIN));
+    let detach = tokio::task::spawn_blocking(move || detacher.detach());
+    if let Some(shipper) = shipper {
+        tokio::task::spawn_blocking(move || shipper.join())
+            .await
+            .context("joining the shipper")?
+            .context("shipping")?;
+    }
+    detach.await.context("detaching programs")?;
     tracing::info!(
         records = stats.records,
         events = stats.events,

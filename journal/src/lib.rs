@@ -10,10 +10,13 @@
 //! record), `ANCHOR` (where the retained chain starts and which key is valid there).
 #![deny(missing_docs)]
 
+pub mod batch;
+pub mod chain;
 pub mod files;
 pub mod keys;
 pub mod reader;
 pub mod record;
+pub mod tail;
 pub mod verify;
 pub mod writer;
 

@@ -7,11 +7,11 @@ use std::path::Path;
 use serde::Serialize;
 
 use crate::JournalError;
+use crate::chain::{Accepted, ChainState, TAG_SEGMENT_START};
 use crate::files::{self, Anchor, Head, parse_hash};
-use crate::keys::{parse_public_key, verify_signature};
+use crate::keys::parse_public_key;
 use crate::record::{
-    Checkpoint, FORMAT_VERSION, FrameError, Hash, Payload, SEGMENT_HEADER_LEN, SEGMENT_MAGIC,
-    decode_payload, read_frame,
+    FORMAT_VERSION, FrameError, SEGMENT_HEADER_LEN, SEGMENT_MAGIC, decode_payload, read_frame,
 };
 
 /// How to verify.
@@ -106,19 +106,6 @@ impl Report {
     }
 }
 
-const TAG_SEGMENT_START: u8 = 0;
-const TAG_EVENT: u8 = 1;
-const TAG_CHECKPOINT: u8 = 2;
-
-struct State {
-    expected_seq: u64,
-    last_hash: Hash,
-    epoch: u64,
-    key: Option<[u8; 32]>,
-    genesis: Option<[u8; 32]>,
-    head_seen: bool,
-}
-
 /// Verifies the journal in `dir`; `progress(done, total)` is called with bytes read.
 pub fn verify(
     dir: &Path,
@@ -162,21 +149,18 @@ pub fn verify(
         .map(|m| m.len())
         .sum();
     let mut done = 0u64;
-    let mut st = State {
-        expected_seq: anchor.seq,
-        last_hash: parse_hash(&anchor.prev_hash).unwrap_or([0xff; 32]),
-        epoch: anchor.epoch,
-        key: if anchor.seq == 1 {
+    let mut st = ChainState::anchored(
+        anchor.seq,
+        parse_hash(&anchor.prev_hash).unwrap_or([0xff; 32]),
+        anchor.epoch,
+        if anchor.seq == 1 {
             None
         } else {
             parse_public_key(&anchor.public_key).ok()
         },
-        genesis: None,
-        head_seen: false,
-    };
+    );
+    let mut head_seen = false;
     report.first_seq = anchor.seq;
-    let mut expected_index: Option<u64> = None;
-    let mut last_checkpoint_seq = anchor.seq.saturating_sub(1);
     let mut last_name = String::new();
     let mut last_len = 0u64;
     for (index, path) in &segments {
@@ -194,7 +178,7 @@ pub fn verify(
             report.problem = Some(problem(
                 &name,
                 0,
-                st.expected_seq,
+                st.next_seq,
                 Damage::BadHeader,
                 "bad magic or version".into(),
             ));
@@ -205,7 +189,7 @@ pub fn verify(
         let mut off = SEGMENT_HEADER_LEN;
         let mut first_in_segment = true;
         while off < bytes.len() {
-            let expected = st.expected_seq;
+            let expected = st.next_seq;
             let here = |damage: Damage, detail: String| {
                 problem(&name, off as u64, expected, damage, detail)
             };
@@ -225,88 +209,50 @@ pub fn verify(
                 .copied()
                 .unwrap_or_else(|| rec.hash_ok());
             ordinal += 1;
-            if !hash_ok {
-                report.problem = Some(here(
-                    Damage::HashMismatch,
-                    format!("record claims seq {}", rec.seq),
-                ));
-                return Ok(report);
-            }
-            if rec.seq != st.expected_seq {
-                report.problem = Some(here(Damage::SequenceGap, format!("found seq {}", rec.seq)));
-                return Ok(report);
-            }
-            if rec.prev_hash != st.last_hash {
-                report.problem = Some(here(
-                    Damage::BrokenLink,
-                    "prev_hash does not match the previous record".into(),
-                ));
-                return Ok(report);
-            }
             let tag = rec.payload.first().copied();
-            if first_in_segment != (tag == Some(TAG_SEGMENT_START)) {
+            if hash_ok
+                && rec.seq == st.next_seq
+                && rec.prev_hash == st.last_hash
+                && first_in_segment != (tag == Some(TAG_SEGMENT_START))
+            {
                 report.problem = Some(here(
                     Damage::BadSegmentStart,
                     "a segment must start with exactly one segment start".into(),
                 ));
                 return Ok(report);
             }
-            match tag {
-                Some(TAG_EVENT) if !opts.deep => report.events += 1,
-                Some(TAG_EVENT | TAG_SEGMENT_START | TAG_CHECKPOINT) => {
-                    match decode_payload(rec.payload) {
-                        Ok(Payload::Event(_)) => report.events += 1,
-                        Ok(Payload::SegmentStart(start)) => {
-                            if expected_index.is_some_and(|i| i != start.index)
-                                || start.index != *index
-                            {
-                                report.problem = Some(here(
-                                    Damage::BadSegmentStart,
-                                    format!("segment start says index {}", start.index),
-                                ));
-                                return Ok(report);
-                            }
-                            expected_index = Some(start.index + 1);
-                            if rec.seq == 1 {
-                                let Some(genesis) = start.genesis_public_key else {
-                                    report.problem = Some(here(
-                                        Damage::BadSegmentStart,
-                                        "first segment has no genesis key".into(),
-                                    ));
-                                    return Ok(report);
-                                };
-                                if opts.trusted_public_key.is_some_and(|t| t != genesis) {
-                                    report.problem = Some(here(
-                                        Damage::UntrustedKey,
-                                        "genesis key is not the trusted key".into(),
-                                    ));
-                                    return Ok(report);
-                                }
-                                st.key = Some(genesis);
-                                st.genesis = Some(genesis);
-                            }
-                        }
-                        Ok(Payload::Checkpoint(cp)) => {
-                            if let Err((damage, detail)) =
-                                check_checkpoint(&cp, rec.seq, &rec.prev_hash, &mut st)
-                            {
-                                report.problem = Some(here(damage, detail));
-                                return Ok(report);
-                            }
-                            report.checkpoints += 1;
-                            last_checkpoint_seq = rec.seq;
-                        }
-                        Err(why) => {
-                            report.problem = Some(here(Damage::BadPayload, why));
-                            return Ok(report);
-                        }
+            match st.accept(&rec, hash_ok) {
+                Ok(Accepted::Event(payload)) => {
+                    if opts.deep
+                        && let Err(why) = decode_payload(payload)
+                    {
+                        report.problem = Some(here(Damage::BadPayload, why));
+                        return Ok(report);
+                    }
+                    report.events += 1;
+                }
+                Ok(Accepted::SegmentStart(start)) => {
+                    if start.index != *index {
+                        report.problem = Some(here(
+                            Damage::BadSegmentStart,
+                            format!("segment start says index {}", start.index),
+                        ));
+                        return Ok(report);
+                    }
+                    if rec.seq == 1
+                        && opts.trusted_public_key.is_some()
+                        && opts.trusted_public_key != start.genesis_public_key
+                    {
+                        report.problem = Some(here(
+                            Damage::UntrustedKey,
+                            "genesis key is not the trusted key".into(),
+                        ));
+                        return Ok(report);
                     }
                 }
-                _ => {
-                    report.problem = Some(here(
-                        Damage::BadPayload,
-                        format!("unknown payload tag {tag:?}"),
-                    ));
+                Ok(Accepted::Checkpoint(_)) => report.checkpoints += 1,
+                Err(e) => {
+                    report.problem = Some(here(e.damage, e.detail));
                     return Ok(report);
                 }
             }
@@ -320,11 +266,9 @@ pub fn verify(
                     ));
                     return Ok(report);
                 }
-                st.head_seen = true;
+                head_seen = true;
             }
             first_in_segment = false;
-            st.last_hash = rec.hash;
-            st.expected_seq += 1;
             report.records += 1;
             report.last_seq = rec.seq;
             off += rec.len;
@@ -333,7 +277,7 @@ pub fn verify(
             report.problem = Some(problem(
                 &name,
                 off as u64,
-                st.expected_seq,
+                st.next_seq,
                 Damage::BadSegmentStart,
                 "segment has no records".into(),
             ));
@@ -343,13 +287,13 @@ pub fn verify(
         progress(done, total);
     }
     if let Some(h) = &head
-        && !st.head_seen
+        && !head_seen
         && h.seq >= anchor.seq
     {
         report.problem = Some(problem(
             &last_name,
             last_len,
-            st.expected_seq,
+            st.next_seq,
             Damage::Truncated,
             format!(
                 "journal ends at seq {}, HEAD records seq {} as durable",
@@ -358,7 +302,9 @@ pub fn verify(
         ));
         return Ok(report);
     }
-    report.unsigned_tail = report.last_seq.saturating_sub(last_checkpoint_seq);
+    report.unsigned_tail = report
+        .last_seq
+        .saturating_sub(st.last_checkpoint_seq.max(anchor.seq.saturating_sub(1)));
     report.public_key = opts
         .trusted_public_key
         .or(st.key)
@@ -445,38 +391,4 @@ fn hash_checks(bytes: &[u8]) -> Vec<bool> {
             .flat_map(|(len, h)| h.join().unwrap_or_else(|_| vec![false; len]))
             .collect()
     })
-}
-
-fn check_checkpoint(
-    cp: &Checkpoint,
-    seq: u64,
-    prev: &Hash,
-    st: &mut State,
-) -> Result<(), (Damage, String)> {
-    if cp.epoch != st.epoch {
-        return Err((
-            Damage::BadCheckpoint,
-            format!("epoch {} where {} was expected", cp.epoch, st.epoch),
-        ));
-    }
-    if cp.head_seq + 1 != seq || cp.head_hash != *prev {
-        return Err((
-            Damage::BadCheckpoint,
-            "checkpoint head is not the preceding record".into(),
-        ));
-    }
-    let Some(key) = st.key else {
-        return Err((Damage::BadCheckpoint, "no key known for this epoch".into()));
-    };
-    let message =
-        Checkpoint::signed_message(cp.epoch, cp.head_seq, &cp.head_hash, &cp.next_public_key);
-    if !verify_signature(&key, &message, &cp.signature) {
-        return Err((
-            Damage::BadSignature,
-            format!("signature does not verify under epoch {} key", cp.epoch),
-        ));
-    }
-    st.key = Some(cp.next_public_key);
-    st.epoch += 1;
-    Ok(())
 }

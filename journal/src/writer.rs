@@ -104,6 +104,7 @@ pub struct Journal {
     dirty_since: Option<Instant>,
     retention_floor: u64,
     recovered: Option<Recovery>,
+    disk_bytes: u64,
 }
 
 /// Buffered bytes written to the file before the next sync point.
@@ -216,7 +217,9 @@ impl Journal {
             dirty_since: None,
             retention_floor: 0,
             recovered: None,
+            disk_bytes: 0,
         };
+        journal.disk_bytes = segments_bytes(&journal.opts.dir)?;
         journal.append_segment_start()?;
         Ok(journal)
     }
@@ -272,6 +275,17 @@ impl Journal {
         Ok(seq)
     }
 
+    /// Bytes the journal's segments take (including records not yet written out).
+    pub fn disk_bytes(&self) -> u64 {
+        self.disk_bytes
+    }
+
+    /// Applies retention now (it also runs at every rotation): deletes whole segments below the retention
+    /// floor while the journal is over its size or age limit.
+    pub fn trim(&mut self) -> Result<(), JournalError> {
+        self.apply_retention()
+    }
+
     /// Appends already-encoded event bytes (benchmarks; the bytes must be an encoded [`Payload::Event`]).
     pub fn append_encoded(&mut self, payload: &[u8]) -> Result<u64, JournalError> {
         let seq = self.append_bytes(payload);
@@ -304,6 +318,7 @@ impl Journal {
         let before = self.buf.len();
         self.last_hash = frame(&mut self.buf, seq, &self.last_hash, payload);
         self.segment_bytes += (self.buf.len() - before) as u64;
+        self.disk_bytes += (self.buf.len() - before) as u64;
         self.next_seq += 1;
         self.dirty_since.get_or_insert_with(Instant::now);
         seq
@@ -378,6 +393,7 @@ impl Journal {
         self.path = files::segment_path(&self.opts.dir, self.segment_index);
         self.file = create_segment(&self.path)?;
         self.segment_bytes = SEGMENT_HEADER_LEN as u64;
+        self.disk_bytes += SEGMENT_HEADER_LEN as u64;
         self.append_segment_start()?;
         self.sync()?;
         self.apply_retention()
@@ -432,6 +448,7 @@ impl Journal {
             let len = std::fs::metadata(old).map(|m| m.len()).unwrap_or(0);
             std::fs::remove_file(old).map_err(|e| JournalError::io(old, e))?;
             total = total.saturating_sub(len);
+            self.disk_bytes = self.disk_bytes.saturating_sub(len);
         }
         Ok(())
     }
@@ -441,6 +458,14 @@ impl Journal {
         self.checkpoint()?;
         self.sync()
     }
+}
+
+fn segments_bytes(dir: &Path) -> Result<u64, JournalError> {
+    Ok(files::list_segments(dir)?
+        .iter()
+        .filter_map(|(_, p)| std::fs::metadata(p).ok())
+        .map(|m| m.len())
+        .sum())
 }
 
 fn create_segment(path: &Path) -> Result<File, JournalError> {

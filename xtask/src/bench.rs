@@ -7,7 +7,7 @@ use crate::cmd;
 /// Options of `cargo xtask bench`.
 #[derive(Debug, clap::Args)]
 pub struct BenchArgs {
-    /// Which benchmark: `journal`, `rules` or `latency` (default: all).
+    /// Which benchmark: `journal`, `rules`, `latency` or `ship` (default: all).
     what: Option<String>,
 }
 
@@ -15,8 +15,8 @@ pub struct BenchArgs {
 pub fn bench(args: &BenchArgs) -> anyhow::Result<ExitCode> {
     let all = args.what.is_none();
     let what = args.what.as_deref().unwrap_or("");
-    if !matches!(what, "" | "journal" | "rules" | "latency") {
-        anyhow::bail!("unknown benchmark `{what}` (known: journal, rules, latency)");
+    if !matches!(what, "" | "journal" | "rules" | "latency" | "ship") {
+        anyhow::bail!("unknown benchmark `{what}` (known: journal, rules, latency, ship)");
     }
     if all || what == "journal" {
         cmd::run(cmd::cargo().args(["bench", "-p", "auditloop-journal", "--bench", "journal"]))?;
@@ -26,6 +26,15 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<ExitCode> {
     }
     if all || what == "latency" {
         crate::latency::bench()?;
+    }
+    if all || what == "ship" {
+        cmd::run(cmd::cargo().args(["build", "--release", "-p", "auditloop-collector"]))?;
+        let collector = cmd::workspace_root().join("target/release/auditloop-collector");
+        cmd::run(
+            cmd::cargo()
+                .args(["bench", "-p", "auditloop", "--bench", "ship"])
+                .env("AUDITLOOP_COLLECTOR_BIN", collector),
+        )?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -29,8 +29,8 @@ pub fn test(args: &TestArgs) -> anyhow::Result<ExitCode> {
         cmd::run(cmd::cargo().args(["fmt", "--all", "--", "--check"]))?;
         cmd::run(cmd::cargo().args(["clippy", "--all-targets", "--", "-D", "warnings"]))?;
     }
-    // The integration tests start the agent binary; build it first.
-    cmd::run(cmd::cargo().args(["build", "-p", "auditloop"]))?;
+    // The integration tests start the agent and collector binaries; build them first.
+    cmd::run(cmd::cargo().args(["build", "-p", "auditloop", "-p", "auditloop-collector"]))?;
     cmd::run(cmd::cargo().arg("test").arg("--").args(&args.test_args))?;
     eprintln!(
         "xtask: all test tiers passed in {:.0} s",

@@ -1,5 +1,6 @@
-//! Offline commands on a journal: verify, export, key.
+//! Offline commands on a journal (verify, export, key), rules tools, and the drill of a running agent.
 
+pub mod drill;
 pub mod export;
 pub mod key;
 pub mod rules;

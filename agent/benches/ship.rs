@@ -1,0 +1,244 @@
+//! Shipping on this machine: the agent's shipper reading its journal and the real collector storing in
+//! SQLite, over loopback.
+//!
+//! 1. Throughput: a journal of 1,000,000 events is shipped from scratch; events/s = events / time until the
+//!    collector acknowledged the last record.
+//! 2. Latency: events are appended at a steady 10,000/s for 10 s (100 ms group commit, as the agent does)
+//!    while the shipper runs; event→stored latency is the collector's `stored_ns` minus the event's time.
+//!
+//! Run with `cargo xtask bench ship` (it builds the release collector and passes its path in
+//! `AUDITLOOP_COLLECTOR_BIN`).
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a benchmark aborts on any error"
+)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use agent_common::model::{Event, EventBody, File, Process, WallTime};
+use auditloop::ship::{self, ShipSettings};
+use auditloop_journal::{FsyncPolicy, Journal, JournalOptions};
+use tokio::sync::watch;
+
+const THROUGHPUT_EVENTS: u64 = 1_000_000;
+const RATE: u64 = 10_000;
+const RATE_SECS: u64 = 10;
+
+fn event(i: u64) -> Event {
+    Event {
+        seq: 0,
+        time: WallTime::now(),
+        mono_ns: i,
+        process: Process {
+            pid: 4242,
+            tid: 4242,
+            ppid: 1,
+            comm: "bench".into(),
+            exe: "/usr/bin/bench".into(),
+            ..Process::default()
+        },
+        event: EventBody::File(File {
+            op: "open".into(),
+            syscall: "openat".into(),
+            path: format!("/var/lib/app/data-{}.bin", i % 1000),
+            flags: 0o1101,
+            ret: Some(3),
+            ..File::default()
+        }),
+    }
+}
+
+struct Collector {
+    child: Child,
+    url: String,
+    token_file: PathBuf,
+    admin: String,
+}
+
+impl Drop for Collector {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn collector(dir: &Path) -> Collector {
+    let bin = std::env::var_os("AUDITLOOP_COLLECTOR_BIN")
+        .map(PathBuf::from)
+        .expect("AUDITLOOP_COLLECTOR_BIN (run through `cargo xtask bench ship`)");
+    std::fs::write(dir.join("agent.token"), "bench-agent\n").unwrap();
+    std::fs::write(dir.join("admin.token"), "bench-admin\n").unwrap();
+    let mut child = Command::new(bin)
+        .args(["--listen", "127.0.0.1:0", "--db"])
+        .arg(dir.join("collector.db"))
+        .arg("--agent-token-file")
+        .arg(dir.join("agent.token"))
+        .arg("--admin-token-file")
+        .arg(dir.join("admin.token"))
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    let addr = first
+        .strip_prefix("listening on ")
+        .unwrap()
+        .trim()
+        .to_owned();
+    std::thread::spawn(move || for _ in lines {});
+    Collector {
+        child,
+        url: format!("http://{addr}"),
+        token_file: dir.join("agent.token"),
+        admin: "bench-admin".into(),
+    }
+}
+
+fn options(state: &Path, fsync: FsyncPolicy) -> JournalOptions {
+    let mut opts = JournalOptions::in_state_dir(state, "bench");
+    opts.fsync = fsync;
+    opts
+}
+
+fn start_shipper(
+    state: &Path,
+    c: &Collector,
+    host: &str,
+) -> (
+    Arc<AtomicU64>,
+    watch::Sender<Option<Instant>>,
+    ship::ShipperHandle,
+) {
+    let acked = Arc::new(AtomicU64::new(0));
+    let (tx, rx) = watch::channel(None);
+    let settings = ShipSettings {
+        collector: c.url.clone(),
+        token_file: c.token_file.clone(),
+        host_id: host.into(),
+        ca_file: None,
+        client_cert: None,
+        batch_max_bytes: 1024 * 1024,
+        batch_max_wait: Duration::from_millis(200),
+        timeout: Duration::from_secs(30),
+    };
+    let handle = ship::spawn(settings, state.join("journal"), state, acked.clone(), rx).unwrap();
+    (acked, tx, handle)
+}
+
+fn head(state: &Path) -> u64 {
+    let text = std::fs::read_to_string(state.join("journal/HEAD")).unwrap();
+    serde_json::from_str::<serde_json::Value>(&text).unwrap()["seq"]
+        .as_u64()
+        .unwrap()
+}
+
+fn throughput(dir: &Path, c: &Collector) {
+    let state = dir.join("throughput");
+    let mut journal = Journal::open(options(&state, FsyncPolicy::Never)).unwrap();
+    for i in 0..THROUGHPUT_EVENTS {
+        journal.append_event(&mut event(i)).unwrap();
+    }
+    journal.close().unwrap();
+    let last = head(&state);
+    let start = Instant::now();
+    let (acked, stop, handle) = start_shipper(&state, c, "throughput");
+    while acked.load(Ordering::Acquire) < last {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let elapsed = start.elapsed();
+    stop.send_replace(Some(Instant::now()));
+    handle.join().unwrap();
+    println!(
+        "ship throughput: {THROUGHPUT_EVENTS} events ({last} records) journal → collector storage in {:.2} s = {:.0} events/s",
+        elapsed.as_secs_f64(),
+        THROUGHPUT_EVENTS as f64 / elapsed.as_secs_f64()
+    );
+}
+
+fn latency(dir: &Path, c: &Collector) {
+    let state = dir.join("latency");
+    let mut journal = Journal::open(options(
+        &state,
+        FsyncPolicy::Interval(Duration::from_millis(100)),
+    ))
+    .unwrap();
+    let (acked, stop, handle) = start_shipper(&state, c, "latency");
+    let start = Instant::now();
+    let total = RATE * RATE_SECS;
+    let mut last_checkpoint = Instant::now();
+    for i in 0..total {
+        let due = start + Duration::from_nanos(i * 1_000_000_000 / RATE);
+        while Instant::now() < due {
+            journal.maybe_sync().unwrap();
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        journal.append_event(&mut event(i)).unwrap();
+        if last_checkpoint.elapsed() >= Duration::from_secs(1) {
+            journal.checkpoint().unwrap();
+            last_checkpoint = Instant::now();
+        }
+    }
+    journal.close().unwrap();
+    let last = head(&state);
+    while acked.load(Ordering::Acquire) < last {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    stop.send_replace(Some(Instant::now()));
+    handle.join().unwrap();
+
+    let client = reqwest::blocking::Client::new();
+    let mut latencies = Vec::with_capacity(total as usize);
+    let mut after: Option<serde_json::Value> = None;
+    loop {
+        let mut url = format!("{}/v1/events?host=latency&kind=file&limit=1000", c.url);
+        if let Some(a) = &after {
+            url.push_str(&format!(
+                "&after={}",
+                a.as_str().map_or_else(|| a.to_string(), str::to_owned)
+            ));
+        }
+        let page: serde_json::Value = client
+            .get(url)
+            .bearer_auth(&c.admin)
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        for e in page["events"].as_array().unwrap() {
+            let stored = e["stored_ns"].as_u64().unwrap();
+            let time = humantime::parse_rfc3339(e["event"]["time"].as_str().unwrap()).unwrap();
+            let time_ns = time
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64;
+            latencies.push(stored.saturating_sub(time_ns));
+        }
+        match page.get("next") {
+            Some(next) if !next.is_null() => after = Some(next.clone()),
+            _ => break,
+        }
+    }
+    latencies.sort_unstable();
+    let pct = |p: f64| latencies[((latencies.len() - 1) as f64 * p) as usize] as f64 / 1e6;
+    println!(
+        "ship latency at {RATE} events/s for {RATE_SECS} s: {} events stored; event→stored p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        latencies.len(),
+        pct(0.50),
+        pct(0.99),
+        pct(1.0)
+    );
+}
+
+fn main() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let dir = tempfile::tempdir().unwrap();
+    let c = collector(dir.path());
+    throughput(dir.path(), &c);
+    latency(dir.path(), &c);
+}

@@ -1,0 +1,319 @@
+//! Deriving a harmless stimulus from a rule, without touching the host: [`derive`] is a pure function.
+//!
+//! Candidates come from the rule's words ([`RuleWords`]); each is turned into the events the agent would
+//! journal for it (see the `sim` module) and kept only when the compiled rule set really fires the rule on them
+//! ([`RuleSet::fire`] with a fresh state). So macros, lists, `not`, thresholds and sequences are judged by
+//! the same evaluator the agent runs. The first candidate that fires wins, trying in this order: exec of a
+//! program copy, exec from a memfd, a read-only open, creating (and unlinking) a file of the drill's own.
+//!
+//! A candidate is only ever *safe*: programs are placed under `/tmp`, `/var/tmp`, `/dev/shm` or inside a
+//! fresh directory named with the drill's nonce; files are only created with a nonce name; existing
+//! files are at most opened read-only. Rules that roll back, deny, or need network or config-change events
+//! are reported as not drillable, with the reason.
+
+use crate::cmd::drill::candidates::{candidates, reason, reason_words};
+use crate::cmd::drill::sim::Sim;
+use crate::cmd::drill::words::RuleWords;
+use crate::rules::{Action, Rule, RuleKind, RuleSet};
+
+/// Directories where the drill may place a program copy directly (other places need a fresh directory).
+pub const TEMP_ROOTS: [&str; 3] = ["/tmp/", "/var/tmp/", "/dev/shm/"];
+/// Prefix of every file and directory the drill creates.
+pub const NAME_PREFIX: &str = "auditloop-drill-";
+/// Name given to the drill's memfd.
+pub const MEMFD_NAME: &str = "auditloop-drill";
+/// The most repetitions a threshold rule may need to be drilled.
+pub const MAX_REPEAT: u32 = 1000;
+/// Candidates tried per sequence step, of each kind of operation.
+const STEP_CANDIDATES: usize = 2;
+/// The most steps of a sequence rule the drill searches.
+const MAX_STEPS: usize = 5;
+
+/// Who performs the stimulus: the facts the agent will record for the drill's child processes.
+#[derive(Clone, Debug)]
+pub struct Context {
+    /// Unique per rule drill; part of every name the drill creates.
+    pub nonce: String,
+    /// The drill's own pid (the child's parent).
+    pub pid: u32,
+    /// Real user id.
+    pub uid: u32,
+    /// Real group id.
+    pub gid: u32,
+    /// Task name of the drill (the child inherits it until it executes something).
+    pub comm: String,
+    /// Executable of the drill.
+    pub exe: String,
+    /// The drill's argv.
+    pub argv: Vec<String>,
+    /// Seconds a lingering program copy sleeps (the drill's timeout).
+    pub linger_secs: u64,
+}
+
+impl Context {
+    /// The nonce name: `auditloop-drill-<nonce>`.
+    pub fn name(&self) -> String {
+        format!("{NAME_PREFIX}{}", self.nonce)
+    }
+
+    /// argv of a program copy at `path`.
+    pub fn program_argv(&self, path: &str, linger: bool) -> Vec<String> {
+        let mut argv = vec![path.to_owned()];
+        if linger {
+            argv.push(self.linger_secs.to_string());
+        }
+        argv
+    }
+}
+
+/// One thing the drill's disposable child does.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Op {
+    /// Executes a fresh copy of `/bin/true` (`/bin/sleep` when lingering) placed at `path`; in a forked
+    /// grandchild when `fork`, else the child itself becomes the program.
+    Exec {
+        /// Where the copy is placed.
+        path: String,
+        /// Run it in a grandchild.
+        fork: bool,
+    },
+    /// `memfd_create`, the program copied in, `fexecve`.
+    MemfdExec {
+        /// Run it in a grandchild.
+        fork: bool,
+    },
+    /// Opens an existing regular file read-only and closes it.
+    Read {
+        /// The file.
+        path: String,
+    },
+    /// Creates a new file (`O_EXCL`), writes one newline, closes and unlinks it.
+    Create {
+        /// The new file (named with the nonce).
+        path: String,
+    },
+}
+
+impl Op {
+    /// A short description for the report.
+    pub fn label(&self) -> String {
+        match self {
+            Op::Exec { path, .. } => format!("exec {path}"),
+            Op::MemfdExec { .. } => format!("fexecve memfd:{MEMFD_NAME}"),
+            Op::Read { path } => format!("open O_RDONLY {path}"),
+            Op::Create { path } => format!("create+unlink {path}"),
+        }
+    }
+
+    fn with_fork(&self, fork: bool) -> Op {
+        match self {
+            Op::Exec { path, .. } => Op::Exec {
+                path: path.clone(),
+                fork,
+            },
+            Op::MemfdExec { .. } => Op::MemfdExec { fork },
+            other => other.clone(),
+        }
+    }
+}
+
+/// What the drill will do for one rule.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Stimulus {
+    /// The child's operations, in order (a threshold's repetitions unrolled).
+    pub ops: Vec<Op>,
+    /// The child stays alive afterwards (the rule kills): program copies are of `/bin/sleep`.
+    pub linger: bool,
+    /// A short description for the report.
+    pub label: String,
+}
+
+/// The stimulus for `rule` (one of `set`'s rules), or why there is none. Pure: reads nothing from the host.
+pub fn derive(
+    set: &RuleSet,
+    rule: &Rule,
+    words: Option<&RuleWords>,
+    ctx: &Context,
+) -> Result<Stimulus, String> {
+    if !rule.enabled() {
+        return Err("rule is disabled".into());
+    }
+    if rule.actions().contains(&Action::Rollback) {
+        return Err("rollback action: the drill never changes watched files".into());
+    }
+    if rule.actions().contains(&Action::Deny) {
+        return Err("deny action: it needs BPF LSM, which this kernel refuses".into());
+    }
+    let words = words.ok_or("the rule's source was not found")?;
+    let linger = rule
+        .actions()
+        .iter()
+        .any(|a| matches!(a, Action::Kill | Action::KillGroup));
+    let mut search = Search {
+        set,
+        rule,
+        ctx,
+        linger,
+        unsafe_hit: None,
+    };
+    let found = match rule.kind() {
+        RuleKind::Stateless => search.single(&words.condition),
+        RuleKind::Threshold => search.threshold(&words.condition),
+        RuleKind::Sequence => search.sequence(words),
+    };
+    found.ok_or_else(|| reason(words, search.unsafe_hit))
+}
+
+struct Search<'a> {
+    set: &'a RuleSet,
+    rule: &'a Rule,
+    ctx: &'a Context,
+    linger: bool,
+    /// Why the first candidate that matched but is unsafe was refused.
+    unsafe_hit: Option<String>,
+}
+
+impl Search<'_> {
+    /// The safe candidates from `words` whose events the rule's condition holds for.
+    fn matching(&mut self, words: &[String]) -> Vec<Op> {
+        let mut out = Vec::new();
+        for (op, refusal) in candidates(words, self.ctx) {
+            let mut sim = Sim::new(self.ctx, self.linger);
+            if !sim.events(&op).iter().any(|e| self.rule.matches(e)) {
+                continue;
+            }
+            match refusal {
+                Some(why) => {
+                    self.unsafe_hit.get_or_insert(why);
+                }
+                None => out.push(op),
+            }
+        }
+        out
+    }
+
+    /// Whether the rule fires on the events of `ops`, played in order on a fresh state.
+    fn fires(&self, ops: &[Op]) -> bool {
+        let mut sim = Sim::new(self.ctx, self.linger);
+        let mut state = self.set.new_state();
+        ops.iter().flat_map(|op| sim.events(op)).any(|event| {
+            self.set
+                .fire(&mut state, &event)
+                .iter()
+                .any(|r| r.name() == self.rule.name())
+        })
+    }
+
+    fn single(&mut self, words: &[String]) -> Option<Stimulus> {
+        let op = self
+            .matching(words)
+            .into_iter()
+            .find(|op| self.fires(std::slice::from_ref(op)))?;
+        Some(self.stimulus(vec![op.clone()], op.label()))
+    }
+
+    /// Repeats one candidate until the rule fires: the count is found by playing the events.
+    fn threshold(&mut self, words: &[String]) -> Option<Stimulus> {
+        for op in self.matching(words) {
+            // Every repetition of an exec is its own process.
+            let op = op.with_fork(true);
+            let mut sim = Sim::new(self.ctx, self.linger);
+            let mut state = self.set.new_state();
+            for n in 1..=MAX_REPEAT {
+                let fired = sim.events(&op).iter().any(|event| {
+                    self.set
+                        .fire(&mut state, event)
+                        .iter()
+                        .any(|r| r.name() == self.rule.name())
+                });
+                if fired {
+                    let label = format!("{} ×{n}", op.label());
+                    return Some(self.stimulus(vec![op; n as usize], label));
+                }
+            }
+            self.unsafe_hit.get_or_insert(format!(
+                "threshold not reached within {MAX_REPEAT} repetitions of `{}`",
+                op.label()
+            ));
+        }
+        None
+    }
+
+    /// Tries combinations of per-step candidates, with the last exec in the child itself or in a
+    /// grandchild (which decides the `proc.pid`/`proc.ppid` keys the steps see).
+    fn sequence(&mut self, words: &RuleWords) -> Option<Stimulus> {
+        if words.steps.len() < 2 || words.steps.len() > MAX_STEPS {
+            self.unsafe_hit.get_or_insert(format!(
+                "sequence of {} steps: the drill searches 2 to {MAX_STEPS}",
+                words.steps.len()
+            ));
+            return None;
+        }
+        let mut per_step = Vec::new();
+        for (i, step) in words.steps.iter().enumerate() {
+            let mut all: Vec<String> = step.clone();
+            all.extend(words.condition.iter().cloned());
+            // A sequence rule matches an event of any step, so keep a few of every kind of operation.
+            let mut found = Vec::new();
+            for op in self.matching(&all) {
+                let same = found
+                    .iter()
+                    .filter(|f| std::mem::discriminant(*f) == std::mem::discriminant(&op))
+                    .count();
+                if same < STEP_CANDIDATES {
+                    found.push(op);
+                }
+            }
+            if found.is_empty() {
+                self.unsafe_hit
+                    .get_or_insert(format!("step {}: {}", i + 1, reason_words(&all)));
+                return None;
+            }
+            per_step.push(found);
+        }
+        let mut pick = vec![0usize; per_step.len()];
+        loop {
+            let chosen: Vec<&Op> = pick
+                .iter()
+                .zip(&per_step)
+                .filter_map(|(&i, c)| c.get(i))
+                .collect();
+            for in_place_last in [true, false] {
+                let last = chosen.len().saturating_sub(1);
+                let ops: Vec<Op> = chosen
+                    .iter()
+                    .enumerate()
+                    .map(|(i, op)| op.with_fork(!(in_place_last && i == last)))
+                    .collect();
+                if self.fires(&ops) {
+                    let label = ops.iter().map(Op::label).collect::<Vec<_>>().join(" → ");
+                    return Some(self.stimulus(ops, label));
+                }
+            }
+            // Next combination (odometer).
+            let mut digit = 0;
+            loop {
+                let (Some(p), Some(c)) = (pick.get_mut(digit), per_step.get(digit)) else {
+                    self.unsafe_hit.get_or_insert(
+                        "no combination of the steps' stimuli completes the sequence".into(),
+                    );
+                    return None;
+                };
+                *p += 1;
+                if *p < c.len() {
+                    break;
+                }
+                *p = 0;
+                digit += 1;
+            }
+        }
+    }
+
+    fn stimulus(&self, ops: Vec<Op>, label: String) -> Stimulus {
+        Stimulus {
+            ops,
+            linger: self.linger,
+            label,
+        }
+    }
+}

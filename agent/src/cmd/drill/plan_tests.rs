@@ -1,0 +1,213 @@
+//! Stimulus derivation on `rules/default.yaml` and on small rules of each supported pattern.
+
+use crate::cmd::drill::plan::{Context, Op, Stimulus, derive};
+use crate::cmd::drill::words;
+use crate::rules::RuleSet;
+
+fn ctx() -> Context {
+    Context {
+        nonce: "n1".into(),
+        pid: 4242,
+        uid: 0,
+        gid: 0,
+        comm: "auditloop".into(),
+        exe: "/usr/local/bin/auditloop".into(),
+        argv: vec!["auditloop".into(), "drill".into()],
+        linger_secs: 6,
+    }
+}
+
+/// Every rule of `text` with its derived stimulus or reason.
+fn derive_all(text: &str) -> Vec<(String, Result<Stimulus, String>)> {
+    let set = RuleSet::parse("t.yaml", text).unwrap();
+    let words = words::parse(&[text.to_owned()]).unwrap();
+    set.rules()
+        .iter()
+        .map(|r| {
+            let plan = derive(&set, r, words.get(r.name()), &ctx());
+            (r.name().to_owned(), plan)
+        })
+        .collect()
+}
+
+fn one(text: &str) -> Result<Stimulus, String> {
+    derive_all(text).pop().unwrap().1
+}
+
+fn rule(condition: &str, extra: &str) -> String {
+    format!("- rule: r\n  desc: d\n  condition: {condition}\n  output: o\n{extra}")
+}
+
+#[test]
+fn default_rules_four_of_eight_are_drillable() {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../rules/default.yaml"
+    ))
+    .unwrap();
+    let got: Vec<(String, Result<Vec<Op>, String>)> = derive_all(&text)
+        .into_iter()
+        .map(|(name, plan)| (name, plan.map(|s| s.ops)))
+        .collect();
+    let op = |name: &str| got.iter().find(|(n, _)| n == name).unwrap().1.clone();
+    assert_eq!(
+        op("write_below_etc"),
+        Ok(vec![Op::Create {
+            path: "/etc/auditloop-drill-n1.tmp".into()
+        }])
+    );
+    assert_eq!(
+        op("shadow_read"),
+        Ok(vec![Op::Read {
+            path: "/etc/shadow".into()
+        }])
+    );
+    assert_eq!(
+        op("exec_from_tmp"),
+        Ok(vec![Op::Exec {
+            path: "/tmp/auditloop-drill-n1".into(),
+            fork: false
+        }])
+    );
+    assert_eq!(op("fileless_exec"), Ok(vec![Op::MemfdExec { fork: false }]));
+    let reason = |name: &str| op(name).unwrap_err();
+    assert!(reason("setuid_binary_created").contains("file.op chmod"));
+    assert!(reason("sshd_config_changed").starts_with("rollback action"));
+    assert!(reason("shell_spawned_by_server").contains("parent process (proc.pname)"));
+    assert!(reason("reverse_shell_connect").starts_with("network rule"));
+    assert_eq!(got.len(), 8);
+}
+
+#[test]
+fn exec_paths_outside_temp_go_into_a_fresh_directory_or_are_refused() {
+    let prefix = one(&rule(
+        "evt.kind = exec and exec.filename startswith /opt/app/",
+        "",
+    ));
+    assert_eq!(
+        prefix.unwrap().ops,
+        [Op::Exec {
+            path: "/opt/app/auditloop-drill-n1/drill".into(),
+            fork: false
+        }]
+    );
+    let exact = one(&rule("evt.kind = exec and proc.exe = /usr/bin/nc", ""));
+    assert!(exact.unwrap_err().contains("outside /tmp"));
+    let in_tmp = one(&rule(
+        "evt.kind = exec and proc.exe in (/tmp/x, /dev/shm/y)",
+        "",
+    ));
+    assert_eq!(in_tmp.unwrap().label, "exec /tmp/x");
+    let glob = one(&rule(
+        "evt.kind = exec and exec.filename glob '/var/tmp/*.sh'",
+        "",
+    ));
+    assert_eq!(glob.unwrap().label, "exec /var/tmp/auditloop-drill-n1.sh");
+    let suffix = one(&rule("evt.kind = exec and proc.exe endswith /nc", ""));
+    assert_eq!(suffix.unwrap().label, "exec /tmp/auditloop-drill-n1/nc");
+}
+
+#[test]
+fn kill_rules_linger_so_the_kill_has_a_target() {
+    let s = one(&rule(
+        "evt.kind = exec and exec.filename startswith /tmp/",
+        "  actions: [alert, kill]\n",
+    ))
+    .unwrap();
+    assert!(s.linger);
+    let s = one(&rule(
+        "evt.kind = exec and exec.filename startswith /tmp/",
+        "",
+    ))
+    .unwrap();
+    assert!(!s.linger);
+}
+
+#[test]
+fn writes_never_target_existing_files() {
+    let exact = one(&rule(
+        "evt.kind = file and file.op = open and file.path = /etc/passwd",
+        "",
+    ));
+    assert!(exact.unwrap_err().contains("never modifies existing files"));
+    let below = one(&rule(
+        "evt.kind = file and file.op = open and file.directory = /etc/cron.d",
+        "",
+    ));
+    assert_eq!(
+        below.unwrap().label,
+        "create+unlink /etc/cron.d/auditloop-drill-n1.tmp"
+    );
+}
+
+#[test]
+fn threshold_count_is_found_by_playing_the_events() {
+    let s = one(&rule(
+        "evt.kind = file and file.op = read and file.path = /etc/shadow",
+        "  threshold: {count: 3, window: 10s, by: [user.uid]}\n",
+    ))
+    .unwrap();
+    assert_eq!(s.ops.len(), 3);
+    assert_eq!(s.label, "open O_RDONLY /etc/shadow ×3");
+    let execs = one(&rule(
+        "evt.kind = exec and exec.filename startswith /tmp/",
+        "  threshold: {count: 2, window: 10s}\n",
+    ))
+    .unwrap();
+    assert!(
+        execs
+            .ops
+            .iter()
+            .all(|op| matches!(op, Op::Exec { fork: true, .. }))
+    );
+}
+
+#[test]
+fn sequence_steps_run_in_order_with_the_layout_the_keys_need() {
+    let same_process = "- rule: r
+  desc: d
+  sequence:
+    within: 10s
+    by: [proc.pid]
+    steps:
+      - condition: evt.kind = file and file.op = read and file.path = /etc/shadow
+      - condition: evt.kind = exec and exec.filename startswith /tmp/
+  output: o
+";
+    let s = one(same_process).unwrap();
+    assert_eq!(
+        s.ops,
+        [
+            Op::Read {
+                path: "/etc/shadow".into()
+            },
+            Op::Exec {
+                path: "/tmp/auditloop-drill-n1".into(),
+                fork: false
+            }
+        ]
+    );
+    // A parent's write linked to its child's exec: the exec runs in a grandchild.
+    let parent_child = same_process.replace("    by: [proc.pid]\n", "    by: [proc.ppid]\n");
+    let parent_child = parent_child.replace(
+        "      - condition: evt.kind = file",
+        "      - by: [proc.pid]\n        condition: evt.kind = file",
+    );
+    let s = one(&parent_child).unwrap();
+    assert!(matches!(s.ops[1], Op::Exec { fork: true, .. }), "{s:?}");
+}
+
+#[test]
+fn other_kinds_and_disabled_rules_are_not_drillable() {
+    let setid = one(&rule("evt.kind = setid and setid.syscall = setuid", ""));
+    assert!(setid.unwrap_err().contains("setid events"));
+    let change = one(&rule(
+        "evt.kind = config_change and change.path = /etc/x",
+        "",
+    ));
+    assert!(change.unwrap_err().starts_with("config-change rule"));
+    let disabled = one(&rule("evt.kind = exec", "  enabled: false\n"));
+    assert_eq!(disabled.unwrap_err(), "rule is disabled");
+    let deny = one(&rule("evt.kind = exec", "  actions: [deny]\n"));
+    assert!(deny.unwrap_err().starts_with("deny action"));
+}

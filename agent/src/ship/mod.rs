@@ -1,0 +1,385 @@
+//! Ship stage: forwards the journal to the collector.
+//!
+//! The journal is the spool: the shipper follows the journal files from the persisted [`AckCursor`], cuts
+//! batches of durable records (at most `batch_max_bytes`, or whatever arrived within `batch_max_ms`),
+//! compresses them with zstd and POSTs them. The cursor moves only on a 200 (or to the collector's expected
+//! sequence number on a 409), and the journal never deletes records above it. Network errors, 429 and 5xx are
+//! retried with full-jitter exponential backoff capped at 30 s (honouring `Retry-After`); 413 halves the
+//! batch; 400/401/403/422 are logged and not retried until the token file changes. The shipper runs on its own
+//! thread so compression and HTTP never slow the event path, and it never drops or rewrites a record.
+
+pub mod backoff;
+pub mod client;
+pub mod cursor;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use auditloop_journal::batch::{Batch, BatchAnchor};
+use auditloop_journal::tail::{Tail, retained_start};
+use tokio::sync::watch;
+
+use backoff::Backoff;
+use client::{ClientTls, CollectorClient, Outcome};
+use cursor::AckCursor;
+
+/// Largest retry delay.
+const BACKOFF_CAP: Duration = Duration::from_secs(30);
+/// First retry delay ceiling.
+const BACKOFF_BASE: Duration = Duration::from_millis(200);
+/// How often the journal's head is polled while idle.
+const IDLE_POLL: Duration = Duration::from_millis(10);
+/// How often a rejected shipper looks for a new token.
+const REJECTED_POLL: Duration = Duration::from_secs(2);
+/// zstd level for batches (fast; event records compress well even at low levels).
+const ZSTD_LEVEL: i32 = 1;
+
+/// Where and how to ship.
+#[derive(Clone, Debug)]
+pub struct ShipSettings {
+    /// Collector base URL.
+    pub collector: String,
+    /// File holding the bearer token.
+    pub token_file: PathBuf,
+    /// This host's id in the collector.
+    pub host_id: String,
+    /// Extra CA certificate (PEM).
+    pub ca_file: Option<PathBuf>,
+    /// Client certificate and key (PEM) for mutual TLS.
+    pub client_cert: Option<PathBuf>,
+    /// Largest batch (uncompressed frames), bytes.
+    pub batch_max_bytes: usize,
+    /// Longest a durable record waits for its batch to fill.
+    pub batch_max_wait: Duration,
+    /// HTTP request timeout.
+    pub timeout: Duration,
+}
+
+/// How the shipper is told to stop: `None` while running; `Some(deadline)` to ship what is durable until
+/// caught up or the deadline passes, then return.
+pub type StopSignal = watch::Receiver<Option<Instant>>;
+
+/// The running shipper's handle.
+pub struct ShipperHandle {
+    thread: std::thread::JoinHandle<anyhow::Result<()>>,
+}
+
+impl ShipperHandle {
+    /// Waits for the shipper thread to finish.
+    pub fn join(self) -> anyhow::Result<()> {
+        self.thread
+            .join()
+            .map_err(|_| anyhow::anyhow!("shipper thread panicked"))?
+    }
+}
+
+/// Reads a token file: the first line, trimmed; empty is an error naming the file.
+pub fn read_token(path: &Path) -> anyhow::Result<String> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading token file {}", path.display()))?;
+    let token = text.lines().next().unwrap_or_default().trim().to_owned();
+    if token.is_empty() {
+        anyhow::bail!("token file {} is empty", path.display());
+    }
+    Ok(token)
+}
+
+/// This host's default id: `/etc/machine-id`.
+pub fn default_host_id() -> anyhow::Result<String> {
+    let id = std::fs::read_to_string("/etc/machine-id")
+        .context("reading /etc/machine-id for the host id (set --host-id)")?;
+    Ok(id.trim().to_owned())
+}
+
+/// Checks a host id is usable in the collector's URL path.
+pub fn check_host_id(id: &str) -> anyhow::Result<()> {
+    let ok = !id.is_empty()
+        && id.len() <= 128
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if !ok {
+        anyhow::bail!(
+            "host id `{id}` must be 1 to 128 characters of letters, digits, `-`, `_` and `.`"
+        );
+    }
+    Ok(())
+}
+
+/// Starts shipping `journal_dir`; the cursor lives under `state_dir`. `acked` is kept at the acknowledged
+/// sequence number (the journal's retention floor follows it).
+pub fn spawn(
+    settings: ShipSettings,
+    journal_dir: PathBuf,
+    state_dir: &Path,
+    acked: Arc<AtomicU64>,
+    stop: StopSignal,
+) -> anyhow::Result<ShipperHandle> {
+    check_host_id(&settings.host_id)?;
+    let token = read_token(&settings.token_file)?;
+    let tls = ClientTls {
+        ca_file: settings.ca_file.as_deref(),
+        client_cert: settings.client_cert.as_deref(),
+    };
+    let client = CollectorClient::new(
+        &settings.collector,
+        &settings.host_id,
+        token,
+        &tls,
+        settings.timeout,
+    )
+    .map_err(anyhow::Error::msg)?;
+    let cursor = AckCursor::load(state_dir)?;
+    acked.store(cursor.acked(), Ordering::Release);
+    let shipper = Shipper {
+        settings,
+        journal_dir,
+        cursor,
+        acked,
+        client,
+        backoff: Backoff::new(BACKOFF_BASE, BACKOFF_CAP),
+        stop,
+    };
+    let thread = std::thread::Builder::new()
+        .name("auditloop-ship".into())
+        .spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("starting the shipper's runtime")?;
+            let mut shipper = shipper;
+            loop {
+                match runtime.block_on(shipper.run()) {
+                    Ok(()) => return Ok(()),
+                    Err(err) => {
+                        tracing::error!(
+                            "shipping stopped: {err:#}; records stay spooled, retrying in 30 s"
+                        );
+                        if runtime.block_on(shipper.wait_or_stop(BACKOFF_CAP)) {
+                            return Err(err);
+                        }
+                    }
+                }
+            }
+        })
+        .context("starting the shipper thread")?;
+    Ok(ShipperHandle { thread })
+}
+
+/// A batch being filled.
+struct Pending {
+    frames: Vec<u8>,
+    first_seq: u64,
+    last_seq: u64,
+    since: Option<Instant>,
+}
+
+struct Shipper {
+    settings: ShipSettings,
+    journal_dir: PathBuf,
+    cursor: AckCursor,
+    acked: Arc<AtomicU64>,
+    client: CollectorClient,
+    backoff: Backoff,
+    stop: StopSignal,
+}
+
+/// What to do after an attempt to send.
+enum Next {
+    /// Build the next batch.
+    Continue,
+    /// Resume reading at this sequence number.
+    Reposition(u64),
+    /// Stop shipping (told to).
+    Stop,
+}
+
+impl Shipper {
+    async fn run(&mut self) -> anyhow::Result<()> {
+        let mut tail = self.open_tail(self.cursor.acked() + 1).await?;
+        let mut max_bytes = self.settings.batch_max_bytes;
+        let mut pending = Pending {
+            frames: Vec::with_capacity(max_bytes),
+            first_seq: tail.next_seq(),
+            last_seq: 0,
+            since: None,
+        };
+        loop {
+            let head = tail.durable_seq()?;
+            if pending.frames.is_empty() {
+                pending.first_seq = tail.next_seq();
+            }
+            let added = tail.read(head, max_bytes, &mut pending.frames)?;
+            if added > 0 {
+                pending.last_seq = tail.next_seq() - 1;
+                pending.since.get_or_insert_with(Instant::now);
+            }
+            let draining = *self.stop.borrow();
+            let full = pending.frames.len() >= max_bytes || tail.next_seq() <= head;
+            let due = pending
+                .since
+                .is_some_and(|t| t.elapsed() >= self.settings.batch_max_wait);
+            if !pending.frames.is_empty() && (full || due || draining.is_some()) {
+                match self.send(&pending, &mut max_bytes).await? {
+                    Next::Continue => {}
+                    Next::Reposition(seq) => tail = self.open_tail(seq).await?,
+                    Next::Stop => return Ok(()),
+                }
+                pending.frames.clear();
+                pending.since = None;
+                continue;
+            }
+            if let Some(deadline) = draining
+                && (pending.frames.is_empty() || Instant::now() >= deadline)
+            {
+                return Ok(());
+            }
+            let _ = tokio::time::timeout(IDLE_POLL, self.stop.changed()).await;
+        }
+    }
+
+    /// Opens the journal at `seq`; when the collector wants records the journal no longer has, says so and
+    /// waits (retrying) rather than skipping them.
+    async fn open_tail(&mut self, seq: u64) -> anyhow::Result<Tail> {
+        loop {
+            let start = retained_start(&self.journal_dir)?;
+            let from = if seq < start.seq && self.cursor.acked() == 0 {
+                // Nothing shipped yet and the oldest records are gone: start at the anchor.
+                start.seq
+            } else {
+                seq
+            };
+            if from >= start.seq {
+                return Tail::open(&self.journal_dir, from).map_err(Into::into);
+            }
+            tracing::error!(
+                wanted = seq,
+                retained_from = start.seq,
+                "the collector expects records this journal no longer holds; not skipping them"
+            );
+            tokio::time::sleep(BACKOFF_CAP).await;
+            if self.stop.borrow().is_some() {
+                return Tail::open(&self.journal_dir, start.seq).map_err(Into::into);
+            }
+        }
+    }
+
+    async fn send(&mut self, pending: &Pending, max_bytes: &mut usize) -> anyhow::Result<Next> {
+        let start = retained_start(&self.journal_dir)?;
+        let batch = Batch {
+            first_seq: pending.first_seq,
+            last_seq: pending.last_seq,
+            anchor: (pending.first_seq == start.seq && start.seq != 1).then_some(BatchAnchor {
+                prev_hash: start.prev_hash,
+                epoch: start.epoch,
+                public_key: start.public_key,
+            }),
+            frames: pending.frames.clone(),
+        };
+        let body = batch
+            .encode_binary(ZSTD_LEVEL)
+            .map_err(|e| anyhow::anyhow!("encoding a batch: {e}"))?;
+        let mut logged_rejection = false;
+        loop {
+            let outcome = self.client.send(body.clone()).await;
+            match outcome {
+                Outcome::Stored => {
+                    self.cursor.store(batch.last_seq)?;
+                    self.acked.store(batch.last_seq, Ordering::Release);
+                    self.backoff.reset();
+                    tracing::debug!(
+                        first = batch.first_seq,
+                        last = batch.last_seq,
+                        bytes = body.len(),
+                        "batch stored"
+                    );
+                    return Ok(Next::Continue);
+                }
+                Outcome::Gap { expected_seq } => {
+                    tracing::warn!(
+                        sent = batch.first_seq,
+                        expected_seq,
+                        "collector expects another sequence number; resending from there"
+                    );
+                    let acked = expected_seq.saturating_sub(1);
+                    self.cursor.store(acked)?;
+                    self.acked.store(acked, Ordering::Release);
+                    return Ok(Next::Reposition(expected_seq.max(1)));
+                }
+                Outcome::TooLarge if batch.len() > 1 => {
+                    *max_bytes = (*max_bytes / 2).max(1);
+                    tracing::warn!(
+                        max_bytes = *max_bytes,
+                        "collector refused the batch as too large (413); halving the batch size"
+                    );
+                    return Ok(Next::Reposition(batch.first_seq));
+                }
+                Outcome::Retry { after, why } => {
+                    let delay = after.unwrap_or_else(|| self.backoff.next_delay());
+                    tracing::warn!(error = %why, retry_in_ms = delay.as_millis() as u64, "shipping failed; will retry");
+                    if self.wait_or_stop(delay).await {
+                        return Ok(Next::Stop);
+                    }
+                }
+                Outcome::TooLarge | Outcome::Rejected { .. } => {
+                    if !logged_rejection {
+                        let why = match &outcome {
+                            Outcome::Rejected { status, why } => format!("HTTP {status}: {why}"),
+                            _ => "HTTP 413: one record is larger than the collector accepts".into(),
+                        };
+                        tracing::error!(
+                            first = batch.first_seq,
+                            error = %why,
+                            "collector rejected the batch; records stay spooled in the journal and \
+                             shipping waits until the token file changes"
+                        );
+                        logged_rejection = true;
+                    }
+                    if self.wait_for_new_token().await {
+                        return Ok(Next::Stop);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sleeps `delay`; returns true when a stop deadline has passed meanwhile.
+    async fn wait_or_stop(&mut self, delay: Duration) -> bool {
+        let until = Instant::now() + delay;
+        loop {
+            if let Some(deadline) = *self.stop.borrow()
+                && Instant::now() >= deadline
+            {
+                return true;
+            }
+            let now = Instant::now();
+            if now >= until {
+                return false;
+            }
+            let _ = tokio::time::timeout(until - now, self.stop.changed()).await;
+            if self.stop.has_changed().is_err() {
+                tokio::time::sleep(until.saturating_duration_since(Instant::now())).await;
+            }
+        }
+    }
+
+    /// Waits until the token file holds a new token (and uses it); returns true when told to stop.
+    async fn wait_for_new_token(&mut self) -> bool {
+        let current = read_token(&self.settings.token_file).ok();
+        loop {
+            if self.stop.borrow().is_some() || self.wait_or_stop(REJECTED_POLL).await {
+                return true;
+            }
+            if let Ok(token) = read_token(&self.settings.token_file)
+                && Some(&token) != current.as_ref()
+            {
+                tracing::info!(file = %self.settings.token_file.display(), "token changed; retrying");
+                self.client.set_token(token);
+                return false;
+            }
+        }
+    }
+}

@@ -1,0 +1,424 @@
+//! Verifying a shipped batch against a host's stored chain: the collector's only judge of what is stored.
+//!
+//! [`check`] is pure: it takes the host's [`HostState`], a decoded [`Batch`] and a lookup of the hashes of
+//! records already stored, and returns either everything the batch adds ([`Verified`]) or why the whole batch
+//! is refused ([`Reject`]). It applies exactly the chain rules of `auditloop verify` (through
+//! [`ChainState::accept`]), compares replayed records with the stored ones, and notices restarts and spool
+//! overflows. It stores nothing, so the caller commits a batch all or nothing; it never panics, whatever the
+//! input (it is fuzzed).
+
+use agent_common::model::{Event, EventBody};
+use auditloop_journal::Damage;
+use auditloop_journal::batch::Batch;
+use auditloop_journal::chain::{Accepted, ChainState};
+use auditloop_journal::record::{FrameError, Hash, Payload, RawRecord, decode_payload};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::alerts::{AlertKind, NewAlert};
+use crate::columns::Columns;
+
+/// Largest sequence number accepted (stores keep sequence numbers as signed 64-bit integers).
+pub const MAX_SEQ: u64 = i64::MAX as u64;
+
+/// Record kind stored for a segment start.
+pub const KIND_SEGMENT_START: &str = "segment_start";
+/// Record kind stored for a checkpoint.
+pub const KIND_CHECKPOINT: &str = "checkpoint";
+
+/// What the collector remembers about one host between batches.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostState {
+    /// The verifier's state after the last stored record; `None` until a first batch is stored.
+    pub chain: Option<ChainState>,
+    /// Sequence number of the first stored record.
+    pub first_seq: u64,
+    /// The public key of a batch anchor trusted on first use, when the host's first stored batch did not
+    /// start at seq 1 (its earlier records were gone).
+    pub anchor_key: Option<[u8; 32]>,
+    /// Generation (agent start counter) of the last segment start seen.
+    pub generation: Option<u64>,
+    /// Whether the last event of the current generation is `agent_stop` (a clean stop).
+    pub clean_stop: bool,
+    /// Whether the last event is a `spool_overflow` loss (one alert per run of such events).
+    #[serde(default)]
+    pub spool_overflowing: bool,
+}
+
+impl HostState {
+    /// The sequence number the next stored record must have (1 for a host never seen).
+    pub fn next_seq(&self) -> u64 {
+        self.chain.as_ref().map_or(1, |c| c.next_seq)
+    }
+}
+
+/// A verified record to store.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewRecord<'b> {
+    /// Sequence number.
+    pub seq: u64,
+    /// Record hash.
+    pub hash: Hash,
+    /// Event kind (`exec`, …), or [`KIND_SEGMENT_START`] / [`KIND_CHECKPOINT`].
+    pub kind: &'static str,
+    /// Searchable columns.
+    pub columns: Columns,
+    /// The payload bytes exactly as hashed.
+    pub payload: &'b [u8],
+}
+
+/// A verified checkpoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CheckpointRow {
+    /// Sequence number of the checkpoint record.
+    pub seq: u64,
+    /// Key epoch that signed it.
+    pub epoch: u64,
+    /// Sequence number of the record it signs.
+    pub head_seq: u64,
+}
+
+/// Everything a verified batch adds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Verified<'b> {
+    /// The host's state after the batch.
+    pub state: HostState,
+    /// Records of the batch that were already stored (same hash).
+    pub duplicates: u64,
+    /// New records, in order.
+    pub records: Vec<NewRecord<'b>>,
+    /// Event records among them.
+    pub events: u64,
+    /// New checkpoints.
+    pub checkpoints: Vec<CheckpointRow>,
+    /// Alerts the new records raise (`unexpected_restart`, `spool_overflow`).
+    pub alerts: Vec<NewAlert>,
+}
+
+impl Verified<'_> {
+    /// The sequence number the host's next record must have.
+    pub fn next_seq(&self) -> u64 {
+        self.state.next_seq()
+    }
+}
+
+/// Why a batch is refused as a whole.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Reject {
+    /// The header does not describe the frames (HTTP 400).
+    #[error("{0}")]
+    Malformed(String),
+    /// The batch does not continue the stored chain (HTTP 409).
+    #[error("{detail}")]
+    Gap {
+        /// The sequence number the collector expects next.
+        expected_seq: u64,
+        /// What is wrong.
+        detail: String,
+    },
+    /// A replayed record differs from the stored record at the same sequence number (HTTP 422).
+    #[error("seq {seq}: {detail}")]
+    Fork {
+        /// The sequence number.
+        seq: u64,
+        /// Details.
+        detail: String,
+    },
+    /// A record breaks the chain rules (HTTP 422).
+    #[error("seq {seq}: {detail}")]
+    Damaged {
+        /// The sequence number expected at that place.
+        seq: u64,
+        /// Kind of damage.
+        damage: Damage,
+        /// Details.
+        detail: String,
+    },
+}
+
+impl Reject {
+    /// The alert this refusal raises, if any.
+    pub fn alert(&self) -> Option<NewAlert> {
+        let (kind, seq, detail) = match self {
+            Reject::Malformed(_) => return None,
+            Reject::Gap {
+                expected_seq,
+                detail,
+            } => (
+                AlertKind::Gap,
+                *expected_seq,
+                json!({ "expected_seq": expected_seq, "error": detail }),
+            ),
+            Reject::Fork { seq, detail } => (AlertKind::ChainFork, *seq, json!({ "error": detail })),
+            Reject::Damaged {
+                seq,
+                damage,
+                detail,
+            } => (
+                AlertKind::Tamper,
+                *seq,
+                json!({ "damage": damage, "error": detail }),
+            ),
+        };
+        Some(NewAlert {
+            kind,
+            seq: Some(seq),
+            detail,
+        })
+    }
+}
+
+/// Verifies `batch` against `state`. `stored_hash(seq)` returns the hash of the stored record `seq` (it is
+/// asked only for sequence numbers below `state.next_seq()`; `None` means nothing is stored there, such as
+/// records before a trusted anchor, and such records count as duplicates).
+pub fn check<'b>(
+    state: &HostState,
+    batch: &'b Batch,
+    stored_hash: impl Fn(u64) -> Option<Hash>,
+) -> Result<Verified<'b>, Reject> {
+    let records = frames(batch)?;
+    let (mut chain, mut next) = match &state.chain {
+        Some(chain) => (chain.clone(), state.clone()),
+        None => first_chain(batch)?,
+    };
+    if batch.first_seq > chain.next_seq {
+        return Err(Reject::Gap {
+            expected_seq: chain.next_seq,
+            detail: format!(
+                "batch starts at seq {}, expected seq {}",
+                batch.first_seq, chain.next_seq
+            ),
+        });
+    }
+    let overlap = usize::try_from(chain.next_seq - batch.first_seq)
+        .unwrap_or(usize::MAX)
+        .min(records.len());
+    let hashes_ok = crate::hashing::hashes_ok(&records);
+    let mut verified = Verified {
+        state: HostState::default(),
+        duplicates: 0,
+        records: Vec::with_capacity(records.len() - overlap),
+        events: 0,
+        checkpoints: Vec::new(),
+        alerts: Vec::new(),
+    };
+    for ((rec, ok), seq) in records.iter().zip(&hashes_ok).zip(batch.first_seq..) {
+        if verified.duplicates < overlap as u64 {
+            replayed(rec, *ok, seq, &stored_hash)?;
+            verified.duplicates += 1;
+            continue;
+        }
+        let accepted = chain.accept(rec, *ok).map_err(|e| Reject::Damaged {
+            seq: e.seq,
+            damage: e.damage,
+            detail: e.detail,
+        })?;
+        let record = match accepted {
+            Accepted::SegmentStart(start) => {
+                if let Some(alert) = restart_alert(&next, start.generation, rec.seq) {
+                    verified.alerts.push(alert);
+                }
+                if next.generation != Some(start.generation) {
+                    next.clean_stop = false;
+                }
+                next.generation = Some(start.generation);
+                NewRecord {
+                    seq: rec.seq,
+                    hash: rec.hash,
+                    kind: KIND_SEGMENT_START,
+                    columns: Columns::of_segment_start(&start),
+                    payload: rec.payload,
+                }
+            }
+            Accepted::Checkpoint(cp) => {
+                verified.checkpoints.push(CheckpointRow {
+                    seq: rec.seq,
+                    epoch: cp.epoch,
+                    head_seq: cp.head_seq,
+                });
+                NewRecord {
+                    seq: rec.seq,
+                    hash: rec.hash,
+                    kind: KIND_CHECKPOINT,
+                    columns: Columns::default(),
+                    payload: rec.payload,
+                }
+            }
+            Accepted::Event(payload) => {
+                let event = decode_event(payload, rec.seq)?;
+                next.clean_stop = matches!(event.event, EventBody::AgentStop(_));
+                let overflow = overflow_alert(&event, rec.seq);
+                let overflowing = overflow.is_some();
+                if let Some(alert) = overflow.filter(|_| !next.spool_overflowing) {
+                    verified.alerts.push(alert);
+                }
+                next.spool_overflowing = overflowing;
+                verified.events += 1;
+                NewRecord {
+                    seq: rec.seq,
+                    hash: rec.hash,
+                    kind: event.kind(),
+                    columns: Columns::of_event(&event),
+                    payload,
+                }
+            }
+        };
+        verified.records.push(record);
+    }
+    next.chain = Some(chain);
+    verified.state = next;
+    Ok(verified)
+}
+
+/// Parses every frame and checks them against the header.
+fn frames(batch: &Batch) -> Result<Vec<RawRecord<'_>>, Reject> {
+    if batch.last_seq > MAX_SEQ {
+        return Err(Reject::Malformed(format!(
+            "sequence numbers above {MAX_SEQ} are not supported"
+        )));
+    }
+    let mut records = Vec::new();
+    for (rec, seq) in batch.records().zip(batch.first_seq..) {
+        match rec {
+            Ok(rec) => records.push(rec),
+            Err(e) => {
+                let damage = match e {
+                    FrameError::TooLong(_) => Damage::BadLength,
+                    _ => Damage::Torn,
+                };
+                return Err(Reject::Damaged {
+                    seq,
+                    damage,
+                    detail: format!("frame {} does not parse: {e}", records.len()),
+                });
+            }
+        }
+    }
+    let (first, last) = match (records.first(), records.last()) {
+        (Some(first), Some(last)) => (first.seq, last.seq),
+        _ => return Err(Reject::Malformed("batch holds no records".into())),
+    };
+    if records.len() as u64 != batch.len() || first != batch.first_seq || last != batch.last_seq {
+        return Err(Reject::Malformed(format!(
+            "header says seq {}..={} ({} records), frames hold {} records, seq {first}..={last}",
+            batch.first_seq,
+            batch.last_seq,
+            batch.len(),
+            records.len()
+        )));
+    }
+    Ok(records)
+}
+
+/// The chain of a host never seen: from genesis, or from the batch's anchor (trusted on first use).
+fn first_chain(batch: &Batch) -> Result<(ChainState, HostState), Reject> {
+    let mut host = HostState {
+        first_seq: batch.first_seq,
+        ..HostState::default()
+    };
+    if batch.first_seq == 1 {
+        return Ok((ChainState::genesis(), host));
+    }
+    let Some(anchor) = &batch.anchor else {
+        return Err(Reject::Gap {
+            expected_seq: 1,
+            detail: format!(
+                "unknown host: the first batch must start at seq 1 or carry an anchor (starts at seq {})",
+                batch.first_seq
+            ),
+        });
+    };
+    host.anchor_key = Some(anchor.public_key);
+    let chain = ChainState::anchored(
+        batch.first_seq,
+        anchor.prev_hash,
+        anchor.epoch,
+        Some(anchor.public_key),
+    );
+    Ok((chain, host))
+}
+
+/// Checks a record the host already shipped.
+fn replayed(
+    rec: &RawRecord<'_>,
+    hash_ok: bool,
+    seq: u64,
+    stored_hash: &impl Fn(u64) -> Option<Hash>,
+) -> Result<(), Reject> {
+    if !hash_ok {
+        return Err(Reject::Damaged {
+            seq,
+            damage: Damage::HashMismatch,
+            detail: format!("replayed record claims seq {}", rec.seq),
+        });
+    }
+    if rec.seq != seq {
+        return Err(Reject::Damaged {
+            seq,
+            damage: Damage::SequenceGap,
+            detail: format!("found seq {}", rec.seq),
+        });
+    }
+    match stored_hash(seq) {
+        Some(stored) if stored != rec.hash => Err(Reject::Fork {
+            seq,
+            detail: format!(
+                "record differs from the stored record (stored hash {}, batch hash {})",
+                hex::encode(stored),
+                hex::encode(rec.hash)
+            ),
+        }),
+        _ => Ok(()),
+    }
+}
+
+fn decode_event(payload: &[u8], seq: u64) -> Result<Event, Reject> {
+    let bad = |detail: String| Reject::Damaged {
+        seq,
+        damage: Damage::BadPayload,
+        detail,
+    };
+    match decode_payload(payload) {
+        Ok(Payload::Event(event)) => Ok(event),
+        Ok(_) => Err(bad("event tag on a non-event payload".into())),
+        Err(why) => Err(bad(format!("event does not decode: {why}"))),
+    }
+}
+
+/// An `unexpected_restart` when a segment start begins a generation that does not follow a clean stop of
+/// the previous one, or skips generations.
+fn restart_alert(host: &HostState, generation: u64, seq: u64) -> Option<NewAlert> {
+    let previous = host.generation?;
+    if generation == previous {
+        return None;
+    }
+    let why = if Some(generation) != previous.checked_add(1) {
+        format!("generation {generation} follows generation {previous}")
+    } else if !host.clean_stop {
+        format!("generation {previous} ended without agent_stop")
+    } else {
+        return None;
+    };
+    Some(NewAlert {
+        kind: AlertKind::UnexpectedRestart,
+        seq: Some(seq),
+        detail: json!({ "previous_generation": previous, "generation": generation, "why": why }),
+    })
+}
+
+/// A `spool_overflow` for a loss event of that stage (the caller raises it only for the first of a run of
+/// them: the agent repeats the event every second while its spool is full).
+fn overflow_alert(event: &Event, seq: u64) -> Option<NewAlert> {
+    let EventBody::Loss(loss) = &event.event else {
+        return None;
+    };
+    (loss.stage == "spool_overflow").then(|| NewAlert {
+        kind: AlertKind::SpoolOverflow,
+        seq: Some(seq),
+        detail: json!({ "record": loss.record, "count": loss.count, "total": loss.total }),
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,257 @@
+//! The query API (admin token only): stored events, hosts and alerts.
+//!
+//! Query parameters left empty count as absent. Times (`since`, `until`) are RFC 3339 (`Z` or a `±HH:MM`
+//! offset) or integer nanoseconds since the Unix epoch. Pages are at most [`MAX_LIMIT`] long; `next` is the
+//! cursor to pass as `after` for the following page, `null` on the last page. Stored payloads are decoded
+//! again for every answer: what is served is exactly what was hashed.
+
+use std::sync::Arc;
+
+use auditloop_journal::record::{Payload, decode_payload};
+use axum::Json;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::alerts::AlertKind;
+use crate::api::{AdminAccess, AppState};
+use crate::error::AppError;
+use crate::store::{AlertQuery, EventQuery, HostSummary, PathFilter, Store, StoredRecord};
+
+/// Page length when `limit` is not given.
+pub const DEFAULT_LIMIT: u32 = 100;
+/// Longest page.
+pub const MAX_LIMIT: u32 = 1000;
+
+/// Parameters of `GET /v1/events` (all optional).
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct EventParams {
+    host: Option<String>,
+    kind: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+    pid: Option<String>,
+    path: Option<String>,
+    q: Option<String>,
+    limit: Option<String>,
+    after: Option<String>,
+}
+
+/// Parameters of `GET /v1/alerts` (all optional).
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct AlertParams {
+    host: Option<String>,
+    kind: Option<String>,
+    since: Option<String>,
+    limit: Option<String>,
+    after: Option<String>,
+}
+
+/// `GET /v1/events`.
+pub async fn events(
+    _: AdminAccess,
+    State(state): State<AppState>,
+    params: Result<Query<EventParams>, QueryRejection>,
+) -> Result<Json<Value>, AppError> {
+    let Query(p) = params.map_err(|e| AppError::BadRequest(e.body_text()))?;
+    let limit = limit(p.limit.as_deref())?;
+    let query = EventQuery {
+        host: given(p.host),
+        kind: given(p.kind),
+        since_ns: time("since", p.since.as_deref())?,
+        until_ns: time("until", p.until.as_deref())?,
+        pid: number("pid", p.pid.as_deref())?,
+        path: given(p.path).map(|path| match path.strip_suffix('*') {
+            Some(prefix) => PathFilter::Prefix(prefix.to_owned()),
+            None => PathFilter::Exact(path),
+        }),
+        text: given(p.q),
+        after: number("after", p.after.as_deref())?,
+        limit: limit + 1,
+    };
+    let mut rows = blocking(state.store(), move |s| s.records(&query)).await?;
+    let next = page_end(&mut rows, limit).map(|r| r.id);
+    let events: Vec<Value> = rows.iter().map(record_json).collect();
+    Ok(Json(json!({ "events": events, "next": next })))
+}
+
+/// `GET /v1/hosts`.
+pub async fn hosts(_: AdminAccess, State(state): State<AppState>) -> Result<Json<Value>, AppError> {
+    let hosts: Vec<HostSummary> = blocking(state.store(), |s| s.hosts()).await?;
+    Ok(Json(json!({ "hosts": hosts })))
+}
+
+/// `GET /v1/hosts/{host}`.
+pub async fn host(
+    _: AdminAccess,
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<HostSummary>, AppError> {
+    let lookup = name.clone();
+    blocking(state.store(), move |s| s.host(&lookup))
+        .await?
+        .map(Json)
+        .ok_or_else(|| AppError::NotFound(format!("unknown host {name}")))
+}
+
+/// `GET /v1/alerts`.
+pub async fn alerts(
+    _: AdminAccess,
+    State(state): State<AppState>,
+    params: Result<Query<AlertParams>, QueryRejection>,
+) -> Result<Json<Value>, AppError> {
+    let Query(p) = params.map_err(|e| AppError::BadRequest(e.body_text()))?;
+    let limit = limit(p.limit.as_deref())?;
+    let kind = match given(p.kind) {
+        Some(k) => Some(AlertKind::parse(&k).ok_or_else(|| {
+            let known: Vec<_> = AlertKind::ALL.iter().map(|k| k.as_str()).collect();
+            AppError::BadRequest(format!("unknown alert kind {k:?} (one of {})", known.join(", ")))
+        })?),
+        None => None,
+    };
+    let query = AlertQuery {
+        host: given(p.host),
+        kind,
+        since_ns: time("since", p.since.as_deref())?,
+        after: number("after", p.after.as_deref())?,
+        limit: limit + 1,
+    };
+    let mut rows = blocking(state.store(), move |s| s.alerts(&query)).await?;
+    let next = page_end(&mut rows, limit).map(|a| a.id);
+    Ok(Json(json!({ "alerts": rows, "next": next })))
+}
+
+/// Runs a store call on a blocking thread.
+async fn blocking<T: Send + 'static>(
+    store: &Arc<dyn Store>,
+    f: impl FnOnce(&dyn Store) -> Result<T, crate::store::StoreError> + Send + 'static,
+) -> Result<T, AppError> {
+    let store = Arc::clone(store);
+    tokio::task::spawn_blocking(move || f(store.as_ref()))
+        .await
+        .map_err(|e| AppError::Internal(format!("query task: {e}")))?
+        .map_err(AppError::from)
+}
+
+/// Cuts `rows` (fetched with one extra row) to `limit`; returns the last kept row when more follow.
+fn page_end<T>(rows: &mut Vec<T>, limit: u32) -> Option<&T> {
+    if rows.len() > limit as usize {
+        rows.truncate(limit as usize);
+        rows.last()
+    } else {
+        None
+    }
+}
+
+fn given(value: Option<String>) -> Option<String> {
+    value.filter(|v| !v.is_empty())
+}
+
+fn number<T: std::str::FromStr>(name: &str, value: Option<&str>) -> Result<Option<T>, AppError> {
+    match value.filter(|v| !v.is_empty()) {
+        None => Ok(None),
+        Some(v) => v
+            .parse()
+            .map(Some)
+            .map_err(|_| AppError::BadRequest(format!("{name}={v:?} is not a valid number"))),
+    }
+}
+
+fn limit(value: Option<&str>) -> Result<u32, AppError> {
+    Ok(number::<u32>("limit", value)?
+        .unwrap_or(DEFAULT_LIMIT)
+        .clamp(1, MAX_LIMIT))
+}
+
+/// Parses a time parameter: integer nanoseconds since the Unix epoch, or RFC 3339.
+pub fn parse_time(text: &str) -> Result<u64, String> {
+    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+        return text.parse().map_err(|e| format!("{e}"));
+    }
+    let bad = |e: &dyn std::fmt::Display| format!("not RFC 3339 or nanoseconds: {e}");
+    let (base, offset_secs) = split_offset(text);
+    let utc = humantime::parse_rfc3339_weak(base).map_err(|e| bad(&e))?;
+    let ns = agent_common::model::WallTime::from(utc).0;
+    let offset_ns = offset_secs.unsigned_abs() * 1_000_000_000;
+    let adjusted = if offset_secs >= 0 {
+        ns.checked_sub(offset_ns)
+    } else {
+        ns.checked_add(offset_ns)
+    };
+    adjusted.ok_or_else(|| bad(&"out of range"))
+}
+
+/// Splits a trailing `Z` or `±HH:MM` offset from an RFC 3339 time; returns the offset in seconds east of
+/// UTC.
+fn split_offset(text: &str) -> (&str, i64) {
+    if let Some(base) = text.strip_suffix(['Z', 'z']) {
+        return (base, 0);
+    }
+    let n = text.len();
+    if n > 6 && text.is_char_boundary(n - 6) {
+        let (base, tz) = text.split_at(n - 6);
+        let b = tz.as_bytes();
+        if matches!(b[0], b'+' | b'-') && b[3] == b':' {
+            let hours: Option<i64> = tz[1..3].parse().ok();
+            let minutes: Option<i64> = tz[4..6].parse().ok();
+            if let (Some(h), Some(m)) = (hours, minutes) {
+                let secs = h * 3600 + m * 60;
+                return (base, if b[0] == b'-' { -secs } else { secs });
+            }
+        }
+    }
+    (text, 0)
+}
+
+fn time(name: &str, value: Option<&str>) -> Result<Option<u64>, AppError> {
+    match value.filter(|v| !v.is_empty()) {
+        None => Ok(None),
+        Some(v) => parse_time(v)
+            .map(Some)
+            .map_err(|e| AppError::BadRequest(format!("{name}={v:?}: {e}"))),
+    }
+}
+
+/// One stored record as served: the event under `event`, other records under `record`.
+fn record_json(r: &StoredRecord) -> Value {
+    let mut entry = json!({
+        "id": r.id,
+        "host": r.host,
+        "seq": r.seq,
+        "stored_ns": r.stored_ns,
+        "kind": r.kind,
+    });
+    let (key, value) = match decode_payload(&r.payload) {
+        Ok(Payload::Event(event)) => ("event", serde_json::to_value(event).unwrap_or(Value::Null)),
+        Ok(Payload::SegmentStart(s)) => (
+            "record",
+            json!({
+                "index": s.index,
+                "generation": s.generation,
+                "boot_id": s.boot_id,
+                "created_ns": s.created_ns,
+                "host": s.host,
+                "genesis_public_key": s.genesis_public_key.map(hex::encode),
+            }),
+        ),
+        Ok(Payload::Checkpoint(cp)) => (
+            "record",
+            json!({
+                "epoch": cp.epoch,
+                "head_seq": cp.head_seq,
+                "head_hash": hex::encode(cp.head_hash),
+                "next_public_key": hex::encode(cp.next_public_key),
+                "signature": hex::encode(cp.signature),
+            }),
+        ),
+        Err(why) => ("error", Value::String(why)),
+    };
+    if let Some(map) = entry.as_object_mut() {
+        map.insert(key.to_owned(), value);
+    }
+    entry
+}
+
+#[cfg(test)]
+mod tests;

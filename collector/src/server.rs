@@ -1,0 +1,70 @@
+//! Serving the API until a shutdown signal: in-flight requests finish, the silence watcher stops, and every
+//! task's error is reported.
+
+use std::future::Future;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::signal::unix::{SignalKind, signal};
+
+use crate::alerts;
+use crate::api::{AppState, app};
+use crate::store::StoreError;
+
+/// Why serving stopped with an error.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServeError {
+    /// The HTTP server failed.
+    #[error("http server: {0}")]
+    Http(#[from] std::io::Error),
+    /// The silence watcher failed.
+    #[error("silence watcher: {0}")]
+    Silence(#[from] StoreError),
+    /// A task panicked or was cancelled.
+    #[error("task: {0}")]
+    Task(String),
+}
+
+/// Serves `state` on `listener` until `shutdown` completes, then lets in-flight requests finish. With
+/// `silence` set, raises `silence` alerts for hosts quiet that long.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    silence: Option<Duration>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let watcher = silence.map(|silence| {
+        tokio::spawn(alerts::watch_silence(
+            std::sync::Arc::clone(state.store()),
+            silence,
+            alerts::silence_check_interval(silence),
+            stopped,
+        ))
+    });
+    let served = axum::serve(listener, app(state))
+        .with_graceful_shutdown(shutdown)
+        .await;
+    // The receiver may be gone already if the watcher failed; its error is reported below.
+    let _ = stop.send(true);
+    if let Some(watcher) = watcher {
+        watcher.await.map_err(|e| ServeError::Task(e.to_string()))??;
+    }
+    served?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Completes at the first SIGTERM or SIGINT.
+pub fn shutdown_signal() -> std::io::Result<impl Future<Output = ()> + Send + 'static> {
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        let name = tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        };
+        tracing::info!(signal = name, "shutting down; finishing requests in flight");
+    })
+}

@@ -1,0 +1,247 @@
+//! Reading the SQLite store: host states, stored hashes, and the query API's records, hosts and alerts.
+
+use agent_common::model::WallTime;
+use auditloop_journal::record::Hash;
+use rusqlite::types::Value;
+use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
+
+use super::{int, uint};
+use crate::alerts::AlertKind;
+use crate::ingest::{HostState, KIND_CHECKPOINT, KIND_SEGMENT_START};
+use crate::store::{
+    AlertQuery, EventQuery, HostCounters, HostStatus, HostSummary, PathFilter, StoreError, StoredAlert,
+    StoredRecord,
+};
+
+pub(super) fn host_state(conn: &Connection, host: &str) -> Result<Option<HostState>, StoreError> {
+    let state: Option<String> = conn
+        .prepare_cached("SELECT state FROM hosts WHERE name = ?1")?
+        .query_row([host], |row| row.get(0))
+        .optional()?;
+    state.map(|s| parse_state(host, &s)).transpose()
+}
+
+fn parse_state(host: &str, json: &str) -> Result<HostState, StoreError> {
+    serde_json::from_str(json).map_err(|e| StoreError::Corrupt(format!("state of host {host}: {e}")))
+}
+
+pub(super) fn stored_hashes(
+    conn: &Connection,
+    host: &str,
+    from: u64,
+    to: u64,
+) -> Result<Vec<(u64, Hash)>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT seq, hash FROM records WHERE host_id = (SELECT id FROM hosts WHERE name = ?1) \
+         AND seq BETWEEN ?2 AND ?3 ORDER BY seq",
+    )?;
+    let rows = stmt.query_map(params![host, int(from), int(to)], |row| {
+        Ok((row.get::<_, i64>(0)?, row.get::<_, Vec<u8>>(1)?))
+    })?;
+    rows.map(|row| {
+        let (seq, hash) = row?;
+        let hash = Hash::try_from(hash.as_slice())
+            .map_err(|_| StoreError::Corrupt(format!("host {host} seq {seq}: hash is not 32 bytes")))?;
+        Ok((uint(seq), hash))
+    })
+    .collect()
+}
+
+pub(super) fn hosts(conn: &Connection, only: Option<&str>) -> Result<Vec<HostSummary>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT name, state, status, records, events, duplicates, batches, last_seen_ns, \
+         last_checkpoint_ns, silence_alerted FROM hosts WHERE ?1 IS NULL OR name = ?1 ORDER BY name",
+    )?;
+    let rows = stmt.query_map([only], |row| {
+        let counters = HostCounters {
+            status: HostStatus::parse(&row.get::<_, String>(2)?),
+            records: uint(row.get(3)?),
+            events: uint(row.get(4)?),
+            duplicates: uint(row.get(5)?),
+            batches: uint(row.get(6)?),
+            last_seen_ns: uint(row.get(7)?),
+            last_checkpoint_ns: row.get::<_, Option<i64>>(8)?.map(uint),
+            silent: row.get(9)?,
+        };
+        Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?, counters))
+    })?;
+    rows.map(|row| {
+        let (name, state, counters) = row?;
+        let state = parse_state(&name, &state)?;
+        Ok(HostSummary::new(name, &state, counters))
+    })
+    .collect()
+}
+
+/// SQL text and arguments, built together.
+#[derive(Default)]
+struct Sql {
+    text: String,
+    args: Vec<Value>,
+}
+
+impl Sql {
+    fn push(&mut self, text: &str, arg: impl Into<Value>) {
+        self.text.push_str(text);
+        self.args.push(arg.into());
+    }
+}
+
+pub(super) fn records(conn: &Connection, q: &EventQuery) -> Result<Vec<StoredRecord>, StoreError> {
+    let mut sql = Sql {
+        text: "SELECT r.id, h.name, r.seq, r.stored_ns, r.kind, r.payload \
+               FROM records r JOIN hosts h ON h.id = r.host_id WHERE 1"
+            .into(),
+        args: Vec::new(),
+    };
+    let order = match &q.host {
+        Some(host) => {
+            let id: Option<i64> = conn
+                .prepare_cached("SELECT id FROM hosts WHERE name = ?1")?
+                .query_row([host], |row| row.get(0))
+                .optional()?;
+            let Some(id) = id else {
+                return Ok(Vec::new());
+            };
+            sql.push(" AND r.host_id = ?", id);
+            // Within one host, ingest order is sequence order: page on the (host_id, seq) index.
+            match q.after {
+                Some(after) => {
+                    let seq: Option<i64> = conn
+                        .prepare_cached("SELECT seq FROM records WHERE id = ?1 AND host_id = ?2")?
+                        .query_row([after, id], |row| row.get(0))
+                        .optional()?;
+                    match seq {
+                        Some(seq) => sql.push(" AND r.seq > ?", seq),
+                        None => sql.push(" AND r.id > ?", after),
+                    }
+                }
+                None => {}
+            }
+            " ORDER BY r.seq"
+        }
+        None => {
+            if let Some(after) = q.after {
+                sql.push(" AND r.id > ?", after);
+            }
+            " ORDER BY r.id"
+        }
+    };
+    match &q.kind {
+        Some(kind) => sql.push(" AND r.kind = ?", kind.clone()),
+        None => sql.text.push_str(&format!(
+            " AND r.kind NOT IN ('{KIND_SEGMENT_START}', '{KIND_CHECKPOINT}')"
+        )),
+    }
+    if let Some(since) = q.since_ns {
+        sql.push(" AND r.time_ns >= ?", int(since));
+    }
+    if let Some(until) = q.until_ns {
+        sql.push(" AND r.time_ns < ?", int(until));
+    }
+    if let Some(pid) = q.pid {
+        sql.push(" AND r.pid = ?", i64::from(pid));
+    }
+    match &q.path {
+        Some(PathFilter::Exact(path)) => sql.push(" AND r.path = ?", path.clone()),
+        Some(PathFilter::Prefix(prefix)) if !prefix.is_empty() => {
+            sql.push(" AND r.path >= ?", prefix.clone());
+            if let Some(upper) = prefix_upper_bound(prefix) {
+                sql.push(" AND r.path < ?", upper);
+            }
+        }
+        Some(PathFilter::Prefix(_)) => sql.text.push_str(" AND r.path IS NOT NULL"),
+        None => {}
+    }
+    if let Some(text) = &q.text {
+        sql.push(" AND instr(r.summary, ?) > 0", text.clone());
+    }
+    sql.text.push_str(order);
+    sql.push(" LIMIT ?", i64::from(q.limit));
+    let mut stmt = conn.prepare_cached(&sql.text)?;
+    let rows = stmt.query_map(params_from_iter(sql.args), |row| {
+        Ok(StoredRecord {
+            id: row.get(0)?,
+            host: row.get(1)?,
+            seq: uint(row.get(2)?),
+            stored_ns: uint(row.get(3)?),
+            kind: row.get(4)?,
+            payload: row.get(5)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// The smallest string greater than every string starting with `prefix` (UTF-8 sorts by code point, as
+/// SQLite's BINARY collation compares); `None` when there is none.
+fn prefix_upper_bound(prefix: &str) -> Option<String> {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(last) = chars.pop() {
+        if let Some(next) = (u32::from(last) + 1..=u32::from(char::MAX)).find_map(char::from_u32) {
+            chars.push(next);
+            return Some(chars.into_iter().collect());
+        }
+    }
+    None
+}
+
+pub(super) fn alerts(conn: &Connection, q: &AlertQuery) -> Result<Vec<StoredAlert>, StoreError> {
+    let mut sql = Sql {
+        text: "SELECT id, host, kind, time_ns, seq, detail FROM alerts WHERE 1".into(),
+        args: Vec::new(),
+    };
+    if let Some(host) = &q.host {
+        sql.push(" AND host = ?", host.clone());
+    }
+    if let Some(kind) = q.kind {
+        sql.push(" AND kind = ?", kind.as_str().to_owned());
+    }
+    if let Some(since) = q.since_ns {
+        sql.push(" AND time_ns >= ?", int(since));
+    }
+    if let Some(after) = q.after {
+        sql.push(" AND id > ?", after);
+    }
+    sql.push(" ORDER BY id LIMIT ?", i64::from(q.limit));
+    let mut stmt = conn.prepare_cached(&sql.text)?;
+    let rows = stmt.query_map(params_from_iter(sql.args), |row| {
+        Ok((
+            row.get::<_, i64>(0)?,
+            row.get::<_, String>(1)?,
+            row.get::<_, String>(2)?,
+            row.get::<_, i64>(3)?,
+            row.get::<_, Option<i64>>(4)?,
+            row.get::<_, String>(5)?,
+        ))
+    })?;
+    rows.map(|row| {
+        let (id, host, kind, time_ns, seq, detail) = row?;
+        let kind = AlertKind::parse(&kind)
+            .ok_or_else(|| StoreError::Corrupt(format!("alert {id}: unknown kind {kind:?}")))?;
+        let detail = serde_json::from_str(&detail)
+            .map_err(|e| StoreError::Corrupt(format!("alert {id}: detail: {e}")))?;
+        Ok(StoredAlert {
+            id,
+            host,
+            kind,
+            time_ns: uint(time_ns),
+            time: WallTime(uint(time_ns)).to_string(),
+            seq: seq.map(uint),
+            detail,
+        })
+    })
+    .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::prefix_upper_bound;
+
+    #[test]
+    fn prefix_bounds() {
+        assert_eq!(prefix_upper_bound("/etc/").as_deref(), Some("/etc0"));
+        assert_eq!(prefix_upper_bound("a\u{D7FF}").as_deref(), Some("a\u{E000}"));
+        assert_eq!(prefix_upper_bound("b\u{10FFFF}").as_deref(), Some("c"));
+        assert_eq!(prefix_upper_bound("\u{10FFFF}"), None);
+    }
+}

@@ -1,0 +1,319 @@
+//! Test helpers: real journals written with `auditloop_journal::Journal`, their frames cut into batches, and
+//! an in-process collector driven with `tower::ServiceExt::oneshot`.
+
+use std::sync::Arc;
+
+use agent_common::model::{
+    AgentStop, Event, EventBody, Exec, File, Loss, Process, WallTime,
+};
+use auditloop_journal::batch::{Batch, BatchAnchor, CONTENT_TYPE_BINARY};
+use auditloop_journal::files::list_segments;
+use auditloop_journal::record::{Payload, SEGMENT_HEADER_LEN, decode_payload, read_frame};
+use auditloop_journal::{FsyncPolicy, Journal, JournalOptions};
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use serde_json::Value;
+use tempfile::TempDir;
+use tower::ServiceExt;
+
+use crate::api::{AppState, app};
+use crate::auth::Tokens;
+use crate::store::SqliteStore;
+
+/// The shared agent token of test apps.
+pub const AGENT: &str = "agent-token";
+/// The admin token of test apps.
+pub const ADMIN: &str = "admin-token";
+/// The per-host token of host `web` in test apps.
+pub const WEB: &str = "web-token";
+/// `--max-body-bytes` of test apps.
+pub const MAX_BODY: usize = 1024 * 1024;
+
+/// One record's frame.
+#[derive(Clone, Debug)]
+pub struct Frame {
+    pub seq: u64,
+    pub bytes: Vec<u8>,
+}
+
+/// A journal in a temporary directory.
+pub struct TestJournal {
+    _dir: TempDir,
+    opts: JournalOptions,
+    journal: Option<Journal>,
+}
+
+impl TestJournal {
+    pub fn new(host: &str) -> TestJournal {
+        let dir = tempfile::tempdir().unwrap();
+        let mut opts = JournalOptions::in_state_dir(dir.path(), host);
+        opts.fsync = FsyncPolicy::Never;
+        opts.boot_id = "boot-1".into();
+        let journal = Journal::open(opts.clone()).unwrap();
+        TestJournal {
+            _dir: dir,
+            opts,
+            journal: Some(journal),
+        }
+    }
+
+    pub fn journal(&mut self) -> &mut Journal {
+        self.journal.as_mut().unwrap()
+    }
+
+    pub fn event(&mut self, pid: u32, body: EventBody) -> u64 {
+        let mut event = Event {
+            seq: 0,
+            time: WallTime(1_700_000_000_000_000_000 + u64::from(pid)),
+            mono_ns: 0,
+            process: Process {
+                pid,
+                tid: pid,
+                comm: format!("comm{pid}"),
+                exe: format!("/usr/bin/prog{pid}"),
+                ..Process::default()
+            },
+            event: body,
+        };
+        self.journal().append_event(&mut event).unwrap()
+    }
+
+    pub fn exec(&mut self, pid: u32, path: &str) -> u64 {
+        self.event(
+            pid,
+            EventBody::Exec(Exec {
+                filename: path.into(),
+                argv: vec![path.into(), "--flag".into()],
+                success: true,
+                ..Exec::default()
+            }),
+        )
+    }
+
+    pub fn file(&mut self, pid: u32, path: &str) -> u64 {
+        self.event(
+            pid,
+            EventBody::File(File {
+                op: "open".into(),
+                path: path.into(),
+                ..File::default()
+            }),
+        )
+    }
+
+    pub fn loss(&mut self, stage: &str) -> u64 {
+        self.event(
+            1,
+            EventBody::Loss(Loss {
+                stage: stage.into(),
+                record: "events".into(),
+                count: 10,
+                total: 10,
+            }),
+        )
+    }
+
+    /// Appends `n` exec events; returns the last sequence number.
+    pub fn execs(&mut self, n: u32) -> u64 {
+        (0..n).map(|i| self.exec(100 + i, "/bin/true")).last().unwrap_or(0)
+    }
+
+    pub fn checkpoint(&mut self) -> u64 {
+        self.journal().checkpoint().unwrap()
+    }
+
+    /// Stops cleanly (`agent_stop`, close) and opens the next generation.
+    pub fn stop_and_restart(&mut self) {
+        self.event(1, EventBody::AgentStop(AgentStop::default()));
+        self.journal.take().unwrap().close().unwrap();
+        self.journal = Some(Journal::open(self.opts.clone()).unwrap());
+    }
+
+    /// Dies without `agent_stop` (everything written is durable) and opens the next generation.
+    pub fn crash_and_restart(&mut self) {
+        let mut journal = self.journal.take().unwrap();
+        journal.sync().unwrap();
+        drop(journal);
+        self.journal = Some(Journal::open(self.opts.clone()).unwrap());
+    }
+
+    /// Every frame written so far, in order.
+    pub fn frames(&mut self) -> Vec<Frame> {
+        self.journal().sync().unwrap();
+        let mut out = Vec::new();
+        for (_, path) in list_segments(&self.opts.dir).unwrap() {
+            let bytes = std::fs::read(path).unwrap();
+            let mut off = SEGMENT_HEADER_LEN;
+            while off < bytes.len() {
+                let rec = read_frame(&bytes[off..]).unwrap();
+                out.push(Frame {
+                    seq: rec.seq,
+                    bytes: bytes[off..off + rec.len].to_vec(),
+                });
+                off += rec.len;
+            }
+        }
+        out
+    }
+
+    pub fn last_seq(&self) -> u64 {
+        self.journal.as_ref().unwrap().next_seq() - 1
+    }
+
+    /// Records `from..=to` as a batch without an anchor.
+    pub fn batch(&mut self, from: u64, to: u64) -> Batch {
+        let frames = self.frames();
+        batch_of(&frames, from, to)
+    }
+
+    /// Records `from..=to` as a batch with the anchor a journal retained from `from` would send.
+    pub fn anchored_batch(&mut self, from: u64, to: u64) -> Batch {
+        let frames = self.frames();
+        let genesis = self.journal().genesis_public_key();
+        let (mut epoch, mut key) = (0, genesis);
+        for f in frames.iter().filter(|f| f.seq < from) {
+            let rec = read_frame(&f.bytes).unwrap();
+            if let Ok(Payload::Checkpoint(cp)) = decode_payload(rec.payload) {
+                (epoch, key) = (cp.epoch + 1, cp.next_public_key);
+            }
+        }
+        let first = frames.iter().find(|f| f.seq == from).unwrap();
+        let mut batch = batch_of(&frames, from, to);
+        batch.anchor = Some(BatchAnchor {
+            prev_hash: read_frame(&first.bytes).unwrap().prev_hash,
+            epoch,
+            public_key: key,
+        });
+        batch
+    }
+}
+
+pub fn batch_of(frames: &[Frame], from: u64, to: u64) -> Batch {
+    let mut bytes = Vec::new();
+    for f in frames.iter().filter(|f| (from..=to).contains(&f.seq)) {
+        bytes.extend_from_slice(&f.bytes);
+    }
+    Batch {
+        first_seq: from,
+        last_seq: to,
+        anchor: None,
+        frames: bytes,
+    }
+}
+
+/// A collector over a fresh database; host `web` has its own token.
+pub struct TestApp {
+    _dir: TempDir,
+    pub router: Router,
+    pub store: Arc<SqliteStore>,
+}
+
+impl TestApp {
+    pub fn new() -> TestApp {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(SqliteStore::open(&dir.path().join("collector.db")).unwrap());
+        let tokens = Tokens::new(AGENT, ADMIN, [("web".to_owned(), WEB.to_owned())]).unwrap();
+        let state = AppState::new(store.clone(), tokens, MAX_BODY);
+        TestApp {
+            _dir: dir,
+            router: app(state),
+            store,
+        }
+    }
+
+    pub async fn post_raw(
+        &self,
+        host: &str,
+        token: Option<&str>,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> (StatusCode, Value) {
+        let mut req = Request::post(format!("/v1/hosts/{host}/batches"))
+            .header(header::CONTENT_TYPE, content_type);
+        if let Some(token) = token {
+            req = req.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        self.send(req.body(Body::from(body)).unwrap()).await
+    }
+
+    /// POSTs `batch` zstd-encoded with the shared agent token.
+    pub async fn post(&self, host: &str, batch: &Batch) -> (StatusCode, Value) {
+        let body = batch.encode_binary(3).unwrap();
+        self.post_raw(host, Some(AGENT), CONTENT_TYPE_BINARY, body).await
+    }
+
+    /// GETs `uri` with `token`.
+    pub async fn get_as(&self, uri: &str, token: Option<&str>) -> (StatusCode, Value) {
+        let mut req = Request::get(uri);
+        if let Some(token) = token {
+            req = req.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        self.send(req.body(Body::empty()).unwrap()).await
+    }
+
+    /// GETs `uri` with the admin token.
+    pub async fn get(&self, uri: &str) -> (StatusCode, Value) {
+        self.get_as(uri, Some(ADMIN)).await
+    }
+
+    async fn send(&self, req: Request<Body>) -> (StatusCode, Value) {
+        let response = self.router.clone().oneshot(req).await.unwrap();
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        let value = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+        (status, value)
+    }
+
+    /// The stored host summary of `host`.
+    pub async fn host(&self, host: &str) -> Value {
+        let (status, body) = self.get(&format!("/v1/hosts/{host}")).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body
+    }
+
+    /// Records stored for `host` (0 for a host never stored).
+    pub async fn records(&self, host: &str) -> u64 {
+        let (status, body) = self.get(&format!("/v1/hosts/{host}")).await;
+        if status == StatusCode::NOT_FOUND {
+            return 0;
+        }
+        body["records"].as_u64().unwrap()
+    }
+
+    /// Alerts of `kind`.
+    pub async fn alerts(&self, kind: &str) -> Vec<Value> {
+        let (status, body) = self.get(&format!("/v1/alerts?kind={kind}")).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body["alerts"].as_array().unwrap().clone()
+    }
+}
+
+/// `frame` with one payload byte flipped (its stored hash no longer matches).
+pub fn tampered(frame: &Frame) -> Frame {
+    let mut bytes = frame.bytes.clone();
+    bytes[44 + 5] ^= 0x40;
+    Frame {
+        seq: frame.seq,
+        bytes,
+    }
+}
+
+/// A checkpoint frame re-framed with a corrupted signature (its hash and link stay valid).
+pub fn with_bad_signature(frame: &Frame) -> Frame {
+    let rec = read_frame(&frame.bytes).unwrap();
+    let Ok(Payload::Checkpoint(mut cp)) = decode_payload(rec.payload) else {
+        panic!("seq {} is not a checkpoint", frame.seq);
+    };
+    cp.signature[0] ^= 1;
+    let payload = auditloop_journal::record::encode_payload(&Payload::Checkpoint(cp)).unwrap();
+    let mut bytes = Vec::new();
+    auditloop_journal::record::frame(&mut bytes, rec.seq, &rec.prev_hash, &payload);
+    Frame {
+        seq: frame.seq,
+        bytes,
+    }
+}

@@ -1,0 +1,191 @@
+//! A real `auditloop-collector` for shipping tests: loopback only, a private database and tokens, and
+//! admin-API helpers.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// Path of the `auditloop-collector` binary, beside `auditloop`.
+pub fn collector_bin() -> PathBuf {
+    if let Some(path) = std::env::var_os("AUDITLOOP_COLLECTOR_BIN") {
+        return PathBuf::from(path);
+    }
+    let bin = crate::agent_bin().with_file_name("auditloop-collector");
+    assert!(
+        bin.exists(),
+        "{} is missing: build it first (`cargo xtask test` does)",
+        bin.display()
+    );
+    bin
+}
+
+/// A free loopback port (bound and released; good enough for tests on one machine).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// A running collector.
+pub struct Collector {
+    /// Its directory: tokens and database.
+    pub dir: PathBuf,
+    /// `127.0.0.1:<port>`.
+    pub addr: String,
+    child: Option<Child>,
+    admin_token: String,
+    http: reqwest::blocking::Client,
+}
+
+impl Collector {
+    /// Starts a collector in `dir` (tokens are created on first use and kept, so a restart in the same
+    /// directory keeps its database and tokens) listening on `127.0.0.1:port` (0 = any).
+    pub fn start(dir: &Path, port: u16) -> Collector {
+        std::fs::create_dir_all(dir).expect("collector dir");
+        for (name, token) in [
+            ("agent.token", "agent-secret-token"),
+            ("admin.token", "admin-secret-token"),
+        ] {
+            let path = dir.join(name);
+            if !path.exists() {
+                std::fs::write(&path, format!("{token}\n")).expect("token file");
+            }
+        }
+        let mut child = Command::new(collector_bin())
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--db")
+            .arg(dir.join("collector.db"))
+            .arg("--agent-token-file")
+            .arg(dir.join("agent.token"))
+            .arg("--admin-token-file")
+            .arg(dir.join("admin.token"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawning the collector");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let first = lines
+            .next()
+            .and_then(Result::ok)
+            .expect("the collector prints `listening on ADDR`");
+        let addr = first
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line: {first}"))
+            .trim()
+            .to_owned();
+        std::thread::spawn(move || for _ in lines {});
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        Collector {
+            dir: dir.to_owned(),
+            addr,
+            child: Some(child),
+            admin_token: "admin-secret-token".into(),
+            http: reqwest::blocking::Client::builder()
+                .timeout(Duration::from_secs(60))
+                .build()
+                .expect("http client"),
+        }
+    }
+
+    /// `http://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The agent token file.
+    pub fn agent_token_file(&self) -> PathBuf {
+        self.dir.join("agent.token")
+    }
+
+    /// The listening port.
+    pub fn port(&self) -> u16 {
+        self.addr
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("port in the address")
+    }
+
+    /// GET an admin API path (`/v1/...`) as JSON.
+    pub fn get(&self, path: &str) -> Value {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.url()))
+            .bearer_auth(&self.admin_token)
+            .send()
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"));
+        let status = response.status();
+        let body = response.text().expect("body");
+        assert!(status.is_success(), "GET {path}: {status}: {body}");
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {path}: {e}: {body}"))
+    }
+
+    /// POSTs a batch body for `host` with `token`; returns the status and JSON body.
+    pub fn post_batch(
+        &self,
+        host: &str,
+        token: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> (u16, Value) {
+        let response = self
+            .http
+            .post(format!("{}/v1/hosts/{host}/batches", self.url()))
+            .bearer_auth(token)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .expect("POST batch");
+        let status = response.status().as_u16();
+        let text = response.text().unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// The `/v1/hosts` entry of `host`, if the collector knows it.
+    pub fn host(&self, host: &str) -> Option<Value> {
+        let hosts = self.get("/v1/hosts");
+        hosts["hosts"]
+            .as_array()
+            .or_else(|| hosts.as_array())
+            .and_then(|list| list.iter().find(|h| h["host"] == host).cloned())
+    }
+
+    /// Waits until `host`'s entry satisfies `done`; fails after `timeout`.
+    pub fn wait_host(&self, host: &str, timeout: Duration, done: impl Fn(&Value) -> bool) -> Value {
+        let start = Instant::now();
+        loop {
+            let entry = self.host(host);
+            if let Some(e) = &entry
+                && done(e)
+            {
+                return e.clone();
+            }
+            assert!(
+                start.elapsed() < timeout,
+                "collector host {host} did not reach the expected state in {timeout:?}: {entry:?}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Stops the collector with SIGKILL (an outage) and waits for it.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Collector {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
