@@ -167,8 +167,12 @@ pub struct DrillArgs {
     #[arg(long, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
     /// Seconds to wait for each rule's alert and actions.
-    #[arg(long, value_name = "SECS", default_value_t = 5,
-          value_parser = clap::value_parser!(u64).range(1..=600))]
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value_t = 5,
+        value_parser = clap::value_parser!(u64).range(1..=600)
+    )]
     pub timeout: u64,
     /// Print the report as JSON.
     #[arg(long)]

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use agent_common::model::WallTime;
+use agent_common::model::{Event, EventBody, WallTime};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -83,6 +83,46 @@ pub fn log(host: &str, alert: &NewAlert) {
     );
 }
 
+/// The `unexpected_restart` a segment start of `generation` raises, given the host's previous generation
+/// and whether that generation's last event was `agent_stop`: when the previous generation did not stop
+/// cleanly, or generations were skipped. A segment start of the same generation (a rotation) raises nothing.
+pub fn unexpected_restart(
+    previous: Option<u64>,
+    clean_stop: bool,
+    generation: u64,
+    seq: u64,
+) -> Option<NewAlert> {
+    let previous = previous?;
+    if generation == previous {
+        return None;
+    }
+    let why = if Some(generation) != previous.checked_add(1) {
+        format!("generation {generation} follows generation {previous}")
+    } else if !clean_stop {
+        format!("generation {previous} ended without agent_stop")
+    } else {
+        return None;
+    };
+    Some(NewAlert {
+        kind: AlertKind::UnexpectedRestart,
+        seq: Some(seq),
+        detail: json!({ "previous_generation": previous, "generation": generation, "why": why }),
+    })
+}
+
+/// The `spool_overflow` of a `loss` event of that stage (ingest raises it only for the first of a run of
+/// them: the agent repeats the event every second while its spool is full).
+pub fn spool_overflow(event: &Event, seq: u64) -> Option<NewAlert> {
+    let EventBody::Loss(loss) = &event.event else {
+        return None;
+    };
+    (loss.stage == "spool_overflow").then(|| NewAlert {
+        kind: AlertKind::SpoolOverflow,
+        seq: Some(seq),
+        detail: json!({ "record": loss.record, "count": loss.count, "total": loss.total }),
+    })
+}
+
 /// Raises `silence` for every host whose last contact is more than `silence` before `now_ns` and that has
 /// no open silence alert; returns those hosts. A host's silence alert is closed when it ships again.
 pub fn check_silence(
@@ -155,6 +195,18 @@ mod tests {
             assert_eq!(serde_json::to_value(kind).unwrap(), kind.as_str());
         }
         assert_eq!(AlertKind::parse("nope"), None);
+    }
+
+    #[test]
+    fn restarts_follow_generations_and_clean_stops() {
+        assert_eq!(unexpected_restart(None, false, 1, 1), None);
+        assert_eq!(unexpected_restart(Some(2), false, 2, 9), None);
+        assert_eq!(unexpected_restart(Some(2), true, 3, 9), None);
+        let crash = unexpected_restart(Some(2), false, 3, 9).unwrap();
+        assert_eq!(crash.detail["why"], "generation 2 ended without agent_stop");
+        let jump = unexpected_restart(Some(2), true, 5, 9).unwrap();
+        assert_eq!(jump.detail["why"], "generation 5 follows generation 2");
+        assert!(unexpected_restart(Some(u64::MAX), true, 0, 9).is_some());
     }
 
     #[test]

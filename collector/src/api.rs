@@ -89,7 +89,11 @@ impl FromRequestParts<AppState> for HostAccess {
         let Path(host) = Path::<String>::from_request_parts(parts, state)
             .await
             .map_err(|e| AppError::BadRequest(e.body_text()))?;
-        match state.inner.tokens.host_access(&host, bearer(&parts.headers)) {
+        match state
+            .inner
+            .tokens
+            .host_access(&host, bearer(&parts.headers))
+        {
             Access::Granted => {}
             Access::Unauthorized => {
                 return Err(AppError::Unauthorized(
@@ -124,9 +128,7 @@ impl FromRequestParts<AppState> for AdminAccess {
             Access::Unauthorized => Err(AppError::Unauthorized(
                 "missing or unknown bearer token".into(),
             )),
-            Access::Forbidden => Err(AppError::Forbidden(
-                "queries need the admin token".into(),
-            )),
+            Access::Forbidden => Err(AppError::Forbidden("queries need the admin token".into())),
         }
     }
 }
@@ -138,10 +140,9 @@ async fn post_batch(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Receipt>, AppError> {
     let body = body.map_err(|e| match e.status() {
-        StatusCode::PAYLOAD_TOO_LARGE => AppError::TooLarge(format!(
-            "body exceeds {} bytes",
-            state.inner.max_body_bytes
-        )),
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            AppError::TooLarge(format!("body exceeds {} bytes", state.inner.max_body_bytes))
+        }
         status => AppError::Status(status, e.body_text()),
     })?;
     let content_type = headers
@@ -152,8 +153,8 @@ async fn post_batch(
     let lock = state.inner.locks.of(&access.host);
     let store = Arc::clone(&state.inner.store);
     let receipt = tokio::task::spawn_blocking(move || -> Result<Receipt, AppError> {
-        let batch = Batch::decode(&content_type, &body)
-            .map_err(|e| AppError::BadRequest(e.to_string()))?;
+        let batch =
+            Batch::decode(&content_type, &body).map_err(|e| AppError::BadRequest(e.to_string()))?;
         let _one_at_a_time = lock.lock().unwrap_or_else(PoisonError::into_inner);
         Ok(intake::receive(
             store.as_ref(),

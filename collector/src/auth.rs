@@ -160,7 +160,10 @@ mod tests {
         Tokens::new(
             "agent-t",
             "admin-t",
-            [("web".to_owned(), "web-t".to_owned()), ("db".to_owned(), "db-t".to_owned())],
+            [
+                ("web".to_owned(), "web-t".to_owned()),
+                ("db".to_owned(), "db-t".to_owned()),
+            ],
         )
         .unwrap()
     }

@@ -23,12 +23,12 @@ use crate::auth::{TokenError, Tokens};
 #[non_exhaustive]
 pub enum ConfigError {
     /// A file could not be read.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {error}", path.display())]
     Read {
         /// The file.
         path: PathBuf,
         /// Why.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// A token file holds no token.
     #[error("{}: token file is empty", path.display())]
@@ -70,9 +70,9 @@ pub struct HostToken {
 
 /// Reads a token file: its content without surrounding whitespace, which must not be empty.
 pub fn read_token_file(path: &Path) -> Result<String, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+    let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
         path: path.to_owned(),
-        source,
+        error,
     })?;
     let token = text.trim();
     if token.is_empty() {
@@ -85,9 +85,9 @@ pub fn read_token_file(path: &Path) -> Result<String, ConfigError> {
 
 /// Reads the configuration file and the per-host tokens it names.
 pub fn read_host_tokens(path: &Path) -> Result<Vec<(String, String)>, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+    let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
         path: path.to_owned(),
-        source,
+        error,
     })?;
     let invalid = |why: String| ConfigError::Invalid {
         path: path.to_owned(),
@@ -161,10 +161,19 @@ mod tests {
             Some(&config),
         )
         .unwrap();
-        assert_eq!(tokens.host_access("web", Some("web-token")), Access::Granted);
+        assert_eq!(
+            tokens.host_access("web", Some("web-token")),
+            Access::Granted
+        );
         assert_eq!(tokens.host_access("db", Some("db-token")), Access::Granted);
-        assert_eq!(tokens.host_access("db", Some("web-token")), Access::Forbidden);
-        assert_eq!(tokens.host_access("x", Some("agent-token")), Access::Granted);
+        assert_eq!(
+            tokens.host_access("db", Some("web-token")),
+            Access::Forbidden
+        );
+        assert_eq!(
+            tokens.host_access("x", Some("agent-token")),
+            Access::Granted
+        );
     }
 
     #[test]
@@ -183,6 +192,9 @@ mod tests {
         assert!(err.contains("exactly one"), "{err}");
         std::fs::write(&config, "hots: {}\n").unwrap();
         let err = read_host_tokens(&config).unwrap_err().to_string();
-        assert!(err.starts_with(&config.display().to_string()) && err.contains("hots"), "{err}");
+        assert!(
+            err.starts_with(&config.display().to_string()) && err.contains("hots"),
+            "{err}"
+        );
     }
 }

@@ -178,7 +178,9 @@ mod tests {
             detail: "x".into(),
         }
         .into();
-        assert!(matches!(fork, AppError::Unprocessable { ref damage, seq: 3, .. } if damage == "chain_fork"));
+        assert!(
+            matches!(fork, AppError::Unprocessable { ref damage, seq: 3, .. } if damage == "chain_fork")
+        );
         let bad: AppError = Reject::Malformed("m".into()).into();
         assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
     }

@@ -21,7 +21,8 @@ pub fn hashes_ok(records: &[RawRecord<'_>]) -> Vec<bool> {
         let handles: Vec<_> = records
             .chunks(chunk)
             .map(|part| {
-                let handle = s.spawn(move || part.iter().map(RawRecord::hash_ok).collect::<Vec<_>>());
+                let handle =
+                    s.spawn(move || part.iter().map(RawRecord::hash_ok).collect::<Vec<_>>());
                 (part.len(), handle)
             })
             .collect();

@@ -15,7 +15,7 @@ use auditloop_journal::record::{FrameError, Hash, Payload, RawRecord, decode_pay
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::alerts::{AlertKind, NewAlert};
+use crate::alerts::{self, AlertKind, NewAlert};
 use crate::columns::Columns;
 
 /// Largest sequence number accepted (stores keep sequence numbers as signed 64-bit integers).
@@ -150,7 +150,9 @@ impl Reject {
                 *expected_seq,
                 json!({ "expected_seq": expected_seq, "error": detail }),
             ),
-            Reject::Fork { seq, detail } => (AlertKind::ChainFork, *seq, json!({ "error": detail })),
+            Reject::Fork { seq, detail } => {
+                (AlertKind::ChainFork, *seq, json!({ "error": detail }))
+            }
             Reject::Damaged {
                 seq,
                 damage,
@@ -216,7 +218,13 @@ pub fn check<'b>(
         })?;
         let record = match accepted {
             Accepted::SegmentStart(start) => {
-                if let Some(alert) = restart_alert(&next, start.generation, rec.seq) {
+                let restart = alerts::unexpected_restart(
+                    next.generation,
+                    next.clean_stop,
+                    start.generation,
+                    rec.seq,
+                );
+                if let Some(alert) = restart {
                     verified.alerts.push(alert);
                 }
                 if next.generation != Some(start.generation) {
@@ -248,7 +256,7 @@ pub fn check<'b>(
             Accepted::Event(payload) => {
                 let event = decode_event(payload, rec.seq)?;
                 next.clean_stop = matches!(event.event, EventBody::AgentStop(_));
-                let overflow = overflow_alert(&event, rec.seq);
+                let overflow = alerts::spool_overflow(&event, rec.seq);
                 let overflowing = overflow.is_some();
                 if let Some(alert) = overflow.filter(|_| !next.spool_overflowing) {
                     verified.alerts.push(alert);
@@ -384,40 +392,6 @@ fn decode_event(payload: &[u8], seq: u64) -> Result<Event, Reject> {
         Ok(_) => Err(bad("event tag on a non-event payload".into())),
         Err(why) => Err(bad(format!("event does not decode: {why}"))),
     }
-}
-
-/// An `unexpected_restart` when a segment start begins a generation that does not follow a clean stop of
-/// the previous one, or skips generations.
-fn restart_alert(host: &HostState, generation: u64, seq: u64) -> Option<NewAlert> {
-    let previous = host.generation?;
-    if generation == previous {
-        return None;
-    }
-    let why = if Some(generation) != previous.checked_add(1) {
-        format!("generation {generation} follows generation {previous}")
-    } else if !host.clean_stop {
-        format!("generation {previous} ended without agent_stop")
-    } else {
-        return None;
-    };
-    Some(NewAlert {
-        kind: AlertKind::UnexpectedRestart,
-        seq: Some(seq),
-        detail: json!({ "previous_generation": previous, "generation": generation, "why": why }),
-    })
-}
-
-/// A `spool_overflow` for a loss event of that stage (the caller raises it only for the first of a run of
-/// them: the agent repeats the event every second while its spool is full).
-fn overflow_alert(event: &Event, seq: u64) -> Option<NewAlert> {
-    let EventBody::Loss(loss) = &event.event else {
-        return None;
-    };
-    (loss.stage == "spool_overflow").then(|| NewAlert {
-        kind: AlertKind::SpoolOverflow,
-        seq: Some(seq),
-        detail: json!({ "record": loss.record, "count": loss.count, "total": loss.total }),
-    })
 }
 
 #[cfg(test)]

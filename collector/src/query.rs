@@ -106,7 +106,10 @@ pub async fn alerts(
     let kind = match given(p.kind) {
         Some(k) => Some(AlertKind::parse(&k).ok_or_else(|| {
             let known: Vec<_> = AlertKind::ALL.iter().map(|k| k.as_str()).collect();
-            AppError::BadRequest(format!("unknown alert kind {k:?} (one of {})", known.join(", ")))
+            AppError::BadRequest(format!(
+                "unknown alert kind {k:?} (one of {})",
+                known.join(", ")
+            ))
         })?),
         None => None,
     };

@@ -17,10 +17,10 @@ use crate::store::StoreError;
 pub enum ServeError {
     /// The HTTP server failed.
     #[error("http server: {0}")]
-    Http(#[from] std::io::Error),
+    Http(std::io::Error),
     /// The silence watcher failed.
     #[error("silence watcher: {0}")]
-    Silence(#[from] StoreError),
+    Silence(StoreError),
     /// A task panicked or was cancelled.
     #[error("task: {0}")]
     Task(String),
@@ -49,9 +49,12 @@ pub async fn serve(
     // The receiver may be gone already if the watcher failed; its error is reported below.
     let _ = stop.send(true);
     if let Some(watcher) = watcher {
-        watcher.await.map_err(|e| ServeError::Task(e.to_string()))??;
+        watcher
+            .await
+            .map_err(|e| ServeError::Task(e.to_string()))?
+            .map_err(ServeError::Silence)?;
     }
-    served?;
+    served.map_err(ServeError::Http)?;
     tracing::info!("stopped");
     Ok(())
 }

@@ -3,9 +3,7 @@
 
 use std::sync::Arc;
 
-use agent_common::model::{
-    AgentStop, Event, EventBody, Exec, File, Loss, Process, WallTime,
-};
+use agent_common::model::{AgentStop, Event, EventBody, Exec, File, Loss, Process, WallTime};
 use auditloop_journal::batch::{Batch, BatchAnchor, CONTENT_TYPE_BINARY};
 use auditloop_journal::files::list_segments;
 use auditloop_journal::record::{Payload, SEGMENT_HEADER_LEN, decode_payload, read_frame};
@@ -116,7 +114,10 @@ impl TestJournal {
 
     /// Appends `n` exec events; returns the last sequence number.
     pub fn execs(&mut self, n: u32) -> u64 {
-        (0..n).map(|i| self.exec(100 + i, "/bin/true")).last().unwrap_or(0)
+        (0..n)
+            .map(|i| self.exec(100 + i, "/bin/true"))
+            .last()
+            .unwrap_or(0)
     }
 
     pub fn checkpoint(&mut self) -> u64 {
@@ -240,7 +241,8 @@ impl TestApp {
     /// POSTs `batch` zstd-encoded with the shared agent token.
     pub async fn post(&self, host: &str, batch: &Batch) -> (StatusCode, Value) {
         let body = batch.encode_binary(3).unwrap();
-        self.post_raw(host, Some(AGENT), CONTENT_TYPE_BINARY, body).await
+        self.post_raw(host, Some(AGENT), CONTENT_TYPE_BINARY, body)
+            .await
     }
 
     /// GETs `uri` with `token`.

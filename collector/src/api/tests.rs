@@ -18,10 +18,16 @@ async fn a_batch_is_stored_once_and_replays_are_idempotent() {
     let batch = j.batch(1, last);
     let (status, body) = app.post("web", &batch).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(body, json!({ "stored": last, "duplicates": 0, "next_seq": last + 1 }));
+    assert_eq!(
+        body,
+        json!({ "stored": last, "duplicates": 0, "next_seq": last + 1 })
+    );
     let (status, body) = app.post("web", &batch).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(body, json!({ "stored": 0, "duplicates": last, "next_seq": last + 1 }));
+    assert_eq!(
+        body,
+        json!({ "stored": 0, "duplicates": last, "next_seq": last + 1 })
+    );
     let host = app.host("web").await;
     assert_eq!(host["records"], last);
     assert_eq!(host["events"], 20);
@@ -29,9 +35,17 @@ async fn a_batch_is_stored_once_and_replays_are_idempotent() {
     assert_eq!(host["status"], "verified");
     assert_eq!(host["last_checkpoint_seq"], last);
     assert!(host["last_checkpoint_ns"].as_u64().is_some());
-    assert_eq!(host["genesis_key"], hex::encode(j.journal().genesis_public_key()));
+    assert_eq!(
+        host["genesis_key"],
+        hex::encode(j.journal().genesis_public_key())
+    );
     assert_eq!(host["generation"], 1);
-    assert!(app.get("/v1/alerts").await.1["alerts"].as_array().unwrap().is_empty());
+    assert!(
+        app.get("/v1/alerts").await.1["alerts"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[tokio::test]
@@ -41,9 +55,14 @@ async fn overlapping_batches_store_the_new_part_and_json_batches_work() {
     j.execs(30);
     assert_eq!(app.post("h1", &j.batch(1, 10)).await.0, StatusCode::OK);
     let body = j.batch(6, 31).encode_json().unwrap();
-    let (status, body) = app.post_raw("h1", Some(AGENT), CONTENT_TYPE_JSON, body).await;
+    let (status, body) = app
+        .post_raw("h1", Some(AGENT), CONTENT_TYPE_JSON, body)
+        .await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(body, json!({ "stored": 21, "duplicates": 5, "next_seq": 32 }));
+    assert_eq!(
+        body,
+        json!({ "stored": 21, "duplicates": 5, "next_seq": 32 })
+    );
     assert_eq!(app.records("h1").await, 31);
 }
 
@@ -60,11 +79,18 @@ async fn a_tampered_batch_is_refused_whole() {
     assert_eq!(body["damage"], "hash_mismatch");
     assert_eq!(body["seq"], 9);
     assert!(body["error"].as_str().unwrap().contains("seq 9"), "{body}");
-    assert_eq!(app.records("h1").await, 5, "records 6..8 before the damage are not stored either");
+    assert_eq!(
+        app.records("h1").await,
+        5,
+        "records 6..8 before the damage are not stored either"
+    );
     assert_eq!(app.host("h1").await["status"], "tampered");
     let alerts = app.alerts("tamper").await;
     assert_eq!(alerts.len(), 1);
-    assert_eq!((alerts[0]["host"].clone(), alerts[0]["seq"].clone()), (json!("h1"), json!(9)));
+    assert_eq!(
+        (alerts[0]["host"].clone(), alerts[0]["seq"].clone()),
+        (json!("h1"), json!(9))
+    );
     // The intact batch is still accepted afterwards.
     let (status, body) = app.post("h1", &j.batch(6, 11)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -139,11 +165,26 @@ async fn tokens_are_checked_per_host_and_role() {
     assert_eq!(post("db", Some(WEB)).await.0, StatusCode::FORBIDDEN);
     assert_eq!(post("web", Some(WEB)).await.0, StatusCode::OK);
     assert_eq!(post("web", Some(AGENT)).await.0, StatusCode::OK);
-    assert_eq!(post("bad%2Fname", Some(AGENT)).await.0, StatusCode::BAD_REQUEST);
-    assert_eq!(app.get_as("/v1/hosts", None).await.0, StatusCode::UNAUTHORIZED);
-    assert_eq!(app.get_as("/v1/hosts", Some("x")).await.0, StatusCode::UNAUTHORIZED);
-    assert_eq!(app.get_as("/v1/events", Some(AGENT)).await.0, StatusCode::FORBIDDEN);
-    assert_eq!(app.get_as("/v1/alerts", Some(WEB)).await.0, StatusCode::FORBIDDEN);
+    assert_eq!(
+        post("bad%2Fname", Some(AGENT)).await.0,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        app.get_as("/v1/hosts", None).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        app.get_as("/v1/hosts", Some("x")).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        app.get_as("/v1/events", Some(AGENT)).await.0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        app.get_as("/v1/alerts", Some(WEB)).await.0,
+        StatusCode::FORBIDDEN
+    );
     assert_eq!(app.get_as("/v1/hosts", Some(ADMIN)).await.0, StatusCode::OK);
     assert_eq!(
         app.get_as("/healthz", None).await,
@@ -155,10 +196,18 @@ async fn tokens_are_checked_per_host_and_role() {
 async fn oversized_bodies_are_413() {
     let app = TestApp::new();
     let (status, body) = app
-        .post_raw("h1", Some(AGENT), CONTENT_TYPE_BINARY, vec![0; MAX_BODY + 1])
+        .post_raw(
+            "h1",
+            Some(AGENT),
+            CONTENT_TYPE_BINARY,
+            vec![0; MAX_BODY + 1],
+        )
         .await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
-    assert!(body["error"].as_str().unwrap().contains("exceeds"), "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("exceeds"),
+        "{body}"
+    );
 }
 
 #[tokio::test]
@@ -175,7 +224,9 @@ async fn malformed_bodies_are_400_with_the_reason() {
         ),
     ];
     for (content_type, body, reason) in cases {
-        let (status, answer) = app.post_raw("h1", Some(AGENT), content_type, body.to_vec()).await;
+        let (status, answer) = app
+            .post_raw("h1", Some(AGENT), content_type, body.to_vec())
+            .await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{content_type}: {answer}");
         let error = answer["error"].as_str().unwrap();
         assert!(error.contains(reason), "{error}");
@@ -186,7 +237,10 @@ async fn malformed_bodies_are_400_with_the_reason() {
     batch.last_seq = 9;
     let (status, answer) = app.post("h1", &batch).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
-    assert!(answer["error"].as_str().unwrap().contains("header says"), "{answer}");
+    assert!(
+        answer["error"].as_str().unwrap().contains("header says"),
+        "{answer}"
+    );
 }
 
 #[tokio::test]
@@ -196,7 +250,13 @@ async fn an_anchored_first_batch_is_trusted_on_first_use() {
     j.execs(3);
     j.stop_and_restart();
     // The new generation's segment start (payload tag 0): where a journal retained from there begins.
-    let start = j.frames().iter().rev().find(|f| f.bytes[44] == 0).unwrap().seq;
+    let start = j
+        .frames()
+        .iter()
+        .rev()
+        .find(|f| f.bytes[44] == 0)
+        .unwrap()
+        .seq;
     assert!(start > 1);
     j.execs(4);
     j.checkpoint();
@@ -223,12 +283,18 @@ async fn restarts_and_spool_overflows_raise_alerts() {
     j.execs(2);
     j.stop_and_restart();
     j.execs(1);
-    assert_eq!(app.post("h1", &j.batch(1, j.last_seq())).await.0, StatusCode::OK);
+    assert_eq!(
+        app.post("h1", &j.batch(1, j.last_seq())).await.0,
+        StatusCode::OK
+    );
     assert!(app.alerts("unexpected_restart").await.is_empty());
     let from = j.last_seq() + 1;
     j.crash_and_restart();
     j.loss("spool_overflow");
-    assert_eq!(app.post("h1", &j.batch(from, j.last_seq())).await.0, StatusCode::OK);
+    assert_eq!(
+        app.post("h1", &j.batch(from, j.last_seq())).await.0,
+        StatusCode::OK
+    );
     let restarts = app.alerts("unexpected_restart").await;
     assert_eq!(restarts.len(), 1);
     assert_eq!(restarts[0]["detail"]["generation"], 3);
@@ -251,16 +317,30 @@ async fn silent_hosts_are_reported_once_until_they_ship_again() {
     let store = app.store.clone();
     let silence = Duration::from_secs(300);
     let now = agent_common::model::WallTime::now().0;
-    assert!(check_silence(store.as_ref(), now, silence).unwrap().is_empty());
+    assert!(
+        check_silence(store.as_ref(), now, silence)
+            .unwrap()
+            .is_empty()
+    );
     let later = now + 301_000_000_000;
-    assert_eq!(check_silence(store.as_ref(), later, silence).unwrap(), ["h1"]);
-    assert!(check_silence(store.as_ref(), later + 1, silence).unwrap().is_empty());
+    assert_eq!(
+        check_silence(store.as_ref(), later, silence).unwrap(),
+        ["h1"]
+    );
+    assert!(
+        check_silence(store.as_ref(), later + 1, silence)
+            .unwrap()
+            .is_empty()
+    );
     assert_eq!(app.alerts("silence").await.len(), 1);
     assert_eq!(app.host("h1").await["silent"], true);
     j.execs(1);
     assert_eq!(app.post("h1", &j.batch(4, 4)).await.0, StatusCode::OK);
     assert_eq!(app.host("h1").await["silent"], false);
-    assert_eq!(check_silence(store.as_ref(), later + 2, silence).unwrap(), ["h1"]);
+    assert_eq!(
+        check_silence(store.as_ref(), later + 2, silence).unwrap(),
+        ["h1"]
+    );
     assert_eq!(app.alerts("silence").await.len(), 2);
 }
 
@@ -278,7 +358,10 @@ async fn concurrent_batches_of_one_host_are_serialized() {
     for (status, body) in [&a, &b, &c] {
         assert_eq!(*status, StatusCode::OK, "{body}");
     }
-    let stored: u64 = [a, b, c].iter().map(|r| r.1["stored"].as_u64().unwrap()).sum();
+    let stored: u64 = [a, b, c]
+        .iter()
+        .map(|r| r.1["stored"].as_u64().unwrap())
+        .sum();
     assert_eq!(stored, 51);
     assert_eq!(app.records("h1").await, 51);
 }

@@ -25,7 +25,11 @@ impl Host {
     fn store(&mut self, batch: &Batch) -> (u64, u64) {
         let v = self.check(batch).unwrap();
         for r in &v.records {
-            assert!(self.hashes.insert(r.seq, r.hash).is_none(), "seq {} twice", r.seq);
+            assert!(
+                self.hashes.insert(r.seq, r.hash).is_none(),
+                "seq {} twice",
+                r.seq
+            );
         }
         self.state = v.state.clone();
         (v.records.len() as u64, v.duplicates)
@@ -72,10 +76,28 @@ fn gaps_and_unknown_hosts_name_the_expected_seq() {
     j.execs(10);
     let mut host = Host::default();
     let err = host.check(&j.batch(3, 5)).unwrap_err();
-    assert!(matches!(err, Reject::Gap { expected_seq: 1, .. }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            Reject::Gap {
+                expected_seq: 1,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
     host.store(&j.batch(1, 4));
     let err = host.check(&j.batch(7, 9)).unwrap_err();
-    assert!(matches!(err, Reject::Gap { expected_seq: 5, .. }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            Reject::Gap {
+                expected_seq: 5,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
     assert_eq!(err.alert().unwrap().kind, AlertKind::Gap);
 }
 
@@ -90,13 +112,25 @@ fn an_anchor_is_trusted_on_first_use() {
     let last = j.last_seq();
     let frames = j.frames();
     // Start at the second segment's start (what retention leaves).
-    let from = frames.iter().filter(|f| f.seq > 1).find(|f| f.bytes[44] == 0).unwrap().seq;
+    let from = frames
+        .iter()
+        .filter(|f| f.seq > 1)
+        .find(|f| f.bytes[44] == 0)
+        .unwrap()
+        .seq;
     let batch = j.anchored_batch(from, last);
     let mut host = Host::default();
     let v = host.check(&batch).unwrap();
-    assert_eq!(v.state.anchor_key, batch.anchor.as_ref().map(|a| a.public_key));
+    assert_eq!(
+        v.state.anchor_key,
+        batch.anchor.as_ref().map(|a| a.public_key)
+    );
     assert_eq!(v.state.first_seq, from);
-    assert_eq!(v.checkpoints.len(), 1, "the checkpoint verified under the anchor key");
+    assert_eq!(
+        v.checkpoints.len(),
+        1,
+        "the checkpoint verified under the anchor key"
+    );
     host.store(&batch);
     // Later batches carrying the anchor again are checked against the stored chain, not the anchor.
     j.execs(2);
@@ -106,7 +140,16 @@ fn an_anchor_is_trusted_on_first_use() {
     let mut bad = j.anchored_batch(from, last);
     bad.anchor.as_mut().unwrap().public_key[0] ^= 1;
     let err = Host::default().check(&bad).unwrap_err();
-    assert!(matches!(err, Reject::Damaged { damage: Damage::BadSignature, .. }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            Reject::Damaged {
+                damage: Damage::BadSignature,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
 }
 
 #[test]
@@ -130,7 +173,17 @@ fn a_changed_byte_is_damage_and_nothing_is_returned() {
     let mut host = Host::default();
     host.store(&j.batch(1, 7));
     let err = host.check(&batch).unwrap_err();
-    assert!(matches!(err, Reject::Damaged { seq: 4, damage: Damage::HashMismatch, .. }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            Reject::Damaged {
+                seq: 4,
+                damage: Damage::HashMismatch,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
 }
 
 #[test]
@@ -154,7 +207,9 @@ fn a_bad_checkpoint_signature_is_refused() {
     let mut frames = j.frames();
     let i = frames.iter().position(|f| f.seq == cp).unwrap();
     frames[i] = with_bad_signature(&frames[i]);
-    let err = Host::default().check(&batch_of(&frames, 1, cp)).unwrap_err();
+    let err = Host::default()
+        .check(&batch_of(&frames, 1, cp))
+        .unwrap_err();
     assert!(
         matches!(err, Reject::Damaged { seq, damage: Damage::BadSignature, .. } if seq == cp),
         "{err:?}"
@@ -167,18 +222,37 @@ fn headers_must_describe_the_frames() {
     j.execs(4);
     let mut batch = j.batch(1, 5);
     batch.last_seq = 6;
-    assert!(matches!(Host::default().check(&batch), Err(Reject::Malformed(_))));
+    assert!(matches!(
+        Host::default().check(&batch),
+        Err(Reject::Malformed(_))
+    ));
     let mut batch = j.batch(2, 5);
     batch.first_seq = 1;
     batch.last_seq = 4;
-    assert!(matches!(Host::default().check(&batch), Err(Reject::Malformed(_))));
+    assert!(matches!(
+        Host::default().check(&batch),
+        Err(Reject::Malformed(_))
+    ));
     let mut batch = j.batch(1, 5);
     batch.frames.truncate(batch.frames.len() - 3);
     let err = Host::default().check(&batch).unwrap_err();
-    assert!(matches!(err, Reject::Damaged { seq: 5, damage: Damage::Torn, .. }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            Reject::Damaged {
+                seq: 5,
+                damage: Damage::Torn,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
     let mut batch = j.batch(1, 5);
     batch.last_seq = u64::MAX;
-    assert!(matches!(Host::default().check(&batch), Err(Reject::Malformed(_))));
+    assert!(matches!(
+        Host::default().check(&batch),
+        Err(Reject::Malformed(_))
+    ));
 }
 
 #[test]
@@ -232,7 +306,12 @@ fn spool_overflow_losses_raise_an_alert() {
     let batch = j.batch(1, j.last_seq());
     let mut host = Host::default();
     let v = host.check(&batch).unwrap();
-    assert_eq!(v.alerts.len(), 1, "one alert per run of overflow events: {:?}", v.alerts);
+    assert_eq!(
+        v.alerts.len(),
+        1,
+        "one alert per run of overflow events: {:?}",
+        v.alerts
+    );
     assert_eq!(v.alerts[0].kind, AlertKind::SpoolOverflow);
     assert_eq!(v.alerts[0].seq, Some(seq));
     host.store(&batch);
@@ -267,11 +346,29 @@ fn write_fuzz_seeds() {
     j.execs(2);
     j.checkpoint();
     let last = j.last_seq();
-    let start = j.frames().iter().filter(|f| f.bytes[44] == 0).nth(1).unwrap().seq;
-    let batches = [j.batch(1, last), j.batch(1, 4), j.anchored_batch(start, last)];
+    let start = j
+        .frames()
+        .iter()
+        .filter(|f| f.bytes[44] == 0)
+        .nth(1)
+        .unwrap()
+        .seq;
+    let batches = [
+        j.batch(1, last),
+        j.batch(1, 4),
+        j.anchored_batch(start, last),
+    ];
     for (i, batch) in batches.iter().enumerate() {
-        std::fs::write(dir.join(format!("seed-{i}.zst")), batch.encode_binary(1).unwrap()).unwrap();
-        std::fs::write(dir.join(format!("seed-{i}.json")), batch.encode_json().unwrap()).unwrap();
+        std::fs::write(
+            dir.join(format!("seed-{i}.zst")),
+            batch.encode_binary(1).unwrap(),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join(format!("seed-{i}.json")),
+            batch.encode_json().unwrap(),
+        )
+        .unwrap();
         std::fs::write(dir.join(format!("seed-{i}.frames")), &batch.frames).unwrap();
     }
 }

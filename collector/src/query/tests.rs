@@ -8,10 +8,16 @@ use crate::testutil::{TestApp, TestJournal};
 
 #[test]
 fn times_parse_as_ns_or_rfc3339() {
-    assert_eq!(parse_time("1700000000000000000"), Ok(1_700_000_000_000_000_000));
+    assert_eq!(
+        parse_time("1700000000000000000"),
+        Ok(1_700_000_000_000_000_000)
+    );
     let z = parse_time("2023-11-14T22:13:20Z").unwrap();
     assert_eq!(z, 1_700_000_000_000_000_000);
-    assert_eq!(parse_time("2023-11-14T22:13:20.5Z").unwrap(), z + 500_000_000);
+    assert_eq!(
+        parse_time("2023-11-14T22:13:20.5Z").unwrap(),
+        z + 500_000_000
+    );
     assert_eq!(parse_time("2023-11-15T00:13:20+02:00").unwrap(), z);
     assert_eq!(parse_time("2023-11-14T21:13:20-01:00").unwrap(), z);
     assert!(parse_time("yesterday").is_err());
@@ -38,15 +44,24 @@ async fn two_hosts() -> TestApp {
     a.checkpoint();
     let mut b = TestJournal::new("b");
     b.execs(5);
-    assert_eq!(app.post("a", &a.batch(1, a.last_seq())).await.0, StatusCode::OK);
-    assert_eq!(app.post("b", &b.batch(1, b.last_seq())).await.0, StatusCode::OK);
+    assert_eq!(
+        app.post("a", &a.batch(1, a.last_seq())).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        app.post("b", &b.batch(1, b.last_seq())).await.0,
+        StatusCode::OK
+    );
     app
 }
 
 async fn events(app: &TestApp, query: &str) -> (Vec<Value>, Value) {
     let (status, body) = app.get(&format!("/v1/events?{query}")).await;
     assert_eq!(status, StatusCode::OK, "{query}: {body}");
-    (body["events"].as_array().unwrap().clone(), body["next"].clone())
+    (
+        body["events"].as_array().unwrap().clone(),
+        body["next"].clone(),
+    )
 }
 
 fn seqs(events: &[Value]) -> Vec<u64> {
@@ -57,7 +72,11 @@ fn seqs(events: &[Value]) -> Vec<u64> {
 async fn events_filter_by_host_kind_pid_path_and_text() {
     let app = two_hosts().await;
     let (all, next) = events(&app, "").await;
-    assert_eq!(all.len(), 18, "events only, no segment starts or checkpoints");
+    assert_eq!(
+        all.len(),
+        18,
+        "events only, no segment starts or checkpoints"
+    );
     assert_eq!(next, Value::Null);
     let first = &all[0];
     assert_eq!(first["host"], "a");
@@ -74,7 +93,11 @@ async fn events_filter_by_host_kind_pid_path_and_text() {
     assert_eq!(seqs(&events(&app, "pid=7").await.0), [12, 13]);
     assert_eq!(seqs(&events(&app, "path=/etc/shadow").await.0), [13]);
     assert_eq!(seqs(&events(&app, "path=/etc/*").await.0), [12, 13]);
-    assert_eq!(events(&app, "q=prog101").await.0.len(), 2, "exe of pid 101 on both hosts");
+    assert_eq!(
+        events(&app, "q=prog101").await.0.len(),
+        2,
+        "exe of pid 101 on both hosts"
+    );
     assert_eq!(seqs(&events(&app, "q=/var/log").await.0), [14]);
     // Empty parameters count as absent.
     assert_eq!(events(&app, "host=&kind=&pid=&q=").await.0.len(), 18);
@@ -98,7 +121,10 @@ async fn events_filter_by_time() {
     assert_eq!(seqs(&hits), [12, 13]);
     let (status, body) = app.get("/v1/events?since=tomorrow").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert!(body["error"].as_str().unwrap().starts_with("since="), "{body}");
+    assert!(
+        body["error"].as_str().unwrap().starts_with("since="),
+        "{body}"
+    );
     assert_eq!(app.get("/v1/events?pid=x").await.0, StatusCode::BAD_REQUEST);
 }
 
@@ -131,8 +157,14 @@ async fn hosts_and_alerts_are_listed() {
     assert_eq!(hosts.len(), 2);
     let a = &hosts[0];
     assert_eq!(a["host"], "a");
-    assert_eq!((a["first_seq"].clone(), a["last_seq"].clone()), (json!(1), json!(15)));
-    assert_eq!((a["records"].clone(), a["events"].clone()), (json!(15), json!(13)));
+    assert_eq!(
+        (a["first_seq"].clone(), a["last_seq"].clone()),
+        (json!(1), json!(15))
+    );
+    assert_eq!(
+        (a["records"].clone(), a["events"].clone()),
+        (json!(15), json!(13))
+    );
     assert_eq!(a["next_seq"], 16);
     assert_eq!(a["status"], "verified");
     assert!(a["last_seen"].as_str().unwrap().ends_with('Z'));
@@ -157,5 +189,8 @@ async fn hosts_and_alerts_are_listed() {
     assert_eq!(body["next"], Value::Null);
     let (_, body) = app.get("/v1/alerts?since=2999-01-01T00:00:00Z").await;
     assert!(body["alerts"].as_array().unwrap().is_empty());
-    assert_eq!(app.get("/v1/alerts?kind=nope").await.0, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        app.get("/v1/alerts?kind=nope").await.0,
+        StatusCode::BAD_REQUEST
+    );
 }

@@ -170,9 +170,7 @@ impl HostSummary {
             batches: counters.batches,
             last_seen_ns: counters.last_seen_ns,
             last_seen: WallTime(counters.last_seen_ns).to_string(),
-            last_checkpoint_seq: chain
-                .map(|c| c.last_checkpoint_seq)
-                .filter(|s| *s != 0),
+            last_checkpoint_seq: chain.map(|c| c.last_checkpoint_seq).filter(|s| *s != 0),
             last_checkpoint_ns: counters.last_checkpoint_ns,
             epoch: chain.map_or(0, |c| c.epoch),
             genesis_key: chain.and_then(|c| c.genesis).map(hex::encode),
@@ -287,7 +285,8 @@ pub trait Store: Send + Sync {
     fn host_state(&self, host: &str) -> Result<Option<HostState>, StoreError>;
 
     /// Hashes of the stored records of `host` with sequence numbers in `from..=to`.
-    fn stored_hashes(&self, host: &str, from: u64, to: u64) -> Result<Vec<(u64, Hash)>, StoreError>;
+    fn stored_hashes(&self, host: &str, from: u64, to: u64)
+    -> Result<Vec<(u64, Hash)>, StoreError>;
 
     /// Stores a verified batch, its checkpoints and alerts, and the host's new state, in one transaction;
     /// marks the host seen and closes its silence alert.

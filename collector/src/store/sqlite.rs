@@ -91,7 +91,15 @@ impl From<rusqlite::Error> for StoreError {
 impl SqliteStore {
     /// Opens (creating it if needed) the database at `path`.
     pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
-        let named = |e: rusqlite::Error| StoreError::Database(format!("{}: {e}", path.display()));
+        let named = |e: rusqlite::Error| {
+            let why = e.to_string();
+            let shown = path.display().to_string();
+            StoreError::Database(if why.contains(&shown) {
+                why
+            } else {
+                format!("{shown}: {why}")
+            })
+        };
         let conn = Connection::open(path).map_err(named)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))
             .map_err(named)?;
@@ -190,7 +198,7 @@ const ROWS_PER_INSERT: usize = 64;
 
 /// `INSERT INTO records` of `rows` rows.
 fn insert_records_sql(rows: usize) -> String {
-    let row = format!("({})", vec!["?"; RECORD_COLUMNS].join(", "));
+    let row = format!("({})", ["?"; RECORD_COLUMNS].join(", "));
     format!(
         "INSERT INTO records (host_id, seq, hash, kind, time_ns, pid, path, summary, payload, stored_ns) VALUES {}",
         vec![row; rows].join(", ")
@@ -256,7 +264,8 @@ impl super::Store for SqliteStore {
 
     fn commit(&self, c: &Commit<'_>) -> Result<(), StoreError> {
         let v = c.verified;
-        let state = serde_json::to_string(&v.state).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let state =
+            serde_json::to_string(&v.state).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let status = HostStatus::of(&v.state).as_str();
         let now = int(c.now_ns);
         let checkpoint_ns = (!v.checkpoints.is_empty()).then_some(now);

@@ -7,7 +7,7 @@
 //! is unsafe, if it is: an exec outside the temp directories and fresh directories, a write to an
 //! existing path. Unsafe candidates are never performed; they only explain why a rule is not drillable.
 
-use crate::cmd::drill::plan::{Context, Op, TEMP_ROOTS};
+use crate::cmd::drill::plan::{Context, Host, Op, TEMP_ROOTS};
 use crate::cmd::drill::words::RuleWords;
 use crate::rules::fields::{EVENT_KINDS, FIELDS};
 
@@ -100,6 +100,30 @@ fn exec_refusal(path: &str, name: &str) -> Option<String> {
     })
 }
 
+/// Why a program copy cannot be placed at `path` on this host, if it cannot: the directory the drill
+/// starts creating in must exist, and an exact path must not.
+fn placement_refusal(path: &str, name: &str, host: &Host) -> Option<String> {
+    let parent_of = |p: &str| match p.rsplit_once('/') {
+        Some(("", _)) | None => "/".to_owned(),
+        Some((dir, _)) => dir.to_owned(),
+    };
+    // The topmost directory named with the nonce, if any (the drill creates it and what is below).
+    let fresh = path
+        .match_indices('/')
+        .filter_map(|(i, _)| path.get(..i))
+        .find(|dir| {
+            dir.rsplit('/')
+                .next()
+                .is_some_and(|last| last.contains(name))
+        });
+    let base = parent_of(fresh.unwrap_or(path));
+    if !(host.is_dir)(&base) {
+        return Some(format!("{base} is not an existing directory"));
+    }
+    (fresh.is_none() && (host.exists)(path))
+        .then(|| format!("{path} exists; the drill never replaces files"))
+}
+
 /// Every candidate operation from `words`, in trial order, each with the reason it is unsafe (if it is).
 pub fn candidates(words: &[String], ctx: &Context) -> Vec<(Op, Option<String>)> {
     let name = ctx.name();
@@ -146,9 +170,10 @@ pub fn candidates(words: &[String], ctx: &Context) -> Vec<(Op, Option<String>)> 
         }
         exec_paths.push(format!("/tmp/{name}/{n}"));
     }
+    let host = &ctx.host;
     let mut out: Vec<(Op, Option<String>)> = Vec::new();
     for path in exec_paths {
-        let refusal = exec_refusal(&path, &name);
+        let refusal = exec_refusal(&path, &name).or_else(|| placement_refusal(&path, &name, host));
         out.push((Op::Exec { path, fork: false }, refusal));
     }
     out.push((Op::MemfdExec { fork: false }, None));
@@ -156,7 +181,8 @@ pub fn candidates(words: &[String], ctx: &Context) -> Vec<(Op, Option<String>)> 
         .iter()
         .filter(|p| !p.ends_with('/') && !p.contains(&name))
     {
-        out.push((Op::Read { path: p.clone() }, None));
+        let refusal = (!(host.is_file)(p)).then(|| format!("{p} is not an existing regular file"));
+        out.push((Op::Read { path: p.clone() }, refusal));
     }
     let mut dirs: Vec<String> = Vec::new();
     for p in &paths {
@@ -173,11 +199,14 @@ pub fn candidates(words: &[String], ctx: &Context) -> Vec<(Op, Option<String>)> 
         }
     }
     for dir in dirs.iter().filter(|d| !d.contains(&name)) {
+        let shown = if dir.is_empty() { "/" } else { dir.as_str() };
+        let refusal =
+            (!(host.is_dir)(shown)).then(|| format!("{shown} is not an existing directory"));
         out.push((
             Op::Create {
                 path: format!("{dir}/{name}.tmp"),
             },
-            None,
+            refusal,
         ));
     }
     out.push((

@@ -216,6 +216,7 @@ fn base_context(timeout_secs: u64) -> Context {
             .unwrap_or_default(),
         argv: std::env::args().collect(),
         linger_secs: timeout_secs + 1,
+        host: plan::Host::real(),
     }
 }
 

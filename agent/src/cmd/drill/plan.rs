@@ -1,8 +1,8 @@
 //! Deriving a harmless stimulus from a rule, without touching the host: [`derive`] is a pure function.
 //!
 //! Candidates come from the rule's words ([`RuleWords`]); each is turned into the events the agent would
-//! journal for it (see the `sim` module) and kept only when the compiled rule set really fires the rule on them
-//! ([`RuleSet::fire`] with a fresh state). So macros, lists, `not`, thresholds and sequences are judged by
+//! journal for it (the `sim` module) and kept only when the compiled rule set really fires the rule on
+//! them ([`RuleSet::fire`] with a fresh state). So macros, lists, `not`, thresholds and sequences are judged by
 //! the same evaluator the agent runs. The first candidate that fires wins, trying in this order: exec of a
 //! program copy, exec from a memfd, a read-only open, creating (and unlinking) a file of the drill's own.
 //!
@@ -48,6 +48,34 @@ pub struct Context {
     pub argv: Vec<String>,
     /// Seconds a lingering program copy sleeps (the drill's timeout).
     pub linger_secs: u64,
+    /// What the derivation may ask about the host's files.
+    pub host: Host,
+}
+
+/// What [`derive`] may ask about the host's files: injected, so the derivation is a pure function of
+/// them (tests pass a fake host). The drill checks again right before it acts.
+#[derive(Clone, Copy, Debug)]
+pub struct Host {
+    /// `path` is an existing regular file (symlinks followed).
+    pub is_file: fn(&str) -> bool,
+    /// `path` is an existing directory reached without symlinks.
+    pub is_dir: fn(&str) -> bool,
+    /// Something exists at `path` (a dangling symlink counts).
+    pub exists: fn(&str) -> bool,
+}
+
+impl Host {
+    /// The real file system.
+    pub fn real() -> Host {
+        Host {
+            is_file: |p| std::fs::metadata(p).is_ok_and(|m| m.is_file()),
+            is_dir: |p| {
+                let path = std::path::Path::new(p);
+                path.is_dir() && path.canonicalize().is_ok_and(|real| real == path)
+            },
+            exists: |p| std::fs::symlink_metadata(p).is_ok(),
+        }
+    }
 }
 
 impl Context {

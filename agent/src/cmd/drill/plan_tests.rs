@@ -1,6 +1,6 @@
 //! Stimulus derivation on `rules/default.yaml` and on small rules of each supported pattern.
 
-use crate::cmd::drill::plan::{Context, Op, Stimulus, derive};
+use crate::cmd::drill::plan::{Context, Host, Op, Stimulus, derive};
 use crate::cmd::drill::words;
 use crate::rules::RuleSet;
 
@@ -14,8 +14,24 @@ fn ctx() -> Context {
         exe: "/usr/local/bin/auditloop".into(),
         argv: vec!["auditloop".into(), "drill".into()],
         linger_secs: 6,
+        host: Host {
+            is_file: |p| ["/etc/shadow", "/etc/gshadow", "/etc/passwd"].contains(&p),
+            is_dir: |p| DIRS.contains(&p),
+            exists: |p| p == "/etc/passwd" || p == "/tmp/taken" || DIRS.contains(&p),
+        },
     }
 }
+
+/// Directories of the fake host.
+const DIRS: [&str; 7] = [
+    "/",
+    "/etc",
+    "/etc/cron.d",
+    "/tmp",
+    "/var/tmp",
+    "/dev/shm",
+    "/opt/app",
+];
 
 /// Every rule of `text` with its derived stimulus or reason.
 fn derive_all(text: &str) -> Vec<(String, Result<Stimulus, String>)> {
@@ -210,4 +226,38 @@ fn other_kinds_and_disabled_rules_are_not_drillable() {
     assert_eq!(disabled.unwrap_err(), "rule is disabled");
     let deny = one(&rule("evt.kind = exec", "  actions: [deny]\n"));
     assert!(deny.unwrap_err().starts_with("deny action"));
+}
+
+#[test]
+fn host_facts_skip_candidates_that_cannot_be_performed() {
+    let existing = one(&rule(
+        "evt.kind = exec and proc.exe in (/tmp/taken, /tmp/free)",
+        "",
+    ));
+    assert_eq!(existing.unwrap().label, "exec /tmp/free");
+    let missing = one(&rule(
+        "evt.kind = file and file.op = read and file.path = /etc/missing",
+        "",
+    ));
+    assert_eq!(
+        missing.unwrap_err(),
+        "/etc/missing is not an existing regular file"
+    );
+    // A directory is never opened: the rule is drilled by creating a file in it instead.
+    let dir = one(&rule(
+        "evt.kind = file and file.path startswith /etc/cron.d",
+        "",
+    ));
+    assert_eq!(
+        dir.unwrap().label,
+        "create+unlink /etc/cron.d/auditloop-drill-n1.tmp"
+    );
+    let no_dir = one(&rule(
+        "evt.kind = exec and exec.filename startswith /srv/missing/",
+        "",
+    ));
+    assert_eq!(
+        no_dir.unwrap_err(),
+        "/srv/missing is not an existing directory"
+    );
 }

@@ -130,24 +130,23 @@ pub fn drill(
                 .iter()
                 .filter(|a| a.rule == rule.name() && a.trigger_seq == alert.trigger_seq)
                 .collect();
-            let done = expected
+            fired = Some((*time, alert.trigger_seq));
+            if expected
                 .iter()
-                .all(|e| taken.iter().any(|t| satisfies(t, *e)));
-            fired = Some((*time, alert.trigger_seq, done));
-            if done {
+                .all(|e| taken.iter().any(|t| satisfies(t, *e)))
+            {
                 break;
             }
         }
         if Instant::now() >= deadline || interrupted() || watch.agent_stopped {
             break;
         }
-        worker.ended();
         std::thread::sleep(POLL);
     }
     let (_, failure) = worker.finish();
     let left = prepared.clean_up();
     let outcome = match fired {
-        Some((time, trigger_seq, _)) => {
+        Some((time, trigger_seq)) => {
             let taken: Vec<&ActionTaken> = watch
                 .actions
                 .iter()

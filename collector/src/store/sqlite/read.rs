@@ -9,8 +9,8 @@ use super::{int, uint};
 use crate::alerts::AlertKind;
 use crate::ingest::{HostState, KIND_CHECKPOINT, KIND_SEGMENT_START};
 use crate::store::{
-    AlertQuery, EventQuery, HostCounters, HostStatus, HostSummary, PathFilter, StoreError, StoredAlert,
-    StoredRecord,
+    AlertQuery, EventQuery, HostCounters, HostStatus, HostSummary, PathFilter, StoreError,
+    StoredAlert, StoredRecord,
 };
 
 pub(super) fn host_state(conn: &Connection, host: &str) -> Result<Option<HostState>, StoreError> {
@@ -22,7 +22,8 @@ pub(super) fn host_state(conn: &Connection, host: &str) -> Result<Option<HostSta
 }
 
 fn parse_state(host: &str, json: &str) -> Result<HostState, StoreError> {
-    serde_json::from_str(json).map_err(|e| StoreError::Corrupt(format!("state of host {host}: {e}")))
+    serde_json::from_str(json)
+        .map_err(|e| StoreError::Corrupt(format!("state of host {host}: {e}")))
 }
 
 pub(super) fn stored_hashes(
@@ -40,8 +41,9 @@ pub(super) fn stored_hashes(
     })?;
     rows.map(|row| {
         let (seq, hash) = row?;
-        let hash = Hash::try_from(hash.as_slice())
-            .map_err(|_| StoreError::Corrupt(format!("host {host} seq {seq}: hash is not 32 bytes")))?;
+        let hash = Hash::try_from(hash.as_slice()).map_err(|_| {
+            StoreError::Corrupt(format!("host {host} seq {seq}: hash is not 32 bytes"))
+        })?;
         Ok((uint(seq), hash))
     })
     .collect()
@@ -105,18 +107,15 @@ pub(super) fn records(conn: &Connection, q: &EventQuery) -> Result<Vec<StoredRec
             };
             sql.push(" AND r.host_id = ?", id);
             // Within one host, ingest order is sequence order: page on the (host_id, seq) index.
-            match q.after {
-                Some(after) => {
-                    let seq: Option<i64> = conn
-                        .prepare_cached("SELECT seq FROM records WHERE id = ?1 AND host_id = ?2")?
-                        .query_row([after, id], |row| row.get(0))
-                        .optional()?;
-                    match seq {
-                        Some(seq) => sql.push(" AND r.seq > ?", seq),
-                        None => sql.push(" AND r.id > ?", after),
-                    }
+            if let Some(after) = q.after {
+                let seq: Option<i64> = conn
+                    .prepare_cached("SELECT seq FROM records WHERE id = ?1 AND host_id = ?2")?
+                    .query_row([after, id], |row| row.get(0))
+                    .optional()?;
+                match seq {
+                    Some(seq) => sql.push(" AND r.seq > ?", seq),
+                    None => sql.push(" AND r.id > ?", after),
                 }
-                None => {}
             }
             " ORDER BY r.seq"
         }
@@ -240,7 +239,10 @@ mod tests {
     #[test]
     fn prefix_bounds() {
         assert_eq!(prefix_upper_bound("/etc/").as_deref(), Some("/etc0"));
-        assert_eq!(prefix_upper_bound("a\u{D7FF}").as_deref(), Some("a\u{E000}"));
+        assert_eq!(
+            prefix_upper_bound("a\u{D7FF}").as_deref(),
+            Some("a\u{E000}")
+        );
         assert_eq!(prefix_upper_bound("b\u{10FFFF}").as_deref(), Some("c"));
         assert_eq!(prefix_upper_bound("\u{10FFFF}"), None);
     }

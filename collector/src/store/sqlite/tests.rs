@@ -48,8 +48,14 @@ fn a_stale_state_cannot_be_committed() {
         now_ns: 1,
     };
     store.commit(&commit(None)).unwrap();
-    assert!(matches!(store.commit(&commit(None)), Err(StoreError::Conflict(_))));
-    assert!(matches!(store.commit(&commit(Some(1))), Err(StoreError::Conflict(_))));
+    assert!(matches!(
+        store.commit(&commit(None)),
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        store.commit(&commit(Some(1))),
+        Err(StoreError::Conflict(_))
+    ));
     assert_eq!(store.host("h").unwrap().unwrap().records, 3);
 }
 
@@ -77,10 +83,20 @@ fn queries_use_the_indexes() {
         rows.map(Result::unwrap).collect::<Vec<_>>().join("; ")
     };
     let base = "SELECT r.id FROM records r JOIN hosts h ON h.id = r.host_id WHERE 1";
-    let by_host = plan(&format!("{base} AND r.host_id = 1 AND r.seq > 5 ORDER BY r.seq LIMIT 10"));
-    assert!(by_host.contains("records_host_seq") && !by_host.contains("TEMP B-TREE"), "{by_host}");
-    let by_kind = plan(&format!("{base} AND r.id > 5 AND r.kind = 'exec' ORDER BY r.id LIMIT 10"));
-    assert!(by_kind.contains("records_kind") && !by_kind.contains("TEMP B-TREE"), "{by_kind}");
+    let by_host = plan(&format!(
+        "{base} AND r.host_id = 1 AND r.seq > 5 ORDER BY r.seq LIMIT 10"
+    ));
+    assert!(
+        by_host.contains("records_host_seq") && !by_host.contains("TEMP B-TREE"),
+        "{by_host}"
+    );
+    let by_kind = plan(&format!(
+        "{base} AND r.id > 5 AND r.kind = 'exec' ORDER BY r.id LIMIT 10"
+    ));
+    assert!(
+        by_kind.contains("records_kind") && !by_kind.contains("TEMP B-TREE"),
+        "{by_kind}"
+    );
     let by_pid = plan(&format!("{base} AND r.pid = 7 ORDER BY r.id LIMIT 10"));
     assert!(by_pid.contains("records_pid"), "{by_pid}");
     let by_path = plan(&format!("{base} AND r.path = '/x' ORDER BY r.id LIMIT 10"));
@@ -128,9 +144,13 @@ fn throughput() {
             })
             .unwrap();
         state = verified.state.clone();
-        for (i, (w, c)) in [(t1 - t0, c1 - c0), (t2 - t1, c2 - c1), (t2.elapsed(), thread_cpu() - c2)]
-            .into_iter()
-            .enumerate()
+        for (i, (w, c)) in [
+            (t1 - t0, c1 - c0),
+            (t2 - t1, c2 - c1),
+            (t2.elapsed(), thread_cpu() - c2),
+        ]
+        .into_iter()
+        .enumerate()
         {
             wall[i] += w.as_secs_f64();
             cpu[i] += c;
