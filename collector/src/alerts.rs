@@ -84,8 +84,8 @@ pub fn log(host: &str, alert: &NewAlert) {
 }
 
 /// The `unexpected_restart` a segment start of `generation` raises, given the host's previous generation
-/// and whether that generation's last event was `agent_stop`: when the previous generation did not stop
-/// cleanly, or generations were skipped. A segment start of the same generation (a rotation) raises nothing.
+/// and whether that generation logged `agent_stop`: when the previous generation did not stop cleanly, or
+/// generations were skipped. A segment start of the same generation (a rotation) raises nothing.
 pub fn unexpected_restart(
     previous: Option<u64>,
     clean_stop: bool,

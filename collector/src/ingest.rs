@@ -38,7 +38,8 @@ pub struct HostState {
     pub anchor_key: Option<[u8; 32]>,
     /// Generation (agent start counter) of the last segment start seen.
     pub generation: Option<u64>,
-    /// Whether the last event of the current generation is `agent_stop` (a clean stop).
+    /// Whether the current generation logged `agent_stop` (its run ended cleanly; events the agent still
+    /// writes while stopping, such as a final `loss`, do not undo that).
     pub clean_stop: bool,
     /// Whether the last event is a `spool_overflow` loss (one alert per run of such events).
     #[serde(default)]
@@ -255,7 +256,9 @@ pub fn check<'b>(
             }
             Accepted::Event(payload) => {
                 let event = decode_event(payload, rec.seq)?;
-                next.clean_stop = matches!(event.event, EventBody::AgentStop(_));
+                if matches!(event.event, EventBody::AgentStop(_)) {
+                    next.clean_stop = true;
+                }
                 let overflow = alerts::spool_overflow(&event, rec.seq);
                 let overflowing = overflow.is_some();
                 if let Some(alert) = overflow.filter(|_| !next.spool_overflowing) {

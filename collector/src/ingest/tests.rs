@@ -372,3 +372,25 @@ fn write_fuzz_seeds() {
         std::fs::write(dir.join(format!("seed-{i}.frames")), &batch.frames).unwrap();
     }
 }
+
+#[test]
+fn events_after_agent_stop_keep_the_stop_clean() {
+    let mut j = TestJournal::new("h");
+    j.execs(1);
+    j.event(
+        1,
+        agent_common::model::EventBody::AgentStop(Default::default()),
+    );
+    j.loss("spool_overflow");
+    j.journal().checkpoint().unwrap();
+    let last = j.last_seq();
+    let mut host = Host::default();
+    host.store(&j.batch(1, last));
+    assert!(host.state.clean_stop);
+    j.crash_and_restart();
+    j.execs(1);
+    let batch = j.batch(last + 1, j.last_seq());
+    let v = host.check(&batch).unwrap();
+    assert!(v.alerts.is_empty(), "{:?}", v.alerts);
+    assert!(!v.state.clean_stop, "a new generation starts unstopped");
+}

@@ -145,13 +145,19 @@ pub fn candidates(words: &[String], ctx: &Context) -> Vec<(Op, Option<String>)> 
         .filter(|w| !w.starts_with('/') && !is_glob(w) && !w.contains(char::is_whitespace))
         .collect();
     let mut exec_paths = Vec::new();
+    // A nonce-named file directly in a directory only in the temp dirs; elsewhere in a fresh directory.
+    let in_temp = |p: &str| TEMP_ROOTS.iter().any(|root| p.starts_with(root));
     for p in &paths {
         if let Some(dir) = p.strip_suffix('/') {
-            exec_paths.push(format!("{dir}/{name}"));
+            if in_temp(p) {
+                exec_paths.push(format!("{dir}/{name}"));
+            }
             exec_paths.push(format!("{dir}/{name}/drill"));
         } else {
             exec_paths.push(p.clone());
-            exec_paths.push(format!("{p}-{name}"));
+            if in_temp(p) {
+                exec_paths.push(format!("{p}-{name}"));
+            }
             exec_paths.push(format!("{p}/{name}/drill"));
         }
     }

@@ -106,7 +106,7 @@ pub fn drill(
     }
     let started = WallTime::now();
     let deadline = Instant::now() + timeout;
-    let mut worker = match child::spawn(&prepared.stimulus) {
+    let worker = match child::spawn(&prepared.stimulus) {
         Ok(worker) => worker,
         Err(e) => {
             let left = prepared.clean_up();
