@@ -6,6 +6,7 @@
 )]
 
 mod cli;
+mod drill;
 mod exec;
 mod files;
 mod filters;

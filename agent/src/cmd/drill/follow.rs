@@ -157,8 +157,8 @@ fn io_error(path: &Path, source: std::io::Error) -> JournalError {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use agent_common::model::{EventBody, Loss, Process, WallTime};
+    use super::{Follower, list_segments};
+    use agent_common::model::{Event, EventBody, Loss, Process, WallTime};
     use auditloop_journal::{Journal, JournalOptions};
 
     fn loss(n: u64) -> Event {

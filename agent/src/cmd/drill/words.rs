@@ -189,7 +189,7 @@ fn is_separator(c: char) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::{parse, split};
 
     #[test]
     fn splits_like_the_rules_lexer() {
