@@ -127,7 +127,8 @@ fn start_shipper(
         batch_max_wait: Duration::from_millis(200),
         timeout: Duration::from_secs(30),
     };
-    let handle = ship::spawn(settings, state.join("journal"), state, acked.clone(), rx).unwrap();
+    let cursor = ship::cursor::AckCursor::load(state).unwrap();
+    let handle = ship::spawn(settings, state.join("journal"), cursor, acked.clone(), rx).unwrap();
     (acked, tx, handle)
 }
 

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use agent_common::model::{Event, EventBody, JournalRecovered, Loss, WallTime};
+use agent_common::model::{Event, EventBody, JournalRecovered, Loss};
 use auditloop_journal::{FsyncPolicy, Journal, JournalError, JournalOptions};
 
 use crate::config::{FsyncMode, JournalConfig};
@@ -160,18 +160,12 @@ impl JournalStage {
         if spool.dropped == 0 || !(now || spool.last_report.elapsed() >= OVERFLOW_REPORT_INTERVAL) {
             return Ok(());
         }
-        let mut event = Event {
-            seq: 0,
-            time: WallTime::now(),
-            mono_ns: crate::capture::monotonic_ns(),
-            process: crate::capture::agent_process(),
-            event: EventBody::Loss(Loss {
-                stage: "spool_overflow".into(),
-                record: "event".into(),
-                count: spool.dropped,
-                total: spool.dropped_total,
-            }),
-        };
+        let mut event = crate::capture::agent_event(EventBody::Loss(Loss {
+            stage: "spool_overflow".into(),
+            record: "event".into(),
+            count: spool.dropped,
+            total: spool.dropped_total,
+        }));
         tracing::warn!(
             dropped = spool.dropped,
             total = spool.dropped_total,
@@ -210,18 +204,12 @@ mod tests {
     use auditloop_journal::record::Payload;
 
     fn event() -> Event {
-        Event {
-            seq: 0,
-            time: WallTime::now(),
-            mono_ns: 0,
-            process: crate::capture::agent_process(),
-            event: EventBody::Loss(Loss {
-                stage: "test".into(),
-                record: "x".repeat(200),
-                count: 0,
-                total: 0,
-            }),
-        }
+        crate::capture::agent_event(EventBody::Loss(Loss {
+            stage: "test".into(),
+            record: "x".repeat(200),
+            count: 0,
+            total: 0,
+        }))
     }
 
     #[test]

@@ -7,10 +7,10 @@ use anyhow::{Context, bail};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{mpsc, watch};
 
-use agent_common::model::{ConfigLoaded, Event, EventBody, RulesLoaded, RulesRejected, WallTime};
+use agent_common::model::{ConfigLoaded, Event, EventBody, RulesLoaded, RulesRejected};
 
 use crate::actions::{ActionStage, load};
-use crate::capture::{Capture, Settings};
+use crate::capture::{Capture, Settings, agent_event};
 use crate::cli::RunArgs;
 use crate::config::Config;
 use crate::journal::JournalStage;
@@ -106,25 +106,25 @@ async fn serve(args: RunArgs, config: Config) -> anyhow::Result<ExitCode> {
     let mut sighup = signal(SignalKind::hangup()).context("installing SIGHUP handler")?;
     let loaded = load::load(&config.rules).map_err(|e| anyhow::anyhow!("{e}"))?;
     let ship_settings = ship_settings(&config)?;
-    let acked = ship_settings
+    // The retention floor must hold from the first append: start from the persisted cursor.
+    let cursor = match &ship_settings {
+        Some(_) => Some(ship::cursor::AckCursor::load(&config.state_dir)?),
+        None => None,
+    };
+    let acked = cursor
         .as_ref()
-        .map(|_| std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0)));
-    if let Some(acked) = &acked {
-        // The retention floor must hold from the first append: start from the persisted cursor.
-        let cursor = ship::cursor::AckCursor::load(&config.state_dir)?;
-        acked.store(cursor.acked(), std::sync::atomic::Ordering::Release);
-    }
+        .map(|c| std::sync::Arc::new(std::sync::atomic::AtomicU64::new(c.acked())));
     let (journal, recovered) =
         JournalStage::open(&config.journal, &config.state_dir, acked.clone())
             .context("opening the journal")?;
     let (ship_stop_tx, ship_stop_rx) = watch::channel(None);
-    let shipper = match (ship_settings, &acked) {
-        (Some(settings), Some(acked)) => {
+    let shipper = match (ship_settings, cursor, &acked) {
+        (Some(settings), Some(cursor), Some(acked)) => {
             tracing::info!(collector = %settings.collector, host_id = %settings.host_id, "shipping the journal");
             Some(ship::spawn(
                 settings,
                 crate::journal::options(&config.journal, &config.state_dir).dir,
-                &config.state_dir,
+                cursor,
                 acked.clone(),
                 ship_stop_rx,
             )?)
@@ -316,15 +316,4 @@ async fn consume(
     out.flush().context("writing events to stdout")?;
     journal.close().context("sealing the journal")?;
     Ok(())
-}
-
-fn agent_event(body: EventBody) -> Event {
-    let mono_ns = crate::capture::monotonic_ns();
-    Event {
-        seq: 0,
-        time: WallTime::now(),
-        mono_ns,
-        process: crate::capture::agent_process(),
-        event: body,
-    }
 }

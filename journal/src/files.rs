@@ -7,6 +7,23 @@ use serde::{Deserialize, Serialize};
 use crate::JournalError;
 use crate::record::Hash;
 
+/// Sequence number and `prev_hash` of a segment's first record, read from its frame header alone (the
+/// segment's first bytes); `None` while the segment holds no record yet.
+pub fn first_record(path: &Path) -> Result<Option<(u64, Hash)>, JournalError> {
+    use std::os::unix::fs::FileExt;
+    let file = std::fs::File::open(path).map_err(|e| JournalError::io(path, e))?;
+    let mut head = [0u8; crate::record::SEGMENT_HEADER_LEN + 4 + 8 + 32];
+    match file.read_exact_at(&mut head, 0) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(JournalError::io(path, e)),
+    }
+    let at = crate::record::SEGMENT_HEADER_LEN + 4;
+    let seq = head[at..at + 8].try_into().map(u64::from_le_bytes);
+    let prev: Result<Hash, _> = head[at + 8..].try_into();
+    Ok(seq.ok().zip(prev.ok()))
+}
+
 /// The segment file of `index`.
 pub fn segment_path(dir: &Path, index: u64) -> PathBuf {
     dir.join(format!("seg-{index:010}.alj"))

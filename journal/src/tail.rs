@@ -48,7 +48,7 @@ impl Tail {
         let segments = files::list_segments(dir)?;
         let mut chosen = None;
         for (index, path) in &segments {
-            match first_seq(path)? {
+            match files::first_record(path)?.map(|(seq, _)| seq) {
                 Some(first) if first <= seq => chosen = Some((*index, path.clone())),
                 Some(_) => break,
                 // Only the segment being written can be empty: its records are all still to come.
@@ -230,19 +230,6 @@ pub fn retained_start(dir: &Path) -> Result<Start, JournalError> {
         epoch: anchor.epoch,
         public_key: crate::keys::parse_public_key(&anchor.public_key).map_err(bad)?,
     })
-}
-
-fn first_seq(path: &Path) -> Result<Option<u64>, JournalError> {
-    let file = File::open(path).map_err(|e| JournalError::io(path, e))?;
-    let mut head = [0u8; SEGMENT_HEADER_LEN + 12];
-    match file.read_exact_at(&mut head, 0) {
-        Ok(()) => Ok(head[SEGMENT_HEADER_LEN + 4..]
-            .try_into()
-            .ok()
-            .map(u64::from_le_bytes)),
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(None),
-        Err(e) => Err(JournalError::io(path, e)),
-    }
 }
 
 #[cfg(test)]

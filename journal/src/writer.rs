@@ -427,7 +427,7 @@ impl Journal {
             if (total <= max && !too_old(old)) || *next_index > self.segment_index {
                 break;
             }
-            let Some((first_seq, prev_hash)) = first_record(next)? else {
+            let Some((first_seq, prev_hash)) = files::first_record(next)? else {
                 break;
             };
             if first_seq > self.retention_floor {
@@ -581,14 +581,6 @@ fn key_at(
         })?;
     }
     Ok(state)
-}
-
-fn first_record(path: &Path) -> Result<Option<(u64, Hash)>, JournalError> {
-    let bytes = std::fs::read(path).map_err(|e| JournalError::io(path, e))?;
-    Ok(bytes
-        .get(SEGMENT_HEADER_LEN..)
-        .and_then(|b| read_frame(b).ok())
-        .map(|r| (r.seq, r.prev_hash)))
 }
 
 /// Calls `f(seq, payload)` for every decodable record of a segment (stops at the first bad frame).

@@ -82,6 +82,17 @@ pub fn agent_process() -> Process {
     }
 }
 
+/// An agent event (not tied to a kernel record) stamped with the wall clock now.
+pub fn agent_event(body: EventBody) -> Event {
+    Event {
+        seq: 0,
+        time: WallTime::now(),
+        mono_ns: monotonic_ns(),
+        process: agent_process(),
+        event: body,
+    }
+}
+
 /// `CLOCK_MONOTONIC` now, in nanoseconds (the clock `bpf_ktime_get_ns` reads).
 pub fn monotonic_ns() -> u64 {
     nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC).map_or(0, |ts| {

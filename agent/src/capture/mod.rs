@@ -25,7 +25,7 @@ use std::path::Path;
 use agent_common::model::Event;
 use tokio::sync::{mpsc, watch};
 
-pub use assemble::{Assembler, Clock, FileTouch, agent_process, monotonic_ns};
+pub use assemble::{Assembler, Clock, FileTouch, agent_event, agent_process, monotonic_ns};
 pub use loss::LossBooks;
 pub use proctable::{ProcessTable, stat_field};
 pub use reader::Detacher;

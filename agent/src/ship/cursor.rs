@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
+use auditloop_journal::files;
 use serde::{Deserialize, Serialize};
 
 /// The persisted ack cursor.
@@ -23,16 +24,12 @@ impl AckCursor {
     pub fn load(state_dir: &Path) -> anyhow::Result<AckCursor> {
         use anyhow::Context;
         let path = state_dir.join("ship").join("cursor.json");
-        let acked = match std::fs::read_to_string(&path) {
-            Ok(text) => {
-                serde_json::from_str::<CursorFile>(&text)
-                    .with_context(|| format!("{}: bad ack cursor", path.display()))?
-                    .acked_seq
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
-            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
-        };
-        Ok(AckCursor { path, acked })
+        let file: Option<CursorFile> = files::read_json(&path)
+            .with_context(|| format!("{}: bad ack cursor", path.display()))?;
+        Ok(AckCursor {
+            acked: file.map_or(0, |f| f.acked_seq),
+            path,
+        })
     }
 
     /// The last acknowledged sequence number (0 = none).
@@ -46,11 +43,7 @@ impl AckCursor {
         if let Some(dir) = self.path.parent() {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
-        let tmp = self.path.with_extension("json.tmp");
-        let text = serde_json::to_string(&CursorFile { acked_seq: seq })?;
-        std::fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
-        std::fs::rename(&tmp, &self.path)
-            .with_context(|| format!("renaming to {}", self.path.display()))?;
+        files::write_json(&self.path, &CursorFile { acked_seq: seq }, false)?;
         self.acked = seq;
         Ok(())
     }

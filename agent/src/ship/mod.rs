@@ -109,12 +109,12 @@ pub fn check_host_id(id: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Starts shipping `journal_dir`; the cursor lives under `state_dir`. `acked` is kept at the acknowledged
-/// sequence number (the journal's retention floor follows it).
+/// Starts shipping `journal_dir` from `cursor`. `acked` is kept at the acknowledged sequence number (the
+/// journal's retention floor follows it).
 pub fn spawn(
     settings: ShipSettings,
     journal_dir: PathBuf,
-    state_dir: &Path,
+    cursor: AckCursor,
     acked: Arc<AtomicU64>,
     stop: StopSignal,
 ) -> anyhow::Result<ShipperHandle> {
@@ -132,7 +132,6 @@ pub fn spawn(
         settings.timeout,
     )
     .map_err(anyhow::Error::msg)?;
-    let cursor = AckCursor::load(state_dir)?;
     acked.store(cursor.acked(), Ordering::Release);
     let shipper = Shipper {
         settings,
