@@ -74,14 +74,19 @@ fn result<'a>(report: &'a Value, rule: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no result for {rule}: {report:#}"))
 }
 
-/// Entries named like the drill's files in `dir`.
-fn leftovers(dir: &Path) -> Vec<String> {
+/// Entries in `dir` named like the files of the drill that reported `report` (other tests may be
+/// drilling at the same time, with their own nonces).
+fn leftovers(dir: &Path, report: &Value) -> Vec<String> {
+    let nonce = report["nonce"]
+        .as_str()
+        .expect("the report names its nonce");
+    let prefix = format!("auditloop-drill-{nonce}-");
     std::fs::read_dir(dir)
         .map(|entries| {
             entries
                 .filter_map(Result::ok)
                 .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| n.starts_with("auditloop-drill-"))
+                .filter(|n| n.starts_with(&prefix))
                 .collect()
         })
         .unwrap_or_default()
@@ -134,7 +139,7 @@ fn drillable_rules_fire_end_to_end_and_kills_are_reported() {
     assert_eq!(output.status.code(), Some(0), "{report:#}");
     for dir in [Path::new("/tmp"), Path::new("/dev/shm"), kill_dir.as_path()] {
         assert_eq!(
-            leftovers(dir),
+            leftovers(dir, &report),
             Vec::<String>::new(),
             "left in {}",
             dir.display()
@@ -164,6 +169,14 @@ fn a_rule_the_agent_lacks_reports_no_alert_and_exit_1() {
     );
     assert_eq!(result(&report, "drill_shadow_read")["result"], "fired");
     assert_eq!(output.status.code(), Some(1), "{report:#}");
+    for dir in [Path::new("/tmp"), Path::new("/dev/shm"), kill_dir.as_path()] {
+        assert_eq!(
+            leftovers(dir, &report),
+            Vec::<String>::new(),
+            "left in {}",
+            dir.display()
+        );
+    }
 }
 
 #[test]

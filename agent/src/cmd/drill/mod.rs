@@ -180,6 +180,7 @@ pub fn run(args: &DrillArgs) -> anyhow::Result<ExitCode> {
             rules: rules_path.display().to_string(),
             journal: journal.display().to_string(),
             agent_pid,
+            nonce: &base.nonce,
             timeout_secs: args.timeout,
             drillable,
             fired,

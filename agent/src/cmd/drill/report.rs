@@ -124,6 +124,8 @@ pub struct Report<'a> {
     pub journal: String,
     /// The agent process writing it.
     pub agent_pid: u32,
+    /// The drill's files and directories are named `auditloop-drill-<nonce>-<rule index>`.
+    pub nonce: &'a str,
     /// Seconds waited per rule.
     pub timeout_secs: u64,
     /// Rules drilled (every result but `not_drillable`).
