@@ -21,7 +21,7 @@ use crate::auth::{Access, Tokens, bearer, valid_host_name};
 use crate::error::AppError;
 use crate::intake::{self, HostLocks, Receipt};
 use crate::query;
-use crate::store::Store;
+use crate::store::{INDEX_LAG_ROWS, Store};
 
 /// Default `--max-body-bytes`: 16 MiB.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
@@ -165,6 +165,15 @@ async fn post_batch(
     })
     .await
     .map_err(|e| AppError::Internal(format!("ingest task: {e}")))??;
+    if receipt.stored > 0 {
+        // After answering: the search index catches up while the agent sends its next batch.
+        let store = Arc::clone(&state.inner.store);
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = store.index_pending(INDEX_LAG_ROWS) {
+                tracing::warn!(error = %e, "search index not updated; will retry");
+            }
+        });
+    }
     Ok(Json(receipt))
 }
 

@@ -197,7 +197,7 @@ pub fn check<'b>(
     let overlap = usize::try_from(chain.next_seq - batch.first_seq)
         .unwrap_or(usize::MAX)
         .min(records.len());
-    let hashes_ok = crate::hashing::hashes_ok(&records);
+    let mut prepared = crate::prepare::prepare(&records);
     let mut verified = Verified {
         state: HostState::default(),
         duplicates: 0,
@@ -206,17 +206,19 @@ pub fn check<'b>(
         checkpoints: Vec::new(),
         alerts: Vec::new(),
     };
-    for ((rec, ok), seq) in records.iter().zip(&hashes_ok).zip(batch.first_seq..) {
+    for ((rec, prep), seq) in records.iter().zip(&mut prepared).zip(batch.first_seq..) {
         if verified.duplicates < overlap as u64 {
-            replayed(rec, *ok, seq, &stored_hash)?;
+            replayed(rec, prep.hash_ok, seq, &stored_hash)?;
             verified.duplicates += 1;
             continue;
         }
-        let accepted = chain.accept(rec, *ok).map_err(|e| Reject::Damaged {
-            seq: e.seq,
-            damage: e.damage,
-            detail: e.detail,
-        })?;
+        let accepted = chain
+            .accept(rec, prep.hash_ok)
+            .map_err(|e| Reject::Damaged {
+                seq: e.seq,
+                damage: e.damage,
+                detail: e.detail,
+            })?;
         let record = match accepted {
             Accepted::SegmentStart(start) => {
                 let restart = alerts::unexpected_restart(
@@ -255,7 +257,21 @@ pub fn check<'b>(
                 }
             }
             Accepted::Event(payload) => {
-                let event = decode_event(payload, rec.seq)?;
+                let (event, columns) = match prep.event.take() {
+                    Some(Ok(decoded)) => decoded,
+                    Some(Err(detail)) => {
+                        return Err(Reject::Damaged {
+                            seq: rec.seq,
+                            damage: Damage::BadPayload,
+                            detail,
+                        });
+                    }
+                    None => {
+                        let event = decode_event(payload, rec.seq)?;
+                        let columns = Columns::of_event(&event);
+                        (event, columns)
+                    }
+                };
                 if matches!(event.event, EventBody::AgentStop(_)) {
                     next.clean_stop = true;
                 }
@@ -270,7 +286,7 @@ pub fn check<'b>(
                     seq: rec.seq,
                     hash: rec.hash,
                     kind: event.kind(),
-                    columns: Columns::of_event(&event),
+                    columns,
                     payload,
                 }
             }

@@ -2,6 +2,7 @@
 //! task's error is reported.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
@@ -9,7 +10,7 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use crate::alerts;
 use crate::api::{AppState, app};
-use crate::store::StoreError;
+use crate::store::{INDEX_INTERVAL, Store, StoreError};
 
 /// Why serving stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -35,9 +36,10 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     let (stop, stopped) = tokio::sync::watch::channel(false);
+    let indexer = tokio::spawn(index_behind(Arc::clone(state.store()), stopped.clone()));
     let watcher = silence.map(|silence| {
         tokio::spawn(alerts::watch_silence(
-            std::sync::Arc::clone(state.store()),
+            Arc::clone(state.store()),
             silence,
             alerts::silence_check_interval(silence),
             stopped,
@@ -48,6 +50,7 @@ pub async fn serve(
         .await;
     // The receiver may be gone already if the watcher failed; its error is reported below.
     let _ = stop.send(true);
+    indexer.await.map_err(|e| ServeError::Task(e.to_string()))?;
     if let Some(watcher) = watcher {
         watcher
             .await
@@ -57,6 +60,27 @@ pub async fn serve(
     served.map_err(ServeError::Http)?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Indexes the records stored batches left for the store's search index, every [`INDEX_INTERVAL`], until
+/// `stop` turns true. Failures are logged and retried: queries stay complete without the index.
+async fn index_behind(store: Arc<dyn Store>, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(INDEX_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            changed = stop.changed() => if changed.is_err() || *stop.borrow() {
+                return;
+            },
+        }
+        let store = Arc::clone(&store);
+        match tokio::task::spawn_blocking(move || store.index_pending(1)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "search index not updated; will retry"),
+            Err(e) => tracing::warn!(error = %e, "search index task failed; will retry"),
+        }
+    }
 }
 
 /// Completes at the first SIGTERM or SIGINT.

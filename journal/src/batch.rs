@@ -205,7 +205,8 @@ mod hex_or_bytes {
             let text = String::deserialize(d)?;
             hex::decode(text).map_err(serde::de::Error::custom)
         } else {
-            Vec::<u8>::deserialize(d)
+            // As one byte string (not a sequence of u8s, which bincode decodes a byte at a time).
+            serde_bytes::ByteBuf::deserialize(d).map(serde_bytes::ByteBuf::into_vec)
         }
     }
 }

@@ -1,10 +1,12 @@
-//! The SQLite store: one file, WAL mode, one writer connection and a small pool of readers.
+//! The SQLite store: the records file in WAL mode with one writer connection, a small pool of readers and
+//! a checkpointer thread (`checkpoint.rs`), and the search index in a file of its own (`search.rs`).
 //!
 //! Each batch is one `IMMEDIATE` transaction of cached prepared statements; a host's row is updated with a
 //! compare-and-set on its next sequence number, so two writers can never both extend the same chain state.
 //! The schema is in [`SCHEMA`]; queries are in `read.rs`.
-
+mod checkpoint;
 mod read;
+mod search;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
@@ -15,7 +17,7 @@ use super::{Commit, HostStatus, Rejection, StoreError};
 use crate::alerts::NewAlert;
 
 /// Schema version kept in `PRAGMA user_version`.
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 /// Tables and indexes.
 const SCHEMA: &str = "
@@ -50,8 +52,6 @@ CREATE TABLE IF NOT EXISTS records (
 CREATE UNIQUE INDEX IF NOT EXISTS records_host_seq ON records (host_id, seq);
 CREATE INDEX IF NOT EXISTS records_time ON records (time_ns);
 CREATE INDEX IF NOT EXISTS records_kind ON records (kind);
-CREATE INDEX IF NOT EXISTS records_pid ON records (pid) WHERE pid IS NOT NULL;
-CREATE INDEX IF NOT EXISTS records_path ON records (path) WHERE path IS NOT NULL;
 CREATE TABLE IF NOT EXISTS checkpoints (
     host_id INTEGER NOT NULL,
     seq INTEGER NOT NULL,
@@ -72,14 +72,31 @@ CREATE INDEX IF NOT EXISTS alerts_host ON alerts (host);
 CREATE INDEX IF NOT EXISTS alerts_kind ON alerts (kind);
 ";
 
+/// Schema version 1 indexed path and pid per row; version 2 indexes them in the search file instead.
+const MIGRATE_1_TO_2: &str = "
+DROP INDEX IF EXISTS records_pid;
+DROP INDEX IF EXISTS records_path;
+";
+
+/// The database's identity (version 2), which the search file checks it indexes.
+const META: &str = "
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+INSERT OR IGNORE INTO meta (key, value) VALUES ('db_id', lower(hex(randomblob(16))));
+";
+
 /// Idle reader connections kept open.
 const READERS_KEPT: usize = 4;
 
-/// A collector database in one SQLite file.
+/// A collector database: the records file and its search file.
 pub struct SqliteStore {
     path: PathBuf,
+    search_path: PathBuf,
     writer: Mutex<Connection>,
     readers: Mutex<Vec<Connection>>,
+    /// The search file's only writer; held while indexing, so one caller indexes and the others return.
+    indexer: Mutex<Connection>,
+    /// Copies the log into the database file (the writer never does).
+    _checkpointer: checkpoint::Checkpointer,
 }
 
 impl From<rusqlite::Error> for StoreError {
@@ -89,7 +106,8 @@ impl From<rusqlite::Error> for StoreError {
 }
 
 impl SqliteStore {
-    /// Opens (creating it if needed) the database at `path`.
+    /// Opens (creating it if needed) the database at `path`, and its search file beside it
+    /// (`<name>.search.db`).
     pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
         let named = |e: rusqlite::Error| {
             let why = e.to_string();
@@ -118,7 +136,7 @@ impl SqliteStore {
         }
         conn.execute_batch(
             "PRAGMA synchronous = NORMAL; PRAGMA cache_size = -65536; PRAGMA temp_store = MEMORY; \
-             PRAGMA wal_autocheckpoint = 16384; PRAGMA journal_size_limit = 67108864;",
+             PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = 67108864;",
         )
         .map_err(named)?;
         conn.set_prepared_statement_cache_capacity(64);
@@ -126,10 +144,20 @@ impl SqliteStore {
             StoreError::Database(why) => StoreError::Database(format!("{}: {why}", path.display())),
             other => other,
         })?;
+        let db_id: String = conn
+            .query_row("SELECT value FROM meta WHERE key = 'db_id'", [], |row| {
+                row.get(0)
+            })
+            .map_err(named)?;
+        let search_path = search::path_beside(path);
+        let indexer = search::open_indexer(&search_path, path, &db_id)?;
         Ok(SqliteStore {
             path: path.to_owned(),
+            search_path,
             writer: Mutex::new(conn),
             readers: Mutex::new(Vec::new()),
+            indexer: Mutex::new(indexer),
+            _checkpointer: checkpoint::Checkpointer::start(path)?,
         })
     }
 
@@ -156,6 +184,7 @@ impl SqliteStore {
                 let conn = Connection::open_with_flags(&self.path, flags)?;
                 conn.busy_timeout(std::time::Duration::from_secs(10))?;
                 conn.set_prepared_statement_cache_capacity(64);
+                search::attach(&conn, &self.search_path)?;
                 conn
             }
         };
@@ -174,7 +203,14 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
     match version {
         0 => {
             conn.execute_batch(&format!(
-                "BEGIN; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+                "BEGIN; {SCHEMA} {META} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+            ))?;
+            Ok(())
+        }
+        1 => {
+            // The search file starts empty and catches up in chunks.
+            conn.execute_batch(&format!(
+                "BEGIN; {MIGRATE_1_TO_2} {META} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
             ))?;
             Ok(())
         }
@@ -253,6 +289,22 @@ fn insert_alerts(
 }
 
 impl super::Store for SqliteStore {
+    fn index_pending(&self, min_rows: u64) -> Result<u64, StoreError> {
+        let Ok(conn) = self.indexer.try_lock() else {
+            return Ok(0);
+        };
+        // Whole chunks while a chunk's worth waits; the rest only when asked for fewer.
+        let min_rows = min_rows.clamp(1, search::CHUNK_ROWS);
+        let mut indexed = 0;
+        loop {
+            let chunk = search::index_chunk(&conn, min_rows)?;
+            if chunk == 0 {
+                return Ok(indexed);
+            }
+            indexed += chunk;
+        }
+    }
+
     fn host_state(&self, host: &str) -> Result<Option<crate::ingest::HostState>, StoreError> {
         self.read(|conn| read::host_state(conn, host))
     }

@@ -5,6 +5,7 @@ use auditloop_journal::record::Hash;
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 
+use super::search::SCHEMA_NAME as SEARCH;
 use super::{int, uint};
 use crate::alerts::AlertKind;
 use crate::ingest::{HostState, KIND_CHECKPOINT, KIND_SEGMENT_START};
@@ -87,6 +88,18 @@ impl Sql {
         self.text.push_str(text);
         self.args.push(arg.into());
     }
+
+    /// Restricts `r` to records whose `column` matches `condition` (with `args`): those in the search
+    /// file's `table`, and those after its `upto` mark, which are not in it yet.
+    fn push_indexed(&mut self, table: &str, column: &str, condition: &str, args: &[Value]) {
+        self.text.push_str(&format!(
+            " AND r.id IN (SELECT id FROM {SEARCH}.{table} WHERE {condition} UNION ALL \
+             SELECT id FROM records WHERE id > (SELECT upto FROM {SEARCH}.search_state WHERE one = 1) \
+             AND {column} IS NOT NULL AND {condition})"
+        ));
+        self.args.extend_from_slice(args);
+        self.args.extend_from_slice(args);
+    }
 }
 
 pub(super) fn records(conn: &Connection, q: &EventQuery) -> Result<Vec<StoredRecord>, StoreError> {
@@ -139,14 +152,24 @@ pub(super) fn records(conn: &Connection, q: &EventQuery) -> Result<Vec<StoredRec
         sql.push(" AND r.time_ns < ?", int(until));
     }
     if let Some(pid) = q.pid {
-        sql.push(" AND r.pid = ?", i64::from(pid));
+        let pid = Value::Integer(i64::from(pid));
+        sql.push_indexed("pid_index", "pid", "pid = ?", &[pid]);
     }
     match &q.path {
-        Some(PathFilter::Exact(path)) => sql.push(" AND r.path = ?", path.clone()),
+        Some(PathFilter::Exact(path)) => {
+            let path = Value::Text(path.clone());
+            sql.push_indexed("path_index", "path", "path = ?", &[path]);
+        }
         Some(PathFilter::Prefix(prefix)) if !prefix.is_empty() => {
-            sql.push(" AND r.path >= ?", prefix.clone());
-            if let Some(upper) = prefix_upper_bound(prefix) {
-                sql.push(" AND r.path < ?", upper);
+            let from = Value::Text(prefix.clone());
+            match prefix_upper_bound(prefix) {
+                Some(upper) => sql.push_indexed(
+                    "path_index",
+                    "path",
+                    "path >= ? AND path < ?",
+                    &[from, Value::Text(upper)],
+                ),
+                None => sql.push_indexed("path_index", "path", "path >= ?", &[from]),
             }
         }
         Some(PathFilter::Prefix(_)) => sql.text.push_str(" AND r.path IS NOT NULL"),

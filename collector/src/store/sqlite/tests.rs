@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use super::SqliteStore;
 use crate::ingest::{HostState, check};
 use crate::intake::receive;
-use crate::store::{Commit, Store, StoreError};
+use crate::store::{Commit, EventQuery, PathFilter, Store, StoreError};
 use crate::testutil::{AGENT, TestApp, TestJournal, batch_of};
 
 #[test]
@@ -76,11 +76,14 @@ fn a_newer_schema_is_refused() {
 fn queries_use_the_indexes() {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(&dir.path().join("c.db")).unwrap();
-    let conn = store.writer().unwrap();
     let plan = |sql: &str| -> String {
-        let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
-        let rows = stmt.query_map([], |row| row.get::<_, String>(3)).unwrap();
-        rows.map(Result::unwrap).collect::<Vec<_>>().join("; ")
+        store
+            .read(|conn| {
+                let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?;
+                let rows = stmt.query_map([], |row| row.get::<_, String>(3))?;
+                Ok(rows.map(Result::unwrap).collect::<Vec<_>>().join("; "))
+            })
+            .unwrap()
     };
     let base = "SELECT r.id FROM records r JOIN hosts h ON h.id = r.host_id WHERE 1";
     let by_host = plan(&format!(
@@ -97,10 +100,150 @@ fn queries_use_the_indexes() {
         by_kind.contains("records_kind") && !by_kind.contains("TEMP B-TREE"),
         "{by_kind}"
     );
-    let by_pid = plan(&format!("{base} AND r.pid = 7 ORDER BY r.id LIMIT 10"));
-    assert!(by_pid.contains("records_pid"), "{by_pid}");
-    let by_path = plan(&format!("{base} AND r.path = '/x' ORDER BY r.id LIMIT 10"));
-    assert!(by_path.contains("records_path"), "{by_path}");
+    // Path and pid: the search file up to its mark, then a rowid range of the records after it.
+    let tail =
+        "SELECT id FROM records WHERE id > (SELECT upto FROM search.search_state WHERE one = 1)";
+    let by_pid = plan(&format!(
+        "{base} AND r.id IN (SELECT id FROM search.pid_index WHERE pid = 7 UNION ALL \
+         {tail} AND pid IS NOT NULL AND pid = 7) ORDER BY r.id LIMIT 10"
+    ));
+    assert!(
+        by_pid.contains("SEARCH search.pid_index USING PRIMARY KEY (pid=?)")
+            && by_pid.contains("SEARCH records USING INTEGER PRIMARY KEY (rowid>?)"),
+        "{by_pid}"
+    );
+    let by_path = plan(&format!(
+        "{base} AND r.id IN (SELECT id FROM search.path_index WHERE path >= '/x' AND path < '/y' \
+         UNION ALL {tail} AND path IS NOT NULL AND path >= '/x' AND path < '/y') ORDER BY r.id LIMIT 10"
+    ));
+    assert!(
+        by_path.contains("SEARCH search.path_index USING PRIMARY KEY (path>? AND path<?)")
+            && by_path.contains("SEARCH records USING INTEGER PRIMARY KEY (rowid>?)"),
+        "{by_path}"
+    );
+}
+
+/// Sequence numbers of the records `store` finds for `pid` and `path`.
+fn found(store: &SqliteStore, pid: Option<u32>, path: Option<PathFilter>) -> Vec<u64> {
+    let query = EventQuery {
+        pid,
+        path,
+        limit: 10_000,
+        ..EventQuery::default()
+    };
+    store
+        .records(&query)
+        .unwrap()
+        .into_iter()
+        .map(|r| r.seq)
+        .collect()
+}
+
+#[test]
+fn path_and_pid_queries_are_complete_before_and_after_indexing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("c.db")).unwrap();
+    let mut j = TestJournal::new("h");
+    let mut expected = Vec::new();
+    for i in 0..300u32 {
+        let seq = j.file(100 + i % 3, &format!("/srv/f{}", i % 10));
+        if i % 30 == 1 {
+            expected.push(seq);
+        }
+    }
+    let last = j.last_seq();
+    receive(&store, "h", &j.batch(1, last), 1).unwrap();
+    let exact = || Some(PathFilter::Exact("/srv/f1".into()));
+    let check = |store: &SqliteStore, expected: &[u64], extra: usize| {
+        assert_eq!(found(store, Some(101), exact()), expected);
+        assert_eq!(found(store, None, exact()).len(), 30 + extra);
+        assert_eq!(found(store, Some(100), None).len(), 100);
+        let prefix = Some(PathFilter::Prefix("/srv/".into()));
+        assert_eq!(found(store, None, prefix).len(), 300 + extra);
+    };
+    // Nothing is indexed yet: every answer comes from the records after the mark.
+    check(&store, &expected, 0);
+    assert_eq!(
+        store.index_pending(1_000_000).unwrap(),
+        0,
+        "below the minimum"
+    );
+    assert_eq!(store.index_pending(1).unwrap(), last);
+    assert_eq!(store.index_pending(1).unwrap(), 0);
+    check(&store, &expected, 0);
+    // Indexed records and newer ones together.
+    let newer = j.file(101, "/srv/f1");
+    receive(&store, "h", &j.batch(last + 1, newer), 2).unwrap();
+    expected.push(newer);
+    check(&store, &expected, 1);
+    assert_eq!(store.index_pending(1).unwrap(), 1);
+    check(&store, &expected, 1);
+}
+
+#[test]
+fn a_search_file_of_another_database_is_rebuilt() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.db");
+    {
+        let store = SqliteStore::open(&path).unwrap();
+        let mut j = TestJournal::new("h");
+        for _ in 0..50 {
+            j.file(7, "/old/path");
+        }
+        receive(&store, "h", &j.batch(1, j.last_seq()), 1).unwrap();
+        assert!(store.index_pending(1).unwrap() >= 50);
+    }
+    // The records file is lost; its search file stays behind.
+    for name in ["c.db", "c.db-wal", "c.db-shm"] {
+        let _ = std::fs::remove_file(dir.path().join(name));
+    }
+    assert!(dir.path().join("c.search.db").exists());
+    let store = SqliteStore::open(&path).unwrap();
+    let mut j = TestJournal::new("h");
+    for _ in 0..50 {
+        j.file(8, "/new/path");
+    }
+    receive(&store, "h", &j.batch(1, j.last_seq()), 1).unwrap();
+    store.index_pending(1).unwrap();
+    let old = Some(PathFilter::Exact("/old/path".into()));
+    assert_eq!(found(&store, None, old), Vec::<u64>::new());
+    assert_eq!(found(&store, Some(7), None), Vec::<u64>::new());
+    let new = Some(PathFilter::Exact("/new/path".into()));
+    assert_eq!(found(&store, Some(8), new).len(), 50);
+}
+
+#[test]
+fn a_version_1_database_is_migrated() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.db");
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(&format!(
+            "{} CREATE INDEX records_pid ON records (pid) WHERE pid IS NOT NULL; \
+             CREATE INDEX records_path ON records (path) WHERE path IS NOT NULL; \
+             PRAGMA user_version = 1;",
+            super::SCHEMA
+        ))
+        .unwrap();
+    }
+    let store = SqliteStore::open(&path).unwrap();
+    let indexes: Vec<String> = store
+        .read(|conn| {
+            let mut stmt = conn.prepare("SELECT name FROM sqlite_master WHERE type = 'index'")?;
+            let rows = stmt.query_map([], |row| row.get(0))?;
+            Ok(rows.map(Result::unwrap).collect())
+        })
+        .unwrap();
+    assert!(
+        !indexes
+            .iter()
+            .any(|n| n == "records_path" || n == "records_pid"),
+        "{indexes:?}"
+    );
+    let mut j = TestJournal::new("h");
+    j.file(9, "/after/migration");
+    receive(&store, "h", &j.batch(1, j.last_seq()), 1).unwrap();
+    assert_eq!(found(&store, Some(9), None).len(), 1);
 }
 
 /// Measures storing 200k exec events shipped in batches like the agent's (about 1 MiB of frames, zstd):
