@@ -52,25 +52,10 @@ pub(super) fn path_beside(db: &Path) -> PathBuf {
 /// Opens the search file at `path` for indexing the records database `db` (whose id is `db_id`), emptying
 /// it if it indexed another database. The records database is attached as `rec`.
 pub(super) fn open_indexer(path: &Path, db: &Path, db_id: &str) -> Result<Connection, StoreError> {
-    let named = |e: rusqlite::Error| StoreError::Database(format!("{}: {e}", path.display()));
-    let conn = Connection::open(path).map_err(named)?;
-    conn.busy_timeout(std::time::Duration::from_secs(10))
+    let named = |e: rusqlite::Error| super::named(path, &e);
+    let conn = super::open_wal(path)?;
+    conn.execute_batch("PRAGMA cache_size = -32768;")
         .map_err(named)?;
-    conn.execute_batch("PRAGMA page_size = 8192;")
-        .map_err(named)?;
-    let mode: String = conn
-        .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
-        .map_err(named)?;
-    if !mode.eq_ignore_ascii_case("wal") {
-        return Err(StoreError::Database(format!(
-            "{}: cannot use WAL mode (journal_mode is {mode})",
-            path.display()
-        )));
-    }
-    conn.execute_batch(
-        "PRAGMA synchronous = NORMAL; PRAGMA cache_size = -32768; PRAGMA temp_store = MEMORY;",
-    )
-    .map_err(named)?;
     conn.execute_batch(&format!("BEGIN; {SCHEMA} COMMIT;"))
         .map_err(named)?;
     let indexed: Option<String> = conn
