@@ -83,3 +83,52 @@ fn sequence_numbers_continue_across_restarts_within_a_boot() {
     );
     let _ = std::fs::remove_dir_all(&keep);
 }
+
+#[test]
+fn a_second_agent_on_the_same_state_dir_is_refused() {
+    let state = harness::temp_dir("second-agent");
+    let agent = harness::Agent::start(&["--state-dir", state.to_str().expect("utf-8")]);
+    let mut child = Command::new(agent_bin())
+        .args(["run", "--config"])
+        .arg(agent.dir.join("config.yaml"))
+        .arg("--state-dir")
+        .arg(&state)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run a second agent");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while child.try_wait().expect("second agent status").is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("a second agent kept running on the same state directory");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let second = child.wait_with_output().expect("second agent output");
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert_eq!(second.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("the journal is open for writing by another process"),
+        "{stderr}"
+    );
+    let journal = state.join("journal");
+    assert!(stderr.contains(&journal.display().to_string()), "{stderr}");
+    // The first agent was not disturbed: it stops cleanly and its journal verifies.
+    let (status, events) = agent.stop_with(libc::SIGTERM);
+    assert!(status.success(), "{status:?}");
+    assert!(!events.is_empty());
+    let verify = Command::new(agent_bin())
+        .arg("verify")
+        .arg(&journal)
+        .output()
+        .expect("auditloop verify");
+    assert!(
+        verify.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&verify.stdout),
+        String::from_utf8_lossy(&verify.stderr)
+    );
+    let _ = std::fs::remove_dir_all(&state);
+}

@@ -107,6 +107,30 @@ pub fn write_json<T: Serialize>(path: &Path, value: &T, sync: bool) -> Result<()
     std::fs::rename(&tmp, path).map_err(|e| JournalError::io(path, e))
 }
 
+/// Name of the file in the journal directory that its one writer keeps locked (`flock`).
+pub const LOCK_FILE: &str = "LOCK";
+
+/// Locks the journal in `dir` for writing, or says another process has it. The lock is released when the
+/// returned file is closed, also when the process dies.
+pub fn lock_journal(dir: &Path) -> Result<std::fs::File, JournalError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = dir.join(LOCK_FILE);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|e| JournalError::io(&path, e))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(JournalError::InUse {
+            dir: dir.to_owned(),
+        }),
+        Err(std::fs::TryLockError::Error(e)) => Err(JournalError::io(&path, e)),
+    }
+}
+
 /// Hex of a hash.
 pub fn hex_hash(hash: &Hash) -> String {
     hex::encode(hash)

@@ -38,6 +38,14 @@ pub enum JournalError {
         /// Why.
         source: std::io::Error,
     },
+    /// Another writer has the journal open.
+    #[error(
+        "{dir}: the journal is open for writing by another process (is another `auditloop run` using this state directory?)"
+    )]
+    InUse {
+        /// The journal directory.
+        dir: PathBuf,
+    },
     /// The key file is unusable.
     #[error("{path}: bad key file: {why}")]
     KeyFile {

@@ -92,6 +92,8 @@ pub struct Recovery {
 /// An open journal.
 pub struct Journal {
     opts: JournalOptions,
+    /// The journal's lock file, locked for as long as this writer has it open.
+    _lock: File,
     file: File,
     path: PathBuf,
     buf: Vec<u8>,
@@ -116,9 +118,10 @@ impl Journal {
         std::fs::create_dir_all(&opts.dir).map_err(|e| JournalError::io(&opts.dir, e))?;
         std::fs::set_permissions(&opts.dir, std::fs::Permissions::from_mode(0o700))
             .map_err(|e| JournalError::io(&opts.dir, e))?;
+        let lock = files::lock_journal(&opts.dir)?;
         let segments = files::list_segments(&opts.dir)?;
         let Some((last_index, last_path)) = segments.last().cloned() else {
-            return Journal::genesis(opts);
+            return Journal::genesis(opts, lock);
         };
         let tail = scan_tail(&last_path)?;
         let mut recovered = None;
@@ -170,6 +173,7 @@ impl Journal {
         }
         let mut journal = Journal::with_segment(
             opts,
+            lock,
             key,
             last_index + 1,
             generation + 1,
@@ -180,7 +184,7 @@ impl Journal {
         Ok(journal)
     }
 
-    fn genesis(opts: JournalOptions) -> Result<Journal, JournalError> {
+    fn genesis(opts: JournalOptions, lock: File) -> Result<Journal, JournalError> {
         let key = EpochKey::generate()?;
         key.store(&opts.key_path)?;
         let anchor = Anchor {
@@ -190,11 +194,12 @@ impl Journal {
             public_key: hex::encode(key.genesis_public()),
         };
         files::write_json(&files::anchor_path(&opts.dir), &anchor, true)?;
-        Journal::with_segment(opts, key, 0, 1, 1, [0; 32])
+        Journal::with_segment(opts, lock, key, 0, 1, 1, [0; 32])
     }
 
     fn with_segment(
         opts: JournalOptions,
+        lock: File,
         key: EpochKey,
         index: u64,
         generation: u64,
@@ -205,6 +210,7 @@ impl Journal {
         let file = create_segment(&path)?;
         let mut journal = Journal {
             opts,
+            _lock: lock,
             file,
             path,
             buf: Vec::with_capacity(WRITE_CHUNK * 2),

@@ -220,3 +220,24 @@ fn retention_by_age_keeps_recent_segments() {
         "old segments were deleted: {report:?}"
     );
 }
+
+#[test]
+fn one_writer_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut first = Journal::open(opts(dir.path())).unwrap();
+    first.append_event(&mut event(1)).unwrap();
+    let err = Journal::open(opts(dir.path())).err().unwrap();
+    assert!(
+        matches!(err, auditloop_journal::JournalError::InUse { .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("another process"), "{err}");
+    first.close().unwrap();
+    // Closed (or its process gone), the journal opens again and continues the chain.
+    let mut second = Journal::open(opts(dir.path())).unwrap();
+    second.append_event(&mut event(2)).unwrap();
+    second.close().unwrap();
+    let report = check(dir.path());
+    assert!(report.is_clean(), "{report:?}");
+    assert_eq!(report.events, 2);
+}
