@@ -89,7 +89,7 @@ fn shipping_agent(state: &Path, collector: &Collector, host: &str) -> Agent {
 /// journal's genesis key up to the final checkpoint (which only this host's key could sign).
 fn assert_same_chain(collector: &Collector, host: &str, state: &Path) -> Value {
     let report = verify(state);
-    let (seq, _) = head(state);
+    let (seq, hash) = head(state);
     let entry = collector.wait_host(host, Duration::from_secs(120), |h| {
         h["last_seq"].as_u64() == Some(seq)
     });
@@ -105,6 +105,11 @@ fn assert_same_chain(collector: &Collector, host: &str, state: &Path) -> Value {
         "same genesis key: {entry}"
     );
     assert_eq!(entry["first_seq"], 1, "{entry}");
+    assert_eq!(
+        entry["last_hash"],
+        hash.as_str(),
+        "the same last record: {entry}"
+    );
     assert_eq!(
         entry["last_checkpoint_seq"].as_u64(),
         Some(seq),

@@ -111,6 +111,9 @@ pub struct HostSummary {
     pub last_seq: u64,
     /// Sequence number the next batch must continue from.
     pub next_seq: u64,
+    /// Hash (hex) of the last stored record, which the host's journal `HEAD` names too once it is shipped
+    /// (`null` before the first batch).
+    pub last_hash: Option<String>,
     /// Records stored (events, segment starts, checkpoints): `last_seq - first_seq + 1`.
     pub records: u64,
     /// Event records stored.
@@ -171,6 +174,7 @@ impl HostSummary {
             first_seq: state.first_seq,
             last_seq: next_seq.saturating_sub(1),
             next_seq,
+            last_hash: chain.map(|c| hex::encode(c.last_hash)),
             records: counters.records,
             events: counters.events,
             duplicates: counters.duplicates,
