@@ -56,6 +56,7 @@ fn main() {
         max_age: None,
         host: "bench".into(),
         boot_id: "bench".into(),
+        lock_wait: Duration::from_millis(200),
     };
     let payload = encode_payload(&Payload::Event(sample())).unwrap();
 

@@ -107,12 +107,17 @@ pub fn write_json<T: Serialize>(path: &Path, value: &T, sync: bool) -> Result<()
     std::fs::rename(&tmp, path).map_err(|e| JournalError::io(path, e))
 }
 
-/// Name of the file in the journal directory that its one writer keeps locked (`flock`).
+/// Name of the file in the journal directory that its one writer keeps locked.
 pub const LOCK_FILE: &str = "LOCK";
 
-/// Locks the journal in `dir` for writing, or says another process has it. The lock is released when the
-/// returned file is closed, also when the process dies.
-pub fn lock_journal(dir: &Path) -> Result<std::fs::File, JournalError> {
+/// Locks the journal in `dir` for writing, waiting up to `wait` for another process to release it, or says
+/// another process has it.
+///
+/// The lock is a POSIX record lock (`fcntl F_SETLK`) on the whole file: unlike `flock`, the kernel drops it
+/// as soon as a dying writer's descriptors are closed, before the seconds it spends detaching that writer's
+/// programs, so an agent restarted after `kill -9` is not kept waiting. It is per process: the journal opens
+/// the file once per writer and never closes it until the writer is dropped.
+pub fn lock_journal(dir: &Path, wait: std::time::Duration) -> Result<std::fs::File, JournalError> {
     use std::os::unix::fs::OpenOptionsExt;
     let path = dir.join(LOCK_FILE);
     let file = std::fs::OpenOptions::new()
@@ -122,12 +127,36 @@ pub fn lock_journal(dir: &Path) -> Result<std::fs::File, JournalError> {
         .mode(0o600)
         .open(&path)
         .map_err(|e| JournalError::io(&path, e))?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => Err(JournalError::InUse {
-            dir: dir.to_owned(),
-        }),
-        Err(std::fs::TryLockError::Error(e)) => Err(JournalError::io(&path, e)),
+    let whole_file = nix::libc::flock {
+        l_type: nix::libc::F_WRLCK as nix::libc::c_short,
+        l_whence: nix::libc::SEEK_SET as nix::libc::c_short,
+        l_start: 0,
+        l_len: 0,
+        l_pid: 0,
+    };
+    let deadline = std::time::Instant::now() + wait;
+    let mut told = false;
+    loop {
+        match nix::fcntl::fcntl(&file, nix::fcntl::FcntlArg::F_SETLK(&whole_file)) {
+            Ok(_) => return Ok(file),
+            Err(nix::errno::Errno::EACCES | nix::errno::Errno::EAGAIN) => {
+                if std::time::Instant::now() >= deadline {
+                    return Err(JournalError::InUse {
+                        dir: dir.to_owned(),
+                    });
+                }
+                if !told {
+                    tracing::warn!(
+                        journal = %dir.display(),
+                        wait_secs = wait.as_secs_f64(),
+                        "another process holds the journal lock; waiting for it"
+                    );
+                    told = true;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            Err(e) => return Err(JournalError::io(&path, std::io::Error::from(e))),
+        }
     }
 }
 

@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 
 pub use record::{Checkpoint, Hash, Payload, SegmentStart};
 pub use verify::{Damage, Problem, Report, VerifyOptions, verify};
-pub use writer::{FsyncPolicy, Journal, JournalOptions, Recovery};
+pub use writer::{DEFAULT_LOCK_WAIT, FsyncPolicy, Journal, JournalOptions, Recovery};
 
 /// Errors of the journal library.
 #[derive(Debug, thiserror::Error)]

@@ -53,6 +53,9 @@ pub struct JournalOptions {
     pub host: String,
     /// Boot id written in segment starts.
     pub boot_id: String,
+    /// How long to wait for another writer's lock (`LOCK`) before giving up: a writer killed with SIGKILL
+    /// holds it until the kernel has finished tearing the process down, which can take seconds.
+    pub lock_wait: Duration,
 }
 
 impl JournalOptions {
@@ -70,9 +73,13 @@ impl JournalOptions {
             boot_id: std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
                 .map(|s| s.trim().to_owned())
                 .unwrap_or_default(),
+            lock_wait: DEFAULT_LOCK_WAIT,
         }
     }
 }
+
+/// Default [`JournalOptions::lock_wait`].
+pub const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(15);
 
 /// What was cut from a torn tail at open.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -118,7 +125,7 @@ impl Journal {
         std::fs::create_dir_all(&opts.dir).map_err(|e| JournalError::io(&opts.dir, e))?;
         std::fs::set_permissions(&opts.dir, std::fs::Permissions::from_mode(0o700))
             .map_err(|e| JournalError::io(&opts.dir, e))?;
-        let lock = files::lock_journal(&opts.dir)?;
+        let lock = files::lock_journal(&opts.dir, opts.lock_wait)?;
         let segments = files::list_segments(&opts.dir)?;
         let Some((last_index, last_path)) = segments.last().cloned() else {
             return Journal::genesis(opts, lock);

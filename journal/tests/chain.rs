@@ -21,6 +21,7 @@ fn opts(dir: &Path) -> JournalOptions {
         max_age: None,
         host: "test-host".into(),
         boot_id: "boot".into(),
+        lock_wait: Duration::from_millis(200),
     }
 }
 
@@ -221,20 +222,37 @@ fn retention_by_age_keeps_recent_segments() {
     );
 }
 
+/// Whether this process holds a POSIX write lock on the file with inode `ino` (from `/proc/locks`).
+fn holds_write_lock(ino: u64) -> bool {
+    let me = std::process::id().to_string();
+    std::fs::read_to_string("/proc/locks")
+        .unwrap()
+        .lines()
+        .any(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            // "1: POSIX  ADVISORY  WRITE 4242 fd:01:1234567 0 EOF"
+            f.get(1) == Some(&"POSIX")
+                && f.get(3) == Some(&"WRITE")
+                && f.get(4) == Some(&me.as_str())
+                && f.get(5).and_then(|d| d.rsplit(':').next()) == Some(ino.to_string().as_str())
+        })
+}
+
 #[test]
-fn one_writer_at_a_time() {
+fn the_writer_holds_the_journal_lock_while_open() {
+    use std::os::unix::fs::MetadataExt;
     let dir = tempfile::tempdir().unwrap();
     let mut first = Journal::open(opts(dir.path())).unwrap();
     first.append_event(&mut event(1)).unwrap();
-    let err = Journal::open(opts(dir.path())).err().unwrap();
-    assert!(
-        matches!(err, auditloop_journal::JournalError::InUse { .. }),
-        "{err}"
-    );
-    assert!(err.to_string().contains("another process"), "{err}");
+    let ino = std::fs::metadata(dir.path().join("journal/LOCK"))
+        .unwrap()
+        .ino();
+    assert!(holds_write_lock(ino), "no lock on LOCK while open");
     first.close().unwrap();
-    // Closed (or its process gone), the journal opens again and continues the chain.
+    assert!(!holds_write_lock(ino), "the lock outlived the writer");
+    // Reopened, the journal continues the chain under the lock again.
     let mut second = Journal::open(opts(dir.path())).unwrap();
+    assert!(holds_write_lock(ino));
     second.append_event(&mut event(2)).unwrap();
     second.close().unwrap();
     let report = check(dir.path());

@@ -9,6 +9,7 @@
 )]
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use agent_common::model::{Event, EventBody, Loss, Process, WallTime};
 use auditloop_journal::keys::EpochKey;
@@ -37,6 +38,7 @@ fn build(dir: &Path, runs: u64) -> Image {
         max_age: None,
         host: "h".into(),
         boot_id: "b".into(),
+        lock_wait: Duration::from_millis(200),
     };
     let mut genesis = [0; 32];
     for run in 0..runs {
