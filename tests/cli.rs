@@ -97,7 +97,8 @@ fn a_second_agent_on_the_same_state_dir_is_refused() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("run a second agent");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    // It waits up to 15 s for the lock (DEFAULT_LOCK_WAIT) before giving up.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     while child.try_wait().expect("second agent status").is_none() {
         if std::time::Instant::now() > deadline {
             let _ = child.kill();
