@@ -92,6 +92,18 @@ fn leftovers(dir: &Path, report: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// Asserts the drill that reported `report` left none of its files in the temp dirs or `kill_dir`.
+fn assert_no_leftovers(report: &Value, kill_dir: &Path) {
+    for dir in [Path::new("/tmp"), Path::new("/dev/shm"), kill_dir] {
+        assert_eq!(
+            leftovers(dir, report),
+            Vec::<String>::new(),
+            "left in {}",
+            dir.display()
+        );
+    }
+}
+
 #[test]
 fn drillable_rules_fire_end_to_end_and_kills_are_reported() {
     let kill_dir = temp_dir("drillkill");
@@ -137,14 +149,7 @@ fn drillable_rules_fire_end_to_end_and_kills_are_reported() {
     assert_eq!(report["drillable"], 4);
     assert_eq!(report["fired"], 4);
     assert_eq!(output.status.code(), Some(0), "{report:#}");
-    for dir in [Path::new("/tmp"), Path::new("/dev/shm"), kill_dir.as_path()] {
-        assert_eq!(
-            leftovers(dir, &report),
-            Vec::<String>::new(),
-            "left in {}",
-            dir.display()
-        );
-    }
+    assert_no_leftovers(&report, &kill_dir);
 }
 
 #[test]
@@ -169,14 +174,7 @@ fn a_rule_the_agent_lacks_reports_no_alert_and_exit_1() {
     );
     assert_eq!(result(&report, "drill_shadow_read")["result"], "fired");
     assert_eq!(output.status.code(), Some(1), "{report:#}");
-    for dir in [Path::new("/tmp"), Path::new("/dev/shm"), kill_dir.as_path()] {
-        assert_eq!(
-            leftovers(dir, &report),
-            Vec::<String>::new(),
-            "left in {}",
-            dir.display()
-        );
-    }
+    assert_no_leftovers(&report, &kill_dir);
 }
 
 #[test]

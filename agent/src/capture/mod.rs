@@ -15,6 +15,7 @@ pub mod filters;
 mod loader;
 mod loss;
 mod proctable;
+pub(crate) use proctable::pids;
 mod reader;
 mod resolve;
 mod sockaddr;

@@ -59,15 +59,7 @@ impl ProcessTable {
     /// Adds every process found under `/proc`; unreadable entries (processes that just ended) are skipped.
     pub fn scan(&mut self) -> std::io::Result<usize> {
         let mut added = 0;
-        for entry in std::fs::read_dir(&self.proc_root)? {
-            let Ok(entry) = entry else { continue };
-            let Some(pid) = entry
-                .file_name()
-                .to_str()
-                .and_then(|s| s.parse::<u32>().ok())
-            else {
-                continue;
-            };
+        for pid in pids(&self.proc_root)? {
             if let Some(info) = read_proc(&self.proc_root, pid) {
                 self.insert(pid, info);
                 added += 1;
@@ -153,6 +145,13 @@ impl ProcessTable {
 }
 
 /// What `/proc/<pid>` tells of a process; None when it is gone (the stat file is required).
+/// The pids listed under `proc_root` (the numeric entries of `/proc`); unreadable entries are skipped.
+pub fn pids(proc_root: &Path) -> std::io::Result<impl Iterator<Item = u32> + use<>> {
+    Ok(std::fs::read_dir(proc_root)?
+        .filter_map(Result::ok)
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok()))
+}
+
 fn read_proc(proc_root: &Path, pid: u32) -> Option<ProcInfo> {
     let dir = proc_root.join(pid.to_string());
     let stat = std::fs::read_to_string(dir.join("stat")).ok()?;

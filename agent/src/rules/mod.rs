@@ -79,6 +79,7 @@ pub mod fields;
 mod lexer;
 mod load;
 mod parser;
+pub(crate) use parser::is_keyword;
 mod source;
 mod stateful;
 mod stateful_load;

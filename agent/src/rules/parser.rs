@@ -93,7 +93,9 @@ fn describe(tok: &Token) -> String {
     }
 }
 
-fn is_keyword(w: &str) -> bool {
+/// Whether `w` is a word of the condition syntax (`and`, `or`, `not`, `exists`, a word operator), not a
+/// field or a value.
+pub(crate) fn is_keyword(w: &str) -> bool {
     matches!(w, "and" | "or" | "not" | "exists") || CmpOp::WORDS.iter().any(|(k, _)| *k == w)
 }
 

@@ -10,24 +10,12 @@
 use crate::cmd::drill::plan::{Context, Host, Op, TEMP_ROOTS};
 use crate::cmd::drill::words::RuleWords;
 use crate::rules::fields::{EVENT_KINDS, FIELDS};
+use crate::rules::is_keyword;
 
 /// Words that are syntax or field names, not values.
 fn is_value(word: &str) -> bool {
-    const KEYWORDS: [&str; 11] = [
-        "and",
-        "or",
-        "not",
-        "in",
-        "contains",
-        "icontains",
-        "startswith",
-        "endswith",
-        "glob",
-        "regex",
-        "exists",
-    ];
     let field = word.split('[').next().unwrap_or(word);
-    !word.is_empty() && !KEYWORDS.contains(&word) && !FIELDS.iter().any(|f| f.name == field)
+    !word.is_empty() && !is_keyword(word) && !FIELDS.iter().any(|f| f.name == field)
 }
 
 fn is_glob(word: &str) -> bool {

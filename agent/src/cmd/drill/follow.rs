@@ -18,18 +18,12 @@ use auditloop_journal::{JournalError, Payload};
 pub fn journal_writer(journal: &Path) -> Option<u32> {
     let journal = journal.canonicalize().ok()?;
     let me = std::process::id();
-    for entry in std::fs::read_dir("/proc").ok()?.filter_map(Result::ok) {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<u32>().ok())
-        else {
-            continue;
-        };
+    for pid in crate::capture::pids(Path::new("/proc")).ok()? {
         if pid == me {
             continue;
         }
-        let Ok(fds) = std::fs::read_dir(entry.path().join("fd")) else {
+        let proc_dir = Path::new("/proc").join(pid.to_string());
+        let Ok(fds) = std::fs::read_dir(proc_dir.join("fd")) else {
             continue;
         };
         for fd in fds.filter_map(Result::ok) {
@@ -41,7 +35,7 @@ pub fn journal_writer(journal: &Path) -> Option<u32> {
                     .file_name()
                     .and_then(|n| n.to_str())
                     .is_some_and(|n| n.starts_with("seg-") && n.ends_with(".alj"));
-            if is_segment && open_for_writing(&entry.path(), &fd.file_name()) {
+            if is_segment && open_for_writing(&proc_dir, &fd.file_name()) {
                 return Some(pid);
             }
         }
