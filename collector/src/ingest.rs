@@ -258,14 +258,7 @@ pub fn check<'b>(
             }
             Accepted::Event(payload) => {
                 let (event, columns) = match prep.event.take() {
-                    Some(Ok(decoded)) => decoded,
-                    Some(Err(detail)) => {
-                        return Err(Reject::Damaged {
-                            seq: rec.seq,
-                            damage: Damage::BadPayload,
-                            detail,
-                        });
-                    }
+                    Some(decoded) => decoded?,
                     None => {
                         let event = decode_event(payload, rec.seq)?;
                         let columns = Columns::of_event(&event);
@@ -400,7 +393,8 @@ fn replayed(
     }
 }
 
-fn decode_event(payload: &[u8], seq: u64) -> Result<Event, Reject> {
+/// Decodes an event payload of record `seq`; a payload that is not an event is damage.
+pub(crate) fn decode_event(payload: &[u8], seq: u64) -> Result<Event, Reject> {
     let bad = |detail: String| Reject::Damaged {
         seq,
         damage: Damage::BadPayload,

@@ -6,9 +6,10 @@
 
 use agent_common::model::Event;
 use auditloop_journal::chain::TAG_EVENT;
-use auditloop_journal::record::{Payload, RawRecord, decode_payload};
+use auditloop_journal::record::RawRecord;
 
 use crate::columns::Columns;
+use crate::ingest::{Reject, decode_event};
 
 /// Batches smaller than this are prepared on the calling thread.
 const PARALLEL_ABOVE: usize = 2048;
@@ -19,7 +20,7 @@ pub struct Prepared {
     /// Whether the stored hash matches the record's contents.
     pub hash_ok: bool,
     /// For a record tagged as an event: the event and its columns, or why it does not decode.
-    pub event: Option<Result<(Event, Columns), String>>,
+    pub event: Option<Result<(Event, Columns), Reject>>,
 }
 
 /// Prepares each record of `records`, in order.
@@ -48,15 +49,12 @@ pub fn prepare(records: &[RawRecord<'_>]) -> Vec<Prepared> {
 }
 
 fn one(rec: &RawRecord<'_>) -> Prepared {
-    let event =
-        (rec.payload.first() == Some(&TAG_EVENT)).then(|| match decode_payload(rec.payload) {
-            Ok(Payload::Event(event)) => {
-                let columns = Columns::of_event(&event);
-                Ok((event, columns))
-            }
-            Ok(_) => Err("event tag on a non-event payload".to_owned()),
-            Err(why) => Err(format!("event does not decode: {why}")),
-        });
+    let event = (rec.payload.first() == Some(&TAG_EVENT)).then(|| {
+        decode_event(rec.payload, rec.seq).map(|event| {
+            let columns = Columns::of_event(&event);
+            (event, columns)
+        })
+    });
     Prepared {
         hash_ok: rec.hash_ok(),
         event,

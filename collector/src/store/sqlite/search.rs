@@ -37,9 +37,9 @@ CREATE TABLE IF NOT EXISTS search_state (
 );
 ";
 
-/// Records added per transaction. Equal to [`INDEX_LAG_ROWS`](crate::store::INDEX_LAG_ROWS), so each stored
-/// batch indexes whole chunks only (a chunk's fixed cost is the index pages it touches).
-pub(super) const CHUNK_ROWS: u64 = 32_768;
+/// Records added per transaction: the lag a stored batch tolerates, so each stored batch indexes whole
+/// chunks only (a chunk's fixed cost is the index pages it touches).
+pub(super) const CHUNK_ROWS: u64 = crate::store::INDEX_LAG_ROWS;
 
 /// Name under which readers attach the search file.
 pub(super) const SCHEMA_NAME: &str = "search";
