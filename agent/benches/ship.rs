@@ -21,9 +21,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use agent_common::model::{Event, EventBody, File, Process, WallTime};
 use auditloop::ship::{self, ShipSettings};
 use auditloop_journal::{FsyncPolicy, Journal, JournalOptions};
+use auditloop_model::{Event, EventBody, File, FileOp, Process, WallTime};
 use tokio::sync::watch;
 
 const THROUGHPUT_EVENTS: u64 = 1_000_000;
@@ -44,7 +44,7 @@ fn event(i: u64) -> Event {
             ..Process::default()
         },
         event: EventBody::File(File {
-            op: "open".into(),
+            op: FileOp::Open,
             syscall: "openat".into(),
             path: format!("/var/lib/app/data-{}.bin", i % 1000),
             flags: 0o1101,

@@ -99,22 +99,31 @@ pub struct ExportArgs {
     pub format: ExportFormat,
     /// Only events at or after this time (RFC 3339, e.g. 2026-11-23T18:00:00Z).
     #[arg(long, value_parser = parse_time)]
-    pub since: Option<agent_common::model::WallTime>,
+    pub since: Option<auditloop_model::WallTime>,
     /// Only events before this time (RFC 3339).
     #[arg(long, value_parser = parse_time)]
-    pub until: Option<agent_common::model::WallTime>,
+    pub until: Option<auditloop_model::WallTime>,
     /// Only events of these kinds (repeat or comma-separate: exec,file,config_change).
-    #[arg(long, value_delimiter = ',')]
-    pub kind: Vec<String>,
+    #[arg(long, value_delimiter = ',', value_parser = parse_kind)]
+    pub kind: Vec<auditloop_model::EventKind>,
     /// Include journal-internal records (segment starts, checkpoints) in jsonl output.
     #[arg(long)]
     pub all_records: bool,
 }
 
-fn parse_time(text: &str) -> Result<agent_common::model::WallTime, String> {
+fn parse_time(text: &str) -> Result<auditloop_model::WallTime, String> {
     humantime::parse_rfc3339_weak(text)
-        .map(agent_common::model::WallTime::from)
+        .map(auditloop_model::WallTime::from)
         .map_err(|e| format!("`{text}` is not an RFC 3339 time: {e}"))
+}
+
+fn parse_kind(text: &str) -> Result<auditloop_model::EventKind, String> {
+    auditloop_model::EventKind::parse(text).ok_or_else(|| {
+        let known: Vec<&str> = auditloop_model::EventKind::all()
+            .map(auditloop_model::EventKind::as_str)
+            .collect();
+        format!("unknown event kind `{text}` (known: {})", known.join(", "))
+    })
 }
 
 /// `auditloop key …`.

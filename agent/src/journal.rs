@@ -12,8 +12,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use agent_common::model::{Event, EventBody, JournalRecovered, Loss};
 use auditloop_journal::{FsyncPolicy, Journal, JournalError, JournalOptions};
+use auditloop_model::{Event, EventBody, JournalRecovered, Loss, LossStage};
 
 use crate::config::{FsyncMode, JournalConfig};
 
@@ -161,7 +161,7 @@ impl JournalStage {
             return Ok(());
         }
         let mut event = crate::capture::agent_event(EventBody::Loss(Loss {
-            stage: "spool_overflow".into(),
+            stage: LossStage::SpoolOverflow,
             record: "event".into(),
             count: spool.dropped,
             total: spool.dropped_total,
@@ -205,7 +205,7 @@ mod tests {
 
     fn event() -> Event {
         crate::capture::agent_event(EventBody::Loss(Loss {
-            stage: "test".into(),
+            stage: LossStage::Decode,
             record: "x".repeat(200),
             count: 0,
             total: 0,
@@ -255,7 +255,7 @@ mod tests {
                 Payload::Event(Event {
                     event: EventBody::Loss(l),
                     ..
-                }) if l.stage == "spool_overflow" => Some(l.count),
+                }) if l.stage == LossStage::SpoolOverflow => Some(l.count),
                 _ => None,
             })
             .collect();

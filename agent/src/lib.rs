@@ -12,7 +12,6 @@ pub mod config;
 pub mod export;
 pub mod journal;
 pub mod output;
-pub mod rules;
 pub mod run;
 pub mod ship;
 pub mod watch;

@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use agent_common::model::{Event, EventBody};
+use auditloop_model::{Event, EventBody};
 
 /// How events are printed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -104,7 +104,7 @@ pub fn pretty(event: &Event) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use agent_common::model::{Exec, Process, WallTime};
+    use auditloop_model::{Exec, Process, WallTime};
 
     fn exec_event() -> Event {
         Event {

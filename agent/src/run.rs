@@ -7,7 +7,7 @@ use anyhow::{Context, bail};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{mpsc, watch};
 
-use agent_common::model::{ConfigLoaded, Event, EventBody, RulesLoaded, RulesRejected};
+use auditloop_model::{ConfigLoaded, Event, EventBody, RulesLoaded, RulesRejected};
 
 use crate::actions::{ActionStage, load};
 use crate::capture::{Capture, Settings, agent_event};

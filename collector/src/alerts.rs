@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use agent_common::model::{Event, EventBody, WallTime};
+use auditloop_model::{Event, EventBody, LossStage, WallTime};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -116,7 +116,7 @@ pub fn spool_overflow(event: &Event, seq: u64) -> Option<NewAlert> {
     let EventBody::Loss(loss) = &event.event else {
         return None;
     };
-    (loss.stage == "spool_overflow").then(|| NewAlert {
+    (loss.stage == LossStage::SpoolOverflow).then(|| NewAlert {
         kind: AlertKind::SpoolOverflow,
         seq: Some(seq),
         detail: json!({ "record": loss.record, "count": loss.count, "total": loss.total }),

@@ -7,8 +7,8 @@
 
 use std::sync::{Arc, PoisonError};
 
-use agent_common::model::WallTime;
 use auditloop_journal::batch::Batch;
+use auditloop_model::WallTime;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, FromRequestParts, Path, State};

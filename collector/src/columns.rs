@@ -3,8 +3,8 @@
 //! Columns are derived from a verified payload and are only an index: the payload bytes stay the record of
 //! truth (they are what the hash covers and what queries return).
 
-use agent_common::model::{Event, EventBody};
 use auditloop_journal::record::SegmentStart;
+use auditloop_model::{Event, EventBody};
 
 /// Longest summary kept, in bytes.
 pub const SUMMARY_MAX: usize = 512;
@@ -44,15 +44,26 @@ impl Columns {
                 summary.push(&a.output);
             }
             EventBody::Action(a) => {
-                summary.push(&a.action);
+                summary.push(a.action.as_str());
                 summary.push(&a.rule);
             }
             EventBody::Loss(l) => {
-                summary.push(&l.stage);
+                summary.push(l.stage.as_str());
                 summary.push(&l.record);
             }
             EventBody::Syscall(s) => summary.push(&s.name),
-            _ => {}
+            EventBody::Fork(_)
+            | EventBody::Exit(_)
+            | EventBody::AgentStart(_)
+            | EventBody::AgentStop(_)
+            | EventBody::SetId(_)
+            | EventBody::Ptrace(_)
+            | EventBody::Kill(_)
+            | EventBody::ConfigChange(_)
+            | EventBody::ConfigLoaded(_)
+            | EventBody::JournalRecovered(_)
+            | EventBody::RulesLoaded(_)
+            | EventBody::RulesRejected(_) => {}
         }
         Columns {
             time_ns: Some(event.time.0),
@@ -85,7 +96,20 @@ fn path_of(body: &EventBody) -> Option<&str> {
         EventBody::RulesLoaded(r) => Some(&r.path),
         EventBody::RulesRejected(r) => Some(&r.path),
         EventBody::Action(a) => a.path.as_deref(),
-        _ => None,
+        EventBody::Fork(_)
+        | EventBody::Exit(_)
+        | EventBody::Loss(_)
+        | EventBody::AgentStart(_)
+        | EventBody::AgentStop(_)
+        | EventBody::SetId(_)
+        | EventBody::Ptrace(_)
+        | EventBody::Kill(_)
+        | EventBody::SetName(_)
+        | EventBody::MemfdCreate(_)
+        | EventBody::Net(_)
+        | EventBody::Syscall(_)
+        | EventBody::JournalRecovered(_)
+        | EventBody::Alert(_) => None,
     }
 }
 
@@ -112,7 +136,7 @@ impl Summary {
 
 #[cfg(test)]
 mod tests {
-    use agent_common::model::{Exec, File, Process, WallTime};
+    use auditloop_model::{Exec, File, Process, WallTime};
 
     use super::*;
 

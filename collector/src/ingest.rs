@@ -7,11 +7,11 @@
 //! overflows. It stores nothing, so the caller commits a batch all or nothing; it never panics, whatever the
 //! input (it is fuzzed).
 
-use agent_common::model::{Event, EventBody};
 use auditloop_journal::Damage;
 use auditloop_journal::batch::Batch;
 use auditloop_journal::chain::{Accepted, ChainState};
 use auditloop_journal::record::{FrameError, Hash, Payload, RawRecord, decode_payload};
+use auditloop_model::{Event, EventBody};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -278,7 +278,7 @@ pub fn check<'b>(
                 NewRecord {
                     seq: rec.seq,
                     hash: rec.hash,
-                    kind: event.kind(),
+                    kind: event.kind().as_str(),
                     columns,
                     payload,
                 }

@@ -4,9 +4,9 @@
 //! Links, order and signatures are then checked one record at a time by the chain verifier, which takes
 //! these results in order.
 
-use agent_common::model::Event;
 use auditloop_journal::chain::TAG_EVENT;
 use auditloop_journal::record::RawRecord;
+use auditloop_model::Event;
 
 use crate::columns::Columns;
 use crate::ingest::{Reject, decode_event};

@@ -175,7 +175,7 @@ pub fn parse_time(text: &str) -> Result<u64, String> {
     let bad = |e: &dyn std::fmt::Display| format!("not RFC 3339 or nanoseconds: {e}");
     let (base, offset_secs) = split_offset(text);
     let utc = humantime::parse_rfc3339_weak(base).map_err(|e| bad(&e))?;
-    let ns = agent_common::model::WallTime::from(utc).0;
+    let ns = auditloop_model::WallTime::from(utc).0;
     let offset_ns = offset_secs.unsigned_abs() * 1_000_000_000;
     let adjusted = if offset_secs >= 0 {
         ns.checked_sub(offset_ns)

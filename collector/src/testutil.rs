@@ -3,11 +3,13 @@
 
 use std::sync::Arc;
 
-use agent_common::model::{AgentStop, Event, EventBody, Exec, File, Loss, Process, WallTime};
 use auditloop_journal::batch::{Batch, BatchAnchor, CONTENT_TYPE_BINARY};
 use auditloop_journal::files::list_segments;
 use auditloop_journal::record::{Payload, SEGMENT_HEADER_LEN, decode_payload, read_frame};
 use auditloop_journal::{FsyncPolicy, Journal, JournalOptions};
+use auditloop_model::{
+    AgentStop, Event, EventBody, Exec, File, FileOp, Loss, LossStage, Process, WallTime,
+};
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
@@ -93,18 +95,18 @@ impl TestJournal {
         self.event(
             pid,
             EventBody::File(File {
-                op: "open".into(),
+                op: FileOp::Open,
                 path: path.into(),
                 ..File::default()
             }),
         )
     }
 
-    pub fn loss(&mut self, stage: &str) -> u64 {
+    pub fn loss(&mut self, stage: LossStage) -> u64 {
         self.event(
             1,
             EventBody::Loss(Loss {
-                stage: stage.into(),
+                stage,
                 record: "events".into(),
                 count: 10,
                 total: 10,

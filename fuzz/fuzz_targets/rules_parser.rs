@@ -3,9 +3,9 @@
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     if let Ok(text) = std::str::from_utf8(data) {
-        let _ = auditloop::rules::RuleSet::parse("fuzz.yaml", text);
+        let _ = auditloop_rules::RuleSet::parse("fuzz.yaml", text);
         // Conditions are the most intricate part: also feed the text as one rule's condition.
         let rule = format!("- rule: r\n  desc: d\n  condition: {}\n  output: o\n", text.replace('\n', " "));
-        let _ = auditloop::rules::RuleSet::parse("fuzz.yaml", &rule);
+        let _ = auditloop_rules::RuleSet::parse("fuzz.yaml", &rule);
     }
 });

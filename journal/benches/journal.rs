@@ -5,9 +5,9 @@
 
 use std::time::{Duration, Instant};
 
-use agent_common::model::{Event, EventBody, Exec, Process, WallTime};
 use auditloop_journal::record::{Payload, encode_payload};
 use auditloop_journal::{FsyncPolicy, Journal, JournalOptions, VerifyOptions, verify};
+use auditloop_model::{Event, EventBody, Exec, Process, WallTime};
 
 const APPENDS: u64 = 2_000_000;
 

@@ -12,7 +12,7 @@
 //! record hash (a changed length shifts the frame and breaks the hash), and the header is fixed bytes, so any
 //! change to a segment is detectable. Decoding never panics: short or garbled bytes are a [`FrameError`].
 
-use agent_common::model::Event;
+use auditloop_model::Event;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 

@@ -237,7 +237,7 @@ mod tests {
     use super::*;
     use crate::record::read_frame;
     use crate::{FsyncPolicy, Journal, JournalOptions};
-    use agent_common::model::{Event, EventBody, Loss, Process, WallTime};
+    use auditloop_model::{Event, EventBody, Loss, Process, WallTime};
 
     fn event() -> Event {
         Event {

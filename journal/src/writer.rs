@@ -13,7 +13,7 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use agent_common::model::Event;
+use auditloop_model::Event;
 
 use crate::JournalError;
 use crate::files::{self, Anchor, Head, hex_hash};
@@ -242,7 +242,7 @@ impl Journal {
             index: self.segment_index,
             generation: self.generation,
             boot_id: self.opts.boot_id.clone(),
-            created_ns: agent_common::model::WallTime::now().0,
+            created_ns: auditloop_model::WallTime::now().0,
             host: self.opts.host.clone(),
             genesis_public_key: (self.segment_index == 0).then(|| self.key.genesis_public()),
         };

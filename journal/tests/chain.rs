@@ -5,11 +5,11 @@
 use std::path::Path;
 use std::time::Duration;
 
-use agent_common::model::{Event, EventBody, Loss, Process, WallTime};
 use auditloop_journal::reader::Reader;
 use auditloop_journal::{
     Damage, FsyncPolicy, Journal, JournalOptions, Payload, VerifyOptions, verify,
 };
+use auditloop_model::{Event, EventBody, Loss, LossStage, Process, WallTime};
 
 fn opts(dir: &Path) -> JournalOptions {
     JournalOptions {
@@ -36,7 +36,7 @@ fn event(n: u64) -> Event {
             ..Process::default()
         },
         event: EventBody::Loss(Loss {
-            stage: "test".into(),
+            stage: LossStage::Decode,
             record: format!("r{n}"),
             count: n,
             total: n,

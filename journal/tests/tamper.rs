@@ -11,12 +11,12 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use agent_common::model::{Event, EventBody, Loss, Process, WallTime};
 use auditloop_journal::keys::EpochKey;
 use auditloop_journal::record::{
     Checkpoint, Payload, SEGMENT_HEADER_LEN, encode_payload, frame, read_frame,
 };
 use auditloop_journal::{FsyncPolicy, Journal, JournalOptions, VerifyOptions, verify};
+use auditloop_model::{Event, EventBody, Loss, LossStage, Process, WallTime};
 
 const MUTATIONS: usize = 10_000;
 
@@ -54,7 +54,7 @@ fn build(dir: &Path, runs: u64) -> Image {
                     ..Process::default()
                 },
                 event: EventBody::Loss(Loss {
-                    stage: "s".into(),
+                    stage: LossStage::Decode,
                     record: "r".into(),
                     count: n,
                     total: n,

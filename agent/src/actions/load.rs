@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use crate::capture::filters::KernelExecRule;
-use crate::rules::{Action, Rule, RuleErrors, RuleSet};
+use auditloop_rules::{Action, Rule, RuleErrors, RuleSet};
 
 /// A loaded rule set with its kernel part.
 pub struct LoadedRules {

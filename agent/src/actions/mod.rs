@@ -11,10 +11,10 @@ pub mod webhook;
 
 use std::path::Path;
 
-use agent_common::model::{ActionTaken, Alert, Event, EventBody};
+use auditloop_model::{ActionKind, ActionTaken, Alert, Event, EventBody};
 
-use crate::rules::{Action, RuleSet, RuleState};
 use crate::watch::ContentStore;
+use auditloop_rules::{RuleSet, RuleState};
 
 /// Rules plus what actions need.
 pub struct ActionStage {
@@ -71,15 +71,15 @@ impl ActionStage {
         if matches!(event.event, EventBody::Alert(_) | EventBody::Action(_)) {
             return out;
         }
-        let kernel_killed = match &event.event {
-            EventBody::Exec(exec) => exec
-                .killed_by_rule
-                .and_then(|i| self.kernel_rule_names.get(i as usize).cloned()),
-            _ => None,
+        let kernel_killed = if let EventBody::Exec(exec) = &event.event {
+            exec.killed_by_rule
+                .and_then(|i| self.kernel_rule_names.get(i as usize).cloned())
+        } else {
+            None
         };
         if let Some(rule) = &kernel_killed {
             out.push(EventBody::Action(ActionTaken {
-                action: "kernel_kill".into(),
+                action: ActionKind::KernelKill,
                 rule: rule.clone(),
                 trigger_seq: event.seq,
                 target_pid: Some(event.process.pid),
@@ -91,7 +91,7 @@ impl ActionStage {
         for rule in self.rules.fire(&mut self.state, event) {
             let alert = Alert {
                 rule: rule.name().to_owned(),
-                severity: rule.severity().as_str().to_owned(),
+                severity: rule.severity(),
                 output: rule.render_output(event),
                 tags: rule.tags().to_vec(),
                 trigger_seq: event.seq,
@@ -100,24 +100,28 @@ impl ActionStage {
                 hook.send(serde_json::json!({ "alert": &alert, "event": event }));
             }
             out.push(EventBody::Alert(alert));
-            for action in rule.actions() {
-                let taken = match action {
-                    Action::Alert => continue,
-                    Action::Kill | Action::KillGroup
+            for &action in rule.actions() {
+                let Some(kind) = action.taken() else {
+                    continue;
+                };
+                let taken = match kind {
+                    ActionKind::Kill | ActionKind::KillGroup
                         if kernel_killed.as_deref() == Some(rule.name()) =>
                     {
                         continue;
                     }
-                    Action::Kill | Action::KillGroup => {
-                        kill_action(rule.name(), event, *action == Action::KillGroup)
+                    ActionKind::Kill | ActionKind::KillGroup => {
+                        kill_action(event, kind == ActionKind::KillGroup)
                     }
-                    Action::Rollback => self.rollback_action(rule.name(), event),
-                    Action::Deny => ActionTaken {
-                        action: "deny".into(),
+                    ActionKind::Rollback => self.rollback_action(event),
+                    ActionKind::Deny => ActionTaken {
+                        action: ActionKind::Deny,
                         detail: "deny needs BPF LSM, which this kernel refuses; not enforced"
                             .into(),
                         ..ActionTaken::default()
                     },
+                    // Only the kernel carries this out, at exec; it is reported above.
+                    ActionKind::KernelKill => continue,
                 };
                 out.push(EventBody::Action(ActionTaken {
                     rule: rule.name().to_owned(),
@@ -129,9 +133,9 @@ impl ActionStage {
         out
     }
 
-    fn rollback_action(&self, _rule: &str, event: &Event) -> ActionTaken {
+    fn rollback_action(&self, event: &Event) -> ActionTaken {
         let base = ActionTaken {
-            action: "rollback".into(),
+            action: ActionKind::Rollback,
             ..ActionTaken::default()
         };
         let EventBody::ConfigChange(change) = &event.event else {
@@ -166,11 +170,15 @@ impl ActionStage {
     }
 }
 
-fn kill_action(_rule: &str, event: &Event, group: bool) -> ActionTaken {
+fn kill_action(event: &Event, group: bool) -> ActionTaken {
     let pid = event.process.pid;
     let result = kill::kill(pid, event.mono_ns, group);
     ActionTaken {
-        action: if group { "kill_group" } else { "kill" }.into(),
+        action: if group {
+            ActionKind::KillGroup
+        } else {
+            ActionKind::Kill
+        },
         target_pid: Some(pid),
         ok: result.is_ok(),
         detail: match result {

@@ -7,11 +7,11 @@
 use std::collections::HashMap;
 
 use agent_common::decode::{Record, c_text, comm, exec_args, exec_filename};
-use agent_common::model::{self, Event, EventBody, Process, WallTime};
 use agent_common::wire::{
     EXEC_ARGS_TRUNCATED, EXEC_FILENAME_TRUNCATED, EXEC_KILLED, EXIT_CODE_KNOWN, EXIT_SIGNAL_KNOWN,
     FORK_CLONE_FLAGS_KNOWN, RecordHeader, Syscall,
 };
+use auditloop_model::{self as model, ChangeTrigger, Event, EventBody, FileOp, Process, WallTime};
 
 use super::containers::Containers;
 use super::convert::{self, Tables};
@@ -27,8 +27,8 @@ const FD_TABLE_CAPACITY: usize = 1 << 16;
 pub struct FileTouch {
     /// Absolute path.
     pub path: String,
-    /// `close_write`, `rename`, `truncate`, `unlink`, `chmod`, `chown`, `exit`.
-    pub trigger: &'static str,
+    /// What happened to it.
+    pub trigger: ChangeTrigger,
     /// The process.
     pub process: Process,
 }
@@ -237,7 +237,7 @@ impl Assembler {
                     if fd.memfd.is_none() {
                         self.touches.push(FileTouch {
                             path: fd.path,
-                            trigger: "exit",
+                            trigger: ChangeTrigger::Exit,
                             process: event.process.clone(),
                         });
                     }
@@ -271,7 +271,7 @@ impl Assembler {
                     let process = self.process(&rec.header);
                     self.touches.push(FileTouch {
                         path: fd.path,
-                        trigger: "close_write",
+                        trigger: ChangeTrigger::CloseWrite,
                         process,
                     });
                 }
@@ -327,13 +327,22 @@ impl Assembler {
         if let EventBody::File(file) = &event.event
             && file.success
         {
-            let trigger = match file.op.as_str() {
-                "rename" => Some("rename"),
-                "truncate" => Some("truncate"),
-                "unlink" => Some("unlink"),
-                "chmod" => Some("chmod"),
-                "chown" => Some("chown"),
-                _ => None,
+            let trigger = match file.op {
+                FileOp::Rename => Some(ChangeTrigger::Rename),
+                FileOp::Truncate => Some(ChangeTrigger::Truncate),
+                FileOp::Unlink => Some(ChangeTrigger::Unlink),
+                FileOp::Chmod => Some(ChangeTrigger::Chmod),
+                FileOp::Chown => Some(ChangeTrigger::Chown),
+                FileOp::Open
+                | FileOp::Read
+                | FileOp::Link
+                | FileOp::Symlink
+                | FileOp::Mkdir
+                | FileOp::Rmdir
+                | FileOp::Utimens
+                | FileOp::Mount
+                | FileOp::Umount
+                | FileOp::Chdir => None,
             };
             if let Some(trigger) = trigger {
                 for path in [&file.path, &file.target] {

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use agent_common::model::{ConfigChange, Event, EventBody, Process};
+use auditloop_model::{ChangeTrigger, ConfigChange, Event, EventBody, Process};
 
 use super::{Assembler, FileTouch};
 use crate::watch::{ContentStore, FileChange, WatchError, WatchList};
@@ -61,14 +61,14 @@ impl ConfigWatch {
 
     /// A `config_change` event for a change found at start (made while the agent was not running).
     pub fn startup_event(change: FileChange, assembler: &mut Assembler) -> Event {
-        assembler.event_for(Process::default(), body(change, "startup"))
+        assembler.event_for(Process::default(), body(change, ChangeTrigger::Startup))
     }
 }
 
-fn body(change: FileChange, trigger: &str) -> EventBody {
+fn body(change: FileChange, trigger: ChangeTrigger) -> EventBody {
     EventBody::ConfigChange(ConfigChange {
         path: change.path.to_string_lossy().into_owned(),
-        trigger: trigger.into(),
+        trigger,
         old_sha256: change.old_sha256,
         new_sha256: change.new_sha256,
         size: change.size,

@@ -2,11 +2,11 @@
 //! and descriptor tables current (cwd after chdir, euid after setuid, descriptors after open/memfd_create).
 
 use agent_common::decode::{syscall_bytes, syscall_str};
-use agent_common::model::{self, EventBody};
 use agent_common::wire::{
     NO_ARG, SYS_OPEN_WRITE, SYS_STR_UNREADABLE, SYS_STR1_TRUNCATED, SYS_STR2_TRUNCATED, Syscall,
     SyscallOp,
 };
+use auditloop_model::{self as model, EventBody, FileOp, NetOp};
 
 use super::fdtable::{FdInfo, FdTable};
 use super::proctable::ProcessTable;
@@ -139,38 +139,86 @@ pub fn body(rec: &Syscall, ret: Option<i64>, t: &mut Tables<'_>) -> EventBody {
                 ret,
             })
         }
-        SyscallOp::Connect | SyscallOp::Bind | SyscallOp::Listen | SyscallOp::Accept => {
-            let addr = if op == SyscallOp::Listen {
-                sockaddr::SockAddr {
-                    family: "none".into(),
-                    address: String::new(),
-                    port: 0,
-                }
-            } else {
-                sockaddr::decode(syscall_bytes(rec, 0))
-            };
-            EventBody::Net(model::Net {
-                op: op.name().into(),
-                fd: i64::from(rec.args[0] as u32 as i32),
-                family: addr.family,
-                address: addr.address,
-                port: addr.port,
-                backlog: if op == SyscallOp::Listen {
-                    i64::from(rec.args[1] as u32 as i32)
-                } else {
-                    0
-                },
-                ret,
-                success: success || (op == SyscallOp::Connect && ret == Some(-115)),
-            })
+        SyscallOp::Connect => net(rec, NetOp::Connect, ret, success),
+        SyscallOp::Bind => net(rec, NetOp::Bind, ret, success),
+        SyscallOp::Listen => net(rec, NetOp::Listen, ret, success),
+        SyscallOp::Accept => net(rec, NetOp::Accept, ret, success),
+        SyscallOp::Open => {
+            let write = rec.flags & SYS_OPEN_WRITE != 0;
+            let fop = if write { FileOp::Open } else { FileOp::Read };
+            EventBody::File(file(rec, op, fop, def, name, ret, success, t))
         }
-        _ => EventBody::File(file(rec, op, def, name, ret, success, t)),
+        SyscallOp::Unlink => {
+            EventBody::File(file(rec, op, FileOp::Unlink, def, name, ret, success, t))
+        }
+        SyscallOp::Rename => {
+            EventBody::File(file(rec, op, FileOp::Rename, def, name, ret, success, t))
+        }
+        SyscallOp::Link => EventBody::File(file(rec, op, FileOp::Link, def, name, ret, success, t)),
+        SyscallOp::Symlink => {
+            EventBody::File(file(rec, op, FileOp::Symlink, def, name, ret, success, t))
+        }
+        SyscallOp::Chmod => {
+            EventBody::File(file(rec, op, FileOp::Chmod, def, name, ret, success, t))
+        }
+        SyscallOp::Chown => {
+            EventBody::File(file(rec, op, FileOp::Chown, def, name, ret, success, t))
+        }
+        SyscallOp::Truncate => {
+            EventBody::File(file(rec, op, FileOp::Truncate, def, name, ret, success, t))
+        }
+        SyscallOp::Mkdir => {
+            EventBody::File(file(rec, op, FileOp::Mkdir, def, name, ret, success, t))
+        }
+        SyscallOp::Rmdir => {
+            EventBody::File(file(rec, op, FileOp::Rmdir, def, name, ret, success, t))
+        }
+        SyscallOp::Utimens => {
+            EventBody::File(file(rec, op, FileOp::Utimens, def, name, ret, success, t))
+        }
+        SyscallOp::Mount => {
+            EventBody::File(file(rec, op, FileOp::Mount, def, name, ret, success, t))
+        }
+        SyscallOp::Umount => {
+            EventBody::File(file(rec, op, FileOp::Umount, def, name, ret, success, t))
+        }
+        SyscallOp::Chdir => {
+            EventBody::File(file(rec, op, FileOp::Chdir, def, name, ret, success, t))
+        }
     }
 }
 
+fn net(rec: &Syscall, op: NetOp, ret: Option<i64>, success: bool) -> EventBody {
+    let addr = if op == NetOp::Listen {
+        sockaddr::SockAddr {
+            family: "none".into(),
+            address: String::new(),
+            port: 0,
+        }
+    } else {
+        sockaddr::decode(syscall_bytes(rec, 0))
+    };
+    EventBody::Net(model::Net {
+        op,
+        fd: i64::from(rec.args[0] as u32 as i32),
+        family: addr.family,
+        address: addr.address,
+        port: addr.port,
+        backlog: if op == NetOp::Listen {
+            i64::from(rec.args[1] as u32 as i32)
+        } else {
+            0
+        },
+        ret,
+        success: success || (op == NetOp::Connect && ret == Some(-115)),
+    })
+}
+
+#[expect(clippy::too_many_arguments, reason = "the parts of one syscall record")]
 fn file(
     rec: &Syscall,
     op: SyscallOp,
+    fop: FileOp,
     def: SyscallDef,
     name: String,
     ret: Option<i64>,
@@ -194,12 +242,8 @@ fn file(
     } else {
         path_of(rec, 1, def.dirfd2, t).0
     };
-    let write = rec.flags & SYS_OPEN_WRITE != 0;
     let mut out = model::File {
-        op: match op {
-            SyscallOp::Open if !write => "read".into(),
-            _ => op.name().into(),
-        },
+        op: fop,
         syscall: name.clone(),
         path,
         target,
@@ -242,8 +286,7 @@ fn file(
         (SyscallOp::Umount, _) => out.flags = a(1),
         _ => {}
     }
-    if op == SyscallOp::Open
-        && write
+    if fop == FileOp::Open
         && let Some(fd) = ret.filter(|r| *r >= 0)
     {
         out.fd = fd;

@@ -1,8 +1,8 @@
 //! Loss accounting: turns the kernel's per-CPU `LOST` counters and userspace decode failures into `loss`
 //! events with exact counts, emitted whenever a count moves.
 
-use agent_common::model::Loss;
 use agent_common::wire::{LOST_SLOTS, MAX_KINDS, RecordKind, SyscallOp};
+use auditloop_model::{Loss, LossStage};
 
 /// Name of a `LOST` slot: a record kind, or `syscall:<op>` for syscall entry records.
 fn slot_name(slot: usize) -> String {
@@ -19,11 +19,6 @@ fn slot_name(slot: usize) -> String {
         .map_or("unknown", RecordKind::name)
         .into()
 }
-
-/// Stage name for records the kernel could not reserve in the ring buffer.
-pub const STAGE_KERNEL: &str = "kernel_ring_buffer";
-/// Stage name for records userspace could not decode.
-pub const STAGE_DECODE: &str = "decode";
 
 /// Running totals, to report only what moved.
 #[derive(Debug)]
@@ -62,7 +57,7 @@ impl LossBooks {
             if now > *last {
                 let record = slot_name(kind);
                 out.push(Loss {
-                    stage: STAGE_KERNEL.into(),
+                    stage: LossStage::KernelRingBuffer,
                     record,
                     count: now - *last,
                     total: now,
@@ -72,7 +67,7 @@ impl LossBooks {
         }
         if self.decode_total > self.decode_reported {
             out.push(Loss {
-                stage: STAGE_DECODE.into(),
+                stage: LossStage::Decode,
                 record: "unknown".into(),
                 count: self.decode_total - self.decode_reported,
                 total: self.decode_total,
@@ -103,7 +98,7 @@ mod tests {
         let got = books.update(&totals);
         assert_eq!(got.len(), 2);
         assert_eq!((got[0].count, got[0].total), (2, 7));
-        assert_eq!(got[1].stage, STAGE_DECODE);
+        assert_eq!(got[1].stage, LossStage::Decode);
         assert_eq!(books.kernel_total(), 7);
         totals[(MAX_KINDS + SyscallOp::Open as u32) as usize] = 1;
         assert_eq!(books.update(&totals)[0].record, "syscall:open");

@@ -23,7 +23,7 @@ pub mod syscalls;
 
 use std::path::Path;
 
-use agent_common::model::Event;
+use auditloop_model::Event;
 use tokio::sync::{mpsc, watch};
 
 pub use assemble::{Assembler, Clock, FileTouch, agent_event, agent_process, monotonic_ns};

@@ -7,8 +7,8 @@
 use std::time::{Duration, Instant};
 
 use agent_common::decode::decode;
-use agent_common::model::{AgentStart, AgentStop, Event, EventBody};
 use agent_common::wire::{LOST_SLOTS, MAX_KINDS, RecordKind, SyscallOp};
+use auditloop_model::{AgentStart, AgentStop, Event, EventBody};
 use aya::maps::{MapData, PerCpuArray, RingBuf};
 use tokio::io::unix::AsyncFd;
 use tokio::sync::{mpsc, watch};

@@ -2,8 +2,8 @@
 
 use std::io::Write;
 
-use agent_common::model::Event;
 use auditloop_journal::{Payload, reader::Reader};
+use auditloop_model::Event;
 
 use crate::cli::{ExportArgs, ExportFormat};
 use crate::export::ecs::to_ecs;
@@ -44,5 +44,5 @@ pub fn run(args: &ExportArgs) -> anyhow::Result<()> {
 fn selected(args: &ExportArgs, event: &Event) -> bool {
     args.since.is_none_or(|t| event.time >= t)
         && args.until.is_none_or(|t| event.time < t)
-        && (args.kind.is_empty() || args.kind.iter().any(|k| k == event.kind()))
+        && (args.kind.is_empty() || args.kind.contains(&event.kind()))
 }

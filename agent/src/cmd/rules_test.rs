@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use auditloop_journal::{Payload, reader::Reader};
 
-use crate::rules::RuleSet;
+use auditloop_rules::RuleSet;
 
 /// Replays the journal at `journal` through the rules at `rules`.
 pub fn run(rules: &Path, journal: &Path) -> anyhow::Result<ExitCode> {

@@ -28,7 +28,7 @@
 #[path = "ecs_fields.rs"]
 mod ecs_fields;
 
-use agent_common::model::{Event, EventBody};
+use auditloop_model::{Event, EventBody};
 use serde_json::Value;
 
 use ecs_fields::{
@@ -65,12 +65,28 @@ pub fn to_ecs(event: &Event, host: &str) -> Value {
     if !matches!(body, EventBody::Fork(_)) {
         put_process(&mut doc, p);
     }
+    let kind = event.kind().as_str();
     let (ecs_kind, action) = match body {
-        EventBody::Loss(_) | EventBody::AgentStop(_) => ("metric", event.kind()),
-        EventBody::AgentStart(_) => ("state", event.kind()),
+        EventBody::Loss(_) | EventBody::AgentStop(_) => ("metric", kind),
+        EventBody::AgentStart(_) => ("state", kind),
         EventBody::File(f) => ("event", f.op.as_str()),
         EventBody::Net(n) => ("event", n.op.as_str()),
-        _ => ("event", event.kind()),
+        EventBody::Exec(_)
+        | EventBody::Fork(_)
+        | EventBody::Exit(_)
+        | EventBody::SetId(_)
+        | EventBody::Ptrace(_)
+        | EventBody::Kill(_)
+        | EventBody::SetName(_)
+        | EventBody::MemfdCreate(_)
+        | EventBody::Syscall(_)
+        | EventBody::ConfigChange(_)
+        | EventBody::ConfigLoaded(_)
+        | EventBody::JournalRecovered(_)
+        | EventBody::Alert(_)
+        | EventBody::Action(_)
+        | EventBody::RulesLoaded(_)
+        | EventBody::RulesRejected(_) => ("event", kind),
     };
     // Categories, types and outcome; each arm also writes the kind's own ECS fields.
     let (category, types, result): (Values, Values, Option<&str>) = match body {
@@ -124,9 +140,12 @@ pub fn to_ecs(event: &Event, host: &str) -> Value {
             put_journal_recovered(&mut doc, j);
             (&["file"], &["change"], None)
         }
-        // `EventBody` is `#[non_exhaustive]` (and in another crate, so this arm is required): a kind added
-        // to the model after this mapping still gets the generic fields and `auditloop.<kind>`.
-        _ => (&[], &[], None),
+        // The agent's findings and rule bookkeeping have no ECS categories; they get the generic fields
+        // and `auditloop.<kind>`.
+        EventBody::Alert(_)
+        | EventBody::Action(_)
+        | EventBody::RulesLoaded(_)
+        | EventBody::RulesRejected(_) => (&[], &[], None),
     };
     doc.put("event.kind", ecs_kind);
     if !category.is_empty() {
@@ -143,9 +162,9 @@ pub fn to_ecs(event: &Event, host: &str) -> Value {
 
 #[cfg(test)]
 mod tests {
-    use agent_common::model::{
-        AgentStart, ConfigChange, ConfigLoaded, Exec, Exit, File, Fork, JournalRecovered, Loss,
-        Net, Process, SetId, WallTime,
+    use auditloop_model::{
+        AgentStart, ChangeTrigger, ConfigChange, ConfigLoaded, Exec, Exit, File, FileOp, Fork,
+        JournalRecovered, Loss, LossStage, Net, NetOp, Process, SetId, WallTime,
     };
     use serde_json::json;
 
@@ -295,7 +314,7 @@ mod tests {
     #[test]
     fn file_and_net_ops_take_their_op_as_action() {
         let open = File {
-            op: "open".into(),
+            op: FileOp::Open,
             path: "/etc/cron.d/job".into(),
             flags: 0o1101, // O_WRONLY | O_CREAT | O_TRUNC
             mode: 0o644,
@@ -313,7 +332,7 @@ mod tests {
             }),
         );
         let connect = Net {
-            op: "connect".into(),
+            op: NetOp::Connect,
             family: "inet".into(),
             address: "10.0.0.5".into(),
             port: 443,
@@ -335,7 +354,7 @@ mod tests {
     fn config_change_carries_hash_and_diff() {
         let change = ConfigChange {
             path: "/etc/ssh/sshd_config".into(),
-            trigger: "close_write".into(),
+            trigger: ChangeTrigger::CloseWrite,
             old_sha256: Some("aa".repeat(32)),
             new_sha256: Some("bb".repeat(32)),
             size: 3300,
@@ -375,7 +394,7 @@ mod tests {
     #[test]
     fn loss_and_agent_events_have_no_categories() {
         let loss = Loss {
-            stage: "decode".into(),
+            stage: LossStage::Decode,
             record: "fork".into(),
             count: 4,
             total: 10,

@@ -1,6 +1,7 @@
 //! The ingest contract over HTTP: statuses, JSON answers, what is stored and which alerts are raised.
 
 use auditloop_journal::batch::{CONTENT_TYPE_BINARY, CONTENT_TYPE_JSON};
+use auditloop_model::LossStage;
 use axum::http::StatusCode;
 use serde_json::json;
 
@@ -290,7 +291,7 @@ async fn restarts_and_spool_overflows_raise_alerts() {
     assert!(app.alerts("unexpected_restart").await.is_empty());
     let from = j.last_seq() + 1;
     j.crash_and_restart();
-    j.loss("spool_overflow");
+    j.loss(LossStage::SpoolOverflow);
     assert_eq!(
         app.post("h1", &j.batch(from, j.last_seq())).await.0,
         StatusCode::OK
@@ -316,7 +317,7 @@ async fn silent_hosts_are_reported_once_until_they_ship_again() {
     assert_eq!(app.post("h1", &j.batch(1, 3)).await.0, StatusCode::OK);
     let store = app.store.clone();
     let silence = Duration::from_secs(300);
-    let now = agent_common::model::WallTime::now().0;
+    let now = auditloop_model::WallTime::now().0;
     assert!(
         check_silence(store.as_ref(), now, silence)
             .unwrap()

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use auditloop_journal::Damage;
 use auditloop_journal::batch::Batch;
 use auditloop_journal::record::Hash;
+use auditloop_model::LossStage;
 
 use super::{HostState, Reject, Verified, check};
 use crate::alerts::AlertKind;
@@ -299,10 +300,10 @@ fn a_generation_jump_is_an_unexpected_restart() {
 #[test]
 fn spool_overflow_losses_raise_an_alert() {
     let mut j = TestJournal::new("h");
-    j.loss("kernel_ring_buffer");
-    let seq = j.loss("spool_overflow");
+    j.loss(LossStage::KernelRingBuffer);
+    let seq = j.loss(LossStage::SpoolOverflow);
     j.checkpoint();
-    j.loss("spool_overflow");
+    j.loss(LossStage::SpoolOverflow);
     let batch = j.batch(1, j.last_seq());
     let mut host = Host::default();
     let v = host.check(&batch).unwrap();
@@ -317,9 +318,9 @@ fn spool_overflow_losses_raise_an_alert() {
     host.store(&batch);
     // Still overflowing in the next batch: no new alert; after other events, a new overflow alerts again.
     let from = j.last_seq() + 1;
-    j.loss("spool_overflow");
+    j.loss(LossStage::SpoolOverflow);
     j.execs(1);
-    let again = j.loss("spool_overflow");
+    let again = j.loss(LossStage::SpoolOverflow);
     let batch = j.batch(from, again);
     let v = host.check(&batch).unwrap();
     assert_eq!(v.alerts.len(), 1, "{:?}", v.alerts);
@@ -341,7 +342,7 @@ fn write_fuzz_seeds() {
     j.file(7, "/etc/passwd");
     j.checkpoint();
     j.stop_and_restart();
-    j.loss("spool_overflow");
+    j.loss(LossStage::SpoolOverflow);
     j.crash_and_restart();
     j.execs(2);
     j.checkpoint();
@@ -377,11 +378,8 @@ fn write_fuzz_seeds() {
 fn events_after_agent_stop_keep_the_stop_clean() {
     let mut j = TestJournal::new("h");
     j.execs(1);
-    j.event(
-        1,
-        agent_common::model::EventBody::AgentStop(Default::default()),
-    );
-    j.loss("spool_overflow");
+    j.event(1, auditloop_model::EventBody::AgentStop(Default::default()));
+    j.loss(LossStage::SpoolOverflow);
     j.journal().checkpoint().unwrap();
     let last = j.last_seq();
     let mut host = Host::default();

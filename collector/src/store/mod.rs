@@ -9,8 +9,8 @@ mod sqlite;
 
 pub use sqlite::SqliteStore;
 
-use agent_common::model::WallTime;
 use auditloop_journal::record::Hash;
+use auditloop_model::WallTime;
 use serde::{Deserialize, Serialize};
 
 use crate::alerts::{AlertKind, NewAlert};

@@ -9,8 +9,9 @@
 
 use crate::cmd::drill::plan::{Context, Host, Op, TEMP_ROOTS};
 use crate::cmd::drill::words::RuleWords;
-use crate::rules::fields::{EVENT_KINDS, FIELDS};
-use crate::rules::is_keyword;
+use auditloop_model::EventKind;
+use auditloop_rules::fields::{EVT_KIND, FIELDS};
+use auditloop_rules::is_keyword;
 
 /// Words that are syntax or field names, not values.
 fn is_value(word: &str) -> bool {
@@ -231,18 +232,18 @@ pub fn candidates(words: &[String], ctx: &Context) -> Vec<(Op, Option<String>)> 
 /// Why no stimulus fits: the most specific reason the rule's words give.
 pub fn reason(words: &RuleWords, unsafe_hit: Option<String>) -> String {
     let all: Vec<String> = words.all().cloned().collect();
-    let kinds_of = |kind: &str| {
+    let kinds_of = |kind: EventKind| {
         all.iter().any(|w| {
-            w == kind && all.iter().any(|x| x == "evt.kind")
+            w == kind.as_str() && all.iter().any(|x| x == EVT_KIND)
                 || FIELDS
                     .iter()
                     .any(|f| f.name == w.as_str() && f.kinds == [kind])
         })
     };
-    if kinds_of("config_change") {
+    if kinds_of(EventKind::ConfigChange) {
         return "config-change rule: the drill never edits watched files".into();
     }
-    if kinds_of("net") {
+    if kinds_of(EventKind::Net) {
         return "network rule: the drill opens no connections".into();
     }
     unsafe_hit.unwrap_or_else(|| reason_words(&all))
@@ -273,16 +274,16 @@ pub fn reason_words(all: &[String]) -> String {
             ops.join("/")
         );
     }
-    let produced = ["exec", "file", "memfd_create"];
-    let kinds: Vec<&str> = EVENT_KINDS
-        .into_iter()
+    let produced = [EventKind::Exec, EventKind::File, EventKind::MemfdCreate];
+    let kinds: Vec<&str> = EventKind::all()
         .filter(|k| !produced.contains(k))
         .filter(|k| {
-            has(k) && has("evt.kind")
+            has(k.as_str()) && has(EVT_KIND)
                 || FIELDS
                     .iter()
                     .any(|f| f.kinds == [*k] && all.iter().any(|w| w == f.name))
         })
+        .map(EventKind::as_str)
         .collect();
     if !kinds.is_empty() {
         return format!(

@@ -8,10 +8,10 @@ use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
-use agent_common::model::Event;
 use auditloop_journal::files::list_segments;
 use auditloop_journal::record::{FrameError, SEGMENT_HEADER_LEN, decode_payload, read_frame};
 use auditloop_journal::{JournalError, Payload};
+use auditloop_model::Event;
 
 /// The pid of the process that holds one of the journal's segments open for writing: the running agent.
 /// `None` when there is none (or `/proc` cannot show it: other processes' descriptors need root).
@@ -152,8 +152,8 @@ fn io_error(path: &Path, source: std::io::Error) -> JournalError {
 #[cfg(test)]
 mod tests {
     use super::{Follower, list_segments};
-    use agent_common::model::{Event, EventBody, Loss, Process, WallTime};
     use auditloop_journal::{Journal, JournalOptions};
+    use auditloop_model::{Event, EventBody, Loss, LossStage, Process, WallTime};
 
     fn loss(n: u64) -> Event {
         Event {
@@ -162,7 +162,7 @@ mod tests {
             mono_ns: n,
             process: Process::default(),
             event: EventBody::Loss(Loss {
-                stage: "test".into(),
+                stage: LossStage::Decode,
                 record: "x".repeat(300),
                 count: n,
                 total: n,

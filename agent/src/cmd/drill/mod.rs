@@ -25,11 +25,11 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use agent_common::model::WallTime;
+use auditloop_model::WallTime;
 
 use crate::cli::DrillArgs;
 use crate::config::Config;
-use crate::rules::{Rule, RuleSet};
+use auditloop_rules::{Rule, RuleSet};
 use follow::Follower;
 use plan::{Context, Op, Stimulus};
 use report::{Outcome, Row};

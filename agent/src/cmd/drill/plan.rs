@@ -14,7 +14,7 @@
 use crate::cmd::drill::candidates::{candidates, reason, reason_words};
 use crate::cmd::drill::sim::Sim;
 use crate::cmd::drill::words::RuleWords;
-use crate::rules::{Action, Rule, RuleKind, RuleSet};
+use auditloop_rules::{Action, Rule, RuleKind, RuleSet};
 
 /// Directories where the drill may place a program copy directly (other places need a fresh directory).
 pub const TEMP_ROOTS: [&str; 3] = ["/tmp/", "/var/tmp/", "/dev/shm/"];

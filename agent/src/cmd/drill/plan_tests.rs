@@ -2,7 +2,7 @@
 
 use crate::cmd::drill::plan::{Context, Host, Op, Stimulus, derive};
 use crate::cmd::drill::words;
-use crate::rules::RuleSet;
+use auditloop_rules::RuleSet;
 
 fn ctx() -> Context {
     Context {

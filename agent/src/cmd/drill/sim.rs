@@ -4,7 +4,7 @@
 //!
 //! [`derive`]: crate::cmd::drill::plan::derive
 
-use agent_common::model::{Event, EventBody, Exec, File, MemfdCreate, Process, WallTime};
+use auditloop_model::{Event, EventBody, Exec, File, FileOp, MemfdCreate, Process, WallTime};
 
 use crate::cmd::drill::plan::{Context, MEMFD_NAME, Op};
 
@@ -109,7 +109,7 @@ impl<'a> Sim<'a> {
             Op::Read { path } => vec![(
                 child.clone(),
                 file(
-                    "read",
+                    FileOp::Read,
                     path,
                     (libc::O_RDONLY | libc::O_CLOEXEC) as u64,
                     0,
@@ -123,7 +123,7 @@ impl<'a> Sim<'a> {
                     (
                         child.clone(),
                         file(
-                            "open",
+                            FileOp::Open,
                             path,
                             (flags | libc::O_CLOEXEC) as u64,
                             0o600,
@@ -131,7 +131,7 @@ impl<'a> Sim<'a> {
                             SIM_FD,
                         ),
                     ),
-                    (child.clone(), file("unlink", path, 0, 0, -1, 0)),
+                    (child.clone(), file(FileOp::Unlink, path, 0, 0, -1, 0)),
                 ]
             }
         };
@@ -152,10 +152,15 @@ impl<'a> Sim<'a> {
 }
 
 /// A successful file event as the agent records it (`fd`: the descriptor field, `ret`: the result).
-fn file(op: &str, path: &str, flags: u64, mode: u32, fd: i32, ret: i32) -> EventBody {
+fn file(op: FileOp, path: &str, flags: u64, mode: u32, fd: i32, ret: i32) -> EventBody {
     EventBody::File(File {
-        op: op.into(),
-        syscall: if op == "unlink" { "unlink" } else { "openat" }.into(),
+        op,
+        syscall: if op == FileOp::Unlink {
+            "unlink"
+        } else {
+            "openat"
+        }
+        .into(),
         path: path.into(),
         resolved: true,
         flags,

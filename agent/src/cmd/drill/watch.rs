@@ -6,14 +6,14 @@ use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use agent_common::model::{ActionTaken, Alert, EventBody, WallTime};
+use auditloop_model::{ActionKind, ActionTaken, Alert, EventBody, WallTime};
 
 use crate::cmd::drill::child;
 use crate::cmd::drill::follow::Follower;
 use crate::cmd::drill::perform;
 use crate::cmd::drill::plan::{Context, Stimulus};
 use crate::cmd::drill::report::Outcome;
-use crate::rules::{Action, Rule};
+use auditloop_rules::{Action, Rule};
 
 /// How often the journal is polled.
 const POLL: Duration = Duration::from_millis(20);
@@ -158,7 +158,7 @@ pub fn drill(
                 .map(|e| {
                     format!(
                         "{}: no action record within {} s",
-                        action_name(*e),
+                        e.as_str(),
                         timeout.as_secs()
                     )
                 })
@@ -183,27 +183,17 @@ pub fn drill(
     Ok((outcome, left))
 }
 
-fn action_name(action: Action) -> &'static str {
-    match action {
-        Action::Kill => "kill",
-        Action::KillGroup => "kill_group",
-        Action::Alert => "alert",
-        Action::Rollback => "rollback",
-        Action::Deny => "deny",
-    }
-}
-
 /// Whether a journaled action carries out `expected`.
 fn satisfies(taken: &ActionTaken, expected: Action) -> bool {
-    taken.action == action_name(expected) || taken.action == "kernel_kill"
+    expected.taken() == Some(taken.action) || taken.action == ActionKind::KernelKill
 }
 
 /// A successful action in the report.
 fn summary(taken: &ActionTaken) -> String {
-    match taken.action.as_str() {
-        "kill" => "killed".into(),
-        "kernel_kill" => "killed in kernel".into(),
-        "kill_group" => "group killed".into(),
-        other => other.to_owned(),
+    match taken.action {
+        ActionKind::Kill => "killed".into(),
+        ActionKind::KernelKill => "killed in kernel".into(),
+        ActionKind::KillGroup => "group killed".into(),
+        ActionKind::Rollback | ActionKind::Deny => taken.action.as_str().to_owned(),
     }
 }

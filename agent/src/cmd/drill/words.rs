@@ -2,7 +2,7 @@
 //! stimuli from (paths, prefixes, suffixes, globs, names).
 //!
 //! This only harvests candidates; it never decides whether a rule matches. The compiled rule does that
-//! ([`crate::rules::Rule::matches`]), so a rough split here can only cost a candidate, never a wrong claim.
+//! ([`auditloop_rules::Rule::matches`]), so a rough split here can only cost a candidate, never a wrong claim.
 //! Words split like the rules lexer: at whitespace and `( ) , = ! < > &`; quoted strings are one word.
 
 use std::collections::{HashMap, HashSet};
@@ -30,7 +30,7 @@ impl RuleWords {
 }
 
 /// Reads the rules file, or the `*.yaml`/`*.yml` files of a directory, and returns each rule's words by
-/// rule name. Call it after [`crate::rules::RuleSet::load`] accepted the same path.
+/// rule name. Call it after [`auditloop_rules::RuleSet::load`] accepted the same path.
 pub fn read(path: &Path) -> Result<HashMap<String, RuleWords>, String> {
     let mut texts = Vec::new();
     let files = if path.is_dir() {

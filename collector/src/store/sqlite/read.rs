@@ -1,7 +1,7 @@
 //! Reading the SQLite store: host states, stored hashes, and the query API's records, hosts and alerts.
 
-use agent_common::model::WallTime;
 use auditloop_journal::record::Hash;
+use auditloop_model::WallTime;
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 

@@ -10,11 +10,11 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt::Write;
 
-use agent_common::model::Event;
+use auditloop_model::Event;
 
-use crate::rules::eval::{Cond, FieldSel};
-use crate::rules::fields::{Value, extract};
-use crate::rules::{Rule, RuleKind};
+use crate::eval::{Cond, FieldSel};
+use crate::fields::Value;
+use crate::{Rule, RuleKind};
 
 /// The most keys (distinct `by` values) one stateful rule tracks; the least recently touched key is
 /// evicted to make room for a new one.
@@ -66,7 +66,7 @@ fn key_of(by: &[FieldSel], ev: &Event) -> Option<String> {
             key.push(KEY_SEPARATOR);
         }
         // Writing to a String cannot fail.
-        let _ = match extract(sel.id, sel.index, ev)? {
+        let _ = match sel.get(ev)? {
             Value::Str(s) => write!(key, "{s}"),
             Value::Num(n) => write!(key, "{n}"),
             Value::Bool(b) => write!(key, "{b}"),
@@ -235,8 +235,8 @@ enum Slot {
 /// A state belongs to the rule set that made it: after a reload, make a new one (in-flight counts and
 /// partial sequences are dropped). Given a state of another set, [`RuleSet::fire`] starts it afresh.
 ///
-/// [`RuleSet::new_state`]: crate::rules::RuleSet::new_state
-/// [`RuleSet::fire`]: crate::rules::RuleSet::fire
+/// [`RuleSet::new_state`]: crate::RuleSet::new_state
+/// [`RuleSet::fire`]: crate::RuleSet::fire
 #[derive(Clone, Debug)]
 pub struct RuleState {
     slots: Vec<Slot>,

@@ -79,7 +79,7 @@ pub mod fields;
 mod lexer;
 mod load;
 mod parser;
-pub(crate) use parser::is_keyword;
+pub use parser::is_keyword;
 mod source;
 mod stateful;
 mod stateful_load;
@@ -91,7 +91,7 @@ mod tests;
 
 use std::path::Path;
 
-use agent_common::model::Event;
+use auditloop_model::{ActionKind, EVENT_KIND_COUNT, Event, EventKind};
 
 pub use error::{ErrorKind, RuleError, RuleErrors};
 pub use exec_match::ExecMatch;
@@ -101,67 +101,23 @@ use eval::{Cond, Template};
 use source::SourceFile;
 use stateful::Stateful;
 
-/// How serious a rule's finding is (syslog levels; `Emergency` is the most severe and sorts first).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Severity {
-    /// System is unusable.
-    Emergency,
-    /// Act immediately.
-    Alert,
-    /// Critical.
-    Critical,
-    /// Error.
-    Error,
-    /// Warning (the default).
-    Warning,
-    /// Normal but significant.
-    Notice,
-    /// Informational.
-    Informational,
-    /// Debugging.
+pub use auditloop_model::Severity;
+
+/// What to do when a rule matches (carried out by the actions stage). Its names are the ones rules files
+/// accept in `actions:`.
+#[derive(
+    Clone,
+    Copy,
     Debug,
-}
-
-impl Severity {
-    /// The names accepted in rules files, most severe first.
-    pub const NAMES: [&'static str; 8] = [
-        "emergency",
-        "alert",
-        "critical",
-        "error",
-        "warning",
-        "notice",
-        "informational",
-        "debug",
-    ];
-    const ALL: [Severity; 8] = [
-        Severity::Emergency,
-        Severity::Alert,
-        Severity::Critical,
-        Severity::Error,
-        Severity::Warning,
-        Severity::Notice,
-        Severity::Informational,
-        Severity::Debug,
-    ];
-
-    /// Parses a name (case-insensitive).
-    pub fn parse(name: &str) -> Option<Severity> {
-        let lower = name.to_ascii_lowercase();
-        Severity::NAMES
-            .iter()
-            .position(|n| *n == lower)
-            .map(|i| Severity::ALL[i])
-    }
-
-    /// The name as written in rules files.
-    pub fn as_str(self) -> &'static str {
-        Severity::NAMES[self as usize]
-    }
-}
-
-/// What to do when a rule matches (carried out by the actions stage).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+    PartialEq,
+    Eq,
+    Hash,
+    strum::EnumIter,
+    strum::EnumString,
+    strum::IntoStaticStr,
+    strum::Display,
+)]
+#[strum(serialize_all = "snake_case")]
 pub enum Action {
     /// Report the finding.
     Alert,
@@ -176,19 +132,36 @@ pub enum Action {
 }
 
 impl Action {
-    /// The names accepted in rules files.
-    pub const NAMES: [&'static str; 5] = ["alert", "kill", "kill_group", "rollback", "deny"];
+    /// The name as written in rules files.
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
 
     /// Parses a name.
     pub fn parse(name: &str) -> Option<Action> {
-        match name {
-            "alert" => Some(Action::Alert),
-            "kill" => Some(Action::Kill),
-            "kill_group" => Some(Action::KillGroup),
-            "rollback" => Some(Action::Rollback),
-            "deny" => Some(Action::Deny),
-            _ => None,
+        name.parse().ok()
+    }
+
+    /// Every action, in declaration order.
+    pub fn all() -> impl Iterator<Item = Action> {
+        <Action as strum::IntoEnumIterator>::iter()
+    }
+
+    /// The journaled action that carries this one out; `None` for [`Action::Alert`], which is journaled as
+    /// the alert itself.
+    pub fn taken(self) -> Option<ActionKind> {
+        match self {
+            Action::Alert => None,
+            Action::Kill => Some(ActionKind::Kill),
+            Action::KillGroup => Some(ActionKind::KillGroup),
+            Action::Rollback => Some(ActionKind::Rollback),
+            Action::Deny => Some(ActionKind::Deny),
         }
+    }
+
+    /// Whether it kills the process (or its group).
+    pub fn kills(self) -> bool {
+        matches!(self, Action::Kill | Action::KillGroup)
     }
 }
 
@@ -297,10 +270,9 @@ impl Rule {
 #[derive(Clone, Debug)]
 pub struct RuleSet {
     rules: Vec<Rule>,
-    /// Per event kind, the indexes (in file order) of the rules that can match it.
-    by_kind: std::collections::HashMap<String, Vec<usize>>,
-    /// Indexes of rules that do not restrict `evt.kind` (used for kinds no rule names).
-    any_kind: Vec<usize>,
+    /// Per event kind (indexed by the kind's position), the indexes (in file order) of the rules that can
+    /// match it.
+    by_kind: [Vec<usize>; EVENT_KIND_COUNT],
 }
 
 impl RuleSet {
@@ -353,30 +325,22 @@ impl RuleSet {
     /// rules that can match its kind. A sequence rule's condition is its `condition` and the `or` of its
     /// steps, so it is indexed under the union of its steps' kinds (unrestricted if one step is).
     fn indexed(rules: Vec<Rule>) -> RuleSet {
-        let kinds: Vec<Option<std::collections::HashSet<String>>> = rules
+        let kinds: Vec<Option<std::collections::HashSet<EventKind>>> = rules
             .iter()
             .map(|r| eval::required_kinds(&r.cond))
             .collect();
-        let any_kind: Vec<usize> = (0..rules.len()).filter(|&i| kinds[i].is_none()).collect();
-        let mut by_kind: std::collections::HashMap<String, Vec<usize>> =
-            std::collections::HashMap::new();
-        for (i, set) in kinds.iter().enumerate() {
-            for kind in set.iter().flatten() {
-                by_kind
-                    .entry(kind.clone())
-                    .or_insert_with(|| any_kind.clone())
-                    .push(i);
-            }
-        }
-        for list in by_kind.values_mut() {
-            list.sort_unstable();
-            list.dedup();
-        }
-        RuleSet {
-            rules,
-            by_kind,
-            any_kind,
-        }
+        let by_kind = std::array::from_fn(|slot| {
+            kinds
+                .iter()
+                .enumerate()
+                .filter(|(_, set)| {
+                    set.as_ref()
+                        .is_none_or(|s| s.iter().any(|k| *k as usize == slot))
+                })
+                .map(|(i, _)| i)
+                .collect()
+        });
+        RuleSet { rules, by_kind }
     }
 
     /// Every rule, enabled or not, in file order.
@@ -395,7 +359,9 @@ impl RuleSet {
 
     /// The indexes of the rules that can match `event`'s kind, in file order.
     fn candidates(&self, event: &Event) -> &[usize] {
-        self.by_kind.get(event.kind()).unwrap_or(&self.any_kind)
+        self.by_kind
+            .get(event.kind() as usize)
+            .map_or(&[], Vec::as_slice)
     }
 
     /// A fresh memory for this set's threshold and sequence rules (at most [`MAX_KEYS`] keys per rule).

@@ -1,8 +1,8 @@
 //! Tests of the rules stage's error reporting: every error names `file:line:col`, shows the line with a
 //! caret under the offending token and, where it helps, a hint.
 
-use crate::rules::tests::{errors, exec, first_error};
-use crate::rules::{ErrorKind, RuleSet};
+use crate::tests::{errors, exec, first_error};
+use crate::{ErrorKind, RuleSet};
 
 #[test]
 fn macro_and_list_cycles_are_errors() {
@@ -207,5 +207,25 @@ fn error_bad_glob_and_bit_test_on_string() {
     assert!(
         e.0[0].hint.as_deref().is_some_and(|h| h.contains("0o4000")),
         "{e}"
+    );
+}
+
+#[test]
+fn error_value_outside_a_fields_vocabulary() {
+    let e = errors(
+        "- rule: r\n  condition: evt.kind = file and file.op in (open, opne)\n  output: o\n",
+    );
+    assert_eq!(e.0.len(), 1, "{e}");
+    assert_eq!(e.0[0].kind, ErrorKind::TypeMismatch);
+    assert_eq!(e.0[0].message, "`file.op` is never `opne`");
+    assert_eq!(e.0[0].hint.as_deref(), Some("did you mean `open`?"));
+    assert_eq!((e.0[0].line, e.0[0].col), (2, 52));
+    // Free-form text fields take any value.
+    assert!(
+        RuleSet::parse(
+            "r.yaml",
+            "- rule: r\n  condition: file.path = opne\n  output: o\n"
+        )
+        .is_ok()
     );
 }

@@ -2,11 +2,11 @@
 //! by a field name stays as it is, trailing dots end a name so `%file.path.` works in sentences). Field
 //! names are checked like in conditions; absent fields render as `<NA>`.
 
-use crate::rules::ast::Span;
-use crate::rules::check::Checker;
-use crate::rules::eval::{Part, Template};
-use crate::rules::parser::parse_field_ref;
-use crate::rules::source::Scalar;
+use crate::ast::Span;
+use crate::check::Checker;
+use crate::eval::{Part, Template};
+use crate::parser::parse_field_ref;
+use crate::source::Scalar;
 
 impl Checker<'_> {
     /// Compiles an output template: `%field` placeholders (`%%` is a literal `%`).

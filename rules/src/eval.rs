@@ -8,23 +8,39 @@
 use std::collections::HashSet;
 use std::fmt::Write;
 
-use agent_common::model::Event;
+use auditloop_model::{Event, EventKind};
 use globset::GlobMatcher;
 use regex::Regex;
 
-use crate::rules::ast::CmpOp;
-use crate::rules::fields::{FieldId, Value, extract};
+use crate::ast::CmpOp;
+use crate::fields::{EVT_KIND, FieldDef, Get, Value};
 
-/// A resolved field: registry id plus the `[N]` index.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// A resolved field: its registry entry's name and getter, plus the `[N]` index.
+#[derive(Clone, Copy, Debug)]
 pub(crate) struct FieldSel {
-    pub id: FieldId,
+    pub name: &'static str,
+    get: Get,
     pub index: Option<u32>,
 }
 
 impl FieldSel {
-    fn get<'e>(&self, ev: &'e Event) -> Option<Value<'e>> {
-        extract(self.id, self.index, ev)
+    /// `def` with `index`.
+    pub(crate) fn new(def: &'static FieldDef, index: Option<u32>) -> FieldSel {
+        FieldSel {
+            name: def.name,
+            get: def.get,
+            index,
+        }
+    }
+
+    /// The field's value in `ev`; `None` when absent.
+    pub(crate) fn get<'e>(&self, ev: &'e Event) -> Option<Value<'e>> {
+        self.get.read(ev, self.index)
+    }
+
+    /// Whether this is `evt.kind`.
+    pub(crate) fn is_kind(&self) -> bool {
+        self.name == EVT_KIND
     }
 }
 
@@ -144,16 +160,22 @@ impl Template {
 /// The event kinds a condition can only hold for (`None`: any kind), from `evt.kind` tests that every
 /// match must pass: a conjunction takes the kinds of its restricting parts, a disjunction needs all parts
 /// restricted.
-pub(crate) fn required_kinds(cond: &Cond) -> Option<HashSet<String>> {
+pub(crate) fn required_kinds(cond: &Cond) -> Option<HashSet<EventKind>> {
+    // `evt.kind` values were checked against the model's kinds when the rule was compiled.
+    let kinds = |names: &mut dyn Iterator<Item = &String>| {
+        names
+            .filter_map(|n| EventKind::parse(n))
+            .collect::<HashSet<_>>()
+    };
     match cond {
-        Cond::Test(sel, Test::StrEq(kind)) if sel.id == FieldId::EvtKind => {
-            Some(HashSet::from([kind.clone()]))
+        Cond::Test(sel, Test::StrEq(kind)) if sel.is_kind() => {
+            Some(kinds(&mut std::iter::once(kind)))
         }
-        Cond::Test(sel, Test::StrIn(kinds)) if sel.id == FieldId::EvtKind => Some(kinds.clone()),
+        Cond::Test(sel, Test::StrIn(names)) if sel.is_kind() => Some(kinds(&mut names.iter())),
         Cond::And(parts) => parts
             .iter()
             .filter_map(required_kinds)
-            .reduce(|a, b| a.intersection(&b).cloned().collect()),
+            .reduce(|a, b| a.intersection(&b).copied().collect()),
         Cond::Or(parts) => {
             parts
                 .iter()

@@ -1,16 +1,16 @@
-//! Reads a rule's `threshold:` and `sequence:` keys (see the module docs of [`crate::rules`]) and compiles
+//! Reads a rule's `threshold:` and `sequence:` keys (see the module docs of [`crate`]) and compiles
 //! them. Like the rest of loading, every problem is recorded with its `file:line:col` and reading goes on;
 //! step conditions are compiled like rule conditions, so their errors point into the step's text.
 
 use serde_yaml_ng::{Mapping, Value};
 
-use crate::rules::ast::{FieldRef, Span};
-use crate::rules::check::Checker;
-use crate::rules::eval::{Cond, FieldSel};
-use crate::rules::load::Item;
-use crate::rules::parser::parse_field_ref;
-use crate::rules::source::{ItemPos, Scalar, nested_items, nested_keys};
-use crate::rules::stateful::{MAX_COUNT, Sequence, Stateful, Step, Threshold};
+use crate::ast::{FieldRef, Span};
+use crate::check::Checker;
+use crate::eval::{Cond, FieldSel};
+use crate::load::Item;
+use crate::parser::parse_field_ref;
+use crate::source::{ItemPos, Scalar, nested_items, nested_keys};
+use crate::stateful::{MAX_COUNT, Sequence, Stateful, Step, Threshold};
 
 const THRESHOLD_KEYS: [&str; 3] = ["count", "window", "by"];
 const SEQUENCE_KEYS: [&str; 3] = ["within", "by", "steps"];
@@ -80,7 +80,7 @@ impl StatefulDraft {
     }
 }
 
-/// The rule's condition (for [`Rule::matches`](crate::rules::Rule::matches) and the kind index) and its
+/// The rule's condition (for [`Rule::matches`](crate::Rule::matches) and the kind index) and its
 /// stateful part: a sequence rule's condition is its own `condition` (if any) and the `or` of its steps,
 /// and that `condition` becomes the guard of every step.
 pub(crate) fn combine(

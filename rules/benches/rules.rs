@@ -1,12 +1,12 @@
 //! Rule evaluation throughput on this machine: events per second through the shipped default rules and
 //! through 500 generated rules, on a mix of exec, file and network events.
-//! Run with `cargo xtask bench rules` (or `cargo bench -p auditloop --bench rules`).
+//! Run with `cargo xtask bench rules` (or `cargo bench -p auditloop-rules --bench rules`).
 #![expect(clippy::unwrap_used, reason = "a benchmark aborts on any error")]
 
 use std::time::Instant;
 
-use agent_common::model::{self, Event, EventBody, Process, WallTime};
-use auditloop::rules::RuleSet;
+use auditloop_model::{self as model, Event, EventBody, Process, WallTime};
+use auditloop_rules::RuleSet;
 
 const EVENTS: usize = 300_000;
 
@@ -33,7 +33,7 @@ fn events() -> Vec<Event> {
         ..model::Exec::default()
     });
     let file = EventBody::File(model::File {
-        op: "open".into(),
+        op: model::FileOp::Open,
         syscall: "openat".into(),
         path: "/home/user/.cache/app/data.bin".into(),
         flags: 0o1101,
@@ -42,7 +42,7 @@ fn events() -> Vec<Event> {
         ..model::File::default()
     });
     let net = EventBody::Net(model::Net {
-        op: "connect".into(),
+        op: model::NetOp::Connect,
         family: "inet".into(),
         address: "10.1.2.3".into(),
         port: 443,
@@ -106,7 +106,7 @@ fn main() {
     let events = events();
     let default = RuleSet::load(std::path::Path::new(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../rules/default.yaml"
+        "/default.yaml"
     )))
     .unwrap();
     let many = RuleSet::parse("generated.yaml", &generated(500)).unwrap();

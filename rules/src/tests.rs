@@ -1,11 +1,11 @@
 //! Tests of the whole rules stage through its public API: operators, precedence, lists and macros, absent
 //! fields, output rendering, error messages with exact positions, and a representative rules file.
 
-use agent_common::model::{
-    ConfigChange, Event, EventBody, Exec, File, Fork, Net, Process, SetId, WallTime,
+use auditloop_model::{
+    ChangeTrigger, ConfigChange, Event, EventBody, Exec, File, Fork, Net, Process, SetId, WallTime,
 };
 
-use crate::rules::{Action, ExecMatch, RuleErrors, RuleSet, Severity};
+use crate::{Action, ExecMatch, RuleErrors, RuleSet, Severity};
 
 pub(super) fn process() -> Process {
     Process {
@@ -49,7 +49,7 @@ pub(super) fn exec(filename: &str, argv: &[&str]) -> Event {
 
 pub(super) fn file(op: &str, path: &str, mode: u32) -> Event {
     event(EventBody::File(File {
-        op: op.into(),
+        op: op.parse().unwrap(),
         path: path.into(),
         mode,
         success: true,
@@ -59,7 +59,7 @@ pub(super) fn file(op: &str, path: &str, mode: u32) -> Event {
 
 pub(super) fn net(op: &str, address: &str, port: u16) -> Event {
     let body = Net {
-        op: op.into(),
+        op: op.parse().unwrap(),
         family: "inet".into(),
         address: address.into(),
         port,
@@ -398,7 +398,7 @@ fn representative_rules_file_loads_and_matches() {
 
     let change = event(EventBody::ConfigChange(ConfigChange {
         path: "/etc/ssh/sshd_config".into(),
-        trigger: "close_write".into(),
+        trigger: ChangeTrigger::CloseWrite,
         diff: Some("-PermitRootLogin no\n+PermitRootLogin yes".into()),
         ..ConfigChange::default()
     }));

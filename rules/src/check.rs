@@ -8,12 +8,12 @@ use std::collections::{HashMap, HashSet};
 use globset::GlobBuilder;
 use regex::Regex;
 
-use crate::rules::ast::{CmpOp, Expr, FieldRef, Literal, Operand, Span};
-use crate::rules::error::{ErrorKind, RuleError, near_matches};
-use crate::rules::eval::{Cond, FieldSel, Test};
-use crate::rules::fields::{EVENT_KINDS, FIELDS, FieldDef, FieldType, lookup};
-use crate::rules::parser::parse_condition;
-use crate::rules::source::{Scalar, SourceFile};
+use crate::ast::{CmpOp, Expr, FieldRef, Literal, Operand, Span};
+use crate::error::{ErrorKind, RuleError, near_matches};
+use crate::eval::{Cond, FieldSel, Test};
+use crate::fields::{EVT_KIND, FIELDS, FieldDef, FieldType, lookup};
+use crate::parser::parse_condition;
+use crate::source::{Scalar, SourceFile};
 
 /// A `- list:` item as loaded.
 #[derive(Debug)]
@@ -211,13 +211,7 @@ impl<'a> Checker<'a> {
             self.error(file, sc, ErrorKind::UnknownField, f.span, msg, None);
             return None;
         }
-        Some((
-            FieldSel {
-                id: def.id,
-                index: f.index,
-            },
-            def,
-        ))
+        Some((FieldSel::new(def, f.index), def))
     }
 
     fn compare(
@@ -358,14 +352,18 @@ impl<'a> Checker<'a> {
         op: CmpOp,
         values: &[Literal],
     ) -> Option<Test> {
-        if def.name == "evt.kind" && matches!(op, CmpOp::Eq | CmpOp::Ne | CmpOp::In) {
+        if !def.values.is_empty() && matches!(op, CmpOp::Eq | CmpOp::Ne | CmpOp::In) {
             let mut ok = true;
             for v in values
                 .iter()
-                .filter(|v| !EVENT_KINDS.contains(&v.text.as_str()))
+                .filter(|v| !def.values.contains(&v.text.as_str()))
             {
-                let hint = near_matches(&v.text, EVENT_KINDS);
-                let msg = format!("unknown event kind `{}`", v.text);
+                let hint = near_matches(&v.text, def.values.iter().copied());
+                let msg = if def.name == EVT_KIND {
+                    format!("unknown event kind `{}`", v.text)
+                } else {
+                    format!("`{}` is never `{}`", def.name, v.text)
+                };
                 self.error(file, sc, ErrorKind::TypeMismatch, v.span, msg, hint);
                 ok = false;
             }

@@ -1,10 +1,10 @@
 //! Tests of threshold and sequence rules through the public API: when they fire, per-key separation,
 //! resets, the key bound, the kind index, and their load errors with exact positions.
 
-use agent_common::model::Event;
+use auditloop_model::{Event, EventKind};
 
-use crate::rules::tests::{errors, exec, file, rules};
-use crate::rules::{ErrorKind, MAX_KEYS, RuleKind, RuleSet, RuleState};
+use crate::tests::{errors, exec, file, rules};
+use crate::{ErrorKind, MAX_KEYS, RuleKind, RuleSet, RuleState};
 
 /// `ev` at `ms` milliseconds on the monotonic clock.
 fn at(mut ev: Event, ms: u64) -> Event {
@@ -293,15 +293,16 @@ fn kind_index_covers_every_step_kind() {
     a.process.comm = "a".into();
     assert_eq!(names(&a), ["file_then_exec", "guarded"]);
     assert_eq!(
-        names(&crate::rules::tests::net("connect", "1.1.1.1", 1)),
+        names(&crate::tests::net("connect", "1.1.1.1", 1)),
         ["net_then_any"]
     );
     // The index itself: a rule is a candidate for every kind one of its steps can match (the guard
     // narrows it); a step without a kind makes it a candidate for every kind.
-    assert_eq!(set.by_kind["exec"], [0, 1, 2]); // `guarded` cannot pass its guard
-    assert_eq!(set.by_kind["file"], [1, 2, 3]);
-    assert_eq!(set.by_kind["net"], [2, 3]);
-    assert_eq!(set.any_kind, [2]);
+    assert_eq!(set.by_kind[EventKind::Exec as usize], [0, 1, 2]); // `guarded` cannot pass its guard
+    assert_eq!(set.by_kind[EventKind::File as usize], [1, 2, 3]);
+    assert_eq!(set.by_kind[EventKind::Net as usize], [2, 3]);
+    // A kind no rule names: only the rule that does not restrict kinds.
+    assert_eq!(set.by_kind[EventKind::Fork as usize], [2]);
     // The index itself: a rule is a candidate for every kind one of its steps can match.
     let mut state = set.new_state();
     set.fire(&mut state, &file("open", "/x", 0));
@@ -311,12 +312,9 @@ fn kind_index_covers_every_step_kind() {
         ["exec_only", "file_then_exec"]
     );
     let mut state = set.new_state();
-    set.fire(
-        &mut state,
-        &crate::rules::tests::net("connect", "1.1.1.1", 1),
-    );
-    let mut fork = crate::rules::tests::event(agent_common::model::EventBody::Fork(
-        agent_common::model::Fork::default(),
+    set.fire(&mut state, &crate::tests::net("connect", "1.1.1.1", 1));
+    let mut fork = crate::tests::event(auditloop_model::EventBody::Fork(
+        auditloop_model::Fork::default(),
     ));
     fork.process.comm = "bash".into();
     assert_eq!(fired(&set, &mut state, &fork), ["net_then_any"]);

@@ -11,8 +11,8 @@
 //! so `not a or b and c` is `(not a) or (b and c)`. The parser never panics; errors carry the span of the
 //! offending token.
 
-use crate::rules::ast::{CmpOp, Expr, FieldRef, Literal, Operand, Span};
-use crate::rules::lexer::{LexError, Token, tokenize};
+use crate::ast::{CmpOp, Expr, FieldRef, Literal, Operand, Span};
+use crate::lexer::{LexError, Token, tokenize};
 
 /// A syntax error: what and where.
 pub type ParseError = LexError;
@@ -95,7 +95,7 @@ fn describe(tok: &Token) -> String {
 
 /// Whether `w` is a word of the condition syntax (`and`, `or`, `not`, `exists`, a word operator), not a
 /// field or a value.
-pub(crate) fn is_keyword(w: &str) -> bool {
+pub fn is_keyword(w: &str) -> bool {
     matches!(w, "and" | "or" | "not" | "exists") || CmpOp::WORDS.iter().any(|(k, _)| *k == w)
 }
 

@@ -8,8 +8,8 @@
 //! quoted scalars; `|` and `>` block scalars) every offset maps exactly; otherwise (flow style, exotic
 //! escapes) errors point at the start of the scalar.
 
-use crate::rules::ast::Span;
-use crate::rules::error::{ErrorKind, RuleError};
+use crate::ast::Span;
+use crate::error::{ErrorKind, RuleError};
 
 /// One rules file: its name, text and line table.
 #[derive(Debug)]

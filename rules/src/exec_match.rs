@@ -1,9 +1,9 @@
 //! Recognizes rules that can be decided at exec time from a few exec facts, so they can later be compiled
 //! into BPF maps (see [`ExecMatch`]).
 
-use crate::rules::ast::CmpOp;
-use crate::rules::eval::{Cond, Test};
-use crate::rules::fields::FieldId;
+use crate::ast::CmpOp;
+use crate::eval::{Cond, Test};
+use auditloop_model::EventKind;
 
 /// The restricted conjunctive form of an exec-time rule.
 ///
@@ -18,7 +18,7 @@ use crate::rules::fields::FieldId;
 ///
 /// The condition must be a conjunction (`and`, also through macros) of `evt.kind = exec` and at most one
 /// group per constraint above; anything else (`not`, `!=`, other fields or operators, an `or` that mixes
-/// two fields, two groups on the same field) makes [`Rule::exec_time_only`](crate::rules::Rule::exec_time_only)
+/// two fields, two groups on the same field) makes [`Rule::exec_time_only`](crate::Rule::exec_time_only)
 /// return `None`. Lists are sorted and deduplicated.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ExecMatch {
@@ -51,9 +51,9 @@ fn flatten<'c>(c: &'c Cond, and: bool, out: &mut Vec<&'c Cond>) {
 
 fn is_exec_kind(c: &Cond) -> bool {
     match c {
-        Cond::Test(f, Test::StrEq(k)) => f.id == FieldId::EvtKind && k == "exec",
+        Cond::Test(f, Test::StrEq(k)) => f.is_kind() && k == EventKind::Exec.as_str(),
         Cond::Test(f, Test::StrIn(ks)) => {
-            f.id == FieldId::EvtKind && ks.len() == 1 && ks.contains("exec")
+            f.is_kind() && ks.len() == 1 && ks.contains(EventKind::Exec.as_str())
         }
         _ => false,
     }
@@ -77,11 +77,11 @@ pub(crate) fn exec_match(cond: &Cond) -> Option<ExecMatch> {
             let Cond::Test(f, test) = atom else {
                 return None;
             };
-            let slot = match f.id {
-                FieldId::ExecFilename | FieldId::Exe => Slot::Filename,
-                FieldId::Name => Slot::Comm,
-                FieldId::Uid => Slot::Uid,
-                FieldId::Pname => Slot::Parent,
+            let slot = match f.name {
+                "exec.filename" | "proc.exe" => Slot::Filename,
+                "proc.name" => Slot::Comm,
+                "user.uid" => Slot::Uid,
+                "proc.pname" => Slot::Parent,
                 _ => return None,
             };
             if *group_slot.get_or_insert(slot) != slot {

@@ -8,12 +8,12 @@ use std::collections::HashMap;
 
 use serde_yaml_ng::{Mapping, Value};
 
-use crate::rules::check::{Checker, ListDef, MacroDef};
-use crate::rules::error::{ErrorKind, RuleError, RuleErrors, near_matches};
-use crate::rules::exec_match::exec_match;
-use crate::rules::source::{ItemPos, Scalar, SourceFile, scalar_at, scan_items};
-use crate::rules::stateful_load::{StatefulDraft, combine};
-use crate::rules::{Action, Rule, RuleLocation, Severity};
+use crate::check::{Checker, ListDef, MacroDef};
+use crate::error::{ErrorKind, RuleError, RuleErrors, near_matches};
+use crate::exec_match::exec_match;
+use crate::source::{ItemPos, Scalar, SourceFile, scalar_at, scan_items};
+use crate::stateful_load::{StatefulDraft, combine};
+use crate::{Action, Rule, RuleLocation, Severity};
 
 const RULE_KEYS: [&str; 10] = [
     "rule",
@@ -356,8 +356,16 @@ impl Item<'_> {
                 let off = self.value_off("severity");
                 self.fail(off, s.chars().count(), format!("unknown severity `{s}`"));
                 self.set_hint(
-                    near_matches(&s.to_ascii_lowercase(), Severity::NAMES)
-                        .or_else(|| Some(format!("one of: {}", Severity::NAMES.join(", ")))),
+                    near_matches(
+                        &s.to_ascii_lowercase(),
+                        Severity::all().map(Severity::as_str),
+                    )
+                    .or_else(|| {
+                        Some(format!(
+                            "one of: {}",
+                            joined_names(Severity::all().map(Severity::as_str))
+                        ))
+                    }),
                 );
                 None
             }),
@@ -390,7 +398,10 @@ impl Item<'_> {
                         1,
                         format!("unknown action `{bad}`"),
                     );
-                    self.set_hint(Some(format!("one of: {}", Action::NAMES.join(", "))));
+                    self.set_hint(Some(format!(
+                        "one of: {}",
+                        joined_names(Action::all().map(Action::as_str))
+                    )));
                 }
                 parsed.into_iter().collect()
             }
@@ -419,4 +430,9 @@ impl Item<'_> {
             e.hint = hint;
         }
     }
+}
+
+/// Names joined for a hint.
+fn joined_names(all: impl Iterator<Item = &'static str>) -> String {
+    all.collect::<Vec<_>>().join(", ")
 }

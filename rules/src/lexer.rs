@@ -4,7 +4,7 @@
 //! numbers and indexed fields (`proc.aname[2]`) are single words. Quoted strings take `'…'` or `"…"` with
 //! the escapes `\\`, `\'`, `\"`, `\n`, `\t`. The lexer never panics on any input.
 
-use crate::rules::ast::Span;
+use crate::ast::Span;
 
 /// One token.
 #[derive(Clone, Debug, PartialEq, Eq)]
