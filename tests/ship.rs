@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use auditloop_journal::batch::{Batch, CONTENT_TYPE_BINARY, CONTENT_TYPE_JSON};
+use auditloop_protocol::batch::{Batch, CONTENT_TYPE_BINARY, CONTENT_TYPE_JSON};
 use auditloop_journal::record::{SEGMENT_HEADER_LEN, read_frame};
 use auditloop_journal::{FsyncPolicy, Journal, JournalOptions};
 use auditloop_model::{Event, EventBody, Loss, LossStage, Process, WallTime};

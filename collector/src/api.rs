@@ -7,7 +7,7 @@
 
 use std::sync::{Arc, PoisonError};
 
-use auditloop_journal::batch::Batch;
+use auditloop_protocol::batch::Batch;
 use auditloop_model::WallTime;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;

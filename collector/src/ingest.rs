@@ -8,7 +8,7 @@
 //! input (it is fuzzed).
 
 use auditloop_journal::Damage;
-use auditloop_journal::batch::Batch;
+use auditloop_protocol::batch::Batch;
 use auditloop_journal::chain::{Accepted, ChainState};
 use auditloop_journal::record::{FrameError, Hash, Payload, RawRecord, decode_payload};
 use auditloop_model::{Event, EventBody};

@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use auditloop_journal::batch::Batch;
+use auditloop_protocol::batch::Batch;
 use serde::Serialize;
 
 use crate::alerts;

@@ -1,6 +1,6 @@
 //! auditloop's central collector.
 //!
-//! Agents POST batches of journal records ([`auditloop_journal::batch::Batch`]); the collector verifies each
+//! Agents POST batches of journal records ([`auditloop_protocol::batch::Batch`]); the collector verifies each
 //! batch against the host's stored chain state with the same rules as `auditloop verify` ([`ingest`]),
 //! stores verified records all or nothing ([`store`]), raises alerts on forks, gaps, tampering, unexpected
 //! restarts, spool overflows and silence ([`alerts`]), and serves the stored events to the admin

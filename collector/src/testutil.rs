@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use auditloop_journal::batch::{Batch, BatchAnchor, CONTENT_TYPE_BINARY};
+use auditloop_protocol::batch::{Batch, BatchAnchor, CONTENT_TYPE_BINARY};
 use auditloop_journal::files::list_segments;
 use auditloop_journal::record::{Payload, SEGMENT_HEADER_LEN, decode_payload, read_frame};
 use auditloop_journal::{FsyncPolicy, Journal, JournalOptions};

@@ -10,7 +10,6 @@
 //! record), `ANCHOR` (where the retained chain starts and which key is valid there).
 #![deny(missing_docs)]
 
-pub mod batch;
 pub mod chain;
 pub mod files;
 pub mod keys;

@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use auditloop_journal::batch::CONTENT_TYPE_BINARY;
+use auditloop_protocol::batch::CONTENT_TYPE_BINARY;
 
 /// What the collector made of a batch.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use auditloop_journal::batch::{Batch, BatchAnchor};
+use auditloop_protocol::batch::{Batch, BatchAnchor};
 use auditloop_journal::tail::{Tail, retained_start};
 use tokio::sync::watch;
 

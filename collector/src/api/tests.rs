@@ -1,6 +1,6 @@
 //! The ingest contract over HTTP: statuses, JSON answers, what is stored and which alerts are raised.
 
-use auditloop_journal::batch::{CONTENT_TYPE_BINARY, CONTENT_TYPE_JSON};
+use auditloop_protocol::batch::{CONTENT_TYPE_BINARY, CONTENT_TYPE_JSON};
 use auditloop_model::LossStage;
 use axum::http::StatusCode;
 use serde_json::json;

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use auditloop_journal::Damage;
-use auditloop_journal::batch::Batch;
+use auditloop_protocol::batch::Batch;
 use auditloop_journal::record::Hash;
 use auditloop_model::LossStage;
 

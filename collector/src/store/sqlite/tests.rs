@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use auditloop_journal::batch::{Batch, CONTENT_TYPE_BINARY};
+use auditloop_protocol::batch::{Batch, CONTENT_TYPE_BINARY};
 use axum::http::StatusCode;
 
 use super::SqliteStore;

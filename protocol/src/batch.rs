@@ -2,7 +2,7 @@
 //!
 //! A batch carries a run of consecutive records exactly as they are framed on disk (`len | seq | prev_hash |
 //! payload | hash`), so the collector checks the same hashes, links, segment starts and checkpoint
-//! signatures as `auditloop verify`, with [`crate::chain::ChainState`]. Checkpoints travel inside the chain.
+//! signatures as `auditloop verify`, with [`auditloop_journal::chain::ChainState`]. Checkpoints travel inside the chain.
 //!
 //! Two encodings, chosen by `Content-Type`:
 //! - [`CONTENT_TYPE_BINARY`]: the [`Batch`] in bincode (standard config), compressed with zstd.
@@ -14,7 +14,7 @@ use std::io::Read;
 
 use serde::{Deserialize, Serialize};
 
-use crate::record::{FrameError, Hash, RawRecord, read_frame};
+use auditloop_journal::record::{FrameError, Hash, RawRecord, read_frame};
 
 /// `Content-Type` of a zstd-compressed bincode batch.
 pub const CONTENT_TYPE_BINARY: &str = "application/x-auditloop-batch+zstd";
@@ -229,7 +229,7 @@ mod hex_array {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::frame;
+    use auditloop_journal::record::frame;
 
     fn sample() -> Batch {
         let mut frames = Vec::new();
