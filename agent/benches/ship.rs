@@ -17,11 +17,10 @@
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use auditloop::ship::{self, ShipSettings};
+use auditloop_journal::RetentionFloor;
 use auditloop_journal::{FsyncPolicy, Journal, JournalOptions};
 use auditloop_model::{Event, EventBody, File, FileOp, Process, WallTime};
 use tokio::sync::watch;
@@ -111,11 +110,11 @@ fn start_shipper(
     c: &Collector,
     host: &str,
 ) -> (
-    Arc<AtomicU64>,
+    RetentionFloor,
     watch::Sender<Option<Instant>>,
     ship::ShipperHandle,
 ) {
-    let acked = Arc::new(AtomicU64::new(0));
+    let acked = RetentionFloor::acknowledged_up_to(0);
     let (tx, rx) = watch::channel(None);
     let settings = ShipSettings {
         collector: c.url.clone(),
@@ -149,7 +148,7 @@ fn throughput(dir: &Path, c: &Collector) {
     let last = head(&state);
     let start = Instant::now();
     let (acked, stop, handle) = start_shipper(&state, c, "throughput");
-    while acked.load(Ordering::Acquire) < last {
+    while acked.acknowledged() < last {
         std::thread::sleep(Duration::from_millis(5));
     }
     let elapsed = start.elapsed();
@@ -187,7 +186,7 @@ fn latency(dir: &Path, c: &Collector) {
     }
     journal.close().unwrap();
     let last = head(&state);
-    while acked.load(Ordering::Acquire) < last {
+    while acked.acknowledged() < last {
         std::thread::sleep(Duration::from_millis(5));
     }
     stop.send_replace(Some(Instant::now()));

@@ -8,13 +8,12 @@
 //! second while it lasts, and as soon as space returns), so the loss is explicit, never silent.
 
 use std::path::Path;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use auditloop_journal::{FsyncPolicy, Journal, JournalError, JournalOptions};
+use auditloop_journal::{FsyncPolicy, Journal, JournalError, JournalOptions, RetentionFloor};
 use auditloop_model::{Event, EventBody, JournalRecovered, Loss, LossStage};
 
+use crate::clock::Clock;
 use crate::config::{FsyncMode, JournalConfig};
 
 /// How often a checkpoint is signed while events arrive.
@@ -23,6 +22,7 @@ pub const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
 /// The open journal and its checkpoint timer.
 pub struct JournalStage {
     journal: Journal,
+    clock: Clock,
     last_checkpoint: Instant,
     appended_since_checkpoint: bool,
     spool: Option<Spool>,
@@ -30,9 +30,9 @@ pub struct JournalStage {
 
 /// Spool accounting while shipping.
 struct Spool {
-    /// The shipper's acknowledged sequence number.
-    acked: Arc<AtomicU64>,
-    /// The floor last given to the journal.
+    /// The shipper's acknowledged sequence number (the journal's retention follows it).
+    acked: RetentionFloor,
+    /// The floor when retention last ran.
     floor: u64,
     /// Whether retention already ran at this floor.
     trimmed: bool,
@@ -71,20 +71,22 @@ pub fn options(config: &JournalConfig, state_dir: &Path) -> JournalOptions {
 impl JournalStage {
     /// Opens the journal; returns a `journal_recovered` body when a torn tail was cut. With `shipped`
     /// (the shipper's acknowledged sequence number), retention never deletes unacknowledged records.
+    /// Agent events (spool overflow) are stamped with `clock`.
     pub fn open(
         config: &JournalConfig,
         state_dir: &Path,
-        shipped: Option<Arc<AtomicU64>>,
+        shipped: Option<RetentionFloor>,
+        clock: Clock,
     ) -> Result<(JournalStage, Option<EventBody>), JournalError> {
         let mut journal = Journal::open(options(config, state_dir))?;
         // Without a shipper, every durable record may be deleted by retention.
         let floor = shipped
-            .as_ref()
-            .map_or(u64::MAX, |a| a.load(Ordering::Acquire) + 1);
-        journal.set_retention_floor(floor);
+            .clone()
+            .unwrap_or_else(RetentionFloor::without_shipper);
+        journal.set_retention_floor(floor.clone());
         let spool = shipped.map(|acked| Spool {
             acked,
-            floor,
+            floor: floor.floor(),
             trimmed: false,
             max_bytes: config.max_bytes,
             dropped: 0,
@@ -103,6 +105,7 @@ impl JournalStage {
         Ok((
             JournalStage {
                 journal,
+                clock,
                 last_checkpoint: Instant::now(),
                 appended_since_checkpoint: false,
                 spool,
@@ -132,11 +135,10 @@ impl JournalStage {
         let Some(spool) = &mut self.spool else {
             return Ok(false);
         };
-        let floor = spool.acked.load(Ordering::Acquire) + 1;
+        let floor = spool.acked.floor();
         if floor != spool.floor {
             spool.floor = floor;
             spool.trimmed = false;
-            self.journal.set_retention_floor(floor);
         }
         let Some(max) = spool.max_bytes else {
             return Ok(false);
@@ -160,7 +162,7 @@ impl JournalStage {
         if spool.dropped == 0 || !(now || spool.last_report.elapsed() >= OVERFLOW_REPORT_INTERVAL) {
             return Ok(());
         }
-        let mut event = crate::capture::agent_event(EventBody::Loss(Loss {
+        let mut event = self.clock.agent_event(EventBody::Loss(Loss {
             stage: LossStage::SpoolOverflow,
             record: "event".into(),
             count: spool.dropped,
@@ -204,7 +206,7 @@ mod tests {
     use auditloop_journal::record::Payload;
 
     fn event() -> Event {
-        crate::capture::agent_event(EventBody::Loss(Loss {
+        Clock::measure().agent_event(EventBody::Loss(Loss {
             stage: LossStage::Decode,
             record: "x".repeat(200),
             count: 0,
@@ -221,8 +223,9 @@ mod tests {
             fsync: FsyncMode::Never,
             ..JournalConfig::default()
         };
-        let acked = Arc::new(AtomicU64::new(0));
-        let (mut stage, _) = JournalStage::open(&config, dir.path(), Some(acked.clone())).unwrap();
+        let acked = RetentionFloor::acknowledged_up_to(0);
+        let (mut stage, _) =
+            JournalStage::open(&config, dir.path(), Some(acked.clone()), Clock::measure()).unwrap();
         let mut stored = 0;
         let mut dropped = 0;
         for _ in 0..500 {
@@ -245,7 +248,7 @@ mod tests {
         assert_eq!(first.seq, 1);
         // The collector acknowledges everything: space returns, and the loss is written into the chain.
         stage.journal.sync().unwrap();
-        acked.store(stage.journal.next_seq() - 1, Ordering::Release);
+        acked.acknowledge(stage.journal.next_seq() - 1);
         stage.tick().unwrap();
         assert!(stage.append(&mut event()).unwrap());
         stage.close().unwrap();

@@ -7,6 +7,7 @@
 pub mod actions;
 pub mod capture;
 pub mod cli;
+pub mod clock;
 pub mod cmd;
 pub mod config;
 pub mod export;

@@ -7,11 +7,13 @@ use anyhow::{Context, bail};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{mpsc, watch};
 
+use auditloop_journal::RetentionFloor;
 use auditloop_model::{ConfigLoaded, Event, EventBody, RulesLoaded, RulesRejected};
 
 use crate::actions::{ActionStage, load};
-use crate::capture::{Capture, Settings, agent_event};
+use crate::capture::{Capture, Settings};
 use crate::cli::RunArgs;
+use crate::clock::Clock;
 use crate::config::Config;
 use crate::journal::JournalStage;
 use crate::output::write_event;
@@ -74,10 +76,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     if let Some(id) = &args.host_id {
         config.ship.host_id = Some(id.clone());
     }
-    config
-        .ship
-        .check(&args.config)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    config.ship.check(&args.config)?;
     // The agent's own config is always watched.
     config.watch.paths.push(args.config.clone());
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -104,7 +103,7 @@ async fn serve(args: RunArgs, config: Config) -> anyhow::Result<ExitCode> {
     let mut sigint = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
     let mut sigterm = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
     let mut sighup = signal(SignalKind::hangup()).context("installing SIGHUP handler")?;
-    let loaded = load::load(&config.rules).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let loaded = load::load(&config.rules)?;
     let ship_settings = ship_settings(&config)?;
     // The retention floor must hold from the first append: start from the persisted cursor.
     let cursor = match &ship_settings {
@@ -113,10 +112,15 @@ async fn serve(args: RunArgs, config: Config) -> anyhow::Result<ExitCode> {
     };
     let acked = cursor
         .as_ref()
-        .map(|c| std::sync::Arc::new(std::sync::atomic::AtomicU64::new(c.acked())));
-    let (journal, recovered) =
-        JournalStage::open(&config.journal, &config.state_dir, acked.clone())
-            .context("opening the journal")?;
+        .map(|c| RetentionFloor::acknowledged_up_to(c.acked()));
+    let clock = Clock::measure();
+    let (journal, recovered) = JournalStage::open(
+        &config.journal,
+        &config.state_dir,
+        acked.clone(),
+        clock.clone(),
+    )
+    .context("opening the journal")?;
     let (ship_stop_tx, ship_stop_rx) = watch::channel(None);
     let shipper = match (ship_settings, cursor, &acked) {
         (Some(settings), Some(cursor), Some(acked)) => {
@@ -131,7 +135,8 @@ async fn serve(args: RunArgs, config: Config) -> anyhow::Result<ExitCode> {
         }
         _ => None,
     };
-    let capture = Capture::start(&config, &loaded.kernel).context("starting kernel capture")?;
+    let capture = Capture::start(&config, &loaded.kernel, clock.clone())
+        .context("starting kernel capture")?;
     tracing::info!(
         ring_buffer_bytes = config.capture.ring_buffer_bytes,
         state_dir = %config.state_dir.display(),
@@ -164,12 +169,18 @@ async fn serve(args: RunArgs, config: Config) -> anyhow::Result<ExitCode> {
         &config.state_dir.join("content"),
     );
     if let Some(url) = &config.alerts.webhook {
-        let hook = crate::actions::webhook::Webhook::new(url, std::time::Duration::from_secs(5))
-            .map_err(anyhow::Error::msg)?;
+        let hook = crate::actions::webhook::Webhook::new(url, std::time::Duration::from_secs(5))?;
         actions = actions.with_webhook(hook);
     }
     let capture_task = tokio::spawn(capture.run(event_tx, stop_rx, reload_rx));
-    let consumer = tokio::spawn(consume(journal, actions, event_rx, agent_rx, args.output));
+    let consumer = tokio::spawn(consume(
+        journal,
+        actions,
+        clock,
+        event_rx,
+        agent_rx,
+        args.output,
+    ));
 
     loop {
         tokio::select! {
@@ -265,6 +276,7 @@ fn rules_loaded(path: &std::path::Path, loaded: &load::LoadedRules, reason: &str
 async fn consume(
     mut journal: JournalStage,
     mut actions: ActionStage,
+    clock: Clock,
     mut events: mpsc::Receiver<Event>,
     mut agent: mpsc::Receiver<Control>,
     format: crate::output::Format,
@@ -276,7 +288,7 @@ async fn consume(
         let mut event = tokio::select! {
             biased;
             control = agent.recv(), if agent_open => match control {
-                Some(Control::Event(body)) => agent_event(body),
+                Some(Control::Event(body)) => clock.agent_event(body),
                 Some(Control::Rules(loaded)) => {
                     let loaded = *loaded;
                     actions.replace(loaded.rules, loaded.kernel_names);
@@ -302,7 +314,7 @@ async fn consume(
         write_event(&mut out, format, &event).context("writing events to stdout")?;
         // Rules see the event only once it is journaled; their alerts and actions are journaled too.
         for body in actions.on_event(&event) {
-            let mut follow = agent_event(body);
+            let mut follow = clock.agent_event(body);
             journal
                 .append(&mut follow)
                 .context("appending to the journal")?;

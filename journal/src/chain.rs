@@ -7,9 +7,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::damage::Damage;
 use crate::keys::verify_signature;
 use crate::record::{Checkpoint, Hash, Payload, RawRecord, SegmentStart, decode_payload};
-use crate::verify::Damage;
 
 /// Payload tag (bincode variant index) of a [`Payload::SegmentStart`].
 pub const TAG_SEGMENT_START: u8 = 0;

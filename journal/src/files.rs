@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::JournalError;
-use crate::record::Hash;
+use crate::record::{Hash, Payload, SEGMENT_HEADER_LEN, decode_payload, read_frame};
 
 /// Sequence number and `prev_hash` of a segment's first record, read from its frame header alone (the
 /// segment's first bytes); `None` while the segment holds no record yet.
@@ -168,6 +168,19 @@ pub fn hex_hash(hash: &Hash) -> String {
 /// A hash from hex.
 pub fn parse_hash(text: &str) -> Option<Hash> {
     hex::decode(text).ok()?.as_slice().try_into().ok()
+}
+
+/// Calls `f(seq, payload)` for every decodable record of a segment (stops at the first bad frame).
+pub fn for_each_payload(path: &Path, mut f: impl FnMut(u64, Payload)) -> Result<(), JournalError> {
+    let bytes = std::fs::read(path).map_err(|e| JournalError::io(path, e))?;
+    let mut off = SEGMENT_HEADER_LEN;
+    while let Some(Ok(rec)) = bytes.get(off..).map(read_frame) {
+        if let Ok(payload) = decode_payload(rec.payload) {
+            f(rec.seq, payload);
+        }
+        off += rec.len;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@
 #![deny(missing_docs)]
 
 pub mod chain;
+pub mod damage;
 pub mod files;
 pub mod keys;
 pub mod reader;
@@ -23,7 +24,9 @@ use std::path::{Path, PathBuf};
 
 pub use record::{Checkpoint, Hash, Payload, SegmentStart};
 pub use verify::{Damage, Problem, Report, VerifyOptions, verify};
-pub use writer::{DEFAULT_LOCK_WAIT, FsyncPolicy, Journal, JournalOptions, Recovery};
+pub use writer::{
+    DEFAULT_LOCK_WAIT, FsyncPolicy, Journal, JournalOptions, Recovery, RetentionFloor,
+};
 
 /// Errors of the journal library.
 #[derive(Debug, thiserror::Error)]
@@ -83,6 +86,11 @@ pub enum JournalError {
 
 impl JournalError {
     pub(crate) fn io(path: &Path, source: std::io::Error) -> JournalError {
+        JournalError::io_error(path, source)
+    }
+
+    /// A failed file operation on `path` (for callers that manage files beside the journal's).
+    pub fn io_error(path: &Path, source: std::io::Error) -> JournalError {
         JournalError::Io {
             path: path.to_owned(),
             source,

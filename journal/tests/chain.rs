@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use auditloop_journal::reader::Reader;
 use auditloop_journal::{
-    Damage, FsyncPolicy, Journal, JournalOptions, Payload, VerifyOptions, verify,
+    Damage, FsyncPolicy, Journal, JournalOptions, Payload, RetentionFloor, VerifyOptions, verify,
 };
 use auditloop_model::{Event, EventBody, Loss, LossStage, Process, WallTime};
 
@@ -188,7 +188,7 @@ fn retention_deletes_only_below_the_floor_and_moves_the_anchor() {
         j.append_event(&mut event(n)).unwrap();
     }
     let segments_before = std::fs::read_dir(&o.dir).unwrap().count();
-    j.set_retention_floor(60);
+    j.set_retention_floor(RetentionFloor::acknowledged_up_to(59));
     for n in 0..40 {
         j.append_event(&mut event(n)).unwrap();
     }
@@ -205,7 +205,7 @@ fn retention_by_age_keeps_recent_segments() {
     let mut o = opts(dir.path());
     o.max_age = Some(Duration::from_millis(300));
     let mut j = Journal::open(o.clone()).unwrap();
-    j.set_retention_floor(u64::MAX);
+    j.set_retention_floor(RetentionFloor::without_shipper());
     for n in 0..60 {
         j.append_event(&mut event(n)).unwrap();
     }

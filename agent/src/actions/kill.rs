@@ -112,7 +112,7 @@ mod tests {
 
     #[test]
     fn kills_a_child_and_refuses_a_pid_started_after_the_event() {
-        let before = crate::capture::monotonic_ns();
+        let before = crate::clock::monotonic_ns();
         std::thread::sleep(std::time::Duration::from_millis(50));
         let mut child = std::process::Command::new("/bin/sleep")
             .arg("30")
@@ -123,14 +123,14 @@ mod tests {
             kill(pid, before, false),
             Err(KillError::Reused(_))
         ));
-        kill(pid, crate::capture::monotonic_ns(), false).unwrap();
+        kill(pid, crate::clock::monotonic_ns(), false).unwrap();
         let status = child.wait().unwrap();
         assert_eq!(
             std::os::unix::process::ExitStatusExt::signal(&status),
             Some(9)
         );
         assert!(matches!(
-            kill(pid, crate::capture::monotonic_ns(), false),
+            kill(pid, crate::clock::monotonic_ns(), false),
             Err(KillError::Gone(_))
         ));
     }

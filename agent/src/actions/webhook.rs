@@ -7,6 +7,18 @@ use std::time::Duration;
 /// Delivery attempts per alert.
 const ATTEMPTS: u32 = 3;
 
+/// Why a webhook could not be set up.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum WebhookError {
+    /// The URL is not http(s).
+    #[error("webhook URL is not an http(s) URL")]
+    NotHttp,
+    /// The HTTP client could not be built.
+    #[error("webhook client")]
+    Build(#[source] reqwest::Error),
+}
+
 /// A webhook endpoint.
 #[derive(Clone, Debug)]
 pub struct Webhook {
@@ -16,16 +28,16 @@ pub struct Webhook {
 
 impl Webhook {
     /// A client for `url` (http or https; TLS by rustls with the ring provider and the system's CA store).
-    pub fn new(url: &str, timeout: Duration) -> Result<Webhook, String> {
+    pub fn new(url: &str, timeout: Duration) -> Result<Webhook, WebhookError> {
         if !(url.starts_with("http://") || url.starts_with("https://")) {
-            return Err(format!("webhook `{url}` is not an http(s) URL"));
+            return Err(WebhookError::NotHttp);
         }
         // Installing twice is harmless: the second attempt reports the first provider is in place.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let client = reqwest::Client::builder()
             .timeout(timeout)
             .build()
-            .map_err(|e| format!("webhook client: {e}"))?;
+            .map_err(WebhookError::Build)?;
         Ok(Webhook {
             client,
             url: url.to_owned(),

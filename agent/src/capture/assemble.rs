@@ -11,7 +11,9 @@ use agent_common::wire::{
     EXEC_ARGS_TRUNCATED, EXEC_FILENAME_TRUNCATED, EXEC_KILLED, EXIT_CODE_KNOWN, EXIT_SIGNAL_KNOWN,
     FORK_CLONE_FLAGS_KNOWN, RecordHeader, Syscall,
 };
-use auditloop_model::{self as model, ChangeTrigger, Event, EventBody, FileOp, Process, WallTime};
+use auditloop_model::{self as model, ChangeTrigger, Event, EventBody, FileOp, Process};
+
+use crate::clock::Clock;
 
 use super::containers::Containers;
 use super::convert::{self, Tables};
@@ -35,71 +37,6 @@ pub struct FileTouch {
 
 /// An exec entry still waiting for its return record is emitted without a result after this long.
 pub const EXEC_PAIR_TIMEOUT_NS: u64 = 5_000_000_000;
-
-/// Converts `CLOCK_MONOTONIC` nanoseconds to wall-clock time.
-#[derive(Clone, Copy, Debug)]
-pub struct Clock {
-    /// Wall-clock nanoseconds minus monotonic nanoseconds.
-    offset_ns: i128,
-}
-
-impl Clock {
-    /// A clock with a fixed offset (tests).
-    pub fn with_offset(offset_ns: i128) -> Clock {
-        Clock { offset_ns }
-    }
-
-    /// Measures the offset between the real-time and monotonic clocks now.
-    pub fn measure() -> Clock {
-        let mono = monotonic_ns();
-        let wall = WallTime::now().0;
-        Clock {
-            offset_ns: i128::from(wall) - i128::from(mono),
-        }
-    }
-
-    /// Wall time of a monotonic timestamp.
-    pub fn wall(&self, mono_ns: u64) -> WallTime {
-        let wall = i128::from(mono_ns) + self.offset_ns;
-        WallTime(u64::try_from(wall.max(0)).unwrap_or(u64::MAX))
-    }
-}
-
-/// The agent's own process, for agent events.
-pub fn agent_process() -> Process {
-    Process {
-        pid: std::process::id(),
-        tid: std::process::id(),
-        ppid: std::os::unix::process::parent_id(),
-        uid: nix::unistd::getuid().as_raw(),
-        gid: nix::unistd::getgid().as_raw(),
-        comm: "auditloop".into(),
-        euid: nix::unistd::geteuid().as_raw(),
-        exe: std::env::current_exe()
-            .map(|p| p.to_string_lossy().into_owned())
-            .unwrap_or_default(),
-        ..Process::default()
-    }
-}
-
-/// An agent event (not tied to a kernel record) stamped with the wall clock now.
-pub fn agent_event(body: EventBody) -> Event {
-    Event {
-        seq: 0,
-        time: WallTime::now(),
-        mono_ns: monotonic_ns(),
-        process: agent_process(),
-        event: body,
-    }
-}
-
-/// `CLOCK_MONOTONIC` now, in nanoseconds (the clock `bpf_ktime_get_ns` reads).
-pub fn monotonic_ns() -> u64 {
-    nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC).map_or(0, |ts| {
-        u64::try_from(ts.tv_sec()).unwrap_or(0) * 1_000_000_000
-            + u64::try_from(ts.tv_nsec()).unwrap_or(0)
-    })
-}
 
 struct PendingExec {
     header: RecordHeader,
@@ -140,9 +77,9 @@ impl Assembler {
         std::mem::take(&mut self.touches)
     }
 
-    /// Replaces the wall-clock offset (call periodically: the real-time clock may be stepped).
-    pub fn set_clock(&mut self, clock: Clock) {
-        self.clock = clock;
+    /// Measures the wall-clock offset again (call periodically: the real-time clock may be stepped).
+    pub fn remeasure_clock(&self) {
+        self.clock.remeasure();
     }
 
     /// Number of entries (exec and other syscalls) waiting for their return record.
@@ -400,27 +337,13 @@ impl Assembler {
     }
 
     /// An event not tied to a kernel record (loss reports, agent lifecycle).
-    pub fn agent_event(&mut self, body: EventBody) -> Event {
-        let mono_ns = monotonic_ns();
-        Event {
-            seq: 0,
-            time: self.clock.wall(mono_ns),
-            mono_ns,
-            process: agent_process(),
-            event: body,
-        }
+    pub fn agent_event(&self, body: EventBody) -> Event {
+        self.clock.agent_event(body)
     }
 
     /// An event about `process` observed now (e.g. a config change found by the watch stage).
-    pub fn event_for(&mut self, process: Process, body: EventBody) -> Event {
-        let mono_ns = monotonic_ns();
-        Event {
-            seq: 0,
-            time: self.clock.wall(mono_ns),
-            mono_ns,
-            process,
-            event: body,
-        }
+    pub fn event_for(&self, process: Process, body: EventBody) -> Event {
+        self.clock.event_for(process, body)
     }
 
     fn emit_exec(&mut self, p: PendingExec, ret: Option<i64>, out: &mut Vec<Event>) {
@@ -466,6 +389,7 @@ impl Assembler {
 mod tests {
     use super::*;
     use agent_common::wire::{ExecEnter, ExecExit, Exit, Fork, RecordKind};
+    use auditloop_model::WallTime;
 
     fn header(kind: RecordKind, pid: u32, tid: u32, t: u64, name: &[u8]) -> RecordHeader {
         let mut comm = [0u8; 16];

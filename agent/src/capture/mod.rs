@@ -26,11 +26,12 @@ use std::path::Path;
 use auditloop_model::Event;
 use tokio::sync::{mpsc, watch};
 
-pub use assemble::{Assembler, Clock, FileTouch, agent_event, agent_process, monotonic_ns};
+pub use assemble::{Assembler, FileTouch};
 pub use loss::LossBooks;
 pub use proctable::{ProcessTable, stat_field};
 pub use reader::Detacher;
 
+use crate::clock::Clock;
 use crate::config::{CaptureConfig, Config};
 
 /// Most processes the process table keeps.
@@ -107,10 +108,11 @@ pub struct Capture {
 
 impl Capture {
     /// Loads and attaches the programs, scans `/proc` for processes that already run, and snapshots the
-    /// watched config files.
+    /// watched config files. Events are stamped with `clock`.
     pub fn start(
         full: &Config,
         exec_kill: &[filters::KernelExecRule],
+        clock: Clock,
     ) -> Result<Capture, CaptureError> {
         let config = &full.capture;
         let (watch, startup_changes) =
@@ -123,7 +125,7 @@ impl Capture {
             loaded,
             watch,
             startup_changes,
-            assembler: Assembler::new(Clock::measure(), procs),
+            assembler: Assembler::new(clock, procs),
             poll_interval: std::time::Duration::from_millis(config.poll_interval_ms),
             ring_buffer_bytes: config.ring_buffer_bytes,
         })

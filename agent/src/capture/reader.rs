@@ -14,7 +14,8 @@ use tokio::io::unix::AsyncFd;
 use tokio::sync::{mpsc, watch};
 use tokio::time::MissedTickBehavior;
 
-use super::{Assembler, Capture, CaptureError, CaptureStats, Clock, LossBooks, monotonic_ns};
+use super::{Assembler, Capture, CaptureError, CaptureStats, LossBooks};
+use crate::clock::monotonic_ns;
 
 /// Records drained before the batch is sent on.
 const MAX_BATCH: usize = 4096;
@@ -198,7 +199,7 @@ pub(super) async fn run(
                 .flush_stale(monotonic_ns(), &mut state.batch);
             if last_clock.elapsed() >= CLOCK_REFRESH {
                 last_clock = Instant::now();
-                state.assembler.set_clock(Clock::measure());
+                state.assembler.remeasure_clock();
             }
         }
         open = state.flush(&events).await;

@@ -1,9 +1,42 @@
 //! The collector's HTTP API as the shipper sees it: POST a batch, and what each answer means.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use auditloop_protocol::api::{ErrorBody, batches_path};
 use auditloop_protocol::batch::CONTENT_TYPE_BINARY;
+
+/// Why a collector client could not be set up.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// The collector address is not an http(s) URL.
+    #[error("collector `{0}` is not an http(s) URL")]
+    NotHttp(String),
+    /// A certificate file could not be read.
+    #[error("{path}")]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A certificate file does not hold what it should.
+    #[error("{path}: not a PEM {what}")]
+    Pem {
+        /// The file.
+        path: PathBuf,
+        /// `certificate` or `certificate and private key`.
+        what: &'static str,
+        /// Why.
+        #[source]
+        source: reqwest::Error,
+    },
+    /// The HTTP client could not be built.
+    #[error("collector client")]
+    Build(#[source] reqwest::Error),
+}
 
 /// What the collector made of a batch.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -58,38 +91,42 @@ impl CollectorClient {
         token: String,
         tls: &ClientTls<'_>,
         timeout: Duration,
-    ) -> Result<CollectorClient, String> {
+    ) -> Result<CollectorClient, ClientError> {
         if !(collector.starts_with("http://") || collector.starts_with("https://")) {
-            return Err(format!("collector `{collector}` is not an http(s) URL"));
+            return Err(ClientError::NotHttp(collector.to_owned()));
         }
         // Installing twice is harmless: the second attempt reports the first provider is in place.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let mut builder = reqwest::Client::builder().timeout(timeout);
+        let read = |path: &Path| {
+            std::fs::read(path).map_err(|source| ClientError::File {
+                path: path.to_owned(),
+                source,
+            })
+        };
         if let Some(path) = tls.ca_file {
-            let pem = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-            let cert = reqwest::Certificate::from_pem(&pem)
-                .map_err(|e| format!("{}: not a PEM certificate: {e}", path.display()))?;
+            let cert = reqwest::Certificate::from_pem(&read(path)?).map_err(|source| {
+                ClientError::Pem {
+                    path: path.to_owned(),
+                    what: "certificate",
+                    source,
+                }
+            })?;
             builder = builder.add_root_certificate(cert);
         }
         if let Some(path) = tls.client_cert {
-            let pem = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-            let identity = reqwest::Identity::from_pem(&pem).map_err(|e| {
-                format!(
-                    "{}: not a PEM certificate and private key: {e}",
-                    path.display()
-                )
-            })?;
+            let identity =
+                reqwest::Identity::from_pem(&read(path)?).map_err(|source| ClientError::Pem {
+                    path: path.to_owned(),
+                    what: "certificate and private key",
+                    source,
+                })?;
             builder = builder.identity(identity);
         }
-        let http = builder
-            .build()
-            .map_err(|e| format!("collector client: {e}"))?;
+        let http = builder.build().map_err(ClientError::Build)?;
         Ok(CollectorClient {
             http,
-            url: format!(
-                "{}/v1/hosts/{host}/batches",
-                collector.trim_end_matches('/')
-            ),
+            url: format!("{}{}", collector.trim_end_matches('/'), batches_path(host)),
             token,
         })
     }
@@ -114,7 +151,7 @@ impl CollectorClient {
             Err(e) => {
                 return Outcome::Retry {
                     after: None,
-                    why: error_chain(&e),
+                    why: super::error_chain(&e),
                 };
             }
         };
@@ -149,14 +186,13 @@ pub fn retry_after(value: &str, now: std::time::SystemTime) -> Option<Duration> 
 
 /// What a status and body mean for the shipper.
 pub fn classify(status: u16, after: Option<Duration>, body: &str) -> Outcome {
-    let json: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
-    let why = json
-        .get("error")
-        .and_then(|e| e.as_str())
-        .map_or_else(|| body.chars().take(300).collect(), str::to_owned);
+    let answer: Option<ErrorBody> = serde_json::from_str(body).ok();
+    let why = answer
+        .as_ref()
+        .map_or_else(|| body.chars().take(300).collect(), |a| a.error.clone());
     match status {
         200..=299 => Outcome::Stored,
-        409 => match json.get("expected_seq").and_then(serde_json::Value::as_u64) {
+        409 => match answer.and_then(|a| a.expected_seq) {
             Some(expected_seq) => Outcome::Gap { expected_seq },
             None => Outcome::Rejected {
                 status,
@@ -170,17 +206,6 @@ pub fn classify(status: u16, after: Option<Duration>, body: &str) -> Outcome {
         },
         _ => Outcome::Rejected { status, why },
     }
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 #[cfg(test)]

@@ -4,7 +4,9 @@
 
 use std::path::{Path, PathBuf};
 
-use auditloop_journal::files;
+use auditloop_journal::{JournalError, files};
+
+use super::error::ShipError;
 use serde::{Deserialize, Serialize};
 
 /// The persisted ack cursor.
@@ -21,11 +23,13 @@ struct CursorFile {
 
 impl AckCursor {
     /// Loads `<state_dir>/ship/cursor.json` (absent = nothing acknowledged yet).
-    pub fn load(state_dir: &Path) -> anyhow::Result<AckCursor> {
-        use anyhow::Context;
+    pub fn load(state_dir: &Path) -> Result<AckCursor, ShipError> {
         let path = state_dir.join("ship").join("cursor.json");
-        let file: Option<CursorFile> = files::read_json(&path)
-            .with_context(|| format!("{}: bad ack cursor", path.display()))?;
+        let file: Option<CursorFile> =
+            files::read_json(&path).map_err(|source| ShipError::Cursor {
+                path: path.clone(),
+                source,
+            })?;
         Ok(AckCursor {
             acked: file.map_or(0, |f| f.acked_seq),
             path,
@@ -38,10 +42,9 @@ impl AckCursor {
     }
 
     /// Records `seq` as acknowledged, atomically (write to a temporary file, then rename).
-    pub fn store(&mut self, seq: u64) -> anyhow::Result<()> {
-        use anyhow::Context;
+    pub fn store(&mut self, seq: u64) -> Result<(), ShipError> {
         if let Some(dir) = self.path.parent() {
-            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+            std::fs::create_dir_all(dir).map_err(|e| JournalError::io_error(dir, e))?;
         }
         files::write_json(&self.path, &CursorFile { acked_seq: seq }, false)?;
         self.acked = seq;

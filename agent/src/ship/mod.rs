@@ -11,16 +11,17 @@
 pub mod backoff;
 pub mod client;
 pub mod cursor;
+mod error;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
-use auditloop_protocol::batch::{Batch, BatchAnchor};
+use auditloop_journal::RetentionFloor;
 use auditloop_journal::tail::{Tail, retained_start};
+use auditloop_protocol::batch::{Batch, BatchAnchor};
 use tokio::sync::watch;
+
+pub use error::ShipError;
 
 use backoff::Backoff;
 use client::{ClientTls, CollectorClient, Outcome};
@@ -64,60 +65,57 @@ pub type StopSignal = watch::Receiver<Option<Instant>>;
 
 /// The running shipper's handle.
 pub struct ShipperHandle {
-    thread: std::thread::JoinHandle<anyhow::Result<()>>,
+    thread: std::thread::JoinHandle<Result<(), ShipError>>,
 }
 
 impl ShipperHandle {
     /// Waits for the shipper thread to finish.
-    pub fn join(self) -> anyhow::Result<()> {
-        self.thread
-            .join()
-            .map_err(|_| anyhow::anyhow!("shipper thread panicked"))?
+    pub fn join(self) -> Result<(), ShipError> {
+        self.thread.join().map_err(|_| ShipError::Panicked)?
     }
 }
 
 /// Reads a token file: the first line, trimmed; empty is an error naming the file.
-pub fn read_token(path: &Path) -> anyhow::Result<String> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("reading token file {}", path.display()))?;
+pub fn read_token(path: &Path) -> Result<String, ShipError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ShipError::TokenFile {
+        path: path.to_owned(),
+        source,
+    })?;
     let token = text.lines().next().unwrap_or_default().trim().to_owned();
     if token.is_empty() {
-        anyhow::bail!("token file {} is empty", path.display());
+        return Err(ShipError::EmptyToken(path.to_owned()));
     }
     Ok(token)
 }
 
 /// This host's default id: `/etc/machine-id`.
-pub fn default_host_id() -> anyhow::Result<String> {
-    let id = std::fs::read_to_string("/etc/machine-id")
-        .context("reading /etc/machine-id for the host id (set --host-id)")?;
+pub fn default_host_id() -> Result<String, ShipError> {
+    let id = std::fs::read_to_string("/etc/machine-id").map_err(ShipError::MachineId)?;
     Ok(id.trim().to_owned())
 }
 
 /// Checks a host id is usable in the collector's URL path.
-pub fn check_host_id(id: &str) -> anyhow::Result<()> {
+pub fn check_host_id(id: &str) -> Result<(), ShipError> {
     let ok = !id.is_empty()
         && id.len() <= 128
         && id
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
     if !ok {
-        anyhow::bail!(
-            "host id `{id}` must be 1 to 128 characters of letters, digits, `-`, `_` and `.`"
-        );
+        return Err(ShipError::BadHostId(id.to_owned()));
     }
     Ok(())
 }
 
-/// Starts shipping `journal_dir` from `cursor`. `acked` is kept at the acknowledged sequence number (the
-/// journal's retention floor follows it).
+/// Starts shipping `journal_dir` from `cursor`. `acked` is moved to the acknowledged sequence number (the
+/// journal's retention follows it).
 pub fn spawn(
     settings: ShipSettings,
     journal_dir: PathBuf,
     cursor: AckCursor,
-    acked: Arc<AtomicU64>,
+    acked: RetentionFloor,
     stop: StopSignal,
-) -> anyhow::Result<ShipperHandle> {
+) -> Result<ShipperHandle, ShipError> {
     check_host_id(&settings.host_id)?;
     let token = read_token(&settings.token_file)?;
     let tls = ClientTls {
@@ -130,9 +128,8 @@ pub fn spawn(
         token,
         &tls,
         settings.timeout,
-    )
-    .map_err(anyhow::Error::msg)?;
-    acked.store(cursor.acked(), Ordering::Release);
+    )?;
+    acked.acknowledge(cursor.acked());
     let shipper = Shipper {
         settings,
         journal_dir,
@@ -148,14 +145,15 @@ pub fn spawn(
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
-                .context("starting the shipper's runtime")?;
+                .map_err(ShipError::Start)?;
             let mut shipper = shipper;
             loop {
                 match runtime.block_on(shipper.run()) {
                     Ok(()) => return Ok(()),
                     Err(err) => {
                         tracing::error!(
-                            "shipping stopped: {err:#}; records stay spooled, retrying in 30 s"
+                            error = %error_chain(&err),
+                            "shipping stopped; records stay spooled, retrying in 30 s"
                         );
                         if runtime.block_on(shipper.wait_or_stop(BACKOFF_CAP)) {
                             return Err(err);
@@ -164,7 +162,7 @@ pub fn spawn(
                 }
             }
         })
-        .context("starting the shipper thread")?;
+        .map_err(ShipError::Start)?;
     Ok(ShipperHandle { thread })
 }
 
@@ -180,7 +178,7 @@ struct Shipper {
     settings: ShipSettings,
     journal_dir: PathBuf,
     cursor: AckCursor,
-    acked: Arc<AtomicU64>,
+    acked: RetentionFloor,
     client: CollectorClient,
     backoff: Backoff,
     stop: StopSignal,
@@ -197,7 +195,7 @@ enum Next {
 }
 
 impl Shipper {
-    async fn run(&mut self) -> anyhow::Result<()> {
+    async fn run(&mut self) -> Result<(), ShipError> {
         let mut tail = self.open_tail(self.cursor.acked() + 1).await?;
         let mut max_bytes = self.settings.batch_max_bytes;
         let mut pending = Pending {
@@ -242,7 +240,7 @@ impl Shipper {
 
     /// Opens the journal at `seq`; when the collector wants records the journal no longer has, says so and
     /// waits (retrying) rather than skipping them.
-    async fn open_tail(&mut self, seq: u64) -> anyhow::Result<Tail> {
+    async fn open_tail(&mut self, seq: u64) -> Result<Tail, ShipError> {
         loop {
             let start = retained_start(&self.journal_dir)?;
             let from = if seq < start.seq && self.cursor.acked() == 0 {
@@ -266,7 +264,7 @@ impl Shipper {
         }
     }
 
-    async fn send(&mut self, pending: &Pending, max_bytes: &mut usize) -> anyhow::Result<Next> {
+    async fn send(&mut self, pending: &Pending, max_bytes: &mut usize) -> Result<Next, ShipError> {
         let start = retained_start(&self.journal_dir)?;
         let batch = Batch {
             first_seq: pending.first_seq,
@@ -278,16 +276,14 @@ impl Shipper {
             }),
             frames: pending.frames.clone(),
         };
-        let body = batch
-            .encode_binary(ZSTD_LEVEL)
-            .map_err(|e| anyhow::anyhow!("encoding a batch: {e}"))?;
+        let body = batch.encode_binary(ZSTD_LEVEL).map_err(ShipError::Encode)?;
         let mut logged_rejection = false;
         loop {
             let outcome = self.client.send(body.clone()).await;
             match outcome {
                 Outcome::Stored => {
                     self.cursor.store(batch.last_seq)?;
-                    self.acked.store(batch.last_seq, Ordering::Release);
+                    self.acked.acknowledge(batch.last_seq);
                     self.backoff.reset();
                     tracing::debug!(
                         first = batch.first_seq,
@@ -305,7 +301,7 @@ impl Shipper {
                     );
                     let acked = expected_seq.saturating_sub(1);
                     self.cursor.store(acked)?;
-                    self.acked.store(acked, Ordering::Release);
+                    self.acked.acknowledge(acked);
                     return Ok(Next::Reposition(expected_seq.max(1)));
                 }
                 Outcome::TooLarge if batch.len() > 1 => {
@@ -381,4 +377,16 @@ impl Shipper {
             }
         }
     }
+}
+
+/// An error and its sources, `: `-separated (for logs).
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
 }

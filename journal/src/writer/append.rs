@@ -1,0 +1,185 @@
+//! Framing records into the current segment: group commit by the [`FsyncPolicy`], signed checkpoints
+//! (made durable before the key evolves, so the key file never runs ahead of them), and rotation.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+use std::time::Instant;
+
+use auditloop_model::Event;
+
+use super::{FsyncPolicy, Journal, WRITE_CHUNK};
+use crate::JournalError;
+use crate::files::{self, Head, hex_hash};
+use crate::record::{
+    Checkpoint, FORMAT_VERSION, Payload, SEGMENT_HEADER_LEN, SEGMENT_MAGIC, SegmentStart,
+    encode_payload, frame,
+};
+
+impl Journal {
+    pub(super) fn append_segment_start(&mut self) -> Result<(), JournalError> {
+        let start = SegmentStart {
+            index: self.segment_index,
+            generation: self.generation,
+            boot_id: self.opts.boot_id.clone(),
+            created_ns: auditloop_model::WallTime::now().0,
+            host: self.opts.host.clone(),
+            genesis_public_key: (self.segment_index == 0).then(|| self.key.genesis_public()),
+        };
+        self.append_payload(&Payload::SegmentStart(start))?;
+        Ok(())
+    }
+
+    /// Numbers `event` with the next sequence number and appends it; returns the number.
+    pub fn append_event(&mut self, event: &mut Event) -> Result<u64, JournalError> {
+        event.seq = self.next_seq;
+        let seq = self.append_payload(&Payload::Event(event.clone()))?;
+        self.after_append()?;
+        Ok(seq)
+    }
+
+    /// Appends already-encoded event bytes (benchmarks; the bytes must be an encoded [`Payload::Event`]).
+    pub fn append_encoded(&mut self, payload: &[u8]) -> Result<u64, JournalError> {
+        let seq = self.append_bytes(payload);
+        self.after_append()?;
+        Ok(seq)
+    }
+
+    fn after_append(&mut self) -> Result<(), JournalError> {
+        match self.opts.fsync {
+            FsyncPolicy::Always => self.sync()?,
+            FsyncPolicy::Interval(_) | FsyncPolicy::Never => {
+                if self.buf.len() >= WRITE_CHUNK {
+                    self.write_buf()?;
+                }
+            }
+        }
+        if self.segment_bytes >= self.opts.segment_bytes {
+            self.rotate()?;
+        }
+        Ok(())
+    }
+
+    fn append_payload(&mut self, payload: &Payload) -> Result<u64, JournalError> {
+        let encoded = encode_payload(payload).map_err(|e| JournalError::Encode(e.to_string()))?;
+        Ok(self.append_bytes(&encoded))
+    }
+
+    fn append_bytes(&mut self, payload: &[u8]) -> u64 {
+        let seq = self.next_seq;
+        let before = self.buf.len();
+        self.last_hash = frame(&mut self.buf, seq, &self.last_hash, payload);
+        self.segment_bytes += (self.buf.len() - before) as u64;
+        self.disk_bytes += (self.buf.len() - before) as u64;
+        self.next_seq += 1;
+        self.dirty_since.get_or_insert_with(Instant::now);
+        seq
+    }
+
+    /// Makes appended records durable if the group-commit interval has passed.
+    pub fn maybe_sync(&mut self) -> Result<(), JournalError> {
+        if let (FsyncPolicy::Interval(every), Some(since)) = (self.opts.fsync, self.dirty_since)
+            && since.elapsed() >= every
+        {
+            self.sync()?;
+        }
+        Ok(())
+    }
+
+    /// Writes and `fdatasync`s everything appended, then records the head.
+    pub fn sync(&mut self) -> Result<(), JournalError> {
+        self.write_buf()?;
+        if self.dirty_since.take().is_some() {
+            self.file
+                .sync_data()
+                .map_err(|e| JournalError::io(&self.path, e))?;
+            let head = Head {
+                seq: self.next_seq - 1,
+                hash: hex_hash(&self.last_hash),
+            };
+            files::write_json(&files::head_path(&self.opts.dir), &head, false)?;
+        }
+        Ok(())
+    }
+
+    fn write_buf(&mut self) -> Result<(), JournalError> {
+        if !self.buf.is_empty() {
+            self.file
+                .write_all(&self.buf)
+                .map_err(|e| JournalError::io(&self.path, e))?;
+            self.buf.clear();
+        }
+        Ok(())
+    }
+
+    /// Appends a checkpoint signed with the current epoch's key, makes it durable, then evolves the key and
+    /// stores it (wiping the old seed). Returns the checkpoint's sequence number.
+    pub fn checkpoint(&mut self) -> Result<u64, JournalError> {
+        let head_seq = self.next_seq - 1;
+        let head_hash = self.last_hash;
+        let next_public_key = self.key.next_public();
+        let epoch = self.key.epoch();
+        let signature = self.key.sign(&Checkpoint::signed_message(
+            epoch,
+            head_seq,
+            &head_hash,
+            &next_public_key,
+        ));
+        let seq = self.append_payload(&Payload::Checkpoint(Checkpoint {
+            epoch,
+            head_seq,
+            head_hash,
+            next_public_key,
+            signature,
+        }))?;
+        self.sync()?;
+        self.key.evolve();
+        self.key.store(&self.opts.key_path)?;
+        Ok(seq)
+    }
+
+    /// Seals the current segment with a checkpoint and starts the next one; applies retention.
+    pub fn rotate(&mut self) -> Result<(), JournalError> {
+        self.checkpoint()?;
+        self.segment_index += 1;
+        self.path = files::segment_path(&self.opts.dir, self.segment_index);
+        self.file = create_segment(&self.path)?;
+        self.segment_bytes = SEGMENT_HEADER_LEN as u64;
+        self.disk_bytes += SEGMENT_HEADER_LEN as u64;
+        self.append_segment_start()?;
+        self.sync()?;
+        self.apply_retention()
+    }
+
+    /// Checkpoints, syncs and closes (a clean stop).
+    pub fn close(mut self) -> Result<(), JournalError> {
+        self.checkpoint()?;
+        self.sync()
+    }
+}
+
+/// Bytes the segments of `dir` take.
+pub(super) fn segments_bytes(dir: &Path) -> Result<u64, JournalError> {
+    Ok(files::list_segments(dir)?
+        .iter()
+        .filter_map(|(_, p)| std::fs::metadata(p).ok())
+        .map(|m| m.len())
+        .sum())
+}
+
+/// Creates a segment file with its header.
+pub(super) fn create_segment(path: &Path) -> Result<File, JournalError> {
+    let mut file = OpenOptions::new()
+        .append(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| JournalError::io(path, e))?;
+    let mut header = Vec::with_capacity(SEGMENT_HEADER_LEN);
+    header.extend_from_slice(&SEGMENT_MAGIC);
+    header.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    file.write_all(&header)
+        .map_err(|e| JournalError::io(path, e))?;
+    Ok(file)
+}

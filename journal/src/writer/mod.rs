@@ -1,0 +1,212 @@
+//! Appending to the journal: the open writer ([`Journal`]), its options and durability policy.
+//!
+//! The writer's work is split by concern: `append.rs` frames records, syncs them by the [`FsyncPolicy`],
+//! signs checkpoints and rotates segments; `recovery.rs` opens an existing journal, cutting a torn tail and
+//! reconciling the key epoch; `retention.rs` deletes whole segments below the [`RetentionFloor`]. The
+//! writer never drops a record.
+
+mod append;
+mod recovery;
+mod retention;
+
+use std::fs::File;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::JournalError;
+use crate::files::{self, Anchor, hex_hash};
+use crate::keys::EpochKey;
+use crate::record::{Hash, SEGMENT_HEADER_LEN};
+
+pub use recovery::Recovery;
+pub use retention::RetentionFloor;
+
+/// When appended records are made durable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FsyncPolicy {
+    /// After every append (slow; for tests of durability).
+    Always,
+    /// Group commit: at most this long after an append (the default is 100 ms).
+    Interval(Duration),
+    /// Only at checkpoints, rotation and close.
+    Never,
+}
+
+/// How to open a journal.
+#[derive(Clone, Debug)]
+pub struct JournalOptions {
+    /// The journal directory (segments, HEAD, ANCHOR).
+    pub dir: PathBuf,
+    /// The signing key file.
+    pub key_path: PathBuf,
+    /// Rotate after a segment reaches this many bytes.
+    pub segment_bytes: u64,
+    /// Durability policy.
+    pub fsync: FsyncPolicy,
+    /// Delete old segments (below the retention floor) while the journal exceeds this many bytes.
+    pub max_bytes: Option<u64>,
+    /// Delete segments (below the retention floor) last written longer ago than this.
+    pub max_age: Option<Duration>,
+    /// Host name written in segment starts.
+    pub host: String,
+    /// Boot id written in segment starts.
+    pub boot_id: String,
+    /// How long to wait for another writer's lock (`LOCK`) before giving up: a writer killed with SIGKILL
+    /// holds it until the kernel has finished tearing the process down, which can take seconds.
+    pub lock_wait: Duration,
+}
+
+impl JournalOptions {
+    /// Defaults for a state directory: `journal/` and `keys/journal.key` under it, 64 MiB segments, 100 ms
+    /// group commit, no size limit.
+    pub fn in_state_dir(state_dir: &Path, host: &str) -> JournalOptions {
+        JournalOptions {
+            dir: state_dir.join("journal"),
+            key_path: state_dir.join("keys").join("journal.key"),
+            segment_bytes: 64 * 1024 * 1024,
+            fsync: FsyncPolicy::Interval(Duration::from_millis(100)),
+            max_bytes: None,
+            max_age: None,
+            host: host.to_owned(),
+            boot_id: std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+                .map(|s| s.trim().to_owned())
+                .unwrap_or_default(),
+            lock_wait: DEFAULT_LOCK_WAIT,
+        }
+    }
+}
+
+/// Default [`JournalOptions::lock_wait`].
+pub const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(15);
+
+/// An open journal.
+pub struct Journal {
+    opts: JournalOptions,
+    /// The journal's lock file, locked for as long as this writer has it open.
+    _lock: File,
+    file: File,
+    path: PathBuf,
+    buf: Vec<u8>,
+    segment_index: u64,
+    segment_bytes: u64,
+    generation: u64,
+    next_seq: u64,
+    last_hash: Hash,
+    key: EpochKey,
+    dirty_since: Option<Instant>,
+    retention_floor: RetentionFloor,
+    recovered: Option<Recovery>,
+    disk_bytes: u64,
+}
+
+/// Buffered bytes written to the file before the next sync point.
+const WRITE_CHUNK: usize = 256 * 1024;
+
+impl Journal {
+    /// Opens (or creates, with a new genesis key) the journal.
+    pub fn open(opts: JournalOptions) -> Result<Journal, JournalError> {
+        std::fs::create_dir_all(&opts.dir).map_err(|e| JournalError::io(&opts.dir, e))?;
+        std::fs::set_permissions(&opts.dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| JournalError::io(&opts.dir, e))?;
+        let lock = files::lock_journal(&opts.dir, opts.lock_wait)?;
+        let segments = files::list_segments(&opts.dir)?;
+        let Some((last_index, last_path)) = segments.last().cloned() else {
+            return Journal::genesis(opts, lock);
+        };
+        let tail = recovery::scan_tail(&last_path)?;
+        let recovered = recovery::cut_torn_tail(&last_path, &tail)?;
+        let (last_seq, last_hash, generation) = match tail.last {
+            Some(last) => (last.0, last.1, tail.generation),
+            None => {
+                return Err(JournalError::Damaged {
+                    path: last_path,
+                    why: "last segment holds no valid record; run `auditloop verify`".into(),
+                });
+            }
+        };
+        let key = recovery::reconcile_key(&opts.key_path, &segments)?;
+        let mut journal = Journal::with_segment(
+            opts,
+            lock,
+            key,
+            last_index + 1,
+            generation + 1,
+            last_seq + 1,
+            last_hash,
+        )?;
+        journal.recovered = recovered;
+        Ok(journal)
+    }
+
+    fn genesis(opts: JournalOptions, lock: File) -> Result<Journal, JournalError> {
+        let key = EpochKey::generate()?;
+        key.store(&opts.key_path)?;
+        let anchor = Anchor {
+            seq: 1,
+            prev_hash: hex_hash(&[0; 32]),
+            epoch: 0,
+            public_key: hex::encode(key.genesis_public()),
+        };
+        files::write_json(&files::anchor_path(&opts.dir), &anchor, true)?;
+        Journal::with_segment(opts, lock, key, 0, 1, 1, [0; 32])
+    }
+
+    fn with_segment(
+        opts: JournalOptions,
+        lock: File,
+        key: EpochKey,
+        index: u64,
+        generation: u64,
+        next_seq: u64,
+        last_hash: Hash,
+    ) -> Result<Journal, JournalError> {
+        let path = files::segment_path(&opts.dir, index);
+        let file = append::create_segment(&path)?;
+        let mut journal = Journal {
+            opts,
+            _lock: lock,
+            file,
+            path,
+            buf: Vec::with_capacity(WRITE_CHUNK * 2),
+            segment_index: index,
+            segment_bytes: SEGMENT_HEADER_LEN as u64,
+            generation,
+            next_seq,
+            last_hash,
+            key,
+            dirty_since: None,
+            retention_floor: RetentionFloor::keep_all(),
+            recovered: None,
+            disk_bytes: 0,
+        };
+        journal.disk_bytes = append::segments_bytes(&journal.opts.dir)?;
+        journal.append_segment_start()?;
+        Ok(journal)
+    }
+
+    /// What was cut from a torn tail when the journal was opened, if anything.
+    pub fn recovered(&self) -> Option<&Recovery> {
+        self.recovered.as_ref()
+    }
+
+    /// The sequence number the next record gets.
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+
+    /// Hash of the last record.
+    pub fn last_hash(&self) -> Hash {
+        self.last_hash
+    }
+
+    /// This run's generation.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// The genesis public key (the trust anchor `auditloop key show` prints).
+    pub fn genesis_public_key(&self) -> [u8; 32] {
+        self.key.genesis_public()
+    }
+}
