@@ -26,21 +26,7 @@ pub const EVENT_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Path of the `auditloop` binary: `$AUDITLOOP_BIN`, else next to this test executable's `deps/` dir.
 pub fn agent_bin() -> PathBuf {
-    if let Some(path) = std::env::var_os("AUDITLOOP_BIN") {
-        return PathBuf::from(path);
-    }
-    let exe = std::env::current_exe().expect("current_exe");
-    let dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("test executable lives in target/<profile>/deps");
-    let bin = dir.join("auditloop");
-    assert!(
-        bin.exists(),
-        "{} is missing: build the agent first (`cargo xtask test` does) or set AUDITLOOP_BIN",
-        bin.display()
-    );
-    bin
+    auditloop_testkit::bins::agent_bin().unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Fails the test unless it runs as root.

@@ -8,10 +8,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use auditloop_protocol::batch::{Batch, CONTENT_TYPE_BINARY, CONTENT_TYPE_JSON};
 use auditloop_journal::record::{SEGMENT_HEADER_LEN, read_frame};
 use auditloop_journal::{FsyncPolicy, Journal, JournalOptions};
 use auditloop_model::{Event, EventBody, Loss, LossStage, Process, WallTime};
+use auditloop_protocol::batch::{Batch, CONTENT_TYPE_BINARY, CONTENT_TYPE_JSON};
 use harness::collector::{Collector, free_port};
 use harness::{Agent, agent_bin, temp_dir};
 use serde_json::Value;

@@ -14,15 +14,14 @@
     reason = "a benchmark aborts on any error"
 )]
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use auditloop::ship::{self, ShipSettings};
 use auditloop_journal::RetentionFloor;
 use auditloop_journal::{FsyncPolicy, Journal, JournalOptions};
 use auditloop_model::{Event, EventBody, File, FileOp, Process, WallTime};
+use auditloop_testkit::{CollectorProcess, CollectorSpec};
 use tokio::sync::watch;
 
 const THROUGHPUT_EVENTS: u64 = 1_000_000;
@@ -53,50 +52,10 @@ fn event(i: u64) -> Event {
     }
 }
 
-struct Collector {
-    child: Child,
-    url: String,
-    token_file: PathBuf,
-    admin: String,
-}
-
-impl Drop for Collector {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn collector(dir: &Path) -> Collector {
-    let bin = std::env::var_os("AUDITLOOP_COLLECTOR_BIN")
-        .map(PathBuf::from)
+fn collector(dir: &Path) -> CollectorProcess {
+    let bin = auditloop_testkit::bins::collector_bin()
         .expect("AUDITLOOP_COLLECTOR_BIN (run through `cargo xtask bench ship`)");
-    std::fs::write(dir.join("agent.token"), "bench-agent\n").unwrap();
-    std::fs::write(dir.join("admin.token"), "bench-admin\n").unwrap();
-    let mut child = Command::new(bin)
-        .args(["--listen", "127.0.0.1:0", "--db"])
-        .arg(dir.join("collector.db"))
-        .arg("--agent-token-file")
-        .arg(dir.join("agent.token"))
-        .arg("--admin-token-file")
-        .arg(dir.join("admin.token"))
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let first = lines.next().unwrap().unwrap();
-    let addr = first
-        .strip_prefix("listening on ")
-        .unwrap()
-        .trim()
-        .to_owned();
-    std::thread::spawn(move || for _ in lines {});
-    Collector {
-        child,
-        url: format!("http://{addr}"),
-        token_file: dir.join("agent.token"),
-        admin: "bench-admin".into(),
-    }
+    CollectorProcess::start(&CollectorSpec::new(bin, dir)).unwrap()
 }
 
 fn options(state: &Path, fsync: FsyncPolicy) -> JournalOptions {
@@ -107,7 +66,7 @@ fn options(state: &Path, fsync: FsyncPolicy) -> JournalOptions {
 
 fn start_shipper(
     state: &Path,
-    c: &Collector,
+    c: &CollectorProcess,
     host: &str,
 ) -> (
     RetentionFloor,
@@ -117,8 +76,8 @@ fn start_shipper(
     let acked = RetentionFloor::acknowledged_up_to(0);
     let (tx, rx) = watch::channel(None);
     let settings = ShipSettings {
-        collector: c.url.clone(),
-        token_file: c.token_file.clone(),
+        collector: c.url(),
+        token_file: c.agent_token_file(),
         host_id: host.into(),
         ca_file: None,
         client_cert: None,
@@ -138,7 +97,7 @@ fn head(state: &Path) -> u64 {
         .unwrap()
 }
 
-fn throughput(dir: &Path, c: &Collector) {
+fn throughput(dir: &Path, c: &CollectorProcess) {
     let state = dir.join("throughput");
     let mut journal = Journal::open(options(&state, FsyncPolicy::Never)).unwrap();
     for i in 0..THROUGHPUT_EVENTS {
@@ -161,7 +120,7 @@ fn throughput(dir: &Path, c: &Collector) {
     );
 }
 
-fn latency(dir: &Path, c: &Collector) {
+fn latency(dir: &Path, c: &CollectorProcess) {
     let state = dir.join("latency");
     let mut journal = Journal::open(options(
         &state,
@@ -196,7 +155,7 @@ fn latency(dir: &Path, c: &Collector) {
     let mut latencies = Vec::with_capacity(total as usize);
     let mut after: Option<serde_json::Value> = None;
     loop {
-        let mut url = format!("{}/v1/events?host=latency&kind=file&limit=1000", c.url);
+        let mut url = format!("{}/v1/events?host=latency&kind=file&limit=1000", c.url());
         if let Some(a) = &after {
             url.push_str(&format!(
                 "&after={}",
@@ -205,7 +164,7 @@ fn latency(dir: &Path, c: &Collector) {
         }
         let page: serde_json::Value = client
             .get(url)
-            .bearer_auth(&c.admin)
+            .bearer_auth(&c.admin_token)
             .send()
             .unwrap()
             .json()

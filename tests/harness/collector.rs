@@ -1,25 +1,16 @@
 //! A real `auditloop-collector` for shipping tests: loopback only, a private database and tokens, and
 //! admin-API helpers.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use auditloop_protocol::api::batches_path;
+use auditloop_testkit::{CollectorProcess, CollectorSpec};
 use serde_json::Value;
 
 /// Path of the `auditloop-collector` binary, beside `auditloop`.
 pub fn collector_bin() -> PathBuf {
-    if let Some(path) = std::env::var_os("AUDITLOOP_COLLECTOR_BIN") {
-        return PathBuf::from(path);
-    }
-    let bin = crate::agent_bin().with_file_name("auditloop-collector");
-    assert!(
-        bin.exists(),
-        "{} is missing: build it first (`cargo xtask test` does)",
-        bin.display()
-    );
-    bin
+    auditloop_testkit::bins::collector_bin().unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// A free loopback port (bound and released; good enough for tests on one machine).
@@ -36,8 +27,7 @@ pub struct Collector {
     pub dir: PathBuf,
     /// `127.0.0.1:<port>`.
     pub addr: String,
-    child: Option<Child>,
-    admin_token: String,
+    process: CollectorProcess,
     http: reqwest::blocking::Client,
 }
 
@@ -45,48 +35,18 @@ impl Collector {
     /// Starts a collector in `dir` (tokens are created on first use and kept, so a restart in the same
     /// directory keeps its database and tokens) listening on `127.0.0.1:port` (0 = any).
     pub fn start(dir: &Path, port: u16) -> Collector {
-        std::fs::create_dir_all(dir).expect("collector dir");
-        for (name, token) in [
-            ("agent.token", "agent-secret-token"),
-            ("admin.token", "admin-secret-token"),
-        ] {
-            let path = dir.join(name);
-            if !path.exists() {
-                std::fs::write(&path, format!("{token}\n")).expect("token file");
-            }
-        }
-        let mut child = Command::new(collector_bin())
-            .arg("--listen")
-            .arg(format!("127.0.0.1:{port}"))
-            .arg("--db")
-            .arg(dir.join("collector.db"))
-            .arg("--agent-token-file")
-            .arg(dir.join("agent.token"))
-            .arg("--admin-token-file")
-            .arg(dir.join("admin.token"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawning the collector");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let mut lines = BufReader::new(stdout).lines();
-        let first = lines
-            .next()
-            .and_then(Result::ok)
-            .expect("the collector prints `listening on ADDR`");
-        let addr = first
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line: {first}"))
-            .trim()
-            .to_owned();
-        std::thread::spawn(move || for _ in lines {});
+        let spec = CollectorSpec {
+            listen: format!("127.0.0.1:{port}"),
+            agent_token: Some("agent-secret-token".into()),
+            admin_token: Some("admin-secret-token".into()),
+            ..CollectorSpec::new(collector_bin(), dir)
+        };
+        let process = CollectorProcess::start(&spec).unwrap_or_else(|e| panic!("{e}"));
         let _ = rustls::crypto::ring::default_provider().install_default();
         Collector {
             dir: dir.to_owned(),
-            addr,
-            child: Some(child),
-            admin_token: "admin-secret-token".into(),
+            addr: process.addr.clone(),
+            process,
             http: reqwest::blocking::Client::builder()
                 .timeout(Duration::from_secs(60))
                 .build()
@@ -101,16 +61,12 @@ impl Collector {
 
     /// The agent token file.
     pub fn agent_token_file(&self) -> PathBuf {
-        self.dir.join("agent.token")
+        self.process.agent_token_file()
     }
 
     /// The listening port.
     pub fn port(&self) -> u16 {
-        self.addr
-            .rsplit(':')
-            .next()
-            .and_then(|p| p.parse().ok())
-            .expect("port in the address")
+        self.process.port()
     }
 
     /// GET an admin API path (`/v1/...`) as JSON.
@@ -118,7 +74,7 @@ impl Collector {
         let response = self
             .http
             .get(format!("{}{path}", self.url()))
-            .bearer_auth(&self.admin_token)
+            .bearer_auth(&self.process.admin_token)
             .send()
             .unwrap_or_else(|e| panic!("GET {path}: {e}"));
         let status = response.status();
@@ -137,7 +93,7 @@ impl Collector {
     ) -> (u16, Value) {
         let response = self
             .http
-            .post(format!("{}/v1/hosts/{host}/batches", self.url()))
+            .post(format!("{}{}", self.url(), batches_path(host)))
             .bearer_auth(token)
             .header("content-type", content_type)
             .body(body)
@@ -177,15 +133,6 @@ impl Collector {
 
     /// Stops the collector with SIGKILL (an outage) and waits for it.
     pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for Collector {
-    fn drop(&mut self) {
-        self.kill();
+        self.process.kill();
     }
 }

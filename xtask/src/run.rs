@@ -1,11 +1,10 @@
 //! `cargo xtask run`: set up, build, start a collector (SQLite in a temporary directory, fresh tokens) and
 //! the agent shipping to it with the default rules, and show events and alerts live until Ctrl-C.
 
-use std::io::{BufRead, BufReader, Read};
-use std::path::Path;
-use std::process::{ExitCode, Stdio};
+use std::process::ExitCode;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
+use auditloop_testkit::{CollectorProcess, CollectorSpec};
 
 use crate::cmd::{self, workspace_root};
 use crate::setup::setup;
@@ -37,34 +36,14 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
     ]))?;
     let release = workspace_root().join("target/release");
     let dir = std::env::temp_dir().join(format!("auditloop-collector-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    write_token(&dir.join("agent.token"))?;
-    let admin_token = write_token(&dir.join("admin.token"))?;
-
-    let mut collector = std::process::Command::new(release.join("auditloop-collector"))
-        .arg("--listen")
-        .arg(&args.listen)
-        .arg("--db")
-        .arg(dir.join("collector.db"))
-        .arg("--agent-token-file")
-        .arg(dir.join("agent.token"))
-        .arg("--admin-token-file")
-        .arg(dir.join("admin.token"))
-        .stdout(Stdio::piped())
-        .spawn()
-        .context("starting auditloop-collector")?;
-    let stdout = collector.stdout.take().context("collector stdout")?;
-    let mut lines = BufReader::new(stdout).lines();
-    let first = lines.next().transpose()?.unwrap_or_default();
-    let Some(addr) = first.strip_prefix("listening on ") else {
-        let _ = collector.kill();
-        bail!(
-            "the collector did not start (printed {first:?}); is {} in use?",
-            args.listen
-        );
+    let spec = CollectorSpec {
+        listen: args.listen.clone(),
+        ..CollectorSpec::new(release.join("auditloop-collector"), &dir)
     };
-    let url = format!("http://{}", addr.trim());
-    std::thread::spawn(move || for _ in lines {});
+    let mut collector = CollectorProcess::start(&spec)
+        .with_context(|| format!("starting the collector (is {} in use?)", args.listen))?;
+    let url = collector.url();
+    let admin_token = collector.admin_token.clone();
 
     let mut command = std::process::Command::new(release.join("auditloop"));
     command.args(["run", "--output", &args.output]);
@@ -74,7 +53,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         .arg("--collector")
         .arg(&url)
         .arg("--token-file")
-        .arg(dir.join("agent.token"));
+        .arg(collector.agent_token_file());
     if let Some(config) = &args.config {
         command.args(["--config", config]);
     }
@@ -92,35 +71,11 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
     unsafe { libc::signal(libc::SIGINT, libc::SIG_IGN) };
     let status = agent.wait().context("waiting for the agent")?;
     // Give the collector the same stop signal if the agent ended on its own.
-    if let Ok(pid) = libc::pid_t::try_from(collector.id()) {
-        // SAFETY: signalling our own child.
-        unsafe { libc::kill(pid, libc::SIGTERM) };
-    }
-    let _ = collector.wait();
+    collector.stop();
     Ok(if status.success() {
         ExitCode::SUCCESS
     } else {
         eprintln!("xtask: agent exited with {status}");
         ExitCode::FAILURE
     })
-}
-
-/// Writes a fresh random token (hex of 32 bytes from the OS) to `path`, mode 0600.
-fn write_token(path: &Path) -> anyhow::Result<String> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut bytes = [0u8; 32];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut bytes))
-        .context("reading /dev/urandom")?;
-    let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("creating {}", path.display()))?;
-    std::io::Write::write_all(&mut file, format!("{token}\n").as_bytes())
-        .with_context(|| format!("writing {}", path.display()))?;
-    Ok(token)
 }
