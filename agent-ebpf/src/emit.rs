@@ -27,11 +27,11 @@ pub fn ignored() -> bool {
     let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
     // SAFETY: the values are only tested for presence, never read through.
     unsafe {
-        if IGNORE_TGIDS.get(&tgid).is_some() {
+        if IGNORE_TGIDS.get(tgid).is_some() {
             return true;
         }
         match bpf_get_current_comm() {
-            Ok(comm) => IGNORE_COMMS.get(&comm).is_some(),
+            Ok(comm) => IGNORE_COMMS.get(comm).is_some(),
             Err(_) => false,
         }
     }

@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
+use agent_common::wire::{op_slot, op_slot_names};
 use serde::Deserialize;
 
 /// Where the agent looks for its config when `--config` is not given.
@@ -336,13 +337,13 @@ impl Config {
             });
         }
         for name in &self.capture.disable {
-            if !crate::capture::filters::is_kind_name(name) {
+            if op_slot(name).is_none() {
                 return Err(ConfigError::Invalid {
                     path: path.to_owned(),
                     field: "capture.disable",
                     message: format!(
                         "unknown event kind `{name}` (known: {})",
-                        crate::capture::filters::kind_names().join(", ")
+                        op_slot_names().collect::<Vec<_>>().join(", ")
                     ),
                 });
             }

@@ -76,6 +76,7 @@ mod error_tests;
 mod eval;
 mod exec_match;
 pub mod fields;
+mod item;
 mod lexer;
 mod load;
 mod parser;

@@ -7,7 +7,7 @@ use serde_yaml_ng::{Mapping, Value};
 use crate::ast::{FieldRef, Span};
 use crate::check::Checker;
 use crate::eval::{Cond, FieldSel};
-use crate::load::Item;
+use crate::item::Item;
 use crate::parser::parse_field_ref;
 use crate::source::{ItemPos, Scalar, nested_items, nested_keys};
 use crate::stateful::{MAX_COUNT, Sequence, Stateful, Step, Threshold};

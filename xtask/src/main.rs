@@ -6,6 +6,7 @@
 mod bench;
 mod cmd;
 mod latency;
+mod lint;
 mod run;
 mod setup;
 mod test;
@@ -30,6 +31,8 @@ enum Task {
     Run(run::RunArgs),
     /// Set up, build, and run every test tier: lints, unit tests, integration tests on the real kernel.
     Test(test::TestArgs),
+    /// Check the sources' structure: no module cycles, no wildcard arms over vocabularies.
+    Lint,
     /// Run benchmarks in release mode and print their figures.
     Bench(bench::BenchArgs),
     /// (internal) The child process of the latency benchmark.
@@ -46,6 +49,7 @@ fn main() -> ExitCode {
         Task::Setup => setup::setup().map(|_| ExitCode::SUCCESS),
         Task::Run(args) => run::run(&args),
         Task::Test(args) => test::test(&args),
+        Task::Lint => lint::lint().map(|()| ExitCode::SUCCESS),
         Task::Bench(args) => bench::bench(&args),
         Task::LatencyChild { path } => latency::child(&path),
     };

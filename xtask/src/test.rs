@@ -1,6 +1,7 @@
 //! `cargo xtask test`: every test tier, in order, stopping at the first failure.
 //!
-//! 1. lint: `cargo fmt --check`, `cargo clippy --all-targets -D warnings`;
+//! 1. lint: `cargo fmt --check`, `cargo clippy --all-targets -D warnings` (and the same for the kernel
+//!    programs on their BPF target), `cargo xtask lint` (module cycles, wildcard arms over vocabularies);
 //! 2. unit and integration tests: `cargo test` (integration tests run as root against this kernel and fail,
 //!    never skip, when a capability is missing).
 
@@ -28,6 +29,23 @@ pub fn test(args: &TestArgs) -> anyhow::Result<ExitCode> {
     if !args.no_lint {
         cmd::run(cmd::cargo().args(["fmt", "--all", "--", "--check"]))?;
         cmd::run(cmd::cargo().args(["clippy", "--all-targets", "--", "-D", "warnings"]))?;
+        // The kernel programs: their own target, nightly and core built from source, as aya-build does.
+        cmd::run(
+            cmd::command("rustup")
+                .current_dir(cmd::workspace_root().join("agent-ebpf"))
+                .env_remove("RUSTUP_TOOLCHAIN")
+                .env_remove("CARGO")
+                .args([
+                    "run",
+                    "nightly",
+                    "cargo",
+                    "clippy",
+                    "--target",
+                    "bpfel-unknown-none",
+                ])
+                .args(["-Z", "build-std=core", "--bins", "--", "-D", "warnings"]),
+        )?;
+        crate::lint::lint()?;
     }
     // The integration tests start the agent and collector binaries; build them first.
     cmd::run(cmd::cargo().args(["build", "-p", "auditloop", "-p", "auditloop-collector"]))?;

@@ -143,6 +143,27 @@ pub const OP_SLOT_EXIT: u32 = MAX_OPS + 1;
 /// Size of the `OP_ENABLED` array.
 pub const OP_SLOTS: u32 = MAX_OPS + 2;
 
+/// The names of the `OP_ENABLED` switches (what `capture.disable` accepts): `exec`, `fork`, `exit`, then
+/// every [`SyscallOp`] name.
+pub fn op_slot_names() -> impl Iterator<Item = &'static str> {
+    ["exec", "fork", "exit"]
+        .into_iter()
+        .chain(SyscallOp::ALL.iter().map(|op| op.name()))
+}
+
+/// The `OP_ENABLED` slot a switch name turns on and off.
+pub fn op_slot(name: &str) -> Option<u32> {
+    match name {
+        "exec" => Some(OP_SLOT_EXEC),
+        "fork" => Some(OP_SLOT_FORK),
+        "exit" => Some(OP_SLOT_EXIT),
+        other => SyscallOp::ALL
+            .iter()
+            .find(|op| op.name() == other)
+            .map(|op| *op as u32),
+    }
+}
+
 /// "No argument" in a [`SyscallSpec`] argument index.
 pub const NO_ARG: u8 = 0xff;
 
@@ -262,3 +283,18 @@ const _: () = assert!(core::mem::size_of::<Syscall>() == 56 + 16 + 48 + 8 + 2 * 
 const _: () = assert!(core::mem::size_of::<SysExit>() == 72);
 const _: () = assert!(core::mem::size_of::<CloseWrite>() == 64);
 const _: () = assert!(core::mem::size_of::<PathKey>() == 4 + PATH_KEY_LEN);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn switch_names_and_slots() {
+        let names: [&str; 3] = ["exec", "open", "connect"];
+        assert!(names.iter().all(|n| op_slot_names().any(|m| m == *n)));
+        assert!(!op_slot_names().any(|m| m == "opne"));
+        assert_eq!(op_slot("open"), Some(SyscallOp::Open as u32));
+        assert_eq!(op_slot("fork"), Some(OP_SLOT_FORK));
+        assert_eq!(op_slot("opne"), None);
+    }
+}

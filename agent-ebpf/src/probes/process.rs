@@ -45,7 +45,7 @@ pub fn sys_enter_clone3(ctx: TracePointContext) -> u32 {
 fn stash_clone_flags(flags: u64) {
     let tid = bpf_get_current_pid_tgid() as u32;
     // A full map only loses the thread/process distinction for this clone; it is then recorded as a process.
-    let _ = CLONE_FLAGS.insert(&tid, &flags, 0);
+    let _ = CLONE_FLAGS.insert(tid, flags, 0);
 }
 
 /// `sched:sched_process_fork`: runs in the parent; `child_pid` at 20.
@@ -53,9 +53,9 @@ fn stash_clone_flags(flags: u64) {
 pub fn sched_process_fork(ctx: TracePointContext) -> u32 {
     let tid = bpf_get_current_pid_tgid() as u32;
     // SAFETY: the value is copied out before the entry is removed.
-    let stashed = unsafe { CLONE_FLAGS.get(&tid).copied() };
+    let stashed = unsafe { CLONE_FLAGS.get(tid).copied() };
     if stashed.is_some() {
-        let _ = CLONE_FLAGS.remove(&tid);
+        let _ = CLONE_FLAGS.remove(tid);
     }
     let clone_flags = stashed.unwrap_or(0);
     if clone_flags & CLONE_THREAD != 0 || !enabled(OP_SLOT_FORK) || ignored() {
@@ -106,7 +106,7 @@ fn stash_exit_code(ctx: &TracePointContext) {
 #[inline(always)]
 fn stash_status(status: u64) {
     let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
-    let _ = EXIT_STATUS.insert(&tgid, &status, 0);
+    let _ = EXIT_STATUS.insert(tgid, status, 0);
 }
 
 /// `signal:signal_deliver`: `sig` at 8, `sa_handler` at 24. Runs in the receiving task.
@@ -137,9 +137,9 @@ pub fn sched_process_exit(ctx: TracePointContext) -> u32 {
     }
     let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
     // SAFETY: the value is copied out before the entry is removed.
-    let stashed = unsafe { EXIT_STATUS.get(&tgid).copied() };
+    let stashed = unsafe { EXIT_STATUS.get(tgid).copied() };
     if stashed.is_some() {
-        let _ = EXIT_STATUS.remove(&tgid);
+        let _ = EXIT_STATUS.remove(tgid);
     }
     if !enabled(OP_SLOT_EXIT) || ignored() {
         return 0;

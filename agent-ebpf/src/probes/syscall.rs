@@ -102,7 +102,7 @@ fn enter<const N: usize>(ctx: &TracePointContext) {
     // SAFETY: `__syscall_nr` is an int at offset 8 in every syscall tracepoint.
     let nr = unsafe { field::<i32, 8>(ctx) } as u32;
     // SAFETY: copied out of the map at once.
-    let Some(spec) = (unsafe { SYSCALL_SPECS.get(&nr).copied() }) else {
+    let Some(spec) = (unsafe { SYSCALL_SPECS.get(nr).copied() }) else {
         return;
     };
     if !enabled(spec.op) || ignored() {
@@ -113,10 +113,10 @@ fn enter<const N: usize>(ctx: &TracePointContext) {
     if spec.flags & SPEC_ONLY_PR_SET_NAME != 0 && args[0] != PR_SET_NAME {
         return;
     }
-    if let Some(write) = open_is_write(&spec, &args) {
-        if write {
-            flags |= SYS_OPEN_WRITE;
-        }
+    if let Some(write) = open_is_write(&spec, &args)
+        && write
+    {
+        flags |= SYS_OPEN_WRITE;
     }
     if spec.flags & SPEC_STR1_PATH != 0
         && let Some(ptr) = pick(&args, spec.str1_arg)
@@ -235,7 +235,7 @@ fn emit_syscall(spec: &SyscallSpec, nr: u32, nargs: u32, args: &[u64; 6], mut fl
     }
     let tid = bpf_get_current_pid_tgid() as u32;
     let pending = (u64::from(nr) << 32) | (u64::from(flags) << 8) | u64::from(spec.op & 0xff);
-    let _ = PENDING.insert(&tid, &pending, 0);
+    let _ = PENDING.insert(tid, pending, 0);
     submit(entry);
 }
 
@@ -246,10 +246,10 @@ pub fn sys_exit_generic(ctx: TracePointContext) -> u32 {
     let pid_tgid = bpf_get_current_pid_tgid();
     let tid = pid_tgid as u32;
     // SAFETY: copied out of the map before the entry is removed.
-    let Some(pending) = (unsafe { PENDING.get(&tid).copied() }) else {
+    let Some(pending) = (unsafe { PENDING.get(tid).copied() }) else {
         return 0;
     };
-    let _ = PENDING.remove(&tid);
+    let _ = PENDING.remove(tid);
     // SAFETY: `__syscall_nr` at 8 and `ret` at 16 in every sys_exit tracepoint.
     let (nr, ret) = unsafe { (field::<i32, 8>(&ctx) as u32, field::<i64, 16>(&ctx)) };
     if u64::from(nr) != pending >> 32 {
@@ -260,7 +260,7 @@ pub fn sys_exit_generic(ctx: TracePointContext) -> u32 {
     let flags = ((pending >> 8) & 0xff_ffff) as u32;
     if op == SyscallOp::Open as u32 && flags & SYS_OPEN_WRITE != 0 && ret >= 0 {
         let key = (pid_tgid & 0xffff_ffff_0000_0000) | (ret as u64 & 0xffff_ffff);
-        let _ = WRITE_FDS.insert(&key, &1, 0);
+        let _ = WRITE_FDS.insert(key, 1, 0);
     }
     send_exit(op, nr, ret);
     0
@@ -288,10 +288,10 @@ pub fn sys_enter_close(ctx: TracePointContext) -> u32 {
     let fd = unsafe { field::<u64, 16>(&ctx) } & 0xffff_ffff;
     let key = (bpf_get_current_pid_tgid() & 0xffff_ffff_0000_0000) | fd;
     // SAFETY: only tested for presence.
-    if unsafe { WRITE_FDS.get(&key).is_none() } {
+    if unsafe { WRITE_FDS.get(key).is_none() } {
         return 0;
     }
-    let _ = WRITE_FDS.remove(&key);
+    let _ = WRITE_FDS.remove(key);
     if let Some(entry) = reserve::<CloseWrite>(RecordKind::CloseWrite) {
         send(
             entry,
@@ -321,7 +321,7 @@ pub fn sys_enter_accept(ctx: TracePointContext) -> u32 {
         ]
     };
     let tid = bpf_get_current_pid_tgid() as u32;
-    let _ = ACCEPT_ARGS.insert(&tid, &stash, 0);
+    let _ = ACCEPT_ARGS.insert(tid, stash, 0);
     0
 }
 
@@ -330,10 +330,10 @@ pub fn sys_enter_accept(ctx: TracePointContext) -> u32 {
 pub fn sys_exit_accept(ctx: TracePointContext) -> u32 {
     let tid = bpf_get_current_pid_tgid() as u32;
     // SAFETY: copied out of the map before the entry is removed.
-    let Some([fd, addr, addrlen_ptr]) = (unsafe { ACCEPT_ARGS.get(&tid).copied() }) else {
+    let Some([fd, addr, addrlen_ptr]) = (unsafe { ACCEPT_ARGS.get(tid).copied() }) else {
         return 0;
     };
-    let _ = ACCEPT_ARGS.remove(&tid);
+    let _ = ACCEPT_ARGS.remove(tid);
     // SAFETY: `__syscall_nr` at 8 and `ret` at 16 in every sys_exit tracepoint.
     let (nr, ret) = unsafe { (field::<i32, 8>(&ctx) as u32, field::<i64, 16>(&ctx)) };
     if ret < 0 {

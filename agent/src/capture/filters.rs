@@ -5,8 +5,7 @@ use std::collections::BTreeSet;
 
 use agent_common::wire::{
     ExecKillRule, MAP_EXEC_KILL, MAP_IGNORE_COMMS, MAP_IGNORE_PATHS, MAP_IGNORE_TGIDS,
-    MAP_OP_ENABLED, MAP_SENSITIVE_PATHS, OP_SLOT_EXEC, OP_SLOT_EXIT, OP_SLOT_FORK, OP_SLOTS,
-    PATH_KEY_LEN, SyscallOp,
+    MAP_OP_ENABLED, MAP_SENSITIVE_PATHS, OP_SLOTS, PATH_KEY_LEN, op_slot,
 };
 use aya::Ebpf;
 use aya::maps::lpm_trie::{Key, LpmTrie};
@@ -14,30 +13,6 @@ use aya::maps::{Array, HashMap as BpfHashMap, MapData};
 
 use super::CaptureError;
 use crate::config::CaptureConfig;
-
-/// Kind names `capture.disable` accepts.
-pub fn kind_names() -> Vec<&'static str> {
-    let mut names = vec!["exec", "fork", "exit"];
-    names.extend(SyscallOp::ALL.iter().map(|op| op.name()));
-    names
-}
-
-/// Whether `name` is a kind `capture.disable` accepts.
-pub fn is_kind_name(name: &str) -> bool {
-    kind_names().contains(&name)
-}
-
-fn slot(name: &str) -> Option<u32> {
-    match name {
-        "exec" => Some(OP_SLOT_EXEC),
-        "fork" => Some(OP_SLOT_FORK),
-        "exit" => Some(OP_SLOT_EXIT),
-        other => SyscallOp::ALL
-            .iter()
-            .find(|op| op.name() == other)
-            .map(|op| *op as u32),
-    }
-}
 
 /// The LPM key for a path: directory prefixes (ending in `/`) match everything below; other paths match
 /// exactly (their NUL is part of the key). Paths longer than the key are compared on their prefix.
@@ -56,7 +31,7 @@ pub fn path_key(path: &str) -> Key<[u8; PATH_KEY_LEN]> {
 
 /// Writes the config's filters into the maps, replacing what was there (the agent's own pid stays ignored).
 pub fn apply(config: &CaptureConfig, ebpf: &mut Ebpf) -> Result<(), CaptureError> {
-    let disabled: BTreeSet<u32> = config.disable.iter().filter_map(|n| slot(n)).collect();
+    let disabled: BTreeSet<u32> = config.disable.iter().filter_map(|n| op_slot(n)).collect();
     set_enabled(ebpf, |slot| !disabled.contains(&slot))?;
 
     let mut tgids: BpfHashMap<&mut MapData, u32, u8> = BpfHashMap::try_from(
@@ -174,13 +149,6 @@ fn fill_trie(ebpf: &mut Ebpf, name: &'static str, paths: &[String]) -> Result<()
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn kinds_and_slots() {
-        assert!(is_kind_name("exec") && is_kind_name("open") && is_kind_name("connect"));
-        assert!(!is_kind_name("opne"));
-        assert_eq!(slot("open"), Some(SyscallOp::Open as u32));
-    }
 
     #[test]
     fn path_keys() {

@@ -7,7 +7,7 @@
 //! is unsafe, if it is: an exec outside the temp directories and fresh directories, a write to an
 //! existing path. Unsafe candidates are never performed; they only explain why a rule is not drillable.
 
-use crate::cmd::drill::plan::{Context, Host, Op, TEMP_ROOTS};
+use crate::cmd::drill::ops::{Context, Host, Op, TEMP_ROOTS};
 use crate::cmd::drill::words::RuleWords;
 use auditloop_model::EventKind;
 use auditloop_rules::fields::{EVT_KIND, FIELDS};

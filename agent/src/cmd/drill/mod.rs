@@ -11,6 +11,7 @@
 mod candidates;
 mod child;
 mod follow;
+mod ops;
 mod perform;
 pub mod plan;
 mod report;
@@ -31,7 +32,8 @@ use crate::cli::DrillArgs;
 use crate::config::Config;
 use auditloop_rules::{Rule, RuleSet};
 use follow::Follower;
-use plan::{Context, Op, Stimulus};
+use ops::{Context, Op};
+use plan::Stimulus;
 use report::{Outcome, Row};
 use watch::Watch;
 
@@ -217,7 +219,7 @@ fn base_context(timeout_secs: u64) -> Context {
             .unwrap_or_default(),
         argv: std::env::args().collect(),
         linger_secs: timeout_secs + 1,
-        host: plan::Host::real(),
+        host: ops::Host::real(),
     }
 }
 

@@ -11,7 +11,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::cmd::drill::child::{self, Argv, ChildOp, Ended};
-use crate::cmd::drill::plan::{Context, MEMFD_NAME, Op, Stimulus, TEMP_ROOTS};
+use crate::cmd::drill::ops::{Context, MEMFD_NAME, Op, TEMP_ROOTS};
+use crate::cmd::drill::plan::Stimulus;
 
 /// How long setup and cleanup children may take.
 const CHORE_LIMIT: Duration = Duration::from_secs(10);

@@ -1,6 +1,7 @@
 //! Stimulus derivation on `rules/default.yaml` and on small rules of each supported pattern.
 
-use crate::cmd::drill::plan::{Context, Host, Op, Stimulus, derive};
+use crate::cmd::drill::ops::{Context, Host, Op};
+use crate::cmd::drill::plan::{Stimulus, derive};
 use crate::cmd::drill::words;
 use auditloop_rules::RuleSet;
 

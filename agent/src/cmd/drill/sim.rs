@@ -6,7 +6,7 @@
 
 use auditloop_model::{Event, EventBody, Exec, File, FileOp, MemfdCreate, Process, WallTime};
 
-use crate::cmd::drill::plan::{Context, MEMFD_NAME, Op};
+use crate::cmd::drill::ops::{Context, MEMFD_NAME, Op};
 
 /// Placeholder pid of the drill's child in simulated events (grandchildren follow it).
 const SIM_CHILD: u32 = 0x3fff_0000;

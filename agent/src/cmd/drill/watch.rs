@@ -10,8 +10,9 @@ use auditloop_model::{ActionKind, ActionTaken, Alert, EventBody, WallTime};
 
 use crate::cmd::drill::child;
 use crate::cmd::drill::follow::Follower;
+use crate::cmd::drill::ops::Context;
 use crate::cmd::drill::perform;
-use crate::cmd::drill::plan::{Context, Stimulus};
+use crate::cmd::drill::plan::Stimulus;
 use crate::cmd::drill::report::Outcome;
 use auditloop_rules::{Action, Rule};
 
@@ -53,26 +54,31 @@ impl Watch {
 
     fn pump(&mut self) -> anyhow::Result<()> {
         for event in self.follower.poll()? {
-            match event.event {
-                EventBody::Alert(alert) if self.ours.contains_key(&alert.trigger_seq) => {
-                    self.alerts.push((event.time, alert));
+            // The agent's own records about the drill; every other event may be one of the drill's.
+            if let EventBody::Alert(alert) = &event.event {
+                if self.ours.contains_key(&alert.trigger_seq) {
+                    self.alerts.push((event.time, alert.clone()));
                 }
-                EventBody::Action(action) if self.ours.contains_key(&action.trigger_seq) => {
-                    self.actions.push(action);
+                continue;
+            }
+            if let EventBody::Action(action) = &event.event {
+                if self.ours.contains_key(&action.trigger_seq) {
+                    self.actions.push(action.clone());
                 }
-                EventBody::Alert(_) | EventBody::Action(_) => {}
-                EventBody::AgentStop(_) => self.agent_stopped = true,
-                _ => {
-                    let p = &event.process;
-                    let child = if self.drill_pids.contains(&p.pid) {
-                        Some(p.pid)
-                    } else {
-                        self.drill_pids.get(&p.ppid).copied()
-                    };
-                    if let Some(child) = child {
-                        self.ours.insert(event.seq, child);
-                    }
-                }
+                continue;
+            }
+            if let EventBody::AgentStop(_) = &event.event {
+                self.agent_stopped = true;
+                continue;
+            }
+            let p = &event.process;
+            let child = if self.drill_pids.contains(&p.pid) {
+                Some(p.pid)
+            } else {
+                self.drill_pids.get(&p.ppid).copied()
+            };
+            if let Some(child) = child {
+                self.ours.insert(event.seq, child);
             }
         }
         Ok(())
