@@ -10,6 +10,7 @@ pub mod cli;
 pub mod clock;
 pub mod cmd;
 pub mod config;
+pub mod enforce;
 pub mod export;
 pub mod journal;
 pub mod output;

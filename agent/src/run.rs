@@ -10,11 +10,12 @@ use tokio::sync::{mpsc, watch};
 use auditloop_journal::RetentionFloor;
 use auditloop_model::{ConfigLoaded, Event, EventBody, RulesLoaded, RulesRejected};
 
-use crate::actions::{ActionStage, load};
+use crate::actions::ActionStage;
 use crate::capture::{Capture, Settings};
 use crate::cli::RunArgs;
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::enforce;
 use crate::journal::JournalStage;
 use crate::output::write_event;
 use crate::ship::{self, ShipSettings};
@@ -103,7 +104,7 @@ async fn serve(args: RunArgs, config: Config) -> anyhow::Result<ExitCode> {
     let mut sigint = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
     let mut sigterm = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
     let mut sighup = signal(SignalKind::hangup()).context("installing SIGHUP handler")?;
-    let loaded = load::load(&config.rules)?;
+    let loaded = enforce::load(&config.rules)?;
     let ship_settings = ship_settings(&config)?;
     // The retention floor must hold from the first append: start from the persisted cursor.
     let cursor = match &ship_settings {
@@ -204,7 +205,7 @@ async fn serve(args: RunArgs, config: Config) -> anyhow::Result<ExitCode> {
                         reload_tx.borrow().capture.clone()
                     }
                 };
-                match load::load(&config.rules) {
+                match enforce::load(&config.rules) {
                     Ok(new) => {
                         tracing::info!(rules = %config.rules.display(), "SIGHUP: rules reloaded");
                         let _ = agent_tx.send(Control::Event(rules_loaded(&config.rules, &new, "reload"))).await;
@@ -261,10 +262,10 @@ enum Control {
     /// An agent event to journal.
     Event(EventBody),
     /// A new rule set to use from now on.
-    Rules(Box<load::LoadedRules>),
+    Rules(Box<enforce::LoadedRules>),
 }
 
-fn rules_loaded(path: &std::path::Path, loaded: &load::LoadedRules, reason: &str) -> EventBody {
+fn rules_loaded(path: &std::path::Path, loaded: &enforce::LoadedRules, reason: &str) -> EventBody {
     EventBody::RulesLoaded(RulesLoaded {
         path: path.display().to_string(),
         rules: u32::try_from(loaded.rules.rules().len()).unwrap_or(u32::MAX),

@@ -5,7 +5,6 @@
 //! kernel (`kernel_kill`), before the program runs; this stage only reports them.
 
 pub mod kill;
-pub mod load;
 pub mod rollback;
 pub mod webhook;
 

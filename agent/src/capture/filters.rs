@@ -13,6 +13,7 @@ use aya::maps::{Array, HashMap as BpfHashMap, MapData};
 
 use super::CaptureError;
 use crate::config::CaptureConfig;
+use crate::enforce::KernelExecRule;
 
 /// The LPM key for a path: directory prefixes (ending in `/`) match everything below; other paths match
 /// exactly (their NUL is part of the key). Paths longer than the key are compared on their prefix.
@@ -76,17 +77,6 @@ pub fn apply(config: &CaptureConfig, ebpf: &mut Ebpf) -> Result<(), CaptureError
     fill_trie(ebpf, MAP_IGNORE_PATHS, &config.ignore.path_prefixes)?;
     fill_trie(ebpf, MAP_SENSITIVE_PATHS, &config.sensitive_paths)?;
     Ok(())
-}
-
-/// One kernel exec rule: kill execs of `path` (exact, or every path below it when it ends in `/`).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct KernelExecRule {
-    /// Executable path or directory prefix.
-    pub path: String,
-    /// Rule index reported back in exec events.
-    pub rule: u32,
-    /// Only this real uid, or any.
-    pub uid: Option<u32>,
 }
 
 /// Replaces the kernel exec rules.

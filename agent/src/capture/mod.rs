@@ -33,6 +33,7 @@ pub use reader::Detacher;
 
 use crate::clock::Clock;
 use crate::config::{CaptureConfig, Config};
+use crate::enforce::KernelExecRule;
 
 /// Most processes the process table keeps.
 const PROCESS_TABLE_CAPACITY: usize = 1 << 17;
@@ -80,7 +81,7 @@ pub struct Settings {
     /// Filters and enable flags.
     pub capture: CaptureConfig,
     /// Kernel exec rules.
-    pub exec_kill: Vec<filters::KernelExecRule>,
+    pub exec_kill: Vec<KernelExecRule>,
 }
 
 /// Counters of one capture run.
@@ -111,7 +112,7 @@ impl Capture {
     /// watched config files. Events are stamped with `clock`.
     pub fn start(
         full: &Config,
-        exec_kill: &[filters::KernelExecRule],
+        exec_kill: &[KernelExecRule],
         clock: Clock,
     ) -> Result<Capture, CaptureError> {
         let config = &full.capture;

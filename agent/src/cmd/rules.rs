@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use crate::actions::load;
+use crate::enforce;
 
 /// Checks every path; prints errors (with `file:line:col`) or the rules and their enforcement path.
 pub fn check(paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
@@ -14,7 +14,7 @@ pub fn check(paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
             eprintln!("{}: no such file or directory", path.display());
             continue;
         }
-        match load::load(path) {
+        match enforce::load(path) {
             Ok(loaded) => {
                 println!(
                     "{}: {} rules OK",
@@ -23,7 +23,7 @@ pub fn check(paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
                 );
                 for rule in loaded.rules.rules() {
                     let state = if rule.enabled() { "" } else { " (disabled)" };
-                    println!("  {}{state}: {}", rule.name(), load::path_of(rule));
+                    println!("  {}{state}: {}", rule.name(), enforce::path_of(rule));
                 }
             }
             Err(errors) => {

@@ -1,9 +1,22 @@
-//! Loading a rule set for the agent and splitting it into kernel exec rules and userspace rules.
+//! Where each rule is enforced: loading a rule set for the agent and splitting it into kernel exec rules
+//! (decided in `sys_enter_execve`, before the program runs) and userspace rules (evaluated by the actions
+//! stage after the event is journaled). Capture writes [`KernelExecRule`]s into the kernel's map; this
+//! module only decides which rules become one.
 
 use std::path::Path;
 
-use crate::capture::filters::KernelExecRule;
 use auditloop_rules::{Action, Rule, RuleErrors, RuleSet};
+
+/// One kernel exec rule: kill execs of `path` (exact, or every path below it when it ends in `/`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KernelExecRule {
+    /// Executable path or directory prefix.
+    pub path: String,
+    /// Rule index reported back in exec events.
+    pub rule: u32,
+    /// Only this real uid, or any.
+    pub uid: Option<u32>,
+}
 
 /// A loaded rule set with its kernel part.
 pub struct LoadedRules {
