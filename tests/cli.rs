@@ -133,3 +133,165 @@ fn a_second_agent_on_the_same_state_dir_is_refused() {
     );
     let _ = std::fs::remove_dir_all(&state);
 }
+
+/// Runs the agent on `state` until its `agent_start`, stops it cleanly, and checks that its numbers
+/// continue after `after` and that the journal verifies. Returns the run's last sequence number.
+fn good_run(state: &std::path::Path, after: u64, what: &str) -> u64 {
+    let agent = Agent::start(&["--state-dir", state.to_str().expect("utf-8")]);
+    let (status, events) = agent.stop_with(libc::SIGTERM);
+    assert!(
+        status.success(),
+        "{what}: the next good start failed: {status}"
+    );
+    let seqs: Vec<u64> = events.iter().filter_map(|e| e["seq"].as_u64()).collect();
+    let (first, last) = (seqs.first().copied(), seqs.last().copied());
+    assert!(
+        first.is_some_and(|f| f > after),
+        "{what}: the chain continues after seq {after}: {first:?}"
+    );
+    verify_clean(state, what);
+    last.unwrap_or(after)
+}
+
+fn verify_clean(state: &std::path::Path, what: &str) {
+    let out = Command::new(agent_bin())
+        .arg("verify")
+        .arg(state.join("journal"))
+        .output()
+        .expect("auditloop verify");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.starts_with("OK"),
+        "{what}: verify: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn failed_starts_never_brick_the_state_dir() {
+    harness::require_root();
+    let dir = harness::temp_dir("bad-starts");
+    let state = dir.join("state");
+    let s = state.to_str().expect("utf-8").to_owned();
+    let bad_syscall = dir.join("bad-syscall.yaml");
+    std::fs::write(&bad_syscall, "capture:\n  syscalls: [frobnicate]\n").expect("config");
+    let bad_rules = dir.join("bad-rules.yaml");
+    std::fs::write(
+        &bad_rules,
+        "- rule: r\n  condition: proc.nmae = x\n  output: o\n",
+    )
+    .expect("rules");
+    let empty = dir.join("empty.yaml");
+    std::fs::write(&empty, "").expect("config");
+    let agent = agent_bin();
+    let agent = agent.to_str().expect("utf-8");
+    let run = |extra: &[&str]| -> Vec<String> {
+        let mut args: Vec<String> = ["run", "--state-dir", &s, "--config"]
+            .iter()
+            .map(|a| (*a).to_owned())
+            .collect();
+        args.push(empty.display().to_string());
+        args.extend(extra.iter().map(|a| (*a).to_owned()));
+        args
+    };
+    let mut last = good_run(&state, 0, "first run");
+    // Each failure point of start-up, with what its error must say.
+    let cases: Vec<(&str, Command, &str)> = vec![
+        (
+            "a mistyped flag",
+            {
+                let mut c = Command::new(agent);
+                c.args(run(&["--colector", "http://127.0.0.1:9"]));
+                c
+            },
+            "--colector",
+        ),
+        (
+            "a missing token file",
+            {
+                let mut c = Command::new(agent);
+                c.args(run(&[
+                    "--collector",
+                    "http://127.0.0.1:9",
+                    "--token-file",
+                    "/nonexistent",
+                ]));
+                c
+            },
+            "/nonexistent",
+        ),
+        (
+            "an unknown syscall name",
+            {
+                let mut c = Command::new(agent);
+                c.args(["run", "--state-dir", &s, "--config"])
+                    .arg(&bad_syscall);
+                c
+            },
+            "frobnicate",
+        ),
+        (
+            "a rules error",
+            {
+                let mut c = Command::new(agent);
+                c.args(run(&["--rules", bad_rules.to_str().expect("utf-8")]));
+                c
+            },
+            "proc.nmae",
+        ),
+        (
+            "the kernel refusing the programs",
+            {
+                let mut c = Command::new("setpriv");
+                c.args([
+                    "--bounding-set=-bpf,-sys_admin,-perfmon",
+                    "--inh-caps=-bpf,-sys_admin,-perfmon",
+                ])
+                .arg(agent)
+                .args(run(&[]));
+                c
+            },
+            "loading the kernel programs failed",
+        ),
+        (
+            "a tracepoint that cannot attach",
+            {
+                let mut c = Command::new("unshare");
+                let script = format!(
+                    "umount /sys/kernel/tracing 2>/dev/null; umount /sys/kernel/debug 2>/dev/null; exec {agent} {}",
+                    run(&[]).join(" ")
+                );
+                c.args(["--mount", "--propagation", "private", "sh", "-c", &script]);
+                c
+            },
+            "attaching tracepoint",
+        ),
+    ];
+    for (what, mut command, says) in cases {
+        let out = command.output().expect("run the failing start");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{what}: the start should fail");
+        assert!(
+            stderr.contains(says),
+            "{what}: the error names `{says}`: {stderr}"
+        );
+        verify_clean(&state, what);
+        last = good_run(&state, last, what);
+    }
+    // SIGKILL at every moment of start-up.
+    for delay_ms in [0u64, 10, 30, 60, 100, 150, 250, 400, 700, 1200] {
+        let what = format!("SIGKILL {delay_ms} ms into start-up");
+        let mut child = Command::new(agent)
+            .args(run(&["--output", "json"]))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start the agent");
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        let _ = child.kill();
+        let _ = child.wait();
+        verify_clean(&state, &what);
+        last = good_run(&state, last, &what);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -29,6 +29,23 @@ pub fn segment_path(dir: &Path, index: u64) -> PathBuf {
     dir.join(format!("seg-{index:010}.alj"))
 }
 
+/// Where a segment is written before it is renamed into place.
+pub fn unfinished_path(segment: &Path) -> PathBuf {
+    let mut name = segment.as_os_str().to_owned();
+    name.push(UNFINISHED_SUFFIX);
+    PathBuf::from(name)
+}
+
+/// Suffix of a segment file still being created.
+pub const UNFINISHED_SUFFIX: &str = ".new";
+
+/// `fsync`s a directory (after creating, renaming or removing files in it).
+pub fn sync_dir(dir: &Path) -> Result<(), JournalError> {
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| JournalError::io(dir, e))
+}
+
 /// The index of a segment file name, if it is one.
 pub fn segment_index(name: &str) -> Option<u64> {
     name.strip_prefix("seg-")?

@@ -57,6 +57,10 @@ pub struct Report {
     pub last_seq: u64,
     /// Records after the last checkpoint (not yet signed).
     pub unsigned_tail: u64,
+    /// A last segment that holds no complete record beyond what `HEAD` says is durable: a start that
+    /// was interrupted before its first record was written (the agent removes it at its next start). Not
+    /// damage: no durable record is missing.
+    pub interrupted_start: Option<String>,
     /// The key signatures were verified from (hex): the trusted or genesis key, or `ANCHOR`'s after
     /// retention.
     pub public_key: String,
@@ -128,6 +132,7 @@ pub fn verify(
     report.first_seq = anchor.seq;
     let mut last_name = String::new();
     let mut last_len = 0u64;
+    let last_index = segments.last().map(|(i, _)| *i);
     for (index, path) in &segments {
         let name = path
             .file_name()
@@ -158,8 +163,17 @@ pub fn verify(
             let here = |damage: Damage, detail: String| {
                 problem(&name, off as u64, expected, damage, detail)
             };
+            // A last segment whose first record is cut short, with no durable record missing: a start
+            // interrupted before its first record was written.
+            let interrupted = first_in_segment
+                && Some(*index) == last_index
+                && head.as_ref().is_none_or(|h| h.seq < st.next_seq);
             let rec = match read_frame(&bytes[off..]) {
                 Ok(r) => r,
+                Err(_) if interrupted => {
+                    report.interrupted_start = Some(name.clone());
+                    break;
+                }
                 Err(FrameError::TooLong(n)) => {
                     report.problem = Some(here(Damage::BadLength, format!("length field {n}")));
                     return Ok(report);
@@ -238,7 +252,12 @@ pub fn verify(
             report.last_seq = rec.seq;
             off += rec.len;
         }
-        if first_in_segment {
+        if first_in_segment
+            && Some(*index) == last_index
+            && head.as_ref().is_none_or(|h| h.seq < st.next_seq)
+        {
+            report.interrupted_start = Some(name.clone());
+        } else if first_in_segment {
             report.problem = Some(problem(
                 &name,
                 off as u64,

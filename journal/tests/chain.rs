@@ -164,7 +164,8 @@ fn crash_between_checkpoint_and_key_store_is_reconciled() {
 #[test]
 fn wrong_trusted_key_is_reported_at_genesis() {
     let dir = tempfile::tempdir().unwrap();
-    let j = Journal::open(opts(dir.path())).unwrap();
+    let mut j = Journal::open(opts(dir.path())).unwrap();
+    j.append_event(&mut event(0)).unwrap();
     j.close().unwrap();
     let other = VerifyOptions {
         trusted_public_key: Some([3; 32]),
@@ -258,4 +259,106 @@ fn the_writer_holds_the_journal_lock_while_open() {
     let report = check(dir.path());
     assert!(report.is_clean(), "{report:?}");
     assert_eq!(report.events, 2);
+}
+
+/// Segment files of the journal, by name.
+fn segment_names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir.join("journal"))
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("seg-"))
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn a_run_that_journals_nothing_leaves_the_journal_as_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    // A first start that fails before journaling anything: no segment, and the key is kept.
+    let first = Journal::open(opts(dir.path())).unwrap();
+    let key = first.genesis_public_key();
+    drop(first);
+    assert!(segment_names(dir.path()).is_empty());
+    let mut j = Journal::open(opts(dir.path())).unwrap();
+    assert_eq!(j.genesis_public_key(), key, "the genesis key is not replaced");
+    j.append_event(&mut event(1)).unwrap();
+    j.close().unwrap();
+    let before = segment_names(dir.path());
+    // Later failed starts, cleanly closed or not, add nothing.
+    Journal::open(opts(dir.path())).unwrap().close().unwrap();
+    drop(Journal::open(opts(dir.path())).unwrap());
+    assert_eq!(segment_names(dir.path()), before);
+    let mut j = Journal::open(opts(dir.path())).unwrap();
+    assert_eq!(j.generation(), 2, "failed starts use no generation");
+    j.append_event(&mut event(2)).unwrap();
+    j.close().unwrap();
+    let report = check(dir.path());
+    assert!(report.is_clean(), "{report:?}");
+    assert_eq!((report.events, report.interrupted_start), (2, None));
+}
+
+#[test]
+fn an_empty_last_segment_is_an_interrupted_start_and_is_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut j = Journal::open(opts(dir.path())).unwrap();
+    j.append_event(&mut event(1)).unwrap();
+    j.close().unwrap();
+    let names = segment_names(dir.path());
+    // What an interrupted start of an older version left: a segment holding only its header, and a
+    // half-created segment file.
+    let index = names.len();
+    let empty = dir.path().join(format!("journal/seg-{index:010}.alj"));
+    std::fs::write(&empty, b"ALJ\x01\x01\x00\x00\x00").unwrap();
+    let unfinished = dir
+        .path()
+        .join(format!("journal/seg-{:010}.alj.new", index + 1));
+    std::fs::write(&unfinished, b"ALJ\x01").unwrap();
+    let report = check(dir.path());
+    assert!(report.is_clean(), "not damage: {report:?}");
+    assert_eq!(
+        report.interrupted_start.as_deref(),
+        Some(format!("seg-{index:010}.alj").as_str())
+    );
+    let mut j = Journal::open(opts(dir.path())).unwrap();
+    let rec = j.recovered().cloned().unwrap();
+    assert_eq!((rec.segment, rec.bytes_cut), (empty.clone(), 8));
+    assert!(!unfinished.exists());
+    j.append_event(&mut event(2)).unwrap();
+    j.close().unwrap();
+    let report = check(dir.path());
+    assert!(report.is_clean(), "{report:?}");
+    assert_eq!((report.events, report.interrupted_start), (2, None));
+}
+
+#[test]
+fn an_empty_segment_before_durable_records_is_still_damage() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut j = Journal::open(opts(dir.path())).unwrap();
+    for n in 0..60 {
+        j.append_event(&mut event(n)).unwrap();
+    }
+    j.close().unwrap();
+    let names = segment_names(dir.path());
+    assert!(names.len() >= 2, "{names:?}");
+    // The last segment's records are durable (HEAD names them): emptying it is truncation.
+    let last = dir.path().join("journal").join(names.last().unwrap());
+    std::fs::write(&last, b"ALJ\x01\x01\x00\x00\x00").unwrap();
+    let report = check(dir.path());
+    assert!(report.problem.is_some(), "{report:?}");
+    assert_eq!(report.interrupted_start, None);
+}
+
+#[test]
+fn deleted_segments_are_not_replaced_by_a_new_genesis() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut j = Journal::open(opts(dir.path())).unwrap();
+    j.append_event(&mut event(1)).unwrap();
+    j.close().unwrap();
+    for name in segment_names(dir.path()) {
+        std::fs::remove_file(dir.path().join("journal").join(name)).unwrap();
+    }
+    let err = Journal::open(opts(dir.path())).err().unwrap().to_string();
+    assert!(err.contains("segments were deleted"), "{err}");
 }

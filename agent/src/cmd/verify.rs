@@ -87,6 +87,12 @@ fn print_text(report: &Report, trusted: bool) {
                 report.last_seq,
                 report.unsigned_tail
             );
+            if let Some(segment) = &report.interrupted_start {
+                println!(
+                    "{segment} holds no complete record: a start was interrupted before it journaled \
+                     anything (not damage; the agent removes it at its next start)"
+                );
+            }
             if trusted {
                 println!(
                     "signatures verified from the trusted key {}",

@@ -1,7 +1,7 @@
 //! Framing records into the current segment: group commit by the [`FsyncPolicy`], signed checkpoints
 //! (made durable before the key evolves, so the key file never runs ahead of them), and rotation.
 
-use std::fs::{File, OpenOptions};
+use std::fs::OpenOptions;
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
@@ -18,7 +18,9 @@ use crate::record::{
 };
 
 impl Journal {
-    pub(super) fn append_segment_start(&mut self) -> Result<(), JournalError> {
+    /// Creates segment `segment_index` with its header and `SegmentStart`, durably and atomically (a
+    /// temporary file, synced and renamed into place, then the directory synced).
+    fn start_segment(&mut self) -> Result<(), JournalError> {
         let start = SegmentStart {
             index: self.segment_index,
             generation: self.generation,
@@ -27,12 +29,47 @@ impl Journal {
             host: self.opts.host.clone(),
             genesis_public_key: (self.segment_index == 0).then(|| self.key.genesis_public()),
         };
-        self.append_payload(&Payload::SegmentStart(start))?;
+        let payload = encode_payload(&Payload::SegmentStart(start))
+            .map_err(|e| JournalError::Encode(e.to_string()))?;
+        let mut bytes = Vec::with_capacity(SEGMENT_HEADER_LEN + payload.len() + 80);
+        bytes.extend_from_slice(&SEGMENT_MAGIC);
+        bytes.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+        let hash = frame(&mut bytes, self.next_seq, &self.last_hash, &payload);
+        let path = files::segment_path(&self.opts.dir, self.segment_index);
+        let tmp = files::unfinished_path(&path);
+        {
+            let mut file = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&tmp)
+                .map_err(|e| JournalError::io(&tmp, e))?;
+            file.write_all(&bytes)
+                .map_err(|e| JournalError::io(&tmp, e))?;
+            file.sync_all().map_err(|e| JournalError::io(&tmp, e))?;
+        }
+        std::fs::rename(&tmp, &path).map_err(|e| JournalError::io(&path, e))?;
+        files::sync_dir(&self.opts.dir)?;
+        let file = OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .map_err(|e| JournalError::io(&path, e))?;
+        self.file = Some(file);
+        self.path = path;
+        self.last_hash = hash;
+        self.next_seq += 1;
+        self.segment_bytes = bytes.len() as u64;
+        self.disk_bytes += bytes.len() as u64;
+        // The start is durable; the next sync records it in HEAD.
+        self.dirty_since.get_or_insert_with(Instant::now);
         Ok(())
     }
 
     /// Numbers `event` with the next sequence number and appends it; returns the number.
     pub fn append_event(&mut self, event: &mut Event) -> Result<u64, JournalError> {
+        if self.file.is_none() {
+            self.start_segment()?;
+        }
         event.seq = self.next_seq;
         let seq = self.append_payload(&Payload::Event(event.clone()))?;
         self.after_append()?;
@@ -41,7 +78,7 @@ impl Journal {
 
     /// Appends already-encoded event bytes (benchmarks; the bytes must be an encoded [`Payload::Event`]).
     pub fn append_encoded(&mut self, payload: &[u8]) -> Result<u64, JournalError> {
-        let seq = self.append_bytes(payload);
+        let seq = self.append_bytes(payload)?;
         self.after_append()?;
         Ok(seq)
     }
@@ -63,10 +100,13 @@ impl Journal {
 
     fn append_payload(&mut self, payload: &Payload) -> Result<u64, JournalError> {
         let encoded = encode_payload(payload).map_err(|e| JournalError::Encode(e.to_string()))?;
-        Ok(self.append_bytes(&encoded))
+        self.append_bytes(&encoded)
     }
 
-    fn append_bytes(&mut self, payload: &[u8]) -> u64 {
+    fn append_bytes(&mut self, payload: &[u8]) -> Result<u64, JournalError> {
+        if self.file.is_none() {
+            self.start_segment()?;
+        }
         let seq = self.next_seq;
         let before = self.buf.len();
         self.last_hash = frame(&mut self.buf, seq, &self.last_hash, payload);
@@ -74,7 +114,7 @@ impl Journal {
         self.disk_bytes += (self.buf.len() - before) as u64;
         self.next_seq += 1;
         self.dirty_since.get_or_insert_with(Instant::now);
-        seq
+        Ok(seq)
     }
 
     /// Makes appended records durable if the group-commit interval has passed.
@@ -90,9 +130,10 @@ impl Journal {
     /// Writes and `fdatasync`s everything appended, then records the head.
     pub fn sync(&mut self) -> Result<(), JournalError> {
         self.write_buf()?;
-        if self.dirty_since.take().is_some() {
-            self.file
-                .sync_data()
+        if let Some(file) = &self.file
+            && self.dirty_since.take().is_some()
+        {
+            file.sync_data()
                 .map_err(|e| JournalError::io(&self.path, e))?;
             let head = Head {
                 seq: self.next_seq - 1,
@@ -104,9 +145,10 @@ impl Journal {
     }
 
     fn write_buf(&mut self) -> Result<(), JournalError> {
-        if !self.buf.is_empty() {
-            self.file
-                .write_all(&self.buf)
+        if let Some(file) = &mut self.file
+            && !self.buf.is_empty()
+        {
+            file.write_all(&self.buf)
                 .map_err(|e| JournalError::io(&self.path, e))?;
             self.buf.clear();
         }
@@ -143,17 +185,18 @@ impl Journal {
     pub fn rotate(&mut self) -> Result<(), JournalError> {
         self.checkpoint()?;
         self.segment_index += 1;
-        self.path = files::segment_path(&self.opts.dir, self.segment_index);
-        self.file = create_segment(&self.path)?;
-        self.segment_bytes = SEGMENT_HEADER_LEN as u64;
-        self.disk_bytes += SEGMENT_HEADER_LEN as u64;
-        self.append_segment_start()?;
+        self.file = None;
+        self.start_segment()?;
         self.sync()?;
         self.apply_retention()
     }
 
-    /// Checkpoints, syncs and closes (a clean stop).
+    /// Checkpoints, syncs and closes (a clean stop). A run that journaled nothing leaves the journal as it
+    /// found it.
     pub fn close(mut self) -> Result<(), JournalError> {
+        if self.file.is_none() {
+            return Ok(());
+        }
         self.checkpoint()?;
         self.sync()
     }
@@ -168,18 +211,3 @@ pub(super) fn segments_bytes(dir: &Path) -> Result<u64, JournalError> {
         .sum())
 }
 
-/// Creates a segment file with its header.
-pub(super) fn create_segment(path: &Path) -> Result<File, JournalError> {
-    let mut file = OpenOptions::new()
-        .append(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(|e| JournalError::io(path, e))?;
-    let mut header = Vec::with_capacity(SEGMENT_HEADER_LEN);
-    header.extend_from_slice(&SEGMENT_MAGIC);
-    header.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
-    file.write_all(&header)
-        .map_err(|e| JournalError::io(path, e))?;
-    Ok(file)
-}

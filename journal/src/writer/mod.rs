@@ -4,6 +4,11 @@
 //! signs checkpoints and rotates segments; `recovery.rs` opens an existing journal, cutting a torn tail and
 //! reconciling the key epoch; `retention.rs` deletes whole segments below the [`RetentionFloor`]. The
 //! writer never drops a record.
+//!
+//! A run's segment is created with its first record, not at open, and atomically: its header and
+//! `SegmentStart` are written to a temporary file, synced and renamed into place. So a segment is durable
+//! with its start or absent, and a start that fails (or is killed) before anything is journaled leaves the
+//! journal exactly as it was.
 
 mod append;
 mod recovery;
@@ -17,7 +22,7 @@ use std::time::{Duration, Instant};
 use crate::JournalError;
 use crate::files::{self, Anchor, hex_hash};
 use crate::keys::EpochKey;
-use crate::record::{Hash, SEGMENT_HEADER_LEN};
+use crate::record::Hash;
 
 pub use recovery::Recovery;
 pub use retention::RetentionFloor;
@@ -85,7 +90,8 @@ pub struct Journal {
     opts: JournalOptions,
     /// The journal's lock file, locked for as long as this writer has it open.
     _lock: File,
-    file: File,
+    /// This run's current segment, once its first record was appended.
+    file: Option<File>,
     path: PathBuf,
     buf: Vec<u8>,
     segment_index: u64,
@@ -104,18 +110,22 @@ pub struct Journal {
 const WRITE_CHUNK: usize = 256 * 1024;
 
 impl Journal {
-    /// Opens (or creates, with a new genesis key) the journal.
+    /// Opens (or creates, with a new genesis key) the journal. Nothing is written to a segment until the
+    /// first append.
     pub fn open(opts: JournalOptions) -> Result<Journal, JournalError> {
         std::fs::create_dir_all(&opts.dir).map_err(|e| JournalError::io(&opts.dir, e))?;
         std::fs::set_permissions(&opts.dir, std::fs::Permissions::from_mode(0o700))
             .map_err(|e| JournalError::io(&opts.dir, e))?;
         let lock = files::lock_journal(&opts.dir, opts.lock_wait)?;
-        let segments = files::list_segments(&opts.dir)?;
+        recovery::remove_unfinished_segments(&opts.dir)?;
+        let (segments, removed) = recovery::drop_empty_last_segments(&opts.dir)?;
         let Some((last_index, last_path)) = segments.last().cloned() else {
-            return Journal::genesis(opts, lock);
+            let mut journal = Journal::genesis(opts, lock)?;
+            journal.recovered = removed;
+            return Ok(journal);
         };
         let tail = recovery::scan_tail(&last_path)?;
-        let recovered = recovery::cut_torn_tail(&last_path, &tail)?;
+        let recovered = recovery::cut_torn_tail(&last_path, &tail)?.or(removed);
         let (last_seq, last_hash, generation) = match tail.last {
             Some(last) => (last.0, last.1, tail.generation),
             None => {
@@ -126,7 +136,7 @@ impl Journal {
             }
         };
         let key = recovery::reconcile_key(&opts.key_path, &segments)?;
-        let mut journal = Journal::with_segment(
+        let mut journal = Journal::ready(
             opts,
             lock,
             key,
@@ -139,9 +149,27 @@ impl Journal {
         Ok(journal)
     }
 
+    /// A journal with no segment: a new genesis key, or the one an earlier start created before it
+    /// journaled anything.
     fn genesis(opts: JournalOptions, lock: File) -> Result<Journal, JournalError> {
-        let key = EpochKey::generate()?;
-        key.store(&opts.key_path)?;
+        let key = match EpochKey::load(&opts.key_path)? {
+            Some(key) if key.epoch() == 0 => key,
+            Some(key) => {
+                return Err(JournalError::Damaged {
+                    path: opts.dir.clone(),
+                    why: format!(
+                        "the journal has no segments but its key is at epoch {}: segments were deleted \
+                         (keep the directory for investigation; move it away to start a new journal)",
+                        key.epoch()
+                    ),
+                });
+            }
+            None => {
+                let key = EpochKey::generate()?;
+                key.store(&opts.key_path)?;
+                key
+            }
+        };
         let anchor = Anchor {
             seq: 1,
             prev_hash: hex_hash(&[0; 32]),
@@ -149,10 +177,11 @@ impl Journal {
             public_key: hex::encode(key.genesis_public()),
         };
         files::write_json(&files::anchor_path(&opts.dir), &anchor, true)?;
-        Journal::with_segment(opts, lock, key, 0, 1, 1, [0; 32])
+        Journal::ready(opts, lock, key, 0, 1, 1, [0; 32])
     }
 
-    fn with_segment(
+    /// The writer positioned after the last record, its segment `index` not created yet.
+    fn ready(
         opts: JournalOptions,
         lock: File,
         key: EpochKey,
@@ -162,15 +191,15 @@ impl Journal {
         last_hash: Hash,
     ) -> Result<Journal, JournalError> {
         let path = files::segment_path(&opts.dir, index);
-        let file = append::create_segment(&path)?;
-        let mut journal = Journal {
+        let disk_bytes = append::segments_bytes(&opts.dir)?;
+        Ok(Journal {
             opts,
             _lock: lock,
-            file,
+            file: None,
             path,
             buf: Vec::with_capacity(WRITE_CHUNK * 2),
             segment_index: index,
-            segment_bytes: SEGMENT_HEADER_LEN as u64,
+            segment_bytes: 0,
             generation,
             next_seq,
             last_hash,
@@ -178,11 +207,8 @@ impl Journal {
             dirty_since: None,
             retention_floor: RetentionFloor::keep_all(),
             recovered: None,
-            disk_bytes: 0,
-        };
-        journal.disk_bytes = append::segments_bytes(&journal.opts.dir)?;
-        journal.append_segment_start()?;
-        Ok(journal)
+            disk_bytes,
+        })
     }
 
     /// What was cut from a torn tail when the journal was opened, if anything.
@@ -190,9 +216,14 @@ impl Journal {
         self.recovered.as_ref()
     }
 
-    /// The sequence number the next record gets.
+    /// The sequence number the next appended record gets (before a run's first record, its segment start
+    /// takes one number first).
     pub fn next_seq(&self) -> u64 {
-        self.next_seq
+        if self.file.is_none() {
+            self.next_seq + 1
+        } else {
+            self.next_seq
+        }
     }
 
     /// Hash of the last record.

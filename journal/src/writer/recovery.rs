@@ -6,7 +6,7 @@ use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};
 
 use crate::JournalError;
-use crate::files::for_each_payload;
+use crate::files::{self, for_each_payload};
 use crate::keys::EpochKey;
 use crate::record::{Hash, Payload, SEGMENT_HEADER_LEN, SEGMENT_MAGIC, decode_payload, read_frame};
 
@@ -84,6 +84,52 @@ pub(super) fn scan_tail(path: &Path) -> Result<TornTail, JournalError> {
         tail.valid_len = off as u64;
     }
     Ok(tail)
+}
+
+/// Removes segment files left half-created by a start that was killed before it renamed them into place
+/// (they hold no record the chain depends on).
+pub(super) fn remove_unfinished_segments(dir: &Path) -> Result<(), JournalError> {
+    let entries = std::fs::read_dir(dir).map_err(|e| JournalError::io(dir, e))?;
+    for entry in entries.filter_map(Result::ok) {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with("seg-") && name.ends_with(files::UNFINISHED_SUFFIX) {
+            let path = entry.path();
+            std::fs::remove_file(&path).map_err(|e| JournalError::io(&path, e))?;
+        }
+    }
+    files::sync_dir(dir)
+}
+
+/// Removes last segments that hold no valid record (a start interrupted before its first record became
+/// durable, as journals written before segments were created atomically can have); returns the remaining
+/// segments and a [`Recovery`] naming what was removed.
+pub(super) fn drop_empty_last_segments(
+    dir: &Path,
+) -> Result<(Vec<(u64, PathBuf)>, Option<Recovery>), JournalError> {
+    let mut segments = files::list_segments(dir)?;
+    let mut recovered = None;
+    while let Some((_, path)) = segments.last().cloned() {
+        let tail = scan_tail(&path)?;
+        if tail.last.is_some() {
+            break;
+        }
+        std::fs::remove_file(&path).map_err(|e| JournalError::io(&path, e))?;
+        files::sync_dir(dir)?;
+        segments.pop();
+        let last_seq = match segments.last() {
+            Some((_, prev)) => scan_tail(prev)?.last_seq,
+            None => 0,
+        };
+        recovered = Some(Recovery {
+            segment: path,
+            offset: 0,
+            bytes_cut: tail.file_len,
+            last_seq,
+            reason: "segment holds no record (a start was interrupted); removed".into(),
+        });
+    }
+    Ok((segments, recovered))
 }
 
 /// Cuts the bytes after the valid records of `path`, durably; `None` when there were none.
