@@ -101,12 +101,15 @@ pub(super) fn remove_unfinished_segments(dir: &Path) -> Result<(), JournalError>
     files::sync_dir(dir)
 }
 
+/// Segment files by index.
+type Segments = Vec<(u64, PathBuf)>;
+
 /// Removes last segments that hold no valid record (a start interrupted before its first record became
 /// durable, as journals written before segments were created atomically can have); returns the remaining
 /// segments and a [`Recovery`] naming what was removed.
 pub(super) fn drop_empty_last_segments(
     dir: &Path,
-) -> Result<(Vec<(u64, PathBuf)>, Option<Recovery>), JournalError> {
+) -> Result<(Segments, Option<Recovery>), JournalError> {
     let mut segments = files::list_segments(dir)?;
     let mut recovered = None;
     while let Some((_, path)) = segments.last().cloned() {
