@@ -115,7 +115,7 @@ pub(super) fn record_view(r: StoredRecord) -> RecordView {
         Ok(Payload::Checkpoint(cp)) => {
             view.record = serde_json::to_value(CheckpointView::from(&cp)).ok();
         }
-        Err(why) => view.error = Some(why),
+        Err(why) => view.error = Some(why.to_string()),
     }
     view
 }
