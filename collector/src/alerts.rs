@@ -1,65 +1,20 @@
 //! Alerts: what the collector tells operators about a host's chain, its restarts and its silence.
 //!
-//! Every alert is stored (see [`crate::store::Store`]) and logged with `tracing` at `warn`. Ingest raises
-//! `chain_fork`, `gap`, `tamper`, `unexpected_restart` and `spool_overflow`; [`watch_silence`] raises
-//! `silence` once per quiet spell of a host that shipped before.
+//! The kinds are [`AlertKind`] of the HTTP contract, defined once in `auditloop_protocol::api`; this module
+//! gives each kind its meaning ([`describe`]) and builds every alert the collector raises ([`gap`],
+//! [`chain_fork`], [`tamper`], [`unexpected_restart`], [`spool_overflow`], [`silence`]). Ingest raises the
+//! first five, the silence watcher the last. Every alert is stored and logged with `tracing` at `warn`
+//! ([`log`]).
+//!
+//! This module only describes alerts: it never stores, verifies or serves anything, and imports nothing
+//! else of the collector.
 
-use std::sync::Arc;
 use std::time::Duration;
 
+use auditloop_journal::Damage;
 use auditloop_model::{Event, EventBody, LossStage, WallTime};
-use serde::{Deserialize, Serialize};
+use auditloop_protocol::api::AlertKind;
 use serde_json::json;
-
-use crate::store::{Store, StoreError};
-
-/// Kinds of alert.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AlertKind {
-    /// A replayed record differs from the stored one: the host's journal was rewritten.
-    ChainFork,
-    /// A batch started after the next expected sequence number (answered with 409).
-    Gap,
-    /// A record failed verification (answered with 422).
-    Tamper,
-    /// An agent generation began without the previous one ending in `agent_stop`, or generations were
-    /// skipped.
-    UnexpectedRestart,
-    /// A host that shipped before has not shipped for the silence period.
-    Silence,
-    /// The agent's spool overflowed (a `loss` event of stage `spool_overflow`).
-    SpoolOverflow,
-}
-
-impl AlertKind {
-    /// Every kind.
-    pub const ALL: [AlertKind; 6] = [
-        AlertKind::ChainFork,
-        AlertKind::Gap,
-        AlertKind::Tamper,
-        AlertKind::UnexpectedRestart,
-        AlertKind::Silence,
-        AlertKind::SpoolOverflow,
-    ];
-
-    /// The kind's name (as stored and served).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AlertKind::ChainFork => "chain_fork",
-            AlertKind::Gap => "gap",
-            AlertKind::Tamper => "tamper",
-            AlertKind::UnexpectedRestart => "unexpected_restart",
-            AlertKind::Silence => "silence",
-            AlertKind::SpoolOverflow => "spool_overflow",
-        }
-    }
-
-    /// The kind of a name.
-    pub fn parse(name: &str) -> Option<AlertKind> {
-        AlertKind::ALL.into_iter().find(|k| k.as_str() == name)
-    }
-}
 
 /// An alert to store (the host and time are added when it is stored).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -68,19 +23,63 @@ pub struct NewAlert {
     pub kind: AlertKind,
     /// The sequence number concerned, if any.
     pub seq: Option<u64>,
-    /// Details (a JSON object).
+    /// Details (a JSON object whose keys depend on the kind).
     pub detail: serde_json::Value,
 }
 
-/// Logs an alert.
+/// What an alert of `kind` means, in one sentence.
+pub fn describe(kind: AlertKind) -> &'static str {
+    match kind {
+        AlertKind::ChainFork => {
+            "a replayed record differs from the stored one: the host's journal was rewritten"
+        }
+        AlertKind::Gap => "a batch started after the next expected sequence number",
+        AlertKind::Tamper => "a record failed verification",
+        AlertKind::UnexpectedRestart => {
+            "an agent generation began without the previous one logging agent_stop, or generations were skipped"
+        }
+        AlertKind::Silence => "a host that shipped before has not shipped for the silence period",
+        AlertKind::SpoolOverflow => "the agent's spool overflowed and it dropped events",
+    }
+}
+
+/// Logs an alert of `host`.
 pub fn log(host: &str, alert: &NewAlert) {
     tracing::warn!(
         host,
         alert = alert.kind.as_str(),
         seq = alert.seq,
         detail = %alert.detail,
-        "alert"
+        "alert: {}",
+        describe(alert.kind)
     );
+}
+
+/// The `gap` of a batch that starts after `expected_seq`.
+pub fn gap(expected_seq: u64, error: &str) -> NewAlert {
+    NewAlert {
+        kind: AlertKind::Gap,
+        seq: Some(expected_seq),
+        detail: json!({ "expected_seq": expected_seq, "error": error }),
+    }
+}
+
+/// The `chain_fork` of a replayed record `seq` that differs from the stored one.
+pub fn chain_fork(seq: u64, error: &str) -> NewAlert {
+    NewAlert {
+        kind: AlertKind::ChainFork,
+        seq: Some(seq),
+        detail: json!({ "error": error }),
+    }
+}
+
+/// The `tamper` of a record that failed verification at `seq`.
+pub fn tamper(seq: u64, damage: Damage, error: &str) -> NewAlert {
+    NewAlert {
+        kind: AlertKind::Tamper,
+        seq: Some(seq),
+        detail: json!({ "damage": damage, "error": error }),
+    }
 }
 
 /// The `unexpected_restart` a segment start of `generation` raises, given the host's previous generation
@@ -123,78 +122,67 @@ pub fn spool_overflow(event: &Event, seq: u64) -> Option<NewAlert> {
     })
 }
 
-/// Raises `silence` for every host whose last contact is more than `silence` before `now_ns` and that has
-/// no open silence alert; returns those hosts. A host's silence alert is closed when it ships again.
-pub fn check_silence(
-    store: &dyn Store,
-    now_ns: u64,
-    silence: Duration,
-) -> Result<Vec<String>, StoreError> {
-    let limit = u64::try_from(silence.as_nanos()).unwrap_or(u64::MAX);
-    let seen_before = now_ns.saturating_sub(limit);
-    let mut raised = Vec::new();
-    for host in store.hosts()? {
-        if host.silent || host.last_seen_ns >= seen_before {
-            continue;
-        }
-        let alert = NewAlert {
-            kind: AlertKind::Silence,
-            seq: None,
-            detail: json!({
-                "last_seen_ns": host.last_seen_ns,
-                "last_seen": WallTime(host.last_seen_ns).to_string(),
-                "silence_secs": silence.as_secs(),
-            }),
-        };
-        if store.raise_silence(&host.host, seen_before, &alert, now_ns)? {
-            log(&host.host, &alert);
-            raised.push(host.host);
-        }
+/// The `silence` of a host last heard from at `last_seen_ns`, quiet for longer than `silence`.
+pub fn silence(last_seen_ns: u64, silence: Duration) -> NewAlert {
+    NewAlert {
+        kind: AlertKind::Silence,
+        seq: None,
+        detail: json!({
+            "last_seen_ns": last_seen_ns,
+            "last_seen": WallTime(last_seen_ns).to_string(),
+            "silence_secs": silence.as_secs(),
+        }),
     }
-    Ok(raised)
-}
-
-/// Checks for silent hosts every `every` until `stop` turns true.
-pub async fn watch_silence(
-    store: Arc<dyn Store>,
-    silence: Duration,
-    every: Duration,
-    mut stop: tokio::sync::watch::Receiver<bool>,
-) -> Result<(), StoreError> {
-    let mut ticks = tokio::time::interval(every);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = ticks.tick() => {}
-            _ = stop.changed() => return Ok(()),
-        }
-        if *stop.borrow() {
-            return Ok(());
-        }
-        let store = Arc::clone(&store);
-        let now = WallTime::now().0;
-        tokio::task::spawn_blocking(move || check_silence(store.as_ref(), now, silence))
-            .await
-            .map_err(|e| StoreError::Database(format!("silence check task: {e}")))??;
-    }
-}
-
-/// How often to look for silent hosts: a tenth of the silence period, between 1 and 60 seconds.
-pub fn silence_check_interval(silence: Duration) -> Duration {
-    (silence / 10).clamp(Duration::from_secs(1), Duration::from_secs(60))
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use std::collections::HashSet;
+
+    use std::time::Duration;
+
+    use auditloop_journal::Damage;
+    use auditloop_protocol::api::AlertKind;
+    use serde_json::json;
+
+    use super::{chain_fork, describe, gap, silence, tamper, unexpected_restart};
 
     #[test]
     fn names_round_trip_and_match_serde() {
-        for kind in AlertKind::ALL {
+        for kind in AlertKind::all() {
             assert_eq!(AlertKind::parse(kind.as_str()), Some(kind));
             assert_eq!(serde_json::to_value(kind).unwrap(), kind.as_str());
         }
         assert_eq!(AlertKind::parse("nope"), None);
+    }
+
+    #[test]
+    fn every_kind_has_its_own_description() {
+        let descriptions: HashSet<_> = AlertKind::all().map(describe).collect();
+        assert_eq!(descriptions.len(), AlertKind::all().count());
+        assert!(descriptions.iter().all(|d| !d.is_empty()));
+    }
+
+    #[test]
+    fn refusals_carry_their_details() {
+        let g = gap(7, "late");
+        assert_eq!((g.kind, g.seq), (AlertKind::Gap, Some(7)));
+        assert_eq!(g.detail, json!({ "expected_seq": 7, "error": "late" }));
+        let f = chain_fork(3, "differs");
+        assert_eq!(
+            (f.kind, f.detail),
+            (AlertKind::ChainFork, json!({ "error": "differs" }))
+        );
+        let t = tamper(9, Damage::HashMismatch, "bad");
+        assert_eq!(t.kind, AlertKind::Tamper);
+        assert_eq!(
+            t.detail,
+            json!({ "damage": "hash_mismatch", "error": "bad" })
+        );
+        let s = silence(5, Duration::from_secs(300));
+        assert_eq!((s.kind, s.seq), (AlertKind::Silence, None));
+        assert_eq!(s.detail["silence_secs"], 300);
+        assert_eq!(s.detail["last_seen_ns"], 5);
     }
 
     #[test]
@@ -207,21 +195,5 @@ mod tests {
         let jump = unexpected_restart(Some(2), true, 5, 9).unwrap();
         assert_eq!(jump.detail["why"], "generation 5 follows generation 2");
         assert!(unexpected_restart(Some(u64::MAX), true, 0, 9).is_some());
-    }
-
-    #[test]
-    fn check_interval_is_bounded() {
-        assert_eq!(
-            silence_check_interval(Duration::from_secs(300)),
-            Duration::from_secs(30)
-        );
-        assert_eq!(
-            silence_check_interval(Duration::from_secs(2)),
-            Duration::from_secs(1)
-        );
-        assert_eq!(
-            silence_check_interval(Duration::from_secs(86_400)),
-            Duration::from_secs(60)
-        );
     }
 }

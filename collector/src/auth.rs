@@ -152,9 +152,10 @@ pub fn valid_host_name(name: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use axum::http::HeaderValue;
+    use axum::http::header::AUTHORIZATION;
+    use axum::http::{HeaderMap, HeaderValue};
 
-    use super::*;
+    use super::{Access, TokenError, Tokens, bearer, valid_host_name};
 
     fn tokens() -> Tokens {
         Tokens::new(

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::Parser;
 
-use crate::api::DEFAULT_MAX_BODY_BYTES;
+use crate::http::DEFAULT_MAX_BODY_BYTES;
 
 /// auditloop's central collector: verifies the hash chain of every batch agents ship, stores the records
 /// in SQLite, serves queries and raises alerts.
@@ -46,9 +46,11 @@ impl Args {
 
 #[cfg(test)]
 mod tests {
-    use clap::CommandFactory;
+    use std::time::Duration;
 
-    use super::*;
+    use clap::{CommandFactory, Parser};
+
+    use super::Args;
 
     #[test]
     fn arguments_parse_with_defaults() {

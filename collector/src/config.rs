@@ -139,7 +139,7 @@ pub fn load_tokens(
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::{load_tokens, read_host_tokens, read_token_file};
     use crate::auth::Access;
 
     #[test]

@@ -1,32 +1,45 @@
 //! auditloop's central collector.
 //!
-//! Agents POST batches of journal records ([`auditloop_protocol::batch::Batch`]); the collector verifies each
-//! batch against the host's stored chain state with the same rules as `auditloop verify` ([`ingest`]),
-//! stores verified records all or nothing ([`store`]), raises alerts on forks, gaps, tampering, unexpected
-//! restarts, spool overflows and silence ([`alerts`]), and serves the stored events to the admin
-//! ([`query`]). The HTTP contract is documented in `docs/collector.md`; [`api::app`] is the router.
+//! The collector owns the judgement of what a host shipped: agents POST batches of journal records
+//! ([`auditloop_protocol::batch::Batch`]); the collector verifies each batch against the host's stored chain
+//! with the same rules as `auditloop verify`, stores verified records all or nothing, raises alerts on
+//! forks, gaps, tampering, unexpected restarts, spool overflows and silence, and serves the stored events to
+//! the admin. It never stores a record it could not verify, never stores a batch in part, and never stores
+//! a record twice. It must not know how agents capture, journal or ship events (it sees only the journal's
+//! record format, the event model and the protocol crate's contract), and above the store nothing may know
+//! which database is behind it. The HTTP contract is documented in `docs/collector.md`.
 //!
-//! The collector never stores a record it could not verify, never stores a batch in part, and never
-//! stores a record twice.
+//! Module map, arrows pointing down (a module uses only those below it):
+//!
+//! - [`http`]: the router ([`http::app`]), [`AppState`], token checks, the one [`AppError`], the batch
+//!   `POST` and the queries, answering with `auditloop_protocol::api` types. Uses `ingest`, `store`,
+//!   `auth`.
+//! - [`ingest`]: one step from a batch body to the store: decode, verify against the stored chain
+//!   ([`ingest::check`], pure), prepare records in parallel, derive their searchable columns, commit or
+//!   reject; one batch per host at a time. Uses `store`, `alerts`.
+//! - [`silence`]: the silence watcher, a task of its own. Uses `store`, `alerts`.
+//! - [`store`]: the [`Store`] trait and the store's own types, the SQLite backend ([`SqliteStore`], which
+//!   maintains its own search index and log checkpoints on threads of its own) and the conformance suite
+//!   every backend passes. Uses `alerts`.
+//! - [`alerts`]: the alert kinds' meanings and the functions that build alerts. A leaf.
+//! - [`auth`]: the accepted tokens. A leaf.
+//!
+//! Wiring: [`server`] serves `http` and runs `silence` until shutdown; [`cli`] and [`config`] read the
+//! command line and the configuration file; `main.rs` connects them.
 #![deny(missing_docs)]
 
 pub mod alerts;
-pub mod api;
 pub mod auth;
 pub mod cli;
-pub mod columns;
 pub mod config;
-pub mod error;
+pub mod http;
 pub mod ingest;
-pub mod intake;
-pub mod prepare;
-pub mod query;
 pub mod server;
+pub mod silence;
 pub mod store;
 
 #[cfg(test)]
 mod testutil;
 
-pub use api::{AppState, app};
-pub use error::AppError;
+pub use http::{AppError, AppState, app};
 pub use store::{SqliteStore, Store};

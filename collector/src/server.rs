@@ -1,5 +1,6 @@
 //! Serving the API until a shutdown signal: in-flight requests finish, the silence watcher stops, and every
-//! task's error is reported.
+//! task's error is reported. The store keeps its own background work (search index, log checkpoints) and
+//! stops it when dropped.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -8,9 +9,9 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
 
-use crate::alerts;
-use crate::api::{AppState, app};
-use crate::store::{INDEX_INTERVAL, Store, StoreError};
+use crate::http::{AppState, app};
+use crate::silence;
+use crate::store::StoreError;
 
 /// Why serving stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -36,12 +37,11 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let indexer = tokio::spawn(index_behind(Arc::clone(state.store()), stopped.clone()));
     let watcher = silence.map(|silence| {
-        tokio::spawn(alerts::watch_silence(
+        tokio::spawn(silence::watch_silence(
             Arc::clone(state.store()),
             silence,
-            alerts::silence_check_interval(silence),
+            silence::silence_check_interval(silence),
             stopped,
         ))
     });
@@ -50,7 +50,6 @@ pub async fn serve(
         .await;
     // The receiver may be gone already if the watcher failed; its error is reported below.
     let _ = stop.send(true);
-    indexer.await.map_err(|e| ServeError::Task(e.to_string()))?;
     if let Some(watcher) = watcher {
         watcher
             .await
@@ -60,27 +59,6 @@ pub async fn serve(
     served.map_err(ServeError::Http)?;
     tracing::info!("stopped");
     Ok(())
-}
-
-/// Indexes the records stored batches left for the store's search index, every [`INDEX_INTERVAL`], until
-/// `stop` turns true. Failures are logged and retried: queries stay complete without the index.
-async fn index_behind(store: Arc<dyn Store>, mut stop: tokio::sync::watch::Receiver<bool>) {
-    let mut tick = tokio::time::interval(INDEX_INTERVAL);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            changed = stop.changed() => if changed.is_err() || *stop.borrow() {
-                return;
-            },
-        }
-        let store = Arc::clone(&store);
-        match tokio::task::spawn_blocking(move || store.index_pending(1)).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => tracing::warn!(error = %e, "search index not updated; will retry"),
-            Err(e) => tracing::warn!(error = %e, "search index task failed; will retry"),
-        }
-    }
 }
 
 /// Completes at the first SIGTERM or SIGINT.

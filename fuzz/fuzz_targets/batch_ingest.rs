@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use auditloop_collector::ingest::{HostState, check};
-use auditloop_journal::batch::{Batch, CONTENT_TYPE_BINARY, CONTENT_TYPE_JSON};
+use auditloop_protocol::batch::{Batch, CONTENT_TYPE_BINARY, CONTENT_TYPE_JSON};
 
 fn verify(batch: &Batch) {
     let Ok(verified) = check(&HostState::default(), batch, |_| None) else {

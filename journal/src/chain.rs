@@ -126,7 +126,7 @@ impl ChainState {
                     Accepted::Checkpoint(cp)
                 }
                 Ok(Payload::Event(_)) => Accepted::Event(rec.payload),
-                Err(why) => return Err(fail(Damage::BadPayload, why)),
+                Err(why) => return Err(fail(Damage::BadPayload, why.to_string())),
             },
             tag => {
                 return Err(fail(

@@ -86,7 +86,8 @@ impl EpochKey {
             .try_into()
             .map_err(|_| bad("seed is not 32 bytes"))?;
         seed_vec.zeroize();
-        let genesis_public = parse_public_key(&file.genesis_public_key).map_err(|why| bad(&why))?;
+        let genesis_public =
+            parse_public_key(&file.genesis_public_key).map_err(|why| bad(&why.to_string()))?;
         Ok(Some(EpochKey::from_seed(file.epoch, seed, genesis_public)))
     }
 
@@ -176,13 +177,25 @@ pub fn verify_signature(public: &[u8; 32], message: &[u8], signature: &[u8; 64])
         .unwrap_or(false)
 }
 
+/// Why text is not a public key.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PublicKeyError {
+    /// Not hex digits.
+    #[error("public key is not hex")]
+    NotHex,
+    /// Hex of the wrong length.
+    #[error("public key has {0} bytes, expected 32")]
+    Length(usize),
+}
+
 /// Parses a hex public key.
-pub fn parse_public_key(text: &str) -> Result<[u8; 32], String> {
-    let bytes = hex::decode(text.trim()).map_err(|_| "public key is not hex".to_string())?;
+pub fn parse_public_key(text: &str) -> Result<[u8; 32], PublicKeyError> {
+    let bytes = hex::decode(text.trim()).map_err(|_| PublicKeyError::NotHex)?;
     bytes
         .as_slice()
         .try_into()
-        .map_err(|_| format!("public key has {} bytes, expected 32", bytes.len()))
+        .map_err(|_| PublicKeyError::Length(bytes.len()))
 }
 
 fn tmp_path(path: &Path) -> PathBuf {

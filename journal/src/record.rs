@@ -118,15 +118,24 @@ pub fn encode_payload(payload: &Payload) -> Result<Vec<u8>, bincode::error::Enco
     bincode::serde::encode_to_vec(payload, bincode_config())
 }
 
+/// Why payload bytes are not a [`Payload`].
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PayloadError {
+    /// The bytes do not decode.
+    #[error("{0}")]
+    Decode(bincode::error::DecodeError),
+    /// The bytes decode with some left over.
+    #[error("{0} trailing bytes after the payload")]
+    Trailing(usize),
+}
+
 /// Decodes a payload; all bytes must be used.
-pub fn decode_payload(bytes: &[u8]) -> Result<Payload, String> {
+pub fn decode_payload(bytes: &[u8]) -> Result<Payload, PayloadError> {
     let (payload, used) =
-        bincode::serde::decode_from_slice(bytes, bincode_config()).map_err(|e| e.to_string())?;
+        bincode::serde::decode_from_slice(bytes, bincode_config()).map_err(PayloadError::Decode)?;
     if used != bytes.len() {
-        return Err(format!(
-            "{} trailing bytes after the payload",
-            bytes.len() - used
-        ));
+        return Err(PayloadError::Trailing(bytes.len() - used));
     }
     Ok(payload)
 }

@@ -228,7 +228,8 @@ pub fn retained_start(dir: &Path) -> Result<Start, JournalError> {
         seq: anchor.seq,
         prev_hash: parse_hash(&anchor.prev_hash).ok_or_else(|| bad("bad prev_hash".into()))?,
         epoch: anchor.epoch,
-        public_key: crate::keys::parse_public_key(&anchor.public_key).map_err(bad)?,
+        public_key: crate::keys::parse_public_key(&anchor.public_key)
+            .map_err(|why| bad(why.to_string()))?,
     })
 }
 

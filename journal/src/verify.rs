@@ -205,7 +205,7 @@ pub fn verify(
                     if opts.deep
                         && let Err(why) = decode_payload(payload)
                     {
-                        report.problem = Some(here(Damage::BadPayload, why));
+                        report.problem = Some(here(Damage::BadPayload, why.to_string()));
                         return Ok(report);
                     }
                     report.events += 1;

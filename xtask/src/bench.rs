@@ -22,7 +22,7 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<ExitCode> {
         cmd::run(cmd::cargo().args(["bench", "-p", "auditloop-journal", "--bench", "journal"]))?;
     }
     if all || what == "rules" {
-        cmd::run(cmd::cargo().args(["bench", "-p", "auditloop", "--bench", "rules"]))?;
+        cmd::run(cmd::cargo().args(["bench", "-p", "auditloop-rules", "--bench", "rules"]))?;
     }
     if all || what == "latency" {
         crate::latency::bench()?;

@@ -28,7 +28,7 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
                 .with_context(|| format!("reading {}", path.display()));
             match text
                 .map_err(|e| e.to_string())
-                .and_then(|t| parse_public_key(&t))
+                .and_then(|t| parse_public_key(&t).map_err(|e| e.to_string()))
             {
                 Ok(key) => Some(key),
                 Err(why) => {

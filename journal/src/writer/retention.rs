@@ -141,7 +141,7 @@ fn key_at(
         anchor.epoch,
         crate::keys::parse_public_key(&anchor.public_key).map_err(|why| JournalError::Damaged {
             path: files::anchor_path(dir),
-            why,
+            why: why.to_string(),
         })?,
     );
     for (_, path) in segments {

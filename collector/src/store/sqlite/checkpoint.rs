@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use rusqlite::Connection;
 
-use crate::store::StoreError;
+use crate::store::error::StoreError;
 
 /// How often the log is copied into the database file.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);

@@ -1,30 +1,24 @@
-//! Reading the SQLite store: host states, stored hashes, and the query API's records, hosts and alerts.
+//! Reading the SQLite store: host records, stored hashes, and the records, hosts and alerts queries ask for.
 
 use auditloop_journal::record::Hash;
-use auditloop_model::WallTime;
+use auditloop_protocol::api::{AlertKind, HostStatus};
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 
-use super::search::SCHEMA_NAME as SEARCH;
-use super::{int, uint};
-use crate::alerts::AlertKind;
-use crate::ingest::{HostState, KIND_CHECKPOINT, KIND_SEGMENT_START};
-use crate::store::{
-    AlertQuery, EventQuery, HostCounters, HostStatus, HostSummary, PathFilter, StoreError,
-    StoredAlert, StoredRecord,
-};
+use crate::store::commit::RecordKind;
+use crate::store::error::StoreError;
+use crate::store::host::{HostRecord, StoredHost};
+use crate::store::query::{AlertQuery, EventQuery, PathFilter, StoredAlert, StoredRecord};
+use crate::store::sqlite::conn::{int, uint};
+use crate::store::sqlite::host_row;
+use crate::store::sqlite::search::SCHEMA_NAME as SEARCH;
 
-pub(super) fn host_state(conn: &Connection, host: &str) -> Result<Option<HostState>, StoreError> {
-    let state: Option<String> = conn
-        .prepare_cached("SELECT state FROM hosts WHERE name = ?1")?
-        .query_row([host], |row| row.get(0))
-        .optional()?;
-    state.map(|s| parse_state(host, &s)).transpose()
-}
-
-fn parse_state(host: &str, json: &str) -> Result<HostState, StoreError> {
-    serde_json::from_str(json)
-        .map_err(|e| StoreError::Corrupt(format!("state of host {host}: {e}")))
+pub(super) fn host_record(conn: &Connection, host: &str) -> Result<Option<HostRecord>, StoreError> {
+    let sql = format!("SELECT {} FROM hosts WHERE name = ?1", host_row::COLUMNS);
+    Ok(conn
+        .prepare_cached(&sql)?
+        .query_row([host], |row| host_row::read(row, 0))
+        .optional()?)
 }
 
 pub(super) fn stored_hashes(
@@ -50,30 +44,43 @@ pub(super) fn stored_hashes(
     .collect()
 }
 
-pub(super) fn hosts(conn: &Connection, only: Option<&str>) -> Result<Vec<HostSummary>, StoreError> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT name, state, status, records, events, duplicates, batches, last_seen_ns, \
-         last_checkpoint_ns, silence_alerted FROM hosts WHERE ?1 IS NULL OR name = ?1 ORDER BY name",
-    )?;
+/// The counters that follow the record's columns in [`hosts`].
+const HOST_COUNTERS: &str = "name, status, records, events, duplicates, batches, last_seen_ns, last_checkpoint_ns, silence_alerted";
+
+pub(super) fn hosts(conn: &Connection, only: Option<&str>) -> Result<Vec<StoredHost>, StoreError> {
+    let sql = format!(
+        "SELECT {}, {HOST_COUNTERS} FROM hosts WHERE ?1 IS NULL OR name = ?1 ORDER BY name",
+        host_row::COLUMNS
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt.query_map([only], |row| {
-        let counters = HostCounters {
-            status: HostStatus::parse(&row.get::<_, String>(2)?),
-            records: uint(row.get(3)?),
-            events: uint(row.get(4)?),
-            duplicates: uint(row.get(5)?),
-            batches: uint(row.get(6)?),
-            last_seen_ns: uint(row.get(7)?),
-            last_checkpoint_ns: row.get::<_, Option<i64>>(8)?.map(uint),
-            silent: row.get(9)?,
-        };
-        Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?, counters))
+        let at = |i: usize| host_row::COUNT + i;
+        Ok(StoredHost {
+            record: host_row::read(row, 0)?,
+            name: row.get(at(0))?,
+            status: status(row, at(1))?,
+            records: uint(row.get(at(2))?),
+            events: uint(row.get(at(3))?),
+            duplicates: uint(row.get(at(4))?),
+            batches: uint(row.get(at(5))?),
+            last_seen_ns: uint(row.get(at(6))?),
+            last_checkpoint_ns: row.get::<_, Option<i64>>(at(7))?.map(uint),
+            silent: row.get(at(8))?,
+        })
     })?;
-    rows.map(|row| {
-        let (name, state, counters) = row?;
-        let state = parse_state(&name, &state)?;
-        Ok(HostSummary::new(name, &state, counters))
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// The host status in column `i` of `row`.
+fn status(row: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<HostStatus> {
+    let name: String = row.get(i)?;
+    HostStatus::parse(&name).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(
+            i,
+            rusqlite::types::Type::Text,
+            format!("unknown host status {name:?}").into(),
+        )
     })
-    .collect()
 }
 
 /// SQL text and arguments, built together.
@@ -142,7 +149,9 @@ pub(super) fn records(conn: &Connection, q: &EventQuery) -> Result<Vec<StoredRec
     match &q.kind {
         Some(kind) => sql.push(" AND r.kind = ?", kind.clone()),
         None => sql.text.push_str(&format!(
-            " AND r.kind NOT IN ('{KIND_SEGMENT_START}', '{KIND_CHECKPOINT}')"
+            " AND r.kind NOT IN ('{}', '{}')",
+            RecordKind::SegmentStart.as_str(),
+            RecordKind::Checkpoint.as_str()
         )),
     }
     if let Some(since) = q.since_ns {
@@ -247,7 +256,6 @@ pub(super) fn alerts(conn: &Connection, q: &AlertQuery) -> Result<Vec<StoredAler
             host,
             kind,
             time_ns: uint(time_ns),
-            time: WallTime(uint(time_ns)).to_string(),
             seq: seq.map(uint),
             detail,
         })

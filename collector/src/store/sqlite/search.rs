@@ -5,8 +5,9 @@
 //! batch cost four times the rest of the insert (measured: 66 k records/s with a per-row path index against
 //! 154 k without). So the records file is indexed only where indexes grow at their ends (host and sequence,
 //! time, kind), and this file indexes path and pid in large sorted chunks, up to its `upto` mark. Being a
-//! separate file, it has its own write lock: indexing never holds up a batch. Queries look records up here
-//! up to `upto` and scan the few records after it, so answers are always complete.
+//! separate file, it has its own write lock: indexing never holds up a batch. The indexer thread
+//! (`indexer.rs`) is this file's only writer. Queries look records up here up to `upto` and scan the few
+//! records after it, so answers are always complete.
 //!
 //! The file names the records database it indexes (a random id made with that database); opened beside
 //! another one (the records file was replaced), it starts over empty.
@@ -15,8 +16,8 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OptionalExtension};
 
-use super::{int, uint};
-use crate::store::StoreError;
+use crate::store::error::StoreError;
+use crate::store::sqlite::conn::{int, named, open_wal, uint};
 
 /// Tables of the search file.
 const SCHEMA: &str = "
@@ -37,9 +38,9 @@ CREATE TABLE IF NOT EXISTS search_state (
 );
 ";
 
-/// Records added per transaction: the lag a stored batch tolerates, so each stored batch indexes whole
-/// chunks only (a chunk's fixed cost is the index pages it touches).
-pub(super) const CHUNK_ROWS: u64 = crate::store::INDEX_LAG_ROWS;
+/// Records added per transaction, and the lag a stored batch tolerates before the indexer starts on it, so
+/// that indexing behind the writer goes in whole chunks (a chunk's fixed cost is the index pages it touches).
+pub(super) const CHUNK_ROWS: u64 = 32_768;
 
 /// Name under which readers attach the search file.
 pub(super) const SCHEMA_NAME: &str = "search";
@@ -52,8 +53,8 @@ pub(super) fn path_beside(db: &Path) -> PathBuf {
 /// Opens the search file at `path` for indexing the records database `db` (whose id is `db_id`), emptying
 /// it if it indexed another database. The records database is attached as `rec`.
 pub(super) fn open_indexer(path: &Path, db: &Path, db_id: &str) -> Result<Connection, StoreError> {
-    let named = |e: rusqlite::Error| super::named(path, &e);
-    let conn = super::open_wal(path)?;
+    let named = |e: rusqlite::Error| named(path, &e);
+    let conn = open_wal(path)?;
     conn.execute_batch("PRAGMA cache_size = -32768;")
         .map_err(named)?;
     conn.execute_batch(&format!("BEGIN; {SCHEMA} COMMIT;"))

@@ -1,62 +1,164 @@
-//! Tests of the SQLite store: persistence, the compare-and-set on a host's chain, the query plans, and a
-//! throughput measurement.
+//! Tests of the SQLite store: the conformance suite, the schema and its migrations (`tests/migration.rs`),
+//! the query plans, and the search index kept behind the records.
 
-use std::time::Instant;
+mod migration;
 
-use auditloop_protocol::batch::{Batch, CONTENT_TYPE_BINARY};
-use axum::http::StatusCode;
+use std::ops::Deref;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use auditloop_model::EventKind;
+use auditloop_protocol::api::HostStatus;
+use tempfile::TempDir;
 
 use super::SqliteStore;
-use crate::ingest::{HostState, check};
-use crate::intake::receive;
-use crate::store::{Commit, EventQuery, PathFilter, Store, StoreError};
-use crate::testutil::{AGENT, TestApp, TestJournal, batch_of};
+use super::search::CHUNK_ROWS;
+use crate::store::backend::Store;
+use crate::store::commit::{Commit, NewRecord, RecordKind, SearchColumns};
+use crate::store::host::HostRecord;
+use crate::store::query::{EventQuery, PathFilter};
 
-#[test]
-fn state_survives_reopening() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("c.db");
-    let mut j = TestJournal::new("h");
-    j.execs(5);
-    {
-        let store = SqliteStore::open(&path).unwrap();
-        let receipt = receive(&store, "h", &j.batch(1, 6), 1).unwrap();
-        assert_eq!(receipt.next_seq, 7);
-    }
-    let store = SqliteStore::open(&path).unwrap();
-    let state = store.host_state("h").unwrap().unwrap();
-    assert_eq!(state.next_seq(), 7);
-    assert_eq!(store.stored_hashes("h", 2, 3).unwrap().len(), 2);
-    j.execs(2);
-    let receipt = receive(&store, "h", &j.batch(4, 8), 2).unwrap();
-    assert_eq!((receipt.stored, receipt.duplicates), (2, 3));
-    assert_eq!(store.host("h").unwrap().unwrap().records, 8);
+/// A fresh SQLite store in a temporary directory, removed after the store is dropped.
+struct FreshSqlite {
+    store: SqliteStore,
+    _dir: TempDir,
 }
 
-#[test]
-fn a_stale_state_cannot_be_committed() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&dir.path().join("c.db")).unwrap();
-    let mut j = TestJournal::new("h");
-    j.execs(5);
-    let first = j.batch(1, 3);
-    let fresh = check(&Default::default(), &first, |_| None).unwrap();
-    let commit = |expected| Commit {
-        host: "h",
-        expected_next_seq: expected,
-        verified: &fresh,
-        now_ns: 1,
+impl FreshSqlite {
+    /// With the indexer thread as the collector runs it.
+    fn new() -> FreshSqlite {
+        FreshSqlite::indexing(Some(super::indexer::INDEX_EVERY))
+    }
+
+    /// With the indexer thread indexing everything every `every`, or without it.
+    fn indexing(every: Option<Duration>) -> FreshSqlite {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open_indexing(&dir.path().join("c.db"), every).unwrap();
+        FreshSqlite { store, _dir: dir }
+    }
+}
+
+impl Deref for FreshSqlite {
+    type Target = SqliteStore;
+
+    fn deref(&self) -> &SqliteStore {
+        &self.store
+    }
+}
+
+mod conformance {
+    use super::FreshSqlite;
+
+    crate::store_conformance!(FreshSqlite::new());
+
+    /// The same cases with the indexer catching up every few milliseconds, so answers mix indexed and
+    /// unindexed records.
+    mod while_indexing {
+        use std::time::Duration;
+
+        use super::FreshSqlite;
+
+        crate::store_conformance!(FreshSqlite::indexing(Some(Duration::from_millis(1))));
+    }
+}
+
+/// Stores file events of `host` (pid and path each), continuing its chain; returns the last seq.
+fn store_files(store: &SqliteStore, host: &str, files: &[(u32, &str)], now_ns: u64) -> u64 {
+    let record = store.host_record(host).unwrap();
+    let first = record.map_or(1, |r| r.next_seq);
+    let payloads: Vec<Vec<u8>> = (0..files.len())
+        .map(|i| format!("{host} {}", first + i as u64).into_bytes())
+        .collect();
+    let records: Vec<NewRecord<'_>> = files
+        .iter()
+        .zip(&payloads)
+        .zip(first..)
+        .map(|((&(pid, path), payload), seq)| NewRecord {
+            seq,
+            hash: [seq as u8; 32],
+            kind: RecordKind::Event(EventKind::File),
+            columns: SearchColumns {
+                time_ns: Some(seq),
+                pid: Some(pid),
+                path: Some(path.to_owned()),
+                summary: Some(path.to_owned()),
+            },
+            payload,
+        })
+        .collect();
+    let next_seq = first + files.len() as u64;
+    let host_record = HostRecord {
+        next_seq,
+        last_hash: [0; 32],
+        epoch: 0,
+        epoch_key: None,
+        genesis_key: None,
+        next_segment: None,
+        segment_generation: 0,
+        last_checkpoint_seq: 0,
+        first_seq: 1,
+        anchor_key: None,
+        generation: None,
+        clean_stop: false,
+        spool_overflowing: false,
     };
-    store.commit(&commit(None)).unwrap();
-    assert!(matches!(
-        store.commit(&commit(None)),
-        Err(StoreError::Conflict(_))
-    ));
-    assert!(matches!(
-        store.commit(&commit(Some(1))),
-        Err(StoreError::Conflict(_))
-    ));
-    assert_eq!(store.host("h").unwrap().unwrap().records, 3);
+    store
+        .commit(&Commit {
+            host,
+            expected_next_seq: record.map(|r| r.next_seq),
+            host_record,
+            status: HostStatus::Verified,
+            records: &records,
+            duplicates: 0,
+            checkpoints: &[],
+            alerts: &[],
+            now_ns,
+        })
+        .unwrap();
+    next_seq - 1
+}
+
+/// Sequence numbers of the records `store` finds for `pid` and `path`.
+fn found(store: &SqliteStore, pid: Option<u32>, path: Option<PathFilter>) -> Vec<u64> {
+    let query = EventQuery {
+        pid,
+        path,
+        limit: 100_000,
+        ..EventQuery::default()
+    };
+    store
+        .records(&query)
+        .unwrap()
+        .into_iter()
+        .map(|r| r.seq)
+        .collect()
+}
+
+/// The search file's `upto` mark and the newest record id.
+fn index_position(store: &SqliteStore) -> (i64, i64) {
+    store
+        .read(|conn| {
+            Ok(conn.query_row(
+                "SELECT (SELECT upto FROM search.search_state WHERE one = 1), \
+                 (SELECT COALESCE(MAX(id), 0) FROM records)",
+                [],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )?)
+        })
+        .unwrap()
+}
+
+/// Waits up to 30 s for the indexer to reach the newest record.
+fn wait_until_indexed(store: &SqliteStore) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (upto, last) = index_position(store);
+        if upto == last {
+            return;
+        }
+        assert!(Instant::now() < deadline, "index stuck at {upto} of {last}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 #[test]
@@ -123,36 +225,20 @@ fn queries_use_the_indexes() {
     );
 }
 
-/// Sequence numbers of the records `store` finds for `pid` and `path`.
-fn found(store: &SqliteStore, pid: Option<u32>, path: Option<PathFilter>) -> Vec<u64> {
-    let query = EventQuery {
-        pid,
-        path,
-        limit: 10_000,
-        ..EventQuery::default()
-    };
-    store
-        .records(&query)
-        .unwrap()
-        .into_iter()
-        .map(|r| r.seq)
-        .collect()
-}
-
 #[test]
 fn path_and_pid_queries_are_complete_before_and_after_indexing() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&dir.path().join("c.db")).unwrap();
-    let mut j = TestJournal::new("h");
+    let fresh = FreshSqlite::indexing(None);
+    let store = &*fresh;
+    let mut files = Vec::new();
     let mut expected = Vec::new();
+    let paths: Vec<String> = (0..10).map(|i| format!("/srv/f{i}")).collect();
     for i in 0..300u32 {
-        let seq = j.file(100 + i % 3, &format!("/srv/f{}", i % 10));
+        files.push((100 + i % 3, paths[(i % 10) as usize].as_str()));
         if i % 30 == 1 {
-            expected.push(seq);
+            expected.push(u64::from(i) + 1);
         }
     }
-    let last = j.last_seq();
-    receive(&store, "h", &j.batch(1, last), 1).unwrap();
+    let last = store_files(store, "h", &files, 1);
     let exact = || Some(PathFilter::Exact("/srv/f1".into()));
     let check = |store: &SqliteStore, expected: &[u64], extra: usize| {
         assert_eq!(found(store, Some(101), exact()), expected);
@@ -162,7 +248,7 @@ fn path_and_pid_queries_are_complete_before_and_after_indexing() {
         assert_eq!(found(store, None, prefix).len(), 300 + extra);
     };
     // Nothing is indexed yet: every answer comes from the records after the mark.
-    check(&store, &expected, 0);
+    check(store, &expected, 0);
     assert_eq!(
         store.index_pending(1_000_000).unwrap(),
         0,
@@ -170,14 +256,43 @@ fn path_and_pid_queries_are_complete_before_and_after_indexing() {
     );
     assert_eq!(store.index_pending(1).unwrap(), last);
     assert_eq!(store.index_pending(1).unwrap(), 0);
-    check(&store, &expected, 0);
+    check(store, &expected, 0);
     // Indexed records and newer ones together.
-    let newer = j.file(101, "/srv/f1");
-    receive(&store, "h", &j.batch(last + 1, newer), 2).unwrap();
+    let newer = store_files(store, "h", &[(101, "/srv/f1")], 2);
     expected.push(newer);
-    check(&store, &expected, 1);
+    check(store, &expected, 1);
     assert_eq!(store.index_pending(1).unwrap(), 1);
-    check(&store, &expected, 1);
+    check(store, &expected, 1);
+}
+
+#[test]
+fn the_indexer_catches_up_by_itself() {
+    let fresh = FreshSqlite::indexing(Some(Duration::from_millis(20)));
+    let store = &*fresh;
+    store_files(store, "h", &[(7, "/a"); 40], 1);
+    wait_until_indexed(store);
+    store_files(store, "h", &[(8, "/b"); 5], 2);
+    wait_until_indexed(store);
+    assert_eq!(found(store, Some(7), None).len(), 40);
+    assert_eq!(
+        found(store, None, Some(PathFilter::Exact("/b".into()))).len(),
+        5
+    );
+    assert_eq!(store.index_pending(1).unwrap(), 0, "nothing left waiting");
+}
+
+#[test]
+fn a_chunk_of_stored_records_wakes_the_indexer() {
+    // Without the periodic pass (an hour away), only the commit's wake-up can index.
+    let fresh = FreshSqlite::indexing(Some(Duration::from_secs(3600)));
+    let store = &*fresh;
+    let rows = usize::try_from(CHUNK_ROWS).unwrap();
+    store_files(store, "h", &vec![(7, "/a"); rows - 1], 1);
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(index_position(store).0, 0, "less than a chunk waits");
+    store_files(store, "h", &[(7, "/a"); 1], 2);
+    wait_until_indexed(store);
+    assert_eq!(found(store, Some(7), None).len(), rows);
 }
 
 #[test]
@@ -185,12 +300,8 @@ fn a_search_file_of_another_database_is_rebuilt() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("c.db");
     {
-        let store = SqliteStore::open(&path).unwrap();
-        let mut j = TestJournal::new("h");
-        for _ in 0..50 {
-            j.file(7, "/old/path");
-        }
-        receive(&store, "h", &j.batch(1, j.last_seq()), 1).unwrap();
+        let store = SqliteStore::open_indexing(&path, None).unwrap();
+        store_files(&store, "h", &[(7, "/old/path"); 50], 1);
         assert!(store.index_pending(1).unwrap() >= 50);
     }
     // The records file is lost; its search file stays behind.
@@ -198,12 +309,8 @@ fn a_search_file_of_another_database_is_rebuilt() {
         let _ = std::fs::remove_file(dir.path().join(name));
     }
     assert!(dir.path().join("c.search.db").exists());
-    let store = SqliteStore::open(&path).unwrap();
-    let mut j = TestJournal::new("h");
-    for _ in 0..50 {
-        j.file(8, "/new/path");
-    }
-    receive(&store, "h", &j.batch(1, j.last_seq()), 1).unwrap();
+    let store = SqliteStore::open_indexing(&path, None).unwrap();
+    store_files(&store, "h", &[(8, "/new/path"); 50], 1);
     store.index_pending(1).unwrap();
     let old = Some(PathFilter::Exact("/old/path".into()));
     assert_eq!(found(&store, None, old), Vec::<u64>::new());
@@ -212,164 +319,20 @@ fn a_search_file_of_another_database_is_rebuilt() {
     assert_eq!(found(&store, Some(8), new).len(), 50);
 }
 
+/// Opens `path` as the collector does and checks the schema version it was left at.
+fn user_version(path: &Path) -> i64 {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    conn.pragma_query_value(None, "user_version", |row| row.get(0))
+        .unwrap()
+}
+
 #[test]
-fn a_version_1_database_is_migrated() {
+fn a_new_database_is_at_the_current_version() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("c.db");
-    {
-        let conn = rusqlite::Connection::open(&path).unwrap();
-        conn.execute_batch(&format!(
-            "{} CREATE INDEX records_pid ON records (pid) WHERE pid IS NOT NULL; \
-             CREATE INDEX records_path ON records (path) WHERE path IS NOT NULL; \
-             PRAGMA user_version = 1;",
-            super::SCHEMA
-        ))
-        .unwrap();
-    }
-    let store = SqliteStore::open(&path).unwrap();
-    let indexes: Vec<String> = store
-        .read(|conn| {
-            let mut stmt = conn.prepare("SELECT name FROM sqlite_master WHERE type = 'index'")?;
-            let rows = stmt.query_map([], |row| row.get(0))?;
-            Ok(rows.map(Result::unwrap).collect())
-        })
-        .unwrap();
-    assert!(
-        !indexes
-            .iter()
-            .any(|n| n == "records_path" || n == "records_pid"),
-        "{indexes:?}"
-    );
-    let mut j = TestJournal::new("h");
-    j.file(9, "/after/migration");
-    receive(&store, "h", &j.batch(1, j.last_seq()), 1).unwrap();
-    assert_eq!(found(&store, Some(9), None).len(), 1);
-}
-
-/// Measures storing 200k exec events shipped in batches like the agent's (about 1 MiB of frames, zstd):
-/// one host through the blocking ingest path (per-phase times), then four hosts at once through the HTTP
-/// router on a two-thread runtime.
-/// `cargo test --release -p auditloop-collector --lib -- --ignored --nocapture throughput`
-#[test]
-#[ignore = "measurement; run in release"]
-fn throughput() {
-    const PER_BATCH: u64 = 4_000;
-    let mut j = TestJournal::new("h");
-    j.execs(200_000);
-    let last = j.last_seq();
-    let frames = j.frames();
-    let encoded: Vec<Vec<u8>> = (1..=last)
-        .step_by(PER_BATCH as usize)
-        .map(|from| {
-            let batch = batch_of(&frames, from, (from + PER_BATCH - 1).min(last));
-            batch.encode_binary(1).unwrap()
-        })
-        .collect();
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&dir.path().join("c.db")).unwrap();
-    let mut state = HostState::default();
-    let mut wall = [0.0; 3];
-    let mut cpu = [0.0; 3];
-    let start = Instant::now();
-    for body in &encoded {
-        let (t0, c0) = (Instant::now(), thread_cpu());
-        let batch = Batch::decode(CONTENT_TYPE_BINARY, body).unwrap();
-        let (t1, c1) = (Instant::now(), thread_cpu());
-        let verified = check(&state, &batch, |_| None).unwrap();
-        let (t2, c2) = (Instant::now(), thread_cpu());
-        let expected_next_seq = state.chain.as_ref().map(|c| c.next_seq);
-        store
-            .commit(&Commit {
-                host: "h",
-                expected_next_seq,
-                verified: &verified,
-                now_ns: 1,
-            })
-            .unwrap();
-        state = verified.state.clone();
-        for (i, (w, c)) in [
-            (t1 - t0, c1 - c0),
-            (t2 - t1, c2 - c1),
-            (t2.elapsed(), thread_cpu() - c2),
-        ]
-        .into_iter()
-        .enumerate()
-        {
-            wall[i] += w.as_secs_f64();
-            cpu[i] += c;
-        }
-    }
-    let secs = start.elapsed().as_secs_f64();
-    println!(
-        "one host: {last} records in {} batches, {secs:.2} s = {:.0} records/s",
-        encoded.len(),
-        last as f64 / secs
-    );
-    for (i, phase) in ["decode", "verify", "store"].iter().enumerate() {
-        println!(
-            "  {phase}: {:.2} s wall, {:.2} s CPU on the ingest thread ({:.0} records/s of CPU)",
-            wall[i],
-            cpu[i],
-            last as f64 / cpu[i]
-        );
-    }
-    assert_eq!(store.host("h").unwrap().unwrap().records, last);
-
-    const HOSTS: usize = 4;
-    let app = TestApp::new();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let start = Instant::now();
-    runtime.block_on(async {
-        let shippers = (0..HOSTS).map(|h| {
-            let (app, encoded) = (&app, &encoded);
-            async move {
-                for body in encoded {
-                    let host = format!("host{h}");
-                    let (status, answer) = app
-                        .post_raw(&host, Some(AGENT), CONTENT_TYPE_BINARY, body.clone())
-                        .await;
-                    assert_eq!(status, StatusCode::OK, "{answer}");
-                }
-            }
-        });
-        futures_join_all(shippers).await;
-    });
-    let secs = start.elapsed().as_secs_f64();
-    let total = last * HOSTS as u64;
-    println!(
-        "{HOSTS} hosts at once over HTTP: {total} records in {secs:.2} s = {:.0} records/s",
-        total as f64 / secs
-    );
-}
-
-/// Runs futures concurrently on the current task.
-async fn futures_join_all<F: std::future::Future<Output = ()>>(futures: impl Iterator<Item = F>) {
-    let mut set = Vec::new();
-    for f in futures {
-        set.push(Box::pin(f));
-    }
-    std::future::poll_fn(|cx| {
-        set.retain_mut(|f| f.as_mut().poll(cx).is_pending());
-        if set.is_empty() {
-            std::task::Poll::Ready(())
-        } else {
-            std::task::Poll::Pending
-        }
-    })
-    .await;
-}
-
-/// CPU time of the calling thread, in seconds.
-fn thread_cpu() -> f64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec.
-    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9
+    drop(SqliteStore::open(&path).unwrap());
+    assert_eq!(user_version(&path), super::schema::SCHEMA_VERSION);
+    // Opening it again changes nothing.
+    drop(SqliteStore::open(&path).unwrap());
+    assert_eq!(user_version(&path), super::schema::SCHEMA_VERSION);
 }

@@ -1,13 +1,12 @@
 //! The ingest contract over HTTP: statuses, JSON answers, what is stored and which alerts are raised.
 
-use auditloop_protocol::batch::{CONTENT_TYPE_BINARY, CONTENT_TYPE_JSON};
 use auditloop_model::LossStage;
+use auditloop_protocol::batch::{CONTENT_TYPE_BINARY, CONTENT_TYPE_JSON};
 use axum::http::StatusCode;
 use serde_json::json;
 
-use crate::testutil::{
-    ADMIN, AGENT, MAX_BODY, TestApp, TestJournal, WEB, batch_of, tampered, with_bad_signature,
-};
+use crate::http::testutil::{ADMIN, AGENT, MAX_BODY, TestApp, WEB};
+use crate::testutil::{TestJournal, batch_of, tampered, with_bad_signature};
 
 #[tokio::test]
 async fn a_batch_is_stored_once_and_replays_are_idempotent() {
@@ -309,7 +308,7 @@ async fn restarts_and_spool_overflows_raise_alerts() {
 async fn silent_hosts_are_reported_once_until_they_ship_again() {
     use std::time::Duration;
 
-    use crate::alerts::check_silence;
+    use crate::silence::check_silence;
 
     let app = TestApp::new();
     let mut j = TestJournal::new("h1");

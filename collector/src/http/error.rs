@@ -1,20 +1,16 @@
-//! The one error type of the HTTP API and its JSON answers.
+//! The one error type of the HTTP API ([`AppError`]) and its answers.
 //!
-//! Every error is answered with a JSON object holding at least `error` (a human-readable reason); a 409
-//! adds `expected_seq`, a 422 adds `damage` and `seq`.
+//! Every error is answered with an [`ErrorBody`]: `error` (a human-readable reason), plus `expected_seq` on
+//! a 409 and `damage` and `seq` on a 422; a 401 also carries `WWW-Authenticate: Bearer`.
 
 use auditloop_journal::Damage;
+use auditloop_protocol::api::{DAMAGE_CHAIN_FORK, ErrorBody};
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
 
-use crate::ingest::Reject;
-use crate::intake::IntakeError;
+use crate::ingest::{IngestError, Reject};
 use crate::store::StoreError;
-
-/// What the `damage` field says for a chain fork.
-pub const DAMAGE_CHAIN_FORK: &str = "chain_fork";
 
 /// An HTTP error answer.
 #[derive(Debug, thiserror::Error)]
@@ -76,6 +72,36 @@ impl AppError {
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
+
+    /// The answer's body.
+    pub fn body(&self) -> ErrorBody {
+        match self {
+            AppError::Gap {
+                error,
+                expected_seq,
+            } => ErrorBody {
+                error: error.clone(),
+                expected_seq: Some(*expected_seq),
+                ..ErrorBody::default()
+            },
+            AppError::Unprocessable { error, damage, seq } => ErrorBody {
+                error: error.clone(),
+                damage: Some(damage.clone()),
+                seq: Some(*seq),
+                ..ErrorBody::default()
+            },
+            AppError::Unauthorized(_)
+            | AppError::Forbidden(_)
+            | AppError::BadRequest(_)
+            | AppError::NotFound(_)
+            | AppError::TooLarge(_)
+            | AppError::Status(..)
+            | AppError::Internal(_) => ErrorBody {
+                error: self.to_string(),
+                ..ErrorBody::default()
+            },
+        }
+    }
 }
 
 /// The snake_case name of a kind of damage, as `auditloop verify --json` prints it.
@@ -115,16 +141,17 @@ impl From<StoreError> for AppError {
     }
 }
 
-impl From<IntakeError> for AppError {
-    fn from(e: IntakeError) -> AppError {
+impl From<IngestError> for AppError {
+    fn from(e: IngestError) -> AppError {
         match e {
-            IntakeError::Rejected(reject) => reject.into(),
+            IngestError::Decode(e) => AppError::BadRequest(e.to_string()),
+            IngestError::Rejected(reject) => reject.into(),
             // A concurrent writer moved the host on: the shipper retries (503 is retried).
-            IntakeError::Store(StoreError::Conflict(host)) => AppError::Status(
+            IngestError::Store(StoreError::Conflict(host)) => AppError::Status(
                 StatusCode::SERVICE_UNAVAILABLE,
                 format!("host {host}: batch raced another writer; retry"),
             ),
-            IntakeError::Store(e) => e.into(),
+            IngestError::Store(e) => e.into(),
         }
     }
 }
@@ -135,17 +162,7 @@ impl IntoResponse for AppError {
         if status.is_server_error() {
             tracing::error!(status = status.as_u16(), error = %self, "request failed");
         }
-        let body = match &self {
-            AppError::Gap {
-                error,
-                expected_seq,
-            } => json!({ "error": error, "expected_seq": expected_seq }),
-            AppError::Unprocessable { error, damage, seq } => {
-                json!({ "error": error, "damage": damage, "seq": seq })
-            }
-            other => json!({ "error": other.to_string() }),
-        };
-        let mut response = (status, Json(body)).into_response();
+        let mut response = (status, Json(self.body())).into_response();
         if status == StatusCode::UNAUTHORIZED {
             response
                 .headers_mut()
@@ -157,7 +174,13 @@ impl IntoResponse for AppError {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use serde_json::json;
+
+    use auditloop_journal::Damage;
+    use axum::http::StatusCode;
+
+    use super::{AppError, damage_name};
+    use crate::ingest::Reject;
 
     #[test]
     fn damage_names_are_snake_case() {
@@ -183,5 +206,32 @@ mod tests {
         );
         let bad: AppError = Reject::Malformed("m".into()).into();
         assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+    }
+
+    #[test]
+    fn bodies_carry_the_fields_of_their_status() {
+        let value = |e: AppError| serde_json::to_value(e.body()).unwrap();
+        assert_eq!(
+            value(AppError::Gap {
+                error: "g".into(),
+                expected_seq: 4
+            }),
+            json!({ "error": "g", "expected_seq": 4 })
+        );
+        assert_eq!(
+            value(AppError::Unprocessable {
+                error: "u".into(),
+                damage: "torn".into(),
+                seq: 9
+            }),
+            json!({ "error": "u", "damage": "torn", "seq": 9 })
+        );
+        assert_eq!(
+            value(AppError::Status(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "s".into()
+            )),
+            json!({ "error": "s" })
+        );
     }
 }

@@ -1,83 +1,28 @@
 //! Verifying a shipped batch against a host's stored chain: the collector's only judge of what is stored.
 //!
 //! [`check`] is pure: it takes the host's [`HostState`], a decoded [`Batch`] and a lookup of the hashes of
-//! records already stored, and returns either everything the batch adds ([`Verified`]) or why the whole batch
-//! is refused ([`Reject`]). It applies exactly the chain rules of `auditloop verify` (through
+//! records already stored, and returns either everything the batch adds ([`Verified`]) or why the whole
+//! batch is refused ([`Reject`]). It applies exactly the chain rules of `auditloop verify` (through
 //! [`ChainState::accept`]), compares replayed records with the stored ones, and notices restarts and spool
 //! overflows. It stores nothing, so the caller commits a batch all or nothing; it never panics, whatever the
 //! input (it is fuzzed).
 
 use auditloop_journal::Damage;
-use auditloop_protocol::batch::Batch;
 use auditloop_journal::chain::{Accepted, ChainState};
-use auditloop_journal::record::{FrameError, Hash, Payload, RawRecord, decode_payload};
-use auditloop_model::{Event, EventBody};
-use serde::{Deserialize, Serialize};
-use serde_json::json;
+use auditloop_journal::record::{FrameError, Hash, RawRecord};
+use auditloop_model::EventBody;
+use auditloop_protocol::batch::Batch;
 
-use crate::alerts::{self, AlertKind, NewAlert};
-use crate::columns::Columns;
+use crate::alerts::{self, NewAlert};
+use crate::ingest::columns;
+use crate::ingest::decode::decode_event;
+use crate::ingest::prepare::prepare;
+use crate::ingest::reject::Reject;
+use crate::ingest::state::HostState;
+use crate::store::{Commit, NewCheckpoint, NewRecord, RecordKind, SearchColumns};
 
 /// Largest sequence number accepted (stores keep sequence numbers as signed 64-bit integers).
 pub const MAX_SEQ: u64 = i64::MAX as u64;
-
-/// Record kind stored for a segment start.
-pub const KIND_SEGMENT_START: &str = "segment_start";
-/// Record kind stored for a checkpoint.
-pub const KIND_CHECKPOINT: &str = "checkpoint";
-
-/// What the collector remembers about one host between batches.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct HostState {
-    /// The verifier's state after the last stored record; `None` until a first batch is stored.
-    pub chain: Option<ChainState>,
-    /// Sequence number of the first stored record.
-    pub first_seq: u64,
-    /// The public key of a batch anchor trusted on first use, when the host's first stored batch did not
-    /// start at seq 1 (its earlier records were gone).
-    pub anchor_key: Option<[u8; 32]>,
-    /// Generation (agent start counter) of the last segment start seen.
-    pub generation: Option<u64>,
-    /// Whether the current generation logged `agent_stop` (its run ended cleanly; events the agent still
-    /// writes while stopping, such as a final `loss`, do not undo that).
-    pub clean_stop: bool,
-    /// Whether the last event is a `spool_overflow` loss (one alert per run of such events).
-    #[serde(default)]
-    pub spool_overflowing: bool,
-}
-
-impl HostState {
-    /// The sequence number the next stored record must have (1 for a host never seen).
-    pub fn next_seq(&self) -> u64 {
-        self.chain.as_ref().map_or(1, |c| c.next_seq)
-    }
-}
-
-/// A verified record to store.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct NewRecord<'b> {
-    /// Sequence number.
-    pub seq: u64,
-    /// Record hash.
-    pub hash: Hash,
-    /// Event kind (`exec`, …), or [`KIND_SEGMENT_START`] / [`KIND_CHECKPOINT`].
-    pub kind: &'static str,
-    /// Searchable columns.
-    pub columns: Columns,
-    /// The payload bytes exactly as hashed.
-    pub payload: &'b [u8],
-}
-
-/// A verified checkpoint.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct CheckpointRow {
-    /// Sequence number of the checkpoint record.
-    pub seq: u64,
-    /// Key epoch that signed it.
-    pub epoch: u64,
-    /// Sequence number of the record it signs.
-    pub head_seq: u64,
-}
 
 /// Everything a verified batch adds.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -86,12 +31,12 @@ pub struct Verified<'b> {
     pub state: HostState,
     /// Records of the batch that were already stored (same hash).
     pub duplicates: u64,
-    /// New records, in order.
+    /// New records, in order (their payloads borrow the batch).
     pub records: Vec<NewRecord<'b>>,
     /// Event records among them.
     pub events: u64,
     /// New checkpoints.
-    pub checkpoints: Vec<CheckpointRow>,
+    pub checkpoints: Vec<NewCheckpoint>,
     /// Alerts the new records raise (`unexpected_restart`, `spool_overflow`).
     pub alerts: Vec<NewAlert>,
 }
@@ -101,74 +46,26 @@ impl Verified<'_> {
     pub fn next_seq(&self) -> u64 {
         self.state.next_seq()
     }
-}
 
-/// Why a batch is refused as a whole.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum Reject {
-    /// The header does not describe the frames (HTTP 400).
-    #[error("{0}")]
-    Malformed(String),
-    /// The batch does not continue the stored chain (HTTP 409).
-    #[error("{detail}")]
-    Gap {
-        /// The sequence number the collector expects next.
-        expected_seq: u64,
-        /// What is wrong.
-        detail: String,
-    },
-    /// A replayed record differs from the stored record at the same sequence number (HTTP 422).
-    #[error("seq {seq}: {detail}")]
-    Fork {
-        /// The sequence number.
-        seq: u64,
-        /// Details.
-        detail: String,
-    },
-    /// A record breaks the chain rules (HTTP 422).
-    #[error("seq {seq}: {detail}")]
-    Damaged {
-        /// The sequence number expected at that place.
-        seq: u64,
-        /// Kind of damage.
-        damage: Damage,
-        /// Details.
-        detail: String,
-    },
-}
-
-impl Reject {
-    /// The alert this refusal raises, if any.
-    pub fn alert(&self) -> Option<NewAlert> {
-        let (kind, seq, detail) = match self {
-            Reject::Malformed(_) => return None,
-            Reject::Gap {
-                expected_seq,
-                detail,
-            } => (
-                AlertKind::Gap,
-                *expected_seq,
-                json!({ "expected_seq": expected_seq, "error": detail }),
-            ),
-            Reject::Fork { seq, detail } => {
-                (AlertKind::ChainFork, *seq, json!({ "error": detail }))
-            }
-            Reject::Damaged {
-                seq,
-                damage,
-                detail,
-            } => (
-                AlertKind::Tamper,
-                *seq,
-                json!({ "damage": damage, "error": detail }),
-            ),
-        };
-        Some(NewAlert {
-            kind,
-            seq: Some(seq),
-            detail,
-        })
+    /// The store commit of this batch for `host`, verified against a host whose next sequence number was
+    /// `expected_next_seq` (`None` for a host never stored), at `now_ns`.
+    pub fn commit<'a>(
+        &'a self,
+        host: &'a str,
+        expected_next_seq: Option<u64>,
+        now_ns: u64,
+    ) -> Commit<'a> {
+        Commit {
+            host,
+            expected_next_seq,
+            host_record: self.state.to_record(),
+            status: self.state.status(),
+            records: &self.records,
+            duplicates: self.duplicates,
+            checkpoints: &self.checkpoints,
+            alerts: &self.alerts,
+            now_ns,
+        }
     }
 }
 
@@ -197,7 +94,7 @@ pub fn check<'b>(
     let overlap = usize::try_from(chain.next_seq - batch.first_seq)
         .unwrap_or(usize::MAX)
         .min(records.len());
-    let mut prepared = crate::prepare::prepare(&records);
+    let mut prepared = prepare(&records);
     let mut verified = Verified {
         state: HostState::default(),
         duplicates: 0,
@@ -219,7 +116,7 @@ pub fn check<'b>(
                 damage: e.damage,
                 detail: e.detail,
             })?;
-        let record = match accepted {
+        let (kind, columns, payload) = match accepted {
             Accepted::SegmentStart(start) => {
                 let restart = alerts::unexpected_restart(
                     next.generation,
@@ -234,34 +131,30 @@ pub fn check<'b>(
                     next.clean_stop = false;
                 }
                 next.generation = Some(start.generation);
-                NewRecord {
-                    seq: rec.seq,
-                    hash: rec.hash,
-                    kind: KIND_SEGMENT_START,
-                    columns: Columns::of_segment_start(&start),
-                    payload: rec.payload,
-                }
+                (
+                    RecordKind::SegmentStart,
+                    columns::of_segment_start(&start),
+                    rec.payload,
+                )
             }
             Accepted::Checkpoint(cp) => {
-                verified.checkpoints.push(CheckpointRow {
+                verified.checkpoints.push(NewCheckpoint {
                     seq: rec.seq,
                     epoch: cp.epoch,
                     head_seq: cp.head_seq,
                 });
-                NewRecord {
-                    seq: rec.seq,
-                    hash: rec.hash,
-                    kind: KIND_CHECKPOINT,
-                    columns: Columns::default(),
-                    payload: rec.payload,
-                }
+                (
+                    RecordKind::Checkpoint,
+                    SearchColumns::default(),
+                    rec.payload,
+                )
             }
             Accepted::Event(payload) => {
                 let (event, columns) = match prep.event.take() {
                     Some(decoded) => decoded?,
                     None => {
                         let event = decode_event(payload, rec.seq)?;
-                        let columns = Columns::of_event(&event);
+                        let columns = columns::of_event(&event);
                         (event, columns)
                     }
                 };
@@ -275,16 +168,16 @@ pub fn check<'b>(
                 }
                 next.spool_overflowing = overflowing;
                 verified.events += 1;
-                NewRecord {
-                    seq: rec.seq,
-                    hash: rec.hash,
-                    kind: event.kind().as_str(),
-                    columns,
-                    payload,
-                }
+                (RecordKind::Event(event.kind()), columns, payload)
             }
         };
-        verified.records.push(record);
+        verified.records.push(NewRecord {
+            seq: rec.seq,
+            hash: rec.hash,
+            kind,
+            columns,
+            payload,
+        });
     }
     next.chain = Some(chain);
     verified.state = next;
@@ -305,6 +198,7 @@ fn frames(batch: &Batch) -> Result<Vec<RawRecord<'_>>, Reject> {
             Err(e) => {
                 let damage = match e {
                     FrameError::TooLong(_) => Damage::BadLength,
+                    // `FrameError` is non-exhaustive: whatever else cut the frame short is a torn record.
                     _ => Damage::Torn,
                 };
                 return Err(Reject::Damaged {
@@ -390,20 +284,6 @@ fn replayed(
             ),
         }),
         _ => Ok(()),
-    }
-}
-
-/// Decodes an event payload of record `seq`; a payload that is not an event is damage.
-pub(crate) fn decode_event(payload: &[u8], seq: u64) -> Result<Event, Reject> {
-    let bad = |detail: String| Reject::Damaged {
-        seq,
-        damage: Damage::BadPayload,
-        detail,
-    };
-    match decode_payload(payload) {
-        Ok(Payload::Event(event)) => Ok(event),
-        Ok(_) => Err(bad("event tag on a non-event payload".into())),
-        Err(why) => Err(bad(format!("event does not decode: {why}"))),
     }
 }
 

@@ -3,12 +3,14 @@
 use std::collections::HashMap;
 
 use auditloop_journal::Damage;
-use auditloop_protocol::batch::Batch;
 use auditloop_journal::record::Hash;
 use auditloop_model::LossStage;
+use auditloop_protocol::api::AlertKind;
+use auditloop_protocol::batch::Batch;
 
-use super::{HostState, Reject, Verified, check};
-use crate::alerts::AlertKind;
+use super::{Verified, check};
+use crate::ingest::reject::Reject;
+use crate::ingest::state::HostState;
 use crate::testutil::{TestJournal, batch_of, tampered, with_bad_signature};
 
 /// A host as a store would keep it: its state and stored hashes.
@@ -50,8 +52,8 @@ fn a_genesis_batch_verifies_and_replays_are_duplicates() {
     assert_eq!(v.events, 5);
     assert_eq!(v.checkpoints.len(), 1);
     assert_eq!(v.next_seq(), last + 1);
-    assert_eq!(v.records[0].kind, "segment_start");
-    assert_eq!(v.records[1].kind, "exec");
+    assert_eq!(v.records[0].kind.as_str(), "segment_start");
+    assert_eq!(v.records[1].kind.as_str(), "exec");
     assert_eq!(v.records[1].columns.path.as_deref(), Some("/bin/true"));
     let chain = v.state.chain.as_ref().unwrap();
     assert_eq!(chain.genesis, Some(j.journal().genesis_public_key()));

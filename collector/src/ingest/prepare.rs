@@ -8,8 +8,10 @@ use auditloop_journal::chain::TAG_EVENT;
 use auditloop_journal::record::RawRecord;
 use auditloop_model::Event;
 
-use crate::columns::Columns;
-use crate::ingest::{Reject, decode_event};
+use crate::ingest::columns;
+use crate::ingest::decode::decode_event;
+use crate::ingest::reject::Reject;
+use crate::store::SearchColumns;
 
 /// Batches smaller than this are prepared on the calling thread.
 const PARALLEL_ABOVE: usize = 2048;
@@ -20,7 +22,7 @@ pub struct Prepared {
     /// Whether the stored hash matches the record's contents.
     pub hash_ok: bool,
     /// For a record tagged as an event: the event and its columns, or why it does not decode.
-    pub event: Option<Result<(Event, Columns), Reject>>,
+    pub event: Option<Result<(Event, SearchColumns), Reject>>,
 }
 
 /// Prepares each record of `records`, in order.
@@ -51,7 +53,7 @@ pub fn prepare(records: &[RawRecord<'_>]) -> Vec<Prepared> {
 fn one(rec: &RawRecord<'_>) -> Prepared {
     let event = (rec.payload.first() == Some(&TAG_EVENT)).then(|| {
         decode_event(rec.payload, rec.seq).map(|event| {
-            let columns = Columns::of_event(&event);
+            let columns = columns::of_event(&event);
             (event, columns)
         })
     });
@@ -65,7 +67,7 @@ fn one(rec: &RawRecord<'_>) -> Prepared {
 mod tests {
     use auditloop_journal::record::{frame, read_frame};
 
-    use super::*;
+    use super::prepare;
 
     #[test]
     fn parallel_and_serial_checks_agree() {

@@ -4,7 +4,8 @@ use axum::http::StatusCode;
 use serde_json::{Value, json};
 
 use super::{DEFAULT_LIMIT, MAX_LIMIT, limit, parse_time};
-use crate::testutil::{TestApp, TestJournal};
+use crate::http::testutil::TestApp;
+use crate::testutil::TestJournal;
 
 #[test]
 fn times_parse_as_ns_or_rfc3339() {

@@ -1,23 +1,23 @@
-//! The query API (admin token only): stored events, hosts and alerts.
+//! The query API (admin token only): stored events, hosts and alerts, answered with the protocol's
+//! [`EventsPage`], [`HostsPage`], [`HostSummary`] and [`AlertsPage`].
 //!
 //! Query parameters left empty count as absent. Times (`since`, `until`) are RFC 3339 (`Z` or a `±HH:MM`
 //! offset) or integer nanoseconds since the Unix epoch. Pages are at most [`MAX_LIMIT`] long; `next` is the
-//! cursor to pass as `after` for the following page, `null` on the last page. Stored payloads are decoded
-//! again for every answer: what is served is exactly what was hashed.
+//! cursor to pass as `after` for the following page, `null` on the last page.
 
 use std::sync::Arc;
 
-use auditloop_journal::record::{Payload, decode_payload};
+use auditloop_protocol::api::{AlertKind, AlertsPage, EventsPage, HostSummary, HostsPage};
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use serde::Deserialize;
-use serde_json::{Value, json};
 
-use crate::alerts::AlertKind;
-use crate::api::{AdminAccess, AppState};
-use crate::error::AppError;
-use crate::store::{AlertQuery, EventQuery, HostSummary, PathFilter, Store, StoredRecord};
+use crate::http::access::AdminAccess;
+use crate::http::error::AppError;
+use crate::http::state::AppState;
+use crate::http::views::{alert_view, host_summary, record_view};
+use crate::store::{AlertQuery, EventQuery, PathFilter, Store, StoreError};
 
 /// Page length when `limit` is not given.
 pub const DEFAULT_LIMIT: u32 = 100;
@@ -26,7 +26,7 @@ pub const MAX_LIMIT: u32 = 1000;
 
 /// Parameters of `GET /v1/events` (all optional).
 #[derive(Clone, Debug, Default, Deserialize)]
-pub struct EventParams {
+pub(super) struct EventParams {
     host: Option<String>,
     kind: Option<String>,
     since: Option<String>,
@@ -40,7 +40,7 @@ pub struct EventParams {
 
 /// Parameters of `GET /v1/alerts` (all optional).
 #[derive(Clone, Debug, Default, Deserialize)]
-pub struct AlertParams {
+pub(super) struct AlertParams {
     host: Option<String>,
     kind: Option<String>,
     since: Option<String>,
@@ -49,11 +49,11 @@ pub struct AlertParams {
 }
 
 /// `GET /v1/events`.
-pub async fn events(
+pub(super) async fn events(
     _: AdminAccess,
     State(state): State<AppState>,
     params: Result<Query<EventParams>, QueryRejection>,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Json<EventsPage>, AppError> {
     let Query(p) = params.map_err(|e| AppError::BadRequest(e.body_text()))?;
     let limit = limit(p.limit.as_deref())?;
     let query = EventQuery {
@@ -72,18 +72,25 @@ pub async fn events(
     };
     let mut rows = blocking(state.store(), move |s| s.records(&query)).await?;
     let next = page_end(&mut rows, limit).map(|r| r.id);
-    let events: Vec<Value> = rows.iter().map(record_json).collect();
-    Ok(Json(json!({ "events": events, "next": next })))
+    Ok(Json(EventsPage {
+        events: rows.into_iter().map(record_view).collect(),
+        next,
+    }))
 }
 
 /// `GET /v1/hosts`.
-pub async fn hosts(_: AdminAccess, State(state): State<AppState>) -> Result<Json<Value>, AppError> {
-    let hosts: Vec<HostSummary> = blocking(state.store(), |s| s.hosts()).await?;
-    Ok(Json(json!({ "hosts": hosts })))
+pub(super) async fn hosts(
+    _: AdminAccess,
+    State(state): State<AppState>,
+) -> Result<Json<HostsPage>, AppError> {
+    let hosts = blocking(state.store(), |s| s.hosts()).await?;
+    Ok(Json(HostsPage {
+        hosts: hosts.into_iter().map(host_summary).collect(),
+    }))
 }
 
 /// `GET /v1/hosts/{host}`.
-pub async fn host(
+pub(super) async fn host(
     _: AdminAccess,
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -91,21 +98,21 @@ pub async fn host(
     let lookup = name.clone();
     blocking(state.store(), move |s| s.host(&lookup))
         .await?
-        .map(Json)
+        .map(|host| Json(host_summary(host)))
         .ok_or_else(|| AppError::NotFound(format!("unknown host {name}")))
 }
 
 /// `GET /v1/alerts`.
-pub async fn alerts(
+pub(super) async fn alerts(
     _: AdminAccess,
     State(state): State<AppState>,
     params: Result<Query<AlertParams>, QueryRejection>,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Json<AlertsPage>, AppError> {
     let Query(p) = params.map_err(|e| AppError::BadRequest(e.body_text()))?;
     let limit = limit(p.limit.as_deref())?;
     let kind = match given(p.kind) {
         Some(k) => Some(AlertKind::parse(&k).ok_or_else(|| {
-            let known: Vec<_> = AlertKind::ALL.iter().map(|k| k.as_str()).collect();
+            let known: Vec<_> = AlertKind::all().map(AlertKind::as_str).collect();
             AppError::BadRequest(format!(
                 "unknown alert kind {k:?} (one of {})",
                 known.join(", ")
@@ -122,13 +129,16 @@ pub async fn alerts(
     };
     let mut rows = blocking(state.store(), move |s| s.alerts(&query)).await?;
     let next = page_end(&mut rows, limit).map(|a| a.id);
-    Ok(Json(json!({ "alerts": rows, "next": next })))
+    Ok(Json(AlertsPage {
+        alerts: rows.into_iter().map(alert_view).collect(),
+        next,
+    }))
 }
 
 /// Runs a store call on a blocking thread.
 async fn blocking<T: Send + 'static>(
     store: &Arc<dyn Store>,
-    f: impl FnOnce(&dyn Store) -> Result<T, crate::store::StoreError> + Send + 'static,
+    f: impl FnOnce(&dyn Store) -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, AppError> {
     let store = Arc::clone(store);
     tokio::task::spawn_blocking(move || f(store.as_ref()))
@@ -214,46 +224,6 @@ fn time(name: &str, value: Option<&str>) -> Result<Option<u64>, AppError> {
             .map(Some)
             .map_err(|e| AppError::BadRequest(format!("{name}={v:?}: {e}"))),
     }
-}
-
-/// One stored record as served: the event under `event`, other records under `record`.
-fn record_json(r: &StoredRecord) -> Value {
-    let mut entry = json!({
-        "id": r.id,
-        "host": r.host,
-        "seq": r.seq,
-        "stored_ns": r.stored_ns,
-        "kind": r.kind,
-    });
-    let (key, value) = match decode_payload(&r.payload) {
-        Ok(Payload::Event(event)) => ("event", serde_json::to_value(event).unwrap_or(Value::Null)),
-        Ok(Payload::SegmentStart(s)) => (
-            "record",
-            json!({
-                "index": s.index,
-                "generation": s.generation,
-                "boot_id": s.boot_id,
-                "created_ns": s.created_ns,
-                "host": s.host,
-                "genesis_public_key": s.genesis_public_key.map(hex::encode),
-            }),
-        ),
-        Ok(Payload::Checkpoint(cp)) => (
-            "record",
-            json!({
-                "epoch": cp.epoch,
-                "head_seq": cp.head_seq,
-                "head_hash": hex::encode(cp.head_hash),
-                "next_public_key": hex::encode(cp.next_public_key),
-                "signature": hex::encode(cp.signature),
-            }),
-        ),
-        Err(why) => ("error", Value::String(why)),
-    };
-    if let Some(map) = entry.as_object_mut() {
-        map.insert(key.to_owned(), value);
-    }
-    entry
 }
 
 #[cfg(test)]

@@ -1,0 +1,57 @@
+//! What every request handler shares ([`AppState`]).
+
+use std::sync::Arc;
+
+use crate::auth::Tokens;
+use crate::ingest::Ingest;
+use crate::store::Store;
+
+/// Default `--max-body-bytes`: 16 MiB.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
+
+/// What every request handler shares: the store, ingest into it, the accepted tokens and the body limit.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Shared>,
+}
+
+struct Shared {
+    store: Arc<dyn Store>,
+    ingest: Ingest,
+    tokens: Tokens,
+    max_body_bytes: usize,
+}
+
+impl AppState {
+    /// State over `store`, accepting `tokens`, bounding batch bodies to `max_body_bytes`.
+    pub fn new(store: Arc<dyn Store>, tokens: Tokens, max_body_bytes: usize) -> AppState {
+        AppState {
+            inner: Arc::new(Shared {
+                ingest: Ingest::new(Arc::clone(&store)),
+                store,
+                tokens,
+                max_body_bytes,
+            }),
+        }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.inner.store
+    }
+
+    /// Ingest into the store.
+    pub(super) fn ingest(&self) -> &Ingest {
+        &self.inner.ingest
+    }
+
+    /// The accepted tokens.
+    pub(super) fn tokens(&self) -> &Tokens {
+        &self.inner.tokens
+    }
+
+    /// The largest batch body accepted, in bytes.
+    pub(super) fn max_body_bytes(&self) -> usize {
+        self.inner.max_body_bytes
+    }
+}

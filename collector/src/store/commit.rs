@@ -1,0 +1,119 @@
+//! What a write to the store carries: a verified batch ([`Commit`]) or a refused one ([`Rejection`]).
+//!
+//! Inputs borrow from the caller for the duration of one call (a record's payload borrows the batch it
+//! came in); a backend copies what it keeps.
+
+use auditloop_journal::record::Hash;
+use auditloop_model::EventKind;
+use auditloop_protocol::api::HostStatus;
+
+use crate::alerts::NewAlert;
+use crate::store::host::HostRecord;
+
+/// What a stored record is: a segment start, a checkpoint or an event of some kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RecordKind {
+    /// A journal segment start.
+    SegmentStart,
+    /// A signed checkpoint.
+    Checkpoint,
+    /// An event.
+    Event(EventKind),
+}
+
+impl RecordKind {
+    /// The kind's name, as stored and queried (`segment_start`, `checkpoint`, or the event kind's name).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecordKind::SegmentStart => "segment_start",
+            RecordKind::Checkpoint => "checkpoint",
+            RecordKind::Event(kind) => kind.as_str(),
+        }
+    }
+
+    /// Whether the record is an event.
+    pub fn is_event(self) -> bool {
+        match self {
+            RecordKind::Event(_) => true,
+            RecordKind::SegmentStart | RecordKind::Checkpoint => false,
+        }
+    }
+}
+
+/// The searchable columns of a record: what queries filter on without decoding payloads. They are only an
+/// index; the payload stays the record of truth.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SearchColumns {
+    /// Event wall-clock time (ns since the Unix epoch); the creation time of a segment start.
+    pub time_ns: Option<u64>,
+    /// Process id of the event.
+    pub pid: Option<u32>,
+    /// The file the event is about.
+    pub path: Option<String>,
+    /// Text searched by free-text queries.
+    pub summary: Option<String>,
+}
+
+/// A verified record to store.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewRecord<'p> {
+    /// Sequence number.
+    pub seq: u64,
+    /// Record hash.
+    pub hash: Hash,
+    /// Kind.
+    pub kind: RecordKind,
+    /// Searchable columns.
+    pub columns: SearchColumns,
+    /// The payload bytes exactly as hashed.
+    pub payload: &'p [u8],
+}
+
+/// A verified checkpoint to store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NewCheckpoint {
+    /// Sequence number of the checkpoint record.
+    pub seq: u64,
+    /// Key epoch that signed it.
+    pub epoch: u64,
+    /// Sequence number of the record it signs.
+    pub head_seq: u64,
+}
+
+/// A verified batch of `host`, stored in one transaction: all of it or, on any error, none of it.
+#[derive(Clone, Copy, Debug)]
+pub struct Commit<'a> {
+    /// The host.
+    pub host: &'a str,
+    /// The host's next sequence number the batch was verified against (`None` for a host never stored).
+    /// The commit fails with [`StoreError::Conflict`](crate::store::StoreError::Conflict) unless the stored
+    /// record still has exactly this `next_seq` (or, for `None`, the host is still unknown).
+    pub expected_next_seq: Option<u64>,
+    /// The host's record after the batch.
+    pub host_record: HostRecord,
+    /// The host's status after the batch.
+    pub status: HostStatus,
+    /// New records, in sequence order (no sequence number may be stored already).
+    pub records: &'a [NewRecord<'a>],
+    /// Replayed records of the batch that were already stored.
+    pub duplicates: u64,
+    /// New checkpoints.
+    pub checkpoints: &'a [NewCheckpoint],
+    /// Alerts the batch raises.
+    pub alerts: &'a [NewAlert],
+    /// Current time (ns since the Unix epoch): when the records are stored and the host was last seen.
+    pub now_ns: u64,
+}
+
+/// A refused batch of `host`: the alerts it raised and the host's new status.
+#[derive(Clone, Copy, Debug)]
+pub struct Rejection<'a> {
+    /// The host.
+    pub host: &'a str,
+    /// The host's new status, if the refusal changes it.
+    pub status: Option<HostStatus>,
+    /// Alerts to store.
+    pub alerts: &'a [NewAlert],
+    /// Current time (ns since the Unix epoch).
+    pub now_ns: u64,
+}

@@ -1,0 +1,82 @@
+//! The conformance suite: what every [`Store`](crate::store::Store) backend must do, whatever database is
+//! behind it. The collector's ingest and query API rely on exactly these behaviours.
+//!
+//! Each case is a function taking a fresh, empty store and returning `Err` only when the store itself
+//! fails; a behaviour that differs fails an assertion. [`store_conformance!`](crate::store_conformance)
+//! turns every case into a `#[test]`:
+//!
+//! ```ignore
+//! mod conformance {
+//!     // Any expression giving a value that dereferences to a fresh store: a `Box<dyn Store>`, an `Arc`, or
+//!     // a fixture that owns the store's temporary directory.
+//!     auditloop_collector::store_conformance!(PgFixture::new());
+//! }
+//! ```
+//!
+//! The suite is compiled for the collector's own tests and, with the `conformance` feature, for other
+//! crates (a PostgreSQL backend runs it unchanged). Test data is made of the store's own types
+//! (`fixture.rs`); nothing here depends on ingest, HTTP or SQLite.
+//!
+//! Cases: committing (`commits.rs`), finding records (`records.rs`), alerts and silence (`alerts.rs`),
+//! hosts (`hosts.rs`).
+
+mod alerts;
+mod commits;
+mod fixture;
+mod hosts;
+mod records;
+
+pub use alerts::{
+    alerts_are_stored_by_commits_and_rejections, alerts_filter_by_host_kind_since_and_after,
+    silence_is_raised_once_per_quiet_spell,
+};
+pub use commits::{
+    a_commit_stores_records_and_the_host_record, a_conflicting_commit_stores_nothing,
+    a_failed_commit_stores_nothing, stored_hashes_read_back_for_replays,
+    the_host_record_round_trips_every_field,
+};
+pub use hosts::{
+    a_rejection_updates_status_and_last_contact, hosts_are_listed_with_their_counters,
+};
+pub use records::{
+    records_combine_filters, records_filter_by_host_and_kind, records_filter_by_path,
+    records_filter_by_pid, records_filter_by_text, records_filter_by_time,
+    records_page_in_ingest_order,
+};
+
+/// Expands to one `#[test]` per conformance case, each run on a fresh store made by evaluating `$fresh`
+/// (any expression whose value dereferences to a [`Store`](crate::store::Store); it is kept alive, and so
+/// may own the store's files, until the case ends).
+#[macro_export]
+macro_rules! store_conformance {
+    ($fresh:expr) => {
+        $crate::store_conformance!(@cases $fresh;
+            a_commit_stores_records_and_the_host_record,
+            the_host_record_round_trips_every_field,
+            a_conflicting_commit_stores_nothing,
+            a_failed_commit_stores_nothing,
+            stored_hashes_read_back_for_replays,
+            records_filter_by_host_and_kind,
+            records_filter_by_time,
+            records_filter_by_path,
+            records_filter_by_pid,
+            records_filter_by_text,
+            records_combine_filters,
+            records_page_in_ingest_order,
+            alerts_are_stored_by_commits_and_rejections,
+            alerts_filter_by_host_kind_since_and_after,
+            silence_is_raised_once_per_quiet_spell,
+            a_rejection_updates_status_and_last_contact,
+            hosts_are_listed_with_their_counters,
+        );
+    };
+    (@cases $fresh:expr; $($case:ident),+ $(,)?) => {
+        $(
+            #[test]
+            fn $case() -> ::std::result::Result<(), $crate::store::StoreError> {
+                let fresh = $fresh;
+                $crate::store::conformance::$case(::std::ops::Deref::deref(&fresh))
+            }
+        )+
+    };
+}

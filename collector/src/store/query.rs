@@ -1,0 +1,85 @@
+//! What the store answers: filters over stored records and alerts, and the rows they return.
+
+use auditloop_protocol::api::AlertKind;
+
+/// Filters over stored records.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EventQuery {
+    /// Only this host.
+    pub host: Option<String>,
+    /// Only records of this kind (a [`RecordKind`](crate::store::RecordKind) name); without it, events
+    /// only (segment starts and checkpoints are left out).
+    pub kind: Option<String>,
+    /// Event time at or after (ns since the Unix epoch).
+    pub since_ns: Option<u64>,
+    /// Event time before (ns since the Unix epoch).
+    pub until_ns: Option<u64>,
+    /// Only this process id.
+    pub pid: Option<u32>,
+    /// Only this path.
+    pub path: Option<PathFilter>,
+    /// Only records whose summary contains this text (case-sensitive).
+    pub text: Option<String>,
+    /// Records after this cursor (a record id from a previous page).
+    pub after: Option<i64>,
+    /// At most this many records.
+    pub limit: u32,
+}
+
+/// A path filter.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PathFilter {
+    /// Exactly this path.
+    Exact(String),
+    /// Paths starting with this prefix (an empty prefix: any path).
+    Prefix(String),
+}
+
+/// A stored record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredRecord {
+    /// Record id: increases in ingest order; the paging cursor.
+    pub id: i64,
+    /// Host.
+    pub host: String,
+    /// Sequence number.
+    pub seq: u64,
+    /// When it was stored (ns since the Unix epoch).
+    pub stored_ns: u64,
+    /// Kind name.
+    pub kind: String,
+    /// The payload bytes, as hashed.
+    pub payload: Vec<u8>,
+}
+
+/// Filters over stored alerts.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AlertQuery {
+    /// Only this host.
+    pub host: Option<String>,
+    /// Only this kind.
+    pub kind: Option<AlertKind>,
+    /// Raised at or after (ns since the Unix epoch).
+    pub since_ns: Option<u64>,
+    /// Alerts after this id.
+    pub after: Option<i64>,
+    /// At most this many alerts.
+    pub limit: u32,
+}
+
+/// A stored alert.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoredAlert {
+    /// Alert id: increases as alerts are stored; the paging cursor.
+    pub id: i64,
+    /// Host.
+    pub host: String,
+    /// Kind.
+    pub kind: AlertKind,
+    /// When it was raised (ns since the Unix epoch).
+    pub time_ns: u64,
+    /// The sequence number concerned, if any.
+    pub seq: Option<u64>,
+    /// Details (a JSON object).
+    pub detail: serde_json::Value,
+}

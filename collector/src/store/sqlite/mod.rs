@@ -1,0 +1,189 @@
+//! The SQLite store: the records file in WAL mode with one writer connection, a small pool of readers, a
+//! checkpointer thread (`checkpoint.rs`), and the search index in a file of its own (`search.rs`) that an
+//! indexer thread keeps up to date (`indexer.rs`).
+//!
+//! The schema and its migrations are in `schema.rs` (a host's record is one column per field,
+//! `host_row.rs`; `legacy.rs` reads the JSON host state of older files), writes in `write.rs`, queries in
+//! `read.rs`. Nothing SQLite-specific leaves this module: callers see only [`Store`].
+
+mod checkpoint;
+mod conn;
+mod host_row;
+mod indexer;
+mod legacy;
+mod read;
+mod schema;
+mod search;
+mod write;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use auditloop_journal::record::Hash;
+use rusqlite::{Connection, OpenFlags};
+
+use crate::alerts::NewAlert;
+use crate::store::backend::Store;
+use crate::store::commit::{Commit, Rejection};
+use crate::store::error::StoreError;
+use crate::store::host::{HostRecord, StoredHost};
+use crate::store::query::{AlertQuery, EventQuery, StoredAlert, StoredRecord};
+use crate::store::sqlite::checkpoint::Checkpointer;
+use crate::store::sqlite::conn::{named, open_wal};
+use crate::store::sqlite::indexer::{INDEX_EVERY, Indexer};
+
+/// Idle reader connections kept open.
+const READERS_KEPT: usize = 4;
+
+/// A collector database: the records file and its search file.
+pub struct SqliteStore {
+    path: PathBuf,
+    search_path: PathBuf,
+    writer: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+    /// Keeps the search file up to date.
+    indexer: Indexer,
+    /// Copies the log into the database file (the writer never does).
+    _checkpointer: Checkpointer,
+}
+
+impl SqliteStore {
+    /// Opens (creating it if needed) the database at `path`, and its search file beside it
+    /// (`<name>.search.db`), migrating an older schema.
+    pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        SqliteStore::open_indexing(path, Some(INDEX_EVERY))
+    }
+
+    /// Opens the database at `path` with its indexer thread indexing everything waiting every
+    /// `index_every`, or, with `None`, without the thread (tests index by hand).
+    pub(crate) fn open_indexing(
+        path: &Path,
+        index_every: Option<Duration>,
+    ) -> Result<SqliteStore, StoreError> {
+        let named = |e: rusqlite::Error| named(path, &e);
+        let mut conn = open_wal(path)?;
+        conn.execute_batch(
+            "PRAGMA cache_size = -65536; PRAGMA wal_autocheckpoint = 0; \
+             PRAGMA journal_size_limit = 67108864;",
+        )
+        .map_err(named)?;
+        conn.set_prepared_statement_cache_capacity(64);
+        schema::migrate(&mut conn).map_err(|e| match e {
+            StoreError::Database(why) => StoreError::Database(format!("{}: {why}", path.display())),
+            other => other,
+        })?;
+        let db_id: String = conn
+            .query_row("SELECT value FROM meta WHERE key = 'db_id'", [], |row| {
+                row.get(0)
+            })
+            .map_err(named)?;
+        let search_path = search::path_beside(path);
+        let indexer = search::open_indexer(&search_path, path, &db_id)?;
+        Ok(SqliteStore {
+            path: path.to_owned(),
+            search_path,
+            writer: Mutex::new(conn),
+            readers: Mutex::new(Vec::new()),
+            indexer: Indexer::start(indexer, index_every)?,
+            _checkpointer: Checkpointer::start(path)?,
+        })
+    }
+
+    /// Indexes the records waiting for the search index now, while at least `min_rows` wait; returns how
+    /// many it indexed. The indexer thread does this by itself; tests call it to know where the index is.
+    #[cfg(test)]
+    pub(crate) fn index_pending(&self, min_rows: u64) -> Result<u64, StoreError> {
+        self.indexer.index_pending(min_rows)
+    }
+
+    fn writer(&self) -> Result<MutexGuard<'_, Connection>, StoreError> {
+        self.writer
+            .lock()
+            .map_err(|_| StoreError::Database("writer connection lock poisoned".into()))
+    }
+
+    /// Runs `f` on an idle reader connection (opening one when none is idle).
+    fn read<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let idle = self
+            .readers
+            .lock()
+            .map_err(|_| StoreError::Database("reader pool lock poisoned".into()))?
+            .pop();
+        let conn = match idle {
+            Some(conn) => conn,
+            None => {
+                let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+                let conn = Connection::open_with_flags(&self.path, flags)?;
+                conn.busy_timeout(Duration::from_secs(10))?;
+                conn.set_prepared_statement_cache_capacity(64);
+                search::attach(&conn, &self.search_path)?;
+                conn
+            }
+        };
+        let out = f(&conn);
+        if let Ok(mut readers) = self.readers.lock()
+            && readers.len() < READERS_KEPT
+        {
+            readers.push(conn);
+        }
+        out
+    }
+}
+
+impl Store for SqliteStore {
+    fn host_record(&self, host: &str) -> Result<Option<HostRecord>, StoreError> {
+        self.read(|conn| read::host_record(conn, host))
+    }
+
+    fn stored_hashes(
+        &self,
+        host: &str,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<(u64, Hash)>, StoreError> {
+        self.read(|conn| read::stored_hashes(conn, host, from, to))
+    }
+
+    fn commit(&self, commit: &Commit<'_>) -> Result<(), StoreError> {
+        write::commit(&mut *self.writer()?, commit)?;
+        self.indexer.stored();
+        Ok(())
+    }
+
+    fn reject(&self, rejection: &Rejection<'_>) -> Result<(), StoreError> {
+        write::reject(&mut *self.writer()?, rejection)
+    }
+
+    fn raise_silence(
+        &self,
+        host: &str,
+        seen_before_ns: u64,
+        alert: &NewAlert,
+        now_ns: u64,
+    ) -> Result<bool, StoreError> {
+        write::raise_silence(&mut *self.writer()?, host, seen_before_ns, alert, now_ns)
+    }
+
+    fn hosts(&self) -> Result<Vec<StoredHost>, StoreError> {
+        self.read(|conn| read::hosts(conn, None))
+    }
+
+    fn host(&self, host: &str) -> Result<Option<StoredHost>, StoreError> {
+        self.read(|conn| Ok(read::hosts(conn, Some(host))?.pop()))
+    }
+
+    fn records(&self, query: &EventQuery) -> Result<Vec<StoredRecord>, StoreError> {
+        self.read(|conn| read::records(conn, query))
+    }
+
+    fn alerts(&self, query: &AlertQuery) -> Result<Vec<StoredAlert>, StoreError> {
+        self.read(|conn| read::alerts(conn, query))
+    }
+}
+
+#[cfg(test)]
+mod tests;

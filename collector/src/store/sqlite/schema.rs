@@ -1,0 +1,131 @@
+//! The records file's schema (version [`SCHEMA_VERSION`], kept in `PRAGMA user_version`) and the steps
+//! that bring older files up to it.
+//!
+//! Version 1 indexed path and pid per row; version 2 moved them to the search file and kept each host's
+//! chain state as a JSON document of the verifier's own type; version 3 keeps a host's record as columns of
+//! its own ([`HOST_COLUMNS`]), so no other crate's type is a storage format.
+
+use rusqlite::{Connection, Transaction};
+
+use crate::store::error::StoreError;
+use crate::store::sqlite::legacy;
+
+/// Schema version kept in `PRAGMA user_version`.
+pub(super) const SCHEMA_VERSION: i64 = 3;
+
+/// The columns of the `hosts` table (the host record's columns are the ones [`super::host_row`] reads and
+/// writes).
+pub(super) const HOST_COLUMNS: &str = "
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    next_seq INTEGER NOT NULL,
+    last_hash BLOB NOT NULL,
+    epoch INTEGER NOT NULL,
+    epoch_key BLOB,
+    genesis_key BLOB,
+    next_segment INTEGER,
+    segment_generation INTEGER NOT NULL,
+    last_checkpoint_seq INTEGER NOT NULL,
+    first_seq INTEGER NOT NULL,
+    anchor_key BLOB,
+    generation INTEGER,
+    clean_stop INTEGER NOT NULL,
+    spool_overflowing INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    records INTEGER NOT NULL DEFAULT 0,
+    events INTEGER NOT NULL DEFAULT 0,
+    duplicates INTEGER NOT NULL DEFAULT 0,
+    batches INTEGER NOT NULL DEFAULT 0,
+    created_ns INTEGER NOT NULL,
+    last_seen_ns INTEGER NOT NULL,
+    last_checkpoint_ns INTEGER,
+    silence_alerted INTEGER NOT NULL DEFAULT 0
+";
+
+/// Every table but `hosts`, and the indexes; unchanged since version 2.
+const TABLES: &str = "
+CREATE TABLE IF NOT EXISTS records (
+    id INTEGER PRIMARY KEY,
+    host_id INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    hash BLOB NOT NULL,
+    kind TEXT NOT NULL,
+    time_ns INTEGER,
+    pid INTEGER,
+    path TEXT,
+    summary TEXT,
+    payload BLOB NOT NULL,
+    stored_ns INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS records_host_seq ON records (host_id, seq);
+CREATE INDEX IF NOT EXISTS records_time ON records (time_ns);
+CREATE INDEX IF NOT EXISTS records_kind ON records (kind);
+CREATE TABLE IF NOT EXISTS checkpoints (
+    host_id INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    epoch INTEGER NOT NULL,
+    head_seq INTEGER NOT NULL,
+    stored_ns INTEGER NOT NULL,
+    PRIMARY KEY (host_id, seq)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS alerts (
+    id INTEGER PRIMARY KEY,
+    host TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    time_ns INTEGER NOT NULL,
+    seq INTEGER,
+    detail TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS alerts_host ON alerts (host);
+CREATE INDEX IF NOT EXISTS alerts_kind ON alerts (kind);
+";
+
+/// The database's identity (since version 2), which the search file checks it indexes.
+const META: &str = "
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+INSERT OR IGNORE INTO meta (key, value) VALUES ('db_id', lower(hex(randomblob(16))));
+";
+
+/// Version 1 to 2: path and pid are indexed in the search file instead (which starts empty and catches
+/// up in chunks).
+const MIGRATE_1_TO_2: &str = "
+DROP INDEX IF EXISTS records_pid;
+DROP INDEX IF EXISTS records_path;
+";
+
+/// Creates the schema in a new file, or brings an older one up to [`SCHEMA_VERSION`] in one transaction;
+/// refuses a newer one.
+pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let version: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
+    if version == SCHEMA_VERSION {
+        return Ok(());
+    }
+    if !(0..SCHEMA_VERSION).contains(&version) {
+        return Err(StoreError::Database(format!(
+            "schema version {version} is not supported by this collector (it knows version {SCHEMA_VERSION})"
+        )));
+    }
+    let tx = conn.transaction()?;
+    if version == 0 {
+        tx.execute_batch(&format!(
+            "CREATE TABLE hosts ({HOST_COLUMNS}); {TABLES} {META}"
+        ))?;
+    } else {
+        if version == 1 {
+            tx.execute_batch(&format!("{MIGRATE_1_TO_2} {META}"))?;
+        }
+        migrate_2_to_3(&tx)?;
+    }
+    tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// Version 2 to 3: the `hosts` table is rebuilt with each host's JSON chain state split into columns (row
+/// ids are kept: records refer to them).
+fn migrate_2_to_3(tx: &Transaction<'_>) -> Result<(), StoreError> {
+    tx.execute_batch(&format!("CREATE TABLE hosts_v3 ({HOST_COLUMNS});"))?;
+    legacy::copy_hosts(tx, "hosts", "hosts_v3")?;
+    tx.execute_batch("DROP TABLE hosts; ALTER TABLE hosts_v3 RENAME TO hosts;")?;
+    Ok(())
+}

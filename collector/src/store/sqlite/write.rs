@@ -1,0 +1,234 @@
+//! Writing the SQLite store: a verified batch, a refused one, a silence alert.
+//!
+//! Each is one `IMMEDIATE` transaction of cached prepared statements on the writer connection. A commit
+//! updates the host's row with a compare-and-set on its `next_seq`, so two writers can never both extend
+//! the same chain position; any error rolls the whole transaction back.
+
+use std::sync::LazyLock;
+
+use rusqlite::types::Value;
+use rusqlite::{CachedStatement, Connection, OptionalExtension, TransactionBehavior, params};
+use rusqlite::{Transaction, params_from_iter};
+
+use crate::alerts::NewAlert;
+use crate::store::commit::{Commit, NewRecord, Rejection};
+use crate::store::error::StoreError;
+use crate::store::sqlite::conn::int;
+use crate::store::sqlite::host_row;
+
+/// Columns bound per stored record.
+const RECORD_COLUMNS: usize = 10;
+/// Records inserted by one statement (fewer statement executions per batch).
+const ROWS_PER_INSERT: usize = 64;
+
+/// Parameter numbers of [`INSERT_HOST`] and [`UPDATE_HOST`]: `?1` is the host's name, `?2` on the record's
+/// columns, then these.
+const STATUS: usize = 2 + host_row::COUNT;
+const RECORDS: usize = STATUS + 1;
+const EVENTS: usize = STATUS + 2;
+const DUPLICATES: usize = STATUS + 3;
+const NOW: usize = STATUS + 4;
+const CHECKPOINT_NS: usize = STATUS + 5;
+/// Only in [`UPDATE_HOST`]: the `next_seq` expected.
+const EXPECTED: usize = STATUS + 6;
+
+/// Adds a host never stored; returns nothing when the name is taken.
+static INSERT_HOST: LazyLock<String> = LazyLock::new(|| {
+    let record: Vec<_> = (2..2 + host_row::COUNT).map(|i| format!("?{i}")).collect();
+    format!(
+        "INSERT INTO hosts (name, {columns}, status, records, events, duplicates, batches, created_ns, \
+         last_seen_ns, last_checkpoint_ns) \
+         VALUES (?1, {record}, ?{status}, ?{records}, ?{events}, ?{duplicates}, 1, ?{now}, ?{now}, ?{cp}) \
+         ON CONFLICT (name) DO NOTHING RETURNING id",
+        columns = host_row::COLUMNS,
+        record = record.join(", "),
+        status = STATUS,
+        records = RECORDS,
+        events = EVENTS,
+        duplicates = DUPLICATES,
+        now = NOW,
+        cp = CHECKPOINT_NS,
+    )
+});
+
+/// Moves a stored host on, if its `next_seq` is still the one expected (the last parameter).
+static UPDATE_HOST: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "UPDATE hosts SET {record}, status = ?{status}, records = records + ?{records}, \
+         events = events + ?{events}, duplicates = duplicates + ?{duplicates}, batches = batches + 1, \
+         last_seen_ns = ?{now}, last_checkpoint_ns = COALESCE(?{cp}, last_checkpoint_ns), \
+         silence_alerted = 0 WHERE name = ?1 AND next_seq = ?{expected} RETURNING id",
+        record = host_row::assignments(2),
+        status = STATUS,
+        records = RECORDS,
+        events = EVENTS,
+        duplicates = DUPLICATES,
+        now = NOW,
+        cp = CHECKPOINT_NS,
+        expected = EXPECTED,
+    )
+});
+
+/// Stores `c` in one transaction.
+pub(super) fn commit(conn: &mut Connection, c: &Commit<'_>) -> Result<(), StoreError> {
+    let now = int(c.now_ns);
+    let events = c.records.iter().filter(|r| r.kind.is_event()).count();
+    let mut args: Vec<Value> = vec![Value::Text(c.host.to_owned())];
+    args.extend(host_row::values(&c.host_record));
+    // STATUS, RECORDS, EVENTS, DUPLICATES, NOW, CHECKPOINT_NS.
+    args.extend([
+        Value::Text(c.status.as_str().to_owned()),
+        Value::Integer(int(c.records.len() as u64)),
+        Value::Integer(int(events as u64)),
+        Value::Integer(int(c.duplicates)),
+        Value::Integer(now),
+        Value::from((!c.checkpoints.is_empty()).then_some(now)),
+    ]);
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let host_id: Option<i64> = match c.expected_next_seq {
+        None => tx
+            .prepare_cached(&INSERT_HOST)?
+            .query_row(params_from_iter(args), |row| row.get(0))
+            .optional()?,
+        Some(expected) => {
+            args.push(Value::Integer(int(expected)));
+            tx.prepare_cached(&UPDATE_HOST)?
+                .query_row(params_from_iter(args), |row| row.get(0))
+                .optional()?
+        }
+    };
+    let Some(host_id) = host_id else {
+        return Err(StoreError::Conflict(c.host.to_owned()));
+    };
+    insert_records(&tx, host_id, c.records, now)?;
+    {
+        let mut insert = tx.prepare_cached(
+            "INSERT INTO checkpoints (host_id, seq, epoch, head_seq, stored_ns) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?;
+        for cp in c.checkpoints {
+            insert.execute(params![
+                host_id,
+                int(cp.seq),
+                int(cp.epoch),
+                int(cp.head_seq),
+                now
+            ])?;
+        }
+    }
+    insert_alerts(&tx, c.host, c.alerts, now)?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// Stores the alerts of a refused batch and updates a stored host's status and last contact.
+pub(super) fn reject(conn: &mut Connection, r: &Rejection<'_>) -> Result<(), StoreError> {
+    let now = int(r.now_ns);
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    tx.prepare_cached(
+        "UPDATE hosts SET status = COALESCE(?2, status), last_seen_ns = ?3, silence_alerted = 0 \
+         WHERE name = ?1",
+    )?
+    .execute(params![r.host, r.status.map(|s| s.as_str()), now])?;
+    insert_alerts(&tx, r.host, r.alerts, now)?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// Opens a silence alert for `host` if it has none and was last seen before `seen_before_ns`.
+pub(super) fn raise_silence(
+    conn: &mut Connection,
+    host: &str,
+    seen_before_ns: u64,
+    alert: &NewAlert,
+    now_ns: u64,
+) -> Result<bool, StoreError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let changed = tx
+        .prepare_cached(
+            "UPDATE hosts SET silence_alerted = 1 \
+             WHERE name = ?1 AND silence_alerted = 0 AND last_seen_ns < ?2",
+        )?
+        .execute(params![host, int(seen_before_ns)])?;
+    if changed == 1 {
+        insert_alerts(&tx, host, std::slice::from_ref(alert), int(now_ns))?;
+    }
+    tx.commit()?;
+    Ok(changed == 1)
+}
+
+/// `INSERT INTO records` of `rows` rows.
+fn insert_records_sql(rows: usize) -> String {
+    let row = format!("({})", ["?"; RECORD_COLUMNS].join(", "));
+    format!(
+        "INSERT INTO records (host_id, seq, hash, kind, time_ns, pid, path, summary, payload, stored_ns) VALUES {}",
+        vec![row; rows].join(", ")
+    )
+}
+
+/// Inserts `records`, [`ROWS_PER_INSERT`] to a statement where there are enough.
+fn insert_records(
+    tx: &Transaction<'_>,
+    host_id: i64,
+    records: &[NewRecord<'_>],
+    now: i64,
+) -> Result<(), StoreError> {
+    let mut one = tx.prepare_cached(&insert_records_sql(1))?;
+    let mut many = tx.prepare_cached(&insert_records_sql(ROWS_PER_INSERT))?;
+    for chunk in records.chunks(ROWS_PER_INSERT) {
+        if chunk.len() == ROWS_PER_INSERT {
+            for (i, r) in chunk.iter().enumerate() {
+                bind_record(&mut many, i * RECORD_COLUMNS, host_id, r, now)?;
+            }
+            many.raw_execute()?;
+        } else {
+            for r in chunk {
+                bind_record(&mut one, 0, host_id, r, now)?;
+                one.raw_execute()?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Binds one record's columns after the first `offset` parameters.
+fn bind_record(
+    stmt: &mut CachedStatement<'_>,
+    offset: usize,
+    host_id: i64,
+    r: &NewRecord<'_>,
+    now: i64,
+) -> Result<(), StoreError> {
+    let at = |i: usize| offset + i;
+    stmt.raw_bind_parameter(at(1), host_id)?;
+    stmt.raw_bind_parameter(at(2), int(r.seq))?;
+    stmt.raw_bind_parameter(at(3), &r.hash[..])?;
+    stmt.raw_bind_parameter(at(4), r.kind.as_str())?;
+    stmt.raw_bind_parameter(at(5), r.columns.time_ns.map(int))?;
+    stmt.raw_bind_parameter(at(6), r.columns.pid)?;
+    stmt.raw_bind_parameter(at(7), r.columns.path.as_deref())?;
+    stmt.raw_bind_parameter(at(8), r.columns.summary.as_deref())?;
+    stmt.raw_bind_parameter(at(9), r.payload)?;
+    stmt.raw_bind_parameter(at(10), now)?;
+    Ok(())
+}
+
+fn insert_alerts(
+    tx: &Transaction<'_>,
+    host: &str,
+    alerts: &[NewAlert],
+    now: i64,
+) -> Result<(), StoreError> {
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO alerts (host, kind, time_ns, seq, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?;
+    for alert in alerts {
+        insert.execute(params![
+            host,
+            alert.kind.as_str(),
+            now,
+            alert.seq.map(int),
+            alert.detail.to_string()
+        ])?;
+    }
+    Ok(())
+}
