@@ -5,9 +5,66 @@ use aya_ebpf::{helpers::generated::bpf_probe_read_user_str, maps::lpm_trie::Key}
 
 use crate::maps::PATH_SCRATCH;
 
+/// A path read into the per-CPU filter key, and whether it is provably canonical.
+pub struct PathKeyRead {
+    /// The filter key.
+    pub key: &'static Key<[u8; PATH_KEY_LEN]>,
+    /// Whether the path is provably canonical (see [`is_canonical`]); only then may the kernel's path
+    /// filters decide on it alone.
+    pub canonical: bool,
+}
+
+/// Whether `path` (NUL-terminated within the buffer) is provably canonical: absolute, with no empty, `.`
+/// or `..` component, not under `/proc/<pid>`, `/proc/self` or `/proc/thread-self` (whose links lead
+/// elsewhere), and wholly in the buffer. It may still pass through a symbolic link: those are caught in
+/// userspace and by fanotify, never by a string match.
+#[inline(always)]
+pub fn is_canonical(path: &[u8; PATH_KEY_LEN]) -> bool {
+    if path[0] != b'/' {
+        return false;
+    }
+    if path[1] == 0 {
+        return true;
+    }
+    if path[0..6] == *b"/proc/" {
+        let c = path[6];
+        if c.is_ascii_digit() || (path[6..11] == *b"self/" || path[6..11] == *b"self\0") {
+            return false;
+        }
+        if path[6..17] == *b"thread-self" {
+            return false;
+        }
+    }
+    // Per component: its length and whether it is only dots.
+    let mut len = 0u32;
+    let mut dots = 0u32;
+    let mut i = 1;
+    while i < PATH_KEY_LEN {
+        let b = path[i];
+        if b == 0 || b == b'/' {
+            if len == 0 || (dots == len && len <= 2) {
+                return false;
+            }
+            if b == 0 {
+                return true;
+            }
+            len = 0;
+            dots = 0;
+        } else {
+            len += 1;
+            if b == b'.' {
+                dots += 1;
+            }
+        }
+        i += 1;
+    }
+    // No NUL: the path is longer than the key and could not be checked.
+    false
+}
+
 /// Reads the path at `ptr` into the per-CPU filter key; None when unreadable.
 #[inline(always)]
-pub fn path_key(ptr: u64) -> Option<&'static Key<[u8; PATH_KEY_LEN]>> {
+pub fn path_key(ptr: u64) -> Option<PathKeyRead> {
     let scratch = PATH_SCRATCH.get_ptr_mut(0)?;
     // SAFETY: per-CPU scratch owned by this program run; `Key` and `PathKey` have the same layout
     // (u32 prefix length, then the bytes) and the key is only read by map lookups.
@@ -28,6 +85,10 @@ pub fn path_key(ptr: u64) -> Option<&'static Key<[u8; PATH_KEY_LEN]>> {
             return None;
         }
         (*key).prefix_bits = (PATH_KEY_LEN * 8) as u32;
-        Some(&*(scratch.cast::<Key<[u8; PATH_KEY_LEN]>>()))
+        let canonical = is_canonical(&(*key).path);
+        Some(PathKeyRead {
+            key: &*(scratch.cast::<Key<[u8; PATH_KEY_LEN]>>()),
+            canonical,
+        })
     }
 }

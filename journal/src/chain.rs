@@ -11,12 +11,7 @@ use crate::damage::Damage;
 use crate::keys::verify_signature;
 use crate::record::{Checkpoint, Hash, Payload, RawRecord, SegmentStart, decode_payload};
 
-/// Payload tag (bincode variant index) of a [`Payload::SegmentStart`].
-pub const TAG_SEGMENT_START: u8 = 0;
-/// Payload tag of a [`Payload::Event`].
-pub const TAG_EVENT: u8 = 1;
-/// Payload tag of a [`Payload::Checkpoint`].
-pub const TAG_CHECKPOINT: u8 = 2;
+pub use crate::record::{TAG_CHECKPOINT, TAG_EVENT, TAG_EVENT_V1, TAG_SEGMENT_START, is_event_tag};
 
 /// What a verifier remembers between records.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -113,7 +108,7 @@ impl ChainState {
             ));
         }
         let accepted = match rec.payload.first().copied() {
-            Some(TAG_EVENT) => Accepted::Event(rec.payload),
+            Some(tag) if is_event_tag(tag) => Accepted::Event(rec.payload),
             Some(TAG_SEGMENT_START | TAG_CHECKPOINT) => match decode_payload(rec.payload) {
                 Ok(Payload::SegmentStart(start)) => {
                     self.segment_start(&start, rec.seq)

@@ -32,15 +32,51 @@ pub const FRAME_OVERHEAD: usize = 4 + 8 + 32 + 32;
 /// A SHA-256 digest.
 pub type Hash = [u8; 32];
 
-/// What a record holds.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// What a record holds. (Serialized for JSON exports; the journal's own encoding is [`encode_payload`].)
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub enum Payload {
     /// The first record of every segment.
     SegmentStart(SegmentStart),
-    /// A captured or agent event.
+    /// A captured or agent event (in today's model, whichever format it was written in).
     Event(Event),
     /// A signed statement of the chain head.
     Checkpoint(Checkpoint),
+}
+
+/// Payload tag (bincode variant index) of a segment start.
+pub const TAG_SEGMENT_START: u8 = 0;
+/// Payload tag of an event in the model of format 1 (read, never written).
+pub const TAG_EVENT_V1: u8 = 1;
+/// Payload tag of a checkpoint.
+pub const TAG_CHECKPOINT: u8 = 2;
+/// Payload tag of an event in today's model (what the agent writes).
+pub const TAG_EVENT: u8 = 3;
+
+/// Whether a payload tag is an event of any format.
+pub fn is_event_tag(tag: u8) -> bool {
+    tag == TAG_EVENT || tag == TAG_EVENT_V1
+}
+
+/// A payload as encoded: the tag order is the format and only ever grows (see the `TAG_` constants).
+#[derive(Deserialize)]
+enum WirePayload {
+    SegmentStart(SegmentStart),
+    EventV1(crate::legacy::v1::Event),
+    Checkpoint(Checkpoint),
+    Event(Event),
+}
+
+/// [`WirePayload`] borrowed, for encoding (today's events only).
+#[derive(Serialize)]
+enum WirePayloadRef<'a> {
+    SegmentStart(&'a SegmentStart),
+    #[expect(
+        dead_code,
+        reason = "holds tag 1: events of format 1 are read, never written"
+    )]
+    EventV1(()),
+    Checkpoint(&'a Checkpoint),
+    Event(&'a Event),
 }
 
 /// Opens a segment: who wrote it, in which run.
@@ -115,7 +151,17 @@ fn bincode_config() -> impl bincode::config::Config {
 
 /// Encodes a payload.
 pub fn encode_payload(payload: &Payload) -> Result<Vec<u8>, bincode::error::EncodeError> {
-    bincode::serde::encode_to_vec(payload, bincode_config())
+    let wire = match payload {
+        Payload::SegmentStart(s) => WirePayloadRef::SegmentStart(s),
+        Payload::Event(e) => WirePayloadRef::Event(e),
+        Payload::Checkpoint(c) => WirePayloadRef::Checkpoint(c),
+    };
+    bincode::serde::encode_to_vec(wire, bincode_config())
+}
+
+/// Encodes an event payload without building a [`Payload`] first.
+pub fn encode_event(event: &Event) -> Result<Vec<u8>, bincode::error::EncodeError> {
+    bincode::serde::encode_to_vec(WirePayloadRef::Event(event), bincode_config())
 }
 
 /// Why payload bytes are not a [`Payload`].
@@ -132,12 +178,17 @@ pub enum PayloadError {
 
 /// Decodes a payload; all bytes must be used.
 pub fn decode_payload(bytes: &[u8]) -> Result<Payload, PayloadError> {
-    let (payload, used) =
+    let (wire, used): (WirePayload, usize) =
         bincode::serde::decode_from_slice(bytes, bincode_config()).map_err(PayloadError::Decode)?;
     if used != bytes.len() {
         return Err(PayloadError::Trailing(bytes.len() - used));
     }
-    Ok(payload)
+    Ok(match wire {
+        WirePayload::SegmentStart(s) => Payload::SegmentStart(s),
+        WirePayload::EventV1(e) => Payload::Event(e.into()),
+        WirePayload::Checkpoint(c) => Payload::Checkpoint(c),
+        WirePayload::Event(e) => Payload::Event(e),
+    })
 }
 
 /// The hash of a record.

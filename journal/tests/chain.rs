@@ -282,7 +282,11 @@ fn a_run_that_journals_nothing_leaves_the_journal_as_it_was() {
     drop(first);
     assert!(segment_names(dir.path()).is_empty());
     let mut j = Journal::open(opts(dir.path())).unwrap();
-    assert_eq!(j.genesis_public_key(), key, "the genesis key is not replaced");
+    assert_eq!(
+        j.genesis_public_key(),
+        key,
+        "the genesis key is not replaced"
+    );
     j.append_event(&mut event(1)).unwrap();
     j.close().unwrap();
     let before = segment_names(dir.path());

@@ -13,8 +13,9 @@ pub struct File {
     pub op: FileOp,
     /// The syscall used (`openat`, `renameat2`, `fchmod`, …).
     pub syscall: String,
-    /// The file, absolute when it could be resolved (see `resolved`); for `symlink` the link created; for
-    /// `mount` the mount point.
+    /// The file the kernel acted on: absolute and canonical (`.`, `..` and `//` collapsed, symlinks and
+    /// `/proc/<pid>/{root,cwd,fd}` links followed the way the syscall follows them) when it could be
+    /// resolved (see `resolved`); for `symlink` the link created; for `mount` the mount point.
     pub path: String,
     /// Second path: rename/link destination, symlink target (as written), mount source.
     pub target: String,
@@ -38,6 +39,10 @@ pub struct File {
     pub ret: Option<i64>,
     /// Whether the syscall succeeded.
     pub success: bool,
+    /// The path argument as passed, when it differs from `path`; empty otherwise.
+    pub raw_path: String,
+    /// The second path argument as passed, when it differs from `target`; empty otherwise.
+    pub raw_target: String,
 }
 
 /// A watched configuration file changed.
@@ -64,4 +69,12 @@ pub struct ConfigChange {
     pub diff: Option<String>,
     /// The diff was cut at its length limit.
     pub diff_truncated: bool,
+    /// The file's content is secret (`watch.redact`): no content or diff is recorded, only hashes, size
+    /// and `changed_entries`.
+    pub redacted: bool,
+    /// For a redacted file in `name:…` line format (shadow, gshadow): the names whose lines were added,
+    /// removed or changed.
+    pub changed_entries: Vec<String>,
+    /// The watched path is now a symbolic link, pointing here (it is never followed).
+    pub link_target: Option<String>,
 }

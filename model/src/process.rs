@@ -7,7 +7,8 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, Fields)]
 #[fields(prefix = "exec", kind = Exec)]
 pub struct Exec {
-    /// Filename as passed to the syscall.
+    /// The executed file: its canonical path (absolute, `.`/`..`/`//` and symlinks resolved, as the kernel
+    /// found it), or the filename as passed when it could not be resolved.
     pub filename: String,
     /// The first argv entries (see `argv_truncated` and `truncated_args`).
     pub argv: Vec<String>,
@@ -31,6 +32,16 @@ pub struct Exec {
     pub from_memfd: bool,
     /// Index of the kernel exec rule that killed the task before the new program ran.
     pub killed_by_rule: Option<u32>,
+    /// The filename as passed to the syscall, when it differs from `filename` (then the canonical path of
+    /// the executed file); empty otherwise.
+    pub raw_filename: String,
+    /// Device number of the executed file (`st_dev`); 0 when unknown.
+    pub dev: u64,
+    /// Inode number of the executed file; 0 when unknown.
+    pub inode: u64,
+    /// SHA-256 of the executed file; absent when it was not computed (gone, unreadable or over the size
+    /// limit).
+    pub sha256: Option<String>,
 }
 
 /// fork/vfork/clone/clone3.

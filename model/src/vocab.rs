@@ -30,6 +30,13 @@ pub enum LossStage {
     Decode,
     /// The journal's spool was full of records the collector had not acknowledged.
     SpoolOverflow,
+    /// The journal could not be written (disk full, I/O error); counted until it could again.
+    Journal,
+    /// Standard output was blocked; the events are in the journal, only their printed copies were
+    /// dropped.
+    Stdout,
+    /// The webhook queue was full; the alerts are in the journal, only their deliveries were dropped.
+    Webhook,
 }
 
 /// An action carried out for a rule (an `action` event's `action`).

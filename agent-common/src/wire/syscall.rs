@@ -209,6 +209,9 @@ pub const SYS_STR_UNREADABLE: u32 = 1 << 2;
 pub const SYS_OPEN_WRITE: u32 = 1 << 3;
 /// `Syscall::flags`: a read-only open recorded because its path is in the sensitive list.
 pub const SYS_OPEN_SENSITIVE: u32 = 1 << 4;
+/// The path argument is not provably canonical (relative, with `.`, `..` or `//`, or through a `/proc`
+/// link), so the kernel's path filters did not decide on it: userspace resolves it and decides.
+pub const SYS_PATH_UNSURE: u32 = 1 << 5;
 
 /// A syscall entry (or, for accept, a return with the peer address).
 #[repr(C)]

@@ -149,12 +149,16 @@ fn enter(filename: *const u8, argv: *const *const u8, dirfd: i32, at_flags: u32)
     submit(entry);
 }
 
-/// If the executable path matches a kernel exec rule (for this uid), sends SIGKILL to the calling task: the
-/// exec never completes, so the new program runs no instruction. Returns the rule index.
+/// If the executable path is provably canonical and matches a kernel exec rule (for this uid), sends
+/// SIGKILL to the calling task: the exec never completes, so the new program runs no instruction. Returns
+/// the rule index. Other spellings are decided in userspace before the program runs (fanotify).
 #[inline(always)]
 fn kill_if_denied(filename: *const u8) -> Option<u32> {
-    let key = path_key(filename as u64)?;
-    let rule = *EXEC_KILL.get(key)?;
+    let read = path_key(filename as u64)?;
+    if !read.canonical {
+        return None;
+    }
+    let rule = *EXEC_KILL.get(read.key)?;
     let uid = bpf_get_current_uid_gid() as u32;
     if rule.uid != u32::MAX && rule.uid != uid {
         return None;

@@ -11,8 +11,8 @@
 use agent_common::wire::{
     CloseWrite, MAX_KINDS, NO_ARG, RecordKind, SPEC_ALWAYS_WRITE, SPEC_FLAGS_IN_OPEN_HOW,
     SPEC_ONLY_PR_SET_NAME, SPEC_STR1_PATH, SPEC_STR1_SOCKADDR, STR_LEN, SYS_OPEN_SENSITIVE,
-    SYS_OPEN_WRITE, SYS_STR_UNREADABLE, SYS_STR1_TRUNCATED, SYS_STR2_TRUNCATED, SysExit, Syscall,
-    SyscallOp, SyscallSpec,
+    SYS_OPEN_WRITE, SYS_PATH_UNSURE, SYS_STR_UNREADABLE, SYS_STR1_TRUNCATED, SYS_STR2_TRUNCATED,
+    SysExit, Syscall, SyscallOp, SyscallSpec,
 };
 use aya_ebpf::{
     helpers::{
@@ -121,16 +121,21 @@ fn enter<const N: usize>(ctx: &TracePointContext) {
     if spec.flags & SPEC_STR1_PATH != 0
         && let Some(ptr) = pick(&args, spec.str1_arg)
         && ptr != 0
-        && let Some(key) = path_key(ptr)
+        && let Some(read) = path_key(ptr)
     {
-        if IGNORE_PATHS.get(key).is_some() {
-            return;
-        }
-        if spec.op == SyscallOp::Open as u32 && flags & SYS_OPEN_WRITE == 0 {
-            if SENSITIVE_PATHS.get(key).is_none() {
+        if !read.canonical {
+            // Another spelling may name an ignored or a sensitive file: userspace resolves and decides.
+            flags |= SYS_PATH_UNSURE;
+        } else {
+            if IGNORE_PATHS.get(read.key).is_some() {
                 return;
             }
-            flags |= SYS_OPEN_SENSITIVE;
+            if spec.op == SyscallOp::Open as u32 && flags & SYS_OPEN_WRITE == 0 {
+                if SENSITIVE_PATHS.get(read.key).is_none() {
+                    return;
+                }
+                flags |= SYS_OPEN_SENSITIVE;
+            }
         }
     } else if spec.op == SyscallOp::Open as u32 && flags & SYS_OPEN_WRITE == 0 {
         return;

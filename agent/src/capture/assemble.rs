@@ -15,11 +15,13 @@ use auditloop_model::{self as model, ChangeTrigger, Event, EventBody, FileOp, Pr
 
 use crate::clock::Clock;
 
+use super::canon::{Last, LiveFs, canonicalize};
 use super::containers::Containers;
 use super::convert::{self, Tables};
 use super::fdtable::FdTable;
+use super::identity::Identities;
 use super::proctable::ProcessTable;
-use super::resolve::{self, resolve};
+use super::resolve;
 
 /// Most descriptors the descriptor table keeps.
 const FD_TABLE_CAPACITY: usize = 1 << 16;
@@ -56,6 +58,7 @@ pub struct Assembler {
     pending: HashMap<u32, PendingExec>,
     pending_sys: HashMap<u32, PendingSyscall>,
     touches: Vec<FileTouch>,
+    identities: Identities,
 }
 
 impl Assembler {
@@ -69,6 +72,7 @@ impl Assembler {
             pending: HashMap::new(),
             pending_sys: HashMap::new(),
             touches: Vec::new(),
+            identities: Identities::default(),
         }
     }
 
@@ -109,6 +113,7 @@ impl Assembler {
                     old_comm: comm(&rec.header),
                     from_memfd: false,
                     killed_by_rule: (rec.flags & EXEC_KILLED != 0).then_some(rec.header.aux),
+                    ..model::Exec::default()
                 };
                 let pending = PendingExec {
                     header: rec.header,
@@ -237,15 +242,22 @@ impl Assembler {
                 exec.from_memfd = info.memfd.is_some();
                 info.path.clone()
             }
-            None => {
-                let base = if exec.dirfd == agent_common::wire::AT_FDCWD {
-                    self.procs.cwd(pid)
-                } else {
-                    resolve::proc_link(pid, &format!("fd/{}", exec.dirfd))
-                };
-                resolve(&exec.filename, base.as_deref()).unwrap_or_else(|| exec.filename.clone())
-            }
+            // The running image: the file the kernel executed, whatever name reached it.
+            None => match resolve::proc_link(pid, "exe").filter(|p| !p.ends_with(" (deleted)")) {
+                Some(exe) => exe,
+                None => self
+                    .canonical_exec(pid, pending.header.tid, exec)
+                    .unwrap_or_else(|| exec.filename.clone()),
+            },
         };
+        if !exec.from_memfd
+            && let Some(id) = self.identities.of_exec(pid, &exe)
+        {
+            (exec.dev, exec.inode, exec.sha256) = (id.dev, id.inode, id.sha256);
+        }
+        if exe != exec.filename && !exec.from_memfd {
+            exec.raw_filename = std::mem::replace(&mut exec.filename, exe.clone());
+        }
         let setuid_owner = std::fs::metadata(&exe).ok().and_then(|m| {
             use std::os::unix::fs::MetadataExt;
             (m.mode() & 0o4000 != 0).then_some(m.uid())
@@ -346,10 +358,35 @@ impl Assembler {
         self.clock.event_for(process, body)
     }
 
+    /// The canonical path of the file an exec names (from its dirfd or the cwd).
+    fn canonical_exec(&mut self, pid: u32, tid: u32, exec: &model::Exec) -> Option<String> {
+        let base = if exec.dirfd == agent_common::wire::AT_FDCWD {
+            self.procs.cwd(pid)
+        } else {
+            resolve::proc_link(pid, &format!("fd/{}", exec.dirfd))
+        };
+        canonicalize(
+            &mut LiveFs,
+            pid,
+            tid,
+            base.as_deref(),
+            &exec.filename,
+            Last::Follow,
+        )
+    }
+
     fn emit_exec(&mut self, p: PendingExec, ret: Option<i64>, out: &mut Vec<Event>) {
         let mut body = p.body;
         body.ret = ret;
         body.success = ret == Some(0);
+        if !body.success
+            && body.raw_filename.is_empty()
+            && let Some(path) = self.canonical_exec(p.header.pid, p.header.tid, &body)
+            && path != body.filename
+        {
+            // A failed exec names what it tried to run; nothing was executed to identify.
+            body.raw_filename = std::mem::replace(&mut body.filename, path);
+        }
         let event = self.event(&p.header, EventBody::Exec(body));
         out.push(event);
     }

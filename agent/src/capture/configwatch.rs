@@ -77,5 +77,8 @@ fn body(change: FileChange, trigger: ChangeTrigger) -> EventBody {
         gid: change.gid,
         diff: change.diff,
         diff_truncated: change.diff_truncated,
+        redacted: false,
+        changed_entries: Vec::new(),
+        link_target: None,
     })
 }

@@ -8,9 +8,10 @@ use agent_common::wire::{
 };
 use auditloop_model::{self as model, EventBody, FileOp, NetOp};
 
+use super::canon::{Last, LiveFs, canonicalize};
 use super::fdtable::{FdInfo, FdTable};
 use super::proctable::ProcessTable;
-use super::resolve::{AT_FDCWD, dirfd, resolve};
+use super::resolve::{AT_FDCWD, dirfd};
 use super::sockaddr;
 use super::syscalls::{SyscallDef, builtin_by_number, name_of};
 
@@ -32,8 +33,17 @@ fn signed(v: u64) -> i64 {
     v as i64
 }
 
-/// Makes path argument `slot` absolute using the dirfd argument `dirfd_index` (or the cwd).
-fn path_of(rec: &Syscall, slot: usize, dirfd_index: u8, t: &mut Tables<'_>) -> (String, bool) {
+/// A path argument: the canonical path and the raw argument (empty when they are the same), and whether
+/// it could be resolved.
+struct PathArg {
+    path: String,
+    raw: String,
+    resolved: bool,
+}
+
+/// Resolves path argument `slot` against the dirfd argument `dirfd_index` (or the cwd), following the last
+/// component as the syscall does.
+fn path_of(rec: &Syscall, slot: usize, dirfd_index: u8, last: Last, t: &mut Tables<'_>) -> PathArg {
     let raw = syscall_str(rec, slot);
     let pid = rec.header.pid;
     let fd = arg(rec, dirfd_index).map_or(AT_FDCWD, dirfd);
@@ -47,9 +57,72 @@ fn path_of(rec: &Syscall, slot: usize, dirfd_index: u8, t: &mut Tables<'_>) -> (
             .map(|i| i.path.clone())
             .or_else(|| super::resolve::proc_link(pid, &format!("fd/{fd}")))
     };
-    match resolve(&raw, base.as_deref()) {
-        Some(path) => (path, true),
-        None => (raw, false),
+    match canonicalize(
+        &mut LiveFs,
+        pid,
+        rec.header.tid,
+        base.as_deref(),
+        &raw,
+        last,
+    ) {
+        Some(path) if path == raw => PathArg {
+            path,
+            raw: String::new(),
+            resolved: true,
+        },
+        Some(path) => PathArg {
+            path,
+            raw,
+            resolved: true,
+        },
+        None => PathArg {
+            path: raw,
+            raw: String::new(),
+            resolved: false,
+        },
+    }
+}
+
+/// Whether a file syscall follows a symbolic link in the last component of its path, given its flags.
+fn last_of(op: SyscallOp, name: &str, flags: u64) -> Last {
+    const O_NOFOLLOW: u64 = libc::O_NOFOLLOW as u64;
+    const AT_SYMLINK_NOFOLLOW: u64 = libc::AT_SYMLINK_NOFOLLOW as u64;
+    const AT_SYMLINK_FOLLOW: u64 = libc::AT_SYMLINK_FOLLOW as u64;
+    const UMOUNT_NOFOLLOW: u64 = libc::UMOUNT_NOFOLLOW as u64;
+    let no_follow_if = |bit: u64| {
+        if flags & bit != 0 {
+            Last::NoFollow
+        } else {
+            Last::Follow
+        }
+    };
+    match op {
+        SyscallOp::Open => no_follow_if(O_NOFOLLOW),
+        SyscallOp::Unlink
+        | SyscallOp::Rename
+        | SyscallOp::Symlink
+        | SyscallOp::Mkdir
+        | SyscallOp::Rmdir => Last::NoFollow,
+        SyscallOp::Link if name == "linkat" && flags & AT_SYMLINK_FOLLOW != 0 => Last::Follow,
+        SyscallOp::Link => Last::NoFollow,
+        SyscallOp::Chown if name == "lchown" => Last::NoFollow,
+        SyscallOp::Chown | SyscallOp::Chmod | SyscallOp::Utimens => {
+            no_follow_if(AT_SYMLINK_NOFOLLOW)
+        }
+        SyscallOp::Umount => no_follow_if(UMOUNT_NOFOLLOW),
+        SyscallOp::Truncate
+        | SyscallOp::Mount
+        | SyscallOp::Chdir
+        | SyscallOp::SetId
+        | SyscallOp::Ptrace
+        | SyscallOp::Kill
+        | SyscallOp::SetName
+        | SyscallOp::MemfdCreate
+        | SyscallOp::Connect
+        | SyscallOp::Bind
+        | SyscallOp::Listen
+        | SyscallOp::Accept
+        | SyscallOp::Raw => Last::Follow,
     }
 }
 
@@ -227,37 +300,17 @@ fn file(
 ) -> model::File {
     let pid = rec.header.pid;
     let fd_arg = |i: usize| i64::from(rec.args[i] as u32 as i32);
-    let (path, resolved, fd) = if def.str1 != NO_ARG {
-        let (p, r) = path_of(rec, 0, def.dirfd1, t);
-        (p, r, -1)
-    } else {
-        let fd = fd_arg(0);
-        let (p, r) = fd_path(rec, fd, t);
-        (p, r, fd)
-    };
-    let target = if def.str2 == NO_ARG {
-        String::new()
-    } else if op == SyscallOp::Symlink || op == SyscallOp::Mount {
-        syscall_str(rec, 1)
-    } else {
-        path_of(rec, 1, def.dirfd2, t).0
-    };
     let mut out = model::File {
         op: fop,
         syscall: name.clone(),
-        path,
-        target,
-        resolved,
         path_truncated: rec.flags & (SYS_STR1_TRUNCATED | SYS_STR2_TRUNCATED | SYS_STR_UNREADABLE)
             != 0,
-        flags: 0,
-        mode: 0,
         uid: u32::MAX,
         gid: u32::MAX,
-        length: 0,
-        fd,
+        fd: -1,
         ret,
         success,
+        ..model::File::default()
     };
     let a = |i: u8| arg(rec, i).unwrap_or(0);
     match (op, name.as_str()) {
@@ -269,6 +322,7 @@ fn file(
         }
         (SyscallOp::Chmod, "fchmod") => out.mode = a(1) as u32,
         (SyscallOp::Chmod, "chmod") => out.mode = a(1) as u32,
+        (SyscallOp::Chmod, "fchmodat2") => (out.mode, out.flags) = (a(2) as u32, a(3)),
         (SyscallOp::Chmod, _) => out.mode = a(2) as u32,
         (SyscallOp::Chown, "fchownat") => {
             (out.uid, out.gid, out.flags) = (a(2) as u32, a(3) as u32, a(4))
@@ -286,6 +340,23 @@ fn file(
         (SyscallOp::Umount, _) => out.flags = a(1),
         _ => {}
     }
+    let last = last_of(op, &name, out.flags);
+    if def.str1 != NO_ARG {
+        let p = path_of(rec, 0, def.dirfd1, last, t);
+        (out.path, out.raw_path, out.resolved) = (p.path, p.raw, p.resolved);
+    } else {
+        out.fd = fd_arg(0);
+        (out.path, out.resolved) = fd_path(rec, out.fd, t);
+    }
+    if def.str2 == NO_ARG {
+    } else if op == SyscallOp::Symlink || op == SyscallOp::Mount {
+        // A symlink's target and a mount's source are strings, not paths the kernel walked here.
+        out.target = syscall_str(rec, 1);
+    } else {
+        // rename and link: the second path's last component is never followed.
+        let p = path_of(rec, 1, def.dirfd2, Last::NoFollow, t);
+        (out.target, out.raw_target) = (p.path, p.raw);
+    }
     if fop == FileOp::Open
         && let Some(fd) = ret.filter(|r| *r >= 0)
     {
@@ -299,7 +370,7 @@ fn file(
             },
         );
     }
-    if op == SyscallOp::Chdir && success && resolved {
+    if op == SyscallOp::Chdir && success && out.resolved {
         t.procs.on_chdir(pid, out.path.clone());
     }
     out

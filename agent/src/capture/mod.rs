@@ -7,11 +7,13 @@
 
 mod assemble;
 mod bounded;
+mod canon;
 mod configwatch;
 mod containers;
 mod convert;
 mod fdtable;
 pub mod filters;
+mod identity;
 mod loader;
 mod loss;
 mod proctable;

@@ -4,7 +4,7 @@
 //! Links, order and signatures are then checked one record at a time by the chain verifier, which takes
 //! these results in order.
 
-use auditloop_journal::chain::TAG_EVENT;
+use auditloop_journal::chain::is_event_tag;
 use auditloop_journal::record::RawRecord;
 use auditloop_model::Event;
 
@@ -51,12 +51,17 @@ pub fn prepare(records: &[RawRecord<'_>]) -> Vec<Prepared> {
 }
 
 fn one(rec: &RawRecord<'_>) -> Prepared {
-    let event = (rec.payload.first() == Some(&TAG_EVENT)).then(|| {
-        decode_event(rec.payload, rec.seq).map(|event| {
-            let columns = columns::of_event(&event);
-            (event, columns)
-        })
-    });
+    let event = rec
+        .payload
+        .first()
+        .copied()
+        .is_some_and(is_event_tag)
+        .then(|| {
+            decode_event(rec.payload, rec.seq).map(|event| {
+                let columns = columns::of_event(&event);
+                (event, columns)
+            })
+        });
     Prepared {
         hash_ok: rec.hash_ok(),
         event,

@@ -71,7 +71,9 @@ impl Journal {
             self.start_segment()?;
         }
         event.seq = self.next_seq;
-        let seq = self.append_payload(&Payload::Event(event.clone()))?;
+        let encoded =
+            crate::record::encode_event(event).map_err(|e| JournalError::Encode(e.to_string()))?;
+        let seq = self.append_bytes(&encoded)?;
         self.after_append()?;
         Ok(seq)
     }
@@ -210,4 +212,3 @@ pub(super) fn segments_bytes(dir: &Path) -> Result<u64, JournalError> {
         .map(|m| m.len())
         .sum())
 }
-

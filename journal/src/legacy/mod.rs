@@ -1,0 +1,3 @@
+//! Earlier formats of the journal's payloads, frozen, with their conversion into today's model.
+
+pub mod v1;
