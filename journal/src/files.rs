@@ -111,17 +111,96 @@ pub fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Option<T>,
     }
 }
 
-/// Writes a JSON side file atomically (write, rename).
+/// Size of the small JSON files beside the segments (`HEAD`, `ANCHOR`): padded with spaces, so they are
+/// always rewritten in place and a full disk never stops them from being updated.
+pub const SMALL_FILE_LEN: usize = 1024;
+
+/// Writes `value` as JSON to `path` atomically and without needing free space (see [`replace_fixed`]);
+/// `sync` also makes the new content durable before it replaces the old.
 pub fn write_json<T: Serialize>(path: &Path, value: &T, sync: bool) -> Result<(), JournalError> {
     let text = serde_json::to_string(value).map_err(|e| JournalError::Encode(e.to_string()))?;
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, text).map_err(|e| JournalError::io(&tmp, e))?;
-    if sync {
-        std::fs::File::open(&tmp)
-            .and_then(|f| f.sync_all())
-            .map_err(|e| JournalError::io(&tmp, e))?;
+    replace_fixed(path, text.as_bytes(), SMALL_FILE_LEN, sync).map(|_| ())
+}
+
+/// Replaces `path` with `bytes` padded with spaces to `len`, atomically and without allocating once
+/// the files exist: the content is written in place into the spare `path.tmp` (created 0600, never
+/// through a symlink), then the two are exchanged with `renameat2(RENAME_EXCHANGE)` (a plain rename the
+/// first time). Returns the spare's path, which now holds the previous content.
+pub fn replace_fixed(
+    path: &Path,
+    bytes: &[u8],
+    len: usize,
+    sync: bool,
+) -> Result<PathBuf, JournalError> {
+    if bytes.len() > len {
+        return Err(JournalError::Encode(format!(
+            "{}: {} bytes do not fit its fixed size of {len}",
+            path.display(),
+            bytes.len()
+        )));
     }
-    std::fs::rename(&tmp, path).map_err(|e| JournalError::io(path, e))
+    let mut padded = zeroize::Zeroizing::new(Vec::with_capacity(len));
+    padded.extend_from_slice(bytes);
+    padded.resize(len, b' ');
+    let spare = spare_path(path);
+    write_in_place(&spare, &padded, sync)?;
+    match nix::fcntl::renameat2(
+        nix::fcntl::AT_FDCWD,
+        &spare,
+        nix::fcntl::AT_FDCWD,
+        path,
+        nix::fcntl::RenameFlags::RENAME_EXCHANGE,
+    ) {
+        Ok(()) => {}
+        Err(nix::errno::Errno::ENOENT) => {
+            std::fs::rename(&spare, path).map_err(|e| JournalError::io(path, e))?;
+            // Allocate the spare now, while there is space, for every later replacement.
+            write_in_place(&spare, &vec![b' '; len], sync)?;
+        }
+        Err(e) => return Err(JournalError::io(path, std::io::Error::from(e))),
+    }
+    if sync && let Some(dir) = path.parent() {
+        sync_dir(dir)?;
+    }
+    Ok(spare)
+}
+
+/// The spare beside `path` that [`replace_fixed`] writes into.
+pub fn spare_path(path: &Path) -> PathBuf {
+    let mut name = path
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
+    name.push(".tmp");
+    path.with_file_name(name)
+}
+
+/// Overwrites `path` (created 0600 if missing, never through a symlink) with `bytes` from offset 0; cuts
+/// it to their length only when it was longer.
+pub fn write_in_place(path: &Path, bytes: &[u8], sync: bool) -> Result<(), JournalError> {
+    use std::os::unix::fs::{FileExt, OpenOptionsExt};
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
+        .open(path)
+        .map_err(|e| JournalError::io(path, e))?;
+    file.write_all_at(bytes, 0)
+        .map_err(|e| JournalError::io(path, e))?;
+    let on_disk = file
+        .metadata()
+        .map_err(|e| JournalError::io(path, e))?
+        .len();
+    if on_disk > bytes.len() as u64 {
+        file.set_len(bytes.len() as u64)
+            .map_err(|e| JournalError::io(path, e))?;
+    }
+    if sync {
+        file.sync_all().map_err(|e| JournalError::io(path, e))?;
+    }
+    Ok(())
 }
 
 /// Name of the file in the journal directory that its one writer keeps locked.

@@ -3,15 +3,14 @@
 //! Epoch 0's Ed25519 seed is random; the seed of epoch `e + 1` is `SHA-256(EVOLVE_DOMAIN ‖ seed_e)`. The
 //! checkpoint signed in epoch `e` carries the public key of epoch `e + 1`, so a verifier who trusts the
 //! genesis public key can follow the keys forward. After each checkpoint the agent evolves and wipes the old
-//! seed (in memory with `zeroize`, on disk by atomically replacing the key file): whoever takes the host
+//! seed (in memory with `zeroize`; on disk the new key file is exchanged in atomically and the old one wiped in place): whoever takes the host
 //! later holds only the current seed and cannot compute earlier ones, so cannot re-sign earlier epochs.
 //!
 //! The key file (`journal.key`, mode 0600 in a 0700 directory) holds JSON: epoch, seed and genesis public
 //! key, all hex.
 
-use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
 
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
 use serde::{Deserialize, Serialize};
@@ -19,6 +18,7 @@ use sha2::{Digest, Sha256};
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::JournalError;
+use crate::files;
 
 const EVOLVE_DOMAIN: &[u8] = b"auditloop/journal/key-evolve/v1";
 
@@ -91,7 +91,11 @@ impl EpochKey {
         Ok(Some(EpochKey::from_seed(file.epoch, seed, genesis_public)))
     }
 
-    /// Writes the key file atomically with mode 0600 (the directory is created 0700).
+    /// Writes the key file atomically with mode 0600 (the directory is created 0700), without needing
+    /// free space once a first store has succeeded: the new key is written in place into the spare file
+    /// beside it (always [`KEY_FILE_LEN`] bytes, so no block is allocated), synced, and exchanged with the
+    /// key file in one `renameat2(RENAME_EXCHANGE)`; the spare then holds the old seed, which is wiped in
+    /// place. A full disk can therefore never stop checkpoints from being signed.
     pub fn store(&self, path: &Path) -> Result<(), JournalError> {
         let dir = path.parent().unwrap_or(Path::new("."));
         std::fs::create_dir_all(dir).map_err(|e| JournalError::io(dir, e))?;
@@ -108,21 +112,18 @@ impl EpochKey {
                 why: e.to_string(),
             })?,
         );
-        let tmp = tmp_path(path);
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)
-            .map_err(|e| JournalError::io(&tmp, e))?;
-        f.write_all(text.as_bytes())
-            .map_err(|e| JournalError::io(&tmp, e))?;
-        f.sync_all().map_err(|e| JournalError::io(&tmp, e))?;
-        std::fs::rename(&tmp, path).map_err(|e| JournalError::io(path, e))?;
-        if let Ok(d) = std::fs::File::open(dir) {
-            let _ = d.sync_all();
-        }
+        // The spare now holds the previous seed (or nothing, after a first store): wipe it in place, which
+        // also leaves a spare of the right size for the next store.
+        let spare = files::replace_fixed(path, text.as_bytes(), KEY_FILE_LEN, true).map_err(
+            |err| match err {
+                JournalError::Encode(why) => JournalError::KeyFile {
+                    path: path.to_owned(),
+                    why,
+                },
+                other => other,
+            },
+        )?;
+        files::write_in_place(&spare, &[b' '; KEY_FILE_LEN], true)?;
         Ok(())
     }
 
@@ -198,14 +199,8 @@ pub fn parse_public_key(text: &str) -> Result<[u8; 32], PublicKeyError> {
         .map_err(|_| PublicKeyError::Length(bytes.len()))
 }
 
-fn tmp_path(path: &Path) -> PathBuf {
-    let mut name = path
-        .file_name()
-        .map(|n| n.to_os_string())
-        .unwrap_or_default();
-    name.push(".tmp");
-    path.with_file_name(name)
-}
+/// Size of the key file and its spare: JSON padded with spaces.
+pub const KEY_FILE_LEN: usize = 512;
 
 #[cfg(test)]
 mod tests {
@@ -223,6 +218,37 @@ mod tests {
         assert_eq!((key.epoch(), key.public()), (1, next));
         assert!(!verify_signature(&next, b"m", &sig));
         assert!(verify_signature(&next, b"n", &key.sign(b"n")));
+    }
+
+    #[test]
+    fn stores_in_place_and_wipes_the_old_seed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keys/journal.key");
+        let mut key = EpochKey::generate().unwrap();
+        key.store(&path).unwrap();
+        let first = std::fs::read_to_string(&path).unwrap();
+        key.evolve();
+        key.store(&path).unwrap();
+        let spare = std::fs::read(files::spare_path(&path)).unwrap();
+        assert_eq!(spare, vec![b' '; KEY_FILE_LEN], "the old seed is wiped");
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), KEY_FILE_LEN as u64);
+        assert_ne!(std::fs::read_to_string(&path).unwrap(), first);
+        let loaded = EpochKey::load(&path).unwrap().unwrap();
+        assert_eq!((loaded.epoch(), loaded.public()), (1, key.public()));
+        let mode = std::fs::metadata(files::spare_path(&path))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o600);
+        // A spare planted as a symlink is never written through.
+        std::fs::remove_file(files::spare_path(&path)).unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "keep").unwrap();
+        std::os::unix::fs::symlink(&victim, files::spare_path(&path)).unwrap();
+        key.evolve();
+        assert!(key.store(&path).is_err());
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep");
     }
 
     #[test]

@@ -83,6 +83,13 @@ pub enum JournalError {
         /// The last checkpoint's epoch.
         journal_epoch: u64,
     },
+    /// The disk holding the journal is (nearly) full: the reserve kept ahead of the current segment could
+    /// not be renewed.
+    #[error("{dir}: the disk is full (the journal's reserve could not be renewed)")]
+    LowSpace {
+        /// The journal directory.
+        dir: PathBuf,
+    },
 }
 
 impl JournalError {

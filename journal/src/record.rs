@@ -34,6 +34,10 @@ pub type Hash = [u8; 32];
 
 /// What a record holds. (Serialized for JSON exports; the journal's own encoding is [`encode_payload`].)
 #[derive(Clone, Debug, PartialEq, Serialize)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "one payload lives per record read, briefly; boxing the common case would cost an allocation each"
+)]
 pub enum Payload {
     /// The first record of every segment.
     SegmentStart(SegmentStart),

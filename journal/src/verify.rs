@@ -61,6 +61,10 @@ pub struct Report {
     /// was interrupted before its first record was written (the agent removes it at its next start). Not
     /// damage: no durable record is missing.
     pub interrupted_start: Option<String>,
+    /// The last segment ends in a record cut short beyond what `HEAD` says is durable: a crash or kill
+    /// during a write (the agent cuts it at its next start and journals `journal_recovered`). Not damage:
+    /// no durable record is missing, and no byte of the cut record is trusted.
+    pub torn_tail: Option<String>,
     /// The key signatures were verified from (hex): the trusted or genesis key, or `ANCHOR`'s after
     /// retention.
     pub public_key: String,
@@ -177,6 +181,13 @@ pub fn verify(
                 Err(FrameError::TooLong(n)) => {
                     report.problem = Some(here(Damage::BadLength, format!("length field {n}")));
                     return Ok(report);
+                }
+                Err(e @ FrameError::Torn { .. })
+                    if Some(*index) == last_index
+                        && head.as_ref().is_none_or(|h| h.seq < st.next_seq) =>
+                {
+                    report.torn_tail = Some(format!("{name} at offset {off}: {e}"));
+                    break;
                 }
                 Err(e) => {
                     report.problem = Some(here(Damage::Torn, e.to_string()));

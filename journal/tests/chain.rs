@@ -130,6 +130,10 @@ fn torn_tail_is_cut_and_reported() {
     let len = bytes.len();
     bytes.extend_from_slice(&[0x41, 0x00, 0x00]); // half a frame, as a crash mid-write leaves
     std::fs::write(&seg, &bytes).unwrap();
+    // Before the writer cuts it, `verify` reports the torn tail beyond HEAD as a crash, not as damage.
+    let report = check(dir.path());
+    assert!(report.is_clean(), "{report:?}");
+    assert!(report.torn_tail.is_some(), "{report:?}");
     let j = Journal::open(opts(dir.path())).unwrap();
     let rec = j.recovered().cloned().unwrap();
     assert_eq!(
@@ -143,6 +147,30 @@ fn torn_tail_is_cut_and_reported() {
     );
     j.close().unwrap();
     assert!(check(dir.path()).is_clean());
+}
+
+#[test]
+fn a_record_cut_short_below_head_is_damage() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut j = Journal::open(opts(dir.path())).unwrap();
+    for n in 0..5 {
+        j.append_event(&mut event(n)).unwrap();
+    }
+    j.sync().unwrap();
+    drop(j);
+    let seg = std::fs::read_dir(dir.path().join("journal"))
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "alj"))
+        .max()
+        .unwrap();
+    // Cutting into the last durable record: HEAD says it was written, so this is not a crash tail.
+    let bytes = std::fs::read(&seg).unwrap();
+    std::fs::write(&seg, &bytes[..bytes.len() - 10]).unwrap();
+    let report = check(dir.path());
+    assert!(report.torn_tail.is_none(), "{report:?}");
+    assert!(!report.is_clean(), "{report:?}");
 }
 
 #[test]

@@ -433,8 +433,6 @@ pub struct AgentStop {
     pub decode_errors: u64,
 }
 
-/// Wall-clock time in nanoseconds since the Unix epoch.
-
 impl From<Event> for auditloop_model::Event {
     fn from(e: Event) -> auditloop_model::Event {
         auditloop_model::Event {
@@ -515,6 +513,7 @@ impl From<Exec> for auditloop_model::Exec {
             dev: 0,
             inode: 0,
             sha256: None,
+            stopped_by_rule: None,
         }
     }
 }
@@ -663,6 +662,9 @@ impl From<ConfigChange> for auditloop_model::ConfigChange {
             mode: x.mode,
             uid: x.uid,
             gid: x.gid,
+            old_mode: None,
+            old_uid: None,
+            old_gid: None,
             diff: x.diff,
             diff_truncated: x.diff_truncated,
             redacted: false,
@@ -759,6 +761,7 @@ impl From<AgentStop> for auditloop_model::AgentStop {
             events: x.events,
             kernel_lost: x.kernel_lost,
             decode_errors: x.decode_errors,
+            filtered: 0,
         }
     }
 }

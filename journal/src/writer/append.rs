@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use auditloop_model::Event;
 
-use super::{FsyncPolicy, Journal, WRITE_CHUNK};
+use super::{FsyncPolicy, Journal, RESERVE, WRITE_CHUNK};
 use crate::JournalError;
 use crate::files::{self, Head, hex_hash};
 use crate::record::{
@@ -60,6 +60,9 @@ impl Journal {
         self.next_seq += 1;
         self.segment_bytes = bytes.len() as u64;
         self.disk_bytes += bytes.len() as u64;
+        self.written = bytes.len() as u64;
+        self.allocated = self.written;
+        self.reserve_ahead(0);
         // The start is durable; the next sync records it in HEAD.
         self.dirty_since.get_or_insert_with(Instant::now);
         Ok(())
@@ -141,54 +144,122 @@ impl Journal {
                 seq: self.next_seq - 1,
                 hash: hex_hash(&self.last_hash),
             };
-            files::write_json(&files::head_path(&self.opts.dir), &head, false)?;
+            // HEAD is a lower bound of what is durable: when it cannot be updated (a full disk), it stays
+            // behind and the records are durable all the same.
+            match files::write_json(&files::head_path(&self.opts.dir), &head, false) {
+                Ok(()) => self.head_stale = false,
+                Err(err) if !self.head_stale => {
+                    self.head_stale = true;
+                    tracing::warn!("HEAD not updated (retried at every sync): {err}");
+                }
+                Err(_) => {}
+            }
         }
         Ok(())
     }
 
-    fn write_buf(&mut self) -> Result<(), JournalError> {
-        if let Some(file) = &mut self.file
-            && !self.buf.is_empty()
-        {
-            file.write_all(&self.buf)
-                .map_err(|e| JournalError::io(&self.path, e))?;
+    /// Writes the buffer to the segment. On failure nothing of it is left in the file (a partial write is
+    /// cut off again) and the buffer is kept, so a later call writes the same records.
+    pub(super) fn write_buf(&mut self) -> Result<(), JournalError> {
+        if self.file.is_none() || self.buf.is_empty() {
+            return Ok(());
+        }
+        let pending = self.buf.len() as u64;
+        self.reserve_ahead(pending);
+        if let Some(file) = &mut self.file {
+            if let Err(e) = file.write_all(&self.buf) {
+                let _ = file.set_len(self.written);
+                return Err(JournalError::io(&self.path, e));
+            }
+            self.written += pending;
             self.buf.clear();
         }
         Ok(())
     }
 
+    /// Keeps [`RESERVE`] bytes allocated beyond the written part plus `pending` bytes about to be written;
+    /// sets or clears [`Journal::low_space`] by whether that worked.
+    pub(super) fn reserve_ahead(&mut self, pending: u64) {
+        let Some(file) = &self.file else {
+            return;
+        };
+        if !self.reserve_supported || self.written + pending + RESERVE / 2 <= self.allocated {
+            return;
+        }
+        let offset = i64::try_from(self.written).unwrap_or(i64::MAX);
+        let len = i64::try_from(pending + RESERVE).unwrap_or(i64::MAX);
+        match nix::fcntl::fallocate(
+            file,
+            nix::fcntl::FallocateFlags::FALLOC_FL_KEEP_SIZE,
+            offset,
+            len,
+        ) {
+            Ok(()) => {
+                self.allocated = self.written + pending + RESERVE;
+                self.low_space = false;
+            }
+            Err(nix::errno::Errno::ENOSPC | nix::errno::Errno::EDQUOT) => self.low_space = true,
+            Err(_) => self.reserve_supported = false,
+        }
+    }
+
     /// Appends a checkpoint signed with the current epoch's key, makes it durable, then evolves the key and
     /// stores it (wiping the old seed). Returns the checkpoint's sequence number.
+    ///
+    /// Failures leave a state the next call completes: a checkpoint that was signed but could not be made
+    /// durable stays in the buffer and is not signed twice, and a key that evolved but could not be stored
+    /// is stored before another checkpoint is signed (so the key file is never more than one epoch behind,
+    /// which opening reconciles).
     pub fn checkpoint(&mut self) -> Result<u64, JournalError> {
-        let head_seq = self.next_seq - 1;
-        let head_hash = self.last_hash;
-        let next_public_key = self.key.next_public();
-        let epoch = self.key.epoch();
-        let signature = self.key.sign(&Checkpoint::signed_message(
-            epoch,
-            head_seq,
-            &head_hash,
-            &next_public_key,
-        ));
-        let seq = self.append_payload(&Payload::Checkpoint(Checkpoint {
-            epoch,
-            head_seq,
-            head_hash,
-            next_public_key,
-            signature,
-        }))?;
+        if self.key_unsaved {
+            self.key.store(&self.opts.key_path)?;
+            self.key_unsaved = false;
+        }
+        let seq = match self.unsynced_checkpoint {
+            Some(seq) => seq,
+            None => {
+                let head_seq = self.next_seq - 1;
+                let head_hash = self.last_hash;
+                let next_public_key = self.key.next_public();
+                let epoch = self.key.epoch();
+                let signature = self.key.sign(&Checkpoint::signed_message(
+                    epoch,
+                    head_seq,
+                    &head_hash,
+                    &next_public_key,
+                ));
+                let seq = self.append_payload(&Payload::Checkpoint(Checkpoint {
+                    epoch,
+                    head_seq,
+                    head_hash,
+                    next_public_key,
+                    signature,
+                }))?;
+                self.unsynced_checkpoint = Some(seq);
+                seq
+            }
+        };
         self.sync()?;
+        self.unsynced_checkpoint = None;
         self.key.evolve();
+        self.key_unsaved = true;
         self.key.store(&self.opts.key_path)?;
+        self.key_unsaved = false;
         Ok(seq)
     }
 
     /// Seals the current segment with a checkpoint and starts the next one; applies retention.
     pub fn rotate(&mut self) -> Result<(), JournalError> {
         self.checkpoint()?;
+        let (index, file, path) = (self.segment_index, self.file.take(), self.path.clone());
+        let (written, allocated) = (self.written, self.allocated);
         self.segment_index += 1;
-        self.file = None;
-        self.start_segment()?;
+        if let Err(err) = self.start_segment() {
+            // The next segment could not be created (a full disk): keep appending to this one.
+            (self.segment_index, self.file, self.path) = (index, file, path);
+            (self.written, self.allocated) = (written, allocated);
+            return Err(err);
+        }
         self.sync()?;
         self.apply_retention()
     }

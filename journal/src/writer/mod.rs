@@ -104,10 +104,28 @@ pub struct Journal {
     retention_floor: RetentionFloor,
     recovered: Option<Recovery>,
     disk_bytes: u64,
+    /// Bytes of the current segment file that are written (not only buffered).
+    written: u64,
+    /// Bytes of the current segment file allocated ahead (`fallocate`), for the reserve.
+    allocated: u64,
+    /// Whether the file system supports allocating ahead.
+    reserve_supported: bool,
+    /// The reserve could not be renewed: the disk is (nearly) full.
+    low_space: bool,
+    /// A checkpoint signed but not yet durable (its record is in the buffer).
+    unsynced_checkpoint: Option<u64>,
+    /// The key evolved in memory but the key file still holds the previous epoch's.
+    key_unsaved: bool,
+    /// The last attempt to update `HEAD` failed (logged once until one succeeds).
+    head_stale: bool,
 }
 
 /// Buffered bytes written to the file before the next sync point.
 const WRITE_CHUNK: usize = 256 * 1024;
+
+/// Bytes kept allocated ahead of the written part of the current segment, so what is buffered when the
+/// disk fills, and the loss record and checkpoint that follow, can still be written.
+pub const RESERVE: u64 = 1024 * 1024;
 
 impl Journal {
     /// Opens (or creates, with a new genesis key) the journal. Nothing is written to a segment until the
@@ -208,12 +226,24 @@ impl Journal {
             retention_floor: RetentionFloor::keep_all(),
             recovered: None,
             disk_bytes,
+            written: 0,
+            allocated: 0,
+            reserve_supported: true,
+            low_space: false,
+            unsynced_checkpoint: None,
+            key_unsaved: false,
+            head_stale: false,
         })
     }
 
     /// What was cut from a torn tail when the journal was opened, if anything.
     pub fn recovered(&self) -> Option<&Recovery> {
         self.recovered.as_ref()
+    }
+
+    /// The journal directory.
+    pub fn dir(&self) -> &Path {
+        &self.opts.dir
     }
 
     /// The sequence number the next appended record gets (before a run's first record, its segment start
@@ -234,6 +264,20 @@ impl Journal {
     /// This run's generation.
     pub fn generation(&self) -> u64 {
         self.generation
+    }
+
+    /// Whether the disk is (nearly) full: the reserve ahead of the current segment could not be renewed.
+    /// Appends still succeed into the reserve; a caller should stop appending new events until it clears
+    /// (see [`Journal::renew_reserve`]).
+    pub fn low_space(&self) -> bool {
+        self.low_space
+    }
+
+    /// Tries to renew the reserve now (after space was freed); clears [`Journal::low_space`] on success.
+    pub fn renew_reserve(&mut self) -> Result<(), JournalError> {
+        self.write_buf()?;
+        self.reserve_ahead(0);
+        Ok(())
     }
 
     /// The genesis public key (the trust anchor `auditloop key show` prints).
