@@ -81,11 +81,16 @@ pub fn pretty(event: &Event) -> String {
             result(f.ret)
         ),
         EventBody::ConfigChange(c) => format!(
-            "CONFIG CHANGED {} by {}: {} -> {}",
+            "CONFIG CHANGED {} by {}: {} -> {}{}",
             c.path,
             c.trigger,
             c.old_sha256.as_deref().unwrap_or("(new)"),
-            c.new_sha256.as_deref().unwrap_or("(gone)")
+            match (&c.new_sha256, &c.link_target) {
+                (Some(sha256), _) => sha256.clone(),
+                (None, Some(target)) => format!("(symbolic link to {target})"),
+                (None, None) => "(gone)".into(),
+            },
+            if c.redacted { " (redacted)" } else { "" }
         ),
         EventBody::Net(n) => format!(
             "{} fd={} {} {}:{} ({})",

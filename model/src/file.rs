@@ -65,16 +65,23 @@ pub struct ConfigChange {
     pub uid: u32,
     /// Group now.
     pub gid: u32,
-    /// Unified diff (text files up to the size limit).
+    /// Permission bits of the last known version (what a rollback restores); `None` for a new file.
+    pub old_mode: Option<u32>,
+    /// Owner of the last known version (what a rollback restores); `None` for a new file.
+    pub old_uid: Option<u32>,
+    /// Group of the last known version (what a rollback restores); `None` for a new file.
+    pub old_gid: Option<u32>,
+    /// Unified diff (text files up to the size limit); `None` for a redacted file.
     pub diff: Option<String>,
     /// The diff was cut at its length limit.
     pub diff_truncated: bool,
-    /// The file's content is secret (`watch.redact`): no content or diff is recorded, only hashes, size
-    /// and `changed_entries`.
+    /// The file's content is secret (`watch.redact`, or it holds a private key): no content or diff is
+    /// recorded, only hashes, size, metadata and `changed_entries`.
     pub redacted: bool,
-    /// For a redacted file in `name:…` line format (shadow, gshadow): the names whose lines were added,
-    /// removed or changed.
+    /// For a redacted file in `name:…` line format (shadow, gshadow, passwd-like): the names whose lines
+    /// were added, removed or changed (never their other fields).
     pub changed_entries: Vec<String>,
-    /// The watched path is now a symbolic link, pointing here (it is never followed).
+    /// The watched path, or a directory on it, is now a symbolic link pointing here (as written; it is
+    /// never followed).
     pub link_target: Option<String>,
 }

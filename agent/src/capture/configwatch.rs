@@ -1,13 +1,14 @@
 //! Connects capture to the watch stage: file touches on watched paths (close after write, rename, truncate,
 //! unlink, chmod, chown, exit of a writer) are checked against the content store, and real changes become
-//! `config_change` events attributed to the process that made them.
+//! `config_change` events attributed to the process that made them. A secret file's change arrives here
+//! already redacted by the store; nothing here adds content or logs it.
 
 use std::path::{Path, PathBuf};
 
 use auditloop_model::{ChangeTrigger, ConfigChange, Event, EventBody, Process};
 
 use super::{Assembler, FileTouch};
-use crate::watch::{ContentStore, FileChange, WatchError, WatchList};
+use crate::watch::{ContentStore, FileChange, Redaction, WatchError, WatchList};
 
 /// The watch list and content store.
 pub struct ConfigWatch {
@@ -16,14 +17,17 @@ pub struct ConfigWatch {
 }
 
 impl ConfigWatch {
-    /// Opens the store under `state_dir/content` and snapshots every watched file. Changes made while the
-    /// agent was not running are returned (empty on the very first start).
-    pub fn open(
+    /// Opens the store under `state_dir/content` and snapshots every watched file, redacting the files
+    /// `redact` (`watch.redact`) names besides the built-in secrets. Changes made while the agent was not
+    /// running are returned (empty on the very first start).
+    pub fn open_with_redaction(
         paths: Vec<PathBuf>,
+        redact: &[String],
         state_dir: &Path,
     ) -> Result<(ConfigWatch, Vec<FileChange>), WatchError> {
         let list = WatchList::new(paths);
-        let mut store = ContentStore::open(&state_dir.join("content"))?;
+        let redaction = Redaction::new(redact.iter().map(String::as_str))?;
+        let mut store = ContentStore::open(&state_dir.join("content"))?.with_redaction(redaction);
         let report = store.snapshot_all(&list);
         for failure in &report.failures {
             tracing::warn!("config watch snapshot: {failure}");
@@ -75,10 +79,13 @@ fn body(change: FileChange, trigger: ChangeTrigger) -> EventBody {
         mode: change.mode,
         uid: change.uid,
         gid: change.gid,
+        old_mode: change.old_mode,
+        old_uid: change.old_uid,
+        old_gid: change.old_gid,
         diff: change.diff,
         diff_truncated: change.diff_truncated,
-        redacted: false,
-        changed_entries: Vec::new(),
-        link_target: None,
+        redacted: change.redacted,
+        changed_entries: change.changed_entries,
+        link_target: change.link_target,
     })
 }

@@ -3,8 +3,9 @@
 //!
 //! An atomic write never leaves a partly written file under its final name: it writes a temporary file in
 //! the same directory, syncs it, renames it over the target and syncs the directory. Nothing here ever
-//! blocks on a FIFO or follows a path twice: a watched file is opened once and everything is read from
-//! that descriptor.
+//! blocks on a FIFO, follows a path twice or follows a symbolic link on a watched path: a watched file is
+//! opened once, through its directory opened without following links (see `nofollow.rs`) and with
+//! `O_NOFOLLOW`, and everything is read from that descriptor.
 
 use std::fs::{DirBuilder, File, OpenOptions, Permissions};
 use std::io::{ErrorKind, Read, Write};
@@ -13,6 +14,8 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use sha2::{Digest, Sha256};
+
+use crate::watch::nofollow::{Lookup, WatchedDir};
 
 /// Prefix of temporary files; files with it are leftovers of an interrupted write.
 pub(crate) const TEMP_PREFIX: &str = ".tmp-";
@@ -53,18 +56,29 @@ pub(crate) enum ReadOutcome {
     File(Current),
     /// Something that is not a regular file.
     NotRegular,
+    /// The path, or a directory on it, is a symbolic link pointing here (not followed).
+    Link(String),
 }
 
-/// Reads `path` once: hashes all of it and keeps the bytes when there are at most `keep_max` of them.
+/// Reads `path` once, never through a symbolic link: hashes all of it and keeps the bytes when there are
+/// at most `keep_max` of them.
 pub(crate) fn read_current(path: &Path, keep_max: u64) -> std::io::Result<ReadOutcome> {
+    let dir = match WatchedDir::lookup(path)? {
+        Lookup::Dir(dir) => dir,
+        Lookup::Gone => return Ok(ReadOutcome::Gone),
+        Lookup::Link(link) => return Ok(ReadOutcome::Link(link.target)),
+    };
     // O_NONBLOCK: opening a FIFO planted at a watched path must not block the agent.
-    let file = match OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
-        .open(path)
-    {
+    let file = match dir.open_file() {
         Ok(file) => file,
         Err(err) if is_gone(&err) => return Ok(ReadOutcome::Gone),
+        Err(err) if err.raw_os_error() == Some(libc::ELOOP) => {
+            return match dir.link()? {
+                Some(link) => Ok(ReadOutcome::Link(link.target)),
+                // The link was replaced between the open and the look: report the error, look again later.
+                None => Err(err),
+            };
+        }
         Err(err) => return Err(err),
     };
     let meta = file.metadata()?;

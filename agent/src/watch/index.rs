@@ -3,7 +3,8 @@
 //!
 //! Every entry is written atomically (temporary file, fsync, rename, directory fsync), so a crash leaves
 //! either the previous entry or the new one, never a mix. A garbled entry is reported as an error, never
-//! trusted: its hash must be a SHA-256 hex digest before it names a blob.
+//! trusted: its hash must be a SHA-256 hex digest before it names a blob. A path that is (or is behind) a
+//! symbolic link has an entry too, naming the link's target and no content.
 
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -30,6 +31,10 @@ pub(crate) struct IndexEntry {
     pub(crate) gid: u32,
     /// Whether `blobs/<sha256>` holds the content (false above the blob size limit).
     pub(crate) stored: bool,
+    /// The path, or a directory on it, is a symbolic link pointing here; the entry then describes no
+    /// content (`sha256` is that of the target text, `stored` is false, the metadata is 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) link_target: Option<String>,
 }
 
 impl IndexEntry {
@@ -43,7 +48,27 @@ impl IndexEntry {
             uid: current.uid,
             gid: current.gid,
             stored: current.content.is_some(),
+            link_target: None,
         }
+    }
+
+    /// The entry of a path that is, or is behind, a symbolic link to `target`.
+    pub(crate) fn link(path: &Path, target: &str) -> IndexEntry {
+        IndexEntry {
+            path: path.to_string_lossy().into_owned(),
+            sha256: fsio::sha256_hex(target.as_bytes()),
+            size: 0,
+            mode: 0,
+            uid: 0,
+            gid: 0,
+            stored: false,
+            link_target: Some(target.to_owned()),
+        }
+    }
+
+    /// The entry, if it describes content (not a symbolic link).
+    pub(crate) fn content(self) -> Option<IndexEntry> {
+        self.link_target.is_none().then_some(self)
     }
 }
 

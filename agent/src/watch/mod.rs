@@ -9,18 +9,26 @@
 //! entry that names them, a failed write leaves the previous index entry intact, and blobs are never
 //! deleted, so the content a [`FileChange::old_sha256`] names stays available for rollback. It never
 //! panics on what it reads: a garbled index entry or blob is an error or a warning, not a crash, and a
-//! file that disappears before it is read is a change to "gone", not an error.
+//! file that disappears before it is read is a change to "gone", not an error. It never follows a
+//! symbolic link on a watched path (a path that becomes one is a change, with the link's target), and the
+//! content of a secret file ([`Redaction`]) never leaves the store: not in a [`FileChange`], not in a log.
 
 mod diff;
 mod fsio;
 mod index;
+mod nofollow;
+mod redact;
 mod store;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_hostile;
 
 use std::path::{Component, Path, PathBuf};
 
+pub use nofollow::{LinkOnPath, Lookup, WatchedDir};
+pub use redact::Redaction;
 pub use store::{ContentStore, Limits, SnapshotReport};
 
 /// Files larger than this (16 MiB) are hashed but not stored, so they have no last known content.
@@ -62,7 +70,8 @@ impl WatchList {
             "/etc/crontab",
             "/etc/cron.d",
             "/etc/systemd/system",
-            "/lib/systemd/system",
+            // Not `/lib/systemd/system`: on merged-/usr systems `/lib` is a symbolic link, never followed.
+            "/usr/lib/systemd/system",
         ]
         .into_iter()
         .map(PathBuf::from)
@@ -123,12 +132,26 @@ pub struct FileChange {
     pub uid: u32,
     /// Group of the new file (0 when gone).
     pub gid: u32,
+    /// Permission bits of the previous version, as recorded; `None` if the file was not known before.
+    pub old_mode: Option<u32>,
+    /// Owner of the previous version, as recorded; `None` if the file was not known before.
+    pub old_uid: Option<u32>,
+    /// Group of the previous version, as recorded; `None` if the file was not known before.
+    pub old_gid: Option<u32>,
     /// Unified diff (3 lines of context, headers `a/<path>` and `b/<path>` with the leading `/` dropped,
     /// `/dev/null` for a side that does not exist) when the content changed, both sides are text (valid
     /// UTF-8 without NUL) and both are at most [`Limits::diff_max_bytes`]; `None` otherwise.
     pub diff: Option<String>,
     /// The diff was longer than [`Limits::diff_max_chars`] bytes and was cut at a line boundary.
     pub diff_truncated: bool,
+    /// The file is secret ([`Redaction`]): `diff` is `None` whatever the content.
+    pub redacted: bool,
+    /// For a redacted text file in `name:…` line format (shadow, gshadow, passwd-like) whose sides
+    /// qualify for a diff: the names whose lines were added, removed or changed, sorted. Empty otherwise.
+    pub changed_entries: Vec<String>,
+    /// The path, or a directory on it, is now a symbolic link pointing here (as written; never followed).
+    /// The new side is then "gone": `new_sha256` is `None`.
+    pub link_target: Option<String>,
 }
 
 /// The kind of a [`FileChange`].
@@ -142,13 +165,20 @@ pub enum ChangeKind {
     MetadataChanged,
     /// The file was known and is gone.
     Deleted,
+    /// The path, or a directory on it, is now a symbolic link.
+    Link,
 }
 
 impl FileChange {
     /// Classifies the change from its hashes.
     pub fn kind(&self) -> ChangeKind {
+        if self.link_target.is_some() {
+            return ChangeKind::Link;
+        }
         match (&self.old_sha256, &self.new_sha256) {
-            (None, _) => ChangeKind::Created,
+            // A symbolic link that is gone.
+            (None, None) => ChangeKind::Deleted,
+            (None, Some(_)) => ChangeKind::Created,
             (Some(_), None) => ChangeKind::Deleted,
             (Some(old), Some(new)) if old == new => ChangeKind::MetadataChanged,
             (Some(_), Some(_)) => ChangeKind::Modified,
@@ -229,6 +259,14 @@ pub enum WatchError {
         index: PathBuf,
         /// Why.
         source: std::io::Error,
+    },
+    /// A `watch.redact` entry is not an absolute path or not a valid glob.
+    #[error("watch.redact: `{pattern}`: {message}")]
+    RedactPattern {
+        /// The entry.
+        pattern: String,
+        /// What is wrong.
+        message: String,
     },
     /// An index entry is not valid JSON of the expected shape.
     #[error("{path}: index entry {index} is corrupt: {message}")]

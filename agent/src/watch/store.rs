@@ -8,14 +8,19 @@
 //!
 //! The store never loses the last known good content: when storing a new blob fails, the previous index
 //! entry is left as it was and the error is returned, so the next observation compares against the same
-//! old content again.
+//! old content again. It keeps the content of secret files too (for rollback), but what it returns about
+//! one ([`FileChange`]) carries no content: no diff, only hashes, metadata and changed entry names.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
+use nix::sys::stat::SFlag;
+
 use crate::watch::diff::{as_text, unified};
 use crate::watch::fsio::{self, Current, ReadOutcome};
 use crate::watch::index::{Index, IndexEntry};
+use crate::watch::nofollow::{Lookup, WatchedDir};
+use crate::watch::redact::{Redaction, changed_entries, looks_like_private_key};
 use crate::watch::{
     DIFF_MAX_BYTES, DIFF_MAX_CHARS, FileChange, MAX_BLOB_BYTES, WatchError, WatchList, normalize,
 };
@@ -61,6 +66,7 @@ pub struct ContentStore {
     blobs: PathBuf,
     index: Index,
     limits: Limits,
+    redaction: Redaction,
 }
 
 impl ContentStore {
@@ -70,7 +76,8 @@ impl ContentStore {
         ContentStore::open_with_limits(root, Limits::default())
     }
 
-    /// Opens the store at `root` with `limits`. Removes temporary files left by an interrupted write.
+    /// Opens the store at `root` with `limits` and the built-in [`Redaction`]. Removes temporary files
+    /// left by an interrupted write.
     pub fn open_with_limits(root: &Path, limits: Limits) -> Result<ContentStore, WatchError> {
         let blobs = root.join("blobs");
         let index = root.join("index");
@@ -85,7 +92,14 @@ impl ContentStore {
             blobs,
             index: Index::new(index),
             limits,
+            redaction: Redaction::new([])?,
         })
+    }
+
+    /// Uses `redaction` to decide which files are secret (the built-in entries are always in it).
+    pub fn with_redaction(mut self, redaction: Redaction) -> ContentStore {
+        self.redaction = redaction;
+        self
     }
 
     /// Snapshots every watched file that exists now (at agent start), so that the first change has an
@@ -97,23 +111,34 @@ impl ContentStore {
         let mut report = SnapshotReport::default();
         let mut paths = BTreeSet::new();
         for entry in list.entries() {
-            match std::fs::metadata(entry) {
-                Ok(meta) if meta.is_dir() => match std::fs::read_dir(entry) {
+            // Never through a link: an entry that is (or is behind) one is observed as such, not listed.
+            let file_type = match WatchedDir::lookup(entry) {
+                Ok(Lookup::Dir(dir)) => dir.file_type(),
+                Ok(Lookup::Gone) => Ok(None),
+                Ok(Lookup::Link(_)) => Ok(Some(SFlag::S_IFLNK)),
+                Err(source) => Err(source),
+            };
+            match file_type {
+                Ok(Some(SFlag::S_IFDIR)) => match std::fs::read_dir(entry) {
                     Ok(children) => paths.extend(
                         children
                             .flatten()
-                            .map(|child| child.path())
-                            .filter(|child| child.is_file()),
+                            .filter(|child| {
+                                child
+                                    .file_type()
+                                    .is_ok_and(|t| t.is_file() || t.is_symlink())
+                            })
+                            .map(|child| child.path()),
                     ),
                     Err(source) => report.failures.push(WatchError::ListDir {
                         path: entry.to_owned(),
                         source,
                     }),
                 },
-                Ok(_) => {
+                Ok(Some(_)) => {
                     paths.insert(entry.to_owned());
                 }
-                Err(err) if fsio::is_gone(&err) => {}
+                Ok(None) => {}
                 Err(source) => report.failures.push(WatchError::Read {
                     path: entry.to_owned(),
                     source,
@@ -135,13 +160,15 @@ impl ContentStore {
         report
     }
 
-    /// The file at `path` may have changed: reads it now, compares it with the last known content and
-    /// metadata, stores the new state and describes the change. `None` when neither content nor
-    /// metadata changed, or when the file is absent and was not known.
+    /// The file at `path` may have changed: reads it now (never through a symbolic link), compares it
+    /// with the last known content and metadata, stores the new state and describes the change. `None`
+    /// when neither content nor metadata changed, or when the file is absent and was not known.
     ///
     /// A file that disappeared before it could be read is a change to "gone" (its index entry is
-    /// removed; its content stays available through [`ContentStore::blob`]). A corrupt index entry is
-    /// logged and treated as unknown, so the file is reported as created.
+    /// removed; its content stays available through [`ContentStore::blob`]). A path that is now a
+    /// symbolic link, or behind one, is a change to "gone" with [`FileChange::link_target`] set; the link
+    /// is recorded, not followed. A corrupt index entry is logged and treated as unknown, so the file is
+    /// reported as created.
     pub fn observe(&mut self, path: &Path) -> Result<Option<FileChange>, WatchError> {
         let path = normalize(path);
         let old = self.index.get(&path).unwrap_or_else(|err| {
@@ -149,47 +176,68 @@ impl ContentStore {
             None
         });
         let current = match fsio::read_current(&path, self.limits.max_blob_bytes) {
-            Ok(ReadOutcome::File(current)) => Some(current),
-            Ok(ReadOutcome::Gone) => None,
+            Ok(ReadOutcome::File(current)) => current,
+            Ok(ReadOutcome::Gone) => return self.gone(path, old),
+            Ok(ReadOutcome::Link(target)) => return self.link(path, old, target),
             Ok(ReadOutcome::NotRegular) => return Err(WatchError::NotRegularFile { path }),
             Err(source) => return Err(WatchError::Read { path, source }),
         };
-        match (old, current) {
-            (None, None) => Ok(None),
-            (Some(old), None) => {
-                self.index.remove(&path)?;
-                let diff = self.old_text(&path, &old).map(|old| (Some(old), None));
-                Ok(Some(self.describe(path, Some(old.sha256), None, diff)))
-            }
-            (old, Some(current)) => {
-                if let Some(old) = &old
-                    && self.up_to_date(old, &current)
-                {
-                    return Ok(None);
-                }
-                self.store(&path, &current)?;
-                let Some(old) = old else {
-                    let diff = self.new_text(&current).map(|new| (None, Some(new)));
-                    return Ok(Some(self.describe(path, None, Some(&current), diff)));
-                };
-                if old.sha256 == current.sha256 {
-                    // Same content: a metadata change, or only the stored blob was repaired.
-                    let same_meta =
-                        (old.mode, old.uid, old.gid) == (current.mode, current.uid, current.gid);
-                    return Ok((!same_meta)
-                        .then(|| self.describe(path, Some(old.sha256), Some(&current), None)));
-                }
-                let diff = (self.old_text(&path, &old))
-                    .zip(self.new_text(&current))
-                    .map(|(old, new)| (Some(old), Some(new)));
-                Ok(Some(self.describe(
-                    path,
-                    Some(old.sha256),
-                    Some(&current),
-                    diff,
-                )))
-            }
+        if let Some(old) = &old
+            && self.up_to_date(old, &current)
+        {
+            return Ok(None);
         }
+        self.store(&path, &current)?;
+        let Some(old) = old.and_then(IndexEntry::content) else {
+            let diff = self.new_text(&current).map(|new| (None, Some(new)));
+            return Ok(Some(self.describe(path, None, Some(&current), diff)));
+        };
+        if old.sha256 == current.sha256 {
+            // Same content: a metadata change, or only the stored blob was repaired.
+            let same_meta =
+                (old.mode, old.uid, old.gid) == (current.mode, current.uid, current.gid);
+            return Ok((!same_meta).then(|| self.describe(path, Some(&old), Some(&current), None)));
+        }
+        let diff = (self.old_text(&path, &old))
+            .zip(self.new_text(&current))
+            .map(|(old, new)| (Some(old), Some(new)));
+        Ok(Some(self.describe(path, Some(&old), Some(&current), diff)))
+    }
+
+    /// Nothing is at `path` now: forgets it and describes the change, if it was known.
+    fn gone(
+        &self,
+        path: PathBuf,
+        old: Option<IndexEntry>,
+    ) -> Result<Option<FileChange>, WatchError> {
+        let Some(old) = old else {
+            return Ok(None);
+        };
+        self.index.remove(&path)?;
+        // A symbolic link that is gone had no content.
+        let old = old.content();
+        let diff = (old.as_ref())
+            .and_then(|old| self.old_text(&path, old))
+            .map(|old| (Some(old), None));
+        Ok(Some(self.describe(path, old.as_ref(), None, diff)))
+    }
+
+    /// `path` is, or is behind, a symbolic link to `target`: records that and describes the change,
+    /// unless that link was already known.
+    fn link(
+        &self,
+        path: PathBuf,
+        old: Option<IndexEntry>,
+        target: String,
+    ) -> Result<Option<FileChange>, WatchError> {
+        if old.as_ref().and_then(|old| old.link_target.as_deref()) == Some(target.as_str()) {
+            return Ok(None);
+        }
+        self.index.put(&path, &IndexEntry::link(&path, &target))?;
+        let old = old.and_then(IndexEntry::content);
+        let mut change = self.describe(path, old.as_ref(), None, None);
+        change.link_target = Some(target);
+        Ok(Some(change))
     }
 
     /// The last known content of `path`, for rollback. `None` when the file is not known, is gone, or
@@ -260,7 +308,8 @@ impl ContentStore {
     /// Whether `old` describes `current` exactly and its blob (if any) is in place.
     fn up_to_date(&self, old: &IndexEntry, current: &Current) -> bool {
         let stored = current.content.is_some();
-        old.sha256 == current.sha256
+        old.link_target.is_none()
+            && old.sha256 == current.sha256
             && (old.size, old.mode, old.uid, old.gid)
                 == (current.size, current.mode, current.uid, current.gid)
             && old.stored == stored
@@ -291,30 +340,46 @@ impl ContentStore {
         as_text(current.content.as_deref()?)
     }
 
-    /// Builds the change record; `sides` are the texts to diff when both sides qualify.
+    /// Builds the change record; `old` is the previous version's entry (`None`: none with content),
+    /// `sides` the texts to diff when both sides qualify. A secret file gets no diff, only the names of
+    /// its changed entries.
     fn describe(
         &self,
         path: PathBuf,
-        old_sha256: Option<String>,
+        old: Option<&IndexEntry>,
         current: Option<&Current>,
         sides: Option<(Option<String>, Option<&str>)>,
     ) -> FileChange {
-        let (diff, diff_truncated) = match sides {
+        let redacted = self.redaction.covers(&path)
+            || current
+                .and_then(|c| c.content.as_deref())
+                .is_some_and(looks_like_private_key)
+            || (sides.as_ref())
+                .and_then(|(old, _)| old.as_deref())
+                .is_some_and(|old| looks_like_private_key(old.as_bytes()));
+        let (diff, diff_truncated, changed_entries) = match sides {
+            Some((old, new)) if redacted => (None, false, changed_entries(old.as_deref(), new)),
             Some((old, new)) => {
                 let (text, cut) = unified(&path, old.as_deref(), new, self.limits.diff_max_chars);
-                (Some(text), cut)
+                (Some(text), cut, Vec::new())
             }
-            None => (None, false),
+            None => (None, false, Vec::new()),
         };
         FileChange {
-            old_sha256,
+            old_sha256: old.map(|o| o.sha256.clone()),
             new_sha256: current.map(|c| c.sha256.clone()),
             size: current.map_or(0, |c| c.size),
             mode: current.map_or(0, |c| c.mode),
             uid: current.map_or(0, |c| c.uid),
             gid: current.map_or(0, |c| c.gid),
+            old_mode: old.map(|o| o.mode),
+            old_uid: old.map(|o| o.uid),
+            old_gid: old.map(|o| o.gid),
             diff,
             diff_truncated,
+            redacted,
+            changed_entries,
+            link_target: None,
             path,
         }
     }

@@ -11,12 +11,12 @@ use tempfile::TempDir;
 
 use crate::watch::{ChangeKind, ContentStore, Limits, WatchList, normalize};
 
-fn sha(bytes: &[u8]) -> String {
+pub(super) fn sha(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
 /// A store under `<tmp>/state/content` and a directory `<tmp>/etc` for watched files.
-fn setup() -> (TempDir, ContentStore, PathBuf) {
+pub(super) fn setup() -> (TempDir, ContentStore, PathBuf) {
     let tmp = tempfile::tempdir().unwrap();
     let store = ContentStore::open(&tmp.path().join("state/content")).unwrap();
     let etc = tmp.path().join("etc");
