@@ -5,6 +5,7 @@
 #![deny(missing_docs)]
 
 pub mod actions;
+pub mod bounded;
 pub mod capture;
 pub mod cli;
 pub mod clock;
@@ -12,8 +13,14 @@ pub mod cmd;
 pub mod config;
 pub mod enforce;
 pub mod export;
+pub mod fanotify;
+pub mod hygiene;
+pub mod identity;
 pub mod journal;
+pub mod loss;
 pub mod output;
+pub mod procfs;
 pub mod run;
 pub mod ship;
+pub mod stdout;
 pub mod watch;

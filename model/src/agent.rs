@@ -95,4 +95,7 @@ pub struct AgentStop {
     pub kernel_lost: u64,
     /// Records that could not be decoded (each also reported in a `loss` event).
     pub decode_errors: u64,
+    /// Records the kernel could not decide on that userspace filtered: their canonical path is ignored,
+    /// or it is not sensitive for a read-only open.
+    pub filtered: u64,
 }

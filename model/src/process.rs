@@ -42,6 +42,9 @@ pub struct Exec {
     /// SHA-256 of the executed file; absent when it was not computed (gone, unreadable or over the size
     /// limit).
     pub sha256: Option<String>,
+    /// The rule whose exec guard refused this exec before the program ran (the exec failed with `EPERM`;
+    /// a kill rule also killed the task).
+    pub stopped_by_rule: Option<String>,
 }
 
 /// fork/vfork/clone/clone3.

@@ -14,8 +14,21 @@ use crate::eval::{Cond, FieldSel, Test};
 use crate::fields::{EVT_KIND, FIELDS, FieldDef, FieldType, lookup};
 use crate::parser::parse_condition;
 use crate::source::{Scalar, SourceFile};
+use crate::{PathResolver, PathRewrite};
 
 /// A `- list:` item as loaded.
+/// Fields whose values are canonical paths: a path literal compared with them is matched as its canonical
+/// path.
+pub const CANONICAL_PATH_FIELDS: &[&str] = &[
+    "file.path",
+    "file.target",
+    "exec.filename",
+    "change.path",
+    "file.directory",
+    "proc.exe",
+    "proc.pexe",
+];
+
 #[derive(Debug)]
 pub(crate) struct ListDef {
     pub name: String,
@@ -36,6 +49,10 @@ pub(crate) struct MacroDef {
 /// Compiles conditions and templates against a set of lists and macros.
 pub(crate) struct Checker<'a> {
     files: &'a [SourceFile],
+    /// Resolves an absolute path literal to its canonical path on this host (see [`PathResolver`]).
+    resolve: Option<PathResolver<'a>>,
+    /// Path literals matched as their canonical path.
+    pub rewrites: Vec<PathRewrite>,
     lists: HashMap<String, Vec<String>>,
     macros: &'a [MacroDef],
     macro_index: HashMap<&'a str, usize>,
@@ -50,9 +67,12 @@ impl<'a> Checker<'a> {
         files: &'a [SourceFile],
         lists: &[ListDef],
         macros: &'a [MacroDef],
+        resolve: Option<PathResolver<'a>>,
     ) -> Checker<'a> {
         let mut checker = Checker {
             files,
+            resolve,
+            rewrites: Vec::new(),
             lists: HashMap::new(),
             macros,
             macro_index: macros
@@ -344,6 +364,72 @@ impl<'a> Checker<'a> {
         }
     }
 
+    /// For a field that holds canonical paths, compared by `=`, `!=`, `in` or `startswith` with absolute
+    /// path literals that are not canonical on this host (`/bin/sh` where `/bin` links to `usr/bin`): the
+    /// test on the canonical spelling (with `=` and `in`, either spelling matches, so the raw one still
+    /// reaches the kernel's exec map). `None` when nothing changes.
+    fn canonical_test(
+        &mut self,
+        file: usize,
+        sc: &Scalar,
+        def: &FieldDef,
+        op: CmpOp,
+        values: &[Literal],
+    ) -> Option<Test> {
+        let resolve = self.resolve?;
+        if !CANONICAL_PATH_FIELDS.contains(&def.name)
+            || !matches!(op, CmpOp::Eq | CmpOp::Ne | CmpOp::In | CmpOp::StartsWith)
+        {
+            return None;
+        }
+        let mut changed = false;
+        let mut canonical = Vec::with_capacity(values.len());
+        for v in values {
+            let c = v
+                .text
+                .starts_with('/')
+                .then(|| {
+                    let (base, slash) = match v.text.strip_suffix('/') {
+                        Some(b) if !b.is_empty() => (b, "/"),
+                        _ => (v.text.as_str(), ""),
+                    };
+                    resolve(base).map(|c| format!("{}{slash}", c.trim_end_matches('/')))
+                })
+                .flatten()
+                .filter(|c| *c != v.text && !c.is_empty());
+            if let Some(c) = c {
+                let e = sc.error(&self.files[file], ErrorKind::Schema, v.span, String::new());
+                self.rewrites.push(PathRewrite {
+                    at: format!("{}:{}:{}", e.file, e.line, e.col),
+                    literal: v.text.clone(),
+                    canonical: c.clone(),
+                });
+                changed = true;
+                canonical.push((v.text.clone(), c));
+            } else {
+                canonical.push((v.text.clone(), v.text.clone()));
+            }
+        }
+        if !changed {
+            return None;
+        }
+        let both = || {
+            canonical
+                .iter()
+                .flat_map(|(raw, c)| [raw.clone(), c.clone()])
+                .collect::<HashSet<_>>()
+        };
+        let first = canonical
+            .first()
+            .map(|(_, c)| c.clone())
+            .unwrap_or_default();
+        Some(match op {
+            CmpOp::Eq | CmpOp::In => Test::StrIn(both()),
+            CmpOp::Ne => Test::StrNe(first),
+            _ => Test::StartsWith(first),
+        })
+    }
+
     fn str_test(
         &mut self,
         file: usize,
@@ -370,6 +456,9 @@ impl<'a> Checker<'a> {
             if !ok {
                 return None;
             }
+        }
+        if let Some(test) = self.canonical_test(file, sc, def, op, values) {
+            return Some(test);
         }
         let one = values.first().map(|v| v.text.clone()).unwrap_or_default();
         let span = values.first().map(|v| v.span).unwrap_or_default();

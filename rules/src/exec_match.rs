@@ -14,7 +14,8 @@ use auditloop_model::EventKind;
 ///   alone or joined by `or`);
 /// - `comms`: `proc.name` (the name after exec) is one of them (`=`, `in`, or an `or` of those);
 /// - `uids`: `user.uid` is one of them (`=`, `in`);
-/// - `parent_comms`: `proc.pname` is one of them (`=`, `in`).
+/// - `parent_comms`: `proc.pname` is one of them (`=`, `in`);
+/// - `sha256s`: `exec.sha256` (the executed file's content hash) is one of them (`=`, `in`).
 ///
 /// The condition must be a conjunction (`and`, also through macros) of `evt.kind = exec` and at most one
 /// group per constraint above; anything else (`not`, `!=`, other fields or operators, an `or` that mixes
@@ -32,6 +33,8 @@ pub struct ExecMatch {
     pub uids: Vec<u32>,
     /// Parent names (any of).
     pub parent_comms: Vec<String>,
+    /// SHA-256 hashes (lower-case hex) of the executed file (any of).
+    pub sha256s: Vec<String>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -40,6 +43,7 @@ enum Slot {
     Comm,
     Uid,
     Parent,
+    Sha256,
 }
 
 fn flatten<'c>(c: &'c Cond, and: bool, out: &mut Vec<&'c Cond>) {
@@ -82,6 +86,7 @@ pub(crate) fn exec_match(cond: &Cond) -> Option<ExecMatch> {
                 "proc.name" => Slot::Comm,
                 "user.uid" => Slot::Uid,
                 "proc.pname" => Slot::Parent,
+                "exec.sha256" => Slot::Sha256,
                 _ => return None,
             };
             if *group_slot.get_or_insert(slot) != slot {
@@ -91,6 +96,7 @@ pub(crate) fn exec_match(cond: &Cond) -> Option<ExecMatch> {
                 Slot::Filename => &mut m.filenames,
                 Slot::Comm => &mut m.comms,
                 Slot::Parent => &mut m.parent_comms,
+                Slot::Sha256 => &mut m.sha256s,
                 Slot::Uid => {
                     match test {
                         Test::NumCmp(CmpOp::Eq, n) => m.uids.push(u32::try_from(*n).ok()?),
@@ -127,6 +133,7 @@ pub(crate) fn exec_match(cond: &Cond) -> Option<ExecMatch> {
         &mut m.filename_prefixes,
         &mut m.comms,
         &mut m.parent_comms,
+        &mut m.sha256s,
     ] {
         list.sort();
         list.dedup();

@@ -267,10 +267,26 @@ impl Rule {
     }
 }
 
+/// Resolves an absolute path to its canonical path on this host (`None`: leave it as written).
+pub type PathResolver<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+/// A path literal that rules match as its canonical path.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PathRewrite {
+    /// Where the literal is: `file:line:col`.
+    pub at: String,
+    /// The literal as written.
+    pub literal: String,
+    /// Its canonical path on this host.
+    pub canonical: String,
+}
+
 /// A compiled, immutable set of rules.
 #[derive(Clone, Debug)]
 pub struct RuleSet {
     rules: Vec<Rule>,
+    /// Path literals matched as their canonical path.
+    rewrites: Vec<PathRewrite>,
     /// Per event kind (indexed by the kind's position), the indexes (in file order) of the rules that can
     /// match it.
     by_kind: [Vec<usize>; EVENT_KIND_COUNT],
@@ -280,6 +296,18 @@ impl RuleSet {
     /// Loads a rules file, or every `*.yaml`/`*.yml` file of a directory (sorted by name, sharing lists and
     /// macros). Collects all errors.
     pub fn load(path: &Path) -> Result<RuleSet, RuleErrors> {
+        RuleSet::load_with(path, None)
+    }
+
+    /// Like [`RuleSet::load`], matching absolute path literals compared with canonical path fields
+    /// (`file.path`, `exec.filename`, `change.path`, …) as their canonical path by `resolve`: events carry
+    /// canonical paths, so `exec.filename = /bin/sh` on a host where `/bin` links to `usr/bin` would never
+    /// match otherwise. [`RuleSet::path_rewrites`] lists what was rewritten.
+    pub fn load_resolving(path: &Path, resolve: PathResolver<'_>) -> Result<RuleSet, RuleErrors> {
+        RuleSet::load_with(path, Some(resolve))
+    }
+
+    fn load_with(path: &Path, resolve: Option<PathResolver<'_>>) -> Result<RuleSet, RuleErrors> {
         let shown = path.display().to_string();
         let read = |p: &Path| {
             std::fs::read_to_string(p)
@@ -292,7 +320,7 @@ impl RuleSet {
                 })
         };
         if !path.is_dir() {
-            return RuleSet::compile(vec![read(path)?]);
+            return RuleSet::compile(vec![read(path)?], resolve);
         }
         let entries = std::fs::read_dir(path).map_err(|e| {
             RuleErrors(vec![RuleError::io(
@@ -310,16 +338,42 @@ impl RuleSet {
             .iter()
             .map(|p| read(p))
             .collect::<Result<Vec<_>, _>>()?;
-        RuleSet::compile(files)
+        RuleSet::compile(files, resolve)
     }
 
     /// Compiles rules from text; `name` is the file name used in error messages.
     pub fn parse(name: &str, text: &str) -> Result<RuleSet, RuleErrors> {
-        RuleSet::compile(vec![SourceFile::new(name.to_string(), text.to_string())])
+        RuleSet::compile(
+            vec![SourceFile::new(name.to_string(), text.to_string())],
+            None,
+        )
     }
 
-    fn compile(files: Vec<SourceFile>) -> Result<RuleSet, RuleErrors> {
-        load::compile(files).map(RuleSet::indexed)
+    /// Like [`RuleSet::parse`], resolving path literals as [`RuleSet::load_resolving`] does.
+    pub fn parse_resolving(
+        name: &str,
+        text: &str,
+        resolve: PathResolver<'_>,
+    ) -> Result<RuleSet, RuleErrors> {
+        RuleSet::compile(
+            vec![SourceFile::new(name.to_string(), text.to_string())],
+            Some(resolve),
+        )
+    }
+
+    fn compile(
+        files: Vec<SourceFile>,
+        resolve: Option<PathResolver<'_>>,
+    ) -> Result<RuleSet, RuleErrors> {
+        let (rules, rewrites) = load::compile(files, resolve)?;
+        let mut set = RuleSet::indexed(rules);
+        set.rewrites = rewrites;
+        Ok(set)
+    }
+
+    /// Path literals matched as their canonical path.
+    pub fn path_rewrites(&self) -> &[PathRewrite] {
+        &self.rewrites
     }
 
     /// Indexes rules by the event kinds their condition requires, so an event is only tested against
@@ -341,7 +395,11 @@ impl RuleSet {
                 .map(|(i, _)| i)
                 .collect()
         });
-        RuleSet { rules, by_kind }
+        RuleSet {
+            rewrites: Vec::new(),
+            rules,
+            by_kind,
+        }
     }
 
     /// Every rule, enabled or not, in file order.

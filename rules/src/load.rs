@@ -58,12 +58,15 @@ struct Collected {
 }
 
 /// Compiles a set of rules files (in the given order) into rules.
-pub(crate) fn compile(files: Vec<SourceFile>) -> Result<Vec<Rule>, RuleErrors> {
+pub(crate) fn compile(
+    files: Vec<SourceFile>,
+    resolve: Option<crate::PathResolver<'_>>,
+) -> Result<(Vec<Rule>, Vec<crate::PathRewrite>), RuleErrors> {
     let mut c = Collected::default();
     for (i, file) in files.iter().enumerate() {
         read_file(&files, i, file, &mut c);
     }
-    let mut checker = Checker::new(&files, &c.lists, &c.macros);
+    let mut checker = Checker::new(&files, &c.lists, &c.macros, resolve);
     let mut rules = Vec::new();
     for d in c.drafts {
         let guard = match &d.condition {
@@ -103,7 +106,9 @@ pub(crate) fn compile(files: Vec<SourceFile>) -> Result<Vec<Rule>, RuleErrors> {
     let mut errors = c.errors;
     errors.append(&mut checker.errors);
     if errors.is_empty() {
-        return Ok(rules);
+        let mut rewrites = std::mem::take(&mut checker.rewrites);
+        rewrites.dedup();
+        return Ok((rules, rewrites));
     }
     let order: HashMap<&str, usize> = files
         .iter()

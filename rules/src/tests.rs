@@ -258,6 +258,15 @@ fn exec_time_only_forms() {
             comms: vec!["bash".into(), "sh".into()],
             uids: vec![0],
             parent_comms: vec!["nginx".into()],
+            sha256s: Vec::new(),
+        })
+    );
+    let sha = "ab".repeat(32);
+    assert_eq!(
+        m(&format!("is_exec and exec.sha256 = {sha}")),
+        Some(ExecMatch {
+            sha256s: vec![sha.clone()],
+            ..ExecMatch::default()
         })
     );
     assert_eq!(
@@ -457,4 +466,85 @@ fn kind_index_keeps_file_order_and_unrestricted_rules() {
         names(&net("connect", "1.2.3.4", 1)),
         ["any_kind", "not_exec"]
     );
+}
+
+/// A host where `/bin` is a link to `usr/bin` (usrmerge), and `/srv/app` to `/data/app`.
+fn usrmerge(path: &str) -> Option<String> {
+    for (link, target) in [("/bin", "/usr/bin"), ("/srv/app", "/data/app")] {
+        if path == link {
+            return Some(target.into());
+        }
+        if let Some(rest) = path.strip_prefix(link).filter(|r| r.starts_with('/')) {
+            return Some(format!("{target}{rest}"));
+        }
+    }
+    Some(path.into())
+}
+
+#[test]
+fn path_literals_match_as_their_canonical_path() {
+    let text = "
+- rule: sleep_run
+  condition: evt.kind = exec and exec.filename = /bin/sleep
+  output: x
+  actions: [kill]
+- rule: bin_dir
+  condition: evt.kind = exec and exec.filename startswith /bin/
+  output: x
+- rule: app_write
+  condition: evt.kind = file and file.path in (/srv/app/config, /etc/hosts)
+  output: x
+- rule: not_sleep
+  condition: evt.kind = exec and exec.filename != /bin/sleep
+  output: x
+- rule: untouched
+  condition: evt.kind = exec and proc.name = sleep and exec.filename endswith /bin/sleep
+  output: x
+";
+    let set = RuleSet::parse_resolving("r.yaml", text, &usrmerge).unwrap();
+    let fired =
+        |ev: &Event| -> Vec<String> { set.matches(ev).map(|r| r.name().to_owned()).collect() };
+    // Events carry canonical paths.
+    assert_eq!(
+        fired(&exec("/usr/bin/sleep", &["sleep", "1"])),
+        ["sleep_run", "bin_dir", "untouched"]
+    );
+    assert_eq!(
+        fired(&exec("/usr/bin/true", &["true"])),
+        ["bin_dir", "not_sleep"]
+    );
+    assert_eq!(fired(&file("open", "/data/app/config", 0)), ["app_write"]);
+    assert_eq!(fired(&file("open", "/etc/hosts", 0)), ["app_write"]);
+    // The kernel's exec map gets both spellings of the file.
+    let m = set.rules()[0].exec_time_only().unwrap();
+    assert_eq!(m.filenames, ["/bin/sleep", "/usr/bin/sleep"]);
+    assert_eq!(
+        set.rules()[1].exec_time_only().unwrap().filename_prefixes,
+        ["/usr/bin/"]
+    );
+    let rewrites: Vec<_> = set
+        .path_rewrites()
+        .iter()
+        .map(|r| format!("{} {} -> {}", r.at, r.literal, r.canonical))
+        .collect();
+    assert_eq!(
+        rewrites,
+        [
+            "r.yaml:3:50 /bin/sleep -> /usr/bin/sleep",
+            "r.yaml:7:59 /bin/ -> /usr/bin/",
+            "r.yaml:10:48 /srv/app/config -> /data/app/config",
+            "r.yaml:13:51 /bin/sleep -> /usr/bin/sleep",
+        ]
+    );
+    // Without a resolver, literals are matched as written.
+    let plain = RuleSet::parse("r.yaml", text).unwrap();
+    assert!(plain.path_rewrites().is_empty());
+    assert!(!plain.rules()[0].matches(&exec("/usr/bin/sleep", &["sleep"])));
+}
+
+#[test]
+fn canonical_path_fields_are_registry_fields() {
+    for name in crate::check::CANONICAL_PATH_FIELDS {
+        assert!(crate::fields::lookup(name).is_some(), "{name}");
+    }
 }

@@ -212,6 +212,9 @@ pub const SYS_OPEN_SENSITIVE: u32 = 1 << 4;
 /// The path argument is not provably canonical (relative, with `.`, `..` or `//`, or through a `/proc`
 /// link), so the kernel's path filters did not decide on it: userspace resolves it and decides.
 pub const SYS_PATH_UNSURE: u32 = 1 << 5;
+/// A read-only open of a directory (`O_DIRECTORY`) or an `O_PATH` open: not an event, but the descriptor
+/// it returns names the base of later dirfd-relative paths, so userspace remembers it until it is closed.
+pub const SYS_OPEN_DIR: u32 = 1 << 6;
 
 /// A syscall entry (or, for accept, a return with the peer address).
 #[repr(C)]

@@ -10,9 +10,9 @@
 
 use agent_common::wire::{
     CloseWrite, MAX_KINDS, NO_ARG, RecordKind, SPEC_ALWAYS_WRITE, SPEC_FLAGS_IN_OPEN_HOW,
-    SPEC_ONLY_PR_SET_NAME, SPEC_STR1_PATH, SPEC_STR1_SOCKADDR, STR_LEN, SYS_OPEN_SENSITIVE,
-    SYS_OPEN_WRITE, SYS_PATH_UNSURE, SYS_STR_UNREADABLE, SYS_STR1_TRUNCATED, SYS_STR2_TRUNCATED,
-    SysExit, Syscall, SyscallOp, SyscallSpec,
+    SPEC_ONLY_PR_SET_NAME, SPEC_STR1_PATH, SPEC_STR1_SOCKADDR, STR_LEN, SYS_OPEN_DIR,
+    SYS_OPEN_SENSITIVE, SYS_OPEN_WRITE, SYS_PATH_UNSURE, SYS_STR_UNREADABLE, SYS_STR1_TRUNCATED,
+    SYS_STR2_TRUNCATED, SysExit, Syscall, SyscallOp, SyscallSpec,
 };
 use aya_ebpf::{
     helpers::{
@@ -34,6 +34,8 @@ const O_WRONLY: u64 = 0o1;
 const O_RDWR: u64 = 0o2;
 const O_CREAT: u64 = 0o100;
 const O_TRUNC: u64 = 0o1000;
+const O_DIRECTORY: u64 = 0o200000;
+const O_PATH: u64 = 0o10000000;
 const PR_SET_NAME: u64 = 15;
 
 macro_rules! enter_program {
@@ -113,10 +115,12 @@ fn enter<const N: usize>(ctx: &TracePointContext) {
     if spec.flags & SPEC_ONLY_PR_SET_NAME != 0 && args[0] != PR_SET_NAME {
         return;
     }
-    if let Some(write) = open_is_write(&spec, &args)
-        && write
-    {
-        flags |= SYS_OPEN_WRITE;
+    if let Some(oflags) = open_flags(&spec, &args) {
+        if oflags & (O_WRONLY | O_RDWR | O_CREAT | O_TRUNC) != 0 {
+            flags |= SYS_OPEN_WRITE;
+        } else if oflags & (O_DIRECTORY | O_PATH) != 0 {
+            flags |= SYS_OPEN_DIR;
+        }
     }
     if spec.flags & SPEC_STR1_PATH != 0
         && let Some(ptr) = pick(&args, spec.str1_arg)
@@ -130,24 +134,25 @@ fn enter<const N: usize>(ctx: &TracePointContext) {
             if IGNORE_PATHS.get(read.key).is_some() {
                 return;
             }
-            if spec.op == SyscallOp::Open as u32 && flags & SYS_OPEN_WRITE == 0 {
+            // A directory's descriptor may be the base of later relative paths: recorded, not an event.
+            if spec.op == SyscallOp::Open as u32 && flags & (SYS_OPEN_WRITE | SYS_OPEN_DIR) == 0 {
                 if SENSITIVE_PATHS.get(read.key).is_none() {
                     return;
                 }
                 flags |= SYS_OPEN_SENSITIVE;
             }
         }
-    } else if spec.op == SyscallOp::Open as u32 && flags & SYS_OPEN_WRITE == 0 {
+    } else if spec.op == SyscallOp::Open as u32 && flags & (SYS_OPEN_WRITE | SYS_OPEN_DIR) == 0 {
         return;
     }
     emit_syscall(&spec, nr, N as u32, &args, flags);
 }
 
-/// For open-like specs: whether this open writes, creates or truncates. None for other syscalls.
+/// For open-like specs: the open flags (`O_*`). None for other syscalls.
 #[inline(always)]
-fn open_is_write(spec: &SyscallSpec, args: &[u64; 6]) -> Option<bool> {
+fn open_flags(spec: &SyscallSpec, args: &[u64; 6]) -> Option<u64> {
     if spec.flags & SPEC_ALWAYS_WRITE != 0 {
-        return Some(true);
+        return Some(O_WRONLY | O_CREAT | O_TRUNC);
     }
     let raw = pick(args, spec.open_flags_arg)?;
     let oflags = if spec.flags & SPEC_FLAGS_IN_OPEN_HOW != 0 {
@@ -156,7 +161,7 @@ fn open_is_write(spec: &SyscallSpec, args: &[u64; 6]) -> Option<bool> {
     } else {
         raw
     };
-    Some(oflags & (O_WRONLY | O_RDWR | O_CREAT | O_TRUNC) != 0)
+    Some(oflags)
 }
 
 /// Copies a socket address of `len` bytes (capped at `STR_LEN`) from user memory to `dst`; returns the
@@ -263,7 +268,7 @@ pub fn sys_exit_generic(ctx: TracePointContext) -> u32 {
     }
     let op = (pending & 0xff) as u32;
     let flags = ((pending >> 8) & 0xff_ffff) as u32;
-    if op == SyscallOp::Open as u32 && flags & SYS_OPEN_WRITE != 0 && ret >= 0 {
+    if op == SyscallOp::Open as u32 && flags & (SYS_OPEN_WRITE | SYS_OPEN_DIR) != 0 && ret >= 0 {
         let key = (pid_tgid & 0xffff_ffff_0000_0000) | (ret as u64 & 0xffff_ffff);
         let _ = WRITE_FDS.insert(key, 1, 0);
     }

@@ -87,6 +87,37 @@ impl ActionStage {
                 ..ActionTaken::default()
             }));
         }
+        let guarded = if let EventBody::Exec(exec) = &event.event {
+            exec.stopped_by_rule.clone()
+        } else {
+            None
+        };
+        if let Some(rule) = &guarded {
+            let killed = self
+                .rules
+                .rules()
+                .iter()
+                .any(|r| r.name() == rule && r.actions().iter().any(|a| a.kills()));
+            out.push(EventBody::Action(ActionTaken {
+                action: if killed {
+                    ActionKind::Kill
+                } else {
+                    ActionKind::Deny
+                },
+                rule: rule.clone(),
+                trigger_seq: event.seq,
+                target_pid: Some(event.process.pid),
+                path: exec_path(event),
+                ok: true,
+                detail: if killed {
+                    "exec refused by the exec guard (EPERM) and the task killed before the program ran"
+                        .into()
+                } else {
+                    "exec refused by the exec guard (EPERM) before the program ran".into()
+                },
+                ..ActionTaken::default()
+            }));
+        }
         for rule in self.rules.fire(&mut self.state, event) {
             let alert = Alert {
                 rule: rule.name().to_owned(),
@@ -104,6 +135,11 @@ impl ActionStage {
                     continue;
                 };
                 let taken = match kind {
+                    ActionKind::Kill | ActionKind::KillGroup | ActionKind::Deny
+                        if guarded.as_deref() == Some(rule.name()) =>
+                    {
+                        continue;
+                    }
                     ActionKind::Kill | ActionKind::KillGroup
                         if kernel_killed.as_deref() == Some(rule.name()) =>
                     {
@@ -112,10 +148,12 @@ impl ActionStage {
                     ActionKind::Kill | ActionKind::KillGroup => {
                         kill_action(event, kind == ActionKind::KillGroup)
                     }
-                    ActionKind::Rollback => self.rollback_action(event),
+                    ActionKind::Rollback => rollback_action(self.store.as_mut(), event),
                     ActionKind::Deny => ActionTaken {
                         action: ActionKind::Deny,
-                        detail: "deny needs BPF LSM, which this kernel refuses; not enforced"
+                        detail: "not enforced: deny is enforced for execs by the exec guard, before \
+                                 the program runs; denying other operations needs BPF LSM, which this \
+                                 kernel refuses"
                             .into(),
                         ..ActionTaken::default()
                     },
@@ -131,41 +169,55 @@ impl ActionStage {
         }
         out
     }
+}
 
-    fn rollback_action(&self, event: &Event) -> ActionTaken {
-        let base = ActionTaken {
-            action: ActionKind::Rollback,
-            ..ActionTaken::default()
+/// Rolls the file of a `config_change` back to its last known version, with that version's recorded
+/// owner and mode.
+fn rollback_action(store: Option<&mut ContentStore>, event: &Event) -> ActionTaken {
+    let base = ActionTaken {
+        action: ActionKind::Rollback,
+        ..ActionTaken::default()
+    };
+    let EventBody::ConfigChange(change) = &event.event else {
+        return ActionTaken {
+            detail: "rollback applies to config_change events only".into(),
+            ..base
         };
-        let EventBody::ConfigChange(change) = &event.event else {
-            return ActionTaken {
-                detail: "rollback applies to config_change events only".into(),
-                ..base
-            };
+    };
+    let path = Some(change.path.clone());
+    let (Some(store), Some(sha256), Some(mode), Some(uid), Some(gid)) = (
+        store,
+        &change.old_sha256,
+        change.old_mode,
+        change.old_uid,
+        change.old_gid,
+    ) else {
+        return ActionTaken {
+            path,
+            detail: "no known-good content for this file".into(),
+            ..base
         };
-        let path = Some(change.path.clone());
-        let (Some(store), Some(good)) = (&self.store, &change.old_sha256) else {
-            return ActionTaken {
-                path,
-                detail: "no known-good content for this file".into(),
-                ..base
-            };
-        };
-        match rollback::rollback(store, Path::new(&change.path), good) {
-            Ok(done) => ActionTaken {
-                path,
-                before_sha256: done.before,
-                after_sha256: Some(done.after),
-                ok: true,
-                detail: "restored atomically".into(),
-                ..base
-            },
-            Err(err) => ActionTaken {
-                path,
-                detail: err.to_string(),
-                ..base
-            },
-        }
+    };
+    let good = rollback::KnownGood {
+        sha256,
+        mode,
+        uid,
+        gid,
+    };
+    match rollback::rollback(store, Path::new(&change.path), &good) {
+        Ok(done) => ActionTaken {
+            path,
+            before_sha256: done.before,
+            after_sha256: Some(done.after),
+            ok: true,
+            detail: "restored atomically".into(),
+            ..base
+        },
+        Err(err) => ActionTaken {
+            path,
+            detail: err.to_string(),
+            ..base
+        },
     }
 }
 
@@ -186,4 +238,12 @@ fn kill_action(event: &Event, group: bool) -> ActionTaken {
         },
         ..ActionTaken::default()
     }
+}
+
+/// The executed file of an exec event.
+fn exec_path(event: &Event) -> Option<String> {
+    let EventBody::Exec(exec) = &event.event else {
+        return None;
+    };
+    Some(exec.filename.clone())
 }

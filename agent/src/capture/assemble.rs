@@ -19,9 +19,11 @@ use super::canon::{Last, LiveFs, canonicalize};
 use super::containers::Containers;
 use super::convert::{self, Tables};
 use super::fdtable::FdTable;
-use super::identity::Identities;
+use super::policy::PathPolicy;
 use super::proctable::ProcessTable;
 use super::resolve;
+use crate::enforce::Decisions;
+use crate::identity::Identities;
 
 /// Most descriptors the descriptor table keeps.
 const FD_TABLE_CAPACITY: usize = 1 << 16;
@@ -59,6 +61,9 @@ pub struct Assembler {
     pending_sys: HashMap<u32, PendingSyscall>,
     touches: Vec<FileTouch>,
     identities: Identities,
+    policy: PathPolicy,
+    filtered: u64,
+    decisions: Decisions,
 }
 
 impl Assembler {
@@ -73,12 +78,57 @@ impl Assembler {
             pending_sys: HashMap::new(),
             touches: Vec::new(),
             identities: Identities::default(),
+            policy: PathPolicy::default(),
+            filtered: 0,
+            decisions: Decisions::default(),
         }
     }
 
     /// File changes seen since the last call (for the config watch stage).
     pub fn take_touches(&mut self) -> Vec<FileTouch> {
         std::mem::take(&mut self.touches)
+    }
+
+    /// Takes the exec guard's refusals from `decisions` for the exec events they concern.
+    pub fn set_decisions(&mut self, decisions: Decisions) {
+        self.decisions = decisions;
+    }
+
+    /// Fills what `/proc` no longer told of a process (it exited) from the process table.
+    pub fn complete_process(&mut self, mut process: Process) -> Process {
+        if let Some(info) = self.procs.get(process.pid).cloned() {
+            if process.exe.is_empty() {
+                process.exe = info.exe.clone();
+            }
+            if process.comm.is_empty() {
+                process.comm = info
+                    .exe
+                    .rsplit('/')
+                    .next()
+                    .unwrap_or_default()
+                    .chars()
+                    .take(15)
+                    .collect();
+            }
+            if process.ppid == 0 {
+                process.ppid = info.ppid;
+            }
+            let parent = self.procs.get(process.ppid).cloned().unwrap_or_default();
+            process.parent_exe = parent.exe;
+            process.parent_argv = parent.argv;
+        }
+        process
+    }
+
+    /// Judges records the kernel could not decide on by `policy` from now on.
+    pub fn set_policy(&mut self, policy: PathPolicy) {
+        self.policy = policy;
+    }
+
+    /// Records filtered in userspace so far (kernel records whose canonical path turned out to be ignored,
+    /// or not sensitive for a read-only open).
+    pub fn filtered(&self) -> u64 {
+        self.filtered
     }
 
     /// Measures the wall-clock offset again (call periodically: the real-time clock may be stepped).
@@ -121,7 +171,7 @@ impl Assembler {
                 };
                 if let Some(stale) = self.pending.insert(rec.header.tid, pending) {
                     // The same thread exec'd again without a return record for the first attempt.
-                    self.emit_exec(stale, None, out);
+                    self.emit_exec(stale, None, None, out);
                 }
             }
             Record::ExecExit(rec) => {
@@ -149,7 +199,8 @@ impl Assembler {
                     pending.header.comm = rec.header.comm;
                     self.exec_succeeded(&mut pending);
                 }
-                self.emit_exec(pending, Some(rec.ret), out);
+                let returned = rec.header.ktime_ns;
+                self.emit_exec(pending, Some(rec.ret), Some(returned), out);
             }
             Record::Fork(rec) => {
                 let child = rec.child_tid;
@@ -176,7 +227,7 @@ impl Assembler {
                 let body = EventBody::Exit(model::Exit { code, signal });
                 let event = self.event(&rec.header, body);
                 for fd in self.fds.remove_process(rec.header.pid) {
-                    if fd.memfd.is_none() {
+                    if fd.memfd.is_none() && !fd.dir {
                         self.touches.push(FileTouch {
                             path: fd.path,
                             trigger: ChangeTrigger::Exit,
@@ -209,7 +260,11 @@ impl Assembler {
                 }
             }
             Record::CloseWrite(rec) => {
-                if let Some(fd) = self.fds.remove(rec.header.pid, i64::from(rec.fd)) {
+                if let Some(fd) = self
+                    .fds
+                    .remove(rec.header.pid, i64::from(rec.fd))
+                    .filter(|fd| !fd.dir)
+                {
                     let process = self.process(&rec.header);
                     self.touches.push(FileTouch {
                         path: fd.path,
@@ -270,8 +325,12 @@ impl Assembler {
         let mut tables = Tables {
             procs: &mut self.procs,
             fds: &mut self.fds,
+            policy: &self.policy,
         };
-        let body = convert::body(&record, ret, &mut tables);
+        let Some(body) = convert::body(&record, ret, &mut tables) else {
+            self.filtered += 1;
+            return;
+        };
         let event = self.event(&record.header, body);
         if let EventBody::File(file) = &event.event
             && file.success
@@ -329,7 +388,7 @@ impl Assembler {
             .collect();
         for tid in stale {
             if let Some(p) = self.pending.remove(&tid) {
-                self.emit_exec(p, None, out);
+                self.emit_exec(p, None, None, out);
             }
         }
     }
@@ -344,7 +403,7 @@ impl Assembler {
         let mut all: Vec<PendingExec> = self.pending.drain().map(|(_, p)| p).collect();
         all.sort_by_key(|p| p.header.ktime_ns);
         for p in all {
-            self.emit_exec(p, None, out);
+            self.emit_exec(p, None, None, out);
         }
     }
 
@@ -375,10 +434,31 @@ impl Assembler {
         )
     }
 
-    fn emit_exec(&mut self, p: PendingExec, ret: Option<i64>, out: &mut Vec<Event>) {
+    /// Emits an exec; `returned_ns` is when it returned (`None`: its return record was lost or has not come).
+    fn emit_exec(
+        &mut self,
+        p: PendingExec,
+        ret: Option<i64>,
+        returned_ns: Option<u64>,
+        out: &mut Vec<Event>,
+    ) {
         let mut body = p.body;
         body.ret = ret;
         body.success = ret == Some(0);
+        // A refusal of the exec guard belongs to the exec it happened in: between its entry and return.
+        let window = p.header.ktime_ns..=returned_ns.unwrap_or(u64::MAX);
+        if !body.success
+            && let Some(refused) = self.decisions.take_within(p.header.pid, &window)
+        {
+            if let Some(id) = self.identities.of_exec(0, &refused.path) {
+                (body.dev, body.inode, body.sha256) = (id.dev, id.inode, id.sha256);
+            }
+            // The guard saw the file the kernel resolved: that is the canonical name.
+            if refused.path != body.filename && body.raw_filename.is_empty() {
+                body.raw_filename = std::mem::replace(&mut body.filename, refused.path);
+            }
+            body.stopped_by_rule = Some(refused.rule);
+        }
         if !body.success
             && body.raw_filename.is_empty()
             && let Some(path) = self.canonical_exec(p.header.pid, p.header.tid, &body)

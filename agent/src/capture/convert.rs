@@ -3,13 +3,14 @@
 
 use agent_common::decode::{syscall_bytes, syscall_str};
 use agent_common::wire::{
-    NO_ARG, SYS_OPEN_WRITE, SYS_STR_UNREADABLE, SYS_STR1_TRUNCATED, SYS_STR2_TRUNCATED, Syscall,
-    SyscallOp,
+    NO_ARG, SYS_OPEN_DIR, SYS_OPEN_WRITE, SYS_PATH_UNSURE, SYS_STR_UNREADABLE, SYS_STR1_TRUNCATED,
+    SYS_STR2_TRUNCATED, Syscall, SyscallOp,
 };
 use auditloop_model::{self as model, EventBody, FileOp, NetOp};
 
-use super::canon::{Last, LiveFs, canonicalize};
+use super::canon::{Last, LiveFs, Lookup, canonicalize};
 use super::fdtable::{FdInfo, FdTable};
+use super::policy::PathPolicy;
 use super::proctable::ProcessTable;
 use super::resolve::{AT_FDCWD, dirfd};
 use super::sockaddr;
@@ -21,6 +22,8 @@ pub struct Tables<'a> {
     pub procs: &'a mut ProcessTable,
     /// Descriptors.
     pub fds: &'a mut FdTable,
+    /// The path lists for records the kernel could not decide on.
+    pub policy: &'a PathPolicy,
 }
 
 fn arg(rec: &Syscall, index: u8) -> Option<u64> {
@@ -57,14 +60,8 @@ fn path_of(rec: &Syscall, slot: usize, dirfd_index: u8, last: Last, t: &mut Tabl
             .map(|i| i.path.clone())
             .or_else(|| super::resolve::proc_link(pid, &format!("fd/{fd}")))
     };
-    match canonicalize(
-        &mut LiveFs,
-        pid,
-        rec.header.tid,
-        base.as_deref(),
-        &raw,
-        last,
-    ) {
+    let mut view = TableView { t };
+    match canonicalize(&mut view, pid, rec.header.tid, base.as_deref(), &raw, last) {
         Some(path) if path == raw => PathArg {
             path,
             raw: String::new(),
@@ -80,6 +77,42 @@ fn path_of(rec: &Syscall, slot: usize, dirfd_index: u8, last: Last, t: &mut Tabl
             raw: String::new(),
             resolved: false,
         },
+    }
+}
+
+/// The live file system, with what the tables remember of processes that are gone (their cwd,
+/// executable and descriptors; their root is taken to be `/`).
+struct TableView<'t, 'a> {
+    t: &'t mut Tables<'a>,
+}
+
+impl Lookup for TableView<'_, '_> {
+    fn symlink(&mut self, pid: u32, path: &str) -> Option<String> {
+        LiveFs.symlink(pid, path)
+    }
+
+    fn magic(&mut self, pid: u32, what: &str) -> Option<String> {
+        if let Some(live) = LiveFs.magic(pid, what) {
+            return Some(live);
+        }
+        match what {
+            "root" => Some("/".into()),
+            "cwd" => self.t.procs.get(pid).and_then(|i| i.cwd.clone()),
+            "exe" => self
+                .t
+                .procs
+                .get(pid)
+                .map(|i| i.exe.clone())
+                .filter(|e| e.starts_with('/')),
+            fd => {
+                let n: i64 = fd.strip_prefix("fd/")?.parse().ok()?;
+                self.t
+                    .fds
+                    .get(pid, n)
+                    .map(|i| i.path.clone())
+                    .filter(|p| p.starts_with('/'))
+            }
+        }
     }
 }
 
@@ -138,8 +171,49 @@ fn fd_path(rec: &Syscall, fd: i64, t: &mut Tables<'_>) -> (String, bool) {
     }
 }
 
-/// Builds the event body for a syscall entry and its return (`None` when the return record was lost).
-pub fn body(rec: &Syscall, ret: Option<i64>, t: &mut Tables<'_>) -> EventBody {
+/// Builds the event body for a syscall entry and its return (`ret` is `None` when the return record was
+/// lost); `None` when the record turns out to be filtered: a path the kernel could not decide on whose
+/// canonical form is ignored, or a read-only open of a path that is not sensitive.
+pub fn body(rec: &Syscall, ret: Option<i64>, t: &mut Tables<'_>) -> Option<EventBody> {
+    if rec.flags & SYS_OPEN_DIR != 0 {
+        remember_dir(rec, ret, t);
+        return None;
+    }
+    let body = event_body(rec, ret, t);
+    if rec.flags & SYS_PATH_UNSURE == 0 {
+        return Some(body);
+    }
+    let EventBody::File(f) = &body else {
+        return Some(body);
+    };
+    let filtered =
+        t.policy.ignored(&f.path) || (f.op == FileOp::Read && !t.policy.sensitive(&f.path));
+    (!filtered).then_some(body)
+}
+
+/// A directory (or `O_PATH`) open: remembers its descriptor as the base of later relative paths.
+fn remember_dir(rec: &Syscall, ret: Option<i64>, t: &mut Tables<'_>) {
+    let Some(fd) = ret.filter(|r| *r >= 0) else {
+        return;
+    };
+    let def = builtin_by_number(rec.nr)
+        .copied()
+        .unwrap_or_else(|| SyscallDef::raw("raw"));
+    let p = path_of(rec, 0, def.dirfd1, Last::Follow, t);
+    if p.resolved {
+        t.fds.insert(
+            rec.header.pid,
+            fd,
+            FdInfo {
+                path: p.path,
+                memfd: None,
+                dir: true,
+            },
+        );
+    }
+}
+
+fn event_body(rec: &Syscall, ret: Option<i64>, t: &mut Tables<'_>) -> EventBody {
     let op = SyscallOp::from_u32(rec.op).unwrap_or(SyscallOp::Raw);
     let success = matches!(ret, Some(r) if r >= 0);
     let name = name_of(rec.nr).to_string();
@@ -203,6 +277,7 @@ pub fn body(rec: &Syscall, ret: Option<i64>, t: &mut Tables<'_>) -> EventBody {
                     FdInfo {
                         path: format!("/memfd:{name}"),
                         memfd: Some(name.clone()),
+                        dir: false,
                     },
                 );
             }
@@ -367,6 +442,7 @@ fn file(
             FdInfo {
                 path: out.path.clone(),
                 memfd: None,
+                dir: false,
             },
         );
     }

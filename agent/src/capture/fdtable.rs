@@ -1,8 +1,8 @@
-//! Descriptors the agent has seen opened (for writing) or created as memfds, by process, so later syscalls
+//! Descriptors the agent has seen opened (for writing, or directories) or created as memfds, by process, so later syscalls
 //! on a descriptor (ftruncate, fchmod, close, execveat of a memfd) can name the file. Bounded: the oldest
 //! entries are evicted first.
 
-use super::bounded::BoundedMap;
+use crate::bounded::BoundedMap;
 
 /// What a descriptor refers to.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -11,6 +11,9 @@ pub struct FdInfo {
     pub path: String,
     /// memfd name when the descriptor is an anonymous memory file.
     pub memfd: Option<String>,
+    /// A directory (or `O_PATH`) descriptor, kept only as the base of relative paths: its close is not
+    /// a write.
+    pub dir: bool,
 }
 
 /// (pid, fd) → what it refers to.
@@ -59,6 +62,7 @@ mod tests {
         FdInfo {
             path: path.into(),
             memfd: None,
+            dir: false,
         }
     }
 

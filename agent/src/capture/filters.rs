@@ -15,14 +15,19 @@ use super::CaptureError;
 use crate::config::CaptureConfig;
 use crate::enforce::KernelExecRule;
 
-/// The LPM key for a path: directory prefixes (ending in `/`) match everything below; other paths match
-/// exactly (their NUL is part of the key). Paths longer than the key are compared on their prefix.
+/// The LPM key for a path: directory prefixes (ending in `/`) match everything below, `…*` every path
+/// starting with what precedes the `*`; other paths match exactly (their NUL is part of the key). Paths
+/// longer than the key are compared on their prefix.
 pub fn path_key(path: &str) -> Key<[u8; PATH_KEY_LEN]> {
+    let (path, prefix) = match path.strip_suffix('*') {
+        Some(p) => (p, true),
+        None => (path, path.ends_with('/')),
+    };
     let mut data = [0u8; PATH_KEY_LEN];
     let bytes = path.as_bytes();
     let n = bytes.len().min(PATH_KEY_LEN);
     data[..n].copy_from_slice(&bytes[..n]);
-    let significant = if path.ends_with('/') || n == PATH_KEY_LEN {
+    let significant = if prefix || n == PATH_KEY_LEN {
         n
     } else {
         n + 1
@@ -147,5 +152,7 @@ mod tests {
         let file = path_key("/etc/shadow");
         assert_eq!(file.prefix_len(), 12 * 8, "exact files include their NUL");
         assert_eq!(&file.data()[..11], b"/etc/shadow");
+        let names = path_key("/etc/ssh/ssh_host_*");
+        assert_eq!(names.prefix_len(), 18 * 8, "a name prefix has no NUL");
     }
 }

@@ -6,17 +6,17 @@
 //! become `loss` events. Capture never drops an event in userspace.
 
 mod assemble;
-mod bounded;
 mod canon;
 mod configwatch;
 mod containers;
 mod convert;
 mod fdtable;
 pub mod filters;
-mod identity;
 mod loader;
 mod loss;
+mod policy;
 mod proctable;
+mod sensitive;
 pub(crate) use proctable::pids;
 mod reader;
 mod resolve;
@@ -30,12 +30,12 @@ use tokio::sync::{mpsc, watch};
 
 pub use assemble::{Assembler, FileTouch};
 pub use loss::LossBooks;
-pub use proctable::{ProcessTable, stat_field};
+pub use proctable::ProcessTable;
 pub use reader::Detacher;
 
 use crate::clock::Clock;
 use crate::config::{CaptureConfig, Config};
-use crate::enforce::KernelExecRule;
+use crate::enforce::{Decisions, KernelExecRule};
 
 /// Most processes the process table keeps.
 const PROCESS_TABLE_CAPACITY: usize = 1 << 17;
@@ -105,6 +105,7 @@ pub struct Capture {
     watch: configwatch::ConfigWatch,
     startup_changes: Vec<crate::watch::FileChange>,
     assembler: Assembler,
+    sensitive: Option<sensitive::SensitiveWatch>,
     poll_interval: std::time::Duration,
     ring_buffer_bytes: u32,
 }
@@ -116,10 +117,14 @@ impl Capture {
         full: &Config,
         exec_kill: &[KernelExecRule],
         clock: Clock,
+        decisions: Decisions,
     ) -> Result<Capture, CaptureError> {
         let config = &full.capture;
-        let (watch, startup_changes) =
-            configwatch::ConfigWatch::open(full.watch.paths.clone(), &full.state_dir)?;
+        let (watch, startup_changes) = configwatch::ConfigWatch::open_with_redaction(
+            full.watch.paths.clone(),
+            &full.watch.redact,
+            &full.state_dir,
+        )?;
         let mut loaded = loader::load(config)?;
         filters::set_exec_kill(&mut loaded.ebpf, exec_kill)?;
         let mut procs = ProcessTable::new(PROCESS_TABLE_CAPACITY, Path::new("/proc"));
@@ -128,7 +133,13 @@ impl Capture {
             loaded,
             watch,
             startup_changes,
-            assembler: Assembler::new(clock, procs),
+            assembler: {
+                let mut a = Assembler::new(clock, procs);
+                a.set_policy(policy::PathPolicy::new(config));
+                a.set_decisions(decisions);
+                a
+            },
+            sensitive: open_sensitive(config),
             poll_interval: std::time::Duration::from_millis(config.poll_interval_ms),
             ring_buffer_bytes: config.ring_buffer_bytes,
         })
@@ -144,5 +155,26 @@ impl Capture {
         reload: watch::Receiver<Settings>,
     ) -> Result<(CaptureStats, Detacher), CaptureError> {
         reader::run(self, events, shutdown, reload).await
+    }
+}
+
+/// The fanotify watch of sensitive files, when there are any and fanotify is available (without it,
+/// sensitive reads are recorded only under the names the kernel's path filter sees).
+fn open_sensitive(config: &CaptureConfig) -> Option<sensitive::SensitiveWatch> {
+    if config.sensitive_paths.is_empty() {
+        return None;
+    }
+    match sensitive::SensitiveWatch::open(&config.sensitive_paths) {
+        Ok(mut watch) => {
+            watch.set_ignore(&config.ignore.pids, &config.ignore.comms);
+            Some(watch)
+        }
+        Err(err) => {
+            tracing::warn!(
+                "fanotify unavailable ({err}): sensitive reads through links, bind mounts and io_uring \
+                 are not seen"
+            );
+            None
+        }
     }
 }

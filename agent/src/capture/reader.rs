@@ -8,12 +8,13 @@ use std::time::{Duration, Instant};
 
 use agent_common::decode::decode;
 use agent_common::wire::{LOST_SLOTS, MAX_KINDS, RecordKind, SyscallOp};
-use auditloop_model::{AgentStart, AgentStop, Event, EventBody};
+use auditloop_model::{AgentStart, AgentStop, Event, EventBody, FileOp};
 use aya::maps::{MapData, PerCpuArray, RingBuf};
 use tokio::io::unix::AsyncFd;
 use tokio::sync::{mpsc, watch};
 use tokio::time::MissedTickBehavior;
 
+use super::sensitive::SensitiveWatch;
 use super::{Assembler, Capture, CaptureError, CaptureStats, LossBooks};
 use crate::clock::monotonic_ns;
 
@@ -78,6 +79,24 @@ impl State {
         self.stats.kernel_lost = self.books.kernel_total();
     }
 
+    /// Tells the sensitive-file watch about the reads the tracepoints recorded in this batch (so its own
+    /// report of those opens is dropped), and adds its reports that have no tracepoint twin.
+    fn sensitive_reads(&mut self, watch: &mut SensitiveWatch) {
+        for event in &self.batch {
+            if let EventBody::File(f) = &event.event
+                && f.op == FileOp::Read
+                && f.success
+            {
+                watch.seen_by_tracepoint(event.process.pid, &f.path, event.mono_ns);
+            }
+        }
+        for (process, _, body) in watch.due() {
+            let process = self.assembler.complete_process(process);
+            let event = self.assembler.event_for(process, body);
+            self.batch.push(event);
+        }
+    }
+
     /// Sends the batch on; false when the receiver is gone.
     async fn flush(&mut self, events: &mpsc::Sender<Event>) -> bool {
         for event in self.batch.drain(..) {
@@ -117,9 +136,18 @@ pub(super) async fn run(
         mut watch,
         startup_changes,
         assembler,
+        sensitive,
         poll_interval,
         ring_buffer_bytes,
     } = capture;
+    let mut sensitive = match sensitive {
+        // SAFETY: the AsyncFd owns the watch, which owns the group's fd, so the fd outlives the
+        // registration.
+        Some(s) => Some(
+            unsafe { AsyncFd::register(SensitiveFd(s)) }.map_err(|e| CaptureError::Io(e.into()))?,
+        ),
+        None => None,
+    };
     let super::loader::Loaded {
         mut ebpf,
         ring,
@@ -172,11 +200,26 @@ pub(super) async fn run(
                 more
             }
             _ = tick.tick() => state.drain(ring.get_mut()),
+            guard = readable(&mut sensitive) => {
+                if let Ok(mut guard) = guard {
+                    guard.get_inner_mut().0.read();
+                    guard.clear_ready();
+                }
+                false
+            }
             changed = reload.changed(), if reload_open => {
                 if changed.is_err() {
                     reload_open = false;
                 } else {
                     let settings = reload.borrow_and_update().clone();
+                    state
+                        .assembler
+                        .set_policy(super::policy::PathPolicy::new(&settings.capture));
+                    if let Some(s) = sensitive.as_mut() {
+                        let s = &mut s.get_mut().0;
+                        s.set_entries(&settings.capture.sensitive_paths);
+                        s.set_ignore(&settings.capture.ignore.pids, &settings.capture.ignore.comms);
+                    }
                     let applied = super::filters::apply(&settings.capture, &mut ebpf)
                         .and_then(|()| super::filters::set_exec_kill(&mut ebpf, &settings.exec_kill));
                     match applied {
@@ -190,6 +233,9 @@ pub(super) async fn run(
         let touches = state.assembler.take_touches();
         if !touches.is_empty() {
             watch.check(touches, &mut state.assembler, &mut state.batch);
+        }
+        if let Some(s) = sensitive.as_mut() {
+            state.sensitive_reads(&mut s.get_mut().0);
         }
         if last_housekeeping.elapsed() >= HOUSEKEEPING || more {
             last_housekeeping = Instant::now();
@@ -228,8 +274,28 @@ pub(super) async fn run(
         events: stats.events,
         kernel_lost: stats.kernel_lost,
         decode_errors: stats.decode_errors,
+        filtered: state.assembler.filtered(),
     }));
     state.batch.push(stop);
     state.flush(&events).await;
     Ok((state.stats, Detacher { ebpf, links }))
+}
+
+/// The sensitive-file watch, pollable.
+struct SensitiveFd(SensitiveWatch);
+
+impl std::os::fd::AsRawFd for SensitiveFd {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.0.group().as_fd().as_raw_fd()
+    }
+}
+
+/// Waits until the sensitive-file watch is readable; never, without one.
+async fn readable(
+    watch: &mut Option<AsyncFd<SensitiveFd>>,
+) -> std::io::Result<tokio::io::unix::AsyncFdReadyMutGuard<'_, SensitiveFd>> {
+    match watch {
+        Some(fd) => fd.readable_mut().await,
+        None => std::future::pending().await,
+    }
 }

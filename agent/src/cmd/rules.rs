@@ -25,6 +25,13 @@ pub fn check(paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
                     let state = if rule.enabled() { "" } else { " (disabled)" };
                     println!("  {}{state}: {}", rule.name(), enforce::path_of(rule));
                 }
+                for r in loaded.rules.path_rewrites() {
+                    println!(
+                        "  note: {}: `{}` is matched as {}, its canonical path on this host (events \
+                         carry canonical paths)",
+                        r.at, r.literal, r.canonical
+                    );
+                }
             }
             Err(errors) => {
                 ok = false;

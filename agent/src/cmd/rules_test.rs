@@ -11,7 +11,7 @@ use auditloop_rules::RuleSet;
 
 /// Replays the journal at `journal` through the rules at `rules`.
 pub fn run(rules: &Path, journal: &Path) -> anyhow::Result<ExitCode> {
-    let set = match RuleSet::load(rules) {
+    let set = match RuleSet::load_resolving(rules, &crate::enforce::canonical_literal) {
         Ok(set) => set,
         Err(errors) => {
             eprintln!("{errors}");

@@ -1,11 +1,17 @@
-//! Where each rule is enforced: loading a rule set for the agent and splitting it into kernel exec rules
-//! (decided in `sys_enter_execve`, before the program runs) and userspace rules (evaluated by the actions
-//! stage after the event is journaled). Capture writes [`KernelExecRule`]s into the kernel's map; this
-//! module only decides which rules become one.
+//! Where each rule is enforced: loading a rule set for the agent and splitting it into
+//! - kernel exec rules, decided in `sys_enter_execve` on provably canonical filenames (SIGKILL, before the
+//!   program runs); capture writes these [`KernelExecRule`]s into the kernel's map;
+//! - guard rules, decided in userspace while the exec waits in the kernel ([`guard`], fanotify), for every
+//!   spelling of the file and by content hash;
+//! - userspace rules, evaluated by the actions stage after the event is journaled.
+
+pub mod guard;
 
 use std::path::Path;
 
 use auditloop_rules::{Action, Rule, RuleErrors, RuleSet};
+
+pub use guard::{Decision, Decisions, ExecGuard, GuardRule};
 
 /// One kernel exec rule: kill execs of `path` (exact, or every path below it when it ends in `/`).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -26,28 +32,54 @@ pub struct LoadedRules {
     pub kernel: Vec<KernelExecRule>,
     /// Rule names by kernel rule index.
     pub kernel_names: Vec<String>,
+    /// Rules the exec guard enforces.
+    pub guard: Vec<GuardRule>,
 }
 
 /// Loads the rules at `path` (file or directory); a missing path is an empty rule set.
 pub fn load(path: &Path) -> Result<LoadedRules, RuleErrors> {
     let rules = if path.exists() {
-        RuleSet::load(path)?
+        RuleSet::load_resolving(path, &canonical_literal)?
     } else {
         tracing::info!(rules = %path.display(), "no rules file; running without rules");
         RuleSet::parse("(none)", "[]")?
     };
     let (kernel, kernel_names) = kernel_rules(&rules);
+    let guard = guard_rules(&rules);
     Ok(LoadedRules {
         rules,
         kernel,
         kernel_names,
+        guard,
     })
+}
+
+/// The canonical path of a path literal on this host: the longest existing prefix with its symbolic
+/// links resolved, and the rest as written (a rule may name a file that does not exist yet).
+pub fn canonical_literal(path: &str) -> Option<String> {
+    let mut base = Path::new(path);
+    let mut rest = Vec::new();
+    loop {
+        match std::fs::canonicalize(base) {
+            Ok(mut found) => {
+                found.extend(rest.iter().rev());
+                return found.to_str().map(str::to_owned);
+            }
+            Err(_) => {
+                rest.push(base.file_name()?);
+                base = base.parent()?;
+            }
+        }
+    }
 }
 
 /// Which enforcement path a rule takes.
 pub fn path_of(rule: &Rule) -> &'static str {
     if kernel_entries(rule).is_some() {
-        "kernel (SIGKILL at sys_enter_execve, before the program runs)"
+        "kernel (SIGKILL at sys_enter_execve, before the program runs; other spellings of the file are \
+         refused by the exec guard, also before it runs)"
+    } else if guard_rule(rule).is_some() {
+        "exec guard (fanotify: the exec waits in the kernel and is refused before the program runs)"
     } else if rule
         .actions()
         .iter()
@@ -71,7 +103,11 @@ fn kernel_entries(rule: &Rule) -> Option<Vec<(String, Option<u32>)>> {
         return None;
     }
     let m = rule.exec_time_only()?;
-    if !m.comms.is_empty() || !m.parent_comms.is_empty() || m.uids.len() > 1 {
+    if !m.comms.is_empty()
+        || !m.parent_comms.is_empty()
+        || !m.sha256s.is_empty()
+        || m.uids.len() > 1
+    {
         return None;
     }
     let uid = m.uids.first().copied();
@@ -103,4 +139,30 @@ fn kernel_rules(rules: &RuleSet) -> (Vec<KernelExecRule>, Vec<String>) {
         }));
     }
     (kernel, names)
+}
+
+/// The guard's form of a kill, kill_group or deny rule whose condition is an exec-time match it can decide
+/// before the program runs (a task name after the exec is not known then).
+fn guard_rule(rule: &Rule) -> Option<GuardRule> {
+    let acts = |f: fn(&Action) -> bool| rule.actions().iter().any(f);
+    if !rule.enabled() || !acts(|a| matches!(a, Action::Kill | Action::KillGroup | Action::Deny)) {
+        return None;
+    }
+    let m = rule.exec_time_only()?;
+    if !m.comms.is_empty() {
+        return None;
+    }
+    Some(GuardRule {
+        name: rule.name().to_owned(),
+        kill: acts(|a| matches!(a, Action::Kill | Action::KillGroup)),
+        filenames: m.filenames,
+        prefixes: m.filename_prefixes,
+        sha256s: m.sha256s,
+        uids: m.uids,
+        parent_names: m.parent_comms,
+    })
+}
+
+fn guard_rules(rules: &RuleSet) -> Vec<GuardRule> {
+    rules.rules().iter().filter_map(guard_rule).collect()
 }

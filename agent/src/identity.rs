@@ -11,7 +11,7 @@ use std::os::unix::fs::MetadataExt;
 
 use sha2::{Digest, Sha256};
 
-use super::bounded::BoundedMap;
+use crate::bounded::BoundedMap;
 
 /// Largest file hashed, in bytes.
 pub const MAX_HASHED: u64 = 256 * 1024 * 1024;
