@@ -140,6 +140,20 @@ pub struct JournalConfig {
     pub max_bytes: Option<u64>,
     /// Delete segments last written more than this many seconds ago (never unshipped records).
     pub max_age_secs: Option<u64>,
+    /// What the agent does when the journal cannot be written (a full disk, an I/O error).
+    pub on_error: OnJournalError,
+}
+
+/// What the agent does when the journal cannot be written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnJournalError {
+    /// Keep capture and actions running, count every event not written, and write one `loss` record
+    /// (stage `journal`) with the exact count as soon as the journal can be written again.
+    #[default]
+    Continue,
+    /// Exit with a non-zero status (a service manager restarts the agent).
+    Halt,
 }
 
 impl Default for JournalConfig {
@@ -150,6 +164,7 @@ impl Default for JournalConfig {
             fsync_interval_ms: 100,
             max_bytes: None,
             max_age_secs: None,
+            on_error: OnJournalError::Continue,
         }
     }
 }
@@ -229,7 +244,7 @@ impl Default for CaptureConfig {
                 "/etc/gshadow",
                 "/etc/sudoers",
                 "/etc/sudoers.d/",
-                "/etc/ssh/ssh_host_",
+                "/etc/ssh/ssh_host_*",
                 "/root/.ssh/",
             ]
             .map(String::from)
@@ -244,14 +259,29 @@ impl Default for CaptureConfig {
 pub struct WatchConfig {
     /// Files and directories (a directory covers the files directly in it) to watch.
     pub paths: Vec<PathBuf>,
+    /// Watched files whose content is secret: absolute paths or globs (`*` does not cross `/`; a directory
+    /// covers the files directly in it). Their changes carry hashes, size, metadata and changed entry
+    /// names, never content or a diff. The built-in entries (the default) always apply, and so does a
+    /// watched file whose content holds a PEM private key.
+    #[serde(deserialize_with = "redact_entries")]
+    pub redact: Vec<String>,
 }
 
 impl Default for WatchConfig {
     fn default() -> WatchConfig {
         WatchConfig {
             paths: crate::watch::WatchList::default_paths(),
+            redact: crate::watch::Redaction::default_patterns(),
         }
     }
+}
+
+/// `watch.redact`, each entry checked (absolute, a valid glob) where it is written.
+fn redact_entries<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    let entries = Vec::<String>::deserialize(d)?;
+    crate::watch::Redaction::new(entries.iter().map(String::as_str))
+        .map_err(serde::de::Error::custom)?;
+    Ok(entries)
 }
 
 /// A config file that could not be used.

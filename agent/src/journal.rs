@@ -6,6 +6,13 @@
 //! If the unacknowledged records fill `journal.max_bytes`, new events are not journaled and are counted
 //! instead; the count is written into the chain as a `loss` event with stage `spool_overflow` (once a
 //! second while it lasts, and as soon as space returns), so the loss is explicit, never silent.
+//!
+//! When the journal cannot be written (a full disk, an I/O error), `journal.on_error` decides: `continue`
+//! keeps the agent running, counts every event that did not enter the chain, retries every tick, and
+//! journals one `loss` record with stage `journal` and the exact count as soon as writing works again;
+//! `halt` returns the error so the agent exits non-zero. The journal keeps a reserve allocated ahead of its
+//! current segment: when the reserve cannot be renewed the disk is treated as full before any write
+//! fails, so the records already accepted, the loss record and the sealing checkpoint still fit.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -14,7 +21,8 @@ use auditloop_journal::{FsyncPolicy, Journal, JournalError, JournalOptions, Rete
 use auditloop_model::{Event, EventBody, JournalRecovered, Loss, LossStage};
 
 use crate::clock::Clock;
-use crate::config::{FsyncMode, JournalConfig};
+use crate::config::{FsyncMode, JournalConfig, OnJournalError};
+use crate::loss::LossCounter;
 
 /// How often a checkpoint is signed while events arrive.
 pub const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
@@ -26,6 +34,13 @@ pub struct JournalStage {
     last_checkpoint: Instant,
     appended_since_checkpoint: bool,
     spool: Option<Spool>,
+    on_error: OnJournalError,
+    /// Why the journal cannot take new events right now (a write failed, or the disk is full).
+    impaired: Option<String>,
+    /// Events that did not enter the chain because the journal could not be written.
+    lost: LossCounter,
+    /// `loss` events this stage journaled on its own, for the caller to pass on (stdout).
+    reported: Vec<Event>,
 }
 
 /// Spool accounting while shipping.
@@ -38,16 +53,9 @@ struct Spool {
     trimmed: bool,
     /// `journal.max_bytes`, if set.
     max_bytes: Option<u64>,
-    /// Events not journaled since the last `spool_overflow` record.
-    dropped: u64,
-    /// Events not journaled since the agent started.
-    dropped_total: u64,
-    /// When the last `spool_overflow` record was written.
-    last_report: Instant,
+    /// Events not journaled because the spool was full.
+    lost: LossCounter,
 }
-
-/// How often a `spool_overflow` record is written while the spool stays full.
-const OVERFLOW_REPORT_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The journal options a config gives for `state_dir`.
 pub fn options(config: &JournalConfig, state_dir: &Path) -> JournalOptions {
@@ -71,7 +79,7 @@ pub fn options(config: &JournalConfig, state_dir: &Path) -> JournalOptions {
 impl JournalStage {
     /// Opens the journal; returns a `journal_recovered` body when a torn tail was cut. With `shipped`
     /// (the shipper's acknowledged sequence number), retention never deletes unacknowledged records.
-    /// Agent events (spool overflow) are stamped with `clock`.
+    /// Agent events (losses) are stamped with `clock`.
     pub fn open(
         config: &JournalConfig,
         state_dir: &Path,
@@ -89,9 +97,7 @@ impl JournalStage {
             floor: floor.floor(),
             trimmed: false,
             max_bytes: config.max_bytes,
-            dropped: 0,
-            dropped_total: 0,
-            last_report: Instant::now(),
+            lost: LossCounter::new(LossStage::SpoolOverflow, "event"),
         });
         let recovered = journal.recovered().map(|r| {
             EventBody::JournalRecovered(JournalRecovered {
@@ -109,24 +115,123 @@ impl JournalStage {
                 last_checkpoint: Instant::now(),
                 appended_since_checkpoint: false,
                 spool,
+                on_error: config.on_error,
+                impaired: None,
+                lost: LossCounter::new(LossStage::Journal, "event"),
+                reported: Vec::new(),
             },
             recovered,
         ))
     }
 
-    /// Numbers and appends `event`; returns false (and counts it) when the spool is full.
+    /// Numbers and appends `event`; returns whether it entered the chain (false: it was counted as lost).
+    /// Errors only with `on_error: halt`.
     pub fn append(&mut self, event: &mut Event) -> Result<bool, JournalError> {
         if self.spool_full()? {
             if let Some(spool) = &mut self.spool {
-                spool.dropped += 1;
-                spool.dropped_total += 1;
+                spool.lost.count(1);
             }
             return Ok(false);
         }
-        self.report_overflow(true)?;
-        self.journal.append_event(event)?;
-        self.appended_since_checkpoint = true;
-        Ok(true)
+        if self.check_space().is_err() || self.impaired.is_some() {
+            self.lost.count(1);
+            return match self.on_error {
+                OnJournalError::Halt => Err(self.low_space_error()),
+                OnJournalError::Continue => Ok(false),
+            };
+        }
+        self.report_losses(true)?;
+        let entered = self.append_raw(event)?;
+        if !entered {
+            self.lost.count(1);
+        }
+        Ok(entered)
+    }
+
+    /// Events counted as lost since the start (spool overflow and journal errors).
+    pub fn lost_total(&self) -> u64 {
+        self.lost.total() + self.spool.as_ref().map_or(0, |s| s.lost.total())
+    }
+
+    /// Whether the journal is taking new events.
+    pub fn is_impaired(&self) -> bool {
+        self.impaired.is_some()
+    }
+
+    /// Appends `event`; on a write error records why and tells whether the event still entered the chain
+    /// (it did when it was numbered: its bytes stay buffered and are written once the disk takes them).
+    fn append_raw(&mut self, event: &mut Event) -> Result<bool, JournalError> {
+        event.seq = 0;
+        match self.journal.append_event(event) {
+            Ok(_) => {
+                self.appended_since_checkpoint = true;
+                Ok(true)
+            }
+            Err(err) => {
+                let entered = event.seq != 0 && self.journal.next_seq() > event.seq;
+                if entered {
+                    self.appended_since_checkpoint = true;
+                }
+                self.fail(err)?;
+                Ok(entered)
+            }
+        }
+    }
+
+    /// Marks the journal impaired by `err` (logged once per episode); with `halt`, returns it.
+    fn fail(&mut self, err: JournalError) -> Result<(), JournalError> {
+        if self.on_error == OnJournalError::Halt {
+            return Err(err);
+        }
+        if self.impaired.is_none() {
+            tracing::error!(
+                "journal write failed, events are counted until it can be written again: {err}"
+            );
+        }
+        self.impaired = Some(err.to_string());
+        Ok(())
+    }
+
+    /// Whether the reserve is intact; marks the journal impaired when the disk became full.
+    fn check_space(&mut self) -> Result<(), ()> {
+        if !self.journal.low_space() {
+            return Ok(());
+        }
+        if self.impaired.is_none() {
+            let err = self.low_space_error();
+            tracing::error!("{err}: events are counted until space is freed");
+            self.impaired = Some(err.to_string());
+        }
+        Err(())
+    }
+
+    fn low_space_error(&self) -> JournalError {
+        JournalError::LowSpace {
+            dir: self.journal.dir().to_owned(),
+        }
+    }
+
+    /// Tries to write again after a failure: renews the reserve (which writes what is buffered).
+    fn try_recover(&mut self) -> Result<(), JournalError> {
+        if self.impaired.is_none() && !self.journal.low_space() {
+            return Ok(());
+        }
+        match self.journal.renew_reserve() {
+            Ok(()) if !self.journal.low_space() => {
+                if self.impaired.take().is_some() {
+                    tracing::info!(
+                        lost = self.lost.pending(),
+                        "the journal can be written again; the lost events are recorded as a loss"
+                    );
+                }
+                Ok(())
+            }
+            Ok(()) => {
+                let _ = self.check_space();
+                Ok(())
+            }
+            Err(err) => self.fail(err),
+        }
     }
 
     /// Whether unacknowledged records fill the spool (after trying to free acknowledged ones). Also moves
@@ -148,53 +253,107 @@ impl JournalStage {
         }
         if !spool.trimmed {
             spool.trimmed = true;
-            self.journal.trim()?;
+            if let Err(err) = self.journal.trim() {
+                self.fail(err)?;
+            }
         }
         Ok(self.journal.disk_bytes() >= max)
     }
 
-    /// Writes the `spool_overflow` record for events not journaled, when there are any and either space
-    /// returned (`now`) or a second has passed.
-    fn report_overflow(&mut self, now: bool) -> Result<(), JournalError> {
-        let Some(spool) = &mut self.spool else {
-            return Ok(());
-        };
-        if spool.dropped == 0 || !(now || spool.last_report.elapsed() >= OVERFLOW_REPORT_INTERVAL) {
+    /// Writes `loss` records for events not journaled, when there are any and either space returned
+    /// (`now`) or a second has passed. Nothing is written while the journal is impaired.
+    fn report_losses(&mut self, now: bool) -> Result<(), JournalError> {
+        if self.impaired.is_some() {
             return Ok(());
         }
-        let mut event = self.clock.agent_event(EventBody::Loss(Loss {
-            stage: LossStage::SpoolOverflow,
-            record: "event".into(),
-            count: spool.dropped,
-            total: spool.dropped_total,
-        }));
-        tracing::warn!(
-            dropped = spool.dropped,
-            total = spool.dropped_total,
-            "spool full: events were not journaled (recorded as spool_overflow)"
-        );
-        spool.dropped = 0;
-        spool.last_report = Instant::now();
-        self.journal.append_event(&mut event)?;
-        self.appended_since_checkpoint = true;
+        let overflow = match &mut self.spool {
+            Some(spool) if now => spool.lost.take(),
+            Some(spool) => spool.lost.take_due(),
+            None => None,
+        };
+        if let Some(loss) = overflow {
+            tracing::warn!(
+                dropped = loss.count,
+                total = loss.total,
+                "spool full: events were not journaled (recorded as spool_overflow)"
+            );
+            if !self.append_loss(&loss)?
+                && let Some(spool) = &mut self.spool
+            {
+                spool.lost.restore(&loss);
+            }
+        }
+        if let Some(loss) = self.lost.take() {
+            tracing::warn!(
+                lost = loss.count,
+                total = loss.total,
+                "events were not journaled while the journal could not be written (recorded as a loss)"
+            );
+            if !self.append_loss(&loss)? {
+                self.lost.restore(&loss);
+            }
+        }
         Ok(())
     }
 
-    /// Group commit and the once-a-second checkpoint; call often (every few ms to 100 ms).
-    pub fn tick(&mut self) -> Result<(), JournalError> {
-        let full = self.spool_full()?;
-        self.report_overflow(!full)?;
-        if self.appended_since_checkpoint && self.last_checkpoint.elapsed() >= CHECKPOINT_INTERVAL {
-            self.journal.checkpoint()?;
-            self.last_checkpoint = Instant::now();
-            self.appended_since_checkpoint = false;
+    /// Journals a `loss` body; returns whether it entered the chain.
+    fn append_loss(&mut self, loss: &Loss) -> Result<bool, JournalError> {
+        let mut event = self.clock.agent_event(EventBody::Loss(loss.clone()));
+        let entered = self.append_raw(&mut event)?;
+        if entered {
+            self.reported.push(event);
         }
-        self.journal.maybe_sync()
+        Ok(entered)
     }
 
-    /// Seals the journal with a checkpoint and syncs it (after recording any spool overflow).
+    /// The `loss` events this stage journaled on its own since the last call (to print them).
+    pub fn take_reported(&mut self) -> Vec<Event> {
+        std::mem::take(&mut self.reported)
+    }
+
+    /// Journals a loss another stage counted (stdout, webhook) like any agent event; returns whether it
+    /// entered the chain.
+    pub fn record_loss(&mut self, loss: Loss) -> Result<bool, JournalError> {
+        let mut event = self.clock.agent_event(EventBody::Loss(loss));
+        let entered = self.append(&mut event)?;
+        if entered {
+            self.reported.push(event);
+        }
+        Ok(entered)
+    }
+
+    /// Group commit, the once-a-second checkpoint, loss reports and recovery after a write error; call
+    /// often (every few ms to 100 ms). Errors only with `on_error: halt`.
+    pub fn tick(&mut self) -> Result<(), JournalError> {
+        self.try_recover()?;
+        let full = self.spool_full()?;
+        self.report_losses(!full)?;
+        if self.impaired.is_some() {
+            return Ok(());
+        }
+        if self.appended_since_checkpoint && self.last_checkpoint.elapsed() >= CHECKPOINT_INTERVAL {
+            match self.journal.checkpoint() {
+                Ok(_) => {
+                    self.last_checkpoint = Instant::now();
+                    self.appended_since_checkpoint = false;
+                }
+                Err(err) => return self.fail(err),
+            }
+        }
+        if let Err(err) = self.journal.maybe_sync() {
+            self.fail(err)?;
+        }
+        Ok(())
+    }
+
+    /// Seals the journal with a checkpoint and syncs it, after recording any losses (into the reserve when
+    /// the disk is full).
     pub fn close(mut self) -> Result<(), JournalError> {
-        self.report_overflow(true)?;
+        let _ = self.try_recover();
+        // The reserve holds the last loss records even when the disk is still full.
+        self.impaired = None;
+        self.on_error = OnJournalError::Halt;
+        self.report_losses(true)?;
         self.journal.close()
     }
 }

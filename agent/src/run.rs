@@ -1,6 +1,5 @@
 //! `auditloop run`: start capture, print events until SIGINT/SIGTERM, shut down cleanly.
 
-use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
@@ -8,17 +7,19 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{mpsc, watch};
 
 use auditloop_journal::RetentionFloor;
-use auditloop_model::{ConfigLoaded, Event, EventBody, RulesLoaded, RulesRejected};
+use auditloop_model::{ConfigLoaded, Event, EventBody, LossStage, RulesLoaded, RulesRejected};
 
 use crate::actions::ActionStage;
 use crate::capture::{Capture, Settings};
 use crate::cli::RunArgs;
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::enforce;
+use crate::enforce::{self, Decisions, ExecGuard};
+use crate::hygiene::{self, Kind};
 use crate::journal::JournalStage;
-use crate::output::write_event;
+use crate::loss::LossCounter;
 use crate::ship::{self, ShipSettings};
+use crate::stdout::StdoutStage;
 
 /// Events buffered between capture and output; when full, capture waits (and the kernel counts losses).
 const EVENT_QUEUE: usize = 16 * 1024;
@@ -61,6 +62,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
              and CAP_SYS_ADMIN (try: sudo auditloop run)"
         );
     }
+    if !args.no_strict_modes {
+        hygiene::check(&args.config, "config file", Kind::Trusted)?;
+    }
     let mut config = Config::load(&args.config)?;
     if let Some(dir) = &args.state_dir {
         config.state_dir = dir.clone();
@@ -78,6 +82,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         config.ship.host_id = Some(id.clone());
     }
     config.ship.check(&args.config)?;
+    if !args.no_strict_modes {
+        strict_modes(&config)?;
+    }
     // The agent's own config is always watched.
     config.watch.paths.push(args.config.clone());
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -85,6 +92,43 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(serve(args, config))
+}
+
+/// Refuses what someone other than root could have changed: rules, token, TLS files, the state directory.
+fn strict_modes(config: &Config) -> Result<(), hygiene::HygieneError> {
+    hygiene::check_dir_files(&config.rules, "rules")?;
+    hygiene::check(&config.state_dir, "state directory", Kind::Trusted)?;
+    if let Some(token) = &config.ship.token_file {
+        hygiene::check(token, "token file", Kind::Secret)?;
+    }
+    if let Some(ca) = &config.ship.ca_file {
+        hygiene::check(ca, "CA file", Kind::Trusted)?;
+    }
+    if let Some(cert) = &config.ship.client_cert {
+        hygiene::check(cert, "client certificate and key", Kind::Secret)?;
+    }
+    Ok(())
+}
+
+/// Starts the exec guard when rules need it; without fanotify, says once what that costs.
+fn start_guard(rules: &[enforce::GuardRule], decisions: &Decisions) -> Option<ExecGuard> {
+    if rules.is_empty() {
+        return None;
+    }
+    match ExecGuard::start(rules.to_vec(), decisions.clone()) {
+        Ok(guard) => {
+            tracing::info!(rules = rules.len(), "exec guard started (fanotify)");
+            Some(guard)
+        }
+        Err(err) => {
+            tracing::warn!(
+                error = %ship::error_chain(&err),
+                "exec guard unavailable: kill and deny rules on execs are enforced only for canonical \
+                 filenames in the kernel, other spellings are killed after the exec"
+            );
+            None
+        }
+    }
 }
 
 /// `config_loaded` for the file at `path` (absent = defaults).
@@ -136,8 +180,10 @@ async fn serve(args: RunArgs, config: Config) -> anyhow::Result<ExitCode> {
         }
         _ => None,
     };
-    let capture = Capture::start(&config, &loaded.kernel, clock.clone())
+    let decisions = Decisions::default();
+    let capture = Capture::start(&config, &loaded.kernel, clock.clone(), decisions.clone())
         .context("starting kernel capture")?;
+    let mut guard = start_guard(&loaded.guard, &decisions);
     tracing::info!(
         ring_buffer_bytes = config.capture.ring_buffer_bytes,
         state_dir = %config.state_dir.display(),
@@ -160,7 +206,7 @@ async fn serve(args: RunArgs, config: Config) -> anyhow::Result<ExitCode> {
         .collect();
     for body in startup {
         agent_tx
-            .send(Control::Event(body))
+            .send(Control::Event(Box::new(body)))
             .await
             .context("queueing a startup event")?;
     }
@@ -169,35 +215,72 @@ async fn serve(args: RunArgs, config: Config) -> anyhow::Result<ExitCode> {
         loaded.kernel_names,
         &config.state_dir.join("content"),
     );
+    let mut webhook = None;
     if let Some(url) = &config.alerts.webhook {
         let hook = crate::actions::webhook::Webhook::new(url, std::time::Duration::from_secs(5))?;
-        actions = actions.with_webhook(hook);
+        actions = actions.with_webhook(hook.clone());
+        webhook = Some(hook);
     }
-    let capture_task = tokio::spawn(capture.run(event_tx, stop_rx, reload_rx));
-    let consumer = tokio::spawn(consume(
+    let stdout = StdoutStage::start(args.output).context("starting the stdout stage")?;
+    let mut capture_task = tokio::spawn(capture.run(event_tx, stop_rx, reload_rx));
+    let mut consumer = tokio::spawn(consume(
         journal,
-        actions,
+        Sinks {
+            actions,
+            stdout,
+            webhook,
+            webhook_lost: LossCounter::new(LossStage::Webhook, "alert"),
+        },
         clock,
         event_rx,
         agent_rx,
-        args.output,
     ));
+    let mut capture_done = None;
+    let mut consumer_done = None;
+    let mut health = tokio::time::interval(STAGE_CHECK);
 
-    loop {
+    // Runs until a signal says stop, or a stage ends on its own (a failure: named, and the exit is not 0).
+    let failed: Option<String> = loop {
         tokio::select! {
             _ = sigint.recv() => {
                 tracing::info!("SIGINT received, shutting down");
-                break;
+                break None;
             }
             _ = sigterm.recv() => {
                 tracing::info!("SIGTERM received, shutting down");
-                break;
+                break None;
+            }
+            done = &mut capture_task, if capture_done.is_none() => {
+                let why = stage_end(&done, |e| ship::error_chain(e));
+                capture_done = Some(done);
+                break Some(format!("the capture stage stopped: {why}"));
+            }
+            done = &mut consumer, if consumer_done.is_none() => {
+                let why = stage_end(&done, |e| format!("{e:#}"));
+                consumer_done = Some(done);
+                break Some(format!("the journal stage stopped: {why}"));
+            }
+            _ = health.tick() => {
+                if shipper.as_ref().is_some_and(ship::ShipperHandle::is_finished) {
+                    break Some("the ship stage stopped: its thread ended".into());
+                }
+                if guard.as_ref().is_some_and(ExecGuard::is_finished) {
+                    break Some("the exec guard stage stopped: its thread ended".into());
+                }
             }
             _ = sighup.recv() => {
+                if !args.no_strict_modes {
+                    let checked = hygiene::check(&args.config, "config file", Kind::Trusted)
+                        .and_then(|()| hygiene::check_dir_files(&config.rules, "rules"));
+                    if let Err(err) = checked {
+                        tracing::error!("SIGHUP: keeping the running config and rules: {err}");
+                        continue;
+                    }
+                }
                 let capture = match Config::load(&args.config) {
                     Ok(new) => {
                         tracing::info!(config = %args.config.display(), "SIGHUP: config reloaded");
-                        let _ = agent_tx.send(Control::Event(config_loaded(&args.config, "sighup"))).await;
+                        let _ = agent_tx.send(Control::Event(Box::new(config_loaded(&args.config, "sighup")))).await;
                         new.capture
                     }
                     Err(err) => {
@@ -208,8 +291,12 @@ async fn serve(args: RunArgs, config: Config) -> anyhow::Result<ExitCode> {
                 match enforce::load(&config.rules) {
                     Ok(new) => {
                         tracing::info!(rules = %config.rules.display(), "SIGHUP: rules reloaded");
-                        let _ = agent_tx.send(Control::Event(rules_loaded(&config.rules, &new, "reload"))).await;
+                        let _ = agent_tx.send(Control::Event(Box::new(rules_loaded(&config.rules, &new, "reload")))).await;
                         reload_tx.send_replace(Settings { capture, exec_kill: new.kernel.clone() });
+                        match &guard {
+                            Some(running) => running.replace(new.guard.clone()),
+                            None => guard = start_guard(&new.guard, &decisions),
+                        }
                         let _ = agent_tx.send(Control::Rules(Box::new(new))).await;
                     }
                     Err(errors) => {
@@ -221,46 +308,86 @@ async fn serve(args: RunArgs, config: Config) -> anyhow::Result<ExitCode> {
                             path: config.rules.display().to_string(),
                             errors: errors.to_string(),
                         });
-                        let _ = agent_tx.send(Control::Event(body)).await;
+                        let _ = agent_tx.send(Control::Event(Box::new(body))).await;
                     }
                 }
             }
         }
+    };
+    if let Some(why) = &failed {
+        tracing::error!("{why}; stopping the agent");
     }
     stop_tx.send_replace(true);
     drop(agent_tx);
-    let (stats, detacher) = capture_task
-        .await
-        .context("capture task panicked")?
-        .context("capture failed")?;
-    consumer.await.context("journal/output task panicked")??;
+    let captured = match capture_done {
+        Some(done) => done,
+        None => capture_task.await,
+    };
+    let consumed = match consumer_done {
+        Some(done) => done,
+        None => consumer.await,
+    };
     // The journal is sealed: the shipper sends what is left (briefly) while the programs detach.
     ship_stop_tx.send_replace(Some(std::time::Instant::now() + SHIP_DRAIN));
-    let detach = tokio::task::spawn_blocking(move || detacher.detach());
-    if let Some(shipper) = shipper {
-        tokio::task::spawn_blocking(move || shipper.join())
+    if let Some(guard) = guard {
+        tokio::task::spawn_blocking(move || guard.stop())
             .await
-            .context("joining the shipper")?
-            .context("shipping")?;
+            .context("stopping the exec guard")?;
     }
-    detach.await.context("detaching programs")?;
-    tracing::info!(
-        records = stats.records,
-        events = stats.events,
-        kernel_lost = stats.kernel_lost,
-        decode_errors = stats.decode_errors,
-        "stopped"
-    );
+    let stats = match captured {
+        Ok(Ok((stats, detacher))) => {
+            tokio::task::spawn_blocking(move || detacher.detach())
+                .await
+                .context("detaching programs")?;
+            Some(stats)
+        }
+        Ok(Err(_)) | Err(_) => None,
+    };
+    if let Some(shipper) = shipper {
+        let shipped = tokio::task::spawn_blocking(move || shipper.join())
+            .await
+            .context("joining the shipper")?;
+        if let (Err(err), None) = (shipped, &failed) {
+            return Err(anyhow::Error::new(err).context("the ship stage stopped"));
+        }
+    }
+    if let Some(why) = failed {
+        bail!("{why}");
+    }
+    consumed
+        .context("the journal stage panicked")?
+        .context("the journal stage stopped")?;
+    if let Some(stats) = stats {
+        tracing::info!(
+            records = stats.records,
+            events = stats.events,
+            kernel_lost = stats.kernel_lost,
+            decode_errors = stats.decode_errors,
+            "stopped"
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 
-/// Appends every event to the journal (which numbers it), then prints it. Agent events (config loaded,
-/// journal recovered) are journaled as they come. Returns when capture's channel closes, after sealing the
-/// journal.
+/// How often the stages running in threads are checked for an unexpected end.
+const STAGE_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Why a stage's task ended: its error, its panic, or that it ended without either.
+fn stage_end<T, E>(
+    done: &Result<Result<T, E>, tokio::task::JoinError>,
+    describe: impl Fn(&E) -> String,
+) -> String {
+    match done {
+        Ok(Ok(_)) => "it ended".into(),
+        Ok(Err(err)) => describe(err),
+        Err(err) => format!("it panicked: {err}"),
+    }
+}
+
 /// What the signal loop sends the journal/action task besides captured events.
 enum Control {
     /// An agent event to journal.
-    Event(EventBody),
+    Event(Box<EventBody>),
     /// A new rule set to use from now on.
     Rules(Box<enforce::LoadedRules>),
 }
@@ -274,25 +401,35 @@ fn rules_loaded(path: &std::path::Path, loaded: &enforce::LoadedRules, reason: &
     })
 }
 
+/// Where a journaled event goes next: the rules and their actions, stdout, and the webhook's loss count.
+struct Sinks {
+    actions: ActionStage,
+    stdout: StdoutStage,
+    webhook: Option<crate::actions::webhook::Webhook>,
+    webhook_lost: LossCounter,
+}
+
+/// Appends every event to the journal (which numbers it), then hands it to the rules and stdout. Agent
+/// events (config loaded, journal recovered) are journaled as they come; losses other stages count (stdout,
+/// webhook) are journaled once a second while they last. Returns when capture's channel closes, after
+/// sealing the journal; returns an error only when the journal must halt (`journal.on_error: halt`).
 async fn consume(
     mut journal: JournalStage,
-    mut actions: ActionStage,
+    mut sinks: Sinks,
     clock: Clock,
     mut events: mpsc::Receiver<Event>,
     mut agent: mpsc::Receiver<Control>,
-    format: crate::output::Format,
 ) -> anyhow::Result<()> {
-    let mut out = std::io::BufWriter::new(std::io::stdout());
     let mut tick = tokio::time::interval(std::time::Duration::from_millis(20));
     let mut agent_open = true;
-    loop {
+    let result = loop {
         let mut event = tokio::select! {
             biased;
             control = agent.recv(), if agent_open => match control {
-                Some(Control::Event(body)) => clock.agent_event(body),
+                Some(Control::Event(body)) => clock.agent_event(*body),
                 Some(Control::Rules(loaded)) => {
                     let loaded = *loaded;
-                    actions.replace(loaded.rules, loaded.kernel_names);
+                    sinks.actions.replace(loaded.rules, loaded.kernel_names);
                     continue;
                 }
                 None => {
@@ -302,31 +439,93 @@ async fn consume(
             },
             event = events.recv() => match event {
                 Some(event) => event,
-                None => break,
+                None => break Ok(()),
             },
             _ = tick.tick() => {
-                journal.tick().context("journal")?;
+                if let Err(err) = idle(&mut journal, &mut sinks) {
+                    break Err(err);
+                }
                 continue;
             }
         };
-        journal
-            .append(&mut event)
-            .context("appending to the journal")?;
-        write_event(&mut out, format, &event).context("writing events to stdout")?;
-        // Rules see the event only once it is journaled; their alerts and actions are journaled too.
-        for body in actions.on_event(&event) {
-            let mut follow = clock.agent_event(body);
-            journal
-                .append(&mut follow)
-                .context("appending to the journal")?;
-            write_event(&mut out, format, &follow).context("writing events to stdout")?;
+        if let Err(err) = handle(&mut journal, &mut sinks, &clock, &mut event) {
+            break Err(err);
         }
-        if events.is_empty() {
-            out.flush().context("writing events to stdout")?;
-            journal.tick().context("journal")?;
+        for reported in journal.take_reported() {
+            sinks.stdout.print(&reported);
+        }
+        if events.is_empty()
+            && let Err(err) = idle(&mut journal, &mut sinks)
+        {
+            break Err(err);
+        }
+    };
+    // Seal the journal with what stdout could not print, also after a halt (into the journal's reserve).
+    if let Some(loss) = sinks.stdout.finish() {
+        let _ = journal.record_loss(loss);
+    }
+    if let Some(hook) = &sinks.webhook {
+        sinks.webhook_lost.count(hook.take_dropped());
+    }
+    if let Some(loss) = sinks.webhook_lost.take() {
+        let _ = journal.record_loss(loss);
+    }
+    let sealed = journal.close();
+    result.context("journal.on_error is halt")?;
+    sealed.context("sealing the journal")?;
+    Ok(())
+}
+
+/// Journals `event`, prints it, and runs the rules on it; their alerts and actions follow it.
+fn handle(
+    journal: &mut JournalStage,
+    sinks: &mut Sinks,
+    clock: &Clock,
+    event: &mut Event,
+) -> Result<(), auditloop_journal::JournalError> {
+    // Rules see the event only once it is journaled; an event that could not be journaled is counted.
+    if !journal.append(event)? {
+        return Ok(());
+    }
+    sinks.stdout.print(event);
+    for body in sinks.actions.on_event(event) {
+        let mut follow = clock.agent_event(body);
+        if journal.append(&mut follow)? {
+            sinks.stdout.print(&follow);
         }
     }
-    out.flush().context("writing events to stdout")?;
-    journal.close().context("sealing the journal")?;
     Ok(())
+}
+
+/// What runs when no event is waiting: stdout's batch is handed over, counted losses are journaled, and
+/// the journal commits, checkpoints and retries.
+fn idle(
+    journal: &mut JournalStage,
+    sinks: &mut Sinks,
+) -> Result<(), auditloop_journal::JournalError> {
+    sinks.stdout.flush();
+    if let Some(loss) = sinks.stdout.take_loss() {
+        tracing::warn!(
+            dropped = loss.count,
+            total = loss.total,
+            "stdout is behind: printed copies were dropped (the events are journaled)"
+        );
+        journal.record_loss(loss)?;
+    }
+    if let Some(hook) = &sinks.webhook {
+        sinks.webhook_lost.count(hook.take_dropped());
+    }
+    if let Some(loss) = sinks.webhook_lost.take_due() {
+        tracing::warn!(
+            dropped = loss.count,
+            total = loss.total,
+            "the webhook is behind: alert deliveries were dropped (the alerts are journaled)"
+        );
+        journal.record_loss(loss)?;
+    }
+    let ticked = journal.tick();
+    for reported in journal.take_reported() {
+        sinks.stdout.print(&reported);
+    }
+    ticked
 }

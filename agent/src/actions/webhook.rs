@@ -1,17 +1,29 @@
-//! Alert delivery to a webhook: each alert is POSTed as JSON (`{"alert": …, "event": …}`) in the background,
-//! retried a few times with backoff; failures are logged and never block the event path. The alert itself
-//! is already in the journal before delivery is attempted.
+//! Alert delivery to a webhook: each alert is POSTed as JSON (`{"alert": …, "event": …}`) by one delivery
+//! task, retried a few times with backoff. Alerts reach it through a bounded queue: when the queue is full
+//! the delivery is dropped and counted (the consumer journals the count as a `loss` with stage `webhook`),
+//! so a slow or dead endpoint never blocks the event path nor grows memory. The alert itself is already in
+//! the journal before delivery is attempted.
+//!
+//! The URL may carry a secret (a token in its path or query, user info): logs name only its scheme, host
+//! and port, and errors are logged without the URL.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+
+use tokio::sync::mpsc;
 
 /// Delivery attempts per alert.
 const ATTEMPTS: u32 = 3;
+
+/// Alerts waiting for delivery; more are dropped and counted.
+pub const QUEUE: usize = 1024;
 
 /// Why a webhook could not be set up.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum WebhookError {
-    /// The URL is not http(s).
+    /// The URL is not an http(s) URL.
     #[error("webhook URL is not an http(s) URL")]
     NotHttp,
     /// The HTTP client could not be built.
@@ -19,17 +31,28 @@ pub enum WebhookError {
     Build(#[source] reqwest::Error),
 }
 
-/// A webhook endpoint.
+/// A webhook endpoint: the sending side of its delivery queue.
 #[derive(Clone, Debug)]
 pub struct Webhook {
-    client: reqwest::Client,
-    url: String,
+    queue: mpsc::Sender<serde_json::Value>,
+    dropped: Arc<AtomicU64>,
+}
+
+/// What logs may say about a URL: scheme, host and port, nothing that could be a secret.
+pub fn redacted_url(url: &reqwest::Url) -> String {
+    let host = url.host_str().unwrap_or("?");
+    match url.port() {
+        Some(port) => format!("{}://{host}:{port}", url.scheme()),
+        None => format!("{}://{host}", url.scheme()),
+    }
 }
 
 impl Webhook {
-    /// A client for `url` (http or https; TLS by rustls with the ring provider and the system's CA store).
+    /// Starts delivery to `url` (http or https; TLS by rustls with the ring provider and the system's CA
+    /// store). Must be called inside the tokio runtime.
     pub fn new(url: &str, timeout: Duration) -> Result<Webhook, WebhookError> {
-        if !(url.starts_with("http://") || url.starts_with("https://")) {
+        let url = reqwest::Url::parse(url).map_err(|_| WebhookError::NotHttp)?;
+        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
             return Err(WebhookError::NotHttp);
         }
         // Installing twice is harmless: the second attempt reports the first provider is in place.
@@ -38,29 +61,105 @@ impl Webhook {
             .timeout(timeout)
             .build()
             .map_err(WebhookError::Build)?;
+        let (queue, rx) = mpsc::channel(QUEUE);
+        tokio::spawn(deliver(client, url, rx));
         Ok(Webhook {
-            client,
-            url: url.to_owned(),
+            queue,
+            dropped: Arc::new(AtomicU64::new(0)),
         })
     }
 
-    /// Sends `payload` in the background (must be called inside the tokio runtime).
+    /// Queues `payload` for delivery; when the queue is full it is dropped and counted.
     pub fn send(&self, payload: serde_json::Value) {
-        let (client, url) = (self.client.clone(), self.url.clone());
-        tokio::spawn(async move {
-            let mut delay = Duration::from_millis(200);
-            for attempt in 1..=ATTEMPTS {
-                match client.post(&url).json(&payload).send().await {
-                    Ok(resp) if resp.status().is_success() => return,
-                    Ok(resp) => {
-                        tracing::warn!(%url, status = %resp.status(), attempt, "webhook refused the alert")
-                    }
-                    Err(err) => tracing::warn!(%url, attempt, "webhook delivery failed: {err}"),
+        if self.queue.try_send(payload).is_err() {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Deliveries dropped since the last call.
+    pub fn take_dropped(&self) -> u64 {
+        self.dropped.swap(0, Ordering::Relaxed)
+    }
+}
+
+/// Delivers queued alerts one after another until every sender is gone.
+async fn deliver(
+    client: reqwest::Client,
+    url: reqwest::Url,
+    mut queue: mpsc::Receiver<serde_json::Value>,
+) {
+    let shown = redacted_url(&url);
+    while let Some(payload) = queue.recv().await {
+        let mut delay = Duration::from_millis(200);
+        let mut delivered = false;
+        for attempt in 1..=ATTEMPTS {
+            match client.post(url.clone()).json(&payload).send().await {
+                Ok(resp) if resp.status().is_success() => {
+                    delivered = true;
+                    break;
                 }
+                Ok(resp) => {
+                    tracing::warn!(webhook = %shown, status = %resp.status(), attempt, "webhook refused the alert")
+                }
+                Err(err) => {
+                    let err = err.without_url();
+                    tracing::warn!(webhook = %shown, attempt, "webhook delivery failed: {err}")
+                }
+            }
+            if attempt < ATTEMPTS {
                 tokio::time::sleep(delay).await;
                 delay *= 2;
             }
-            tracing::error!(%url, "alert not delivered to the webhook after {ATTEMPTS} attempts (it is in the journal)");
+        }
+        if !delivered {
+            tracing::error!(webhook = %shown, "alert not delivered to the webhook after {ATTEMPTS} attempts (it is in the journal)");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn logs_never_show_a_urls_secret_parts() {
+        let url =
+            reqwest::Url::parse("https://user:pw@hooks.example:8443/T0K3N/x?key=S3CR3T").unwrap();
+        let shown = redacted_url(&url);
+        assert_eq!(shown, "https://hooks.example:8443");
+        let url = reqwest::Url::parse("http://hooks.example/abc").unwrap();
+        assert_eq!(redacted_url(&url), "http://hooks.example");
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_drops_and_counts() {
+        // Nothing listens on port 9 of localhost: every delivery fails slowly enough to fill the queue.
+        let hook = Webhook::new("http://127.0.0.1:9/secret", Duration::from_secs(5)).unwrap();
+        for i in 0..QUEUE + 50 {
+            hook.send(serde_json::json!({ "i": i }));
+        }
+        let dropped = hook.take_dropped();
+        // The delivery task has not run yet (nothing awaited): exactly the overflow is dropped.
+        assert_eq!(dropped, 50);
+        assert_eq!(hook.take_dropped(), 0);
+    }
+
+    #[test]
+    fn refuses_what_is_not_http() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            for bad in ["ftp://x/", "not a url", "file:///etc/passwd", "http://"] {
+                assert!(
+                    matches!(
+                        Webhook::new(bad, Duration::from_secs(1)),
+                        Err(WebhookError::NotHttp)
+                    ),
+                    "{bad}"
+                );
+            }
         });
     }
 }

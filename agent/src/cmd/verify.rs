@@ -93,6 +93,12 @@ fn print_text(report: &Report, trusted: bool) {
                      anything (not damage; the agent removes it at its next start)"
                 );
             }
+            if let Some(tail) = &report.torn_tail {
+                println!(
+                    "the last record is cut short ({tail}): a write interrupted by a crash, beyond what \
+                     HEAD says is durable (not damage; the agent cuts it at its next start)"
+                );
+            }
             if trusted {
                 println!(
                     "signatures verified from the trusted key {}",

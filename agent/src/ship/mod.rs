@@ -69,6 +69,11 @@ pub struct ShipperHandle {
 }
 
 impl ShipperHandle {
+    /// Whether the shipper thread has ended (before a stop, only by a panic or a start failure).
+    pub fn is_finished(&self) -> bool {
+        self.thread.is_finished()
+    }
+
     /// Waits for the shipper thread to finish.
     pub fn join(self) -> Result<(), ShipError> {
         self.thread.join().map_err(|_| ShipError::Panicked)?
@@ -380,7 +385,7 @@ impl Shipper {
 }
 
 /// An error and its sources, `: `-separated (for logs).
-pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
+pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {
