@@ -161,6 +161,10 @@ pub struct RunArgs {
     /// This host's id at the collector (overrides `ship.host_id`; default: /etc/machine-id).
     #[arg(long, value_name = "NAME")]
     pub host_id: Option<String>,
+    /// Use config, rules, token and key files and the state directory even when someone other than root
+    /// could have changed them (by default the agent refuses to start; for tests and development only).
+    #[arg(long)]
+    pub no_strict_modes: bool,
 }
 
 /// Options of `auditloop drill`.

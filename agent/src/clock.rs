@@ -87,7 +87,23 @@ pub fn agent_process() -> &'static Process {
 
 /// `CLOCK_MONOTONIC` now, in nanoseconds (the clock `bpf_ktime_get_ns` reads).
 pub fn monotonic_ns() -> u64 {
-    nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC).map_or(0, |ts| {
+    clock_ns(nix::time::ClockId::CLOCK_MONOTONIC)
+}
+
+/// Nanoseconds of `CLOCK_BOOTTIME` (like monotonic, but counting time suspended): the clock of the start
+/// times in `/proc/<pid>/stat`.
+pub fn boottime_ns() -> u64 {
+    clock_ns(nix::time::ClockId::CLOCK_BOOTTIME)
+}
+
+/// A monotonic time (an event's) on the boot-time clock: monotonic plus the time suspended so far.
+pub fn monotonic_to_boottime(monotonic: u64) -> u64 {
+    let (boot, mono) = (boottime_ns(), monotonic_ns());
+    monotonic.saturating_add(boot.saturating_sub(mono))
+}
+
+fn clock_ns(clock: nix::time::ClockId) -> u64 {
+    nix::time::clock_gettime(clock).map_or(0, |ts| {
         u64::try_from(ts.tv_sec()).unwrap_or(0) * 1_000_000_000
             + u64::try_from(ts.tv_nsec()).unwrap_or(0)
     })

@@ -45,11 +45,18 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
     let url = collector.url();
     let admin_token = collector.admin_token.clone();
 
+    // The agent trusts only files root alone can change (strict modes): a checkout may belong to a user,
+    // so the default rules are copied next to the collector's files, which root created.
+    let rules = dir.join("rules.yaml");
+    std::fs::copy(workspace_root().join("rules/default.yaml"), &rules)
+        .with_context(|| format!("copying the default rules to {}", rules.display()))?;
+    std::fs::set_permissions(&rules, std::os::unix::fs::PermissionsExt::from_mode(0o644))
+        .with_context(|| format!("chmod 644 {}", rules.display()))?;
     let mut command = std::process::Command::new(release.join("auditloop"));
     command.args(["run", "--output", &args.output]);
     command
         .arg("--rules")
-        .arg(workspace_root().join("rules/default.yaml"))
+        .arg(&rules)
         .arg("--collector")
         .arg(&url)
         .arg("--token-file")
