@@ -52,7 +52,7 @@ fn config_error_names_file_line_and_field() {
         .arg(&path)
         .output()
         .expect("run the agent");
-    let _ = std::fs::remove_dir_all(&dir);
+    harness::remove_tree(&dir);
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     let want = format!("{}:2:3:", path.display());
@@ -81,7 +81,7 @@ fn sequence_numbers_continue_across_restarts_within_a_boot() {
         first_seq > last,
         "numbers continue across a restart: {first_seq} after {last}"
     );
-    let _ = std::fs::remove_dir_all(&keep);
+    harness::remove_tree(&keep);
 }
 
 #[test]
@@ -131,7 +131,7 @@ fn a_second_agent_on_the_same_state_dir_is_refused() {
         String::from_utf8_lossy(&verify.stdout),
         String::from_utf8_lossy(&verify.stderr)
     );
-    let _ = std::fs::remove_dir_all(&state);
+    harness::remove_tree(&state);
 }
 
 /// Runs the agent on `state` until its `agent_start`, stops it cleanly, and checks that its numbers
@@ -293,5 +293,5 @@ fn failed_starts_never_brick_the_state_dir() {
         verify_clean(&state, &what);
         last = good_run(&state, last, &what);
     }
-    let _ = std::fs::remove_dir_all(&dir);
+    harness::remove_tree(&dir);
 }

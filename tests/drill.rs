@@ -216,5 +216,5 @@ fn refuses_without_a_running_agent_and_names_bad_rules() {
     let stderr = String::from_utf8_lossy(&rejected.stderr);
     assert_eq!(rejected.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("bad.yaml:3:"), "{stderr}");
-    let _ = std::fs::remove_dir_all(&state);
+    harness::remove_tree(&state);
 }

@@ -91,7 +91,7 @@ fn every_file_family_is_recorded_with_its_fields() {
     agent.wait_for("file", |_, f| {
         f["op"] == "mkdir" && f["path"] == p("reldir")
     });
-    let _ = std::fs::remove_dir_all(&dir);
+    harness::remove_tree(&dir);
 }
 
 #[test]
@@ -115,7 +115,7 @@ fn sensitive_reads_are_recorded_and_plain_reads_are_not() {
                 && e["event"]["file"]["path"] == plain.as_str()),
         "a read-only open of a non-sensitive file was recorded"
     );
-    let _ = std::fs::remove_dir_all(&dir);
+    harness::remove_tree(&dir);
 }
 
 #[test]
@@ -142,5 +142,5 @@ fn mount_and_umount_are_recorded() {
     let mount = file_event(&mut agent, "mount", &path);
     assert_eq!(mount["target"], "auditloop-test", "{mount}");
     file_event(&mut agent, "umount", &path);
-    let _ = std::fs::remove_dir_all(&dir);
+    harness::remove_tree(&dir);
 }

@@ -30,7 +30,7 @@ fn unknown_raw_syscall_is_an_error_with_near_matches() {
         .arg(dir.join("state"))
         .output()
         .expect("run");
-    let _ = std::fs::remove_dir_all(&dir);
+    harness::remove_tree(&dir);
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -95,5 +95,5 @@ fn disabled_kinds_and_ignored_paths_change_on_sighup() {
         );
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
-    let _ = std::fs::remove_dir_all(&dir);
+    harness::remove_tree(&dir);
 }

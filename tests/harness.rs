@@ -9,7 +9,7 @@
     reason = "a test harness fails the test loudly when the agent misbehaves"
 )]
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
@@ -89,10 +89,14 @@ impl Agent {
         let stderr = Arc::new(Mutex::new(String::new()));
         let sink = Arc::clone(&stderr);
         std::thread::spawn(move || {
-            let mut text = String::new();
-            let _ = BufReader::new(stderr_pipe).read_to_string(&mut text);
-            if let Ok(mut s) = sink.lock() {
-                s.push_str(&text);
+            // Line by line, so a test can watch what the agent logs while it runs.
+            let mut reader = BufReader::new(stderr_pipe);
+            let mut line = Vec::new();
+            while reader.read_until(b'\n', &mut line).is_ok_and(|n| n > 0) {
+                if let Ok(mut s) = sink.lock() {
+                    s.push_str(&String::from_utf8_lossy(&line));
+                }
+                line.clear();
             }
         });
         let (tx, rx) = channel();
@@ -190,6 +194,11 @@ impl Agent {
         unsafe { libc::kill(pid, signal) };
     }
 
+    /// The agent's exit status, if it has exited.
+    pub fn try_wait(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
     /// Sends `signal` and waits for the agent to exit; collects the remaining events.
     pub fn stop_with(mut self, signal: libc::c_int) -> (ExitStatus, Vec<Value>) {
         self.signal(signal);
@@ -205,7 +214,7 @@ impl Drop for Agent {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
+        remove_tree(&self.dir);
     }
 }
 
@@ -214,4 +223,35 @@ pub fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(marker(name));
     std::fs::create_dir_all(&dir).expect("temp dir");
     dir
+}
+
+/// Mount points at or below `dir`, from `/proc/self/mountinfo` (deepest first).
+pub fn mounts_below(dir: &std::path::Path) -> Vec<PathBuf> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let mut found: Vec<PathBuf> = info
+        .lines()
+        .filter_map(|line| line.split(' ').nth(4))
+        // Spaces and other specials are octal-escaped in mountinfo.
+        .map(|p| PathBuf::from(p.replace("\\040", " ")))
+        .filter(|p| p.starts_with(dir))
+        .collect();
+    found.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+    found
+}
+
+/// Removes the test directory `dir` and everything in it, never crossing into a mount: whatever is
+/// mounted below it is detached first (`umount -l`), and if anything is still mounted there, nothing is
+/// removed and the test fails. (A bind mount of a system directory left below a test directory would
+/// otherwise make `remove_dir_all` delete that system directory's files.)
+pub fn remove_tree(dir: &std::path::Path) {
+    for mount in mounts_below(dir) {
+        let _ = Command::new("umount").arg("-l").arg(&mount).status();
+    }
+    let left = mounts_below(dir);
+    assert!(
+        left.is_empty(),
+        "not removing {}: still mounted below it: {left:?}",
+        dir.display()
+    );
+    let _ = std::fs::remove_dir_all(dir);
 }

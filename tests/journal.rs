@@ -111,7 +111,7 @@ fn run_writes_a_journal_that_verifies_exports_and_detects_tampering() {
         auditloop(&["verify", "/nonexistent/journal"]).status.code(),
         Some(2)
     );
-    let _ = std::fs::remove_dir_all(&state);
+    harness::remove_tree(&state);
 }
 
 #[test]
@@ -191,6 +191,6 @@ fn fifty_sigkills_under_load_leave_a_verifiable_journal_with_continuing_numbers(
     for r in reapers {
         let _ = r.join();
     }
-    let _ = std::fs::remove_dir_all(&state);
-    let _ = std::fs::remove_dir_all(&work);
+    harness::remove_tree(&state);
+    harness::remove_tree(&work);
 }

@@ -5,14 +5,19 @@
     reason = "test code: a failed expectation fails the test, which is the point"
 )]
 
+mod alive;
 mod cli;
 mod drill;
+mod evasion;
 mod exec;
 mod files;
 mod filters;
+mod hygiene;
 mod journal;
 mod net;
 mod process;
+mod redact;
+mod rollback;
 mod rules;
 mod ship;
 mod storm;

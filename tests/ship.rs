@@ -158,7 +158,7 @@ fn a_million_events_are_stored_exactly_once_with_an_intact_chain() {
     assert_eq!(loss["stage"], "decode", "{page}");
     assert_eq!(loss["record"], "synthetic", "{page}");
     assert!(entry["events"].as_u64() > Some(1_000_000), "{entry}");
-    let _ = std::fs::remove_dir_all(&dir);
+    harness::remove_tree(&dir);
 }
 
 #[test]
@@ -188,7 +188,7 @@ fn collector_outage_and_agent_sigkill_lose_and_duplicate_nothing() {
     let (status, _) = agent.stop_with(libc::SIGTERM);
     assert!(status.success());
     assert_same_chain(&collector, "outage", &state);
-    let _ = std::fs::remove_dir_all(&dir);
+    harness::remove_tree(&dir);
 }
 
 #[test]
@@ -217,7 +217,7 @@ fn a_collector_that_lost_its_database_gets_everything_again() {
         alerts["alerts"].as_array().is_some_and(|a| !a.is_empty()),
         "the 409 was raised as a gap alert: {alerts}"
     );
-    let _ = std::fs::remove_dir_all(&dir);
+    harness::remove_tree(&dir);
 }
 
 /// Frames of records `1..=last` of `state`'s journal, as a batch.
@@ -301,5 +301,5 @@ fn tampered_batches_and_wrong_tokens_are_refused_and_store_nothing() {
     );
     assert_eq!(status, 400);
     assert!(reply["error"].is_string(), "400 names the reason: {reply}");
-    let _ = std::fs::remove_dir_all(&dir);
+    harness::remove_tree(&dir);
 }

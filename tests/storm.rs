@@ -87,5 +87,5 @@ fn storm_with_a_tiny_ring_buffer_balances_the_books() {
         stop["event"]["agent_stop"]["kernel_lost"].as_u64() >= Some(lost),
         "{stop}"
     );
-    let _ = std::fs::remove_dir_all(&dir);
+    harness::remove_tree(&dir);
 }

@@ -67,5 +67,5 @@ fn edit_rename_over_and_truncate_of_a_watched_file() {
     // The content store keeps the last known content on disk.
     let blob = agent.dir.join("state/content/blobs").join(sha(&v3));
     assert_eq!(std::fs::read(&blob).expect("blob of v3"), v3);
-    let _ = std::fs::remove_dir_all(&watched);
+    harness::remove_tree(&watched);
 }
