@@ -11,6 +11,7 @@ use std::process::Command;
 
 use harness::{Agent, marker, temp_dir};
 use serde_json::Value;
+use sha2::Digest;
 
 const DEFAULT_RULES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../rules/default.yaml");
 
@@ -74,12 +75,29 @@ fn alert_for(agent: &mut Agent, rule: &str, ev: &Value) -> Value {
     agent.wait_for("alert", |_, a| a["rule"] == rule && a["trigger_seq"] == seq)
 }
 
+/// Removes the files a test created below /etc when dropped, also when the test fails.
+struct EtcFiles(String);
+
+impl Drop for EtcFiles {
+    fn drop(&mut self) {
+        if let Ok(entries) = std::fs::read_dir("/etc") {
+            for entry in entries.flatten() {
+                if entry.file_name().to_string_lossy().starts_with(&self.0) {
+                    let _ = std::fs::remove_file(entry.path());
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn writes_below_etc_are_seen_under_their_canonical_name_however_spelled() {
     let mut agent = Agent::start(&["--rules", DEFAULT_RULES]);
     let tmp = temp_dir("evade-write");
     let me = std::process::id();
-    let name = |i: usize| format!("{}-{i}", marker("w"));
+    let prefix = marker("w");
+    let _cleanup = EtcFiles(prefix.clone());
+    let name = |i: usize| format!("{prefix}-{i}");
     let mut cases: Vec<(String, String, u32)> = Vec::new(); // (canonical, raw, pid; 0 = any)
     // Spelled in this process.
     for (i, spell) in [
@@ -382,4 +400,61 @@ fn a_kill_rule_on_exec_holds_for_every_spelling_and_the_program_never_runs() {
     // A program outside the rule runs normally.
     assert!(Command::new("/bin/true").status().expect("true").success());
     harness::remove_tree(&dir);
+}
+
+#[test]
+fn a_sha256_rule_kills_a_renamed_copy_and_spares_other_programs() {
+    let dir = temp_dir("evade-sha");
+    let prog = marker_program(&dir);
+    let bytes = std::fs::read(&prog).expect("program");
+    let sha: String = sha2::Sha256::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let rules = temp_dir("rules").join("sha.yaml");
+    std::fs::write(
+        &rules,
+        format!(
+            "- rule: known_bad\n  condition: evt.kind = exec and exec.sha256 = {sha}\n  output: \"killed %exec.filename\"\n  actions: [kill]\n"
+        ),
+    )
+    .expect("rules");
+    let mut agent = Agent::start(&["--rules", rules.to_str().expect("utf-8")]);
+    // Renamed copies elsewhere: a new name, a new directory, an innocent-looking name.
+    let other = temp_dir("evade-sha-copies");
+    let mut copies = Vec::new();
+    for name in ["renamed", "ls", ".hidden"] {
+        let copy = other.join(name);
+        std::fs::copy(&prog, &copy).expect("copy");
+        std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        copies.push(copy);
+    }
+    // The same program with one byte changed is another file: it runs.
+    let changed = other.join("changed");
+    std::fs::write(&changed, [bytes.as_slice(), b"\n"].concat()).expect("changed copy");
+    std::fs::set_permissions(&changed, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    for copy in &copies {
+        let mut child = Command::new(copy).arg("copy").spawn().expect("spawn");
+        let pid = child.id();
+        let status = child.wait().expect("wait");
+        assert_eq!(status.signal(), Some(9), "{}: {status:?}", copy.display());
+        let ev = agent.wait_for("exec", |e, _| e["process"]["pid"] == pid);
+        let x = &ev["event"]["exec"];
+        assert_eq!(x["sha256"], sha.as_str(), "{ev}");
+        assert_eq!(x["stopped_by_rule"], "known_bad", "{ev}");
+        agent.wait_for("action", |_, a| {
+            a["rule"] == "known_bad" && a["trigger_seq"] == ev["seq"]
+        });
+    }
+    let ran = Command::new(&changed).arg("changed").status().expect("run");
+    assert!(ran.success(), "{ran:?}");
+    let markers: Vec<String> = std::fs::read_dir(&dir)
+        .expect("dir")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("marker-"))
+        .collect();
+    assert_eq!(markers, ["marker-changed"], "only the changed copy ran");
+    harness::remove_tree(&dir);
+    harness::remove_tree(&other);
 }
