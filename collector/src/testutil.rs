@@ -142,7 +142,7 @@ impl TestJournal {
     }
 
     pub fn last_seq(&self) -> u64 {
-        self.journal.as_ref().unwrap().next_seq() - 1
+        self.journal.as_ref().unwrap().last_seq()
     }
 
     /// Records `from..=to` as a batch without an anchor.

@@ -256,6 +256,11 @@ impl Journal {
         }
     }
 
+    /// The sequence number of the last record in the chain (0 for an empty journal).
+    pub fn last_seq(&self) -> u64 {
+        self.next_seq - 1
+    }
+
     /// Hash of the last record.
     pub fn last_hash(&self) -> Hash {
         self.last_hash

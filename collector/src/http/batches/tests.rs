@@ -249,6 +249,7 @@ async fn an_anchored_first_batch_is_trusted_on_first_use() {
     let mut j = TestJournal::new("h1");
     j.execs(3);
     j.stop_and_restart();
+    j.execs(4);
     // The new generation's segment start (payload tag 0): where a journal retained from there begins.
     let start = j
         .frames()
@@ -258,7 +259,6 @@ async fn an_anchored_first_batch_is_trusted_on_first_use() {
         .unwrap()
         .seq;
     assert!(start > 1);
-    j.execs(4);
     j.checkpoint();
     let last = j.last_seq();
     let (status, body) = app.post("h1", &j.anchored_batch(start, last)).await;
