@@ -21,4 +21,5 @@ mod rollback;
 mod rules;
 mod ship;
 mod storm;
+mod uring;
 mod watch;

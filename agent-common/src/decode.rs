@@ -5,7 +5,8 @@
 
 use crate::wire::{
     ARG_LEN, COMM_LEN, CloseWrite, ExecEnter, ExecExit, Exit, Fork, MAX_ARGS, RecordHeader,
-    RecordKind, STR_LEN, SysExit, Syscall,
+    RecordKind, STR_LEN, SysExit, Syscall, UringComplete, UringFile, UringOp, UringOpStrs,
+    UringSetup,
 };
 
 /// A decoded kernel record.
@@ -25,6 +26,39 @@ pub enum Record {
     SysExit(SysExit),
     /// A descriptor opened for writing was closed.
     CloseWrite(CloseWrite),
+    /// An io_uring instance was set up.
+    UringSetup(UringSetup),
+    /// An io_uring request was submitted; the strings are there for opcodes that name paths or an
+    /// address (boxed: they are large).
+    UringOp(UringOp, Option<Box<UringStrs>>),
+    /// The descriptor of a recorded io_uring request whose SQE was not found.
+    UringFile(UringFile),
+    /// A recorded io_uring request completed.
+    UringComplete(UringComplete),
+}
+
+/// The strings of a [`UringOpStrs`] record.
+#[derive(Clone, Debug)]
+pub struct UringStrs {
+    /// Bytes used in each of `strs`.
+    pub lens: [u32; 2],
+    /// The string slots.
+    pub strs: [[u8; STR_LEN]; 2],
+}
+
+impl UringStrs {
+    /// The bytes of slot `i` (0 or 1) that were read.
+    pub fn bytes(&self, i: usize) -> &[u8] {
+        let (Some(slot), Some(&len)) = (self.strs.get(i), self.lens.get(i)) else {
+            return &[];
+        };
+        &slot[..(len as usize).min(STR_LEN)]
+    }
+
+    /// Slot `i` as text, as far as it was read.
+    pub fn text(&self, i: usize) -> String {
+        c_text(self.bytes(i))
+    }
 }
 
 impl Record {
@@ -38,6 +72,10 @@ impl Record {
             Record::Syscall(r) => &r.header,
             Record::SysExit(r) => &r.header,
             Record::CloseWrite(r) => &r.header,
+            Record::UringSetup(r) => &r.header,
+            Record::UringOp(r, _) => &r.header,
+            Record::UringFile(r) => &r.header,
+            Record::UringComplete(r) => &r.header,
         }
     }
 }
@@ -86,6 +124,18 @@ pub fn decode(bytes: &[u8]) -> Result<Record, DecodeError> {
         RecordKind::Syscall => Record::Syscall(Box::new(exact(kind, bytes)?)),
         RecordKind::SysExit => Record::SysExit(exact(kind, bytes)?),
         RecordKind::CloseWrite => Record::CloseWrite(exact(kind, bytes)?),
+        RecordKind::UringSetup => Record::UringSetup(exact(kind, bytes)?),
+        RecordKind::UringOp => Record::UringOp(exact(kind, bytes)?, None),
+        RecordKind::UringOpStrs => {
+            let rec: UringOpStrs = exact(kind, bytes)?;
+            let strs = UringStrs {
+                lens: rec.str_lens,
+                strs: rec.strs,
+            };
+            Record::UringOp(rec.op, Some(Box::new(strs)))
+        }
+        RecordKind::UringFile => Record::UringFile(exact(kind, bytes)?),
+        RecordKind::UringComplete => Record::UringComplete(exact(kind, bytes)?),
     })
 }
 
@@ -274,6 +324,35 @@ mod tests {
         assert_eq!(decode(bytemuck::bytes_of(&fork)).unwrap().header().pid, 10);
     }
 
+    #[test]
+    fn decodes_uring_ops_with_and_without_strings() {
+        let mut op: UringOp = bytemuck::Zeroable::zeroed();
+        op.header = header(RecordKind::UringOp);
+        op.req = 42;
+        op.opcode = 22;
+        let Record::UringOp(got, None) = decode(bytemuck::bytes_of(&op)).unwrap() else {
+            panic!("wrong kind");
+        };
+        assert_eq!(got.req, 42);
+        let mut rec: UringOpStrs = bytemuck::Zeroable::zeroed();
+        rec.op = op;
+        rec.op.header.kind = RecordKind::UringOpStrs as u32;
+        rec.strs[0][..11].copy_from_slice(b"/etc/shadow");
+        rec.str_lens = [12, 1000];
+        let Record::UringOp(got, Some(strs)) = decode(bytemuck::bytes_of(&rec)).unwrap() else {
+            panic!("wrong kind");
+        };
+        assert_eq!(got.opcode, 22);
+        assert_eq!(strs.text(0), "/etc/shadow");
+        assert_eq!(
+            strs.bytes(1).len(),
+            STR_LEN,
+            "a length past the slot is clamped"
+        );
+        let bytes = bytemuck::bytes_of(&rec);
+        assert!(decode(&bytes[..bytes.len() - 8]).is_err());
+    }
+
     proptest! {
         #[test]
         fn garbage_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..5000)) {
@@ -281,7 +360,7 @@ mod tests {
         }
 
         #[test]
-        fn garbage_with_valid_kind_never_panics(kind in 1u32..8, mut bytes in proptest::collection::vec(any::<u8>(), 56..4600)) {
+        fn garbage_with_valid_kind_never_panics(kind in 1u32..13, mut bytes in proptest::collection::vec(any::<u8>(), 56..4600)) {
             bytes[..4].copy_from_slice(&kind.to_ne_bytes());
             match decode(&bytes) {
                 Ok(Record::ExecEnter(rec)) => {
@@ -292,6 +371,11 @@ mod tests {
                     let _ = syscall_str(&rec, 0);
                     let _ = syscall_bytes(&rec, 1);
                     let _ = syscall_bytes(&rec, 7);
+                }
+                Ok(Record::UringOp(_, Some(strs))) => {
+                    let _ = strs.text(0);
+                    let _ = strs.bytes(1);
+                    let _ = strs.bytes(7);
                 }
                 _ => {}
             }

@@ -57,11 +57,21 @@ pub enum RecordKind {
     SysExit = 6,
     /// [`CloseWrite`]: a file descriptor opened for writing was closed.
     CloseWrite = 7,
+    /// [`UringSetup`]: an io_uring instance was set up.
+    UringSetup = 8,
+    /// [`UringOp`]: an io_uring request was submitted (an opcode that names no path or address).
+    UringOp = 9,
+    /// [`UringOpStrs`]: an io_uring request was submitted, with the paths or address its SQE names.
+    UringOpStrs = 10,
+    /// [`UringFile`]: the descriptor of a recorded io_uring request whose SQE was not found.
+    UringFile = 11,
+    /// [`UringComplete`]: a recorded io_uring request completed.
+    UringComplete = 12,
 }
 
 impl RecordKind {
     /// Every kind, in value order.
-    pub const ALL: [RecordKind; 7] = [
+    pub const ALL: [RecordKind; 12] = [
         RecordKind::ExecEnter,
         RecordKind::ExecExit,
         RecordKind::Fork,
@@ -69,6 +79,11 @@ impl RecordKind {
         RecordKind::Syscall,
         RecordKind::SysExit,
         RecordKind::CloseWrite,
+        RecordKind::UringSetup,
+        RecordKind::UringOp,
+        RecordKind::UringOpStrs,
+        RecordKind::UringFile,
+        RecordKind::UringComplete,
     ];
 
     /// The kind with this wire value, if any.
@@ -81,6 +96,11 @@ impl RecordKind {
             5 => Some(RecordKind::Syscall),
             6 => Some(RecordKind::SysExit),
             7 => Some(RecordKind::CloseWrite),
+            8 => Some(RecordKind::UringSetup),
+            9 => Some(RecordKind::UringOp),
+            10 => Some(RecordKind::UringOpStrs),
+            11 => Some(RecordKind::UringFile),
+            12 => Some(RecordKind::UringComplete),
             _ => None,
         }
     }
@@ -95,6 +115,11 @@ impl RecordKind {
             RecordKind::Syscall => "syscall",
             RecordKind::SysExit => "sys_exit",
             RecordKind::CloseWrite => "close_write",
+            RecordKind::UringSetup => "uring_setup",
+            RecordKind::UringOp => "uring_op",
+            RecordKind::UringOpStrs => "uring_op_strs",
+            RecordKind::UringFile => "uring_file",
+            RecordKind::UringComplete => "uring_complete",
         }
     }
 }
@@ -239,3 +264,5 @@ const _: () = assert!(ARG_LEN <= u16::MAX as usize, "arg_lens are u16");
 
 mod syscall;
 pub use syscall::*;
+mod uring;
+pub use uring::*;

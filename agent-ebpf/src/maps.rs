@@ -78,3 +78,73 @@ const BPF_F_NO_PREALLOC: u32 = 1;
 #[map]
 pub static EXEC_KILL: LpmTrie<[u8; agent_common::wire::PATH_KEY_LEN], ExecKillRule> =
     LpmTrie::with_max_entries(4096, BPF_F_NO_PREALLOC);
+
+/// What the io_uring programs know of one ring, by kernel ring context (a join key, never sent).
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct RingState {
+    /// The ring's number ([`agent_common::wire::UringSetup::ring`]).
+    pub id: u64,
+    /// User address of the SQ ring (head, tail, array), 0 while unknown.
+    pub sq_ring: u64,
+    /// User address of the SQE array, 0 while unknown.
+    pub sqes: u64,
+    /// Offset of the SQ head in the SQ ring.
+    pub head_off: u32,
+    /// Offset of the SQ index array in the SQ ring (unused with `IORING_SETUP_NO_SQARRAY`).
+    pub array_off: u32,
+    /// SQ entries (a power of two).
+    pub entries: u32,
+    /// `IORING_SETUP_*` flags.
+    pub setup_flags: u32,
+    /// The ring fd in the creating process.
+    pub fd: i32,
+    /// The user-visible SQ head of the batch being submitted.
+    pub batch_head: u32,
+    /// SQEs of that batch already matched (the search for the next one starts after them).
+    pub batch_used: u32,
+    /// Non-zero when the process that set the ring up is not recorded (`ignored()` at setup): its
+    /// SQPOLL thread's submissions are skipped too, whatever that thread is called.
+    pub ignored: u32,
+}
+
+/// Rings by kernel context pointer.
+#[map]
+pub static URING_RINGS: LruHashMap<u64, RingState> = LruHashMap::with_max_entries(4096, 0);
+
+/// Ring context by `tgid << 32 | ring fd`, so an `mmap` of the ring fd can be matched to its ring.
+#[map]
+pub static URING_FDS: LruHashMap<u64, u64> = LruHashMap::with_max_entries(4096, 0);
+
+/// `io_uring_setup`'s params pointer by thread id, from syscall entry until `io_uring_create`.
+#[map]
+pub static URING_SETUP_ARGS: LruHashMap<u32, u64> = LruHashMap::with_max_entries(1024, 0);
+
+/// An in-flight `mmap` of a ring fd by thread id: ring context and mmap offset.
+#[map]
+pub static URING_MMAP_ARGS: LruHashMap<u32, [u64; 2]> = LruHashMap::with_max_entries(1024, 0);
+
+/// A recorded request, by kernel request pointer (a join key, never sent).
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct ReqState {
+    /// The request's number ([`agent_common::wire::UringOp::req`]).
+    pub id: u64,
+    /// Non-zero while the request's descriptor is still wanted from `io_uring_file_get`.
+    pub want_fd: u32,
+    /// Reserved, zero.
+    pub reserved: u32,
+}
+
+/// Recorded requests until their (last) completion. Per-CPU LRU lists (`BPF_F_NO_COMMON_LRU`): an insert
+/// per submission and a delete per completion take no global lock.
+#[map]
+pub static URING_REQS: LruHashMap<u64, ReqState> =
+    LruHashMap::with_max_entries(65536, BPF_F_NO_COMMON_LRU);
+
+/// `BPF_F_NO_COMMON_LRU`: an LRU map with a free list per CPU.
+const BPF_F_NO_COMMON_LRU: u32 = 1 << 1;
+
+/// Per-CPU counter for ring and request numbers (combined with the CPU number).
+#[map]
+pub static URING_IDS: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);

@@ -199,7 +199,8 @@ pub struct CaptureConfig {
     pub poll_interval_ms: u64,
     /// Extra syscalls to record raw (arguments and return value), by name.
     pub syscalls: Vec<String>,
-    /// Event kinds not to capture: `exec`, `fork`, `exit`, or a syscall op (`open`, `rename`, `connect`, …).
+    /// Event kinds not to capture: `exec`, `fork`, `exit`, `io_uring`, or a syscall op (`open`, `rename`,
+    /// `connect`, …).
     pub disable: Vec<String>,
     /// What is not recorded at all (filtered in the kernel).
     pub ignore: IgnoreConfig,

@@ -17,6 +17,7 @@ use crate::net::Net;
 use crate::process::{Exec, Exit, Fork, Kill, MemfdCreate, Ptrace, SetId, SetName};
 use crate::syscall::RawSyscall;
 use crate::time::WallTime;
+use crate::uring::{IoUring, IoUringSetup};
 
 /// One observed event.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Fields)]
@@ -149,6 +150,10 @@ pub enum EventBody {
     RulesLoaded(RulesLoaded),
     /// A new rule set was rejected; the previous rules stay in force.
     RulesRejected(RulesRejected),
+    /// A request was submitted to an io_uring instance (with its completion).
+    IoUring(IoUring),
+    /// An io_uring instance was set up.
+    IoUringSetup(IoUringSetup),
 }
 
 impl EventBody {

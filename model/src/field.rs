@@ -15,6 +15,7 @@ use crate::net::Net;
 use crate::process::{Exec, Exit, Fork, Kill, MemfdCreate, Ptrace, SetId, SetName};
 use crate::syscall::RawSyscall;
 use crate::time::WallTime;
+use crate::uring::{IoUring, IoUringSetup, UringOp, UringUnresolved};
 use crate::vocab::{ActionKind, ChangeTrigger, FileOp, LossStage, NetOp, Severity};
 
 /// The type of a field's values.
@@ -173,8 +174,20 @@ names!(
     Severity,
     FileOp,
     NetOp,
-    ChangeTrigger
+    ChangeTrigger,
+    UringOp,
+    UringUnresolved
 );
+
+/// A list of vocabulary values is their names joined by spaces.
+impl Field for Vec<UringUnresolved> {
+    const TYPE: FieldType = FieldType::Str;
+    const VALUES: &'static [&'static str] = <UringUnresolved as strum::VariantNames>::VARIANTS;
+    fn value(&self) -> Option<FieldValue<'_>> {
+        let names: Vec<&str> = self.iter().map(|v| v.as_str()).collect();
+        Some(FieldValue::Str(Cow::Owned(names.join(" "))))
+    }
+}
 
 /// The fields of the body of events of `kind`.
 pub fn body_fields(kind: EventKind) -> &'static [FieldDesc] {
@@ -200,6 +213,8 @@ pub fn body_fields(kind: EventKind) -> &'static [FieldDesc] {
         EventKind::Action => ActionTaken::FIELDS,
         EventKind::RulesLoaded => RulesLoaded::FIELDS,
         EventKind::RulesRejected => RulesRejected::FIELDS,
+        EventKind::IoUring => IoUring::FIELDS,
+        EventKind::IoUringSetup => IoUringSetup::FIELDS,
     }
 }
 

@@ -22,6 +22,7 @@ pub mod net;
 pub mod process;
 pub mod syscall;
 pub mod time;
+pub mod uring;
 pub mod vocab;
 
 pub use agent::{
@@ -34,6 +35,7 @@ pub use net::Net;
 pub use process::{Exec, Exit, Fork, Kill, MemfdCreate, Ptrace, SetId, SetName};
 pub use syscall::RawSyscall;
 pub use time::WallTime;
+pub use uring::{IoUring, IoUringSetup, UringOp, UringUnresolved};
 pub use vocab::{ActionKind, ChangeTrigger, FileOp, LossStage, NetOp, Severity};
 
 /// The name-based API every vocabulary enum shares (its names come from its `strum` derives).

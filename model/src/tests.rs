@@ -55,6 +55,8 @@ fn body_of(kind: EventKind) -> EventBody {
         EventKind::Action => EventBody::Action(ActionTaken::default()),
         EventKind::RulesLoaded => EventBody::RulesLoaded(RulesLoaded::default()),
         EventKind::RulesRejected => EventBody::RulesRejected(RulesRejected::default()),
+        EventKind::IoUring => EventBody::IoUring(crate::IoUring::default()),
+        EventKind::IoUringSetup => EventBody::IoUringSetup(crate::IoUringSetup::default()),
     }
 }
 

@@ -10,6 +10,8 @@ use crate::cmd::{self, command, output};
 
 /// Debian package providing LLVM 22 (bpf-linker links against it).
 const LLVM_PACKAGE: &str = "llvm-22-dev";
+/// Debian packages the integration tests build their io_uring test program with (`tests/uring/`).
+const TEST_PACKAGES: &[&str] = &["gcc", "liburing-dev"];
 /// bpf-linker release line this project builds with.
 const BPF_LINKER_VERSION: &str = "0.13";
 
@@ -48,7 +50,8 @@ pub fn setup() -> anyhow::Result<()> {
         "/sys/kernel/security",
         "/sys/kernel/security/lsm",
     )?;
-    ensure_llvm()?;
+    ensure_packages(&[LLVM_PACKAGE])?;
+    ensure_packages(TEST_PACKAGES)?;
     ensure_nightly_rust_src()?;
     ensure_bpf_linker()?;
     eprintln!(
@@ -109,25 +112,28 @@ fn mount_if_missing(fstype: &str, target: &str, probe: &str) -> anyhow::Result<(
         .with_context(|| format!("mounting {fstype} on {target}"))
 }
 
-fn ensure_llvm() -> anyhow::Result<()> {
-    let status = output(command("dpkg-query").args(["-W", "-f=${Status}", LLVM_PACKAGE]));
-    if status.as_deref() == Some("install ok installed") {
+/// Installs the Debian packages of `names` that are not installed (one `apt-get install` for all).
+fn ensure_packages(names: &[&str]) -> anyhow::Result<()> {
+    let missing: Vec<&str> = names
+        .iter()
+        .copied()
+        .filter(|name| {
+            let status = output(command("dpkg-query").args(["-W", "-f=${Status}", name]));
+            status.as_deref() != Some("install ok installed")
+        })
+        .collect();
+    if missing.is_empty() {
         return Ok(());
     }
-    eprintln!("xtask: setup: installing {LLVM_PACKAGE}");
+    eprintln!("xtask: setup: installing {}", missing.join(" "));
     cmd::run(command("apt-get").args(["update", "-q"]))?;
     cmd::run(
         command("apt-get")
-            .args([
-                "install",
-                "-y",
-                "-q",
-                "--no-install-recommends",
-                LLVM_PACKAGE,
-            ])
+            .args(["install", "-y", "-q", "--no-install-recommends"])
+            .args(&missing)
             .env("DEBIAN_FRONTEND", "noninteractive"),
     )
-    .with_context(|| format!("installing Debian package {LLVM_PACKAGE}"))
+    .with_context(|| format!("installing Debian packages {}", missing.join(" ")))
 }
 
 fn ensure_nightly_rust_src() -> anyhow::Result<()> {

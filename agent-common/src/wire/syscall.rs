@@ -140,13 +140,15 @@ pub const OP_SLOT_EXEC: u32 = 0;
 pub const OP_SLOT_FORK: u32 = MAX_OPS;
 /// `OP_ENABLED` slot for exit capture.
 pub const OP_SLOT_EXIT: u32 = MAX_OPS + 1;
+/// `OP_ENABLED` slot for io_uring capture (ring setup and every submitted request).
+pub const OP_SLOT_IO_URING: u32 = MAX_OPS + 2;
 /// Size of the `OP_ENABLED` array.
-pub const OP_SLOTS: u32 = MAX_OPS + 2;
+pub const OP_SLOTS: u32 = MAX_OPS + 3;
 
-/// The names of the `OP_ENABLED` switches (what `capture.disable` accepts): `exec`, `fork`, `exit`, then
-/// every [`SyscallOp`] name.
+/// The names of the `OP_ENABLED` switches (what `capture.disable` accepts): `exec`, `fork`, `exit`,
+/// `io_uring`, then every [`SyscallOp`] name.
 pub fn op_slot_names() -> impl Iterator<Item = &'static str> {
-    ["exec", "fork", "exit"]
+    ["exec", "fork", "exit", "io_uring"]
         .into_iter()
         .chain(SyscallOp::ALL.iter().map(|op| op.name()))
 }
@@ -157,6 +159,7 @@ pub fn op_slot(name: &str) -> Option<u32> {
         "exec" => Some(OP_SLOT_EXEC),
         "fork" => Some(OP_SLOT_FORK),
         "exit" => Some(OP_SLOT_EXIT),
+        "io_uring" => Some(OP_SLOT_IO_URING),
         other => SyscallOp::ALL
             .iter()
             .find(|op| op.name() == other)
@@ -301,6 +304,8 @@ mod tests {
         assert!(!op_slot_names().any(|m| m == "opne"));
         assert_eq!(op_slot("open"), Some(SyscallOp::Open as u32));
         assert_eq!(op_slot("fork"), Some(OP_SLOT_FORK));
+        assert_eq!(op_slot("io_uring"), Some(OP_SLOT_IO_URING));
+        const { assert!(OP_SLOT_IO_URING < OP_SLOTS) };
         assert_eq!(op_slot("opne"), None);
     }
 }

@@ -3,3 +3,4 @@
 pub mod exec;
 pub mod process;
 pub mod syscall;
+pub mod uring;

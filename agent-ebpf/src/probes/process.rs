@@ -84,22 +84,27 @@ pub fn sched_process_fork(ctx: TracePointContext) -> u32 {
 /// `syscalls:sys_enter_exit_group`: `error_code` at 16.
 #[tracepoint]
 pub fn sys_enter_exit_group(ctx: TracePointContext) -> u32 {
-    stash_exit_code(&ctx);
+    stash_exit_code(&ctx, true);
     0
 }
 
 /// `syscalls:sys_enter_exit`: `error_code` at 16 (the process's status if this is its last thread).
 #[tracepoint]
 pub fn sys_enter_exit(ctx: TracePointContext) -> u32 {
-    stash_exit_code(&ctx);
+    stash_exit_code(&ctx, false);
     0
 }
 
+/// Set in a stashed status (above the `EXIT_*` flags, never sent) when the code came from `exit_group`.
+const GROUP_EXIT: u64 = 1 << 63;
+
 #[inline(always)]
-fn stash_exit_code(ctx: &TracePointContext) {
+fn stash_exit_code(ctx: &TracePointContext, group: bool) {
     // SAFETY: offset and size from the tracepoint's format file (an int stored in an 8-byte slot).
     let code = unsafe { field::<u64, 16>(ctx) };
-    let status = ((code & 0xff) << 8) | (u64::from(EXIT_CODE_KNOWN) << 32);
+    let status = ((code & 0xff) << 8)
+        | (u64::from(EXIT_CODE_KNOWN) << 32)
+        | if group { GROUP_EXIT } else { 0 };
     stash_status(status);
 }
 
@@ -115,10 +120,21 @@ pub fn signal_deliver(ctx: TracePointContext) -> u32 {
     // SAFETY: offsets and sizes from the tracepoint's format file.
     let (sig, handler) = unsafe { (field::<i32, 8>(&ctx), field::<u64, 24>(&ctx)) };
     if handler == 0 && default_action_terminates(sig) {
+        let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+        // SAFETY: copied out of the map.
+        let stashed = unsafe { EXIT_STATUS.get(tgid).copied() }.unwrap_or(0);
+        // After exit_group the kernel delivers SIGKILL to every other thread of the group (io_uring's
+        // io-wq and SQPOLL threads included): that is the exit itself, not its cause.
+        if sig == SIGKILL && stashed & GROUP_EXIT != 0 {
+            return 0;
+        }
         stash_status((sig as u64 & 0x7f) | (u64::from(EXIT_SIGNAL_KNOWN) << 32));
     }
     0
 }
+
+/// `SIGKILL`.
+const SIGKILL: i32 = 9;
 
 /// Whether the default action of `sig` ends the process (`man 7 signal`).
 #[inline(always)]
@@ -151,7 +167,7 @@ pub fn sched_process_exit(ctx: TracePointContext) -> u32 {
             Exit {
                 header: header(RecordKind::Exit),
                 status: stashed as u32,
-                flags: (stashed >> 32) as u32,
+                flags: (stashed >> 32) as u32 & (EXIT_CODE_KNOWN | EXIT_SIGNAL_KNOWN),
             },
         );
     }

@@ -22,6 +22,7 @@ use super::fdtable::FdTable;
 use super::policy::PathPolicy;
 use super::proctable::ProcessTable;
 use super::resolve;
+use super::uring::{self, PendingOp, UringFiles, UringPairing};
 use crate::enforce::Decisions;
 use crate::identity::Identities;
 
@@ -64,6 +65,8 @@ pub struct Assembler {
     policy: PathPolicy,
     filtered: u64,
     decisions: Decisions,
+    uring: UringPairing,
+    uring_files: UringFiles,
 }
 
 impl Assembler {
@@ -81,6 +84,8 @@ impl Assembler {
             policy: PathPolicy::default(),
             filtered: 0,
             decisions: Decisions::default(),
+            uring: UringPairing::default(),
+            uring_files: UringFiles::default(),
         }
     }
 
@@ -136,9 +141,9 @@ impl Assembler {
         self.clock.remeasure();
     }
 
-    /// Number of entries (exec and other syscalls) waiting for their return record.
+    /// Number of entries (exec, other syscalls, io_uring requests) waiting for their return record.
     pub fn pending_execs(&self) -> usize {
-        self.pending.len() + self.pending_sys.len()
+        self.pending.len() + self.pending_sys.len() + self.uring.pending()
     }
 
     /// Handles one record, appending the events it completes to `out`.
@@ -235,6 +240,7 @@ impl Assembler {
                         });
                     }
                 }
+                self.uring_files.forget_process(rec.header.pid);
                 self.procs.on_exit(rec.header.pid);
                 out.push(event);
             }
@@ -273,6 +279,47 @@ impl Assembler {
                     });
                 }
             }
+            Record::UringSetup(rec) => {
+                let body = self.uring.on_setup(&rec);
+                let event = self.event(&rec.header, body);
+                out.push(event);
+            }
+            Record::UringOp(op, strs) => {
+                if let Some(evicted) = self.uring.on_submit(op, strs) {
+                    self.emit_uring(evicted, None, out);
+                }
+            }
+            Record::UringFile(rec) => self.uring.on_file(&rec),
+            Record::UringComplete(rec) => {
+                if let Some(p) = self.uring.on_complete(rec.req) {
+                    self.emit_uring(p, Some(i64::from(rec.res)), out);
+                }
+            }
+        }
+    }
+
+    /// Emits a finished io_uring request: its `io_uring` event, then its `file`/`net` event if it has one.
+    fn emit_uring(&mut self, p: PendingOp, ret: Option<i64>, out: &mut Vec<Event>) {
+        let mut tables = Tables {
+            procs: &mut self.procs,
+            fds: &mut self.fds,
+            policy: &self.policy,
+        };
+        let converted = uring::convert(&p, ret, &mut tables, &mut self.uring_files);
+        let header = self.uring.submitter(&p.op);
+        let event = self.event(&header, EventBody::IoUring(converted.op));
+        if let Some(path) = converted.closed_write {
+            self.touches.push(FileTouch {
+                path,
+                trigger: ChangeTrigger::CloseWrite,
+                process: event.process.clone(),
+            });
+        }
+        out.push(event);
+        if let Some(body) = converted.also {
+            let event = self.event(&header, body);
+            self.push_file_touches(&event);
+            out.push(event);
         }
     }
 
@@ -332,39 +379,44 @@ impl Assembler {
             return;
         };
         let event = self.event(&record.header, body);
-        if let EventBody::File(file) = &event.event
-            && file.success
-        {
-            let trigger = match file.op {
-                FileOp::Rename => Some(ChangeTrigger::Rename),
-                FileOp::Truncate => Some(ChangeTrigger::Truncate),
-                FileOp::Unlink => Some(ChangeTrigger::Unlink),
-                FileOp::Chmod => Some(ChangeTrigger::Chmod),
-                FileOp::Chown => Some(ChangeTrigger::Chown),
-                FileOp::Open
-                | FileOp::Read
-                | FileOp::Link
-                | FileOp::Symlink
-                | FileOp::Mkdir
-                | FileOp::Rmdir
-                | FileOp::Utimens
-                | FileOp::Mount
-                | FileOp::Umount
-                | FileOp::Chdir => None,
-            };
-            if let Some(trigger) = trigger {
-                for path in [&file.path, &file.target] {
-                    if !path.is_empty() {
-                        self.touches.push(FileTouch {
-                            path: path.clone(),
-                            trigger,
-                            process: event.process.clone(),
-                        });
-                    }
-                }
+        self.push_file_touches(&event);
+        out.push(event);
+    }
+
+    /// Tells the config watch about a successful file change that may have changed a watched file.
+    fn push_file_touches(&mut self, event: &Event) {
+        let EventBody::File(file) = &event.event else {
+            return;
+        };
+        if !file.success {
+            return;
+        }
+        let trigger = match file.op {
+            FileOp::Rename => ChangeTrigger::Rename,
+            FileOp::Truncate => ChangeTrigger::Truncate,
+            FileOp::Unlink => ChangeTrigger::Unlink,
+            FileOp::Chmod => ChangeTrigger::Chmod,
+            FileOp::Chown => ChangeTrigger::Chown,
+            FileOp::Open
+            | FileOp::Read
+            | FileOp::Link
+            | FileOp::Symlink
+            | FileOp::Mkdir
+            | FileOp::Rmdir
+            | FileOp::Utimens
+            | FileOp::Mount
+            | FileOp::Umount
+            | FileOp::Chdir => return,
+        };
+        for path in [&file.path, &file.target] {
+            if !path.is_empty() {
+                self.touches.push(FileTouch {
+                    path: path.clone(),
+                    trigger,
+                    process: event.process.clone(),
+                });
             }
         }
-        out.push(event);
     }
 
     /// Emits entries older than [`EXEC_PAIR_TIMEOUT_NS`] (at monotonic time `now_ns`) without a result.
@@ -391,6 +443,9 @@ impl Assembler {
                 self.emit_exec(p, None, None, out);
             }
         }
+        for p in self.uring.take_stale(now_ns) {
+            self.emit_uring(p, None, out);
+        }
     }
 
     /// Emits every entry still waiting (at shutdown).
@@ -404,6 +459,9 @@ impl Assembler {
         all.sort_by_key(|p| p.header.ktime_ns);
         for p in all {
             self.emit_exec(p, None, None, out);
+        }
+        for p in self.uring.take_all() {
+            self.emit_uring(p, None, out);
         }
     }
 

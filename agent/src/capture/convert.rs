@@ -38,18 +38,34 @@ fn signed(v: u64) -> i64 {
 
 /// A path argument: the canonical path and the raw argument (empty when they are the same), and whether
 /// it could be resolved.
-struct PathArg {
-    path: String,
-    raw: String,
-    resolved: bool,
+pub(super) struct PathArg {
+    /// The canonical path (the raw argument when it could not be resolved).
+    pub path: String,
+    /// The raw argument when it differs from `path`; empty otherwise.
+    pub raw: String,
+    /// Whether `path` is canonical.
+    pub resolved: bool,
 }
 
 /// Resolves path argument `slot` against the dirfd argument `dirfd_index` (or the cwd), following the last
 /// component as the syscall does.
 fn path_of(rec: &Syscall, slot: usize, dirfd_index: u8, last: Last, t: &mut Tables<'_>) -> PathArg {
     let raw = syscall_str(rec, slot);
-    let pid = rec.header.pid;
     let fd = arg(rec, dirfd_index).map_or(AT_FDCWD, dirfd);
+    resolve_at(rec.header.pid, rec.header.tid, &raw, fd, last, t)
+}
+
+/// Resolves the path `raw` that thread `tid` of process `pid` passed with dirfd `fd` (`AT_FDCWD`: the
+/// cwd), from the process and descriptor tables (and `/proc` while the process lives), following the
+/// last component as `last` says.
+pub(super) fn resolve_at(
+    pid: u32,
+    tid: u32,
+    raw: &str,
+    fd: i64,
+    last: Last,
+    t: &mut Tables<'_>,
+) -> PathArg {
     let base = if raw.starts_with('/') {
         None
     } else if fd == AT_FDCWD {
@@ -61,7 +77,7 @@ fn path_of(rec: &Syscall, slot: usize, dirfd_index: u8, last: Last, t: &mut Tabl
             .or_else(|| super::resolve::proc_link(pid, &format!("fd/{fd}")))
     };
     let mut view = TableView { t };
-    match canonicalize(&mut view, pid, rec.header.tid, base.as_deref(), &raw, last) {
+    match canonicalize(&mut view, pid, tid, base.as_deref(), raw, last) {
         Some(path) if path == raw => PathArg {
             path,
             raw: String::new(),
@@ -69,11 +85,11 @@ fn path_of(rec: &Syscall, slot: usize, dirfd_index: u8, last: Last, t: &mut Tabl
         },
         Some(path) => PathArg {
             path,
-            raw,
+            raw: raw.to_owned(),
             resolved: true,
         },
         None => PathArg {
-            path: raw,
+            path: raw.to_owned(),
             raw: String::new(),
             resolved: false,
         },
@@ -161,14 +177,18 @@ fn last_of(op: SyscallOp, name: &str, flags: u64) -> Last {
 
 /// The file a descriptor argument names.
 fn fd_path(rec: &Syscall, fd: i64, t: &mut Tables<'_>) -> (String, bool) {
-    let pid = rec.header.pid;
-    match t.fds.get(pid, fd).map(|i| i.path.clone()) {
+    match fd_file(rec.header.pid, fd, t) {
         Some(path) => (path, true),
-        None => match super::resolve::proc_link(pid, &format!("fd/{fd}")) {
-            Some(path) => (path, true),
-            None => (format!("fd:{fd}"), false),
-        },
+        None => (format!("fd:{fd}"), false),
     }
+}
+
+/// The file descriptor `fd` of process `pid` was seen opened on (or `/proc` names, while it lives).
+pub(super) fn fd_file(pid: u32, fd: i64, t: &Tables<'_>) -> Option<String> {
+    t.fds
+        .get(pid, fd)
+        .map(|i| i.path.clone())
+        .or_else(|| super::resolve::proc_link(pid, &format!("fd/{fd}")))
 }
 
 /// Builds the event body for a syscall entry and its return (`ret` is `None` when the return record was

@@ -35,6 +35,24 @@ pub const TRACEPOINTS: &[(&str, &str, &str)] = &[
     ("sched_process_exit", "sched", "sched_process_exit"),
 ];
 
+/// The io_uring programs (attached when the kernel has io_uring tracepoints): program, category, name.
+pub const URING_TRACEPOINTS: &[(&str, &str, &str)] = &[
+    (
+        "sys_enter_io_uring_setup",
+        "syscalls",
+        "sys_enter_io_uring_setup",
+    ),
+    ("io_uring_create", "io_uring", "io_uring_create"),
+    ("sys_enter_mmap", "syscalls", "sys_enter_mmap"),
+    ("sys_exit_mmap", "syscalls", "sys_exit_mmap"),
+    ("io_uring_submit_req", "io_uring", "io_uring_submit_req"),
+    ("io_uring_file_get", "io_uring", "io_uring_file_get"),
+    ("io_uring_complete", "io_uring", "io_uring_complete"),
+];
+
+/// Where the io_uring tracepoints are, when the kernel has io_uring.
+const URING_EVENTS_DIR: &str = "/sys/kernel/tracing/events/io_uring";
+
 /// Loaded and attached programs, with the maps userspace reads.
 pub struct Loaded {
     /// The object; keeps the programs attached while alive.
@@ -63,6 +81,15 @@ pub fn load(config: &CaptureConfig) -> Result<Loaded, CaptureError> {
         links.push((program, attach(&mut ebpf, program, category, name)?));
     }
     attach_syscalls(&mut ebpf, config, &mut links)?;
+    if Path::new(URING_EVENTS_DIR).is_dir() {
+        for &(program, category, name) in URING_TRACEPOINTS {
+            links.push((program, attach(&mut ebpf, program, category, name)?));
+        }
+    } else {
+        tracing::warn!(
+            "this kernel has no io_uring tracepoints: io_uring requests are not recorded"
+        );
+    }
     let attached = links.len();
 
     let ring = RingBuf::try_from(

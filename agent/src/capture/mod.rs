@@ -22,6 +22,7 @@ mod reader;
 mod resolve;
 mod sockaddr;
 pub mod syscalls;
+mod uring;
 
 use std::path::Path;
 

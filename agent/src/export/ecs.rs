@@ -71,6 +71,7 @@ pub fn to_ecs(event: &Event, host: &str) -> Value {
         EventBody::AgentStart(_) => ("state", kind),
         EventBody::File(f) => ("event", f.op.as_str()),
         EventBody::Net(n) => ("event", n.op.as_str()),
+        EventBody::IoUring(u) => ("event", u.op.as_str()),
         EventBody::Exec(_)
         | EventBody::Fork(_)
         | EventBody::Exit(_)
@@ -86,7 +87,8 @@ pub fn to_ecs(event: &Event, host: &str) -> Value {
         | EventBody::Alert(_)
         | EventBody::Action(_)
         | EventBody::RulesLoaded(_)
-        | EventBody::RulesRejected(_) => ("event", kind),
+        | EventBody::RulesRejected(_)
+        | EventBody::IoUringSetup(_) => ("event", kind),
     };
     // Categories, types and outcome; each arm also writes the kind's own ECS fields.
     let (category, types, result): (Values, Values, Option<&str>) = match body {
@@ -128,6 +130,22 @@ pub fn to_ecs(event: &Event, host: &str) -> Value {
             (&["network"], net_types(n), Some(outcome(n.ret, n.success)))
         }
         EventBody::Syscall(s) => (&["process"], &["info"], Some(outcome_of_ret(s.ret))),
+        EventBody::IoUring(u) => {
+            if !u.path.is_empty() {
+                doc.put_path(&u.path);
+            }
+            let category: Values = if u.family.is_empty() {
+                &["file"]
+            } else {
+                &["network"]
+            };
+            (
+                category,
+                &["info"],
+                u.ret.map(|_| outcome(u.ret, u.success)),
+            )
+        }
+        EventBody::IoUringSetup(_) => (&["process"], &["info"], None),
         EventBody::ConfigChange(c) => {
             put_config_change(&mut doc, c);
             (&["configuration", "file"], config_change_types(c), None)

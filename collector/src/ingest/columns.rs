@@ -43,7 +43,13 @@ pub fn of_event(event: &Event) -> SearchColumns {
             summary.push(&l.record);
         }
         EventBody::Syscall(s) => summary.push(&s.name),
+        EventBody::IoUring(u) => {
+            summary.push(u.op.as_str());
+            summary.push(&u.target);
+            summary.push(&u.address);
+        }
         EventBody::Fork(_)
+        | EventBody::IoUringSetup(_)
         | EventBody::Exit(_)
         | EventBody::AgentStart(_)
         | EventBody::AgentStop(_)
@@ -86,7 +92,9 @@ fn path_of(body: &EventBody) -> Option<&str> {
         EventBody::RulesLoaded(r) => Some(&r.path),
         EventBody::RulesRejected(r) => Some(&r.path),
         EventBody::Action(a) => a.path.as_deref(),
+        EventBody::IoUring(u) => Some(&u.path),
         EventBody::Fork(_)
+        | EventBody::IoUringSetup(_)
         | EventBody::Exit(_)
         | EventBody::Loss(_)
         | EventBody::AgentStart(_)

@@ -19,6 +19,8 @@ pub const VOCABULARIES: &[&str] = &[
     "AlertKind",
     "HostStatus",
     "Severity",
+    "UringOp",
+    "UringUnresolved",
 ];
 
 /// Every `_ =>` arm of a match over a vocabulary in `krate`.
