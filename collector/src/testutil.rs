@@ -168,6 +168,7 @@ impl TestJournal {
             prev_hash: read_frame(&first.bytes).unwrap().prev_hash,
             epoch,
             public_key: key,
+            ladder: auditloop_journal::ladder::KeyLadder::default(),
         });
         batch
     }

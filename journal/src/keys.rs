@@ -159,6 +159,19 @@ impl EpochKey {
             .to_bytes()
     }
 
+    /// The public key of the epoch `n` epochs after this one (the seed is evolved in a scratch copy that is
+    /// wiped).
+    pub fn public_after(&self, n: u64) -> [u8; 32] {
+        let mut seed = Zeroizing::new(*self.seed);
+        for _ in 0..n {
+            let mut h = Sha256::new();
+            h.update(EVOLVE_DOMAIN);
+            h.update(seed.as_ref());
+            seed = Zeroizing::new(h.finalize().into());
+        }
+        SigningKey::from_bytes(&seed).verifying_key().to_bytes()
+    }
+
     /// Signs `message` with this epoch's key.
     pub fn sign(&self, message: &[u8]) -> [u8; 64] {
         SigningKey::from_bytes(&self.seed).sign(message).to_bytes()

@@ -14,6 +14,7 @@ pub mod chain;
 pub mod damage;
 pub mod files;
 pub mod keys;
+pub mod ladder;
 pub mod legacy;
 pub mod reader;
 pub mod record;

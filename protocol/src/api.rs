@@ -18,6 +18,41 @@ pub const HOST: &str = "/v1/hosts/{host}";
 pub const EVENTS: &str = "/v1/events";
 /// `GET`: alerts ([`AlertsPage`]).
 pub const ALERTS: &str = "/v1/alerts";
+/// `POST` [`EnrollRequest`] with the enrollment (or admin) token: creates a new host, answers
+/// [`EnrollResponse`] (201), or 409 `host_exists`. `POST` [`HostRegistration`] to [`HOSTS`] with the admin
+/// token pre-registers or re-enrolls a host.
+pub const ENROLL: &str = "/v1/enroll";
+
+/// A host asking to be enrolled: its id and the genesis public key of its journal (`auditloop key show`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnrollRequest {
+    /// Host id (as in the host's segment starts).
+    pub host_id: String,
+    /// The journal's genesis public key, 64 hex digits.
+    pub genesis_public_key: String,
+}
+
+/// An admin registering a host (`POST /v1/hosts`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostRegistration {
+    /// Host id.
+    pub host_id: String,
+    /// The journal's genesis public key, 64 hex digits.
+    pub genesis_public_key: String,
+    /// Re-enroll an existing host: new key and new token; its stored chain stays, its state restarts
+    /// from the new key's genesis.
+    #[serde(default)]
+    pub replace: bool,
+}
+
+/// An enrolled host (HTTP 201): its per-host token, shown once.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnrollResponse {
+    /// Host id.
+    pub host_id: String,
+    /// The token that authorizes batches of this host only.
+    pub token: String,
+}
 
 /// The path agents POST batches of `host` to.
 pub fn batches_path(host: &str) -> String {

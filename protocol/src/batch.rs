@@ -14,6 +14,7 @@ use std::io::Read;
 
 use serde::{Deserialize, Serialize};
 
+use auditloop_journal::ladder::KeyLadder;
 use auditloop_journal::record::{FrameError, Hash, RawRecord, read_frame};
 
 /// `Content-Type` of a zstd-compressed bincode batch.
@@ -49,6 +50,9 @@ pub struct BatchAnchor {
     /// Public key of that epoch.
     #[serde(with = "hex_array")]
     pub public_key: [u8; 32],
+    /// Signed links from the host's genesis key to `public_key` (empty at epoch 0), so the collector checks
+    /// the anchor against the enrolled key instead of trusting it.
+    pub ladder: KeyLadder,
 }
 
 /// Why a request body is not a batch.
@@ -242,6 +246,7 @@ mod tests {
                 prev_hash: [7; 32],
                 epoch: 3,
                 public_key: [9; 32],
+                ladder: KeyLadder::default(),
             }),
             frames,
         }

@@ -278,6 +278,7 @@ impl Shipper {
                 prev_hash: start.prev_hash,
                 epoch: start.epoch,
                 public_key: start.public_key,
+                ladder: auditloop_journal::ladder::KeyLadder::default(),
             }),
             frames: pending.frames.clone(),
         };
