@@ -5,6 +5,7 @@
     reason = "test code: a failed expectation fails the test, which is the point"
 )]
 
+mod ack;
 mod alive;
 mod cli;
 mod drill;

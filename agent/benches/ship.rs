@@ -84,6 +84,7 @@ fn start_shipper(
         batch_max_bytes: 1024 * 1024,
         batch_max_wait: Duration::from_millis(200),
         timeout: Duration::from_secs(30),
+        insecure_http: false,
     };
     let cursor = ship::cursor::AckCursor::load(state).unwrap();
     let handle = ship::spawn(settings, state.join("journal"), cursor, acked.clone(), rx).unwrap();
