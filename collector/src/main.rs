@@ -34,6 +34,7 @@ fn run() -> anyhow::Result<ExitCode> {
         args.config.as_deref(),
     )
     .context("loading tokens")?;
+    let listen = args.listen_options().context("setting up TLS")?;
     let store = SqliteStore::open(&args.db).context("opening the database")?;
     let state = AppState::new(Arc::new(store), tokens, args.max_body_bytes);
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -51,8 +52,9 @@ fn run() -> anyhow::Result<ExitCode> {
             writeln!(out, "listening on {addr}").context("writing to stdout")?;
             out.flush().context("writing to stdout")?;
         }
-        tracing::info!(%addr, db = %args.db.display(), "collector started");
-        server::serve(listener, state, args.silence(), shutdown).await?;
+        let tls = listen.tls.is_some();
+        tracing::info!(%addr, tls, db = %args.db.display(), "collector started");
+        server::serve(listener, listen, state, args.silence(), shutdown).await?;
         Ok(ExitCode::SUCCESS)
     })
 }
