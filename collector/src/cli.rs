@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::Parser;
 
-use crate::http::DEFAULT_MAX_BODY_BYTES;
+use crate::http::{DEFAULT_MAX_BODY_BYTES, default_max_concurrent_batches};
 use crate::listen::{DEFAULT_MAX_CONNECTIONS, ListenOptions, Timeouts, TlsError, load_acceptor};
 
 /// auditloop's central collector: verifies the hash chain of every batch agents ship, stores the records
@@ -48,6 +48,11 @@ pub struct Args {
     #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_CONNECTIONS,
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub max_connections: usize,
+    /// Batches read, decompressed and verified at once; beyond, 429 with `Retry-After: 1` [default: 4 per
+    /// core].
+    #[arg(long, value_name = "N",
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub max_concurrent_batches: Option<usize>,
     /// Header read timeout (default 10s; for tests).
     #[arg(long, hide = true, value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub header_read_timeout: Option<Duration>,
@@ -63,6 +68,12 @@ impl Args {
     /// The silence period, if silence alerts are on.
     pub fn silence(&self) -> Option<Duration> {
         (self.silence_secs > 0).then(|| Duration::from_secs(self.silence_secs))
+    }
+
+    /// The bound on batches in progress.
+    pub fn max_concurrent_batches(&self) -> usize {
+        self.max_concurrent_batches
+            .unwrap_or_else(default_max_concurrent_batches)
     }
 
     /// How connections are served: TLS from `--tls-cert`/`--tls-key` (read now), the cap and timeouts.
@@ -111,6 +122,8 @@ mod tests {
         assert_eq!(args.silence(), Some(Duration::from_secs(300)));
         assert!(args.config.is_none());
         assert_eq!(args.max_connections, 1024);
+        let cores = std::thread::available_parallelism().unwrap().get();
+        assert_eq!(args.max_concurrent_batches(), 4 * cores);
         let listen = args.listen_options().unwrap();
         assert!(listen.tls.is_none());
         assert_eq!(listen.timeouts, crate::listen::Timeouts::default());
@@ -137,13 +150,17 @@ mod tests {
         let err = with(&["--tls-key", "k.pem"]).unwrap_err().to_string();
         assert!(err.contains("--tls-cert"), "{err}");
         assert!(with(&["--max-connections", "0"]).is_err());
+        assert!(with(&["--max-concurrent-batches", "0"]).is_err());
         let args = with(&[
+            "--max-concurrent-batches",
+            "3",
             "--header-read-timeout",
             "2s",
             "--idle-timeout",
             "500ms",
         ])
         .unwrap();
+        assert_eq!(args.max_concurrent_batches(), 3);
         let timeouts = args.listen_options().unwrap().timeouts;
         assert_eq!(timeouts.header_read, Duration::from_secs(2));
         assert_eq!(timeouts.idle, Duration::from_millis(500));

@@ -36,7 +36,8 @@ fn run() -> anyhow::Result<ExitCode> {
     .context("loading tokens")?;
     let listen = args.listen_options().context("setting up TLS")?;
     let store = SqliteStore::open(&args.db).context("opening the database")?;
-    let state = AppState::new(Arc::new(store), tokens, args.max_body_bytes);
+    let state = AppState::new(Arc::new(store), tokens, args.max_body_bytes)
+        .with_max_concurrent_batches(args.max_concurrent_batches());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
