@@ -7,6 +7,7 @@
 
 mod alive;
 mod cli;
+mod collector_limits;
 mod drill;
 mod evasion;
 mod exec;
