@@ -107,6 +107,16 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send,
 ) {
     raise_open_file_limit(options.max_connections);
+    if options.tls.is_none()
+        && let Ok(addr) = listener.local_addr()
+        && !addr.ip().is_loopback()
+    {
+        tracing::warn!(
+            %addr,
+            "serving plain HTTP on a non-loopback address: tokens and batches cross the network in the \
+             clear unless a TLS proxy is in front (--tls-cert and --tls-key serve HTTPS)"
+        );
+    }
     let shared = Arc::new(Shared {
         slots: Slots::new(options.max_connections),
         tls: options.tls,

@@ -64,7 +64,12 @@ pub fn load_acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, TlsError> {
         .map_err(|e| pair(e.to_string()))?
         .with_no_client_auth()
         .with_single_cert(chain, private_key)
-        .map_err(|e| pair(e.to_string()))?;
+        .map_err(|e| match e {
+            rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch) => {
+                pair("the private key is not the certificate's (their public keys differ)".into())
+            }
+            e => pair(e.to_string()),
+        })?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
@@ -155,7 +160,10 @@ mod tests {
         let TlsError::Pair { why, .. } = &err else {
             panic!("expected a mismatch: {err}");
         };
-        assert!(why.to_lowercase().contains("key"), "{why}");
+        assert_eq!(
+            why,
+            "the private key is not the certificate's (their public keys differ)"
+        );
         let err = text(err);
         assert!(
             err.contains(&cert.display().to_string())
