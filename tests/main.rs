@@ -8,6 +8,7 @@
 mod ack;
 mod alive;
 mod cli;
+mod collector_limits;
 mod drill;
 mod evasion;
 mod exec;

@@ -24,8 +24,9 @@
 //! - [`alerts`]: the alert kinds' meanings and the functions that build alerts. A leaf.
 //! - [`auth`]: the accepted tokens. A leaf.
 //!
-//! Wiring: [`server`] serves `http` and runs `silence` until shutdown; [`cli`] and [`config`] read the
-//! command line and the configuration file; `main.rs` connects them.
+//! Wiring: [`server`] serves `http` through [`listen`] (TLS, connection cap, timeouts) and runs `silence`
+//! until shutdown; [`cli`] and [`config`] read the command line and the configuration file; `main.rs`
+//! connects them.
 #![deny(missing_docs)]
 
 pub mod alerts;
@@ -34,6 +35,7 @@ pub mod cli;
 pub mod config;
 pub mod http;
 pub mod ingest;
+pub mod listen;
 pub mod server;
 pub mod silence;
 pub mod store;

@@ -14,7 +14,12 @@ pub fn app(state: AppState) -> Router {
     let limit = DefaultBodyLimit::max(state.max_body_bytes());
     Router::new()
         .route(HEALTHZ, get(healthz))
-        .route(BATCHES, post(post_batch).layer(limit))
+        .route(
+            BATCHES,
+            post(post_batch)
+                .layer(limit)
+                .layer(state.batch_limit().clone()),
+        )
         .route(HOSTS, get(queries::hosts))
         .route(HOST, get(queries::host))
         .route(EVENTS, get(queries::events))
