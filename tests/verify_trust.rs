@@ -75,10 +75,11 @@ fn all_event_kinds() -> Vec<String> {
     known.split(", ").map(str::to_owned).collect()
 }
 
-/// A config under which the agent captures and watches nothing: it stays idle.
+/// A config under which the agent captures and watches nothing (no kind, no sensitive-path reads, no
+/// watched files), so it stays idle whatever else runs on the machine.
 fn idle_config() -> String {
     format!(
-        "capture:\n  disable: [{}]\nwatch:\n  paths: []\n",
+        "capture:\n  disable: [{}]\n  sensitive_paths: []\nwatch:\n  paths: []\n",
         all_event_kinds().join(", ")
     )
 }
@@ -357,6 +358,25 @@ fn a_missing_or_stale_head_is_not_proven() {
     harness::remove_tree(&dir);
 }
 
+/// Sequence number and kind of every record in `journal` (for failure messages).
+fn record_kinds(journal: &Path) -> Vec<(u64, String)> {
+    Reader::open(journal)
+        .map(|reader| {
+            reader
+                .filter_map(Result::ok)
+                .map(|r| {
+                    let kind = match &r.payload {
+                        Payload::Event(e) => format!("{:?}", e.event.kind()),
+                        Payload::Checkpoint(_) => "checkpoint".into(),
+                        Payload::SegmentStart(_) => "segment_start".into(),
+                    };
+                    (r.seq, kind)
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Checkpoint sequence numbers in `journal`.
 fn checkpoints(journal: &Path) -> Vec<u64> {
     Reader::open(journal)
@@ -416,7 +436,8 @@ fn an_idle_agent_signs_a_heartbeat_at_least_every_three_seconds() {
     let consecutive = seen.windows(2).filter(|w| w[1] == w[0] + 1).count();
     assert!(
         consecutive >= 2,
-        "checkpoints follow each other directly: {seen:?}"
+        "checkpoints follow each other directly: {seen:?}; records: {:?}",
+        record_kinds(&journal)
     );
     let (status, _) = agent.stop_with(libc::SIGTERM);
     assert!(status.success(), "{status:?}");
