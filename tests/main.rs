@@ -24,4 +24,5 @@ mod rules;
 mod ship;
 mod storm;
 mod uring;
+mod verify_trust;
 mod watch;
