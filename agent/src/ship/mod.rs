@@ -17,7 +17,8 @@ pub mod transport;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use auditloop_journal::RetentionFloor;
+use auditloop_journal::ladder::KeyLadder;
+use auditloop_journal::{JournalError, RetentionFloor};
 use auditloop_journal::tail::{Tail, retained_start};
 use auditloop_protocol::batch::{Batch, BatchAnchor};
 use tokio::sync::watch;
@@ -289,15 +290,20 @@ impl Shipper {
         head: u64,
     ) -> Result<Next, ShipError> {
         let start = retained_start(&self.journal_dir)?;
-        let batch = Batch {
-            first_seq: pending.first_seq,
-            last_seq: pending.last_seq,
-            anchor: (pending.first_seq == start.seq && start.seq != 1).then_some(BatchAnchor {
+        let anchor = if pending.first_seq == start.seq && start.seq != 1 {
+            Some(BatchAnchor {
                 prev_hash: start.prev_hash,
                 epoch: start.epoch,
                 public_key: start.public_key,
-                ladder: auditloop_journal::ladder::KeyLadder::default(),
-            }),
+                ladder: self.ladder()?,
+            })
+        } else {
+            None
+        };
+        let batch = Batch {
+            first_seq: pending.first_seq,
+            last_seq: pending.last_seq,
+            anchor,
             frames: pending.frames.clone(),
         };
         let body = batch.encode_binary(ZSTD_LEVEL).map_err(ShipError::Encode)?;
@@ -400,6 +406,23 @@ impl Shipper {
                     }
                 }
             }
+        }
+    }
+
+    /// The key ladder from the genesis key to the retained start, for an anchored batch. A journal written
+    /// before ladders existed has none: the batch goes without, and the collector refuses to take the
+    /// anchor's key on trust (an admin re-enrolls such a host).
+    fn ladder(&self) -> Result<KeyLadder, ShipError> {
+        match auditloop_journal::files::read_ladder(&self.journal_dir) {
+            Ok(ladder) => Ok(ladder),
+            Err(e @ JournalError::Untraceable { .. }) => {
+                tracing::warn!(
+                    error = %e,
+                    "the retained start cannot be traced to the genesis key; the collector will refuse                      this anchor unless an admin re-enrolls the host"
+                );
+                Ok(KeyLadder::default())
+            }
+            Err(e) => Err(e.into()),
         }
     }
 
