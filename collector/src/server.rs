@@ -45,7 +45,8 @@ pub async fn serve(
             stopped,
         ))
     });
-    let served = axum::serve(listener, app(state))
+    let service = app(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let served = axum::serve(listener, service)
         .with_graceful_shutdown(shutdown)
         .await;
     // The receiver may be gone already if the watcher failed; its error is reported below.

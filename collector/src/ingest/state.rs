@@ -9,13 +9,18 @@ use crate::store::HostRecord;
 /// What the collector remembers about one host between batches.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct HostState {
+    /// The genesis public key the host is enrolled with: the root of trust of its first batch (`None`
+    /// refuses every first batch).
+    pub enrolled_key: Option<[u8; 32]>,
     /// The verifier's state after the last stored record; `None` until a first batch is stored.
     pub chain: Option<ChainState>,
-    /// Sequence number of the first stored record.
+    /// Sequence number of the first stored record (0 before the first batch).
     pub first_seq: u64,
-    /// The public key of a batch anchor trusted on first use, when the host's first stored batch did not
-    /// start at seq 1 (its earlier records were gone).
+    /// The public key of the anchor the host's first stored batch started from, when it did not start at
+    /// seq 1 (its earlier records were gone).
     pub anchor_key: Option<[u8; 32]>,
+    /// Whether that anchor was trusted on first use (a host stored before enrollment).
+    pub tofu: bool,
     /// Generation (agent start counter) of the last segment start seen.
     pub generation: Option<u64>,
     /// Whether the current generation logged `agent_stop` (its run ended cleanly; events the agent still
@@ -26,15 +31,28 @@ pub struct HostState {
 }
 
 impl HostState {
-    /// The sequence number the next stored record must have (1 for a host never seen).
+    /// The state of a host enrolled with `key` that has shipped nothing yet.
+    pub fn enrolled(key: [u8; 32]) -> HostState {
+        HostState {
+            enrolled_key: Some(key),
+            ..HostState::default()
+        }
+    }
+
+    /// The sequence number the next stored record must have (1 for a host that shipped nothing).
     pub fn next_seq(&self) -> u64 {
         self.chain.as_ref().map_or(1, |c| c.next_seq)
     }
 
-    /// The host's status after a stored batch: verified from genesis, or from an anchor trusted on first
-    /// use.
+    /// The highest sequence number covered by a verified checkpoint (0 if none).
+    pub fn verified_through(&self) -> u64 {
+        self.chain.as_ref().map_or(0, |c| c.last_checkpoint_seq)
+    }
+
+    /// The host's status after a stored batch: verified from its enrolled key, or from an anchor trusted on
+    /// first use before enrollment.
     pub fn status(&self) -> HostStatus {
-        if self.anchor_key.is_some() {
+        if self.tofu {
             HostStatus::AnchoredTofu
         } else {
             HostStatus::Verified
@@ -58,13 +76,16 @@ impl HostState {
             generation: self.generation,
             clean_stop: self.clean_stop,
             spool_overflowing: self.spool_overflowing,
+            enrolled_key: self.enrolled_key,
+            tofu: self.tofu,
         }
     }
 
-    /// The state of a stored host.
+    /// The state of a stored host (one that stored nothing yet has no chain).
     pub fn from_record(record: &HostRecord) -> HostState {
         HostState {
-            chain: Some(ChainState {
+            enrolled_key: record.enrolled_key,
+            chain: record.started().then_some(ChainState {
                 next_seq: record.next_seq,
                 last_hash: record.last_hash,
                 epoch: record.epoch,
@@ -76,6 +97,7 @@ impl HostState {
             }),
             first_seq: record.first_seq,
             anchor_key: record.anchor_key,
+            tofu: record.tofu,
             generation: record.generation,
             clean_stop: record.clean_stop,
             spool_overflowing: record.spool_overflowing,
@@ -89,10 +111,12 @@ mod tests {
     use auditloop_protocol::api::HostStatus;
 
     use super::HostState;
+    use crate::store::HostRecord;
 
     #[test]
     fn a_stored_state_reads_back_the_same() {
         let state = HostState {
+            enrolled_key: Some([7; 32]),
             chain: Some(ChainState {
                 next_seq: 42,
                 last_hash: [0xab; 32],
@@ -105,19 +129,33 @@ mod tests {
             }),
             first_seq: 1,
             anchor_key: Some([9; 32]),
+            tofu: true,
             generation: Some(5),
             clean_stop: true,
             spool_overflowing: true,
         };
         assert_eq!(HostState::from_record(&state.to_record()), state);
         let anchored = HostState {
+            enrolled_key: Some([7; 32]),
             chain: Some(ChainState::anchored(10, [1; 32], 2, None)),
             first_seq: 10,
+            anchor_key: Some([3; 32]),
             ..HostState::default()
         };
         assert_eq!(HostState::from_record(&anchored.to_record()), anchored);
         assert_eq!(anchored.status(), HostStatus::Verified);
         assert_eq!(state.status(), HostStatus::AnchoredTofu);
-        assert_eq!(HostState::default().to_record().next_seq, 1);
+        assert_eq!(state.verified_through(), 40);
+    }
+
+    #[test]
+    fn an_enrolled_host_has_no_chain_yet() {
+        let enrolled = HostState::enrolled([5; 32]);
+        assert_eq!(enrolled.to_record(), HostRecord::enrolled([5; 32]));
+        assert_eq!(
+            HostState::from_record(&HostRecord::enrolled([5; 32])),
+            enrolled
+        );
+        assert_eq!((enrolled.next_seq(), enrolled.verified_through()), (1, 0));
     }
 }

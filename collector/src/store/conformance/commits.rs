@@ -8,7 +8,7 @@ use auditloop_protocol::api::{AlertKind, HostStatus};
 use crate::store::backend::Store;
 use crate::store::commit::{NewCheckpoint, RecordKind};
 use crate::store::conformance::fixture::{
-    ALL, Batch, Rec, alert, all_alerts, execs, extend, find, hash_of, start, stored_host,
+    ALL, Batch, KEY, Rec, alert, all_alerts, execs, extend, find, hash_of, start, stored_host,
 };
 use crate::store::error::StoreError;
 use crate::store::host::{HostRecord, StoredHost};
@@ -36,6 +36,7 @@ fn snapshot(store: &dyn Store, host: &str) -> Result<Snapshot, StoreError> {
             store,
             EventQuery {
                 host: Some(host.to_owned()),
+                pending: true,
                 ..EventQuery::default()
             },
         )?,
@@ -79,7 +80,7 @@ pub fn a_commit_stores_records_and_the_host_record(store: &dyn Store) -> Result<
         (host.records, host.events, host.duplicates, host.batches),
         (5, 3, 2, 1)
     );
-    assert_eq!(host.last_seen_ns, 1_000);
+    assert_eq!(host.last_seen_ns, 1_000, "a checkpoint was stored");
     assert_eq!(host.last_checkpoint_ns, Some(1_000));
     assert!(!host.silent);
 
@@ -134,6 +135,8 @@ pub fn the_host_record_round_trips_every_field(store: &dyn Store) -> Result<(), 
         generation: Some(MAX_SEQ),
         clean_stop: true,
         spool_overflowing: true,
+        enrolled_key: Some(KEY),
+        tofu: true,
     };
     let mut batch = Batch::new("h", 9, None, Vec::new(), 5);
     batch.host_record = full;
@@ -160,6 +163,8 @@ pub fn the_host_record_round_trips_every_field(store: &dyn Store) -> Result<(), 
         generation: None,
         clean_stop: false,
         spool_overflowing: false,
+        enrolled_key: Some(KEY),
+        tofu: false,
     };
     let mut batch = Batch::new("h", 10, Some(MAX_SEQ), Vec::new(), 6);
     batch.host_record = bare;
@@ -173,7 +178,7 @@ pub fn the_host_record_round_trips_every_field(store: &dyn Store) -> Result<(), 
 
 /// A commit whose expected next sequence number is not the stored one fails with
 /// [`StoreError::Conflict`] and stores nothing: a second first batch, a stale one, one for a host never
-/// stored.
+/// enrolled (a commit never creates a host), one verified against another enrolled key.
 pub fn a_conflicting_commit_stores_nothing(store: &dyn Store) -> Result<(), StoreError> {
     start(store, "a", execs("a", 1..=3), 10)?;
     let before = snapshot(store, "a")?;
@@ -205,6 +210,11 @@ pub fn a_conflicting_commit_stores_nothing(store: &dyn Store) -> Result<(), Stor
     );
     assert_eq!(store.host("b")?, None);
     assert_eq!(store.stored_hashes("b", 0, MAX_SEQ)?, Vec::new());
+    let mut other_key = Batch::new("a", 1, Some(4), execs("a", 4..=5), 20);
+    other_key.host_record.enrolled_key = Some([6; 32]);
+    let result = other_key.commit(store);
+    assert!(matches!(result, Err(StoreError::Conflict(_))), "{result:?}");
+    assert_eq!(snapshot(store, "a")?, before);
     // The right expectation still succeeds.
     extend(store, "a", execs("a", 4..=5), 30)?;
     assert_eq!(stored_host(store, "a")?.records, 5);
@@ -237,8 +247,12 @@ pub fn a_failed_commit_stores_nothing(store: &dyn Store) -> Result<(), StoreErro
     let mut batch = Batch::new("b", 1, None, twice, 20);
     batch.alerts = vec![alert(AlertKind::Gap, Some(1), "b")];
     assert!(batch.commit(store).is_err());
-    assert_eq!(store.host("b")?, None);
-    assert_eq!(store.host_record("b")?, None);
+    assert_eq!(
+        store.host_record("b")?,
+        Some(HostRecord::enrolled(KEY)),
+        "only enrolled"
+    );
+    assert_eq!(stored_host(store, "b")?.status, HostStatus::Enrolled);
     assert_eq!(store.stored_hashes("b", 0, MAX_SEQ)?, Vec::new());
     assert_eq!(all_alerts(store)?, before.alerts);
     // The host is still writable at the position it had.

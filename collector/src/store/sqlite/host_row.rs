@@ -9,10 +9,13 @@ use crate::store::sqlite::conn::{int, uint};
 /// The host record's columns, in the order [`values`] gives and [`read`] expects them.
 pub(super) const COLUMNS: &str = "next_seq, last_hash, epoch, epoch_key, genesis_key, next_segment, \
      segment_generation, last_checkpoint_seq, first_seq, anchor_key, generation, clean_stop, \
-     spool_overflowing";
+     spool_overflowing, enrolled_key, tofu";
 
 /// How many columns [`COLUMNS`] names.
-pub(super) const COUNT: usize = 13;
+pub(super) const COUNT: usize = 15;
+
+/// The position of `enrolled_key` in [`COLUMNS`].
+pub(super) const ENROLLED_KEY: usize = 13;
 
 /// `col = ?n` for every column of [`COLUMNS`], numbered from `first`: the `SET` list of an update.
 pub(super) fn assignments(first: usize) -> String {
@@ -42,6 +45,8 @@ pub(super) fn values(r: &HostRecord) -> [Value; COUNT] {
         opt(r.generation),
         Value::Integer(i64::from(r.clean_stop)),
         Value::Integer(i64::from(r.spool_overflowing)),
+        key(r.enrolled_key),
+        Value::Integer(i64::from(r.tofu)),
     ]
 }
 
@@ -62,5 +67,7 @@ pub(super) fn read(row: &Row<'_>, first: usize) -> rusqlite::Result<HostRecord> 
         generation: row.get::<_, Option<i64>>(at(10))?.map(uint),
         clean_stop: row.get(at(11))?,
         spool_overflowing: row.get(at(12))?,
+        enrolled_key: row.get(at(13))?,
+        tofu: row.get(at(14))?,
     })
 }
