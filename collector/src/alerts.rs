@@ -70,16 +70,20 @@ pub enum Refused {
     Damage(Damage),
     /// The host's first batch does not start from its enrolled key.
     WrongKey,
+    /// Replayed records differ from the host's pending (unsigned) records: either they are refused until a
+    /// checkpoint of the host covers them, or they replaced the pending ones, which nobody signed.
+    PendingFork,
 }
 
 impl Refused {
     /// The name in the alert's `refused` (and in a 422's `damage`): `foreign_token`, `chain_fork`,
-    /// `wrong_key` or the kind of damage as `auditloop verify --json` prints it.
+    /// `wrong_key`, `pending_fork` or the kind of damage as `auditloop verify --json` prints it.
     pub fn name(self) -> String {
         match self {
             Refused::ForeignToken => "foreign_token".into(),
             Refused::ChainFork => DAMAGE_CHAIN_FORK.into(),
             Refused::WrongKey => DAMAGE_WRONG_KEY.into(),
+            Refused::PendingFork => "pending_fork".into(),
             Refused::Damage(damage) => damage_name(damage),
         }
     }

@@ -145,6 +145,25 @@ impl TestJournal {
         self.note_key();
     }
 
+    /// A copy of this journal as it is on disk now (key included), opened as the next generation: what the
+    /// host is left with after losing everything written after this point.
+    pub fn fork(&mut self) -> TestJournal {
+        self.note_key();
+        self.journal().sync().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        copy_tree(self._dir.path(), dir.path());
+        let mut opts = JournalOptions::in_state_dir(dir.path(), &self.opts.host);
+        opts.fsync = FsyncPolicy::Never;
+        opts.boot_id = self.opts.boot_id.clone();
+        let journal = Journal::open(opts.clone()).unwrap();
+        TestJournal {
+            _dir: dir,
+            opts,
+            journal: Some(journal),
+            ladder: self.ladder.clone(),
+        }
+    }
+
     /// Every frame written so far, in order.
     pub fn frames(&mut self) -> Vec<Frame> {
         self.journal().sync().unwrap();
@@ -209,6 +228,20 @@ impl TestJournal {
             ladder,
         });
         batch
+    }
+}
+
+/// Copies the files under `from` into `to`, directories included.
+fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            std::fs::create_dir_all(&target).unwrap();
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
     }
 }
 

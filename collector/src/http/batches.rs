@@ -48,6 +48,8 @@ pub(super) async fn post_batch(
 }
 
 #[cfg(test)]
+mod forgery;
+#[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod throughput;

@@ -136,6 +136,13 @@ impl From<Reject> for AppError {
             Reject::Untrusted { .. } => AppError::Unprocessable {
                 damage: DAMAGE_WRONG_KEY.into(),
             },
+            Reject::PendingFork { expected_seq, .. } => AppError::Gap {
+                error: format!(
+                    "gap: replayed records differ from pending records; resend from seq {expected_seq} \
+                     with a checkpoint"
+                ),
+                expected_seq,
+            },
         }
     }
 }

@@ -16,6 +16,7 @@ use auditloop_protocol::batch::{Batch, BatchError};
 use crate::alerts::{self, Offender, Refused};
 use crate::ingest::locks::HostLocks;
 use crate::ingest::reject::Reject;
+use crate::ingest::rewind::replace_pending;
 use crate::ingest::state::HostState;
 use crate::ingest::verify::check;
 use crate::store::{Rejection, Store, StoreError};
@@ -134,8 +135,34 @@ pub fn receive(
     } else {
         HashMap::new()
     };
-    match check(&state, batch, |seq| stored.get(&seq).copied()) {
-        Ok(verified) => {
+    let lookup = |seq: u64| stored.get(&seq).copied();
+    let verdict = match check(&state, batch, lookup) {
+        Err(fork @ Reject::Fork { seq, .. }) if seq > state.verified_through() => {
+            replace_pending(&state, batch, lookup, fork, seq)
+        }
+        other => other,
+    };
+    let offender = Offender {
+        token: host,
+        role: "host",
+        peer: sender.peer,
+    };
+    match verdict {
+        Ok(mut verified) => {
+            if let Some(from) = verified.replace_from {
+                let dropped = record.next_seq - from;
+                let error = format!(
+                    "{dropped} pending records from seq {from} differed from records the host signed and \
+                     were replaced (a host that lost its unsynced records, or unsigned records shipped \
+                     with its token)"
+                );
+                verified.alerts.push(alerts::forgery(
+                    &offender,
+                    Refused::PendingFork,
+                    Some(from),
+                    &error,
+                ));
+            }
             store.commit(&verified.commit(host, record.next_seq, now_ns))?;
             for alert in &verified.alerts {
                 alerts::log(host, alert);
@@ -158,11 +185,6 @@ pub fn receive(
             })
         }
         Err(reject) => {
-            let offender = Offender {
-                token: host,
-                role: "host",
-                peer: sender.peer,
-            };
             let alert: Vec<_> = reject.alert(&offender).into_iter().collect();
             store.reject(&Rejection {
                 host,

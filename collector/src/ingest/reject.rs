@@ -47,11 +47,23 @@ pub enum Reject {
         /// What is wrong.
         detail: String,
     },
+    /// Replayed records differ from pending (unsigned) stored records, and the batch does not prove its own
+    /// yet: the host must resend from its last verified record (HTTP 409).
+    #[error("seq {seq}: {detail}")]
+    PendingFork {
+        /// The sequence number to resend from: the one after the last verified record.
+        expected_seq: u64,
+        /// The first differing sequence number.
+        seq: u64,
+        /// Details.
+        detail: String,
+    },
 }
 
 impl Reject {
     /// The alert this refusal of a batch sent by `offender` raises, if any: `gap` for a gap, `forgery`
-    /// for a batch that does not verify against the host's stored chain and enrolled key.
+    /// for a batch that does not verify against the host's stored chain and enrolled key, or that differs
+    /// from its pending records.
     pub fn alert(&self, offender: &Offender<'_>) -> Option<NewAlert> {
         match self {
             Reject::Malformed(_) => None,
@@ -79,6 +91,12 @@ impl Reject {
                 offender,
                 alerts::Refused::WrongKey,
                 None,
+                detail,
+            )),
+            Reject::PendingFork { seq, detail, .. } => Some(alerts::forgery(
+                offender,
+                alerts::Refused::PendingFork,
+                Some(*seq),
                 detail,
             )),
         }

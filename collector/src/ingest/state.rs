@@ -4,7 +4,20 @@
 use auditloop_journal::chain::ChainState;
 use auditloop_protocol::api::HostStatus;
 
-use crate::store::HostRecord;
+use crate::store::{CheckpointPoint, HostRecord};
+
+/// Where a host stood right after its last verified checkpoint.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AtCheckpoint {
+    /// The verifier's state after the checkpoint record.
+    pub chain: ChainState,
+    /// Generation of the last segment start seen.
+    pub generation: Option<u64>,
+    /// Whether that generation had logged `agent_stop`.
+    pub clean_stop: bool,
+    /// Whether the last event was a `spool_overflow` loss.
+    pub spool_overflowing: bool,
+}
 
 /// What the collector remembers about one host between batches.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -28,6 +41,8 @@ pub struct HostState {
     pub clean_stop: bool,
     /// Whether the last event is a `spool_overflow` loss (one alert per run of such events).
     pub spool_overflowing: bool,
+    /// Where the host stood right after its last verified checkpoint, if known.
+    pub at_checkpoint: Option<AtCheckpoint>,
 }
 
 impl HostState {
@@ -47,6 +62,29 @@ impl HostState {
     /// The highest sequence number covered by a verified checkpoint (0 if none).
     pub fn verified_through(&self) -> u64 {
         self.chain.as_ref().map_or(0, |c| c.last_checkpoint_seq)
+    }
+
+    /// The state the host was in right after its last verified checkpoint (or, before its first, when it
+    /// had stored nothing): what a batch that replaces its pending records is verified from. `None` when
+    /// that is not known (a host stored before it was kept, or trusted on first use).
+    pub fn rewound(&self) -> Option<HostState> {
+        if self.tofu {
+            return None;
+        }
+        if self.verified_through() == 0 {
+            return Some(HostState {
+                enrolled_key: self.enrolled_key,
+                ..HostState::default()
+            });
+        }
+        let at = self.at_checkpoint.as_ref()?;
+        Some(HostState {
+            chain: Some(at.chain.clone()),
+            generation: at.generation,
+            clean_stop: at.clean_stop,
+            spool_overflowing: at.spool_overflowing,
+            ..self.clone()
+        })
     }
 
     /// The host's status after a stored batch: verified from its enrolled key, or from an anchor trusted on
@@ -78,6 +116,16 @@ impl HostState {
             spool_overflowing: self.spool_overflowing,
             enrolled_key: self.enrolled_key,
             tofu: self.tofu,
+            at_checkpoint: self.at_checkpoint.as_ref().map(|at| CheckpointPoint {
+                last_hash: at.chain.last_hash,
+                epoch: at.chain.epoch,
+                epoch_key: at.chain.key,
+                next_segment: at.chain.next_segment,
+                segment_generation: at.chain.generation,
+                generation: at.generation,
+                clean_stop: at.clean_stop,
+                spool_overflowing: at.spool_overflowing,
+            }),
         }
     }
 
@@ -101,6 +149,24 @@ impl HostState {
             generation: record.generation,
             clean_stop: record.clean_stop,
             spool_overflowing: record.spool_overflowing,
+            at_checkpoint: record
+                .at_checkpoint
+                .filter(|_| record.last_checkpoint_seq != 0)
+                .map(|at| AtCheckpoint {
+                    chain: ChainState {
+                        next_seq: record.last_checkpoint_seq + 1,
+                        last_hash: at.last_hash,
+                        epoch: at.epoch,
+                        key: at.epoch_key,
+                        genesis: record.genesis_key,
+                        next_segment: at.next_segment,
+                        generation: at.segment_generation,
+                        last_checkpoint_seq: record.last_checkpoint_seq,
+                    },
+                    generation: at.generation,
+                    clean_stop: at.clean_stop,
+                    spool_overflowing: at.spool_overflowing,
+                }),
         }
     }
 }
@@ -110,7 +176,7 @@ mod tests {
     use auditloop_journal::chain::ChainState;
     use auditloop_protocol::api::HostStatus;
 
-    use super::HostState;
+    use super::{AtCheckpoint, HostState};
     use crate::store::HostRecord;
 
     #[test]
@@ -133,8 +199,32 @@ mod tests {
             generation: Some(5),
             clean_stop: true,
             spool_overflowing: true,
+            at_checkpoint: Some(AtCheckpoint {
+                chain: ChainState {
+                    next_seq: 41,
+                    last_hash: [0xcd; 32],
+                    epoch: 3,
+                    key: Some([2; 32]),
+                    genesis: Some([7; 32]),
+                    next_segment: Some(2),
+                    generation: 5,
+                    last_checkpoint_seq: 40,
+                },
+                generation: Some(5),
+                clean_stop: false,
+                spool_overflowing: true,
+            }),
         };
         assert_eq!(HostState::from_record(&state.to_record()), state);
+        let rewound = state.rewound();
+        assert_eq!(rewound, None, "trusted on first use: no rewinding");
+        let enrolled = HostState {
+            tofu: false,
+            ..state.clone()
+        };
+        let rewound = enrolled.rewound().unwrap();
+        assert_eq!((rewound.next_seq(), rewound.clean_stop), (41, false));
+        assert_eq!(rewound.chain.as_ref().unwrap().last_hash, [0xcd; 32]);
         let anchored = HostState {
             enrolled_key: Some([7; 32]),
             chain: Some(ChainState::anchored(10, [1; 32], 2, None)),
@@ -157,5 +247,16 @@ mod tests {
             enrolled
         );
         assert_eq!((enrolled.next_seq(), enrolled.verified_through()), (1, 0));
+        assert_eq!(enrolled.rewound(), Some(enrolled.clone()));
+        let pending_only = HostState {
+            chain: Some(ChainState::anchored(9, [1; 32], 0, Some([5; 32]))),
+            first_seq: 5,
+            ..enrolled.clone()
+        };
+        assert_eq!(
+            pending_only.rewound(),
+            Some(enrolled),
+            "back to nothing stored"
+        );
     }
 }

@@ -19,7 +19,7 @@ use crate::ingest::columns;
 use crate::ingest::decode::decode_event;
 use crate::ingest::prepare::prepare;
 use crate::ingest::reject::Reject;
-use crate::ingest::state::HostState;
+use crate::ingest::state::{AtCheckpoint, HostState};
 use crate::ingest::trust;
 use crate::store::{Commit, NewCheckpoint, NewRecord, RecordKind, SearchColumns};
 
@@ -41,6 +41,9 @@ pub struct Verified<'b> {
     pub checkpoints: Vec<NewCheckpoint>,
     /// Alerts the new records raise (`unexpected_restart`, `spool_overflow`).
     pub alerts: Vec<NewAlert>,
+    /// Set when the batch replaces the host's pending records from this sequence number on (see
+    /// `rewind.rs`).
+    pub replace_from: Option<u64>,
 }
 
 impl Verified<'_> {
@@ -69,6 +72,7 @@ impl Verified<'_> {
             status: self.state.status(),
             records: &self.records,
             duplicates: self.duplicates,
+            replace_from: self.replace_from,
             checkpoints: &self.checkpoints,
             alerts: &self.alerts,
             now_ns,
@@ -120,6 +124,7 @@ pub fn check<'b>(
         events: 0,
         checkpoints: Vec::new(),
         alerts: Vec::new(),
+        replace_from: None,
     };
     for ((rec, prep), seq) in records.iter().zip(&mut prepared).zip(batch.first_seq..) {
         if verified.duplicates < overlap as u64 {
@@ -160,6 +165,12 @@ pub fn check<'b>(
                     seq: rec.seq,
                     epoch: cp.epoch,
                     head_seq: cp.head_seq,
+                });
+                next.at_checkpoint = Some(AtCheckpoint {
+                    chain: chain.clone(),
+                    generation: next.generation,
+                    clean_stop: next.clean_stop,
+                    spool_overflowing: next.spool_overflowing,
                 });
                 (
                     RecordKind::Checkpoint,

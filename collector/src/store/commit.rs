@@ -99,6 +99,10 @@ pub struct Commit<'a> {
     pub records: &'a [NewRecord<'a>],
     /// Replayed records of the batch that were already stored.
     pub duplicates: u64,
+    /// Pending records to drop first: the host's stored records from this sequence number on (none of
+    /// them covered by a verified checkpoint) are deleted with their checkpoints, and the counters lose
+    /// them, before `records` (which replace them) are stored.
+    pub replace_from: Option<u64>,
     /// New checkpoints. When there is one, the host was seen (`now_ns`) and its silence alert closes; a
     /// commit without a new checkpoint (a replay, or only pending records) leaves both as they were.
     pub checkpoints: &'a [NewCheckpoint],

@@ -45,6 +45,31 @@ pub struct HostRecord {
     pub enrolled_key: Option<[u8; 32]>,
     /// Whether the chain was started from an anchor trusted on first use (hosts stored before enrollment).
     pub tofu: bool,
+    /// Where the chain stood right after the last verified checkpoint (`None` before the first, and for
+    /// hosts stored before this was kept): what a batch that replaces pending records is verified from.
+    pub at_checkpoint: Option<CheckpointPoint>,
+}
+
+/// Where a host's chain stood right after its last verified checkpoint (record `last_checkpoint_seq`):
+/// the fields of [`HostRecord`] that records after it change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CheckpointPoint {
+    /// Hash of the checkpoint record.
+    pub last_hash: Hash,
+    /// Key epoch the next checkpoint must name.
+    pub epoch: u64,
+    /// Public key of that epoch.
+    pub epoch_key: Option<[u8; 32]>,
+    /// Index the next segment start must carry.
+    pub next_segment: Option<u64>,
+    /// Generation the chain verifier recorded from the last segment start.
+    pub segment_generation: u64,
+    /// Generation of the last segment start seen.
+    pub generation: Option<u64>,
+    /// Whether the generation had logged `agent_stop`.
+    pub clean_stop: bool,
+    /// Whether the last event was a `spool_overflow` loss.
+    pub spool_overflowing: bool,
 }
 
 impl HostRecord {
@@ -66,6 +91,7 @@ impl HostRecord {
             spool_overflowing: false,
             enrolled_key: Some(key),
             tofu: false,
+            at_checkpoint: None,
         }
     }
 

@@ -22,6 +22,6 @@ mod sqlite;
 pub use backend::Store;
 pub use commit::{Commit, NewCheckpoint, NewRecord, RecordKind, Rejection, SearchColumns};
 pub use error::StoreError;
-pub use host::{Enrollment, HostRecord, StoredHost, replaced_name};
+pub use host::{CheckpointPoint, Enrollment, HostRecord, StoredHost, replaced_name};
 pub use query::{AlertQuery, EventQuery, PathFilter, StoredAlert, StoredRecord};
 pub use sqlite::SqliteStore;

@@ -6,13 +6,14 @@ use auditloop_model::EventKind;
 use auditloop_protocol::api::{AlertKind, HostStatus};
 
 use crate::store::backend::Store;
+use crate::store::commit::SearchColumns;
 use crate::store::commit::{NewCheckpoint, RecordKind};
 use crate::store::conformance::fixture::{
     ALL, Batch, KEY, Rec, alert, all_alerts, execs, extend, find, hash_of, start, stored_host,
 };
 use crate::store::error::StoreError;
-use crate::store::host::{HostRecord, StoredHost};
-use crate::store::query::{EventQuery, StoredAlert, StoredRecord};
+use crate::store::host::{CheckpointPoint, HostRecord, StoredHost};
+use crate::store::query::{EventQuery, PathFilter, StoredAlert, StoredRecord};
 
 /// Largest sequence number a store must keep (2^63 - 1).
 const MAX_SEQ: u64 = i64::MAX as u64;
@@ -137,6 +138,16 @@ pub fn the_host_record_round_trips_every_field(store: &dyn Store) -> Result<(), 
         spool_overflowing: true,
         enrolled_key: Some(KEY),
         tofu: true,
+        at_checkpoint: Some(CheckpointPoint {
+            last_hash: [0xcd; 32],
+            epoch: 6,
+            epoch_key: Some([8; 32]),
+            next_segment: Some(11),
+            segment_generation: 1 << 41,
+            generation: Some(MAX_SEQ - 2),
+            clean_stop: false,
+            spool_overflowing: true,
+        }),
     };
     let mut batch = Batch::new("h", 9, None, Vec::new(), 5);
     batch.host_record = full;
@@ -165,6 +176,7 @@ pub fn the_host_record_round_trips_every_field(store: &dyn Store) -> Result<(), 
         spool_overflowing: false,
         enrolled_key: Some(KEY),
         tofu: false,
+        at_checkpoint: None,
     };
     let mut batch = Batch::new("h", 10, Some(MAX_SEQ), Vec::new(), 6);
     batch.host_record = bare;
@@ -291,4 +303,111 @@ pub fn stored_hashes_read_back_for_replays(store: &dyn Store) -> Result<(), Stor
         "limit {ALL} holds every record"
     );
     Ok(())
+}
+
+/// A commit with `replace_from` first deletes the host's stored records from that seq on (with their
+/// checkpoints, taken off the counters), then stores its records in their place; everything before stays.
+pub fn a_commit_can_replace_pending_records(store: &dyn Store) -> Result<(), StoreError> {
+    let mut first = Batch::new(
+        "a",
+        1,
+        None,
+        vec![
+            Rec::exec("a", 1),
+            Rec::exec("a", 2),
+            Rec::checkpoint("a", 3),
+            Rec::exec("a", 4).with(path_column("/old")),
+            Rec::segment_start("a", 5),
+        ],
+        10,
+    );
+    first.host_record.last_checkpoint_seq = 3;
+    first.commit(store)?;
+    start(store, "b", execs("b", 1..=5), 10)?;
+    let other = store.stored_hashes("b", 0, MAX_SEQ)?;
+    let mut replacing = Batch::new(
+        "a",
+        1,
+        Some(6),
+        vec![
+            Rec::exec("a", 4)
+                .with_payload(b"replaced 4")
+                .with(path_column("/new")),
+            Rec::checkpoint("a", 5).with_payload(b"replaced 5"),
+        ],
+        20,
+    );
+    replacing.replace_from = Some(4);
+    replacing.checkpoints = vec![NewCheckpoint {
+        seq: 5,
+        epoch: 1,
+        head_seq: 4,
+    }];
+    replacing.host_record.next_seq = 6;
+    replacing.host_record.last_checkpoint_seq = 5;
+    replacing.commit(store)?;
+    let host = stored_host(store, "a")?;
+    assert_eq!(
+        (host.records, host.events, host.batches),
+        (5, 3, 2),
+        "1, 2, 3 kept; 4 and 5 replaced"
+    );
+    assert_eq!(host.record.next_seq, 6);
+    let payloads: Vec<_> = find(
+        store,
+        EventQuery {
+            host: Some("a".into()),
+            kind: Some("checkpoint".into()),
+            ..EventQuery::default()
+        },
+    )?
+    .into_iter()
+    .map(|r| (r.seq, r.payload))
+    .collect();
+    assert_eq!(
+        payloads,
+        [
+            (3, Rec::checkpoint("a", 3).payload),
+            (5, b"replaced 5".to_vec())
+        ]
+    );
+    assert_eq!(
+        store.stored_hashes("a", 4, 5)?,
+        [(4, hash_of("a", 4)), (5, hash_of("a", 5))]
+    );
+    assert_eq!(
+        store.stored_hashes("b", 0, MAX_SEQ)?,
+        other,
+        "other hosts untouched"
+    );
+    let by_path = |path: &str| {
+        find(
+            store,
+            EventQuery {
+                path: Some(PathFilter::Exact(path.into())),
+                ..EventQuery::default()
+            },
+        )
+        .map(|rows| {
+            rows.into_iter()
+                .map(|r| (r.seq, r.payload))
+                .collect::<Vec<_>>()
+        })
+    };
+    assert_eq!(
+        by_path("/old")?,
+        [],
+        "a replaced record is gone from every query"
+    );
+    assert_eq!(by_path("/new")?, [(4, b"replaced 4".to_vec())]);
+    Ok(())
+}
+
+/// Searchable columns with only a path (and a time).
+fn path_column(path: &str) -> SearchColumns {
+    SearchColumns {
+        time_ns: Some(1),
+        path: Some(path.to_owned()),
+        ..SearchColumns::default()
+    }
 }

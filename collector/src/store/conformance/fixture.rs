@@ -84,6 +84,14 @@ impl Rec {
         }
     }
 
+    /// The same record with another payload.
+    pub(super) fn with_payload(self, payload: &[u8]) -> Rec {
+        Rec {
+            payload: payload.to_vec(),
+            ..self
+        }
+    }
+
     /// The same record with `columns`.
     pub(super) fn with(self, columns: SearchColumns) -> Rec {
         Rec { columns, ..self }
@@ -136,6 +144,7 @@ pub(super) fn host_record(host: &str, first_seq: u64, next_seq: u64) -> HostReco
         spool_overflowing: false,
         enrolled_key: Some(KEY),
         tofu: false,
+        at_checkpoint: None,
     }
 }
 
@@ -157,6 +166,7 @@ pub(super) struct Batch<'a> {
     pub(super) status: HostStatus,
     pub(super) records: Vec<Rec>,
     pub(super) duplicates: u64,
+    pub(super) replace_from: Option<u64>,
     pub(super) checkpoints: Vec<NewCheckpoint>,
     pub(super) alerts: Vec<NewAlert>,
     pub(super) now_ns: u64,
@@ -183,6 +193,7 @@ impl<'a> Batch<'a> {
             status: HostStatus::Verified,
             records,
             duplicates: 0,
+            replace_from: None,
             checkpoints: Vec::new(),
             alerts: Vec::new(),
             now_ns,
@@ -210,6 +221,7 @@ impl<'a> Batch<'a> {
             status: self.status,
             records: &records,
             duplicates: self.duplicates,
+            replace_from: self.replace_from,
             checkpoints: &self.checkpoints,
             alerts: &self.alerts,
             now_ns: self.now_ns,

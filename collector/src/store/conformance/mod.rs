@@ -31,9 +31,9 @@ pub use alerts::{
     repeated_alerts_collapse_per_host_and_kind, silence_is_raised_once_per_quiet_spell,
 };
 pub use commits::{
-    a_commit_stores_records_and_the_host_record, a_conflicting_commit_stores_nothing,
-    a_failed_commit_stores_nothing, stored_hashes_read_back_for_replays,
-    the_host_record_round_trips_every_field,
+    a_commit_can_replace_pending_records, a_commit_stores_records_and_the_host_record,
+    a_conflicting_commit_stores_nothing, a_failed_commit_stores_nothing,
+    stored_hashes_read_back_for_replays, the_host_record_round_trips_every_field,
 };
 pub use hosts::{
     a_rejection_changes_nothing_but_alerts, enrollment_creates_a_host_once,
@@ -58,6 +58,7 @@ macro_rules! store_conformance {
             a_conflicting_commit_stores_nothing,
             a_failed_commit_stores_nothing,
             stored_hashes_read_back_for_replays,
+            a_commit_can_replace_pending_records,
             records_filter_by_host_and_kind,
             records_filter_by_time,
             records_filter_by_path,

@@ -60,6 +60,7 @@ pub(super) fn parse(host: &str, json: &str) -> Result<HostRecord, StoreError> {
         spool_overflowing: state.spool_overflowing,
         enrolled_key: chain.genesis.or(state.anchor_key),
         tofu: state.anchor_key.is_some(),
+        at_checkpoint: None,
     })
 }
 

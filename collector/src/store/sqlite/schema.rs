@@ -44,7 +44,15 @@ pub(super) const HOST_COLUMNS: &str = "
     silence_alerted INTEGER NOT NULL DEFAULT 0,
     enrolled_key BLOB,
     tofu INTEGER NOT NULL DEFAULT 0,
-    token_digest BLOB
+    token_digest BLOB,
+    cp_last_hash BLOB,
+    cp_epoch INTEGER,
+    cp_epoch_key BLOB,
+    cp_next_segment INTEGER,
+    cp_segment_generation INTEGER,
+    cp_generation INTEGER,
+    cp_clean_stop INTEGER,
+    cp_spool_overflowing INTEGER
 ";
 
 /// The `hosts` table's index on token digests (several hosts without a token are fine: NULLs differ).
@@ -107,11 +115,20 @@ DROP INDEX IF EXISTS records_path;
 
 /// Version 3 to 4, hosts: the key a host's chain already starts from (its genesis key, or for a host first
 /// stored from an anchor, the anchor's key) becomes its enrolled key; an anchored chain was trusted on
-/// first use. Tokens are issued later (`auditloop-collector issue-host-tokens`).
+/// first use. Tokens are issued later (`auditloop-collector issue-host-tokens`). Where the chain stood at
+/// its last checkpoint is not known (`cp_*` stay NULL until the next checkpoint).
 const MIGRATE_3_TO_4_HOSTS: &str = "
 ALTER TABLE hosts ADD COLUMN enrolled_key BLOB;
 ALTER TABLE hosts ADD COLUMN tofu INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE hosts ADD COLUMN token_digest BLOB;
+ALTER TABLE hosts ADD COLUMN cp_last_hash BLOB;
+ALTER TABLE hosts ADD COLUMN cp_epoch INTEGER;
+ALTER TABLE hosts ADD COLUMN cp_epoch_key BLOB;
+ALTER TABLE hosts ADD COLUMN cp_next_segment INTEGER;
+ALTER TABLE hosts ADD COLUMN cp_segment_generation INTEGER;
+ALTER TABLE hosts ADD COLUMN cp_generation INTEGER;
+ALTER TABLE hosts ADD COLUMN cp_clean_stop INTEGER;
+ALTER TABLE hosts ADD COLUMN cp_spool_overflowing INTEGER;
 UPDATE hosts SET enrolled_key = COALESCE(genesis_key, anchor_key), tofu = (anchor_key IS NOT NULL);
 ";
 

@@ -118,6 +118,7 @@ fn store_files(store: &SqliteStore, host: &str, files: &[(u32, &str)], now_ns: u
         spool_overflowing: false,
         enrolled_key: record.enrolled_key,
         tofu: record.tofu,
+        at_checkpoint: None,
     };
     store
         .commit(&Commit {
@@ -127,6 +128,7 @@ fn store_files(store: &SqliteStore, host: &str, files: &[(u32, &str)], now_ns: u
             status: HostStatus::Verified,
             records: &records,
             duplicates: 0,
+            replace_from: None,
             checkpoints: &[],
             alerts: &[],
             now_ns,

@@ -14,7 +14,7 @@ use rusqlite::{Transaction, params_from_iter};
 use auditloop_protocol::api::HostStatus;
 
 use crate::alerts::NewAlert;
-use crate::store::commit::{Commit, NewRecord, Rejection};
+use crate::store::commit::{Commit, NewRecord, RecordKind, Rejection};
 use crate::store::error::StoreError;
 use crate::store::host::{Enrollment, HostRecord, replaced_name};
 use crate::store::sqlite::conn::int;
@@ -102,6 +102,9 @@ pub(super) fn commit(conn: &mut Connection, c: &Commit<'_>) -> Result<(), StoreE
     let Some(host_id) = host_id else {
         return Err(StoreError::Conflict(c.host.to_owned()));
     };
+    if let Some(from) = c.replace_from {
+        drop_pending(&tx, host_id, from)?;
+    }
     insert_records(&tx, host_id, c.records, now)?;
     {
         let mut insert = tx.prepare_cached(
@@ -119,6 +122,30 @@ pub(super) fn commit(conn: &mut Connection, c: &Commit<'_>) -> Result<(), StoreE
     }
     insert_alerts(&tx, c.host, c.alerts, now)?;
     tx.commit()?;
+    Ok(())
+}
+
+/// Deletes the records of host row `host_id` from seq `from` on, and their checkpoints, and takes them off
+/// the host's counters.
+fn drop_pending(tx: &Transaction<'_>, host_id: i64, from: u64) -> Result<(), StoreError> {
+    let (records, events): (i64, i64) = tx
+        .prepare_cached(&format!(
+            "SELECT COUNT(*), COALESCE(SUM(kind NOT IN ('{}', '{}')), 0) FROM records \
+             WHERE host_id = ?1 AND seq >= ?2",
+            RecordKind::SegmentStart.as_str(),
+            RecordKind::Checkpoint.as_str()
+        ))?
+        .query_row(params![host_id, int(from)], |row| {
+            Ok((row.get(0)?, row.get(1)?))
+        })?;
+    tx.prepare_cached("DELETE FROM records WHERE host_id = ?1 AND seq >= ?2")?
+        .execute(params![host_id, int(from)])?;
+    tx.prepare_cached("DELETE FROM checkpoints WHERE host_id = ?1 AND seq >= ?2")?
+        .execute(params![host_id, int(from)])?;
+    tx.prepare_cached(
+        "UPDATE hosts SET records = records - ?2, events = events - ?3 WHERE id = ?1",
+    )?
+    .execute(params![host_id, records, events])?;
     Ok(())
 }
 

@@ -99,6 +99,7 @@ fn full_record() -> HostRecord {
         spool_overflowing: true,
         enrolled_key: Some([7; 32]),
         tofu: true,
+        at_checkpoint: None,
     }
 }
 
@@ -120,6 +121,7 @@ fn bare_record() -> HostRecord {
         spool_overflowing: false,
         enrolled_key: None,
         tofu: false,
+        at_checkpoint: None,
     }
 }
 
