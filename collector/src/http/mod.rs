@@ -16,7 +16,7 @@ mod queries;
 mod router;
 mod state;
 #[cfg(test)]
-mod testutil;
+pub(crate) mod testutil;
 mod views;
 
 pub use access::{AdminAccess, EnrollAccess, HostAccess};

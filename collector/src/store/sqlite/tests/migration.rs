@@ -168,6 +168,20 @@ fn version_2_file(path: &std::path::Path, db_state: &str) {
         )
         .unwrap();
     }
+    // Alerts as version 2 kept them, one row each: three gaps and a tamper of web, a gap of db.
+    for (host, kind, time, seq) in [
+        ("web", "gap", 10, 1),
+        ("db", "gap", 11, 2),
+        ("web", "tamper", 12, 3),
+        ("web", "gap", 13, 4),
+        ("web", "gap", 14, 5),
+    ] {
+        conn.execute(
+            "INSERT INTO alerts (host, kind, time_ns, seq, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
+            rusqlite::params![host, kind, time, seq, format!("{{\"n\":{seq}}}")],
+        )
+        .unwrap();
+    }
 }
 
 #[test]
@@ -223,6 +237,41 @@ fn a_version_2_database_is_migrated_and_reads_the_same_host_state() {
         })
         .unwrap();
     assert!(!columns.iter().any(|c| c == "state"), "{columns:?}");
+    // The hosts' keys are their enrolled identity (web's genesis key; db had none stored); no tokens yet.
+    assert_eq!(
+        store.host_record("web").unwrap().unwrap().enrolled_key,
+        Some([7; 32])
+    );
+    assert_eq!(store.host_token("web").unwrap(), None);
+    // Alerts of one host and kind collapsed into the newest, counted, with the first and last time.
+    let alerts = store
+        .alerts(&crate::store::AlertQuery {
+            limit: 100,
+            ..crate::store::AlertQuery::default()
+        })
+        .unwrap();
+    let got: Vec<_> = alerts
+        .iter()
+        .map(|a| {
+            (
+                a.host.as_str(),
+                a.kind.as_str(),
+                a.count,
+                a.time_ns,
+                a.last_time_ns,
+                a.seq,
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("db", "gap", 1, 11, 11, Some(2)),
+            ("web", "tamper", 1, 12, 12, Some(3)),
+            ("web", "gap", 3, 10, 14, Some(5)),
+        ]
+    );
+    assert_eq!(alerts[2].detail, serde_json::json!({ "n": 5 }));
     drop(store);
     // Reopening a migrated file changes nothing.
     let store = SqliteStore::open(&path).unwrap();
