@@ -308,6 +308,11 @@ pub struct RecordView {
     /// Whether a checkpoint verified along the host's key chain covers it (otherwise it is pending, and
     /// served only with `pending=true`).
     pub verified: bool,
+    /// When the checkpoint that first covered it was stored (ns since the Unix epoch): the record's
+    /// event→verified latency is this minus the event's time. `null` while pending (and for records of
+    /// databases older than the checkpoints table).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verified_ns: Option<u64>,
     /// Kind (`exec`, …, `segment_start`, `checkpoint`).
     pub kind: String,
     /// The event, for event records.

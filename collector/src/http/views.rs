@@ -111,6 +111,7 @@ pub(super) fn record_view(r: StoredRecord) -> RecordView {
         seq: r.seq,
         stored_ns: r.stored_ns,
         verified: r.verified,
+        verified_ns: r.verified_ns,
         kind: r.kind,
         event: None,
         record: None,

@@ -51,6 +51,8 @@ pub struct StoredRecord {
     pub stored_ns: u64,
     /// Whether a verified checkpoint covers it (its seq is at most its host's `last_checkpoint_seq`).
     pub verified: bool,
+    /// For a verified record, when the first stored checkpoint at or after it was stored, if one is.
+    pub verified_ns: Option<u64>,
     /// Kind name.
     pub kind: String,
     /// The payload bytes, as hashed.

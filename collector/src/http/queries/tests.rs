@@ -227,6 +227,7 @@ async fn pending_records_are_served_only_when_asked_for() {
     assert!(verified.iter().all(|e| e["verified"] == true));
     let (all, _) = events(&app, "host=p&pending=true").await;
     assert_eq!(seqs(&all), [2, 3, 4, cp + 1, cp + 2]);
+    assert_eq!(all[3].get("verified_ns"), None, "pending: not verified yet");
     let flags: Vec<_> = all
         .iter()
         .map(|e| e["verified"].as_bool().unwrap())
@@ -256,5 +257,18 @@ async fn pending_records_are_served_only_when_asked_for() {
     let (verified, _) = events(&app, "host=p").await;
     assert_eq!(seqs(&verified), [2, 3, 4, cp + 1, cp + 2]);
     assert!(verified.iter().all(|e| e["verified"] == true));
+    let when: Vec<_> = verified
+        .iter()
+        .map(|e| e["verified_ns"].as_u64().unwrap())
+        .collect();
+    assert!(
+        when[2] < when[3],
+        "later records were verified by the later checkpoint: {when:?}"
+    );
+    assert!(
+        verified
+            .iter()
+            .all(|e| e["verified_ns"].as_u64() >= e["stored_ns"].as_u64())
+    );
     assert_eq!(app.host("p").await["pending"], 0);
 }

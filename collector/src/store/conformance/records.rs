@@ -329,13 +329,18 @@ pub fn records_page_in_ingest_order(store: &dyn Store) -> Result<(), StoreError>
 
 /// A record is verified when its seq is at most its host record's `last_checkpoint_seq`, pending
 /// otherwise: queries serve verified records only unless they ask for pending ones too, and say which is
-/// which; a later commit whose checkpoint covers pending records makes them verified. Every filter applies
-/// to both.
+/// which, and since when (the time the first stored checkpoint at or after them was stored); a later commit
+/// whose checkpoint covers pending records makes them verified. Every filter applies to both.
 pub fn records_are_pending_until_a_checkpoint_covers_them(
     store: &dyn Store,
 ) -> Result<(), StoreError> {
     let mut first = super::fixture::Batch::new("a", 1, None, execs("a", 1..=5), 10);
     first.host_record.last_checkpoint_seq = 3;
+    first.checkpoints = vec![crate::store::commit::NewCheckpoint {
+        seq: 3,
+        epoch: 0,
+        head_seq: 2,
+    }];
     first.commit(store)?;
     start(store, "b", execs("b", 1..=2), 10)?;
     let a = |pending: bool| EventQuery {
@@ -381,6 +386,21 @@ pub fn records_are_pending_until_a_checkpoint_covers_them(
     }];
     covering.commit(store)?;
     assert_eq!(seqs(store, a(false))?, [1, 2, 3, 4, 5]);
+    let when: Vec<_> = find(store, a(true))?
+        .into_iter()
+        .map(|r| (r.seq, r.verified_ns))
+        .collect();
+    assert_eq!(
+        when,
+        [
+            (1, Some(10)),
+            (2, Some(10)),
+            (3, Some(10)),
+            (4, Some(20)),
+            (5, Some(20))
+        ],
+        "verified when the first checkpoint covering them was stored"
+    );
     let kind = EventQuery {
         kind: Some("checkpoint".into()),
         ..a(false)

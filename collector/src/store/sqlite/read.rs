@@ -133,7 +133,10 @@ impl Sql {
 pub(super) fn records(conn: &Connection, q: &EventQuery) -> Result<Vec<StoredRecord>, StoreError> {
     let mut sql = Sql {
         text: "SELECT r.id, h.name, r.seq, r.stored_ns, r.kind, r.payload, \
-               r.seq <= h.last_checkpoint_seq FROM records r JOIN hosts h ON h.id = r.host_id WHERE 1"
+               r.seq <= h.last_checkpoint_seq, CASE WHEN r.seq <= h.last_checkpoint_seq THEN \
+               (SELECT c.stored_ns FROM checkpoints c WHERE c.host_id = r.host_id AND c.seq >= r.seq \
+               ORDER BY c.seq LIMIT 1) END \
+               FROM records r JOIN hosts h ON h.id = r.host_id WHERE 1"
             .into(),
         args: Vec::new(),
     };
@@ -223,6 +226,7 @@ pub(super) fn records(conn: &Connection, q: &EventQuery) -> Result<Vec<StoredRec
             kind: row.get(4)?,
             payload: row.get(5)?,
             verified: row.get(6)?,
+            verified_ns: row.get::<_, Option<i64>>(7)?.map(uint),
         })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
