@@ -67,7 +67,8 @@ pub struct BatchReceipt {
     pub stored: u64,
     /// Records already stored before (replayed).
     pub duplicates: u64,
-    /// The sequence number the host's next batch must start at (or before).
+    /// The sequence number the host's next batch must start at (or before): the one after the batch's last
+    /// record (never more, even when the collector holds records beyond a replayed batch).
     pub next_seq: u64,
     /// The highest sequence number covered by a checkpoint verified along the host's key chain (0 if
     /// none): every stored record up to it is verified.

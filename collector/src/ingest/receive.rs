@@ -179,7 +179,9 @@ pub fn receive(
             Ok(BatchReceipt {
                 stored: verified.records.len() as u64,
                 duplicates: verified.duplicates,
-                next_seq: verified.next_seq(),
+                // Never past the batch: an agent takes only acks within what it sent (a replay of records
+                // far behind the host's head is acked up to its own end, and the agent goes on from there).
+                next_seq: verified.next_seq().min(batch.last_seq.saturating_add(1)),
                 verified_through: verified.verified_through(),
                 pending: verified.pending(),
             })

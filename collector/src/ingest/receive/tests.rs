@@ -204,3 +204,19 @@ fn the_lock_map_holds_only_hosts_in_flight() {
         ingest.locks().len()
     );
 }
+
+#[test]
+fn an_ack_never_names_a_seq_past_the_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("c.db")).unwrap();
+    let mut j = TestJournal::new("h");
+    enroll(&store, "h", &mut j);
+    j.execs(9);
+    receive(&store, &H, &j.batch(1, 10), 1).unwrap();
+    let replay = receive(&store, &H, &j.batch(2, 4), 2).unwrap();
+    assert_eq!(
+        (replay.stored, replay.duplicates, replay.next_seq),
+        (0, 3, 5)
+    );
+    assert_eq!(store.host_record("h").unwrap().unwrap().next_seq, 11);
+}
