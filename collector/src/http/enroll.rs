@@ -98,3 +98,6 @@ async fn create(
         }),
     ))
 }
+
+#[cfg(test)]
+mod tests;

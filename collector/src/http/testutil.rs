@@ -1,11 +1,13 @@
 //! The in-process collector of the HTTP tests: a router over a fresh SQLite database, driven with
-//! `tower::ServiceExt::oneshot`, every request coming from a peer address the test chooses.
+//! `tower::ServiceExt::oneshot`, every request coming from a peer address the test chooses; and the
+//! pieces of the hostile tests (forged batches, a victim host, an attacker's requests).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
+use auditloop_journal::record::{Hash, frame, read_frame};
 use auditloop_protocol::api::{ENROLL, HOSTS};
 use auditloop_protocol::batch::{Batch, CONTENT_TYPE_BINARY};
 use axum::Router;
@@ -19,7 +21,7 @@ use tower::ServiceExt;
 use crate::auth::Tokens;
 use crate::http::router::app;
 use crate::http::state::AppState;
-use crate::store::SqliteStore;
+use crate::store::{SqliteStore, Store};
 use crate::testutil::TestJournal;
 
 /// The admin token of test apps.
@@ -213,4 +215,55 @@ impl TestApp {
         assert_eq!(status, StatusCode::OK, "{body}");
         body["alerts"].as_array().unwrap().clone()
     }
+}
+
+/// Where attackers connect from.
+pub const ATTACKER: &str = "203.0.113.66:31337";
+
+/// A one-record batch: `payload` at `seq`, chained to `prev`.
+pub fn forged(seq: u64, prev: &Hash, payload: &[u8]) -> Batch {
+    let mut frames = Vec::new();
+    frame(&mut frames, seq, prev, payload);
+    Batch {
+        first_seq: seq,
+        last_seq: seq,
+        anchor: None,
+        frames,
+    }
+}
+
+/// An event payload from some other journal.
+pub fn foreign_payload() -> Vec<u8> {
+    let mut other = TestJournal::new("elsewhere");
+    other.exec(666, "/tmp/implant");
+    let frames = other.frames();
+    read_frame(&frames[1].bytes).unwrap().payload.to_vec()
+}
+
+/// The victim: enrolled, one verified batch stored (records 1..=6).
+pub async fn victim(app: &TestApp) -> TestJournal {
+    let mut v = TestJournal::new("victim");
+    app.enroll("victim", &mut v).await;
+    v.execs(4);
+    v.checkpoint();
+    let (status, body) = app.post("victim", &v.batch(1, 6)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    v
+}
+
+/// The hex of every hash stored for `host`.
+pub fn stored_hex(app: &TestApp, host: &str) -> Vec<String> {
+    app.store
+        .stored_hashes(host, 0, i64::MAX as u64)
+        .unwrap()
+        .into_iter()
+        .map(|(_, h)| hex::encode(h))
+        .collect()
+}
+
+/// POSTs `batch` for `host` with `token` from the attacker's address.
+pub async fn attack(app: &TestApp, host: &str, token: &str, batch: &Batch) -> (StatusCode, Value) {
+    let body = batch.encode_binary(3).unwrap();
+    app.post_from(ATTACKER, host, Some(token), CONTENT_TYPE_BINARY, body)
+        .await
 }
