@@ -117,7 +117,13 @@ impl TestApp {
         }
     }
 
-    async fn post_json(&self, uri: &str, token: Option<&str>, body: &Value) -> (StatusCode, Value) {
+    /// POSTs `body` as JSON to `uri` with `token`.
+    pub async fn post_json(
+        &self,
+        uri: &str,
+        token: Option<&str>,
+        body: &Value,
+    ) -> (StatusCode, Value) {
         let mut req = Request::post(uri).header(header::CONTENT_TYPE, "application/json");
         if let Some(token) = token {
             req = req.header(header::AUTHORIZATION, format!("Bearer {token}"));

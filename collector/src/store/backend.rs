@@ -47,9 +47,9 @@ pub trait Store: Send + Sync {
     /// whether the host exists.
     fn set_host_token(&self, host: &str, digest: &[u8; 32]) -> Result<bool, StoreError>;
 
-    /// Stores a verified batch in one transaction: its records, checkpoints and alerts, the host's new
-    /// record and status and its counters; with a new checkpoint, marks the host seen and closes its
-    /// silence alert. Fails with [`StoreError::Conflict`] when the host is not stored, or its `next_seq` or
+    /// Stores a verified batch in one transaction: its records (after deleting the pending records it
+    /// replaces, [`Commit::replace_from`]), checkpoints and alerts, the host's new record and status and its
+    /// counters; with a new checkpoint, marks the host seen and closes its silence alert. Fails with [`StoreError::Conflict`] when the host is not stored, or its `next_seq` or
     /// enrolled key is not the one the batch was verified against any more, and with another error when a
     /// record's sequence number is stored already for the host (a store never keeps a record twice); on
     /// any error nothing is stored.

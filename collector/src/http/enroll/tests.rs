@@ -53,6 +53,19 @@ async fn claiming_an_enrolled_host_id_fails() {
             (StatusCode::CONFLICT, json!({ "error": "host_exists" }))
         );
     }
+    // `replace` means nothing on the enrollment route, and the enrollment token cannot use the admin's.
+    let sneaky = json!({ "host_id": "victim", "genesis_public_key": mine, "replace": true });
+    let answer = app
+        .post_json(auditloop_protocol::api::ENROLL, Some(ENROLL_TOKEN), &sneaky)
+        .await;
+    assert_eq!(
+        answer,
+        (StatusCode::CONFLICT, json!({ "error": "host_exists" }))
+    );
+    let answer = app
+        .post_json(auditloop_protocol::api::HOSTS, Some(ENROLL_TOKEN), &sneaky)
+        .await;
+    assert_eq!(answer.0, StatusCode::FORBIDDEN);
     // Same answer for the admin, no token issued, the victim's own token still works.
     assert_eq!(app.host("victim").await, before);
     v.execs(1);
