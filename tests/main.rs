@@ -5,8 +5,10 @@
     reason = "test code: a failed expectation fails the test, which is the point"
 )]
 
+mod ack;
 mod alive;
 mod cli;
+mod collector_limits;
 mod drill;
 mod evasion;
 mod exec;

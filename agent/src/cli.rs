@@ -29,6 +29,9 @@ pub enum Command {
     /// Journal signing key.
     #[command(subcommand)]
     Key(KeyCommand),
+    /// Enroll this host with a collector: send its journal's genesis public key with an enrollment token
+    /// and store the per-host token the collector issues (0600). Creates the journal key if there is none.
+    Enroll(EnrollArgs),
     /// Rules files.
     #[command(subcommand)]
     Rules(RulesCommand),
@@ -165,6 +168,39 @@ pub struct RunArgs {
     /// could have changed them (by default the agent refuses to start; for tests and development only).
     #[arg(long)]
     pub no_strict_modes: bool,
+}
+
+/// Options of `auditloop enroll`.
+#[derive(Debug, clap::Args)]
+pub struct EnrollArgs {
+    /// The agent's config file: its `ship` section and state directory are the defaults of the options
+    /// below (an absent file means defaults).
+    #[arg(long, value_name = "FILE", default_value = DEFAULT_CONFIG_PATH)]
+    pub config: PathBuf,
+    /// File holding the enrollment token the collector's operator gave out.
+    #[arg(long, value_name = "FILE")]
+    pub enroll_token_file: PathBuf,
+    /// Collector base URL (overrides `ship.collector`).
+    #[arg(long, value_name = "URL")]
+    pub collector: Option<String>,
+    /// This host's id (overrides `ship.host_id`; default: /etc/machine-id).
+    #[arg(long, value_name = "NAME")]
+    pub host_id: Option<String>,
+    /// State directory holding `keys/journal.key` (overrides the config's `state_dir`).
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Where to write the host token (overrides `ship.token_file`; default /etc/auditloop/token).
+    #[arg(long, value_name = "FILE")]
+    pub token_out: Option<PathBuf>,
+    /// Extra CA certificate (PEM) to trust for the collector (overrides `ship.ca_file`).
+    #[arg(long, value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
+    /// Allow plain HTTP to a collector that is not on loopback (as `ship.insecure_http`).
+    #[arg(long)]
+    pub insecure_http: bool,
+    /// Replace an existing token file.
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// Options of `auditloop drill`.

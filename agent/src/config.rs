@@ -51,6 +51,9 @@ pub struct ShipConfig {
     pub batch_max_ms: u64,
     /// HTTP request timeout in seconds.
     pub timeout_secs: u64,
+    /// Allow plain `http://` to a collector that is not on loopback (the token and the acknowledgements
+    /// that let retention delete records then cross the network unprotected).
+    pub insecure_http: bool,
 }
 
 impl ShipConfig {
@@ -61,13 +64,14 @@ impl ShipConfig {
             field,
             message,
         };
-        if let Some(url) = &self.collector
-            && !(url.starts_with("http://") || url.starts_with("https://"))
-        {
-            return Err(invalid(
-                "ship.collector",
-                format!("`{url}` is not an http(s) URL"),
-            ));
+        if let Some(url) = &self.collector {
+            match crate::ship::transport::check(url, self.insecure_http) {
+                Ok(()) => {}
+                Err(e @ crate::ship::transport::TransportError::InsecureHttp(_)) => {
+                    return Err(invalid("ship.insecure_http", e.to_string()));
+                }
+                Err(e) => return Err(invalid("ship.collector", e.to_string())),
+            }
         }
         if !(4096..=16 * 1024 * 1024).contains(&self.batch_max_bytes) {
             return Err(invalid(
@@ -102,6 +106,7 @@ impl Default for ShipConfig {
             batch_max_bytes: 1024 * 1024,
             batch_max_ms: 200,
             timeout_secs: 30,
+            insecure_http: false,
         }
     }
 }

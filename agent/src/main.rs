@@ -28,6 +28,7 @@ fn main() -> ExitCode {
             cmd::rules_test::run(&rules, &journal)
         }
         cli::Command::Drill(args) => cmd::drill::run(&args),
+        cli::Command::Enroll(args) => cmd::enroll::run(&args).map(|()| ExitCode::SUCCESS),
         cli::Command::Key(cli::KeyCommand::Show { state_dir }) => {
             cmd::key::show(&state_dir).map(|()| ExitCode::SUCCESS)
         }

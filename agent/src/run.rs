@@ -51,6 +51,7 @@ fn ship_settings(config: &Config) -> anyhow::Result<Option<ShipSettings>> {
         batch_max_bytes: ship.batch_max_bytes,
         batch_max_wait: std::time::Duration::from_millis(ship.batch_max_ms),
         timeout: std::time::Duration::from_secs(ship.timeout_secs),
+        insecure_http: ship.insecure_http,
     }))
 }
 

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use clap::Parser;
 
-use crate::http::DEFAULT_MAX_BODY_BYTES;
+use crate::http::{DEFAULT_MAX_BODY_BYTES, default_max_concurrent_batches};
+use crate::listen::{DEFAULT_MAX_CONNECTIONS, ListenOptions, Timeouts, TlsError, load_acceptor};
 
 /// The name of the migration command.
 pub const ISSUE_HOST_TOKENS: &str = "issue-host-tokens";
@@ -49,12 +50,62 @@ pub struct Args {
     /// (0 turns silence alerts off).
     #[arg(long, value_name = "N", default_value_t = 300)]
     pub silence_secs: u64,
+    /// Serve HTTPS with this PEM certificate chain (leaf first; needs --tls-key). Without it the API is
+    /// plain HTTP: serve it so only on loopback or behind a TLS proxy.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert (PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Connections served at once. When all are taken, the connection idle longest is closed for a new
+    /// one; when every one is mid-request, new connections are closed.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_CONNECTIONS,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub max_connections: usize,
+    /// Batches read, decompressed and verified at once; beyond, 429 with `Retry-After: 1` [default: 4 per
+    /// core].
+    #[arg(long, value_name = "N",
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub max_concurrent_batches: Option<usize>,
+    /// Header read timeout (default 10s; for tests).
+    #[arg(long, hide = true, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub header_read_timeout: Option<Duration>,
+    /// Idle connection timeout (default 60s; for tests).
+    #[arg(long, hide = true, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub idle_timeout: Option<Duration>,
+    /// TLS handshake timeout (default 10s; for tests).
+    #[arg(long, hide = true, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub tls_handshake_timeout: Option<Duration>,
 }
 
 impl Args {
     /// The silence period, if silence alerts are on.
     pub fn silence(&self) -> Option<Duration> {
         (self.silence_secs > 0).then(|| Duration::from_secs(self.silence_secs))
+    }
+
+    /// The bound on batches in progress.
+    pub fn max_concurrent_batches(&self) -> usize {
+        self.max_concurrent_batches
+            .unwrap_or_else(default_max_concurrent_batches)
+    }
+
+    /// How connections are served: TLS from `--tls-cert`/`--tls-key` (read now), the cap and timeouts.
+    pub fn listen_options(&self) -> Result<ListenOptions, TlsError> {
+        let tls = match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Some(load_acceptor(cert, key)?),
+            _ => None,
+        };
+        let default = Timeouts::default();
+        Ok(ListenOptions {
+            tls,
+            max_connections: self.max_connections,
+            timeouts: Timeouts {
+                header_read: self.header_read_timeout.unwrap_or(default.header_read),
+                idle: self.idle_timeout.unwrap_or(default.idle),
+                tls_handshake: self.tls_handshake_timeout.unwrap_or(default.tls_handshake),
+            },
+        })
     }
 }
 
@@ -81,7 +132,7 @@ pub struct IssueHostTokens {
 #[derive(Clone, Debug)]
 pub enum Invocation {
     /// Serve the API.
-    Serve(Args),
+    Serve(Box<Args>),
     /// Run the migration command.
     IssueHostTokens(IssueHostTokens),
 }
@@ -94,7 +145,7 @@ pub fn parse_from(args: impl IntoIterator<Item = OsString>) -> Result<Invocation
         let rest = std::iter::once(program).chain(args.into_iter().skip(2));
         IssueHostTokens::try_parse_from(rest).map(Invocation::IssueHostTokens)
     } else {
-        Args::try_parse_from(args).map(Invocation::Serve)
+        Args::try_parse_from(args).map(|a| Invocation::Serve(Box::new(a)))
     }
 }
 
@@ -122,7 +173,7 @@ mod tests {
     use std::ffi::OsString;
     use std::time::Duration;
 
-    use clap::CommandFactory;
+    use clap::{CommandFactory, Parser};
 
     use super::{Args, Invocation, IssueHostTokens, parse_from};
 
@@ -149,6 +200,12 @@ mod tests {
         assert_eq!(args.max_body_bytes, 16 * 1024 * 1024);
         assert_eq!(args.silence(), Some(Duration::from_secs(300)));
         assert!(args.enroll_token_file.is_none());
+        assert_eq!(args.max_connections, 1024);
+        let cores = std::thread::available_parallelism().unwrap().get();
+        assert_eq!(args.max_concurrent_batches(), 4 * cores);
+        let listen = args.listen_options().unwrap();
+        assert!(listen.tls.is_none());
+        assert_eq!(listen.timeouts, crate::listen::Timeouts::default());
         let err = parse(&["auditloop-collector", "--listen", "x"]).unwrap_err();
         assert!(err.to_string().contains("--db"), "{err}");
     }
@@ -198,5 +255,45 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("--out"), "{err}");
+    }
+
+    #[test]
+    fn tls_needs_both_files_and_limits_are_positive() {
+        let base = [
+            "auditloop-collector",
+            "--listen",
+            "127.0.0.1:0",
+            "--db",
+            "c.db",
+            "--admin-token-file",
+            "b",
+        ];
+        let with = |extra: &[&str]| Args::try_parse_from(base.iter().chain(extra));
+        let err = with(&["--tls-cert", "c.pem"]).unwrap_err().to_string();
+        assert!(err.contains("--tls-key"), "{err}");
+        let err = with(&["--tls-key", "k.pem"]).unwrap_err().to_string();
+        assert!(err.contains("--tls-cert"), "{err}");
+        assert!(with(&["--max-connections", "0"]).is_err());
+        assert!(with(&["--max-concurrent-batches", "0"]).is_err());
+        let args = with(&[
+            "--max-concurrent-batches",
+            "3",
+            "--header-read-timeout",
+            "2s",
+            "--idle-timeout",
+            "500ms",
+        ])
+        .unwrap();
+        assert_eq!(args.max_concurrent_batches(), 3);
+        let timeouts = args.listen_options().unwrap().timeouts;
+        assert_eq!(timeouts.header_read, Duration::from_secs(2));
+        assert_eq!(timeouts.idle, Duration::from_millis(500));
+        // The TLS files are read when the options are built, and a missing one is named.
+        let args = with(&["--tls-cert", "/nonexistent/c.pem", "--tls-key", "k.pem"]).unwrap();
+        let Err(err) = args.listen_options() else {
+            panic!("a missing certificate file is an error");
+        };
+        let err = err.to_string();
+        assert!(err.starts_with("/nonexistent/c.pem"), "{err}");
     }
 }

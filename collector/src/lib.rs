@@ -26,9 +26,9 @@
 //! - [`alerts`]: the alert kinds' meanings and the functions that build alerts. A leaf.
 //! - [`auth`]: the token roles (admin, enrollment, host), digests and constant-time comparison. A leaf.
 //!
-//! Wiring: [`server`] serves `http` and runs `silence` until shutdown; [`cli`] and [`config`] read the
-//! command line and the token files; [`host_tokens`] is the migration command `issue-host-tokens` (uses
-//! `store`, `auth`); `main.rs` connects them.
+//! Wiring: [`server`] serves `http` through [`listen`] (TLS, connection cap, timeouts) and runs `silence`
+//! until shutdown; [`cli`] and [`config`] read the command line and the token files; [`host_tokens`] is the
+//! migration command `issue-host-tokens` (uses `store`, `auth`); `main.rs` connects them.
 #![deny(missing_docs)]
 
 pub mod alerts;
@@ -38,6 +38,7 @@ pub mod config;
 pub mod host_tokens;
 pub mod http;
 pub mod ingest;
+pub mod listen;
 pub mod server;
 pub mod silence;
 pub mod store;

@@ -37,8 +37,10 @@ fn main() -> ExitCode {
 fn serve(args: &Args) -> anyhow::Result<ExitCode> {
     let tokens = config::load_tokens(&args.admin_token_file, args.enroll_token_file.as_deref())
         .context("loading tokens")?;
+    let listen = args.listen_options().context("setting up TLS")?;
     let store = SqliteStore::open(&args.db).context("opening the database")?;
-    let state = AppState::new(Arc::new(store), tokens, args.max_body_bytes);
+    let state = AppState::new(Arc::new(store), tokens, args.max_body_bytes)
+        .with_max_concurrent_batches(args.max_concurrent_batches());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -54,8 +56,9 @@ fn serve(args: &Args) -> anyhow::Result<ExitCode> {
             writeln!(out, "listening on {addr}").context("writing to stdout")?;
             out.flush().context("writing to stdout")?;
         }
-        tracing::info!(%addr, db = %args.db.display(), "collector started");
-        server::serve(listener, state, args.silence(), shutdown).await?;
+        let tls = listen.tls.is_some();
+        tracing::info!(%addr, tls, db = %args.db.display(), "collector started");
+        server::serve(listener, listen, state, args.silence(), shutdown).await?;
         Ok(ExitCode::SUCCESS)
     })
 }

@@ -1,6 +1,8 @@
-//! Offline commands on a journal (verify, export, key), rules tools, and the drill of a running agent.
+//! Offline commands on a journal (verify, export, key), rules tools, enrollment with a collector, and the
+//! drill of a running agent.
 
 pub mod drill;
+pub mod enroll;
 pub mod export;
 pub mod key;
 pub mod rules;

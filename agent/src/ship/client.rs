@@ -6,13 +6,15 @@ use std::time::Duration;
 use auditloop_protocol::api::{ErrorBody, batches_path};
 use auditloop_protocol::batch::CONTENT_TYPE_BINARY;
 
+use super::transport::{self, TransportError};
+
 /// Why a collector client could not be set up.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ClientError {
-    /// The collector address is not an http(s) URL.
-    #[error("collector `{0}` is not an http(s) URL")]
-    NotHttp(String),
+    /// The collector address is not usable (not http(s), or plain HTTP off loopback).
+    #[error(transparent)]
+    Transport(#[from] TransportError),
     /// A certificate file could not be read.
     #[error("{path}")]
     File {
@@ -41,8 +43,18 @@ pub enum ClientError {
 /// What the collector made of a batch.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Outcome {
-    /// 200: stored (or already stored); everything up to the batch's last record is acknowledged.
-    Stored,
+    /// 200 with a receipt: stored (or already stored) up to `next_seq - 1`.
+    Stored {
+        /// The sequence number the collector expects next.
+        next_seq: u64,
+    },
+    /// A 2xx whose body is not a receipt: nothing is acknowledged.
+    BadReceipt {
+        /// HTTP status.
+        status: u16,
+        /// What was wrong with the body.
+        why: String,
+    },
     /// 409: the collector expects another sequence number next.
     Gap {
         /// Where to resume.
@@ -81,6 +93,8 @@ pub struct ClientTls<'a> {
     pub ca_file: Option<&'a Path>,
     /// Client certificate and private key (PEM, both in one file) for mutual TLS.
     pub client_cert: Option<&'a Path>,
+    /// Allow plain HTTP to a collector that is not on loopback.
+    pub insecure_http: bool,
 }
 
 impl CollectorClient {
@@ -92,38 +106,7 @@ impl CollectorClient {
         tls: &ClientTls<'_>,
         timeout: Duration,
     ) -> Result<CollectorClient, ClientError> {
-        if !(collector.starts_with("http://") || collector.starts_with("https://")) {
-            return Err(ClientError::NotHttp(collector.to_owned()));
-        }
-        // Installing twice is harmless: the second attempt reports the first provider is in place.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let mut builder = reqwest::Client::builder().timeout(timeout);
-        let read = |path: &Path| {
-            std::fs::read(path).map_err(|source| ClientError::File {
-                path: path.to_owned(),
-                source,
-            })
-        };
-        if let Some(path) = tls.ca_file {
-            let cert = reqwest::Certificate::from_pem(&read(path)?).map_err(|source| {
-                ClientError::Pem {
-                    path: path.to_owned(),
-                    what: "certificate",
-                    source,
-                }
-            })?;
-            builder = builder.add_root_certificate(cert);
-        }
-        if let Some(path) = tls.client_cert {
-            let identity =
-                reqwest::Identity::from_pem(&read(path)?).map_err(|source| ClientError::Pem {
-                    path: path.to_owned(),
-                    what: "certificate and private key",
-                    source,
-                })?;
-            builder = builder.identity(identity);
-        }
-        let http = builder.build().map_err(ClientError::Build)?;
+        let http = http_client(collector, tls, timeout)?;
         Ok(CollectorClient {
             http,
             url: format!("{}{}", collector.trim_end_matches('/'), batches_path(host)),
@@ -166,6 +149,49 @@ impl CollectorClient {
     }
 }
 
+/// An HTTP client for `collector` with `tls` and `timeout`: no redirects, https only for an https URL,
+/// plain HTTP only as [`transport::check`] allows.
+pub fn http_client(
+    collector: &str,
+    tls: &ClientTls<'_>,
+    timeout: Duration,
+) -> Result<reqwest::Client, ClientError> {
+    transport::check(collector, tls.insecure_http)?;
+    // Installing twice is harmless: the second attempt reports the first provider is in place.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    // No redirects: a redirect could carry the token (and the batch) to another address or from
+    // https to http.
+    let mut builder = reqwest::Client::builder()
+        .timeout(timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .https_only(collector.starts_with("https://"));
+    let read = |path: &Path| {
+        std::fs::read(path).map_err(|source| ClientError::File {
+            path: path.to_owned(),
+            source,
+        })
+    };
+    if let Some(path) = tls.ca_file {
+        let cert =
+            reqwest::Certificate::from_pem(&read(path)?).map_err(|source| ClientError::Pem {
+                path: path.to_owned(),
+                what: "certificate",
+                source,
+            })?;
+        builder = builder.add_root_certificate(cert);
+    }
+    if let Some(path) = tls.client_cert {
+        let identity =
+            reqwest::Identity::from_pem(&read(path)?).map_err(|source| ClientError::Pem {
+                path: path.to_owned(),
+                what: "certificate and private key",
+                source,
+            })?;
+        builder = builder.identity(identity);
+    }
+    builder.build().map_err(ClientError::Build)
+}
+
 /// Longest `Retry-After` honoured; a longer one is shortened to this (the collector may be misconfigured,
 /// and records keep spooling meanwhile).
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
@@ -184,6 +210,12 @@ pub fn retry_after(value: &str, now: std::time::SystemTime) -> Option<Duration> 
     Some(delay.min(MAX_RETRY_AFTER))
 }
 
+/// The part of a `BatchReceipt` the shipper acts on.
+#[derive(serde::Deserialize)]
+struct Receipt {
+    next_seq: u64,
+}
+
 /// What a status and body mean for the shipper.
 pub fn classify(status: u16, after: Option<Duration>, body: &str) -> Outcome {
     let answer: Option<ErrorBody> = serde_json::from_str(body).ok();
@@ -191,7 +223,18 @@ pub fn classify(status: u16, after: Option<Duration>, body: &str) -> Outcome {
         .as_ref()
         .map_or_else(|| body.chars().take(300).collect(), |a| a.error.clone());
     match status {
-        200..=299 => Outcome::Stored,
+        200..=299 => match serde_json::from_str::<Receipt>(body) {
+            Ok(receipt) => Outcome::Stored {
+                next_seq: receipt.next_seq,
+            },
+            Err(e) => Outcome::BadReceipt {
+                status,
+                why: format!(
+                    "not a batch receipt ({e}): {}",
+                    body.chars().take(200).collect::<String>()
+                ),
+            },
+        },
         409 => match answer.and_then(|a| a.expected_seq) {
             Some(expected_seq) => Outcome::Gap { expected_seq },
             None => Outcome::Rejected {
@@ -232,7 +275,19 @@ mod tests {
 
     #[test]
     fn statuses_map_to_what_the_shipper_does() {
-        assert_eq!(classify(200, None, "{}"), Outcome::Stored);
+        assert_eq!(
+            classify(200, None, r#"{"stored":2,"duplicates":0,"next_seq":9}"#),
+            Outcome::Stored { next_seq: 9 }
+        );
+        for body in ["{}", "", "ok", r#"{"next_seq":"9"}"#] {
+            assert!(
+                matches!(
+                    classify(200, None, body),
+                    Outcome::BadReceipt { status: 200, .. }
+                ),
+                "{body:?}"
+            );
+        }
         assert_eq!(
             classify(409, None, r#"{"error":"gap","expected_seq":17}"#),
             Outcome::Gap { expected_seq: 17 }

@@ -12,6 +12,7 @@ pub mod backoff;
 pub mod client;
 pub mod cursor;
 mod error;
+pub mod transport;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -57,6 +58,8 @@ pub struct ShipSettings {
     pub batch_max_wait: Duration,
     /// HTTP request timeout.
     pub timeout: Duration,
+    /// Allow plain HTTP to a collector that is not on loopback.
+    pub insecure_http: bool,
 }
 
 /// How the shipper is told to stop: `None` while running; `Some(deadline)` to ship what is durable until
@@ -126,6 +129,7 @@ pub fn spawn(
     let tls = ClientTls {
         ca_file: settings.ca_file.as_deref(),
         client_cert: settings.client_cert.as_deref(),
+        insecure_http: settings.insecure_http,
     };
     let client = CollectorClient::new(
         &settings.collector,
@@ -201,6 +205,13 @@ enum Next {
 
 impl Shipper {
     async fn run(&mut self) -> Result<(), ShipError> {
+        // A new journal creates its first segment with its first record: wait for it.
+        while auditloop_journal::files::list_segments(&self.journal_dir)?.is_empty() {
+            if self.stop.borrow().is_some() {
+                return Ok(());
+            }
+            let _ = tokio::time::timeout(IDLE_POLL * 5, self.stop.changed()).await;
+        }
         let mut tail = self.open_tail(self.cursor.acked() + 1).await?;
         let mut max_bytes = self.settings.batch_max_bytes;
         let mut pending = Pending {
@@ -225,7 +236,7 @@ impl Shipper {
                 .since
                 .is_some_and(|t| t.elapsed() >= self.settings.batch_max_wait);
             if !pending.frames.is_empty() && (full || due || draining.is_some()) {
-                match self.send(&pending, &mut max_bytes).await? {
+                match self.send(&pending, &mut max_bytes, head).await? {
                     Next::Continue => {}
                     Next::Reposition(seq) => tail = self.open_tail(seq).await?,
                     Next::Stop => return Ok(()),
@@ -269,7 +280,14 @@ impl Shipper {
         }
     }
 
-    async fn send(&mut self, pending: &Pending, max_bytes: &mut usize) -> Result<Next, ShipError> {
+    /// Sends `pending` until an answer moves shipping on. `head` is the journal's durable head: the
+    /// collector cannot hold a record beyond it, so an answer claiming one is not believed.
+    async fn send(
+        &mut self,
+        pending: &Pending,
+        max_bytes: &mut usize,
+        head: u64,
+    ) -> Result<Next, ShipError> {
         let start = retained_start(&self.journal_dir)?;
         let batch = Batch {
             first_seq: pending.first_seq,
@@ -286,17 +304,48 @@ impl Shipper {
         let mut logged_rejection = false;
         loop {
             let outcome = self.client.send(body.clone()).await;
+            let outcome = match check_ack(outcome, &batch, head) {
+                Ok(outcome) => outcome,
+                Err(why) => {
+                    // Not an acknowledgement this agent can believe: the cursor and retention stay put.
+                    let delay = self.backoff.next_delay();
+                    tracing::error!(
+                        first = batch.first_seq,
+                        last = batch.last_seq,
+                        journal_head = head,
+                        anomaly = %why,
+                        retry_in_ms = delay.as_millis() as u64,
+                        "collector answer refused; nothing acknowledged, records kept, retrying"
+                    );
+                    if self.wait_or_stop(delay).await {
+                        return Ok(Next::Stop);
+                    }
+                    continue;
+                }
+            };
             match outcome {
-                Outcome::Stored => {
-                    self.cursor.store(batch.last_seq)?;
-                    self.acked.acknowledge(batch.last_seq);
+                Outcome::Stored { next_seq } => {
+                    let acked = (next_seq - 1).max(self.cursor.acked());
+                    self.cursor.store(acked)?;
+                    self.acked.acknowledge(acked);
                     self.backoff.reset();
                     tracing::debug!(
                         first = batch.first_seq,
                         last = batch.last_seq,
+                        next_seq,
                         bytes = body.len(),
                         "batch stored"
                     );
+                    if next_seq <= batch.last_seq {
+                        // Stored only in part: resend the rest, after a pause so a collector that keeps
+                        // doing so is not hammered.
+                        tracing::warn!(next_seq, last = batch.last_seq, "batch stored in part");
+                        let delay = self.backoff.next_delay();
+                        if self.wait_or_stop(delay).await {
+                            return Ok(Next::Stop);
+                        }
+                        return Ok(Next::Reposition(next_seq));
+                    }
                     return Ok(Next::Continue);
                 }
                 Outcome::Gap { expected_seq } => {
@@ -321,6 +370,13 @@ impl Shipper {
                 Outcome::Retry { after, why } => {
                     let delay = after.unwrap_or_else(|| self.backoff.next_delay());
                     tracing::warn!(error = %why, retry_in_ms = delay.as_millis() as u64, "shipping failed; will retry");
+                    if self.wait_or_stop(delay).await {
+                        return Ok(Next::Stop);
+                    }
+                }
+                Outcome::BadReceipt { .. } => {
+                    // check_ack refuses these; wait as for a refused answer all the same.
+                    let delay = self.backoff.next_delay();
                     if self.wait_or_stop(delay).await {
                         return Ok(Next::Stop);
                     }
@@ -385,6 +441,31 @@ impl Shipper {
     }
 }
 
+/// Checks an answer against the batch it answers: a 200 must acknowledge a sequence number inside the batch
+/// (`first_seq..=last_seq + 1`), a 409 may not claim records beyond the journal's durable `head`, and a 2xx
+/// must carry a receipt. Anything else is the collector (or whoever answers in its name) asking the agent to
+/// delete records it never stored; the error says why.
+pub fn check_ack(outcome: Outcome, batch: &Batch, head: u64) -> Result<Outcome, String> {
+    match outcome {
+        Outcome::Stored { next_seq }
+            if !(batch.first_seq..=batch.last_seq.saturating_add(1)).contains(&next_seq) =>
+        {
+            Err(format!(
+                "200 acknowledges up to {} for a batch of {}..={}",
+                next_seq.saturating_sub(1),
+                batch.first_seq,
+                batch.last_seq
+            ))
+        }
+        Outcome::Gap { expected_seq } if expected_seq > head.saturating_add(1) => Err(format!(
+            "409 expects seq {expected_seq}, past the last record this journal wrote ({head})"
+        )),
+        Outcome::Gap { expected_seq: 0 } => Err("409 expects seq 0".into()),
+        Outcome::BadReceipt { status, why } => Err(format!("HTTP {status}: {why}")),
+        other => Ok(other),
+    }
+}
+
 /// An error and its sources, `: `-separated (for logs).
 pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
@@ -395,4 +476,53 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
         source = s.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batch(first_seq: u64, last_seq: u64) -> Batch {
+        Batch {
+            first_seq,
+            last_seq,
+            anchor: None,
+            frames: vec![1],
+        }
+    }
+
+    #[test]
+    fn acks_must_fit_the_batch_sent_and_the_journal() {
+        let b = batch(10, 19);
+        for next_seq in [10, 15, 20] {
+            assert_eq!(
+                check_ack(Outcome::Stored { next_seq }, &b, 25),
+                Ok(Outcome::Stored { next_seq })
+            );
+        }
+        for next_seq in [0, 1, 9, 21, u64::MAX] {
+            assert!(
+                check_ack(Outcome::Stored { next_seq }, &b, 25).is_err(),
+                "{next_seq}"
+            );
+        }
+        for expected_seq in [1, 10, 20, 26] {
+            assert_eq!(
+                check_ack(Outcome::Gap { expected_seq }, &b, 25),
+                Ok(Outcome::Gap { expected_seq })
+            );
+        }
+        for expected_seq in [0, 27, 1 << 62, u64::MAX] {
+            assert!(
+                check_ack(Outcome::Gap { expected_seq }, &b, 25).is_err(),
+                "{expected_seq}"
+            );
+        }
+        let bad = Outcome::BadReceipt {
+            status: 200,
+            why: "empty".into(),
+        };
+        assert!(check_ack(bad, &b, 25).unwrap_err().contains("HTTP 200"));
+        assert_eq!(check_ack(Outcome::TooLarge, &b, 25), Ok(Outcome::TooLarge));
+    }
 }

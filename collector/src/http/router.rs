@@ -16,7 +16,12 @@ pub fn app(state: AppState) -> Router {
     let small = DefaultBodyLimit::max(MAX_ENROLL_BODY);
     Router::new()
         .route(HEALTHZ, get(healthz))
-        .route(BATCHES, post(post_batch).layer(limit))
+        .route(
+            BATCHES,
+            post(post_batch)
+                .layer(limit)
+                .layer(state.batch_limit().clone()),
+        )
         .route(ENROLL, post(enroll::enroll).layer(small))
         .route(
             HOSTS,
