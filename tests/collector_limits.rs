@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Barrier, Mutex};
 use std::time::{Duration, Instant};
 
-use auditloop_protocol::api::batches_path;
+use auditloop_protocol::api::{ENROLL, batches_path};
 use auditloop_protocol::batch::{Batch, CONTENT_TYPE_BINARY, MAX_DECODED};
 use harness::collector::collector_bin;
 use harness::tls::make_ca;
@@ -28,18 +28,18 @@ struct Collector {
 }
 
 /// Starts `auditloop-collector` in `dir` with `extra` flags on a free loopback port, with a host that may
-/// ship batches; `Err` holds its exit status and stderr if it did not start listening. The one place that
-/// knows the token flags: today a shared agent token authorizes every host.
+/// ship batches (enrolled over plain HTTP; a collector serving HTTPS has none); `Err` holds its exit status
+/// and stderr if it did not start listening. The one place that knows the token flags.
 fn start_collector(dir: &Path, extra: &[&str]) -> Result<Collector, String> {
-    std::fs::write(dir.join("agent.token"), "limits-agent-token\n").expect("agent token");
+    std::fs::write(dir.join("enroll.token"), "limits-enroll-token\n").expect("enroll token");
     std::fs::write(dir.join("admin.token"), "limits-admin-token\n").expect("admin token");
     let mut child = Command::new(collector_bin())
         .arg("--listen")
         .arg("127.0.0.1:0")
         .arg("--db")
         .arg(dir.join("collector.db"))
-        .arg("--agent-token-file")
-        .arg(dir.join("agent.token"))
+        .arg("--enroll-token-file")
+        .arg(dir.join("enroll.token"))
         .arg("--admin-token-file")
         .arg(dir.join("admin.token"))
         .args(extra)
@@ -70,13 +70,38 @@ fn start_collector(dir: &Path, extra: &[&str]) -> Result<Collector, String> {
         return Err(format!("{status}: {stderr}"));
     };
     std::thread::spawn(move || for _ in lines {});
+    let addr = addr.trim().to_owned();
+    let host = "limits-host".to_owned();
+    let host_token = if extra.contains(&"--tls-cert") {
+        String::new()
+    } else {
+        enroll(&addr, &host)
+    };
     Ok(Collector {
-        addr: addr.trim().to_owned(),
-        host: "limits-host".into(),
-        host_token: "limits-agent-token".into(),
+        addr,
+        host,
+        host_token,
         child,
         stderr,
     })
+}
+
+/// Enrolls `host` (with any key: these tests never get past decoding) on the collector at `addr`; its
+/// token.
+fn enroll(addr: &str, host: &str) -> String {
+    let body = format!(
+        r#"{{"host_id":"{host}","genesis_public_key":"{}"}}"#,
+        "11".repeat(32)
+    );
+    let request = format!(
+        "POST {ENROLL} HTTP/1.1\r\nHost: collector\r\nAuthorization: Bearer limits-enroll-token\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let answer = exchange(addr, request.as_bytes(), Duration::from_secs(10)).expect("enroll");
+    assert_eq!(answer.status, 201, "{answer:?}");
+    let answer: serde_json::Value = serde_json::from_str(&answer.body).expect("EnrollResponse");
+    answer["token"].as_str().expect("token").to_owned()
 }
 
 impl Collector {
