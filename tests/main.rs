@@ -23,6 +23,7 @@ mod rollback;
 mod rules;
 mod ship;
 mod storm;
+mod tls;
 mod uring;
 mod verify_trust;
 mod watch;

@@ -22,6 +22,8 @@ pub struct CollectorSpec {
     pub enroll_token: Option<String>,
     /// The admin token likewise.
     pub admin_token: Option<String>,
+    /// More arguments (e.g. `--tls-cert`, `--tls-key`).
+    pub extra_args: Vec<String>,
 }
 
 impl CollectorSpec {
@@ -33,6 +35,7 @@ impl CollectorSpec {
             listen: "127.0.0.1:0".into(),
             enroll_token: None,
             admin_token: None,
+            extra_args: Vec::new(),
         }
     }
 }
@@ -75,6 +78,7 @@ impl CollectorProcess {
             .arg(spec.dir.join("enroll.token"))
             .arg("--admin-token-file")
             .arg(spec.dir.join("admin.token"))
+            .args(&spec.extra_args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

@@ -50,10 +50,16 @@ impl Collector {
     /// Starts a collector in `dir` (tokens are created on first use and kept, so a restart in the same
     /// directory keeps its database and tokens) listening on `127.0.0.1:port` (0 = any).
     pub fn start(dir: &Path, port: u16) -> Collector {
+        Collector::start_with(dir, port, &[])
+    }
+
+    /// Like [`Collector::start`], with more arguments for the collector (e.g. `--tls-cert`).
+    pub fn start_with(dir: &Path, port: u16, extra: &[&str]) -> Collector {
         let spec = CollectorSpec {
             listen: format!("127.0.0.1:{port}"),
             enroll_token: Some("enroll-secret-token".into()),
             admin_token: Some("admin-secret-token".into()),
+            extra_args: extra.iter().map(|a| (*a).to_owned()).collect(),
             ..CollectorSpec::new(collector_bin(), dir)
         };
         let process = CollectorProcess::start(&spec).unwrap_or_else(|e| panic!("{e}"));

@@ -54,13 +54,17 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("chmod 644 {}", rules.display()))?;
     // The host enrolls with the collector's enrollment token; its own token goes next to the collector's.
     let token_file = dir.join("host.token");
-    let enrolled = std::process::Command::new(release.join("auditloop"))
+    let mut enroll = std::process::Command::new(release.join("auditloop"));
+    enroll
         .args(["enroll", "--collector", &url, "--enroll-token-file"])
         .arg(collector.enroll_token_file())
         .arg("--token-out")
-        .arg(&token_file)
-        .status()
-        .context("running `auditloop enroll`")?;
+        .arg(&token_file);
+    if let Some(config) = &args.config {
+        // The same state directory (journal key) and host id as the agent below.
+        enroll.args(["--config", config]);
+    }
+    let enrolled = enroll.status().context("running `auditloop enroll`")?;
     anyhow::ensure!(
         enrolled.success(),
         "`auditloop enroll` failed ({enrolled}): the agent could not enroll with the collector"
