@@ -14,6 +14,7 @@ mod evasion;
 mod exec;
 mod files;
 mod filters;
+mod forgery;
 mod hygiene;
 mod journal;
 mod net;

@@ -180,8 +180,7 @@ fn an_agent_that_does_not_trust_the_certificate_sends_nothing() {
         "ship:\n  collector: {url}\n  token_file: {}\n  host_id: tls-untrusted\n  batch_max_ms: 20\n",
         token.display()
     );
-    let agent =
-        Agent::start_with_config(&config, &["--state-dir", state.to_str().expect("utf-8")]);
+    let agent = Agent::start_with_config(&config, &["--state-dir", state.to_str().expect("utf-8")]);
     let deadline = Instant::now() + Duration::from_secs(20);
     while !agent.stderr().contains("certificate") {
         assert!(
