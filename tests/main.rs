@@ -23,6 +23,7 @@ mod redact;
 mod rollback;
 mod rules;
 mod ship;
+mod silence;
 mod storm;
 mod tls;
 mod uring;
