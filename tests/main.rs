@@ -18,6 +18,7 @@ mod forgery;
 mod hygiene;
 mod journal;
 mod net;
+mod output;
 mod process;
 mod redact;
 mod rollback;
