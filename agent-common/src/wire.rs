@@ -33,8 +33,14 @@ pub const MAP_IGNORE_PATHS: &str = "IGNORE_PATHS";
 pub const MAP_SENSITIVE_PATHS: &str = "SENSITIVE_PATHS";
 /// Name of the hash map from syscall number to its [`SyscallSpec`].
 pub const MAP_SYSCALL_SPECS: &str = "SYSCALL_SPECS";
-/// Name of the array (indexed by [`SyscallOp`], plus [`OP_SLOT_EXEC`] etc.) of enable flags (non-zero = on).
+/// Name of the array (indexed by [`SyscallOp`], plus [`OP_SLOT_EXEC`] etc.) of enable flags: 0 off,
+/// [`OP_ON`] on, [`OP_URGENT`] on and waking the reader at once (a rule may act on it).
 pub const MAP_OP_ENABLED: &str = "OP_ENABLED";
+/// `OP_ENABLED` value: captured.
+pub const OP_ON: u8 = 1;
+/// `OP_ENABLED` value: captured, and a completed record wakes the reader at once (rate-limited) instead
+/// of waiting for a batch, because a rule may kill or deny on it.
+pub const OP_URGENT: u8 = 2;
 
 /// `AT_FDCWD`, the `dirfd` recorded for a plain `execve`.
 pub const AT_FDCWD: i32 = -100;

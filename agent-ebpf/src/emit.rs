@@ -4,7 +4,7 @@
 //! most syscalls on this kernel. Instead, once more than [`WAKE_BYTES`] are pending, a record forces a wakeup,
 //! at most once per [`WAKE_INTERVAL_NS`]; the reader also polls on a short timer so quiet periods flush.
 
-use agent_common::wire::{RecordHeader, RecordKind};
+use agent_common::wire::{OP_URGENT, RecordHeader, RecordKind};
 use aya_ebpf::{
     bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
     helpers::{
@@ -18,8 +18,11 @@ use crate::maps::{EVENTS, IGNORE_COMMS, IGNORE_TGIDS, LAST_WAKEUP, LOST, OP_ENAB
 
 /// Pending bytes above which a submit wakes the reader.
 const WAKE_BYTES: u64 = 256 * 1024;
-/// Minimum time between forced wakeups.
+/// Minimum time between forced wakeups for pending bytes.
 const WAKE_INTERVAL_NS: u64 = 1_000_000;
+/// Minimum time between forced wakeups for urgent records (at most 20,000 wakeups a second, far from the
+/// per-record wakeups that made the kernel skip programs).
+const URGENT_INTERVAL_NS: u64 = 50_000;
 
 /// Whether the current process is one whose activity is not recorded (by pid or by task name).
 #[inline(always)]
@@ -41,6 +44,12 @@ pub fn ignored() -> bool {
 #[inline(always)]
 pub fn enabled(slot: u32) -> bool {
     OP_ENABLED.get(slot).is_none_or(|on| *on != 0)
+}
+
+/// Whether records of `slot` are urgent: a rule may act on them, so they wake the reader at once.
+#[inline(always)]
+pub fn urgent(slot: u32) -> bool {
+    OP_ENABLED.get(slot).is_some_and(|on| *on == OP_URGENT)
 }
 
 /// The header for a record of `kind` about the current task.
@@ -91,23 +100,36 @@ pub fn count_lost(slot: u32) {
 /// Submits a filled record, waking the reader only when enough data is pending.
 #[inline(always)]
 pub fn submit<T>(entry: RingBufEntry<T>) {
-    let flags = if EVENTS.query(BPF_RB_AVAIL_DATA.into()) >= WAKE_BYTES && wake_due() {
-        BPF_RB_FORCE_WAKEUP
-    } else {
-        BPF_RB_NO_WAKEUP
-    };
+    let flags =
+        if EVENTS.query(BPF_RB_AVAIL_DATA.into()) >= WAKE_BYTES && wake_due(WAKE_INTERVAL_NS) {
+            BPF_RB_FORCE_WAKEUP
+        } else {
+            BPF_RB_NO_WAKEUP
+        };
     entry.submit(flags.into());
 }
 
+/// Submits a filled record that completes an event of `slot`: when the slot is urgent it wakes the reader
+/// now (at most once per [`URGENT_INTERVAL_NS`]; the reader drains everything pending when it wakes),
+/// else as [`submit`].
 #[inline(always)]
-fn wake_due() -> bool {
+pub fn submit_completing<T>(entry: RingBufEntry<T>, slot: u32) {
+    if urgent(slot) && wake_due(URGENT_INTERVAL_NS) {
+        entry.submit(BPF_RB_FORCE_WAKEUP.into());
+    } else {
+        submit(entry);
+    }
+}
+
+#[inline(always)]
+fn wake_due(interval_ns: u64) -> bool {
     let Some(last) = LAST_WAKEUP.get_ptr_mut(0) else {
         return true;
     };
     // SAFETY: plain helper call; the slot is a valid u64 (races between CPUs only cost an extra wakeup).
     unsafe {
         let now = bpf_ktime_get_ns();
-        if now.wrapping_sub(*last) < WAKE_INTERVAL_NS {
+        if now.wrapping_sub(*last) < interval_ns {
             return false;
         }
         *last = now;
@@ -120,4 +142,12 @@ fn wake_due() -> bool {
 pub fn send<T>(mut entry: RingBufEntry<T>, value: T) {
     entry.write(value);
     submit(entry);
+}
+
+/// Fills a reserved record that completes an event of `slot`, then submits it with
+/// [`submit_completing`].
+#[inline(always)]
+pub fn send_completing<T>(mut entry: RingBufEntry<T>, value: T, slot: u32) {
+    entry.write(value);
+    submit_completing(entry, slot);
 }

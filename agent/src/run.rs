@@ -182,8 +182,14 @@ async fn serve(args: RunArgs, config: Config) -> anyhow::Result<ExitCode> {
         _ => None,
     };
     let decisions = Decisions::default();
-    let capture = Capture::start(&config, &loaded.kernel, clock.clone(), decisions.clone())
-        .context("starting kernel capture")?;
+    let capture = Capture::start(
+        &config,
+        &loaded.kernel,
+        loaded.acting.as_ref(),
+        clock.clone(),
+        decisions.clone(),
+    )
+    .context("starting kernel capture")?;
     let mut guard = start_guard(&loaded.guard, &decisions);
     tracing::info!(
         ring_buffer_bytes = config.capture.ring_buffer_bytes,
@@ -195,6 +201,7 @@ async fn serve(args: RunArgs, config: Config) -> anyhow::Result<ExitCode> {
     let (reload_tx, reload_rx) = watch::channel(Settings {
         capture: config.capture.clone(),
         exec_kill: loaded.kernel.clone(),
+        acting: loaded.acting.clone(),
     });
     let (event_tx, event_rx) = mpsc::channel(EVENT_QUEUE);
     let (agent_tx, agent_rx) = mpsc::channel(64);
@@ -293,7 +300,7 @@ async fn serve(args: RunArgs, config: Config) -> anyhow::Result<ExitCode> {
                     Ok(new) => {
                         tracing::info!(rules = %config.rules.display(), "SIGHUP: rules reloaded");
                         let _ = agent_tx.send(Control::Event(Box::new(rules_loaded(&config.rules, &new, "reload")))).await;
-                        reload_tx.send_replace(Settings { capture, exec_kill: new.kernel.clone() });
+                        reload_tx.send_replace(Settings { capture, exec_kill: new.kernel.clone(), acting: new.acting.clone() });
                         match &guard {
                             Some(running) => running.replace(new.guard.clone()),
                             None => guard = start_guard(&new.guard, &decisions),

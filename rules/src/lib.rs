@@ -402,6 +402,20 @@ impl RuleSet {
         }
     }
 
+    /// The event kinds on which an enabled rule can take an action beyond alerting (kill, kill the group,
+    /// roll back, deny): the events that must reach the rules without delay. `None` when such a rule can
+    /// match any kind; an empty set when no rule acts.
+    pub fn acting_kinds(&self) -> Option<std::collections::HashSet<EventKind>> {
+        let mut kinds = std::collections::HashSet::new();
+        for rule in self.rules.iter().filter(|r| r.enabled) {
+            if rule.actions.iter().all(|a| a.taken().is_none()) {
+                continue;
+            }
+            kinds.extend(eval::required_kinds(&rule.cond)?);
+        }
+        Some(kinds)
+    }
+
     /// Every rule, enabled or not, in file order.
     pub fn rules(&self) -> &[Rule] {
         &self.rules

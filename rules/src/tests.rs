@@ -1,8 +1,11 @@
 //! Tests of the whole rules stage through its public API: operators, precedence, lists and macros, absent
 //! fields, output rendering, error messages with exact positions, and a representative rules file.
 
+use std::collections::HashSet;
+
 use auditloop_model::{
-    ChangeTrigger, ConfigChange, Event, EventBody, Exec, File, Fork, Net, Process, SetId, WallTime,
+    ChangeTrigger, ConfigChange, Event, EventBody, EventKind, Exec, File, Fork, Net, Process,
+    SetId, WallTime,
 };
 
 use crate::{Action, ExecMatch, RuleErrors, RuleSet, Severity};
@@ -547,4 +550,37 @@ fn canonical_path_fields_are_registry_fields() {
     for name in crate::check::CANONICAL_PATH_FIELDS {
         assert!(crate::fields::lookup(name).is_some(), "{name}");
     }
+}
+
+#[test]
+fn acting_kinds_are_those_of_enabled_rules_that_do_more_than_alert() {
+    let rule = |name: &str, cond: &str, actions: &str, enabled: bool| {
+        format!(
+            "- rule: {name}\n  desc: d\n  condition: {cond}\n  output: o\n  severity: notice\n  enabled: {enabled}\n  actions: [{actions}]\n"
+        )
+    };
+    let set = |rules: &[String]| RuleSet::parse("acting.yaml", &rules.concat()).unwrap();
+    let alert_only = rule("a", "evt.kind = file", "alert", true);
+    let kill_exec = rule(
+        "k",
+        "evt.kind = exec and proc.name = x",
+        "alert, kill",
+        true,
+    );
+    let disabled = rule("d", "evt.kind = net", "kill", false);
+    let rollback = rule("r", "evt.kind in (file, config_change)", "rollback", true);
+    let any_kind = rule("any", "proc.name = x", "kill", true);
+    assert_eq!(
+        set(std::slice::from_ref(&alert_only)).acting_kinds(),
+        Some(HashSet::new())
+    );
+    assert_eq!(
+        set(&[alert_only.clone(), kill_exec.clone(), disabled, rollback]).acting_kinds(),
+        Some(HashSet::from([
+            EventKind::Exec,
+            EventKind::File,
+            EventKind::ConfigChange
+        ]))
+    );
+    assert_eq!(set(&[kill_exec, any_kind]).acting_kinds(), None);
 }

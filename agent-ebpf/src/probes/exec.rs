@@ -19,7 +19,7 @@ use aya_ebpf::{
 
 use crate::{
     ctx::field,
-    emit::{enabled, header, ignored, reserve, send, submit},
+    emit::{enabled, header, ignored, reserve, send_completing, submit},
     maps::EXEC_KILL,
     paths::path_key,
 };
@@ -176,12 +176,13 @@ fn exit(ctx: &TracePointContext) {
     // SAFETY: `ret` is a long at offset 16 in both sys_exit_execve and sys_exit_execveat.
     let ret = unsafe { field::<i64, 16>(ctx) };
     if let Some(entry) = reserve::<ExecExit>(RecordKind::ExecExit) {
-        send(
+        send_completing(
             entry,
             ExecExit {
                 header: header(RecordKind::ExecExit),
                 ret,
             },
+            OP_SLOT_EXEC,
         );
     }
 }

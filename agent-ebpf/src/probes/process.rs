@@ -17,7 +17,7 @@ use aya_ebpf::{
 
 use crate::{
     ctx::field,
-    emit::{enabled, header, ignored, reserve, send},
+    emit::{enabled, header, ignored, reserve, send_completing},
     maps::{CLONE_FLAGS, EXIT_STATUS},
 };
 
@@ -64,7 +64,7 @@ pub fn sched_process_fork(ctx: TracePointContext) -> u32 {
     // SAFETY: offset and size from the tracepoint's format file.
     let child_tid = unsafe { field::<i32, 20>(&ctx) } as u32;
     if let Some(entry) = reserve::<Fork>(RecordKind::Fork) {
-        send(
+        send_completing(
             entry,
             Fork {
                 header: header(RecordKind::Fork),
@@ -76,6 +76,7 @@ pub fn sched_process_fork(ctx: TracePointContext) -> u32 {
                 },
                 clone_flags,
             },
+            OP_SLOT_FORK,
         );
     }
     0
@@ -162,13 +163,14 @@ pub fn sched_process_exit(ctx: TracePointContext) -> u32 {
     }
     let stashed = stashed.unwrap_or(0);
     if let Some(entry) = reserve::<Exit>(RecordKind::Exit) {
-        send(
+        send_completing(
             entry,
             Exit {
                 header: header(RecordKind::Exit),
                 status: stashed as u32,
                 flags: (stashed >> 32) as u32 & (EXIT_CODE_KNOWN | EXIT_SIGNAL_KNOWN),
             },
+            OP_SLOT_EXIT,
         );
     }
     0

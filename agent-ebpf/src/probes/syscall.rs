@@ -25,7 +25,7 @@ use aya_ebpf::{
 
 use crate::{
     ctx::field,
-    emit::{enabled, header, ignored, reserve, reserve_counted, send, submit},
+    emit::{enabled, header, ignored, reserve, reserve_counted, send, send_completing, submit},
     maps::{ACCEPT_ARGS, IGNORE_PATHS, PENDING, SENSITIVE_PATHS, SYSCALL_SPECS, WRITE_FDS},
     paths::path_key,
 };
@@ -279,7 +279,7 @@ pub fn sys_exit_generic(ctx: TracePointContext) -> u32 {
 #[inline(always)]
 fn send_exit(op: u32, nr: u32, ret: i64) {
     if let Some(entry) = reserve::<SysExit>(RecordKind::SysExit) {
-        send(
+        send_completing(
             entry,
             SysExit {
                 header: header(RecordKind::SysExit),
@@ -287,6 +287,7 @@ fn send_exit(op: u32, nr: u32, ret: i64) {
                 nr,
                 ret,
             },
+            op,
         );
     }
 }

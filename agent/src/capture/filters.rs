@@ -1,12 +1,14 @@
 //! In-kernel filters from the config: per-kind enable flags, pid/comm/path-prefix ignore lists, sensitive
 //! read paths, written to the BPF maps at start and again on reload (no restart needed).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 
 use agent_common::wire::{
     ExecKillRule, MAP_EXEC_KILL, MAP_IGNORE_COMMS, MAP_IGNORE_PATHS, MAP_IGNORE_TGIDS,
-    MAP_OP_ENABLED, MAP_SENSITIVE_PATHS, OP_SLOTS, PATH_KEY_LEN, op_slot,
+    MAP_OP_ENABLED, MAP_SENSITIVE_PATHS, OP_ON, OP_SLOT_EXEC, OP_SLOT_EXIT, OP_SLOT_FORK,
+    OP_SLOT_IO_URING, OP_SLOTS, OP_URGENT, PATH_KEY_LEN, SyscallOp, op_slot,
 };
+use auditloop_model::EventKind;
 use aya::Ebpf;
 use aya::maps::lpm_trie::{Key, LpmTrie};
 use aya::maps::{Array, HashMap as BpfHashMap, MapData};
@@ -106,6 +108,87 @@ pub fn set_exec_kill(ebpf: &mut Ebpf, rules: &[KernelExecRule]) -> Result<(), Ca
     Ok(())
 }
 
+/// Marks the enabled slots whose records complete events of the `acting` kinds (`None`: every kind) as
+/// urgent ([`OP_URGENT`]): a rule may kill or deny on them, so their records wake the reader at once instead
+/// of waiting for a batch. Other enabled slots go back to [`OP_ON`].
+pub fn set_urgent(
+    ebpf: &mut Ebpf,
+    config: &CaptureConfig,
+    acting: Option<&HashSet<EventKind>>,
+) -> Result<(), CaptureError> {
+    let disabled: BTreeSet<u32> = config.disable.iter().filter_map(|n| op_slot(n)).collect();
+    let urgent: BTreeSet<u32> = match acting {
+        Some(kinds) => kinds.iter().flat_map(|k| completing_slots(*k)).collect(),
+        None => (0..OP_SLOTS).collect(),
+    };
+    set_slots(ebpf, |slot| {
+        match (disabled.contains(&slot), urgent.contains(&slot)) {
+            (true, _) => 0,
+            (false, true) => OP_URGENT,
+            (false, false) => OP_ON,
+        }
+    })
+}
+
+/// The `OP_ENABLED` slots whose records complete an event of `kind` (io_uring requests complete file and
+/// net events too).
+pub fn completing_slots(kind: EventKind) -> Vec<u32> {
+    let ops = |ops: &[SyscallOp]| ops.iter().map(|op| *op as u32).collect::<Vec<u32>>();
+    let file = [
+        SyscallOp::Open,
+        SyscallOp::Unlink,
+        SyscallOp::Rename,
+        SyscallOp::Link,
+        SyscallOp::Symlink,
+        SyscallOp::Chmod,
+        SyscallOp::Chown,
+        SyscallOp::Truncate,
+        SyscallOp::Mkdir,
+        SyscallOp::Rmdir,
+        SyscallOp::Utimens,
+        SyscallOp::Mount,
+        SyscallOp::Umount,
+        SyscallOp::Chdir,
+    ];
+    let net = [
+        SyscallOp::Connect,
+        SyscallOp::Bind,
+        SyscallOp::Listen,
+        SyscallOp::Accept,
+    ];
+    match kind {
+        EventKind::Exec => vec![OP_SLOT_EXEC],
+        EventKind::Fork => vec![OP_SLOT_FORK],
+        EventKind::Exit => vec![OP_SLOT_EXIT],
+        EventKind::File | EventKind::ConfigChange => {
+            let mut slots = ops(&file);
+            slots.push(OP_SLOT_IO_URING);
+            slots
+        }
+        EventKind::Net => {
+            let mut slots = ops(&net);
+            slots.push(OP_SLOT_IO_URING);
+            slots
+        }
+        EventKind::SetId => ops(&[SyscallOp::SetId]),
+        EventKind::Ptrace => ops(&[SyscallOp::Ptrace]),
+        EventKind::Kill => ops(&[SyscallOp::Kill]),
+        EventKind::SetName => ops(&[SyscallOp::SetName]),
+        EventKind::MemfdCreate => ops(&[SyscallOp::MemfdCreate]),
+        EventKind::Syscall => ops(&[SyscallOp::Raw]),
+        EventKind::IoUring | EventKind::IoUringSetup => vec![OP_SLOT_IO_URING],
+        EventKind::Alert
+        | EventKind::Action
+        | EventKind::Loss
+        | EventKind::AgentStart
+        | EventKind::AgentStop
+        | EventKind::ConfigLoaded
+        | EventKind::JournalRecovered
+        | EventKind::RulesLoaded
+        | EventKind::RulesRejected => Vec::new(),
+    }
+}
+
 /// Turns every kind off at once (shutdown: the programs stay attached but record nothing new).
 pub fn disable_all(ebpf: &mut Ebpf) -> Result<(), CaptureError> {
     set_enabled(ebpf, |_| false)
@@ -113,6 +196,11 @@ pub fn disable_all(ebpf: &mut Ebpf) -> Result<(), CaptureError> {
 
 /// Writes every `OP_ENABLED` slot: on where `on(slot)`.
 fn set_enabled(ebpf: &mut Ebpf, on: impl Fn(u32) -> bool) -> Result<(), CaptureError> {
+    set_slots(ebpf, |slot| if on(slot) { OP_ON } else { 0 })
+}
+
+/// Writes every `OP_ENABLED` slot's value.
+fn set_slots(ebpf: &mut Ebpf, value: impl Fn(u32) -> u8) -> Result<(), CaptureError> {
     let mut enabled: Array<&mut MapData, u8> = Array::try_from(
         ebpf.map_mut(MAP_OP_ENABLED)
             .ok_or(CaptureError::MissingMap(MAP_OP_ENABLED))?,
@@ -120,7 +208,7 @@ fn set_enabled(ebpf: &mut Ebpf, on: impl Fn(u32) -> bool) -> Result<(), CaptureE
     .map_err(|e| CaptureError::Map(MAP_OP_ENABLED, e))?;
     for slot in 0..OP_SLOTS {
         enabled
-            .set(slot, u8::from(on(slot)), 0)
+            .set(slot, value(slot), 0)
             .map_err(|e| CaptureError::Map(MAP_OP_ENABLED, e))?;
     }
     Ok(())
@@ -154,5 +242,25 @@ mod tests {
         assert_eq!(&file.data()[..11], b"/etc/shadow");
         let names = path_key("/etc/ssh/ssh_host_*");
         assert_eq!(names.prefix_len(), 18 * 8, "a name prefix has no NUL");
+    }
+}
+
+#[cfg(test)]
+mod urgency_tests {
+    use std::collections::BTreeSet;
+
+    use agent_common::wire::{OP_SLOT_EXEC, OP_SLOT_IO_URING, SyscallOp};
+    use auditloop_model::EventKind;
+
+    use super::completing_slots;
+
+    #[test]
+    fn every_captured_op_completes_some_event_kind() {
+        let covered: BTreeSet<u32> = EventKind::all().flat_map(completing_slots).collect();
+        for op in SyscallOp::ALL {
+            assert!(covered.contains(&(op as u32)), "{op:?} wakes for no kind");
+        }
+        assert!(covered.contains(&OP_SLOT_EXEC) && covered.contains(&OP_SLOT_IO_URING));
+        assert_eq!(completing_slots(EventKind::Alert), Vec::<u32>::new());
     }
 }

@@ -24,9 +24,10 @@ mod sockaddr;
 pub mod syscalls;
 mod uring;
 
+use std::collections::HashSet;
 use std::path::Path;
 
-use auditloop_model::Event;
+use auditloop_model::{Event, EventKind};
 use tokio::sync::{mpsc, watch};
 
 pub use assemble::{Assembler, FileTouch};
@@ -85,6 +86,8 @@ pub struct Settings {
     pub capture: CaptureConfig,
     /// Kernel exec rules.
     pub exec_kill: Vec<KernelExecRule>,
+    /// Event kinds a rule may act on (`None`: any): their records wake the reader at once.
+    pub acting: Option<HashSet<EventKind>>,
 }
 
 /// Counters of one capture run.
@@ -117,6 +120,7 @@ impl Capture {
     pub fn start(
         full: &Config,
         exec_kill: &[KernelExecRule],
+        acting: Option<&HashSet<EventKind>>,
         clock: Clock,
         decisions: Decisions,
     ) -> Result<Capture, CaptureError> {
@@ -128,6 +132,7 @@ impl Capture {
         )?;
         let mut loaded = loader::load(config)?;
         filters::set_exec_kill(&mut loaded.ebpf, exec_kill)?;
+        filters::set_urgent(&mut loaded.ebpf, config, acting)?;
         let mut procs = ProcessTable::new(PROCESS_TABLE_CAPACITY, Path::new("/proc"));
         procs.scan()?;
         Ok(Capture {

@@ -221,7 +221,10 @@ pub(super) async fn run(
                         s.set_ignore(&settings.capture.ignore.pids, &settings.capture.ignore.comms);
                     }
                     let applied = super::filters::apply(&settings.capture, &mut ebpf)
-                        .and_then(|()| super::filters::set_exec_kill(&mut ebpf, &settings.exec_kill));
+                        .and_then(|()| super::filters::set_exec_kill(&mut ebpf, &settings.exec_kill))
+                        .and_then(|()| {
+                            super::filters::set_urgent(&mut ebpf, &settings.capture, settings.acting.as_ref())
+                        });
                     match applied {
                         Ok(()) => tracing::info!("capture filters reloaded"),
                         Err(err) => tracing::error!("reloading capture filters: {err}"),

@@ -7,7 +7,10 @@
 
 pub mod guard;
 
+use std::collections::HashSet;
 use std::path::Path;
+
+use auditloop_model::EventKind;
 
 use auditloop_rules::{Action, Rule, RuleErrors, RuleSet};
 
@@ -34,6 +37,9 @@ pub struct LoadedRules {
     pub kernel_names: Vec<String>,
     /// Rules the exec guard enforces.
     pub guard: Vec<GuardRule>,
+    /// Event kinds a rule may act on beyond alerting (`None`: any kind): capture wakes the actions stage
+    /// at once for them.
+    pub acting: Option<HashSet<EventKind>>,
 }
 
 /// Loads the rules at `path` (file or directory); a missing path is an empty rule set.
@@ -46,11 +52,13 @@ pub fn load(path: &Path) -> Result<LoadedRules, RuleErrors> {
     };
     let (kernel, kernel_names) = kernel_rules(&rules);
     let guard = guard_rules(&rules);
+    let acting = rules.acting_kinds();
     Ok(LoadedRules {
         rules,
         kernel,
         kernel_names,
         guard,
+        acting,
     })
 }
 
