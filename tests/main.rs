@@ -7,6 +7,7 @@
 
 mod ack;
 mod alive;
+mod ancestry;
 mod cli;
 mod drill;
 mod evasion;
@@ -15,6 +16,7 @@ mod files;
 mod filters;
 mod hygiene;
 mod journal;
+mod login;
 mod net;
 mod process;
 mod redact;
