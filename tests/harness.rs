@@ -20,6 +20,8 @@ use serde_json::Value;
 
 #[path = "harness/collector.rs"]
 pub mod collector;
+#[path = "harness/tls.rs"]
+pub mod tls;
 
 /// How long a test waits for an event it caused before failing.
 pub const EVENT_TIMEOUT: Duration = Duration::from_secs(15);

@@ -70,9 +70,9 @@ fn verify(state: &Path) -> Value {
     report
 }
 
-/// Starts an agent shipping `state` to `collector` as `host`.
+/// Starts an agent shipping `state` to `collector` as `host` (enrolled with the journal's key first).
 fn shipping_agent(state: &Path, collector: &Collector, host: &str) -> Agent {
-    let token = collector.agent_token_file();
+    let token = collector.enroll(host, state);
     Agent::start(&[
         "--state-dir",
         state.to_str().expect("utf-8"),
@@ -202,8 +202,22 @@ fn a_collector_that_lost_its_database_gets_everything_again() {
         h["last_seq"].as_u64() > Some(0)
     });
     first.kill();
-    // Same address, empty database: the agent's next batch starts past 1, gets 409 and resends from 1.
+    // Same address, empty database: once the host is enrolled there (its new token written to the file the
+    // agent reads after a refusal), the agent's next batch starts past 1, gets 409 and resends from 1.
     let second = Collector::start(&dir.join("second"), port);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !agent
+        .stderr()
+        .contains("waits until the token file changes")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the agent was not refused by the new collector: {}",
+            agent.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    second.enroll_to("gap", &state, &first.enroll("gap", &state));
     let marker = harness::marker("gap");
     let _ = Command::new("/bin/true").arg(&marker).status();
     second.wait_host("gap", Duration::from_secs(60), |h| {
@@ -251,6 +265,8 @@ fn tampered_batches_and_wrong_tokens_are_refused_and_store_nothing() {
     write_journal(&state, 50);
     let (last, _) = head(&state);
     let collector = Collector::start(&dir.join("collector"), 0);
+    let token = std::fs::read_to_string(collector.enroll("tamper", &state)).expect("token");
+    let token = token.trim();
     let good = batch_of(&state, last);
     let body = good.encode_binary(3).expect("encode");
 
@@ -263,7 +279,7 @@ fn tampered_batches_and_wrong_tokens_are_refused_and_store_nothing() {
     tampered.frames[middle] ^= 0x01;
     let (status, reply) = collector.post_batch(
         "tamper",
-        "agent-secret-token",
+        token,
         CONTENT_TYPE_BINARY,
         tampered.encode_binary(3).expect("encode"),
     );
@@ -278,13 +294,12 @@ fn tampered_batches_and_wrong_tokens_are_refused_and_store_nothing() {
 
     let (status, reply) = collector.post_batch(
         "tamper",
-        "agent-secret-token",
+        token,
         CONTENT_TYPE_JSON,
         good.encode_json().expect("json"),
     );
     assert_eq!(status, 200, "{reply}");
-    let (status, _) =
-        collector.post_batch("tamper", "agent-secret-token", CONTENT_TYPE_BINARY, body);
+    let (status, _) = collector.post_batch("tamper", token, CONTENT_TYPE_BINARY, body);
     assert_eq!(status, 200, "a replayed batch is accepted");
     let entry = collector.host("tamper").expect("host stored");
     assert_eq!(
@@ -293,12 +308,8 @@ fn tampered_batches_and_wrong_tokens_are_refused_and_store_nothing() {
         "stored once: {entry}"
     );
 
-    let (status, reply) = collector.post_batch(
-        "tamper",
-        "agent-secret-token",
-        CONTENT_TYPE_BINARY,
-        b"garbage".to_vec(),
-    );
+    let (status, reply) =
+        collector.post_batch("tamper", token, CONTENT_TYPE_BINARY, b"garbage".to_vec());
     assert_eq!(status, 400);
     assert!(reply["error"].is_string(), "400 names the reason: {reply}");
     harness::remove_tree(&dir);

@@ -79,7 +79,7 @@ fn start_shipper(
     let (tx, rx) = watch::channel(None);
     let settings = ShipSettings {
         collector: c.url(),
-        token_file: c.agent_token_file(),
+        token_file: enroll(state, c, host),
         host_id: host.into(),
         ca_file: None,
         client_cert: None,
@@ -91,6 +91,29 @@ fn start_shipper(
     let cursor = ship::cursor::AckCursor::load(state).unwrap();
     let handle = ship::spawn(settings, state.join("journal"), cursor, acked.clone(), rx).unwrap();
     (acked, tx, handle)
+}
+
+/// Enrolls `host` with the genesis key of the journal under `state`; returns its token file.
+fn enroll(state: &Path, c: &CollectorProcess, host: &str) -> std::path::PathBuf {
+    let key = auditloop_journal::keys::EpochKey::load(&state.join("keys/journal.key"))
+        .unwrap()
+        .expect("the journal key (the journal is opened first)");
+    let answer: serde_json::Value = reqwest::blocking::Client::new()
+        .post(format!("{}/v1/enroll", c.url()))
+        .bearer_auth(&c.enroll_token)
+        .json(&serde_json::json!({
+            "host_id": host,
+            "genesis_public_key": hex::encode(key.genesis_public()),
+        }))
+        .send()
+        .unwrap()
+        .error_for_status()
+        .unwrap()
+        .json()
+        .unwrap();
+    let file = c.dir.join(format!("{host}.token"));
+    std::fs::write(&file, answer["token"].as_str().unwrap()).unwrap();
+    file
 }
 
 fn head(state: &Path) -> u64 {

@@ -21,8 +21,10 @@ pub struct Cli {
 pub enum Command {
     /// Capture events from the kernel, journal and print them (needs root).
     Run(RunArgs),
-    /// Verify a journal: hashes, links, sequence, checkpoint signatures and key evolution.
-    /// Exit status: 0 clean, 1 tampered or damaged, 2 usage error.
+    /// Verify a journal: hashes, links, sequence, checkpoint signatures and key evolution, the key ladder
+    /// after retention, the unsigned tail and HEAD. Exit status: 0 clean and proven, 1 tampered or damaged
+    /// (or the trusted key does not or cannot check), 2 usage error, 3 clean but not proven (an unsigned
+    /// tail spanning more than --max-unsigned-secs, HEAD missing or behind the last checkpoint).
     Verify(VerifyArgs),
     /// Print journal records as JSON lines or Elastic Common Schema documents.
     Export(ExportArgs),
@@ -80,6 +82,18 @@ pub struct VerifyArgs {
     /// Also decode every event payload.
     #[arg(long)]
     pub deep: bool,
+    /// Longest time, in seconds, the records after the last checkpoint may span before the journal counts
+    /// as not proven (exit status 3): nothing signed them, so whoever can write the journal could have
+    /// written them.
+    #[arg(long, value_name = "SECS", default_value_t = 5.0, value_parser = parse_secs)]
+    pub max_unsigned_secs: f64,
+}
+
+fn parse_secs(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(secs) if secs.is_finite() && secs >= 0.0 => Ok(secs),
+        _ => Err(format!("`{text}` is not a number of seconds (0 or more)")),
+    }
 }
 
 /// Export formats.

@@ -1,6 +1,10 @@
 //! Journal stage: every event is appended to the tamper-evident journal, and numbered by it, before any
-//! other stage sees it. A checkpoint is signed at least once a second, records are made durable by the
-//! configured fsync policy, and a clean stop seals the journal with a final checkpoint.
+//! other stage sees it. A checkpoint is signed at least once a second while records arrive (checked at
+//! every append as well as every tick, so a steady stream of events cannot postpone it), the first one as
+//! soon as a run has journaled something, and a heartbeat checkpoint every [`HEARTBEAT`] when nothing
+//! arrives, so the chain always has a signed head at most a few seconds old: that is the liveness the
+//! collector sees. Records are made durable by the configured fsync policy, and a clean stop seals the
+//! journal with a final checkpoint.
 //!
 //! When shipping, the journal is the spool: retention may only delete records the collector acknowledged.
 //! If the unacknowledged records fill `journal.max_bytes`, new events are not journaled and are counted
@@ -26,6 +30,9 @@ use crate::loss::LossCounter;
 
 /// How often a checkpoint is signed while events arrive.
 pub const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
+/// How often a checkpoint is signed when nothing arrives (a heartbeat: one small record, proving the agent
+/// alive and giving the chain a signed head at most this old).
+pub const HEARTBEAT: Duration = Duration::from_secs(3);
 
 /// The open journal and its checkpoint timer.
 pub struct JournalStage {
@@ -41,6 +48,17 @@ pub struct JournalStage {
     lost: LossCounter,
     /// `loss` events this stage journaled on its own, for the caller to pass on (stdout).
     reported: Vec<Event>,
+}
+
+/// When the next checkpoint is due, `last` being the last one: [`CHECKPOINT_INTERVAL`] after it when
+/// records were appended since, else [`HEARTBEAT`] after it.
+fn checkpoint_due(last: Instant, appended: bool, now: Instant) -> bool {
+    let every = if appended {
+        CHECKPOINT_INTERVAL
+    } else {
+        HEARTBEAT
+    };
+    now.saturating_duration_since(last) >= every
 }
 
 /// Spool accounting while shipping.
@@ -77,7 +95,8 @@ pub fn options(config: &JournalConfig, state_dir: &Path) -> JournalOptions {
 }
 
 impl JournalStage {
-    /// Opens the journal; returns a `journal_recovered` body when a torn tail was cut. With `shipped`
+    /// Opens the journal; returns a `journal_recovered` body for a torn tail that was cut and for a damaged
+    /// key ladder that was set aside. With `shipped`
     /// (the shipper's acknowledged sequence number), retention never deletes unacknowledged records.
     /// Agent events (losses) are stamped with `clock`.
     pub fn open(
@@ -85,7 +104,7 @@ impl JournalStage {
         state_dir: &Path,
         shipped: Option<RetentionFloor>,
         clock: Clock,
-    ) -> Result<(JournalStage, Option<EventBody>), JournalError> {
+    ) -> Result<(JournalStage, Vec<EventBody>), JournalError> {
         let mut journal = Journal::open(options(config, state_dir))?;
         // Without a shipper, every durable record may be deleted by retention.
         let floor = shipped
@@ -99,20 +118,29 @@ impl JournalStage {
             max_bytes: config.max_bytes,
             lost: LossCounter::new(LossStage::SpoolOverflow, "event"),
         });
-        let recovered = journal.recovered().map(|r| {
-            EventBody::JournalRecovered(JournalRecovered {
-                segment: r.segment.display().to_string(),
-                offset: r.offset,
-                bytes_cut: r.bytes_cut,
-                last_seq: r.last_seq,
-                reason: r.reason.clone(),
+        let recovered: Vec<EventBody> = journal
+            .recovered()
+            .into_iter()
+            .chain(journal.ladder_reset())
+            .map(|r| {
+                EventBody::JournalRecovered(JournalRecovered {
+                    segment: r.segment.display().to_string(),
+                    offset: r.offset,
+                    bytes_cut: r.bytes_cut,
+                    last_seq: r.last_seq,
+                    reason: r.reason.clone(),
+                })
             })
-        });
+            .collect();
+        // The run's first records are signed as soon as they are appended.
+        let last_checkpoint = Instant::now()
+            .checked_sub(CHECKPOINT_INTERVAL)
+            .unwrap_or_else(Instant::now);
         Ok((
             JournalStage {
                 journal,
                 clock,
-                last_checkpoint: Instant::now(),
+                last_checkpoint,
                 appended_since_checkpoint: false,
                 spool,
                 on_error: config.on_error,
@@ -145,7 +173,22 @@ impl JournalStage {
         if !entered {
             self.lost.count(1);
         }
+        if entered && checkpoint_due(self.last_checkpoint, true, Instant::now()) {
+            self.checkpoint()?;
+        }
         Ok(entered)
+    }
+
+    /// Signs a checkpoint now; on failure marks the journal impaired (with `halt`, returns the error).
+    fn checkpoint(&mut self) -> Result<(), JournalError> {
+        match self.journal.checkpoint() {
+            Ok(_) => {
+                self.last_checkpoint = Instant::now();
+                self.appended_since_checkpoint = false;
+                Ok(())
+            }
+            Err(err) => self.fail(err),
+        }
     }
 
     /// Events counted as lost since the start (spool overflow and journal errors).
@@ -322,8 +365,8 @@ impl JournalStage {
         Ok(entered)
     }
 
-    /// Group commit, the once-a-second checkpoint, loss reports and recovery after a write error; call
-    /// often (every few ms to 100 ms). Errors only with `on_error: halt`.
+    /// Group commit, the once-a-second checkpoint and the [`HEARTBEAT`], loss reports and recovery after a
+    /// write error; call often (every few ms to 100 ms). Errors only with `on_error: halt`.
     pub fn tick(&mut self) -> Result<(), JournalError> {
         self.try_recover()?;
         let full = self.spool_full()?;
@@ -331,13 +374,14 @@ impl JournalStage {
         if self.impaired.is_some() {
             return Ok(());
         }
-        if self.appended_since_checkpoint && self.last_checkpoint.elapsed() >= CHECKPOINT_INTERVAL {
-            match self.journal.checkpoint() {
-                Ok(_) => {
-                    self.last_checkpoint = Instant::now();
-                    self.appended_since_checkpoint = false;
-                }
-                Err(err) => return self.fail(err),
+        if checkpoint_due(
+            self.last_checkpoint,
+            self.appended_since_checkpoint,
+            Instant::now(),
+        ) {
+            self.checkpoint()?;
+            if self.impaired.is_some() {
+                return Ok(());
             }
         }
         if let Err(err) = self.journal.maybe_sync() {
@@ -371,6 +415,71 @@ mod tests {
             count: 0,
             total: 0,
         }))
+    }
+
+    /// Sequence numbers of the checkpoints in the journal of `state`.
+    fn checkpoints(state: &Path) -> Vec<u64> {
+        Reader::open(&state.join("journal"))
+            .unwrap()
+            .filter_map(|r| {
+                let r = r.unwrap();
+                matches!(r.payload, Payload::Checkpoint(_)).then_some(r.seq)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn checkpoints_are_due_a_second_after_appends_and_a_heartbeat_after_silence() {
+        let t = Instant::now();
+        assert!(!checkpoint_due(t, true, t + Duration::from_millis(999)));
+        assert!(checkpoint_due(t, true, t + CHECKPOINT_INTERVAL));
+        assert!(!checkpoint_due(t, false, t + Duration::from_millis(2999)));
+        assert!(checkpoint_due(t, false, t + HEARTBEAT));
+        assert!(
+            !checkpoint_due(t + HEARTBEAT, false, t),
+            "a clock read before `last`"
+        );
+    }
+
+    #[test]
+    fn an_idle_stage_writes_a_heartbeat_checkpoint_and_a_busy_one_checkpoints_at_append() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = JournalConfig {
+            fsync: FsyncMode::Never,
+            ..JournalConfig::default()
+        };
+        let (mut stage, _) =
+            JournalStage::open(&config, dir.path(), None, Clock::measure()).unwrap();
+        // The run's first record is signed at once.
+        assert!(stage.append(&mut event()).unwrap());
+        stage.journal.sync().unwrap();
+        let first = checkpoints(dir.path());
+        assert_eq!(first.len(), 1, "{first:?}");
+        // Nothing appended and the heartbeat not yet due: no checkpoint.
+        stage.tick().unwrap();
+        assert_eq!(checkpoints(dir.path()), first);
+        // Idle for a heartbeat: a checkpoint right after the previous one, with nothing in between.
+        stage.last_checkpoint = Instant::now().checked_sub(HEARTBEAT).unwrap();
+        stage.tick().unwrap();
+        let after = checkpoints(dir.path());
+        assert_eq!(after.len(), 2, "{after:?}");
+        assert_eq!(
+            after[1],
+            after[0] + 1,
+            "a heartbeat follows the checkpoint directly"
+        );
+        // Appends alone, without ticks, still checkpoint once a second.
+        stage.last_checkpoint = Instant::now().checked_sub(CHECKPOINT_INTERVAL).unwrap();
+        assert!(stage.append(&mut event()).unwrap());
+        assert_eq!(checkpoints(dir.path()).len(), 3);
+        stage.close().unwrap();
+        let report = auditloop_journal::verify(
+            &dir.path().join("journal"),
+            &auditloop_journal::VerifyOptions::default(),
+            &mut |_, _| {},
+        )
+        .unwrap();
+        assert!(report.is_clean(), "{report:?}");
     }
 
     #[test]

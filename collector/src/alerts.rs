@@ -2,9 +2,10 @@
 //!
 //! The kinds are [`AlertKind`] of the HTTP contract, defined once in `auditloop_protocol::api`; this module
 //! gives each kind its meaning ([`describe`]) and builds every alert the collector raises ([`gap`],
-//! [`chain_fork`], [`tamper`], [`unexpected_restart`], [`spool_overflow`], [`silence`]). Ingest raises the
-//! first five, the silence watcher the last. Every alert is stored and logged with `tracing` at `warn`
-//! ([`log`]).
+//! [`forgery`], [`unexpected_restart`], [`spool_overflow`], [`silence`]). Ingest raises the first four,
+//! the silence watcher the last. Every alert is stored (one per host and kind, counted) and logged with
+//! `tracing` at `warn` ([`log`]). [`chain_fork`] and [`tamper`] describe alerts that collectors before
+//! enrollment raised; refusals are `forgery` now.
 //!
 //! This module only describes alerts: it never stores, verifies or serves anything, and imports nothing
 //! else of the collector.
@@ -13,7 +14,7 @@ use std::time::Duration;
 
 use auditloop_journal::Damage;
 use auditloop_model::{Event, EventBody, LossStage, WallTime};
-use auditloop_protocol::api::AlertKind;
+use auditloop_protocol::api::{AlertKind, DAMAGE_CHAIN_FORK, DAMAGE_WRONG_KEY};
 use serde_json::json;
 
 /// An alert to store (the host and time are added when it is stored).
@@ -40,7 +41,60 @@ pub fn describe(kind: AlertKind) -> &'static str {
         }
         AlertKind::Silence => "a host that shipped before has not shipped for the silence period",
         AlertKind::SpoolOverflow => "the agent's spool overflowed and it dropped events",
+        AlertKind::Forgery => {
+            "a batch for the host was refused: another identity's token, or a chain that does not verify \
+             against the host's stored chain and enrolled key"
+        }
     }
+}
+
+/// Who sent a refused batch: the identity of its token and the peer address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Offender<'a> {
+    /// The token's name: the host id it belongs to, `enrollment` or `admin`.
+    pub token: &'a str,
+    /// The token's role: `host`, `enrollment` or `admin`.
+    pub role: &'a str,
+    /// The peer address (`ip:port`, or `unknown`).
+    pub peer: &'a str,
+}
+
+/// Why a batch was refused as a forgery.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refused {
+    /// The token is not the host's own.
+    ForeignToken,
+    /// A replayed record differs from the stored one.
+    ChainFork,
+    /// A record breaks the chain rules.
+    Damage(Damage),
+    /// The host's first batch does not start from its enrolled key.
+    WrongKey,
+    /// Replayed records differ from the host's pending (unsigned) records: either they are refused until a
+    /// checkpoint of the host covers them, or they replaced the pending ones, which nobody signed.
+    PendingFork,
+}
+
+impl Refused {
+    /// The name in the alert's `refused` (and in a 422's `damage`): `foreign_token`, `chain_fork`,
+    /// `wrong_key`, `pending_fork` or the kind of damage as `auditloop verify --json` prints it.
+    pub fn name(self) -> String {
+        match self {
+            Refused::ForeignToken => "foreign_token".into(),
+            Refused::ChainFork => DAMAGE_CHAIN_FORK.into(),
+            Refused::WrongKey => DAMAGE_WRONG_KEY.into(),
+            Refused::PendingFork => "pending_fork".into(),
+            Refused::Damage(damage) => damage_name(damage),
+        }
+    }
+}
+
+/// The snake_case name of a kind of damage, as `auditloop verify --json` prints it.
+pub fn damage_name(damage: Damage) -> String {
+    serde_json::to_value(damage)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_else(|| format!("{damage:?}"))
 }
 
 /// Logs an alert of `host`.
@@ -64,7 +118,23 @@ pub fn gap(expected_seq: u64, error: &str) -> NewAlert {
     }
 }
 
-/// The `chain_fork` of a replayed record `seq` that differs from the stored one.
+/// The `forgery` of a batch refused for `why`, sent by `offender` (`seq`: where it failed, if known).
+pub fn forgery(offender: &Offender<'_>, why: Refused, seq: Option<u64>, error: &str) -> NewAlert {
+    NewAlert {
+        kind: AlertKind::Forgery,
+        seq,
+        detail: json!({
+            "token": offender.token,
+            "role": offender.role,
+            "peer": offender.peer,
+            "refused": why.name(),
+            "error": error,
+        }),
+    }
+}
+
+/// The `chain_fork` of a replayed record `seq` that differs from the stored one (as collectors before
+/// enrollment raised it).
 pub fn chain_fork(seq: u64, error: &str) -> NewAlert {
     NewAlert {
         kind: AlertKind::ChainFork,
@@ -73,7 +143,7 @@ pub fn chain_fork(seq: u64, error: &str) -> NewAlert {
     }
 }
 
-/// The `tamper` of a record that failed verification at `seq`.
+/// The `tamper` of a record that failed verification at `seq` (as collectors before enrollment raised it).
 pub fn tamper(seq: u64, damage: Damage, error: &str) -> NewAlert {
     NewAlert {
         kind: AlertKind::Tamper,
@@ -145,7 +215,10 @@ mod tests {
     use auditloop_protocol::api::AlertKind;
     use serde_json::json;
 
-    use super::{chain_fork, describe, gap, silence, tamper, unexpected_restart};
+    use super::{
+        Offender, Refused, chain_fork, damage_name, describe, forgery, gap, silence, tamper,
+        unexpected_restart,
+    };
 
     #[test]
     fn names_round_trip_and_match_serde() {
@@ -179,6 +252,26 @@ mod tests {
             t.detail,
             json!({ "damage": "hash_mismatch", "error": "bad" })
         );
+        let offender = Offender {
+            token: "enrollment",
+            role: "enrollment",
+            peer: "10.0.0.9:4711",
+        };
+        let x = forgery(&offender, Refused::ForeignToken, None, "foreign");
+        assert_eq!((x.kind, x.seq), (AlertKind::Forgery, None));
+        assert_eq!(
+            x.detail,
+            json!({ "token": "enrollment", "role": "enrollment", "peer": "10.0.0.9:4711",
+                    "refused": "foreign_token", "error": "foreign" })
+        );
+        let d = forgery(&offender, Refused::Damage(Damage::BrokenLink), Some(4), "x");
+        assert_eq!(
+            (d.seq, &d.detail["refused"]),
+            (Some(4), &json!("broken_link"))
+        );
+        assert_eq!(Refused::ChainFork.name(), "chain_fork");
+        assert_eq!(Refused::WrongKey.name(), "wrong_key");
+        assert_eq!(damage_name(Damage::BadSignature), "bad_signature");
         let s = silence(5, Duration::from_secs(300));
         assert_eq!((s.kind, s.seq), (AlertKind::Silence, None));
         assert_eq!(s.detail["silence_secs"], 300);

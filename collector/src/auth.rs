@@ -1,10 +1,16 @@
-//! Who may do what: bearer tokens for agents (shared or per host) and for the admin (queries).
+//! Who may do what: three roles of bearer token, and who a presented token belongs to.
 //!
-//! Tokens are kept only as SHA-256 digests and compared in constant time; every known token is compared on
-//! each request, so the time taken does not tell which one (if any) matched. A per-host token authorizes
-//! only its host; the shared agent token authorizes every host; the admin token authorizes only queries.
-
-use std::collections::HashMap;
+//! - **admin** (`--admin-token-file`): queries and host administration; it may enroll hosts too.
+//! - **enrollment** (`--enroll-token-file`, optional): creates new hosts only (`POST /v1/enroll`); it can
+//!   never append to a host.
+//! - **host**: one per host, issued by the collector when the host is enrolled ([`HostToken::generate`]);
+//!   it authorizes batches of that host only.
+//!
+//! Tokens are kept only as SHA-256 digests ([`TokenDigest`]): the admin and enrollment digests here, host
+//! digests in the store, never in a file the collector reads. Digests are compared in constant time
+//! ([`same`]); the admin and enrollment digests are both compared on each request, so the time taken does
+//! not tell which one (if any) matched. This module never touches the store: the HTTP layer looks host
+//! digests up.
 
 use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
@@ -13,6 +19,9 @@ use subtle::ConstantTimeEq;
 
 /// Longest host name accepted.
 pub const MAX_HOST_NAME: usize = 253;
+
+/// The SHA-256 digest of a token: all the collector keeps of it.
+pub type TokenDigest = [u8; 32];
 
 /// The outcome of an access check.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -25,111 +34,129 @@ pub enum Access {
     Forbidden,
 }
 
-/// Why a set of tokens is unusable.
+/// Whose token a request carries.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Identity {
+    /// The admin token.
+    Admin,
+    /// The enrollment token.
+    Enrollment,
+    /// The token of this host.
+    Host(String),
+}
+
+impl Identity {
+    /// The token's name as alerts show it: the host id, `enrollment` or `admin`.
+    pub fn name(&self) -> &str {
+        match self {
+            Identity::Admin => "admin",
+            Identity::Enrollment => "enrollment",
+            Identity::Host(host) => host,
+        }
+    }
+
+    /// The token's role: `host`, `enrollment` or `admin` (a host may be called `admin`; the role tells).
+    pub fn role(&self) -> &'static str {
+        match self {
+            Identity::Admin => "admin",
+            Identity::Enrollment => "enrollment",
+            Identity::Host(_) => "host",
+        }
+    }
+}
+
+/// Why a set of tokens is unusable, or a new one could not be made.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum TokenError {
     /// Two roles share one token.
     #[error("the {0} token and the {1} token are the same; every token must be distinct")]
     Shared(String, String),
-    /// A configured host name is not a valid host name.
-    #[error("invalid host name {0:?} (1 to 253 of A-Z a-z 0-9 . _ -)")]
-    HostName(String),
+    /// The operating system's random source failed.
+    #[error("making a token: the random source failed: {0}")]
+    Random(String),
 }
 
-type TokenDigest = [u8; 32];
-
-/// The tokens the collector accepts.
+/// The admin and enrollment tokens the collector accepts.
 #[derive(Clone)]
 pub struct Tokens {
-    agent: TokenDigest,
     admin: TokenDigest,
-    hosts: HashMap<String, TokenDigest>,
+    enroll: Option<TokenDigest>,
 }
 
 impl std::fmt::Debug for Tokens {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Tokens")
-            .field("hosts", &self.hosts.keys().collect::<Vec<_>>())
+            .field("enrollment", &self.enroll.is_some())
             .finish_non_exhaustive()
     }
 }
 
 impl Tokens {
-    /// The shared agent token, the admin token and per-host tokens; all must differ.
-    pub fn new(
-        agent: &str,
-        admin: &str,
-        hosts: impl IntoIterator<Item = (String, String)>,
-    ) -> Result<Tokens, TokenError> {
-        let mut seen: HashMap<TokenDigest, String> = HashMap::new();
-        let mut remember = |token: &str, role: String| {
-            let d = digest(token);
-            match seen.insert(d, role.clone()) {
-                Some(other) => Err(TokenError::Shared(other, role)),
-                None => Ok(d),
-            }
-        };
-        let agent = remember(agent, "agent".into())?;
-        let admin = remember(admin, "admin".into())?;
-        let mut per_host = HashMap::new();
-        for (host, token) in hosts {
-            if !valid_host_name(&host) {
-                return Err(TokenError::HostName(host));
-            }
-            let d = remember(&token, format!("host {host}"))?;
-            per_host.insert(host, d);
+    /// The admin token and, if enrollment by token is on, the enrollment token; they must differ.
+    pub fn new(admin: &str, enroll: Option<&str>) -> Result<Tokens, TokenError> {
+        let admin = digest(admin);
+        let enroll = enroll.map(digest);
+        if enroll.is_some_and(|e| same(&e, &admin)) {
+            return Err(TokenError::Shared("admin".into(), "enrollment".into()));
         }
-        Ok(Tokens {
-            agent,
-            admin,
-            hosts: per_host,
-        })
+        Ok(Tokens { admin, enroll })
     }
 
-    /// May `presented` ship batches for `host`?
-    pub fn host_access(&self, host: &str, presented: Option<&str>) -> Access {
-        let Some(presented) = presented else {
-            return Access::Unauthorized;
-        };
-        let d = digest(presented);
-        let own = self.hosts.get(host).is_some_and(|t| same(t, &d));
-        let agent = same(&self.agent, &d);
-        let admin = same(&self.admin, &d);
-        let any_host = self.hosts.values().fold(false, |acc, t| acc | same(t, &d));
-        if own || agent {
-            Access::Granted
-        } else if admin || any_host {
-            Access::Forbidden
-        } else {
-            Access::Unauthorized
-        }
-    }
-
-    /// May `presented` use the query API?
-    pub fn admin_access(&self, presented: Option<&str>) -> Access {
-        let Some(presented) = presented else {
-            return Access::Unauthorized;
-        };
-        let d = digest(presented);
-        let admin = same(&self.admin, &d);
-        let agent = same(&self.agent, &d);
-        let any_host = self.hosts.values().fold(false, |acc, t| acc | same(t, &d));
+    /// The role of `presented` if it is the admin or the enrollment token (both are compared).
+    pub fn identify(&self, presented: &TokenDigest) -> Option<Identity> {
+        let admin = same(&self.admin, presented);
+        let enroll = self.enroll.is_some_and(|e| same(&e, presented));
         if admin {
-            Access::Granted
-        } else if agent || any_host {
-            Access::Forbidden
+            Some(Identity::Admin)
+        } else if enroll {
+            Some(Identity::Enrollment)
         } else {
-            Access::Unauthorized
+            None
         }
+    }
+
+    /// Whether enrollment by token is on.
+    pub fn enrollment_enabled(&self) -> bool {
+        self.enroll.is_some()
     }
 }
 
-fn digest(token: &str) -> TokenDigest {
+/// A new host token: shown once, kept only as its digest.
+pub struct HostToken {
+    /// The token (64 hex digits).
+    pub token: String,
+    /// Its digest, which the store keeps.
+    pub digest: TokenDigest,
+}
+
+impl std::fmt::Debug for HostToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never prints the token.
+        f.debug_struct("HostToken").finish_non_exhaustive()
+    }
+}
+
+impl HostToken {
+    /// 32 bytes from the operating system's random source, in hex.
+    pub fn generate() -> Result<HostToken, TokenError> {
+        let mut bytes = [0u8; 32];
+        getrandom::fill(&mut bytes).map_err(|e| TokenError::Random(e.to_string()))?;
+        let token = hex::encode(bytes);
+        Ok(HostToken {
+            digest: digest(&token),
+            token,
+        })
+    }
+}
+
+/// The digest of `token`.
+pub fn digest(token: &str) -> TokenDigest {
     Sha256::digest(token.as_bytes()).into()
 }
 
-fn same(a: &TokenDigest, b: &TokenDigest) -> bool {
+/// Whether two digests are equal, in constant time.
+pub fn same(a: &TokenDigest, b: &TokenDigest) -> bool {
     a.ct_eq(b).into()
 }
 
@@ -155,51 +182,52 @@ mod tests {
     use axum::http::header::AUTHORIZATION;
     use axum::http::{HeaderMap, HeaderValue};
 
-    use super::{Access, TokenError, Tokens, bearer, valid_host_name};
+    use super::{HostToken, Identity, TokenError, Tokens, bearer, digest, same, valid_host_name};
 
-    fn tokens() -> Tokens {
-        Tokens::new(
-            "agent-t",
-            "admin-t",
-            [
-                ("web".to_owned(), "web-t".to_owned()),
-                ("db".to_owned(), "db-t".to_owned()),
-            ],
-        )
-        .unwrap()
+    #[test]
+    fn admin_and_enrollment_tokens_are_told_apart() {
+        let t = Tokens::new("admin-t", Some("enroll-t")).unwrap();
+        assert_eq!(t.identify(&digest("admin-t")), Some(Identity::Admin));
+        assert_eq!(t.identify(&digest("enroll-t")), Some(Identity::Enrollment));
+        assert_eq!(t.identify(&digest("nope")), None);
+        assert!(t.enrollment_enabled());
+        let admin_only = Tokens::new("admin-t", None).unwrap();
+        assert_eq!(admin_only.identify(&digest("enroll-t")), None);
+        assert!(!admin_only.enrollment_enabled());
     }
 
     #[test]
-    fn host_tokens_authorize_only_their_host() {
-        let t = tokens();
-        assert_eq!(t.host_access("web", Some("web-t")), Access::Granted);
-        assert_eq!(t.host_access("db", Some("web-t")), Access::Forbidden);
-        assert_eq!(t.host_access("other", Some("web-t")), Access::Forbidden);
-        assert_eq!(t.host_access("web", Some("agent-t")), Access::Granted);
-        assert_eq!(t.host_access("anything", Some("agent-t")), Access::Granted);
-        assert_eq!(t.host_access("web", Some("admin-t")), Access::Forbidden);
-        assert_eq!(t.host_access("web", Some("nope")), Access::Unauthorized);
-        assert_eq!(t.host_access("web", None), Access::Unauthorized);
+    fn tokens_must_be_distinct() {
+        let err = Tokens::new("same", Some("same")).unwrap_err();
+        assert_eq!(err, TokenError::Shared("admin".into(), "enrollment".into()));
     }
 
     #[test]
-    fn only_the_admin_token_queries() {
-        let t = tokens();
-        assert_eq!(t.admin_access(Some("admin-t")), Access::Granted);
-        assert_eq!(t.admin_access(Some("agent-t")), Access::Forbidden);
-        assert_eq!(t.admin_access(Some("db-t")), Access::Forbidden);
-        assert_eq!(t.admin_access(Some("x")), Access::Unauthorized);
-        assert_eq!(t.admin_access(None), Access::Unauthorized);
+    fn host_tokens_are_random_and_kept_as_digests() {
+        let a = HostToken::generate().unwrap();
+        let b = HostToken::generate().unwrap();
+        assert_eq!(a.token.len(), 64);
+        assert!(a.token.bytes().all(|c| c.is_ascii_hexdigit()));
+        assert_ne!(a.token, b.token);
+        assert!(same(&a.digest, &digest(&a.token)));
+        assert!(!same(&a.digest, &b.digest));
+        assert!(!format!("{a:?}").contains(&a.token));
     }
 
     #[test]
-    fn tokens_must_be_distinct_and_hosts_valid() {
-        let err = Tokens::new("same", "same", []).unwrap_err();
-        assert_eq!(err, TokenError::Shared("agent".into(), "admin".into()));
-        let err = Tokens::new("a", "b", [("h".to_owned(), "a".to_owned())]).unwrap_err();
-        assert!(err.to_string().contains("host h"), "{err}");
-        let err = Tokens::new("a", "b", [("bad/name".to_owned(), "c".to_owned())]).unwrap_err();
-        assert!(matches!(err, TokenError::HostName(_)));
+    fn identities_name_their_token() {
+        assert_eq!(
+            (
+                Identity::Host("admin".into()).name(),
+                Identity::Host("admin".into()).role()
+            ),
+            ("admin", "host")
+        );
+        assert_eq!(
+            (Identity::Admin.name(), Identity::Admin.role()),
+            ("admin", "admin")
+        );
+        assert_eq!(Identity::Enrollment.name(), "enrollment");
     }
 
     #[test]
@@ -221,6 +249,7 @@ mod tests {
         assert!(valid_host_name("web-1.example_org"));
         assert!(!valid_host_name(""));
         assert!(!valid_host_name("a/b"));
+        assert!(!valid_host_name("a@replaced-1"));
         assert!(!valid_host_name(&"a".repeat(254)));
     }
 }

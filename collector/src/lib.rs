@@ -1,11 +1,13 @@
 //! auditloop's central collector.
 //!
-//! The collector owns the judgement of what a host shipped: agents POST batches of journal records
+//! The collector owns the judgement of what a host shipped: hosts are enrolled with their journal's genesis
+//! public key and ship with a token of their own; agents POST batches of journal records
 //! ([`auditloop_protocol::batch::Batch`]); the collector verifies each batch against the host's stored chain
-//! with the same rules as `auditloop verify`, stores verified records all or nothing, raises alerts on
-//! forks, gaps, tampering, unexpected restarts, spool overflows and silence, and serves the stored events to
-//! the admin. It never stores a record it could not verify, never stores a batch in part, and never stores
-//! a record twice. It must not know how agents capture, journal or ship events (it sees only the journal's
+//! and enrolled key with the same rules as `auditloop verify`, stores records all or nothing (verified once
+//! a checkpoint signed along the host's key chain covers them, pending until then), raises alerts on
+//! forgeries, gaps, unexpected restarts, spool overflows and silence, and serves the verified events to the
+//! admin. It never stores a record it could not verify, never stores a batch in part, never stores a record
+//! twice, and never lets a refused batch change the host it names. It must not know how agents capture, journal or ship events (it sees only the journal's
 //! record format, the event model and the protocol crate's contract), and above the store nothing may know
 //! which database is behind it. The HTTP contract is documented in `docs/collector.md`.
 //!
@@ -22,18 +24,21 @@
 //!   maintains its own search index and log checkpoints on threads of its own) and the conformance suite
 //!   every backend passes. Uses `alerts`.
 //! - [`alerts`]: the alert kinds' meanings and the functions that build alerts. A leaf.
-//! - [`auth`]: the accepted tokens. A leaf.
+//! - [`auth`]: the token roles (admin, enrollment, host), digests and constant-time comparison. A leaf.
 //!
-//! Wiring: [`server`] serves `http` and runs `silence` until shutdown; [`cli`] and [`config`] read the
-//! command line and the configuration file; `main.rs` connects them.
+//! Wiring: [`server`] serves `http` through [`listen`] (TLS, connection cap, timeouts) and runs `silence`
+//! until shutdown; [`cli`] and [`config`] read the command line and the token files; [`host_tokens`] is the
+//! migration command `issue-host-tokens` (uses `store`, `auth`); `main.rs` connects them.
 #![deny(missing_docs)]
 
 pub mod alerts;
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod host_tokens;
 pub mod http;
 pub mod ingest;
+pub mod listen;
 pub mod server;
 pub mod silence;
 pub mod store;

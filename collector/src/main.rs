@@ -5,13 +5,27 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
-use auditloop_collector::cli::Args;
+use auditloop_collector::cli::{self, Args, Invocation, IssueHostTokens};
+use auditloop_collector::host_tokens::issue_host_tokens;
 use auditloop_collector::{AppState, SqliteStore, config, server};
-use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
-    match run() {
+    let invocation = match cli::parse_from(std::env::args_os()) {
+        Ok(invocation) => invocation,
+        Err(e) => e.exit(),
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let result = match invocation {
+        Invocation::Serve(args) => serve(&args),
+        Invocation::IssueHostTokens(cmd) => issue(&cmd),
+    };
+    match result {
         Ok(code) => code,
         Err(e) => {
             eprintln!("auditloop-collector: {e:#}");
@@ -20,22 +34,13 @@ fn main() -> ExitCode {
     }
 }
 
-fn run() -> anyhow::Result<ExitCode> {
-    let args = Args::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    let tokens = config::load_tokens(
-        &args.agent_token_file,
-        &args.admin_token_file,
-        args.config.as_deref(),
-    )
-    .context("loading tokens")?;
+fn serve(args: &Args) -> anyhow::Result<ExitCode> {
+    let tokens = config::load_tokens(&args.admin_token_file, args.enroll_token_file.as_deref())
+        .context("loading tokens")?;
+    let listen = args.listen_options().context("setting up TLS")?;
     let store = SqliteStore::open(&args.db).context("opening the database")?;
-    let state = AppState::new(Arc::new(store), tokens, args.max_body_bytes);
+    let state = AppState::new(Arc::new(store), tokens, args.max_body_bytes)
+        .with_max_concurrent_batches(args.max_concurrent_batches());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -51,8 +56,32 @@ fn run() -> anyhow::Result<ExitCode> {
             writeln!(out, "listening on {addr}").context("writing to stdout")?;
             out.flush().context("writing to stdout")?;
         }
-        tracing::info!(%addr, db = %args.db.display(), "collector started");
-        server::serve(listener, state, args.silence(), shutdown).await?;
+        let tls = listen.tls.is_some();
+        tracing::info!(%addr, tls, db = %args.db.display(), "collector started");
+        server::serve(listener, listen, state, args.silence(), shutdown).await?;
         Ok(ExitCode::SUCCESS)
     })
+}
+
+fn issue(cmd: &IssueHostTokens) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(
+        cmd.db.is_file(),
+        "{}: no such database (give the collector's --db file)",
+        cmd.db.display()
+    );
+    let store = SqliteStore::open(&cmd.db).context("opening the database")?;
+    let issued =
+        issue_host_tokens(&store, &cmd.out, cmd.host.as_deref()).context("issuing host tokens")?;
+    let mut out = std::io::stdout().lock();
+    for i in &issued {
+        writeln!(out, "{}: {}", i.host, i.file.display()).context("writing to stdout")?;
+    }
+    if issued.is_empty() {
+        writeln!(
+            out,
+            "every host has a token already (give --host to replace one)"
+        )
+        .context("writing to stdout")?;
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -1,6 +1,6 @@
 //! Serving the API until a shutdown signal: in-flight requests finish, the silence watcher stops, and every
-//! task's error is reported. The store keeps its own background work (search index, log checkpoints) and
-//! stops it when dropped.
+//! task's error is reported. Connections (TLS, limits, timeouts) are [`listen`](crate::listen)'s. The store
+//! keeps its own background work (search index, log checkpoints) and stops it when dropped.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -10,6 +10,7 @@ use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::http::{AppState, app};
+use crate::listen::{self, ListenOptions};
 use crate::silence;
 use crate::store::StoreError;
 
@@ -17,9 +18,6 @@ use crate::store::StoreError;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ServeError {
-    /// The HTTP server failed.
-    #[error("http server: {0}")]
-    Http(std::io::Error),
     /// The silence watcher failed.
     #[error("silence watcher: {0}")]
     Silence(StoreError),
@@ -28,10 +26,11 @@ pub enum ServeError {
     Task(String),
 }
 
-/// Serves `state` on `listener` until `shutdown` completes, then lets in-flight requests finish. With
-/// `silence` set, raises `silence` alerts for hosts quiet that long.
+/// Serves `state` on `listener` as `options` say until `shutdown` completes, then lets in-flight requests
+/// finish. With `silence` set, raises `silence` alerts for hosts quiet that long.
 pub async fn serve(
     listener: TcpListener,
+    options: ListenOptions,
     state: AppState,
     silence: Option<Duration>,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -45,9 +44,7 @@ pub async fn serve(
             stopped,
         ))
     });
-    let served = axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown)
-        .await;
+    listen::serve(listener, options, app(state), shutdown).await;
     // The receiver may be gone already if the watcher failed; its error is reported below.
     let _ = stop.send(true);
     if let Some(watcher) = watcher {
@@ -56,7 +53,6 @@ pub async fn serve(
             .map_err(|e| ServeError::Task(e.to_string()))?
             .map_err(ServeError::Silence)?;
     }
-    served.map_err(ServeError::Http)?;
     tracing::info!("stopped");
     Ok(())
 }

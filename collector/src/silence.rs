@@ -1,6 +1,8 @@
 //! The silence watcher: a task of its own that raises `silence` once per quiet spell of a host that shipped
-//! before. A host's silence alert is closed by the store when the host ships again (a stored or refused
-//! batch).
+//! before. A host is seen only when the collector stores newly verified records or a newer checkpoint of it
+//! (an idle agent writes a signed heartbeat checkpoint every few seconds), so replays of old batches and
+//! refused batches never keep a stopped host looking alive. Its silence alert is closed by the store when
+//! the host is seen again.
 //!
 //! It reads and writes only through the store; it never touches ingest or HTTP.
 
@@ -8,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use auditloop_model::WallTime;
+use auditloop_protocol::api::HostStatus;
 
 use crate::alerts;
 use crate::store::{Store, StoreError};
@@ -23,7 +26,12 @@ pub fn check_silence(
     let seen_before = now_ns.saturating_sub(limit);
     let mut raised = Vec::new();
     for host in store.hosts()? {
-        if host.silent || host.last_seen_ns >= seen_before {
+        let never_seen = host.last_seen_ns == 0;
+        if host.silent
+            || never_seen
+            || host.status == HostStatus::Replaced
+            || host.last_seen_ns >= seen_before
+        {
             continue;
         }
         let alert = alerts::silence(host.last_seen_ns, silence);

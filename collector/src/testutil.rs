@@ -3,6 +3,8 @@
 //! `http/testutil.rs`.
 
 use auditloop_journal::files::list_segments;
+use auditloop_journal::keys::EpochKey;
+use auditloop_journal::ladder::{KeyLadder, KeyLink};
 use auditloop_journal::record::{Payload, SEGMENT_HEADER_LEN, decode_payload, read_frame};
 use auditloop_journal::{FsyncPolicy, Journal, JournalOptions};
 use auditloop_model::{
@@ -18,11 +20,13 @@ pub struct Frame {
     pub bytes: Vec<u8>,
 }
 
-/// A journal in a temporary directory.
+/// A journal in a temporary directory, with the key ladder its anchors need: the step link of every epoch
+/// key it saw in its key file (the journal itself keeps no ladder).
 pub struct TestJournal {
     _dir: TempDir,
     opts: JournalOptions,
     journal: Option<Journal>,
+    ladder: KeyLadder,
 }
 
 impl TestJournal {
@@ -36,11 +40,26 @@ impl TestJournal {
             _dir: dir,
             opts,
             journal: Some(journal),
+            ladder: KeyLadder::default(),
         }
     }
 
+    /// The journal (its current epoch key noted for the ladder first).
     pub fn journal(&mut self) -> &mut Journal {
+        self.note_key();
         self.journal.as_mut().unwrap()
+    }
+
+    /// The genesis public key the host enrolls with.
+    pub fn genesis_key(&mut self) -> [u8; 32] {
+        self.journal().genesis_public_key()
+    }
+
+    /// Adds the step link of the key file's current epoch to the ladder.
+    fn note_key(&mut self) {
+        if let Some(key) = EpochKey::load(&self.opts.key_path).unwrap() {
+            self.ladder.push(KeyLink::step(&key));
+        }
     }
 
     pub fn event(&mut self, pid: u32, body: EventBody) -> u64 {
@@ -110,16 +129,39 @@ impl TestJournal {
     /// Stops cleanly (`agent_stop`, close) and opens the next generation.
     pub fn stop_and_restart(&mut self) {
         self.event(1, EventBody::AgentStop(AgentStop::default()));
+        self.note_key();
         self.journal.take().unwrap().close().unwrap();
         self.journal = Some(Journal::open(self.opts.clone()).unwrap());
+        self.note_key();
     }
 
     /// Dies without `agent_stop` (everything written is durable) and opens the next generation.
     pub fn crash_and_restart(&mut self) {
+        self.note_key();
         let mut journal = self.journal.take().unwrap();
         journal.sync().unwrap();
         drop(journal);
         self.journal = Some(Journal::open(self.opts.clone()).unwrap());
+        self.note_key();
+    }
+
+    /// A copy of this journal as it is on disk now (key included), opened as the next generation: what the
+    /// host is left with after losing everything written after this point.
+    pub fn fork(&mut self) -> TestJournal {
+        self.note_key();
+        self.journal().sync().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        copy_tree(self._dir.path(), dir.path());
+        let mut opts = JournalOptions::in_state_dir(dir.path(), &self.opts.host);
+        opts.fsync = FsyncPolicy::Never;
+        opts.boot_id = self.opts.boot_id.clone();
+        let journal = Journal::open(opts.clone()).unwrap();
+        TestJournal {
+            _dir: dir,
+            opts,
+            journal: Some(journal),
+            ladder: self.ladder.clone(),
+        }
     }
 
     /// Every frame written so far, in order.
@@ -151,7 +193,8 @@ impl TestJournal {
         batch_of(&frames, from, to)
     }
 
-    /// Records `from..=to` as a batch with the anchor a journal retained from `from` would send.
+    /// Records `from..=to` as a batch with the anchor a journal retained from `from` would send, its key
+    /// ladder leading from the genesis key to the anchor's epoch.
     pub fn anchored_batch(&mut self, from: u64, to: u64) -> Batch {
         let frames = self.frames();
         let genesis = self.journal().genesis_public_key();
@@ -164,13 +207,41 @@ impl TestJournal {
         }
         let first = frames.iter().find(|f| f.seq == from).unwrap();
         let mut batch = batch_of(&frames, from, to);
+        let ladder = KeyLadder {
+            links: self
+                .ladder
+                .links
+                .iter()
+                .filter(|l| l.to <= epoch)
+                .cloned()
+                .collect(),
+        };
+        assert_eq!(
+            ladder.check(&genesis, epoch, &key),
+            Ok(()),
+            "the test journal's ladder reaches epoch {epoch}"
+        );
         batch.anchor = Some(BatchAnchor {
             prev_hash: read_frame(&first.bytes).unwrap().prev_hash,
             epoch,
             public_key: key,
-            ladder: auditloop_journal::ladder::KeyLadder::default(),
+            ladder,
         });
         batch
+    }
+}
+
+/// Copies the files under `from` into `to`, directories included.
+fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            std::fs::create_dir_all(&target).unwrap();
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
     }
 }
 

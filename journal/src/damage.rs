@@ -36,4 +36,9 @@ pub enum Damage {
     Truncated,
     /// The record at `HEAD`'s sequence number has another hash.
     HeadMismatch,
+    /// The key ladder (`LADDER`) is damaged, or does not lead to the keys the checkpoints commit to.
+    BadLadder,
+    /// A trusted key was given, but the journal's start was deleted by retention and no key ladder leads
+    /// from a genesis key to the retained start's key, so the trusted key cannot be checked.
+    UntracedKey,
 }

@@ -1,10 +1,14 @@
-//! Names and small side files of a journal directory: segment names, `HEAD` and `ANCHOR`.
+//! Names and small side files of a journal directory: segment names, `HEAD` and `ANCHOR`, and the key ladder
+//! a batch anchored at the retained start carries ([`read_ladder`]).
 
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use crate::JournalError;
+pub use crate::atomic::{replace_fixed, spare_path, sync_dir, write_in_place};
+use crate::ladder::KeyLadder;
+use crate::ladder_file;
 use crate::record::{Hash, Payload, SEGMENT_HEADER_LEN, decode_payload, read_frame};
 
 /// Sequence number and `prev_hash` of a segment's first record, read from its frame header alone (the
@@ -38,13 +42,6 @@ pub fn unfinished_path(segment: &Path) -> PathBuf {
 
 /// Suffix of a segment file still being created.
 pub const UNFINISHED_SUFFIX: &str = ".new";
-
-/// `fsync`s a directory (after creating, renaming or removing files in it).
-pub fn sync_dir(dir: &Path) -> Result<(), JournalError> {
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| JournalError::io(dir, e))
-}
 
 /// The index of a segment file name, if it is one.
 pub fn segment_index(name: &str) -> Option<u64> {
@@ -97,6 +94,60 @@ pub fn anchor_path(dir: &Path) -> PathBuf {
     dir.join("ANCHOR")
 }
 
+/// The key ladder from the genesis key to the key of `ANCHOR`'s epoch (the key of the first checkpoint
+/// after the retained start), as a batch anchored there carries it: the skip links up to the last multiple
+/// of [`crate::ladder::SKIP`] at or below that epoch, then the step links to it, in order. It is checked
+/// before it is returned: every link verifies under the key the one before it names, starting from the
+/// ladder file's genesis key, and the last names `ANCHOR`'s public key. Empty when `ANCHOR`'s epoch is 0
+/// (no checkpoint precedes the retained start; its key is the genesis key itself).
+///
+/// Errors: [`JournalError::Untraceable`] when there is no ladder file, or it starts after epoch 0 (a
+/// journal written before key ladders existed: the links were never made); [`JournalError::Damaged`] when
+/// `ANCHOR` or the ladder file is unreadable or damaged, a link is missing or does not verify, or the
+/// ladder leads to another key than `ANCHOR`'s; [`JournalError::Io`] when a file cannot be read.
+pub fn read_ladder(dir: &Path) -> Result<KeyLadder, JournalError> {
+    let path = anchor_path(dir);
+    let anchor: Anchor = read_json(&path)?.ok_or_else(|| JournalError::Damaged {
+        path: path.clone(),
+        why: "missing".into(),
+    })?;
+    let anchor_key =
+        crate::keys::parse_public_key(&anchor.public_key).map_err(|why| JournalError::Damaged {
+            path: path.clone(),
+            why: why.to_string(),
+        })?;
+    if anchor.epoch == 0 {
+        return Ok(KeyLadder::default());
+    }
+    let ladder_path = ladder_file::ladder_path(dir);
+    let Some((header, ladder)) = ladder_file::load(dir, &[anchor.epoch])? else {
+        return Err(JournalError::Untraceable {
+            path: ladder_path,
+            why: "no key ladder (the journal was written before key ladders existed)".into(),
+        });
+    };
+    if header.since_epoch > 0 {
+        return Err(JournalError::Untraceable {
+            path: ladder_path,
+            why: format!(
+                "the key ladder starts at epoch {}, not at genesis (the journal was written before key \
+                 ladders existed, or its ladder was lost and restarted)",
+                header.since_epoch
+            ),
+        });
+    }
+    let links = KeyLadder {
+        links: ladder_file::path(&ladder, anchor.epoch),
+    };
+    links
+        .check(&header.genesis, anchor.epoch, &anchor_key)
+        .map_err(|e| JournalError::Damaged {
+            path: ladder_path,
+            why: format!("{e} (ANCHOR is at epoch {})", anchor.epoch),
+        })?;
+    Ok(links)
+}
+
 /// Reads a JSON side file; `None` when absent.
 pub fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Option<T>, JournalError> {
     match std::fs::read_to_string(path) {
@@ -120,87 +171,6 @@ pub const SMALL_FILE_LEN: usize = 1024;
 pub fn write_json<T: Serialize>(path: &Path, value: &T, sync: bool) -> Result<(), JournalError> {
     let text = serde_json::to_string(value).map_err(|e| JournalError::Encode(e.to_string()))?;
     replace_fixed(path, text.as_bytes(), SMALL_FILE_LEN, sync).map(|_| ())
-}
-
-/// Replaces `path` with `bytes` padded with spaces to `len`, atomically and without allocating once
-/// the files exist: the content is written in place into the spare `path.tmp` (created 0600, never
-/// through a symlink), then the two are exchanged with `renameat2(RENAME_EXCHANGE)` (a plain rename the
-/// first time). Returns the spare's path, which now holds the previous content.
-pub fn replace_fixed(
-    path: &Path,
-    bytes: &[u8],
-    len: usize,
-    sync: bool,
-) -> Result<PathBuf, JournalError> {
-    if bytes.len() > len {
-        return Err(JournalError::Encode(format!(
-            "{}: {} bytes do not fit its fixed size of {len}",
-            path.display(),
-            bytes.len()
-        )));
-    }
-    let mut padded = zeroize::Zeroizing::new(Vec::with_capacity(len));
-    padded.extend_from_slice(bytes);
-    padded.resize(len, b' ');
-    let spare = spare_path(path);
-    write_in_place(&spare, &padded, sync)?;
-    match nix::fcntl::renameat2(
-        nix::fcntl::AT_FDCWD,
-        &spare,
-        nix::fcntl::AT_FDCWD,
-        path,
-        nix::fcntl::RenameFlags::RENAME_EXCHANGE,
-    ) {
-        Ok(()) => {}
-        Err(nix::errno::Errno::ENOENT) => {
-            std::fs::rename(&spare, path).map_err(|e| JournalError::io(path, e))?;
-            // Allocate the spare now, while there is space, for every later replacement.
-            write_in_place(&spare, &vec![b' '; len], sync)?;
-        }
-        Err(e) => return Err(JournalError::io(path, std::io::Error::from(e))),
-    }
-    if sync && let Some(dir) = path.parent() {
-        sync_dir(dir)?;
-    }
-    Ok(spare)
-}
-
-/// The spare beside `path` that [`replace_fixed`] writes into.
-pub fn spare_path(path: &Path) -> PathBuf {
-    let mut name = path
-        .file_name()
-        .map(|n| n.to_os_string())
-        .unwrap_or_default();
-    name.push(".tmp");
-    path.with_file_name(name)
-}
-
-/// Overwrites `path` (created 0600 if missing, never through a symlink) with `bytes` from offset 0; cuts
-/// it to their length only when it was longer.
-pub fn write_in_place(path: &Path, bytes: &[u8], sync: bool) -> Result<(), JournalError> {
-    use std::os::unix::fs::{FileExt, OpenOptionsExt};
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
-        .open(path)
-        .map_err(|e| JournalError::io(path, e))?;
-    file.write_all_at(bytes, 0)
-        .map_err(|e| JournalError::io(path, e))?;
-    let on_disk = file
-        .metadata()
-        .map_err(|e| JournalError::io(path, e))?
-        .len();
-    if on_disk > bytes.len() as u64 {
-        file.set_len(bytes.len() as u64)
-            .map_err(|e| JournalError::io(path, e))?;
-    }
-    if sync {
-        file.sync_all().map_err(|e| JournalError::io(path, e))?;
-    }
-    Ok(())
 }
 
 /// Name of the file in the journal directory that its one writer keeps locked.

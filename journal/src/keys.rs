@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::JournalError;
-use crate::files;
+use crate::atomic;
 
 const EVOLVE_DOMAIN: &[u8] = b"auditloop/journal/key-evolve/v1";
 
@@ -114,16 +114,17 @@ impl EpochKey {
         );
         // The spare now holds the previous seed (or nothing, after a first store): wipe it in place, which
         // also leaves a spare of the right size for the next store.
-        let spare = files::replace_fixed(path, text.as_bytes(), KEY_FILE_LEN, true).map_err(
-            |err| match err {
-                JournalError::Encode(why) => JournalError::KeyFile {
-                    path: path.to_owned(),
-                    why,
-                },
-                other => other,
-            },
-        )?;
-        files::write_in_place(&spare, &[b' '; KEY_FILE_LEN], true)?;
+        let spare =
+            atomic::replace_fixed(path, text.as_bytes(), KEY_FILE_LEN, true).map_err(|err| {
+                match err {
+                    JournalError::Encode(why) => JournalError::KeyFile {
+                        path: path.to_owned(),
+                        why,
+                    },
+                    other => other,
+                }
+            })?;
+        atomic::write_in_place(&spare, &[b' '; KEY_FILE_LEN], true)?;
         Ok(())
     }
 
@@ -242,23 +243,23 @@ mod tests {
         let first = std::fs::read_to_string(&path).unwrap();
         key.evolve();
         key.store(&path).unwrap();
-        let spare = std::fs::read(files::spare_path(&path)).unwrap();
+        let spare = std::fs::read(atomic::spare_path(&path)).unwrap();
         assert_eq!(spare, vec![b' '; KEY_FILE_LEN], "the old seed is wiped");
         assert_eq!(std::fs::metadata(&path).unwrap().len(), KEY_FILE_LEN as u64);
         assert_ne!(std::fs::read_to_string(&path).unwrap(), first);
         let loaded = EpochKey::load(&path).unwrap().unwrap();
         assert_eq!((loaded.epoch(), loaded.public()), (1, key.public()));
-        let mode = std::fs::metadata(files::spare_path(&path))
+        let mode = std::fs::metadata(atomic::spare_path(&path))
             .unwrap()
             .permissions()
             .mode()
             & 0o777;
         assert_eq!(mode, 0o600);
         // A spare planted as a symlink is never written through.
-        std::fs::remove_file(files::spare_path(&path)).unwrap();
+        std::fs::remove_file(atomic::spare_path(&path)).unwrap();
         let victim = dir.path().join("victim");
         std::fs::write(&victim, "keep").unwrap();
-        std::os::unix::fs::symlink(&victim, files::spare_path(&path)).unwrap();
+        std::os::unix::fs::symlink(&victim, atomic::spare_path(&path)).unwrap();
         key.evolve();
         assert!(key.store(&path).is_err());
         assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep");

@@ -7,14 +7,17 @@
 //! retention never deletes records below the shipper's acknowledged floor.
 //!
 //! Layout of a journal directory: `seg-<index>.alj` segments, `HEAD` (seq and hash of the last durable
-//! record), `ANCHOR` (where the retained chain starts and which key is valid there).
+//! record), `ANCHOR` (where the retained chain starts and which key is valid there), `LADDER` (signed links
+//! from the genesis key to every later epoch's key, see [`ladder_file`]).
 #![deny(missing_docs)]
 
+pub mod atomic;
 pub mod chain;
 pub mod damage;
 pub mod files;
 pub mod keys;
 pub mod ladder;
+pub mod ladder_file;
 pub mod legacy;
 pub mod reader;
 pub mod record;
@@ -25,7 +28,7 @@ pub mod writer;
 use std::path::{Path, PathBuf};
 
 pub use record::{Checkpoint, Hash, Payload, SegmentStart};
-pub use verify::{Damage, Problem, Report, VerifyOptions, verify};
+pub use verify::{Damage, HeadState, Problem, Report, Trust, Unproven, VerifyOptions, verify};
 pub use writer::{
     DEFAULT_LOCK_WAIT, FsyncPolicy, Journal, JournalOptions, Recovery, RetentionFloor,
 };
@@ -83,6 +86,15 @@ pub enum JournalError {
         key_epoch: u64,
         /// The last checkpoint's epoch.
         journal_epoch: u64,
+    },
+    /// The journal cannot show how the key at its retained start descends from the genesis key: it has no
+    /// key ladder, or one that starts after genesis (a journal written before key ladders existed).
+    #[error("{path}: the key at the retained start cannot be traced to the genesis key: {why}")]
+    Untraceable {
+        /// The ladder file.
+        path: PathBuf,
+        /// Why.
+        why: String,
     },
     /// The disk holding the journal is (nearly) full: the reserve kept ahead of the current segment could
     /// not be renewed.

@@ -8,9 +8,11 @@
 //! - [`CONTENT_TYPE_BINARY`]: the [`Batch`] in bincode (standard config), compressed with zstd.
 //! - [`CONTENT_TYPE_JSON`]: the [`Batch`] as JSON, with the frames and hashes in hex.
 //!
-//! Decoding never panics and bounds what it allocates: malformed input is a [`BatchError`] naming the reason.
+//! Decoding never panics and bounds what it allocates: a binary batch is decoded while it decompresses, never
+//! past [`MAX_DECODED`] bytes, and every length prefix is checked against that limit before its buffer is
+//! allocated; malformed input is a [`BatchError`] naming the reason.
 
-use std::io::Read;
+use std::io::{BufRead, Read};
 
 use serde::{Deserialize, Serialize};
 
@@ -118,19 +120,7 @@ impl Batch {
             .trim()
             .to_ascii_lowercase();
         let batch: Batch = match mime.as_str() {
-            CONTENT_TYPE_BINARY => {
-                let raw = decompress(body)?;
-                let config = bincode::config::standard().with_limit::<MAX_DECODED>();
-                let (batch, used) = bincode::serde::decode_from_slice(&raw, config)
-                    .map_err(|e| BatchError::Malformed(e.to_string()))?;
-                if used != raw.len() {
-                    return Err(BatchError::Malformed(format!(
-                        "{} trailing bytes after the batch",
-                        raw.len() - used
-                    )));
-                }
-                batch
-            }
+            CONTENT_TYPE_BINARY => decode_binary(body)?,
             CONTENT_TYPE_JSON => {
                 if body.len() > MAX_DECODED {
                     return Err(BatchError::TooLarge);
@@ -152,18 +142,82 @@ impl Batch {
     }
 }
 
-fn decompress(body: &[u8]) -> Result<Vec<u8>, BatchError> {
+/// The bincode configuration of [`CONTENT_TYPE_BINARY`] on decoding: every length prefix is checked against
+/// [`MAX_DECODED`] before anything is allocated for it.
+fn decode_config() -> impl bincode::config::Config {
+    bincode::config::standard().with_limit::<MAX_DECODED>()
+}
+
+/// Decodes a zstd-compressed bincode batch as it decompresses: the decompressed bytes are never buffered
+/// whole, reading stops at [`MAX_DECODED`], and a length prefix beyond what is left of that limit fails
+/// before anything is allocated for it. A bomb that decompresses past the limit is refused as soon as the
+/// batch it starts with ends (trailing bytes) or reaches the limit, whichever comes first.
+fn decode_binary(body: &[u8]) -> Result<Batch, BatchError> {
     let decoder =
         zstd::stream::read::Decoder::new(body).map_err(|e| BatchError::Zstd(e.to_string()))?;
-    let mut out = Vec::new();
-    decoder
-        .take(MAX_DECODED as u64 + 1)
-        .read_to_end(&mut out)
-        .map_err(|e| BatchError::Zstd(e.to_string()))?;
-    if out.len() > MAX_DECODED {
-        return Err(BatchError::TooLarge);
+    let mut reader = std::io::BufReader::new(Bounded::new(decoder, MAX_DECODED));
+    let decoded = bincode::serde::decode_from_std_read(&mut reader, decode_config());
+    let exceeded = reader.get_ref().exceeded;
+    let batch: Batch = match decoded {
+        Ok(batch) => batch,
+        Err(_) if exceeded => return Err(BatchError::TooLarge),
+        Err(bincode::error::DecodeError::LimitExceeded) => return Err(BatchError::TooLarge),
+        Err(bincode::error::DecodeError::Io { inner, .. })
+            if inner.kind() != std::io::ErrorKind::UnexpectedEof =>
+        {
+            return Err(BatchError::Zstd(inner.to_string()));
+        }
+        Err(e) => return Err(BatchError::Malformed(e.to_string())),
+    };
+    let trailing = reader.fill_buf().map(|rest| !rest.is_empty());
+    match trailing {
+        Ok(false) => Ok(batch),
+        Ok(true) => Err(BatchError::Malformed(
+            "trailing bytes after the batch".into(),
+        )),
+        Err(_) if reader.get_ref().exceeded => Err(BatchError::TooLarge),
+        Err(e) => Err(BatchError::Zstd(e.to_string())),
     }
-    Ok(out)
+}
+
+/// A reader that fails once more than `limit` bytes would be read from it, remembering that it did.
+struct Bounded<R> {
+    inner: R,
+    left: usize,
+    exceeded: bool,
+}
+
+impl<R> Bounded<R> {
+    fn new(inner: R, limit: usize) -> Bounded<R> {
+        Bounded {
+            inner,
+            left: limit,
+            exceeded: false,
+        }
+    }
+}
+
+impl<R: Read> Read for Bounded<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        if self.left == 0 {
+            // One byte more tells a stream that ends exactly at the limit from one that goes on.
+            let mut probe = [0u8; 1];
+            return match self.inner.read(&mut probe)? {
+                0 => Ok(0),
+                _ => {
+                    self.exceeded = true;
+                    Err(std::io::Error::other(BatchError::TooLarge))
+                }
+            };
+        }
+        let want = buf.len().min(self.left);
+        let n = self.inner.read(buf.get_mut(..want).unwrap_or_default())?;
+        self.left -= n;
+        Ok(n)
+    }
 }
 
 /// Iterator over a batch's frames.
@@ -278,7 +332,97 @@ mod tests {
         let bomb = zstd::bulk::compress(&vec![0u8; MAX_DECODED + 10], 1).unwrap();
         assert_eq!(
             Batch::decode(CONTENT_TYPE_BINARY, &bomb).unwrap_err(),
+            BatchError::Malformed("trailing bytes after the batch".into())
+        );
+    }
+
+    /// The bincode envelope of a batch `1..=1` without anchor, up to the frames' length prefix.
+    fn envelope_claiming(frames_len: u64) -> Vec<u8> {
+        let mut raw = vec![1, 1, 0];
+        // bincode's standard varint: 253 then the u64 little-endian.
+        raw.push(253);
+        raw.extend_from_slice(&frames_len.to_le_bytes());
+        raw
+    }
+
+    #[test]
+    fn frames_beyond_the_limit_are_too_large() {
+        let mut batch = sample();
+        batch.frames = vec![0; MAX_DECODED + 1];
+        let bin = batch.encode_binary(1).unwrap();
+        assert_eq!(
+            Batch::decode(CONTENT_TYPE_BINARY, &bin).unwrap_err(),
             BatchError::TooLarge
+        );
+        let mut exact = sample();
+        exact.anchor = None;
+        // bincode's limit also counts the envelope's integers at their in-memory size.
+        exact.frames = vec![0; MAX_DECODED - 64];
+        let bin = exact.encode_binary(1).unwrap();
+        assert_eq!(Batch::decode(CONTENT_TYPE_BINARY, &bin).unwrap(), exact);
+    }
+
+    #[test]
+    fn the_bounded_reader_stops_one_byte_past_the_limit() {
+        let mut out = Vec::new();
+        let mut exact = Bounded::new(&[1u8; 10][..], 10);
+        assert_eq!(exact.read_to_end(&mut out).unwrap(), 10);
+        assert!(!exact.exceeded);
+        let mut over = Bounded::new(&[1u8; 11][..], 10);
+        let err = over.read_to_end(&mut Vec::new()).unwrap_err();
+        assert!(
+            over.exceeded && err.to_string().contains("exceeds"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn lying_length_prefixes_are_refused() {
+        for claim in [u64::MAX, 1 << 40, MAX_DECODED as u64 + 1] {
+            let mut raw = envelope_claiming(claim);
+            raw.extend_from_slice(&[0; 64]);
+            let body = zstd::bulk::compress(&raw, 1).unwrap();
+            assert_eq!(
+                Batch::decode(CONTENT_TYPE_BINARY, &body).unwrap_err(),
+                BatchError::TooLarge,
+                "claim {claim}"
+            );
+        }
+        // Within the limit but beyond the data: the batch ends early.
+        let mut raw = envelope_claiming(MAX_DECODED as u64 - 64);
+        raw.extend_from_slice(&[0; 64]);
+        let body = zstd::bulk::compress(&raw, 1).unwrap();
+        let err = Batch::decode(CONTENT_TYPE_BINARY, &body).unwrap_err();
+        assert!(matches!(err, BatchError::Malformed(_)), "{err}");
+        // A ladder claiming more links than there are bytes.
+        let mut raw = vec![1, 1, 1, 32];
+        raw.extend_from_slice(&[7; 32]);
+        raw.extend_from_slice(&[0, 32]);
+        raw.extend_from_slice(&[9; 32]);
+        raw.push(253);
+        raw.extend_from_slice(&(1u64 << 50).to_le_bytes());
+        let body = zstd::bulk::compress(&raw, 1).unwrap();
+        let err = Batch::decode(CONTENT_TYPE_BINARY, &body).unwrap_err();
+        assert!(
+            matches!(err, BatchError::Malformed(_) | BatchError::TooLarge),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_truncated_stream_is_a_zstd_error_and_trailing_bytes_are_named() {
+        let bin = sample().encode_binary(3).unwrap();
+        let err = Batch::decode(CONTENT_TYPE_BINARY, &bin[..bin.len() - 3]).unwrap_err();
+        assert!(
+            matches!(err, BatchError::Zstd(_) | BatchError::Malformed(_)),
+            "{err}"
+        );
+        let mut raw = bincode::serde::encode_to_vec(sample(), bincode::config::standard()).unwrap();
+        raw.push(0);
+        let body = zstd::bulk::compress(&raw, 1).unwrap();
+        assert_eq!(
+            Batch::decode(CONTENT_TYPE_BINARY, &body).unwrap_err(),
+            BatchError::Malformed("trailing bytes after the batch".into())
         );
     }
 

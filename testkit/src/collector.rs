@@ -1,5 +1,6 @@
-//! A real `auditloop-collector` process: its database and token files in one directory, listening on
-//! loopback, stopped when dropped.
+//! A real `auditloop-collector` process: its database and token files (admin and enrollment) in one
+//! directory, listening on loopback, stopped when dropped. Hosts enroll with the enrollment token
+//! (`POST /v1/enroll`), which answers each host's own token.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -13,14 +14,16 @@ use crate::tokens;
 pub struct CollectorSpec {
     /// The `auditloop-collector` binary.
     pub bin: PathBuf,
-    /// Holds `collector.db`, `agent.token` and `admin.token`.
+    /// Holds `collector.db`, `enroll.token` and `admin.token`.
     pub dir: PathBuf,
     /// `--listen` address (`127.0.0.1:0` picks a free port).
     pub listen: String,
-    /// The agent token written to `agent.token` when that file does not exist yet; `None` = random.
-    pub agent_token: Option<String>,
+    /// The enrollment token written to `enroll.token` when that file does not exist yet; `None` = random.
+    pub enroll_token: Option<String>,
     /// The admin token likewise.
     pub admin_token: Option<String>,
+    /// More arguments (e.g. `--tls-cert`, `--tls-key`).
+    pub extra_args: Vec<String>,
 }
 
 impl CollectorSpec {
@@ -30,8 +33,9 @@ impl CollectorSpec {
             bin,
             dir: dir.to_owned(),
             listen: "127.0.0.1:0".into(),
-            agent_token: None,
+            enroll_token: None,
             admin_token: None,
+            extra_args: Vec::new(),
         }
     }
 }
@@ -45,6 +49,8 @@ pub struct CollectorProcess {
     pub addr: String,
     /// The admin token.
     pub admin_token: String,
+    /// The enrollment token.
+    pub enroll_token: String,
     child: Option<Child>,
 }
 
@@ -59,7 +65,8 @@ impl CollectorProcess {
             Some(t) => Ok(t.clone()),
             None => tokens::random_token(),
         };
-        tokens::keep_or_write(&spec.dir.join("agent.token"), &token(&spec.agent_token)?)?;
+        let enroll_token =
+            tokens::keep_or_write(&spec.dir.join("enroll.token"), &token(&spec.enroll_token)?)?;
         let admin_token =
             tokens::keep_or_write(&spec.dir.join("admin.token"), &token(&spec.admin_token)?)?;
         let mut child = Command::new(&spec.bin)
@@ -67,10 +74,11 @@ impl CollectorProcess {
             .arg(&spec.listen)
             .arg("--db")
             .arg(spec.dir.join("collector.db"))
-            .arg("--agent-token-file")
-            .arg(spec.dir.join("agent.token"))
+            .arg("--enroll-token-file")
+            .arg(spec.dir.join("enroll.token"))
             .arg("--admin-token-file")
             .arg(spec.dir.join("admin.token"))
+            .args(&spec.extra_args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -94,6 +102,7 @@ impl CollectorProcess {
             dir: spec.dir.clone(),
             addr: addr.trim().to_owned(),
             admin_token,
+            enroll_token,
             child: Some(child),
         })
     }
@@ -112,9 +121,9 @@ impl CollectorProcess {
             .unwrap_or(0)
     }
 
-    /// The agent token file.
-    pub fn agent_token_file(&self) -> PathBuf {
-        self.dir.join("agent.token")
+    /// The enrollment token file (`auditloop enroll --enroll-token-file`).
+    pub fn enroll_token_file(&self) -> PathBuf {
+        self.dir.join("enroll.token")
     }
 
     /// Stops it with SIGTERM (a clean stop) and waits.

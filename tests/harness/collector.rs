@@ -1,10 +1,13 @@
-//! A real `auditloop-collector` for shipping tests: loopback only, a private database and tokens, and
-//! admin-API helpers.
+//! A real `auditloop-collector` for shipping tests: loopback only, a private database and tokens, host
+//! enrollment, and admin-API helpers.
 
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use auditloop_protocol::api::batches_path;
+use auditloop_journal::keys::EpochKey;
+use auditloop_protocol::api::{ENROLL, EnrollRequest, EnrollResponse, batches_path};
 use auditloop_testkit::{CollectorProcess, CollectorSpec};
 use serde_json::Value;
 
@@ -21,6 +24,18 @@ pub fn free_port() -> u16 {
         .expect("a free port")
 }
 
+/// The genesis public key of the journal under `state`, creating its key file as the agent would when it
+/// has not run yet.
+pub fn journal_key(state: &Path) -> [u8; 32] {
+    let path = state.join("keys").join("journal.key");
+    if let Some(key) = EpochKey::load(&path).expect("journal key file") {
+        return key.genesis_public();
+    }
+    let key = EpochKey::generate().expect("journal key");
+    key.store(&path).expect("store journal key");
+    key.genesis_public()
+}
+
 /// A running collector.
 pub struct Collector {
     /// Its directory: tokens and database.
@@ -35,10 +50,16 @@ impl Collector {
     /// Starts a collector in `dir` (tokens are created on first use and kept, so a restart in the same
     /// directory keeps its database and tokens) listening on `127.0.0.1:port` (0 = any).
     pub fn start(dir: &Path, port: u16) -> Collector {
+        Collector::start_with(dir, port, &[])
+    }
+
+    /// Like [`Collector::start`], with more arguments for the collector (e.g. `--tls-cert`).
+    pub fn start_with(dir: &Path, port: u16, extra: &[&str]) -> Collector {
         let spec = CollectorSpec {
             listen: format!("127.0.0.1:{port}"),
-            agent_token: Some("agent-secret-token".into()),
+            enroll_token: Some("enroll-secret-token".into()),
             admin_token: Some("admin-secret-token".into()),
+            extra_args: extra.iter().map(|a| (*a).to_owned()).collect(),
             ..CollectorSpec::new(collector_bin(), dir)
         };
         let process = CollectorProcess::start(&spec).unwrap_or_else(|e| panic!("{e}"));
@@ -59,9 +80,49 @@ impl Collector {
         format!("http://{}", self.addr)
     }
 
-    /// The agent token file.
-    pub fn agent_token_file(&self) -> PathBuf {
-        self.process.agent_token_file()
+    /// The enrollment token file.
+    pub fn enroll_token_file(&self) -> PathBuf {
+        self.process.enroll_token_file()
+    }
+
+    /// The token file of `host` (in the collector's directory), enrolling `host` with the genesis key of
+    /// the journal under `state` first unless this collector directory holds its token already (creating
+    /// the journal key there if the agent has not run yet).
+    pub fn enroll(&self, host: &str, state: &Path) -> PathBuf {
+        let file = self.dir.join(format!("{host}.token"));
+        if !file.exists() {
+            self.enroll_to(host, state, &file);
+        }
+        file
+    }
+
+    /// Enrolls `host` with the genesis key of the journal under `state` and writes its token to `file`
+    /// (replacing it; mode 0600).
+    pub fn enroll_to(&self, host: &str, state: &Path, file: &Path) {
+        let request = EnrollRequest {
+            host_id: host.to_owned(),
+            genesis_public_key: hex::encode(journal_key(state)),
+        };
+        let response = self
+            .http
+            .post(format!("{}{ENROLL}", self.url()))
+            .bearer_auth(&self.process.enroll_token)
+            .json(&request)
+            .send()
+            .unwrap_or_else(|e| panic!("POST {ENROLL}: {e}"));
+        let status = response.status();
+        let body = response.text().expect("body");
+        assert_eq!(status.as_u16(), 201, "enrolling {host}: {body}");
+        let answer: EnrollResponse =
+            serde_json::from_str(&body).unwrap_or_else(|e| panic!("{ENROLL}: {e}: {body}"));
+        let mut out = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(file)
+            .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        writeln!(out, "{}", answer.token).expect("write token");
     }
 
     /// The listening port.

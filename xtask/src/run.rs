@@ -52,6 +52,23 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("copying the default rules to {}", rules.display()))?;
     std::fs::set_permissions(&rules, std::os::unix::fs::PermissionsExt::from_mode(0o644))
         .with_context(|| format!("chmod 644 {}", rules.display()))?;
+    // The host enrolls with the collector's enrollment token; its own token goes next to the collector's.
+    let token_file = dir.join("host.token");
+    let mut enroll = std::process::Command::new(release.join("auditloop"));
+    enroll
+        .args(["enroll", "--collector", &url, "--enroll-token-file"])
+        .arg(collector.enroll_token_file())
+        .arg("--token-out")
+        .arg(&token_file);
+    if let Some(config) = &args.config {
+        // The same state directory (journal key) and host id as the agent below.
+        enroll.args(["--config", config]);
+    }
+    let enrolled = enroll.status().context("running `auditloop enroll`")?;
+    anyhow::ensure!(
+        enrolled.success(),
+        "`auditloop enroll` failed ({enrolled}): the agent could not enroll with the collector"
+    );
     let mut command = std::process::Command::new(release.join("auditloop"));
     command.args(["run", "--output", &args.output]);
     command
@@ -60,7 +77,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         .arg("--collector")
         .arg(&url)
         .arg("--token-file")
-        .arg(collector.agent_token_file());
+        .arg(&token_file);
     if let Some(config) = &args.config {
         command.args(["--config", config]);
     }

@@ -47,6 +47,9 @@ pub enum Outcome {
     Stored {
         /// The sequence number the collector expects next.
         next_seq: u64,
+        /// The last sequence number the collector holds as verified (covered by a signed checkpoint);
+        /// `None` from a collector that does not say.
+        verified_through: Option<u64>,
     },
     /// A 2xx whose body is not a receipt: nothing is acknowledged.
     BadReceipt {
@@ -214,6 +217,8 @@ pub fn retry_after(value: &str, now: std::time::SystemTime) -> Option<Duration> 
 #[derive(serde::Deserialize)]
 struct Receipt {
     next_seq: u64,
+    #[serde(default)]
+    verified_through: Option<u64>,
 }
 
 /// What a status and body mean for the shipper.
@@ -226,6 +231,7 @@ pub fn classify(status: u16, after: Option<Duration>, body: &str) -> Outcome {
         200..=299 => match serde_json::from_str::<Receipt>(body) {
             Ok(receipt) => Outcome::Stored {
                 next_seq: receipt.next_seq,
+                verified_through: receipt.verified_through,
             },
             Err(e) => Outcome::BadReceipt {
                 status,
@@ -277,7 +283,21 @@ mod tests {
     fn statuses_map_to_what_the_shipper_does() {
         assert_eq!(
             classify(200, None, r#"{"stored":2,"duplicates":0,"next_seq":9}"#),
-            Outcome::Stored { next_seq: 9 }
+            Outcome::Stored {
+                next_seq: 9,
+                verified_through: None
+            }
+        );
+        assert_eq!(
+            classify(
+                200,
+                None,
+                r#"{"next_seq":9,"verified_through":4,"pending":4}"#
+            ),
+            Outcome::Stored {
+                next_seq: 9,
+                verified_through: Some(4)
+            }
         );
         for body in ["{}", "", "ok", r#"{"next_seq":"9"}"#] {
             assert!(

@@ -17,8 +17,9 @@ pub mod transport;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use auditloop_journal::RetentionFloor;
+use auditloop_journal::ladder::KeyLadder;
 use auditloop_journal::tail::{Tail, retained_start};
+use auditloop_journal::{JournalError, RetentionFloor};
 use auditloop_protocol::batch::{Batch, BatchAnchor};
 use tokio::sync::watch;
 
@@ -138,7 +139,7 @@ pub fn spawn(
         &tls,
         settings.timeout,
     )?;
-    acked.acknowledge(cursor.acked());
+    acked.acknowledge(cursor.verified());
     let shipper = Shipper {
         settings,
         journal_dir,
@@ -289,15 +290,20 @@ impl Shipper {
         head: u64,
     ) -> Result<Next, ShipError> {
         let start = retained_start(&self.journal_dir)?;
-        let batch = Batch {
-            first_seq: pending.first_seq,
-            last_seq: pending.last_seq,
-            anchor: (pending.first_seq == start.seq && start.seq != 1).then_some(BatchAnchor {
+        let anchor = if pending.first_seq == start.seq && start.seq != 1 {
+            Some(BatchAnchor {
                 prev_hash: start.prev_hash,
                 epoch: start.epoch,
                 public_key: start.public_key,
-                ladder: auditloop_journal::ladder::KeyLadder::default(),
-            }),
+                ladder: self.ladder()?,
+            })
+        } else {
+            None
+        };
+        let batch = Batch {
+            first_seq: pending.first_seq,
+            last_seq: pending.last_seq,
+            anchor,
             frames: pending.frames.clone(),
         };
         let body = batch.encode_binary(ZSTD_LEVEL).map_err(ShipError::Encode)?;
@@ -324,10 +330,17 @@ impl Shipper {
                 }
             };
             match outcome {
-                Outcome::Stored { next_seq } => {
+                Outcome::Stored {
+                    next_seq,
+                    verified_through,
+                } => {
                     let acked = (next_seq - 1).max(self.cursor.acked());
-                    self.cursor.store(acked)?;
-                    self.acked.acknowledge(acked);
+                    // Retention keeps what the collector holds only as pending: it may ask for it again.
+                    let verified = verified_through
+                        .unwrap_or(next_seq - 1)
+                        .max(self.cursor.verified());
+                    self.cursor.store(acked, verified)?;
+                    self.acked.acknowledge(self.cursor.verified());
                     self.backoff.reset();
                     tracing::debug!(
                         first = batch.first_seq,
@@ -355,8 +368,9 @@ impl Shipper {
                         "collector expects another sequence number; resending from there"
                     );
                     let acked = expected_seq.saturating_sub(1);
-                    self.cursor.store(acked)?;
-                    self.acked.acknowledge(acked);
+                    let verified = self.cursor.verified().min(acked);
+                    self.cursor.store(acked, verified)?;
+                    self.acked.acknowledge(verified);
                     return Ok(Next::Reposition(expected_seq.max(1)));
                 }
                 Outcome::TooLarge if batch.len() > 1 => {
@@ -400,6 +414,23 @@ impl Shipper {
                     }
                 }
             }
+        }
+    }
+
+    /// The key ladder from the genesis key to the retained start, for an anchored batch. A journal written
+    /// before ladders existed has none: the batch goes without, and the collector refuses to take the
+    /// anchor's key on trust (an admin re-enrolls such a host).
+    fn ladder(&self) -> Result<KeyLadder, ShipError> {
+        match auditloop_journal::files::read_ladder(&self.journal_dir) {
+            Ok(ladder) => Ok(ladder),
+            Err(e @ JournalError::Untraceable { .. }) => {
+                tracing::warn!(
+                    error = %e,
+                    "the retained start cannot be traced to the genesis key; the collector will refuse                      this anchor unless an admin re-enrolls the host"
+                );
+                Ok(KeyLadder::default())
+            }
+            Err(e) => Err(e.into()),
         }
     }
 
@@ -447,7 +478,14 @@ impl Shipper {
 /// delete records it never stored; the error says why.
 pub fn check_ack(outcome: Outcome, batch: &Batch, head: u64) -> Result<Outcome, String> {
     match outcome {
-        Outcome::Stored { next_seq }
+        Outcome::Stored {
+            next_seq,
+            verified_through: Some(verified),
+        } if verified >= next_seq => Err(format!(
+            "200 says records up to {verified} are verified but acknowledges only up to {}",
+            next_seq.saturating_sub(1)
+        )),
+        Outcome::Stored { next_seq, .. }
             if !(batch.first_seq..=batch.last_seq.saturating_add(1)).contains(&next_seq) =>
         {
             Err(format!(
@@ -494,18 +532,28 @@ mod tests {
     #[test]
     fn acks_must_fit_the_batch_sent_and_the_journal() {
         let b = batch(10, 19);
+        let stored = |next_seq, verified_through| Outcome::Stored {
+            next_seq,
+            verified_through,
+        };
         for next_seq in [10, 15, 20] {
-            assert_eq!(
-                check_ack(Outcome::Stored { next_seq }, &b, 25),
-                Ok(Outcome::Stored { next_seq })
-            );
+            for verified in [None, Some(0), Some(next_seq - 1)] {
+                assert_eq!(
+                    check_ack(stored(next_seq, verified), &b, 25),
+                    Ok(stored(next_seq, verified))
+                );
+            }
         }
         for next_seq in [0, 1, 9, 21, u64::MAX] {
             assert!(
-                check_ack(Outcome::Stored { next_seq }, &b, 25).is_err(),
+                check_ack(stored(next_seq, None), &b, 25).is_err(),
                 "{next_seq}"
             );
         }
+        assert!(
+            check_ack(stored(20, Some(20)), &b, 25).is_err(),
+            "verified past acked"
+        );
         for expected_seq in [1, 10, 20, 26] {
             assert_eq!(
                 check_ack(Outcome::Gap { expected_seq }, &b, 25),

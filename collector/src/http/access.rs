@@ -1,18 +1,41 @@
 //! Who may call what: extractors that check the bearer token before a handler runs (and before a batch
 //! body is read).
+//!
+//! | route | allowed | 403 | 401 |
+//! |---|---|---|---|
+//! | batches of `{host}` | `{host}`'s own token | admin, enrollment, another host's token (raises `forgery`) | none or unknown |
+//! | `POST /v1/enroll` | enrollment or admin token | a host token | none or unknown |
+//! | queries, `POST /v1/hosts` | admin token | enrollment or host token | none or unknown |
 
-use axum::extract::{FromRequestParts, Path};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, FromRequestParts, Path};
 use axum::http::request::Parts;
 
-use crate::auth::{Access, bearer, valid_host_name};
+use crate::alerts::Offender;
+use crate::auth::{Identity, TokenDigest, bearer, digest, same, valid_host_name};
+use crate::http::blocking::blocking;
 use crate::http::error::AppError;
 use crate::http::state::AppState;
+use crate::store::Store;
 
-/// A request whose token may ship batches for the host in its path.
+/// A request carrying the token of the host in its path.
 #[derive(Clone, Debug)]
 pub struct HostAccess {
     /// The host.
     pub host: String,
+    /// The peer address (`ip:port`, or `unknown`).
+    pub peer: String,
+}
+
+/// How a batch request's token relates to the host in its path.
+enum BatchToken {
+    /// The host's own token.
+    Own,
+    /// A token of another identity.
+    Foreign(Identity),
+    /// No token the collector knows.
+    Unknown,
 }
 
 impl FromRequestParts<AppState> for HostAccess {
@@ -22,25 +45,50 @@ impl FromRequestParts<AppState> for HostAccess {
         let Path(host) = Path::<String>::from_request_parts(parts, state)
             .await
             .map_err(|e| AppError::BadRequest(e.body_text()))?;
-        match state.tokens().host_access(&host, bearer(&parts.headers)) {
-            Access::Granted => {}
-            Access::Unauthorized => {
-                return Err(AppError::Unauthorized(
-                    "missing or unknown bearer token".into(),
-                ));
+        let peer = peer(parts);
+        let Some(presented) = bearer(&parts.headers).map(digest) else {
+            return Err(unknown_token());
+        };
+        let tokens = state.tokens().clone();
+        let lookup = host.clone();
+        let token = blocking(state.store(), move |store| {
+            if store
+                .host_token(&lookup)?
+                .is_some_and(|own| same(&own, &presented))
+            {
+                return Ok(BatchToken::Own);
             }
-            Access::Forbidden => {
-                return Err(AppError::Forbidden(format!(
-                    "this token may not ship batches for host {host}"
-                )));
-            }
-        }
+            Ok(match identify(&tokens, store, &presented)? {
+                Some(identity) => BatchToken::Foreign(identity),
+                None => BatchToken::Unknown,
+            })
+        })
+        .await?;
+        let identity = match token {
+            BatchToken::Own => return Ok(HostAccess { host, peer }),
+            BatchToken::Unknown => return Err(unknown_token()),
+            BatchToken::Foreign(identity) => identity,
+        };
         if !valid_host_name(&host) {
             return Err(AppError::BadRequest(format!(
                 "invalid host name {host:?} (1 to 253 of A-Z a-z 0-9 . _ -)"
             )));
         }
-        Ok(HostAccess { host })
+        let ingest = state.clone();
+        let target = host.clone();
+        tokio::task::spawn_blocking(move || {
+            let offender = Offender {
+                token: identity.name(),
+                role: identity.role(),
+                peer: &peer,
+            };
+            ingest.ingest().refuse_foreign(&target, &offender)
+        })
+        .await
+        .map_err(|e| AppError::Internal(format!("store task: {e}")))??;
+        Err(AppError::Forbidden(format!(
+            "this token may not ship batches for host {host}"
+        )))
     }
 }
 
@@ -52,12 +100,68 @@ impl FromRequestParts<AppState> for AdminAccess {
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
-        match state.tokens().admin_access(bearer(&parts.headers)) {
-            Access::Granted => Ok(AdminAccess),
-            Access::Unauthorized => Err(AppError::Unauthorized(
-                "missing or unknown bearer token".into(),
+        match presented_identity(parts, state).await? {
+            Some(Identity::Admin) => Ok(AdminAccess),
+            Some(Identity::Enrollment | Identity::Host(_)) => Err(AppError::Forbidden(
+                "queries and host administration need the admin token".into(),
             )),
-            Access::Forbidden => Err(AppError::Forbidden("queries need the admin token".into())),
+            None => Err(unknown_token()),
         }
     }
+}
+
+/// A request carrying the enrollment token or the admin token.
+#[derive(Clone, Debug)]
+pub struct EnrollAccess(pub Identity);
+
+impl FromRequestParts<AppState> for EnrollAccess {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        match presented_identity(parts, state).await? {
+            Some(identity @ (Identity::Admin | Identity::Enrollment)) => Ok(EnrollAccess(identity)),
+            Some(Identity::Host(_)) => Err(AppError::Forbidden(
+                "enrolling needs the enrollment token or the admin token".into(),
+            )),
+            None => Err(unknown_token()),
+        }
+    }
+}
+
+/// Whose token the request carries (the admin and enrollment tokens are known without the store).
+async fn presented_identity(parts: &Parts, state: &AppState) -> Result<Option<Identity>, AppError> {
+    let Some(presented) = bearer(&parts.headers).map(digest) else {
+        return Ok(None);
+    };
+    if let Some(identity) = state.tokens().identify(&presented) {
+        return Ok(Some(identity));
+    }
+    blocking(state.store(), move |store| {
+        Ok(store.token_owner(&presented)?.map(Identity::Host))
+    })
+    .await
+}
+
+/// The identity of `presented`: the admin or enrollment token, or a host's.
+fn identify(
+    tokens: &crate::auth::Tokens,
+    store: &dyn Store,
+    presented: &TokenDigest,
+) -> Result<Option<Identity>, crate::store::StoreError> {
+    match tokens.identify(presented) {
+        Some(identity) => Ok(Some(identity)),
+        None => Ok(store.token_owner(presented)?.map(Identity::Host)),
+    }
+}
+
+/// The peer address of the connection, if the server recorded it.
+fn peer(parts: &Parts) -> String {
+    parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or_else(|| "unknown".to_owned(), |c| c.0.to_string())
+}
+
+fn unknown_token() -> AppError {
+    AppError::Unauthorized("missing or unknown bearer token".into())
 }

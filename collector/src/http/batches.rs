@@ -1,8 +1,9 @@
 //! `POST /v1/hosts/{host}/batches`: a batch from an agent, answered with a
 //! [`BatchReceipt`].
 //!
-//! The token is checked before the body is read ([`HostAccess`]) and the body is bounded
-//! (`--max-body-bytes`, 413 beyond). Decoding, verification and storage are ingest's, on a blocking thread.
+//! The token is checked before the body is read ([`HostAccess`]: only the host's own token passes) and the
+//! body is bounded (`--max-body-bytes`, 413 beyond). Decoding, verification and storage are ingest's, on a
+//! blocking thread.
 
 use auditloop_protocol::api::BatchReceipt;
 use axum::Json;
@@ -14,6 +15,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use crate::http::access::HostAccess;
 use crate::http::error::AppError;
 use crate::http::state::AppState;
+use crate::ingest::Sender;
 
 /// Receives one batch of the host in the path.
 pub(super) async fn post_batch(
@@ -34,15 +36,19 @@ pub(super) async fn post_batch(
         .unwrap_or_default()
         .to_owned();
     let receipt = tokio::task::spawn_blocking(move || {
-        state
-            .ingest()
-            .receive_body(&access.host, &content_type, &body)
+        let sender = Sender {
+            host: &access.host,
+            peer: &access.peer,
+        };
+        state.ingest().receive_body(&sender, &content_type, &body)
     })
     .await
     .map_err(|e| AppError::Internal(format!("ingest task: {e}")))??;
     Ok(Json(receipt))
 }
 
+#[cfg(test)]
+mod forgery;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

@@ -1,14 +1,21 @@
 //! The one error type of the HTTP API ([`AppError`]) and its answers.
 //!
 //! Every error is answered with an [`ErrorBody`]: `error` (a human-readable reason), plus `expected_seq` on
-//! a 409 and `damage` and `seq` on a 422; a 401 also carries `WWW-Authenticate: Bearer`.
+//! a 409 to a batch and `damage` on a 422; a 401 also carries `WWW-Authenticate: Bearer`.
+//!
+//! No answer ever carries a stored hash, payload or other stored value: a refused batch is told only
+//! `refused` and the kind of damage (the details go to the `forgery` alert and the log), a 409 to a batch
+//! names only the authenticated host's own next sequence number, a 409 to an enrollment only
+//! `host_exists`, and a 500 only that the collector failed (the cause is logged).
 
-use auditloop_journal::Damage;
-use auditloop_protocol::api::{DAMAGE_CHAIN_FORK, ErrorBody};
+use auditloop_protocol::api::{
+    DAMAGE_CHAIN_FORK, DAMAGE_WRONG_KEY, ERROR_HOST_EXISTS, ERROR_REFUSED, ErrorBody,
+};
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
+use crate::alerts::damage_name;
 use crate::ingest::{IngestError, Reject};
 use crate::store::StoreError;
 
@@ -31,28 +38,27 @@ pub enum AppError {
     /// 413: the body exceeds the limit.
     #[error("{0}")]
     TooLarge(String),
-    /// 409: the batch does not continue the stored chain.
+    /// 409: the batch does not continue the stored chain of the authenticated host.
     #[error("{error}")]
     Gap {
-        /// Reason.
+        /// Reason (naming only the batch's and the host's own sequence numbers).
         error: String,
         /// The sequence number expected next.
         expected_seq: u64,
     },
-    /// 422: the batch failed verification; nothing of it was stored.
-    #[error("{error}")]
+    /// 409: the host id to enroll is taken.
+    #[error("host_exists")]
+    HostExists,
+    /// 422: the batch failed verification; nothing of it was stored and the host is unchanged.
+    #[error("refused: {damage}")]
     Unprocessable {
-        /// Reason.
-        error: String,
-        /// Kind of damage (`hash_mismatch`, `broken_link`, … or `chain_fork`).
+        /// Kind of damage (`hash_mismatch`, `broken_link`, …, `chain_fork` or `wrong_key`).
         damage: String,
-        /// The sequence number concerned.
-        seq: u64,
     },
     /// Other status codes from the HTTP layer (such as a body that could not be read).
     #[error("{1}")]
     Status(StatusCode, String),
-    /// 500.
+    /// 500; the reason is logged, not answered.
     #[error("{0}")]
     Internal(String),
 }
@@ -66,7 +72,7 @@ impl AppError {
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
             AppError::NotFound(_) => StatusCode::NOT_FOUND,
             AppError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            AppError::Gap { .. } => StatusCode::CONFLICT,
+            AppError::Gap { .. } | AppError::HostExists => StatusCode::CONFLICT,
             AppError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             AppError::Status(status, _) => *status,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -84,10 +90,17 @@ impl AppError {
                 expected_seq: Some(*expected_seq),
                 ..ErrorBody::default()
             },
-            AppError::Unprocessable { error, damage, seq } => ErrorBody {
-                error: error.clone(),
+            AppError::HostExists => ErrorBody {
+                error: ERROR_HOST_EXISTS.into(),
+                ..ErrorBody::default()
+            },
+            AppError::Unprocessable { damage } => ErrorBody {
+                error: ERROR_REFUSED.into(),
                 damage: Some(damage.clone()),
-                seq: Some(*seq),
+                ..ErrorBody::default()
+            },
+            AppError::Internal(_) => ErrorBody {
+                error: "internal error (see the collector's log)".into(),
                 ..ErrorBody::default()
             },
             AppError::Unauthorized(_)
@@ -95,8 +108,7 @@ impl AppError {
             | AppError::BadRequest(_)
             | AppError::NotFound(_)
             | AppError::TooLarge(_)
-            | AppError::Status(..)
-            | AppError::Internal(_) => ErrorBody {
+            | AppError::Status(..) => ErrorBody {
                 error: self.to_string(),
                 ..ErrorBody::default()
             },
@@ -104,32 +116,32 @@ impl AppError {
     }
 }
 
-/// The snake_case name of a kind of damage, as `auditloop verify --json` prints it.
-pub fn damage_name(damage: Damage) -> String {
-    serde_json::to_value(damage)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_else(|| format!("{damage:?}"))
-}
-
 impl From<Reject> for AppError {
     fn from(reject: Reject) -> AppError {
-        let error = reject.to_string();
         match reject {
-            Reject::Malformed(_) => AppError::BadRequest(error),
-            Reject::Gap { expected_seq, .. } => AppError::Gap {
-                error,
+            Reject::Malformed(error) => AppError::BadRequest(error),
+            Reject::Gap {
+                expected_seq,
+                detail,
+            } => AppError::Gap {
+                error: format!("gap: {detail}"),
                 expected_seq,
             },
-            Reject::Fork { seq, .. } => AppError::Unprocessable {
-                error: format!("chain fork: {error}"),
+            Reject::Fork { .. } => AppError::Unprocessable {
                 damage: DAMAGE_CHAIN_FORK.into(),
-                seq,
             },
-            Reject::Damaged { seq, damage, .. } => AppError::Unprocessable {
-                error,
+            Reject::Damaged { damage, .. } => AppError::Unprocessable {
                 damage: damage_name(damage),
-                seq,
+            },
+            Reject::Untrusted { .. } => AppError::Unprocessable {
+                damage: DAMAGE_WRONG_KEY.into(),
+            },
+            Reject::PendingFork { expected_seq, .. } => AppError::Gap {
+                error: format!(
+                    "gap: replayed records differ from pending records; resend from seq {expected_seq} \
+                     with a checkpoint"
+                ),
+                expected_seq,
             },
         }
     }
@@ -137,7 +149,15 @@ impl From<Reject> for AppError {
 
 impl From<StoreError> for AppError {
     fn from(e: StoreError) -> AppError {
-        AppError::Internal(e.to_string())
+        match e {
+            StoreError::HostExists(_) => AppError::HostExists,
+            // A concurrent writer moved the host on: the shipper retries (503 is retried).
+            StoreError::Conflict(host) => AppError::Status(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("host {host}: batch raced another writer; retry"),
+            ),
+            other => AppError::Internal(other.to_string()),
+        }
     }
 }
 
@@ -146,11 +166,9 @@ impl From<IngestError> for AppError {
         match e {
             IngestError::Decode(e) => AppError::BadRequest(e.to_string()),
             IngestError::Rejected(reject) => reject.into(),
-            // A concurrent writer moved the host on: the shipper retries (503 is retried).
-            IngestError::Store(StoreError::Conflict(host)) => AppError::Status(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!("host {host}: batch raced another writer; retry"),
-            ),
+            IngestError::NotEnrolled(host) => {
+                AppError::Forbidden(format!("this token may not ship batches for host {host}"))
+            }
             IngestError::Store(e) => e.into(),
         }
     }
@@ -179,14 +197,9 @@ mod tests {
     use auditloop_journal::Damage;
     use axum::http::StatusCode;
 
-    use super::{AppError, damage_name};
+    use super::AppError;
     use crate::ingest::Reject;
-
-    #[test]
-    fn damage_names_are_snake_case() {
-        assert_eq!(damage_name(Damage::HashMismatch), "hash_mismatch");
-        assert_eq!(damage_name(Damage::BadSignature), "bad_signature");
-    }
+    use crate::store::StoreError;
 
     #[test]
     fn rejects_map_to_statuses() {
@@ -201,15 +214,19 @@ mod tests {
             detail: "x".into(),
         }
         .into();
+        assert!(matches!(fork, AppError::Unprocessable { ref damage } if damage == "chain_fork"));
+        let untrusted: AppError = Reject::Untrusted { detail: "k".into() }.into();
         assert!(
-            matches!(fork, AppError::Unprocessable { ref damage, seq: 3, .. } if damage == "chain_fork")
+            matches!(untrusted, AppError::Unprocessable { ref damage } if damage == "wrong_key")
         );
         let bad: AppError = Reject::Malformed("m".into()).into();
         assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+        let exists: AppError = StoreError::HostExists("web".into()).into();
+        assert_eq!(exists.status(), StatusCode::CONFLICT);
     }
 
     #[test]
-    fn bodies_carry_the_fields_of_their_status() {
+    fn bodies_carry_the_fields_of_their_status_and_nothing_stored() {
         let value = |e: AppError| serde_json::to_value(e.body()).unwrap();
         assert_eq!(
             value(AppError::Gap {
@@ -218,14 +235,29 @@ mod tests {
             }),
             json!({ "error": "g", "expected_seq": 4 })
         );
+        let stored = "ab".repeat(32);
+        let damaged: AppError = Reject::Damaged {
+            seq: 9,
+            damage: Damage::Torn,
+            detail: format!("prev_hash is not {stored}"),
+        }
+        .into();
         assert_eq!(
-            value(AppError::Unprocessable {
-                error: "u".into(),
-                damage: "torn".into(),
-                seq: 9
-            }),
-            json!({ "error": "u", "damage": "torn", "seq": 9 })
+            value(damaged),
+            json!({ "error": "refused", "damage": "torn" })
         );
+        let fork: AppError = Reject::Fork {
+            seq: 2,
+            detail: format!("stored hash {stored}"),
+        }
+        .into();
+        assert!(!value(fork).to_string().contains(&stored));
+        assert_eq!(
+            value(StoreError::HostExists("web".into()).into()),
+            json!({ "error": "host_exists" })
+        );
+        let internal: AppError = StoreError::Corrupt(format!("hash {stored}")).into();
+        assert!(!value(internal).to_string().contains(&stored));
         assert_eq!(
             value(AppError::Status(
                 StatusCode::SERVICE_UNAVAILABLE,

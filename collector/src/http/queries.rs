@@ -1,11 +1,10 @@
 //! The query API (admin token only): stored events, hosts and alerts, answered with the protocol's
 //! [`EventsPage`], [`HostsPage`], [`HostSummary`] and [`AlertsPage`].
 //!
-//! Query parameters left empty count as absent. Times (`since`, `until`) are RFC 3339 (`Z` or a `±HH:MM`
+//! `GET /v1/events` serves verified records only, unless `pending=true`. Query parameters left empty count
+//! as absent. Times (`since`, `until`) are RFC 3339 (`Z` or a `±HH:MM`
 //! offset) or integer nanoseconds since the Unix epoch. Pages are at most [`MAX_LIMIT`] long; `next` is the
 //! cursor to pass as `after` for the following page, `null` on the last page.
-
-use std::sync::Arc;
 
 use auditloop_protocol::api::{AlertKind, AlertsPage, EventsPage, HostSummary, HostsPage};
 use axum::Json;
@@ -14,10 +13,11 @@ use axum::extract::{Path, Query, State};
 use serde::Deserialize;
 
 use crate::http::access::AdminAccess;
+use crate::http::blocking::blocking;
 use crate::http::error::AppError;
 use crate::http::state::AppState;
 use crate::http::views::{alert_view, host_summary, record_view};
-use crate::store::{AlertQuery, EventQuery, PathFilter, Store, StoreError};
+use crate::store::{AlertQuery, EventQuery, PathFilter};
 
 /// Page length when `limit` is not given.
 pub const DEFAULT_LIMIT: u32 = 100;
@@ -36,6 +36,7 @@ pub(super) struct EventParams {
     q: Option<String>,
     limit: Option<String>,
     after: Option<String>,
+    pending: Option<String>,
 }
 
 /// Parameters of `GET /v1/alerts` (all optional).
@@ -68,6 +69,7 @@ pub(super) async fn events(
         }),
         text: given(p.q),
         after: number("after", p.after.as_deref())?,
+        pending: flag("pending", p.pending.as_deref())?,
         limit: limit + 1,
     };
     let mut rows = blocking(state.store(), move |s| s.records(&query)).await?;
@@ -135,18 +137,6 @@ pub(super) async fn alerts(
     }))
 }
 
-/// Runs a store call on a blocking thread.
-async fn blocking<T: Send + 'static>(
-    store: &Arc<dyn Store>,
-    f: impl FnOnce(&dyn Store) -> Result<T, StoreError> + Send + 'static,
-) -> Result<T, AppError> {
-    let store = Arc::clone(store);
-    tokio::task::spawn_blocking(move || f(store.as_ref()))
-        .await
-        .map_err(|e| AppError::Internal(format!("query task: {e}")))?
-        .map_err(AppError::from)
-}
-
 /// Cuts `rows` (fetched with one extra row) to `limit`; returns the last kept row when more follow.
 fn page_end<T>(rows: &mut Vec<T>, limit: u32) -> Option<&T> {
     if rows.len() > limit as usize {
@@ -168,6 +158,16 @@ fn number<T: std::str::FromStr>(name: &str, value: Option<&str>) -> Result<Optio
             .parse()
             .map(Some)
             .map_err(|_| AppError::BadRequest(format!("{name}={v:?} is not a valid number"))),
+    }
+}
+
+fn flag(name: &str, value: Option<&str>) -> Result<bool, AppError> {
+    match value.filter(|v| !v.is_empty()) {
+        None | Some("false") => Ok(false),
+        Some("true") => Ok(true),
+        Some(v) => Err(AppError::BadRequest(format!(
+            "{name}={v:?} is neither true nor false"
+        ))),
     }
 }
 

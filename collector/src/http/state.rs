@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use crate::auth::Tokens;
+use crate::http::limit::{BatchLimit, default_max_concurrent_batches};
 use crate::ingest::Ingest;
 use crate::store::Store;
 
@@ -13,6 +14,7 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
 #[derive(Clone)]
 pub struct AppState {
     inner: Arc<Shared>,
+    batch_limit: BatchLimit,
 }
 
 struct Shared {
@@ -32,7 +34,19 @@ impl AppState {
                 tokens,
                 max_body_bytes,
             }),
+            batch_limit: BatchLimit::new(default_max_concurrent_batches()),
         }
+    }
+
+    /// Bounds the batches in progress at once to `max` (default four per core; see [`BatchLimit`]).
+    pub fn with_max_concurrent_batches(mut self, max: usize) -> AppState {
+        self.batch_limit = BatchLimit::new(max);
+        self
+    }
+
+    /// The bound on batches in progress.
+    pub(super) fn batch_limit(&self) -> &BatchLimit {
+        &self.batch_limit
     }
 
     /// The store.

@@ -12,22 +12,27 @@ use crate::store::{StoredAlert, StoredHost, StoredRecord};
 /// One stored host as served.
 pub(super) fn host_summary(host: StoredHost) -> HostSummary {
     let r = host.record;
+    let seen = Some(host.last_seen_ns).filter(|ns| *ns != 0);
+    let verified = Some(r.verified_through()).filter(|s| *s != 0);
     HostSummary {
         host: host.name,
         status: host.status,
         first_seq: r.first_seq,
-        last_seq: r.next_seq.saturating_sub(1),
+        last_seq: r.last_seq(),
         next_seq: r.next_seq,
-        last_hash: Some(hex::encode(r.last_hash)),
+        last_hash: r.started().then(|| hex::encode(r.last_hash)),
         records: host.records,
+        pending: r.pending(),
+        last_verified_seq: verified,
         events: host.events,
         duplicates: host.duplicates,
         batches: host.batches,
-        last_seen_ns: host.last_seen_ns,
-        last_seen: WallTime(host.last_seen_ns).to_string(),
-        last_checkpoint_seq: Some(r.last_checkpoint_seq).filter(|s| *s != 0),
+        last_seen_ns: seen,
+        last_seen: seen.map(|ns| WallTime(ns).to_string()),
+        last_checkpoint_seq: verified,
         last_checkpoint_ns: host.last_checkpoint_ns,
         epoch: r.epoch,
+        enrolled_key: r.enrolled_key.map(hex::encode),
         genesis_key: r.genesis_key.map(hex::encode),
         anchor_key: r.anchor_key.map(hex::encode),
         generation: r.generation,
@@ -43,6 +48,9 @@ pub(super) fn alert_view(alert: StoredAlert) -> AlertView {
         kind: alert.kind,
         time_ns: alert.time_ns,
         time: WallTime(alert.time_ns).to_string(),
+        count: alert.count,
+        last_time_ns: alert.last_time_ns,
+        last_time: WallTime(alert.last_time_ns).to_string(),
         seq: alert.seq,
         detail: alert.detail,
     }
@@ -102,6 +110,8 @@ pub(super) fn record_view(r: StoredRecord) -> RecordView {
         host: r.host,
         seq: r.seq,
         stored_ns: r.stored_ns,
+        verified: r.verified,
+        verified_ns: r.verified_ns,
         kind: r.kind,
         event: None,
         record: None,

@@ -1,19 +1,22 @@
 //! Receiving one host's batch: decode it, load the host's record, verify the batch, then commit it or
-//! record why not.
+//! record why not; and refusing a batch sent with another identity's token.
 //!
 //! Batches of one host are taken one at a time ([`HostLocks`]), so two batches can never both be verified
-//! against the same state; the store's compare-and-set on the host's next sequence number backs this up.
-//! Everything here blocks: run it in `spawn_blocking`.
+//! against the same state; the store's compare-and-set on the host's next sequence number and enrolled key
+//! backs this up. A refusal stores only its alert: the host's state, status and last contact stay as they
+//! were, so a forged batch cannot harm the host it names. Everything here blocks: run it in
+//! `spawn_blocking`.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
 
 use auditloop_model::WallTime;
 use auditloop_protocol::api::BatchReceipt;
 use auditloop_protocol::batch::{Batch, BatchError};
 
-use crate::alerts;
+use crate::alerts::{self, Offender, Refused};
+use crate::ingest::locks::HostLocks;
 use crate::ingest::reject::Reject;
+use crate::ingest::rewind::replace_pending;
 use crate::ingest::state::HostState;
 use crate::ingest::verify::check;
 use crate::store::{Rejection, Store, StoreError};
@@ -28,82 +31,139 @@ pub enum IngestError {
     /// The batch was refused.
     #[error(transparent)]
     Rejected(#[from] Reject),
+    /// The host is not enrolled (HTTP 403; its token was checked, so only a host removed meanwhile).
+    #[error("host {0} is not enrolled")]
+    NotEnrolled(String),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
 }
 
-/// One lock per host, so a host's batches are verified and stored one at a time.
-#[derive(Debug, Default)]
-pub struct HostLocks {
-    locks: Mutex<HashMap<String, Arc<Mutex<()>>>>,
-}
-
-impl HostLocks {
-    /// The lock of `host`.
-    pub fn of(&self, host: &str) -> Arc<Mutex<()>> {
-        let mut locks = self.locks.lock().unwrap_or_else(PoisonError::into_inner);
-        Arc::clone(locks.entry(host.to_owned()).or_default())
-    }
+/// Who sent a batch: the host whose own token it carried (the host in the path), and the peer address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Sender<'a> {
+    /// The host.
+    pub host: &'a str,
+    /// The peer address (`ip:port`, or `unknown`).
+    pub peer: &'a str,
 }
 
 /// Ingest over one store: takes batch bodies as hosts ship them and stores what verifies.
 pub struct Ingest {
-    store: Arc<dyn Store>,
+    store: std::sync::Arc<dyn Store>,
     locks: HostLocks,
 }
 
 impl Ingest {
     /// Ingest into `store`.
-    pub fn new(store: Arc<dyn Store>) -> Ingest {
+    pub fn new(store: std::sync::Arc<dyn Store>) -> Ingest {
         Ingest {
             store,
             locks: HostLocks::default(),
         }
     }
 
-    /// Decodes `body` (of `content_type`) shipped by `host`, then, holding the host's lock, verifies and
+    /// Decodes `body` (of `content_type`) shipped by `sender`, then, holding the host's lock, verifies and
     /// stores it (see [`receive`]). Blocks.
     pub fn receive_body(
         &self,
-        host: &str,
+        sender: &Sender<'_>,
         content_type: &str,
         body: &[u8],
     ) -> Result<BatchReceipt, IngestError> {
         let batch = Batch::decode(content_type, body)?;
-        let lock = self.locks.of(host);
-        let _one_at_a_time = lock.lock().unwrap_or_else(PoisonError::into_inner);
-        receive(self.store.as_ref(), host, &batch, WallTime::now().0)
+        let lock = self.locks.of(sender.host);
+        let _one_at_a_time = lock.hold();
+        receive(self.store.as_ref(), sender, &batch, WallTime::now().0)
+    }
+
+    /// Refuses a batch for `host` sent with another identity's token (`offender`): raises a `forgery`
+    /// alert for `host` if it is enrolled (a host id that is not enrolled has no chain at stake, and its
+    /// alerts would only let token holders add rows at will: that is only logged). Returns whether an
+    /// alert was stored. Blocks.
+    pub fn refuse_foreign(&self, host: &str, offender: &Offender<'_>) -> Result<bool, StoreError> {
+        let error = format!(
+            "a {} token ({}) was used to ship batches for host {host}",
+            offender.role, offender.token
+        );
+        if self.store.host_record(host)?.is_none() {
+            tracing::warn!(
+                host,
+                token = offender.token,
+                role = offender.role,
+                peer = offender.peer,
+                "refused a batch for a host that is not enrolled: {error}"
+            );
+            return Ok(false);
+        }
+        let alert = alerts::forgery(offender, Refused::ForeignToken, None, &error);
+        self.store.reject(&Rejection {
+            host,
+            alerts: std::slice::from_ref(&alert),
+            now_ns: WallTime::now().0,
+        })?;
+        alerts::log(host, &alert);
+        Ok(true)
+    }
+
+    /// The per-host locks (for tests of their bound).
+    #[cfg(test)]
+    pub(crate) fn locks(&self) -> &HostLocks {
+        &self.locks
     }
 }
 
-/// Verifies `batch` for `host` and stores it, or stores the alerts its refusal raises and the status it
-/// sets. The caller holds the host's lock.
+/// Verifies `batch` of `sender`'s host and stores it, or stores the alert its refusal raises. The caller
+/// holds the host's lock.
 pub fn receive(
     store: &dyn Store,
-    host: &str,
+    sender: &Sender<'_>,
     batch: &Batch,
     now_ns: u64,
 ) -> Result<BatchReceipt, IngestError> {
-    let record = store.host_record(host)?;
-    let expected_next_seq = record.map(|r| r.next_seq);
-    let state = record
-        .as_ref()
-        .map(HostState::from_record)
-        .unwrap_or_default();
-    let stored = match expected_next_seq {
-        Some(next_seq) if batch.first_seq < next_seq => {
-            let to = batch.last_seq.min(next_seq - 1);
-            store
-                .stored_hashes(host, batch.first_seq, to)?
-                .into_iter()
-                .collect::<HashMap<_, _>>()
-        }
-        _ => HashMap::new(),
+    let host = sender.host;
+    let Some(record) = store.host_record(host)? else {
+        return Err(IngestError::NotEnrolled(host.to_owned()));
     };
-    match check(&state, batch, |seq| stored.get(&seq).copied()) {
-        Ok(verified) => {
-            store.commit(&verified.commit(host, expected_next_seq, now_ns))?;
+    let state = HostState::from_record(&record);
+    let stored = if record.started() && batch.first_seq < record.next_seq {
+        let to = batch.last_seq.min(record.next_seq - 1);
+        store
+            .stored_hashes(host, batch.first_seq, to)?
+            .into_iter()
+            .collect::<HashMap<_, _>>()
+    } else {
+        HashMap::new()
+    };
+    let lookup = |seq: u64| stored.get(&seq).copied();
+    let verdict = match check(&state, batch, lookup) {
+        Err(fork @ Reject::Fork { seq, .. }) if seq > state.verified_through() => {
+            replace_pending(&state, batch, lookup, fork, seq)
+        }
+        other => other,
+    };
+    let offender = Offender {
+        token: host,
+        role: "host",
+        peer: sender.peer,
+    };
+    match verdict {
+        Ok(mut verified) => {
+            if let Some(from) = verified.replace_from {
+                let dropped = record.next_seq - from;
+                let error = format!(
+                    "{dropped} pending records from seq {from} differed from records the host signed and \
+                     were replaced (a host that lost its unsynced records, or unsigned records shipped \
+                     with its token)"
+                );
+                verified.alerts.push(alerts::forgery(
+                    &offender,
+                    Refused::PendingFork,
+                    Some(from),
+                    &error,
+                ));
+            }
+            store.commit(&verified.commit(host, record.next_seq, now_ns))?;
             for alert in &verified.alerts {
                 alerts::log(host, alert);
             }
@@ -113,19 +173,23 @@ pub fn receive(
                 last = batch.last_seq,
                 stored = verified.records.len(),
                 duplicates = verified.duplicates,
+                verified_through = verified.verified_through(),
                 "batch stored"
             );
             Ok(BatchReceipt {
                 stored: verified.records.len() as u64,
                 duplicates: verified.duplicates,
-                next_seq: verified.next_seq(),
+                // Never past the batch: an agent takes only acks within what it sent (a replay of records
+                // far behind the host's head is acked up to its own end, and the agent goes on from there).
+                next_seq: verified.next_seq().min(batch.last_seq.saturating_add(1)),
+                verified_through: verified.verified_through(),
+                pending: verified.pending(),
             })
         }
         Err(reject) => {
-            let alert: Vec<_> = reject.alert().into_iter().collect();
+            let alert: Vec<_> = reject.alert(&offender).into_iter().collect();
             store.reject(&Rejection {
                 host,
-                status: reject.status(),
                 alerts: &alert,
                 now_ns,
             })?;

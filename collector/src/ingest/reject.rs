@@ -1,9 +1,12 @@
-//! Why a batch is refused as a whole ([`Reject`]), and what the refusal raises and sets.
+//! Why a batch is refused as a whole ([`Reject`]), and the alert the refusal raises.
+//!
+//! A refusal never changes the host: not its chain, status, last contact nor silence. Its text is for the
+//! collector's log and the alert; what the sender is told is only its kind (see `http/error.rs`), and no
+//! text here ever holds a stored hash or payload.
 
 use auditloop_journal::Damage;
-use auditloop_protocol::api::HostStatus;
 
-use crate::alerts::{self, NewAlert};
+use crate::alerts::{self, NewAlert, Offender};
 
 /// Why a batch is refused as a whole.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -38,32 +41,64 @@ pub enum Reject {
         /// Details.
         detail: String,
     },
+    /// The host's first batch does not start from its enrolled key (HTTP 422).
+    #[error("{detail}")]
+    Untrusted {
+        /// What is wrong.
+        detail: String,
+    },
+    /// Replayed records differ from pending (unsigned) stored records, and the batch does not prove its own
+    /// yet: the host must resend from its last verified record (HTTP 409).
+    #[error("seq {seq}: {detail}")]
+    PendingFork {
+        /// The sequence number to resend from: the one after the last verified record.
+        expected_seq: u64,
+        /// The first differing sequence number.
+        seq: u64,
+        /// Details.
+        detail: String,
+    },
 }
 
 impl Reject {
-    /// The alert this refusal raises, if any.
-    pub fn alert(&self) -> Option<NewAlert> {
+    /// The alert this refusal of a batch sent by `offender` raises, if any: `gap` for a gap, `forgery`
+    /// for a batch that does not verify against the host's stored chain and enrolled key, or that differs
+    /// from its pending records.
+    pub fn alert(&self, offender: &Offender<'_>) -> Option<NewAlert> {
         match self {
             Reject::Malformed(_) => None,
             Reject::Gap {
                 expected_seq,
                 detail,
             } => Some(alerts::gap(*expected_seq, detail)),
-            Reject::Fork { seq, detail } => Some(alerts::chain_fork(*seq, detail)),
+            Reject::Fork { seq, detail } => Some(alerts::forgery(
+                offender,
+                alerts::Refused::ChainFork,
+                Some(*seq),
+                detail,
+            )),
             Reject::Damaged {
                 seq,
                 damage,
                 detail,
-            } => Some(alerts::tamper(*seq, *damage, detail)),
-        }
-    }
-
-    /// The host status this refusal sets, if it changes it.
-    pub fn status(&self) -> Option<HostStatus> {
-        match self {
-            Reject::Malformed(_) | Reject::Gap { .. } => None,
-            Reject::Fork { .. } => Some(HostStatus::Forked),
-            Reject::Damaged { .. } => Some(HostStatus::Tampered),
+            } => Some(alerts::forgery(
+                offender,
+                alerts::Refused::Damage(*damage),
+                Some(*seq),
+                detail,
+            )),
+            Reject::Untrusted { detail } => Some(alerts::forgery(
+                offender,
+                alerts::Refused::WrongKey,
+                None,
+                detail,
+            )),
+            Reject::PendingFork { seq, detail, .. } => Some(alerts::forgery(
+                offender,
+                alerts::Refused::PendingFork,
+                Some(*seq),
+                detail,
+            )),
         }
     }
 }

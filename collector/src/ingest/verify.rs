@@ -2,13 +2,14 @@
 //!
 //! [`check`] is pure: it takes the host's [`HostState`], a decoded [`Batch`] and a lookup of the hashes of
 //! records already stored, and returns either everything the batch adds ([`Verified`]) or why the whole
-//! batch is refused ([`Reject`]). It applies exactly the chain rules of `auditloop verify` (through
-//! [`ChainState::accept`]), compares replayed records with the stored ones, and notices restarts and spool
-//! overflows. It stores nothing, so the caller commits a batch all or nothing; it never panics, whatever the
-//! input (it is fuzzed).
+//! batch is refused ([`Reject`]). A host's first batch must start from its enrolled key (`trust.rs`); every
+//! batch then follows exactly the chain rules of `auditloop verify` (through [`ChainState::accept`]), with
+//! checkpoint signatures verified along the host's key chain. It compares replayed records with the stored
+//! ones, and notices restarts and spool overflows. It stores nothing, so the caller commits a batch all or
+//! nothing; it never panics, whatever the input (it is fuzzed). Its refusals never quote a stored hash.
 
 use auditloop_journal::Damage;
-use auditloop_journal::chain::{Accepted, ChainState};
+use auditloop_journal::chain::Accepted;
 use auditloop_journal::record::{FrameError, Hash, RawRecord};
 use auditloop_model::EventBody;
 use auditloop_protocol::batch::Batch;
@@ -18,7 +19,8 @@ use crate::ingest::columns;
 use crate::ingest::decode::decode_event;
 use crate::ingest::prepare::prepare;
 use crate::ingest::reject::Reject;
-use crate::ingest::state::HostState;
+use crate::ingest::state::{AtCheckpoint, HostState};
+use crate::ingest::trust;
 use crate::store::{Commit, NewCheckpoint, NewRecord, RecordKind, SearchColumns};
 
 /// Largest sequence number accepted (stores keep sequence numbers as signed 64-bit integers).
@@ -39,6 +41,9 @@ pub struct Verified<'b> {
     pub checkpoints: Vec<NewCheckpoint>,
     /// Alerts the new records raise (`unexpected_restart`, `spool_overflow`).
     pub alerts: Vec<NewAlert>,
+    /// Set when the batch replaces the host's pending records from this sequence number on (see
+    /// `rewind.rs`).
+    pub replace_from: Option<u64>,
 }
 
 impl Verified<'_> {
@@ -47,14 +52,19 @@ impl Verified<'_> {
         self.state.next_seq()
     }
 
+    /// The highest sequence number covered by a verified checkpoint after the batch (0 if none).
+    pub fn verified_through(&self) -> u64 {
+        self.state.verified_through()
+    }
+
+    /// Records of the host stored but not covered by a verified checkpoint after the batch.
+    pub fn pending(&self) -> u64 {
+        self.state.to_record().pending()
+    }
+
     /// The store commit of this batch for `host`, verified against a host whose next sequence number was
-    /// `expected_next_seq` (`None` for a host never stored), at `now_ns`.
-    pub fn commit<'a>(
-        &'a self,
-        host: &'a str,
-        expected_next_seq: Option<u64>,
-        now_ns: u64,
-    ) -> Commit<'a> {
+    /// `expected_next_seq`, at `now_ns`.
+    pub fn commit<'a>(&'a self, host: &'a str, expected_next_seq: u64, now_ns: u64) -> Commit<'a> {
         Commit {
             host,
             expected_next_seq,
@@ -62,6 +72,7 @@ impl Verified<'_> {
             status: self.state.status(),
             records: &self.records,
             duplicates: self.duplicates,
+            replace_from: self.replace_from,
             checkpoints: &self.checkpoints,
             alerts: &self.alerts,
             now_ns,
@@ -78,9 +89,20 @@ pub fn check<'b>(
     stored_hash: impl Fn(u64) -> Option<Hash>,
 ) -> Result<Verified<'b>, Reject> {
     let records = frames(batch)?;
-    let (mut chain, mut next) = match &state.chain {
-        Some(chain) => (chain.clone(), state.clone()),
-        None => first_chain(batch)?,
+    let (mut chain, mut next) = match (&state.chain, records.first()) {
+        (Some(chain), _) => (chain.clone(), state.clone()),
+        (None, Some(first)) => {
+            let (chain, anchor_key) =
+                trust::first_chain(state.enrolled_key.as_ref(), batch, first)?;
+            let host = HostState {
+                enrolled_key: state.enrolled_key,
+                first_seq: batch.first_seq,
+                anchor_key,
+                ..HostState::default()
+            };
+            (chain, host)
+        }
+        (None, None) => return Err(Reject::Malformed("batch holds no records".into())),
     };
     if batch.first_seq > chain.next_seq {
         return Err(Reject::Gap {
@@ -102,6 +124,7 @@ pub fn check<'b>(
         events: 0,
         checkpoints: Vec::new(),
         alerts: Vec::new(),
+        replace_from: None,
     };
     for ((rec, prep), seq) in records.iter().zip(&mut prepared).zip(batch.first_seq..) {
         if verified.duplicates < overlap as u64 {
@@ -142,6 +165,12 @@ pub fn check<'b>(
                     seq: rec.seq,
                     epoch: cp.epoch,
                     head_seq: cp.head_seq,
+                });
+                next.at_checkpoint = Some(AtCheckpoint {
+                    chain: chain.clone(),
+                    generation: next.generation,
+                    clean_stop: next.clean_stop,
+                    spool_overflowing: next.spool_overflowing,
                 });
                 (
                     RecordKind::Checkpoint,
@@ -225,34 +254,6 @@ fn frames(batch: &Batch) -> Result<Vec<RawRecord<'_>>, Reject> {
     Ok(records)
 }
 
-/// The chain of a host never seen: from genesis, or from the batch's anchor (trusted on first use).
-fn first_chain(batch: &Batch) -> Result<(ChainState, HostState), Reject> {
-    let mut host = HostState {
-        first_seq: batch.first_seq,
-        ..HostState::default()
-    };
-    if batch.first_seq == 1 {
-        return Ok((ChainState::genesis(), host));
-    }
-    let Some(anchor) = &batch.anchor else {
-        return Err(Reject::Gap {
-            expected_seq: 1,
-            detail: format!(
-                "unknown host: the first batch must start at seq 1 or carry an anchor (starts at seq {})",
-                batch.first_seq
-            ),
-        });
-    };
-    host.anchor_key = Some(anchor.public_key);
-    let chain = ChainState::anchored(
-        batch.first_seq,
-        anchor.prev_hash,
-        anchor.epoch,
-        Some(anchor.public_key),
-    );
-    Ok((chain, host))
-}
-
 /// Checks a record the host already shipped.
 fn replayed(
     rec: &RawRecord<'_>,
@@ -275,13 +276,11 @@ fn replayed(
         });
     }
     match stored_hash(seq) {
+        // Never quote the stored hash: it would hand whoever sent the batch the link to forge the next
+        // record from.
         Some(stored) if stored != rec.hash => Err(Reject::Fork {
             seq,
-            detail: format!(
-                "record differs from the stored record (stored hash {}, batch hash {})",
-                hex::encode(stored),
-                hex::encode(rec.hash)
-            ),
+            detail: "replayed record differs from the stored record".into(),
         }),
         _ => Ok(()),
     }

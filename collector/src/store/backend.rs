@@ -5,7 +5,7 @@ use auditloop_journal::record::Hash;
 use crate::alerts::NewAlert;
 use crate::store::commit::{Commit, Rejection};
 use crate::store::error::StoreError;
-use crate::store::host::{HostRecord, StoredHost};
+use crate::store::host::{Enrollment, HostRecord, StoredHost};
 use crate::store::query::{AlertQuery, EventQuery, StoredAlert, StoredRecord};
 
 /// A collector database.
@@ -15,10 +15,14 @@ use crate::store::query::{AlertQuery, EventQuery, StoredAlert, StoredRecord};
 /// of their own connections. Inputs are borrowed only for the call; results are owned. A backend keeps
 /// its search structures up to date by itself: queries always see every committed record.
 ///
+/// Hosts exist only once enrolled ([`Store::enroll`]): nothing else creates one. A stored record is
+/// *verified* when its sequence number is at most its host record's `last_checkpoint_seq`, and *pending*
+/// otherwise. Alerts are kept one per host and kind: raising one again counts it.
+///
 /// The behaviour every backend must show is spelled out, case by case, by `store::conformance` (run it
 /// with `store_conformance!`, compiled for tests and with the collector's `conformance` feature).
 pub trait Store: Send + Sync {
-    /// The record of `host`; `None` for a host never stored.
+    /// The record of `host`; `None` for a host never enrolled.
     fn host_record(&self, host: &str) -> Result<Option<HostRecord>, StoreError>;
 
     /// Sequence numbers and hashes of the stored records of `host` numbered `from..=to`, in order (records
@@ -26,19 +30,38 @@ pub trait Store: Send + Sync {
     fn stored_hashes(&self, host: &str, from: u64, to: u64)
     -> Result<Vec<(u64, Hash)>, StoreError>;
 
-    /// Stores a verified batch in one transaction: its records, checkpoints and alerts, the host's new
-    /// record and status and its counters; marks the host seen and closes its silence alert. Fails with
-    /// [`StoreError::Conflict`] when the host's `next_seq` is not [`Commit::expected_next_seq`] any more,
-    /// and with another error when a record's sequence number is stored already for the host (a store never
-    /// keeps a record twice); on any error nothing is stored.
+    /// Enrolls a host: stores it with status `enrolled`, the record of a host that shipped nothing
+    /// ([`HostRecord::enrolled`]) and its token digest. Fails with [`StoreError::HostExists`] when the host
+    /// is stored and `replace` is not set; with `replace`, the stored host (its records, checkpoints and
+    /// counters) is renamed to [`replaced_name`](crate::store::replaced_name), given status `replaced` and
+    /// no token, and the host is enrolled anew. One transaction.
+    fn enroll(&self, enrollment: &Enrollment<'_>) -> Result<(), StoreError>;
+
+    /// The token digest of `host`, if it has one.
+    fn host_token(&self, host: &str) -> Result<Option<[u8; 32]>, StoreError>;
+
+    /// The host whose token has `digest`, if any.
+    fn token_owner(&self, digest: &[u8; 32]) -> Result<Option<String>, StoreError>;
+
+    /// Gives the stored `host` (not a replaced one) the token `digest`, replacing the one it had; returns
+    /// whether the host exists.
+    fn set_host_token(&self, host: &str, digest: &[u8; 32]) -> Result<bool, StoreError>;
+
+    /// Stores a verified batch in one transaction: its records (after deleting the pending records it
+    /// replaces, [`Commit::replace_from`]), checkpoints and alerts, the host's new record and status and its
+    /// counters; with a new checkpoint, marks the host seen and closes its silence alert. Fails with [`StoreError::Conflict`] when the host is not stored, or its `next_seq` or
+    /// enrolled key is not the one the batch was verified against any more, and with another error when a
+    /// record's sequence number is stored already for the host (a store never keeps a record twice); on
+    /// any error nothing is stored.
     fn commit(&self, commit: &Commit<'_>) -> Result<(), StoreError>;
 
-    /// Stores the alerts of a refused batch; for a stored host also sets its status (when given), marks it
-    /// seen and closes its silence alert. Its record and counters stay as they were.
+    /// Stores the alerts of a refused batch. Nothing else changes: not the host's record, status,
+    /// counters, last contact nor silence.
     fn reject(&self, rejection: &Rejection<'_>) -> Result<(), StoreError>;
 
-    /// Opens a silence alert for `host` (stores `alert` and marks the host silent) when it has none open and
-    /// was last seen before `seen_before_ns`; returns whether it did.
+    /// Opens a silence alert for `host` (stores `alert` and marks the host silent) when it has none open,
+    /// was seen at all, and was last seen before `seen_before_ns`; returns whether it did. Replaced hosts
+    /// are never silent.
     fn raise_silence(
         &self,
         host: &str,
@@ -54,9 +77,9 @@ pub trait Store: Send + Sync {
     fn host(&self, host: &str) -> Result<Option<StoredHost>, StoreError>;
 
     /// Records matching `query`, in ingest order (for one host that is sequence order), at most
-    /// `query.limit`.
+    /// `query.limit`; verified ones only unless `query.pending`.
     fn records(&self, query: &EventQuery) -> Result<Vec<StoredRecord>, StoreError>;
 
-    /// Alerts matching `query`, oldest first, at most `query.limit`.
+    /// Alerts matching `query`, by id (least recently raised first), at most `query.limit`.
     fn alerts(&self, query: &AlertQuery) -> Result<Vec<StoredAlert>, StoreError>;
 }

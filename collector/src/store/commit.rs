@@ -80,16 +80,18 @@ pub struct NewCheckpoint {
     pub head_seq: u64,
 }
 
-/// A verified batch of `host`, stored in one transaction: all of it or, on any error, none of it.
+/// A verified batch of an enrolled `host`, stored in one transaction: all of it or, on any error, none of
+/// it.
 #[derive(Clone, Copy, Debug)]
 pub struct Commit<'a> {
     /// The host.
     pub host: &'a str,
-    /// The host's next sequence number the batch was verified against (`None` for a host never stored).
-    /// The commit fails with [`StoreError::Conflict`](crate::store::StoreError::Conflict) unless the stored
-    /// record still has exactly this `next_seq` (or, for `None`, the host is still unknown).
-    pub expected_next_seq: Option<u64>,
-    /// The host's record after the batch.
+    /// The host's next sequence number the batch was verified against. The commit fails with
+    /// [`StoreError::Conflict`](crate::store::StoreError::Conflict) unless the stored record still has
+    /// exactly this `next_seq` and the enrolled key of `host_record` (the host was not re-enrolled
+    /// meanwhile); a host that is not stored is a conflict too.
+    pub expected_next_seq: u64,
+    /// The host's record after the batch (its enrolled key unchanged).
     pub host_record: HostRecord,
     /// The host's status after the batch.
     pub status: HostStatus,
@@ -97,21 +99,25 @@ pub struct Commit<'a> {
     pub records: &'a [NewRecord<'a>],
     /// Replayed records of the batch that were already stored.
     pub duplicates: u64,
-    /// New checkpoints.
+    /// Pending records to drop first: the host's stored records from this sequence number on (none of
+    /// them covered by a verified checkpoint) are deleted with their checkpoints, and the counters lose
+    /// them, before `records` (which replace them) are stored.
+    pub replace_from: Option<u64>,
+    /// New checkpoints. When there is one, the host was seen (`now_ns`) and its silence alert closes; a
+    /// commit without a new checkpoint (a replay, or only pending records) leaves both as they were.
     pub checkpoints: &'a [NewCheckpoint],
     /// Alerts the batch raises.
     pub alerts: &'a [NewAlert],
-    /// Current time (ns since the Unix epoch): when the records are stored and the host was last seen.
+    /// Current time (ns since the Unix epoch): when the records are stored.
     pub now_ns: u64,
 }
 
-/// A refused batch of `host`: the alerts it raised and the host's new status.
+/// A refused batch of `host`: only the alerts it raised. A refusal never changes the host's record,
+/// status, counters, last contact or silence.
 #[derive(Clone, Copy, Debug)]
 pub struct Rejection<'a> {
     /// The host.
     pub host: &'a str,
-    /// The host's new status, if the refusal changes it.
-    pub status: Option<HostStatus>,
     /// Alerts to store.
     pub alerts: &'a [NewAlert],
     /// Current time (ns since the Unix epoch).

@@ -14,4 +14,7 @@ pub enum StoreError {
     /// Stored data does not read back.
     #[error("corrupt stored data: {0}")]
     Corrupt(String),
+    /// A host to enroll (without `replace`) is stored already.
+    #[error("host {0} exists")]
+    HostExists(String),
 }

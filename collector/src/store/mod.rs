@@ -5,7 +5,8 @@
 //! conformance suite (`store::conformance`, compiled for tests and with the `conformance` feature). The
 //! store defines its own types for everything it keeps and returns ([`HostRecord`], [`Commit`],
 //! [`StoredRecord`], …); it never judges records (it keeps what ingest verified, one batch per
-//! transaction, all or nothing) and knows nothing of ingest or HTTP.
+//! transaction, all or nothing, and tells verified records from pending ones by the host's last checkpoint)
+//! and knows nothing of ingest or HTTP. Hosts exist only once enrolled; a host's token is kept as a digest.
 //!
 //! Layout: the types in `host.rs`, `commit.rs`, `query.rs` and `error.rs`, the trait in `backend.rs`, the
 //! SQLite backend in `sqlite/`, the backend-agnostic test suite in `conformance/`.
@@ -22,6 +23,6 @@ mod sqlite;
 pub use backend::Store;
 pub use commit::{Commit, NewCheckpoint, NewRecord, RecordKind, Rejection, SearchColumns};
 pub use error::StoreError;
-pub use host::{HostRecord, StoredHost};
+pub use host::{CheckpointPoint, Enrollment, HostRecord, StoredHost, replaced_name};
 pub use query::{AlertQuery, EventQuery, PathFilter, StoredAlert, StoredRecord};
 pub use sqlite::SqliteStore;

@@ -22,6 +22,9 @@ pub struct EventQuery {
     pub text: Option<String>,
     /// Records after this cursor (a record id from a previous page).
     pub after: Option<i64>,
+    /// Whether pending records (not yet covered by a verified checkpoint) are included; without it, only
+    /// verified ones.
+    pub pending: bool,
     /// At most this many records.
     pub limit: u32,
 }
@@ -46,6 +49,10 @@ pub struct StoredRecord {
     pub seq: u64,
     /// When it was stored (ns since the Unix epoch).
     pub stored_ns: u64,
+    /// Whether a verified checkpoint covers it (its seq is at most its host's `last_checkpoint_seq`).
+    pub verified: bool,
+    /// For a verified record, when the first stored checkpoint at or after it was stored, if one is.
+    pub verified_ns: Option<u64>,
     /// Kind name.
     pub kind: String,
     /// The payload bytes, as hashed.
@@ -59,7 +66,7 @@ pub struct AlertQuery {
     pub host: Option<String>,
     /// Only this kind.
     pub kind: Option<AlertKind>,
-    /// Raised at or after (ns since the Unix epoch).
+    /// Last raised at or after (ns since the Unix epoch).
     pub since_ns: Option<u64>,
     /// Alerts after this id.
     pub after: Option<i64>,
@@ -67,19 +74,24 @@ pub struct AlertQuery {
     pub limit: u32,
 }
 
-/// A stored alert.
+/// A stored alert: one per host and kind, however often it was raised.
 #[derive(Clone, Debug, PartialEq)]
 pub struct StoredAlert {
-    /// Alert id: increases as alerts are stored; the paging cursor.
+    /// Alert id: increases as alerts are raised (a repeat gives the alert a new, higher id); the paging
+    /// cursor.
     pub id: i64,
     /// Host.
     pub host: String,
     /// Kind.
     pub kind: AlertKind,
-    /// When it was raised (ns since the Unix epoch).
+    /// When it was first raised (ns since the Unix epoch).
     pub time_ns: u64,
-    /// The sequence number concerned, if any.
+    /// How many times it was raised.
+    pub count: u64,
+    /// When it was last raised (ns since the Unix epoch).
+    pub last_time_ns: u64,
+    /// The sequence number concerned the last time, if any.
     pub seq: Option<u64>,
-    /// Details (a JSON object).
+    /// Details of the last time (a JSON object).
     pub detail: serde_json::Value,
 }

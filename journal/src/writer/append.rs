@@ -1,5 +1,6 @@
 //! Framing records into the current segment: group commit by the [`FsyncPolicy`], signed checkpoints
-//! (made durable before the key evolves, so the key file never runs ahead of them), and rotation.
+//! (made durable before the key evolves, so the key file never runs ahead of them, each with its key
+//! ladder link made durable before it), and rotation.
 
 use std::fs::OpenOptions;
 use std::io::Write;
@@ -12,6 +13,7 @@ use auditloop_model::Event;
 use super::{FsyncPolicy, Journal, RESERVE, WRITE_CHUNK};
 use crate::JournalError;
 use crate::files::{self, Head, hex_hash};
+use crate::ladder::{KeyLink, SKIP};
 use crate::record::{
     Checkpoint, FORMAT_VERSION, Payload, SEGMENT_HEADER_LEN, SEGMENT_MAGIC, SegmentStart,
     encode_payload, frame,
@@ -204,7 +206,8 @@ impl Journal {
     }
 
     /// Appends a checkpoint signed with the current epoch's key, makes it durable, then evolves the key and
-    /// stores it (wiping the old seed). Returns the checkpoint's sequence number.
+    /// stores it (wiping the old seed). Before the checkpoint, the key ladder gets this epoch's step link
+    /// (and, at a multiple of [`SKIP`], its skip link), durably. Returns the checkpoint's sequence number.
     ///
     /// Failures leave a state the next call completes: a checkpoint that was signed but could not be made
     /// durable stays in the buffer and is not signed twice, and a key that evolved but could not be stored
@@ -218,6 +221,13 @@ impl Journal {
         let seq = match self.unsynced_checkpoint {
             Some(seq) => seq,
             None => {
+                // The links from this epoch are durable before the checkpoint is: a durable checkpoint
+                // always has its link, and the seed that signs it is gone once the key evolves.
+                let mut links = vec![KeyLink::step(&self.key)];
+                if self.key.epoch().is_multiple_of(SKIP) {
+                    links.push(KeyLink::skip(&self.key));
+                }
+                self.ladder.append(&links)?;
                 let head_seq = self.next_seq - 1;
                 let head_hash = self.last_hash;
                 let next_public_key = self.key.next_public();

@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 use crate::JournalError;
 use crate::files::{self, Anchor, hex_hash};
 use crate::keys::EpochKey;
+use crate::ladder_file::{LadderHeader, LadderWriter};
 use crate::record::Hash;
 
 pub use recovery::Recovery;
@@ -118,6 +119,10 @@ pub struct Journal {
     key_unsaved: bool,
     /// The last attempt to update `HEAD` failed (logged once until one succeeds).
     head_stale: bool,
+    /// The key ladder (`LADDER`): a link for every checkpoint, durable before it.
+    ladder: LadderWriter,
+    /// A damaged ladder file found at open, set aside and replaced.
+    ladder_reset: Option<Recovery>,
 }
 
 /// Buffered bytes written to the file before the next sync point.
@@ -154,16 +159,30 @@ impl Journal {
             }
         };
         let key = recovery::reconcile_key(&opts.key_path, &segments)?;
+        let (ladder, reset) = LadderWriter::open(&opts.dir, key.epoch(), key.genesis_public())?;
         let mut journal = Journal::ready(
             opts,
             lock,
             key,
+            ladder,
             last_index + 1,
             generation + 1,
             last_seq + 1,
             last_hash,
         )?;
         journal.recovered = recovered;
+        journal.ladder_reset = reset.map(|r| Recovery {
+            segment: r.moved_to,
+            offset: 0,
+            bytes_cut: 0,
+            last_seq,
+            reason: format!(
+                "the key ladder was damaged ({}); it was set aside and a new one starts at epoch {}: \
+                 keys of earlier epochs cannot be traced to the genesis key once retention deletes \
+                 their checkpoints",
+                r.reason, r.since_epoch
+            ),
+        });
         Ok(journal)
     }
 
@@ -195,14 +214,27 @@ impl Journal {
             public_key: hex::encode(key.genesis_public()),
         };
         files::write_json(&files::anchor_path(&opts.dir), &anchor, true)?;
-        Journal::ready(opts, lock, key, 0, 1, 1, [0; 32])
+        // No checkpoint exists yet: a fresh ladder from genesis (replacing any left by an earlier journal).
+        let ladder = LadderWriter::create(
+            &opts.dir,
+            &LadderHeader {
+                since_epoch: 0,
+                genesis: key.genesis_public(),
+            },
+        )?;
+        Journal::ready(opts, lock, key, ladder, 0, 1, 1, [0; 32])
     }
 
     /// The writer positioned after the last record, its segment `index` not created yet.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one private constructor that both ways of opening fill in"
+    )]
     fn ready(
         opts: JournalOptions,
         lock: File,
         key: EpochKey,
+        ladder: LadderWriter,
         index: u64,
         generation: u64,
         next_seq: u64,
@@ -233,12 +265,20 @@ impl Journal {
             unsynced_checkpoint: None,
             key_unsaved: false,
             head_stale: false,
+            ladder,
+            ladder_reset: None,
         })
     }
 
     /// What was cut from a torn tail when the journal was opened, if anything.
     pub fn recovered(&self) -> Option<&Recovery> {
         self.recovered.as_ref()
+    }
+
+    /// A damaged key ladder found when the journal was opened (set aside and replaced), if any: `segment`
+    /// names where the damaged file was moved.
+    pub fn ladder_reset(&self) -> Option<&Recovery> {
+        self.ladder_reset.as_ref()
     }
 
     /// The journal directory.

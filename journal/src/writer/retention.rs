@@ -1,6 +1,7 @@
 //! Retention: deleting whole segments, oldest first, while the journal is over its size or age limit, and
 //! only segments wholly below the [`RetentionFloor`]. With a shipper the floor is the collector's
-//! acknowledged sequence number, so retention never deletes a record the collector has not stored.
+//! acknowledged sequence number, so retention never deletes a record the collector has not stored. The key
+//! ladder stays: after `ANCHOR` moves, only step links that skip links already span are dropped from it.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -9,6 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use super::Journal;
 use crate::JournalError;
 use crate::files::{self, Anchor, for_each_payload, hex_hash};
+use crate::ladder::SKIP;
 use crate::record::Payload;
 
 /// The journal↔shipper contract on what retention may delete: the highest sequence number the collector
@@ -117,6 +119,8 @@ impl Journal {
                 public_key: hex::encode(public_key),
             };
             files::write_json(&files::anchor_path(&self.opts.dir), &anchor, true)?;
+            // Only after ANCHOR moved: the step links of blocks before its epoch's are no longer needed.
+            self.ladder.compact(epoch / SKIP * SKIP);
             let len = std::fs::metadata(old).map(|m| m.len()).unwrap_or(0);
             std::fs::remove_file(old).map_err(|e| JournalError::io(old, e))?;
             total = total.saturating_sub(len);

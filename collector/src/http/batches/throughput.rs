@@ -6,9 +6,9 @@ use std::time::Instant;
 use auditloop_protocol::batch::{Batch, CONTENT_TYPE_BINARY};
 use axum::http::StatusCode;
 
-use crate::http::testutil::{AGENT, TestApp};
+use crate::http::testutil::TestApp;
 use crate::ingest::{HostState, check};
-use crate::store::{SqliteStore, Store};
+use crate::store::{Enrollment, SqliteStore, Store};
 use crate::testutil::{TestJournal, batch_of};
 
 /// Measures storing 200k exec events shipped in batches like the agent's (about 1 MiB of frames, zstd):
@@ -32,7 +32,17 @@ fn throughput() {
         .collect();
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(&dir.path().join("c.db")).unwrap();
-    let mut state = HostState::default();
+    let key = j.genesis_key();
+    store
+        .enroll(&Enrollment {
+            host: "h",
+            genesis_key: key,
+            token_digest: [7; 32],
+            replace: false,
+            now_ns: 1,
+        })
+        .unwrap();
+    let mut state = HostState::enrolled(key);
     let mut wall = [0.0; 3];
     let mut cpu = [0.0; 3];
     let start = Instant::now();
@@ -42,7 +52,7 @@ fn throughput() {
         let (t1, c1) = (Instant::now(), thread_cpu());
         let verified = check(&state, &batch, |_| None).unwrap();
         let (t2, c2) = (Instant::now(), thread_cpu());
-        let expected_next_seq = state.chain.as_ref().map(|c| c.next_seq);
+        let expected_next_seq = state.next_seq();
         store
             .commit(&verified.commit("h", expected_next_seq, 1))
             .unwrap();
@@ -77,6 +87,20 @@ fn throughput() {
 
     const HOSTS: usize = 4;
     let app = TestApp::new();
+    let mut tokens = Vec::new();
+    runtime_once(async {
+        for h in 0..HOSTS {
+            let (status, body) = app
+                .enroll_as(
+                    Some(crate::http::testutil::ENROLL_TOKEN),
+                    &format!("host{h}"),
+                    &hex::encode(key),
+                )
+                .await;
+            assert_eq!(status, StatusCode::CREATED, "{body}");
+            tokens.push(body["token"].as_str().unwrap().to_owned());
+        }
+    });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -85,12 +109,12 @@ fn throughput() {
     let start = Instant::now();
     runtime.block_on(async {
         let shippers = (0..HOSTS).map(|h| {
-            let (app, encoded) = (&app, &encoded);
+            let (app, encoded, token) = (&app, &encoded, &tokens[h]);
             async move {
                 for body in encoded {
                     let host = format!("host{h}");
                     let (status, answer) = app
-                        .post_raw(&host, Some(AGENT), CONTENT_TYPE_BINARY, body.clone())
+                        .post_raw(&host, Some(token), CONTENT_TYPE_BINARY, body.clone())
                         .await;
                     assert_eq!(status, StatusCode::OK, "{answer}");
                 }
@@ -104,6 +128,15 @@ fn throughput() {
         "{HOSTS} hosts at once over HTTP: {total} records in {secs:.2} s = {:.0} records/s",
         total as f64 / secs
     );
+}
+
+/// Runs `f` to completion on a runtime of its own.
+fn runtime_once(f: impl std::future::Future<Output = ()>) {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f);
 }
 
 /// Runs futures concurrently on the current task.

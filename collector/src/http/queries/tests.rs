@@ -34,17 +34,21 @@ fn limits_are_clamped() {
     assert!(limit(Some("x")).is_err());
 }
 
-/// Two hosts: `a` with execs by pids 100..=109 and file events, `b` with 5 execs.
+/// Two hosts: `a` with execs by pids 100..=109 and file events, `b` with 5 execs, each covered by a
+/// checkpoint.
 async fn two_hosts() -> TestApp {
     let app = TestApp::new();
     let mut a = TestJournal::new("a");
+    app.enroll("a", &mut a).await;
     a.execs(10);
     a.file(7, "/etc/passwd");
     a.file(7, "/etc/shadow");
     a.file(8, "/var/log/x");
     a.checkpoint();
     let mut b = TestJournal::new("b");
+    app.enroll("b", &mut b).await;
     b.execs(5);
+    b.checkpoint();
     assert_eq!(
         app.post("a", &a.batch(1, a.last_seq())).await.0,
         StatusCode::OK
@@ -103,7 +107,7 @@ async fn events_filter_by_host_kind_pid_path_and_text() {
     // Empty parameters count as absent.
     assert_eq!(events(&app, "host=&kind=&pid=&q=").await.0.len(), 18);
 
-    let (cps, _) = events(&app, "kind=checkpoint").await;
+    let (cps, _) = events(&app, "kind=checkpoint&host=a").await;
     assert_eq!(cps.len(), 1);
     assert_eq!(cps[0]["record"]["epoch"], 0);
     assert_eq!(cps[0]["record"]["head_seq"], 14);
@@ -169,9 +173,14 @@ async fn hosts_and_alerts_are_listed() {
     assert_eq!(a["next_seq"], 16);
     assert_eq!(a["status"], "verified");
     assert!(a["last_seen"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(
+        (a["pending"].clone(), a["last_verified_seq"].clone()),
+        (json!(0), json!(15))
+    );
     assert_eq!(app.get("/v1/hosts/zz").await.0, StatusCode::NOT_FOUND);
 
     let mut j = TestJournal::new("c");
+    app.enroll("c", &mut j).await;
     j.execs(20);
     app.post("c", &j.batch(3, 4)).await;
     app.post("a", &j.batch(18, 19)).await;
@@ -194,4 +203,72 @@ async fn hosts_and_alerts_are_listed() {
         app.get("/v1/alerts?kind=nope").await.0,
         StatusCode::BAD_REQUEST
     );
+}
+
+#[tokio::test]
+async fn pending_records_are_served_only_when_asked_for() {
+    let app = TestApp::new();
+    let mut j = TestJournal::new("p");
+    app.enroll("p", &mut j).await;
+    j.execs(3);
+    let cp = j.checkpoint();
+    j.execs(2);
+    let (status, receipt) = app.post("p", &j.batch(1, cp + 2)).await;
+    assert_eq!(status, StatusCode::OK, "{receipt}");
+    assert_eq!(
+        (
+            receipt["verified_through"].clone(),
+            receipt["pending"].clone()
+        ),
+        (json!(cp), json!(2))
+    );
+    let (verified, _) = events(&app, "host=p").await;
+    assert_eq!(seqs(&verified), [2, 3, 4]);
+    assert!(verified.iter().all(|e| e["verified"] == true));
+    let (all, _) = events(&app, "host=p&pending=true").await;
+    assert_eq!(seqs(&all), [2, 3, 4, cp + 1, cp + 2]);
+    assert_eq!(all[3].get("verified_ns"), None, "pending: not verified yet");
+    let flags: Vec<_> = all
+        .iter()
+        .map(|e| e["verified"].as_bool().unwrap())
+        .collect();
+    assert_eq!(flags, [true, true, true, false, false]);
+    assert_eq!(events(&app, "host=p&pending=false").await.0.len(), 3);
+    assert_eq!(
+        app.get("/v1/events?pending=yes").await.0,
+        StatusCode::BAD_REQUEST
+    );
+    let host = app.host("p").await;
+    assert_eq!(
+        (host["pending"].clone(), host["last_verified_seq"].clone()),
+        (json!(2), json!(cp))
+    );
+
+    // The next batch's checkpoint covers them.
+    let cp2 = j.checkpoint();
+    let (_, receipt) = app.post("p", &j.batch(cp + 1, cp2)).await;
+    assert_eq!(
+        (
+            receipt["verified_through"].clone(),
+            receipt["pending"].clone()
+        ),
+        (json!(cp2), json!(0))
+    );
+    let (verified, _) = events(&app, "host=p").await;
+    assert_eq!(seqs(&verified), [2, 3, 4, cp + 1, cp + 2]);
+    assert!(verified.iter().all(|e| e["verified"] == true));
+    let when: Vec<_> = verified
+        .iter()
+        .map(|e| e["verified_ns"].as_u64().unwrap())
+        .collect();
+    assert!(
+        when[2] < when[3],
+        "later records were verified by the later checkpoint: {when:?}"
+    );
+    assert!(
+        verified
+            .iter()
+            .all(|e| e["verified_ns"].as_u64() >= e["stored_ns"].as_u64())
+    );
+    assert_eq!(app.host("p").await["pending"], 0);
 }

@@ -9,18 +9,38 @@ use auditloop_protocol::api::AlertKind;
 use auditloop_protocol::batch::Batch;
 
 use super::{Verified, check};
+use crate::alerts::Offender;
 use crate::ingest::reject::Reject;
 use crate::ingest::state::HostState;
 use crate::testutil::{TestJournal, batch_of, tampered, with_bad_signature};
 
 /// A host as a store would keep it: its state and stored hashes.
-#[derive(Default)]
 struct Host {
     state: HostState,
     hashes: HashMap<u64, Hash>,
 }
 
+/// Who sends the refused batches of these tests.
+const OFFENDER: Offender<'static> = Offender {
+    token: "h",
+    role: "host",
+    peer: "192.0.2.1:1",
+};
+
 impl Host {
+    /// A host enrolled with `journal`'s genesis key that stored nothing yet.
+    fn of(journal: &mut TestJournal) -> Host {
+        Host::enrolled(journal.genesis_key())
+    }
+
+    /// A host enrolled with `key` that stored nothing yet.
+    fn enrolled(key: [u8; 32]) -> Host {
+        Host {
+            state: HostState::enrolled(key),
+            hashes: HashMap::new(),
+        }
+    }
+
     fn check<'b>(&self, batch: &'b Batch) -> Result<Verified<'b>, Reject> {
         check(&self.state, batch, |seq| self.hashes.get(&seq).copied())
     }
@@ -46,7 +66,7 @@ fn a_genesis_batch_verifies_and_replays_are_duplicates() {
     j.checkpoint();
     let last = j.last_seq();
     let batch = j.batch(1, last);
-    let mut host = Host::default();
+    let mut host = Host::of(&mut j);
     let v = host.check(&batch).unwrap();
     assert_eq!(v.records.len() as u64, last);
     assert_eq!(v.events, 5);
@@ -67,7 +87,7 @@ fn a_genesis_batch_verifies_and_replays_are_duplicates() {
 fn overlapping_batches_store_only_the_new_records() {
     let mut j = TestJournal::new("h");
     j.execs(10);
-    let mut host = Host::default();
+    let mut host = Host::of(&mut j);
     host.store(&j.batch(1, 6));
     assert_eq!(host.store(&j.batch(4, 11)), (5, 3));
     assert_eq!(host.state.next_seq(), 12);
@@ -77,7 +97,7 @@ fn overlapping_batches_store_only_the_new_records() {
 fn gaps_and_unknown_hosts_name_the_expected_seq() {
     let mut j = TestJournal::new("h");
     j.execs(10);
-    let mut host = Host::default();
+    let mut host = Host::of(&mut j);
     let err = host.check(&j.batch(3, 5)).unwrap_err();
     assert!(
         matches!(
@@ -101,11 +121,11 @@ fn gaps_and_unknown_hosts_name_the_expected_seq() {
         ),
         "{err:?}"
     );
-    assert_eq!(err.alert().unwrap().kind, AlertKind::Gap);
+    assert_eq!(err.alert(&OFFENDER).unwrap().kind, AlertKind::Gap);
 }
 
 #[test]
-fn an_anchor_is_trusted_on_first_use() {
+fn an_anchor_is_verified_along_its_ladder_from_the_enrolled_key() {
     let mut j = TestJournal::new("h");
     j.execs(3);
     j.checkpoint();
@@ -122,13 +142,24 @@ fn an_anchor_is_trusted_on_first_use() {
         .unwrap()
         .seq;
     let batch = j.anchored_batch(from, last);
-    let mut host = Host::default();
+    assert!(
+        batch
+            .anchor
+            .as_ref()
+            .is_some_and(|a| a.epoch > 0 && !a.ladder.links.is_empty())
+    );
+    let mut host = Host::of(&mut j);
     let v = host.check(&batch).unwrap();
     assert_eq!(
         v.state.anchor_key,
         batch.anchor.as_ref().map(|a| a.public_key)
     );
     assert_eq!(v.state.first_seq, from);
+    assert_eq!(
+        v.state.status(),
+        auditloop_protocol::api::HostStatus::Verified
+    );
+    assert_eq!(v.verified_through(), last);
     assert_eq!(
         v.checkpoints.len(),
         1,
@@ -139,20 +170,63 @@ fn an_anchor_is_trusted_on_first_use() {
     j.execs(2);
     let next = j.anchored_batch(last + 1, j.last_seq());
     assert_eq!(host.store(&next), (2, 0));
-    // A wrong anchor key makes the checkpoint fail.
+    // A wrong anchor key, an anchor of another host's ladder, a ladder cut short: refused before any
+    // record is looked at.
     let mut bad = j.anchored_batch(from, last);
     bad.anchor.as_mut().unwrap().public_key[0] ^= 1;
-    let err = Host::default().check(&bad).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            Reject::Damaged {
-                damage: Damage::BadSignature,
-                ..
-            }
-        ),
-        "{err:?}"
-    );
+    let err = Host::of(&mut j).check(&bad).unwrap_err();
+    assert!(matches!(err, Reject::Untrusted { .. }), "{err:?}");
+    assert_eq!(err.alert(&OFFENDER).unwrap().detail["refused"], "wrong_key");
+    let batch = j.anchored_batch(from, last);
+    let err = Host::enrolled([4; 32]).check(&batch).unwrap_err();
+    assert!(matches!(err, Reject::Untrusted { .. }), "{err:?}");
+    let mut cut = j.anchored_batch(from, last);
+    cut.anchor.as_mut().unwrap().ladder.links.clear();
+    assert!(matches!(
+        Host::of(&mut j).check(&cut),
+        Err(Reject::Untrusted { .. })
+    ));
+}
+
+#[test]
+fn a_genesis_batch_of_another_key_is_refused() {
+    let mut j = TestJournal::new("h");
+    j.execs(3);
+    j.checkpoint();
+    let batch = j.batch(1, j.last_seq());
+    let err = Host::enrolled([4; 32]).check(&batch).unwrap_err();
+    assert!(matches!(err, Reject::Untrusted { .. }), "{err:?}");
+    let alert = err.alert(&OFFENDER).unwrap();
+    assert_eq!(alert.kind, AlertKind::Forgery);
+    assert_eq!(alert.detail["peer"], "192.0.2.1:1");
+    // A host with no enrolled key at all cannot start a chain.
+    let nothing = Host {
+        state: HostState::default(),
+        hashes: HashMap::new(),
+    };
+    assert!(matches!(
+        nothing.check(&batch),
+        Err(Reject::Untrusted { .. })
+    ));
+    assert!(Host::of(&mut j).check(&batch).is_ok());
+}
+
+#[test]
+fn records_after_the_last_checkpoint_are_pending() {
+    let mut j = TestJournal::new("h");
+    j.execs(3);
+    let cp = j.checkpoint();
+    j.execs(2);
+    let mut host = Host::of(&mut j);
+    let first = j.batch(1, cp + 2);
+    let v = host.check(&first).unwrap();
+    assert_eq!((v.verified_through(), v.pending()), (cp, 2));
+    host.store(&first);
+    let cp2 = j.checkpoint();
+    let next = j.batch(cp + 1, cp2);
+    let v = host.check(&next).unwrap();
+    assert_eq!((v.verified_through(), v.pending()), (cp2, 0));
+    assert_eq!((v.records.len(), v.duplicates), (1, 2));
 }
 
 #[test]
@@ -162,7 +236,7 @@ fn a_changed_byte_is_damage_and_nothing_is_returned() {
     let mut frames = j.frames();
     frames[3] = tampered(&frames[3]);
     let batch = batch_of(&frames, 1, 7);
-    let err = Host::default().check(&batch).unwrap_err();
+    let err = Host::of(&mut j).check(&batch).unwrap_err();
     assert_eq!(
         err,
         Reject::Damaged {
@@ -171,9 +245,11 @@ fn a_changed_byte_is_damage_and_nothing_is_returned() {
             detail: "record claims seq 4".into()
         }
     );
-    assert_eq!(err.alert().unwrap().kind, AlertKind::Tamper);
+    let alert = err.alert(&OFFENDER).unwrap();
+    assert_eq!(alert.kind, AlertKind::Forgery);
+    assert_eq!(alert.detail["refused"], "hash_mismatch");
     // A tampered replayed record is damage too.
-    let mut host = Host::default();
+    let mut host = Host::of(&mut j);
     host.store(&j.batch(1, 7));
     let err = host.check(&batch).unwrap_err();
     assert!(
@@ -195,11 +271,17 @@ fn a_different_history_is_a_fork() {
     a.execs(4);
     let mut b = TestJournal::new("h");
     b.execs(6);
-    let mut host = Host::default();
+    let mut host = Host::of(&mut a);
     host.store(&a.batch(1, 5));
     let err = host.check(&b.batch(1, 7)).unwrap_err();
     assert!(matches!(err, Reject::Fork { seq: 1, .. }), "{err:?}");
-    assert_eq!(err.alert().unwrap().kind, AlertKind::ChainFork);
+    let alert = err.alert(&OFFENDER).unwrap();
+    assert_eq!(alert.kind, AlertKind::Forgery);
+    assert_eq!(alert.detail["refused"], "chain_fork");
+    // Nothing of the stored chain is quoted.
+    let stored = hex::encode(host.hashes[&1]);
+    assert!(!err.to_string().contains(&stored), "{err}");
+    assert!(!alert.detail.to_string().contains(&stored));
 }
 
 #[test]
@@ -210,7 +292,7 @@ fn a_bad_checkpoint_signature_is_refused() {
     let mut frames = j.frames();
     let i = frames.iter().position(|f| f.seq == cp).unwrap();
     frames[i] = with_bad_signature(&frames[i]);
-    let err = Host::default()
+    let err = Host::of(&mut j)
         .check(&batch_of(&frames, 1, cp))
         .unwrap_err();
     assert!(
@@ -226,19 +308,19 @@ fn headers_must_describe_the_frames() {
     let mut batch = j.batch(1, 5);
     batch.last_seq = 6;
     assert!(matches!(
-        Host::default().check(&batch),
+        Host::of(&mut j).check(&batch),
         Err(Reject::Malformed(_))
     ));
     let mut batch = j.batch(2, 5);
     batch.first_seq = 1;
     batch.last_seq = 4;
     assert!(matches!(
-        Host::default().check(&batch),
+        Host::of(&mut j).check(&batch),
         Err(Reject::Malformed(_))
     ));
     let mut batch = j.batch(1, 5);
     batch.frames.truncate(batch.frames.len() - 3);
-    let err = Host::default().check(&batch).unwrap_err();
+    let err = Host::of(&mut j).check(&batch).unwrap_err();
     assert!(
         matches!(
             err,
@@ -253,7 +335,7 @@ fn headers_must_describe_the_frames() {
     let mut batch = j.batch(1, 5);
     batch.last_seq = u64::MAX;
     assert!(matches!(
-        Host::default().check(&batch),
+        Host::of(&mut j).check(&batch),
         Err(Reject::Malformed(_))
     ));
 }
@@ -264,7 +346,7 @@ fn restarts_without_agent_stop_raise_an_alert() {
     j.execs(2);
     j.stop_and_restart();
     j.execs(2);
-    let mut host = Host::default();
+    let mut host = Host::of(&mut j);
     let batch = j.batch(1, j.last_seq());
     let v = host.check(&batch).unwrap();
     assert!(v.alerts.is_empty(), "{:?}", v.alerts);
@@ -284,7 +366,7 @@ fn restarts_without_agent_stop_raise_an_alert() {
 fn a_generation_jump_is_an_unexpected_restart() {
     let mut j = TestJournal::new("h");
     j.execs(1);
-    let mut host = Host::default();
+    let mut host = Host::of(&mut j);
     host.store(&j.batch(1, j.last_seq()));
     let from = j.last_seq() + 1;
     j.stop_and_restart();
@@ -309,7 +391,7 @@ fn spool_overflow_losses_raise_an_alert() {
     j.checkpoint();
     j.loss(LossStage::SpoolOverflow);
     let batch = j.batch(1, j.last_seq());
-    let mut host = Host::default();
+    let mut host = Host::of(&mut j);
     let v = host.check(&batch).unwrap();
     assert_eq!(
         v.alerts.len(),
@@ -386,7 +468,7 @@ fn events_after_agent_stop_keep_the_stop_clean() {
     j.loss(LossStage::SpoolOverflow);
     j.journal().checkpoint().unwrap();
     let last = j.last_seq();
-    let mut host = Host::default();
+    let mut host = Host::of(&mut j);
     host.store(&j.batch(1, last));
     assert!(host.state.clean_stop);
     j.crash_and_restart();

@@ -6,13 +6,14 @@ use auditloop_model::EventKind;
 use auditloop_protocol::api::{AlertKind, HostStatus};
 
 use crate::store::backend::Store;
+use crate::store::commit::SearchColumns;
 use crate::store::commit::{NewCheckpoint, RecordKind};
 use crate::store::conformance::fixture::{
-    ALL, Batch, Rec, alert, all_alerts, execs, extend, find, hash_of, start, stored_host,
+    ALL, Batch, KEY, Rec, alert, all_alerts, execs, extend, find, hash_of, start, stored_host,
 };
 use crate::store::error::StoreError;
-use crate::store::host::{HostRecord, StoredHost};
-use crate::store::query::{EventQuery, StoredAlert, StoredRecord};
+use crate::store::host::{CheckpointPoint, HostRecord, StoredHost};
+use crate::store::query::{EventQuery, PathFilter, StoredAlert, StoredRecord};
 
 /// Largest sequence number a store must keep (2^63 - 1).
 const MAX_SEQ: u64 = i64::MAX as u64;
@@ -36,6 +37,7 @@ fn snapshot(store: &dyn Store, host: &str) -> Result<Snapshot, StoreError> {
             store,
             EventQuery {
                 host: Some(host.to_owned()),
+                pending: true,
                 ..EventQuery::default()
             },
         )?,
@@ -79,7 +81,7 @@ pub fn a_commit_stores_records_and_the_host_record(store: &dyn Store) -> Result<
         (host.records, host.events, host.duplicates, host.batches),
         (5, 3, 2, 1)
     );
-    assert_eq!(host.last_seen_ns, 1_000);
+    assert_eq!(host.last_seen_ns, 1_000, "a checkpoint was stored");
     assert_eq!(host.last_checkpoint_ns, Some(1_000));
     assert!(!host.silent);
 
@@ -134,6 +136,18 @@ pub fn the_host_record_round_trips_every_field(store: &dyn Store) -> Result<(), 
         generation: Some(MAX_SEQ),
         clean_stop: true,
         spool_overflowing: true,
+        enrolled_key: Some(KEY),
+        tofu: true,
+        at_checkpoint: Some(CheckpointPoint {
+            last_hash: [0xcd; 32],
+            epoch: 6,
+            epoch_key: Some([8; 32]),
+            next_segment: Some(11),
+            segment_generation: 1 << 41,
+            generation: Some(MAX_SEQ - 2),
+            clean_stop: false,
+            spool_overflowing: true,
+        }),
     };
     let mut batch = Batch::new("h", 9, None, Vec::new(), 5);
     batch.host_record = full;
@@ -160,6 +174,9 @@ pub fn the_host_record_round_trips_every_field(store: &dyn Store) -> Result<(), 
         generation: None,
         clean_stop: false,
         spool_overflowing: false,
+        enrolled_key: Some(KEY),
+        tofu: false,
+        at_checkpoint: None,
     };
     let mut batch = Batch::new("h", 10, Some(MAX_SEQ), Vec::new(), 6);
     batch.host_record = bare;
@@ -173,7 +190,7 @@ pub fn the_host_record_round_trips_every_field(store: &dyn Store) -> Result<(), 
 
 /// A commit whose expected next sequence number is not the stored one fails with
 /// [`StoreError::Conflict`] and stores nothing: a second first batch, a stale one, one for a host never
-/// stored.
+/// enrolled (a commit never creates a host), one verified against another enrolled key.
 pub fn a_conflicting_commit_stores_nothing(store: &dyn Store) -> Result<(), StoreError> {
     start(store, "a", execs("a", 1..=3), 10)?;
     let before = snapshot(store, "a")?;
@@ -205,6 +222,11 @@ pub fn a_conflicting_commit_stores_nothing(store: &dyn Store) -> Result<(), Stor
     );
     assert_eq!(store.host("b")?, None);
     assert_eq!(store.stored_hashes("b", 0, MAX_SEQ)?, Vec::new());
+    let mut other_key = Batch::new("a", 1, Some(4), execs("a", 4..=5), 20);
+    other_key.host_record.enrolled_key = Some([6; 32]);
+    let result = other_key.commit(store);
+    assert!(matches!(result, Err(StoreError::Conflict(_))), "{result:?}");
+    assert_eq!(snapshot(store, "a")?, before);
     // The right expectation still succeeds.
     extend(store, "a", execs("a", 4..=5), 30)?;
     assert_eq!(stored_host(store, "a")?.records, 5);
@@ -237,8 +259,12 @@ pub fn a_failed_commit_stores_nothing(store: &dyn Store) -> Result<(), StoreErro
     let mut batch = Batch::new("b", 1, None, twice, 20);
     batch.alerts = vec![alert(AlertKind::Gap, Some(1), "b")];
     assert!(batch.commit(store).is_err());
-    assert_eq!(store.host("b")?, None);
-    assert_eq!(store.host_record("b")?, None);
+    assert_eq!(
+        store.host_record("b")?,
+        Some(HostRecord::enrolled(KEY)),
+        "only enrolled"
+    );
+    assert_eq!(stored_host(store, "b")?.status, HostStatus::Enrolled);
     assert_eq!(store.stored_hashes("b", 0, MAX_SEQ)?, Vec::new());
     assert_eq!(all_alerts(store)?, before.alerts);
     // The host is still writable at the position it had.
@@ -277,4 +303,111 @@ pub fn stored_hashes_read_back_for_replays(store: &dyn Store) -> Result<(), Stor
         "limit {ALL} holds every record"
     );
     Ok(())
+}
+
+/// A commit with `replace_from` first deletes the host's stored records from that seq on (with their
+/// checkpoints, taken off the counters), then stores its records in their place; everything before stays.
+pub fn a_commit_can_replace_pending_records(store: &dyn Store) -> Result<(), StoreError> {
+    let mut first = Batch::new(
+        "a",
+        1,
+        None,
+        vec![
+            Rec::exec("a", 1),
+            Rec::exec("a", 2),
+            Rec::checkpoint("a", 3),
+            Rec::exec("a", 4).with(path_column("/old")),
+            Rec::segment_start("a", 5),
+        ],
+        10,
+    );
+    first.host_record.last_checkpoint_seq = 3;
+    first.commit(store)?;
+    start(store, "b", execs("b", 1..=5), 10)?;
+    let other = store.stored_hashes("b", 0, MAX_SEQ)?;
+    let mut replacing = Batch::new(
+        "a",
+        1,
+        Some(6),
+        vec![
+            Rec::exec("a", 4)
+                .with_payload(b"replaced 4")
+                .with(path_column("/new")),
+            Rec::checkpoint("a", 5).with_payload(b"replaced 5"),
+        ],
+        20,
+    );
+    replacing.replace_from = Some(4);
+    replacing.checkpoints = vec![NewCheckpoint {
+        seq: 5,
+        epoch: 1,
+        head_seq: 4,
+    }];
+    replacing.host_record.next_seq = 6;
+    replacing.host_record.last_checkpoint_seq = 5;
+    replacing.commit(store)?;
+    let host = stored_host(store, "a")?;
+    assert_eq!(
+        (host.records, host.events, host.batches),
+        (5, 3, 2),
+        "1, 2, 3 kept; 4 and 5 replaced"
+    );
+    assert_eq!(host.record.next_seq, 6);
+    let payloads: Vec<_> = find(
+        store,
+        EventQuery {
+            host: Some("a".into()),
+            kind: Some("checkpoint".into()),
+            ..EventQuery::default()
+        },
+    )?
+    .into_iter()
+    .map(|r| (r.seq, r.payload))
+    .collect();
+    assert_eq!(
+        payloads,
+        [
+            (3, Rec::checkpoint("a", 3).payload),
+            (5, b"replaced 5".to_vec())
+        ]
+    );
+    assert_eq!(
+        store.stored_hashes("a", 4, 5)?,
+        [(4, hash_of("a", 4)), (5, hash_of("a", 5))]
+    );
+    assert_eq!(
+        store.stored_hashes("b", 0, MAX_SEQ)?,
+        other,
+        "other hosts untouched"
+    );
+    let by_path = |path: &str| {
+        find(
+            store,
+            EventQuery {
+                path: Some(PathFilter::Exact(path.into())),
+                ..EventQuery::default()
+            },
+        )
+        .map(|rows| {
+            rows.into_iter()
+                .map(|r| (r.seq, r.payload))
+                .collect::<Vec<_>>()
+        })
+    };
+    assert_eq!(
+        by_path("/old")?,
+        [],
+        "a replaced record is gone from every query"
+    );
+    assert_eq!(by_path("/new")?, [(4, b"replaced 4".to_vec())]);
+    Ok(())
+}
+
+/// Searchable columns with only a path (and a time).
+fn path_column(path: &str) -> SearchColumns {
+    SearchColumns {
+        time_ns: Some(1),
+        path: Some(path.to_owned()),
+        ..SearchColumns::default()
+    }
 }

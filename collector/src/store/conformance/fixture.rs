@@ -1,5 +1,5 @@
 //! Test data for the conformance cases, made of the store's own types: records with chosen kinds and
-//! columns, hashes that differ by host and sequence number, and host records.
+//! columns, hashes that differ by host and sequence number, host records and enrollments.
 
 use auditloop_journal::record::Hash;
 use auditloop_model::EventKind;
@@ -10,11 +10,32 @@ use crate::alerts::NewAlert;
 use crate::store::backend::Store;
 use crate::store::commit::{Commit, NewCheckpoint, NewRecord, RecordKind, SearchColumns};
 use crate::store::error::StoreError;
-use crate::store::host::{HostRecord, StoredHost};
+use crate::store::host::{Enrollment, HostRecord, StoredHost};
 use crate::store::query::{AlertQuery, EventQuery, StoredAlert, StoredRecord};
 
 /// A generous page: more than any case stores.
 pub(super) const ALL: u32 = 10_000;
+
+/// The key every host of the cases is enrolled with.
+pub(super) const KEY: [u8; 32] = [1; 32];
+
+/// The token digest of `host` in the cases.
+pub(super) fn token_of(host: &str) -> [u8; 32] {
+    let mut digest = hash_of(host, 0);
+    digest[31] = 0x7e;
+    digest
+}
+
+/// Enrolls `host` with [`KEY`] and [`token_of`] at `now_ns`.
+pub(super) fn enroll(store: &dyn Store, host: &str, now_ns: u64) -> Result<(), StoreError> {
+    store.enroll(&Enrollment {
+        host,
+        genesis_key: KEY,
+        token_digest: token_of(host),
+        replace: false,
+        now_ns,
+    })
+}
 
 /// A record to commit, owning its payload.
 #[derive(Clone, Debug)]
@@ -63,6 +84,14 @@ impl Rec {
         }
     }
 
+    /// The same record with another payload.
+    pub(super) fn with_payload(self, payload: &[u8]) -> Rec {
+        Rec {
+            payload: payload.to_vec(),
+            ..self
+        }
+    }
+
     /// The same record with `columns`.
     pub(super) fn with(self, columns: SearchColumns) -> Rec {
         Rec { columns, ..self }
@@ -96,7 +125,8 @@ pub(super) fn hash_of(host: &str, seq: u64) -> Hash {
     hash
 }
 
-/// The record of a host whose chain runs from `first_seq` to just before `next_seq`.
+/// The record of a host enrolled with [`KEY`] whose chain runs from `first_seq` to just before
+/// `next_seq`, every record verified (covered by a checkpoint).
 pub(super) fn host_record(host: &str, first_seq: u64, next_seq: u64) -> HostRecord {
     HostRecord {
         next_seq,
@@ -106,12 +136,15 @@ pub(super) fn host_record(host: &str, first_seq: u64, next_seq: u64) -> HostReco
         genesis_key: (first_seq == 1).then_some([1; 32]),
         next_segment: Some(1),
         segment_generation: 1,
-        last_checkpoint_seq: 0,
+        last_checkpoint_seq: next_seq.saturating_sub(1),
         first_seq,
         anchor_key: (first_seq != 1).then_some([2; 32]),
         generation: Some(1),
         clean_stop: false,
         spool_overflowing: false,
+        enrolled_key: Some(KEY),
+        tofu: false,
+        at_checkpoint: None,
     }
 }
 
@@ -133,6 +166,7 @@ pub(super) struct Batch<'a> {
     pub(super) status: HostStatus,
     pub(super) records: Vec<Rec>,
     pub(super) duplicates: u64,
+    pub(super) replace_from: Option<u64>,
     pub(super) checkpoints: Vec<NewCheckpoint>,
     pub(super) alerts: Vec<NewAlert>,
     pub(super) now_ns: u64,
@@ -140,7 +174,8 @@ pub(super) struct Batch<'a> {
 
 impl<'a> Batch<'a> {
     /// `records` of `host` (in order) for a host whose first stored record is `first_seq`, verified
-    /// against `expected_next_seq`, stored at `now_ns`.
+    /// against `expected_next_seq` (`None`: a host to enroll first, whose next seq is then 1), stored at
+    /// `now_ns`.
     pub(super) fn new(
         host: &'a str,
         first_seq: u64,
@@ -158,22 +193,35 @@ impl<'a> Batch<'a> {
             status: HostStatus::Verified,
             records,
             duplicates: 0,
+            replace_from: None,
             checkpoints: Vec::new(),
             alerts: Vec::new(),
             now_ns,
         }
     }
 
-    /// Commits the batch.
+    /// Commits the batch (enrolling the host first when `expected_next_seq` is `None` and it is not
+    /// stored).
     pub(super) fn commit(&self, store: &dyn Store) -> Result<(), StoreError> {
+        let expected_next_seq = match self.expected_next_seq {
+            Some(expected) => expected,
+            None => {
+                match enroll(store, self.host, self.now_ns) {
+                    Ok(()) | Err(StoreError::HostExists(_)) => {}
+                    Err(e) => return Err(e),
+                }
+                1
+            }
+        };
         let records: Vec<NewRecord<'_>> = self.records.iter().map(Rec::new_record).collect();
         store.commit(&Commit {
             host: self.host,
-            expected_next_seq: self.expected_next_seq,
+            expected_next_seq,
             host_record: self.host_record,
             status: self.status,
             records: &records,
             duplicates: self.duplicates,
+            replace_from: self.replace_from,
             checkpoints: &self.checkpoints,
             alerts: &self.alerts,
             now_ns: self.now_ns,
@@ -181,7 +229,7 @@ impl<'a> Batch<'a> {
     }
 }
 
-/// Stores `records` of a new `host` at `now_ns`, as one batch from its first record's seq.
+/// Enrolls a new `host` and stores `records` at `now_ns`, as one batch from its first record's seq.
 pub(super) fn start(
     store: &dyn Store,
     host: &str,

@@ -1,63 +1,179 @@
-//! Conformance cases for hosts: rejections change status and last contact only, and hosts are listed by
-//! name with counters that add up over commits.
+//! Conformance cases for hosts: enrollment (once, or replacing with the admin's `replace`), tokens,
+//! rejections that change nothing, last contact that only checkpoints move, and hosts listed by name with
+//! counters that add up over commits.
 
-use auditloop_protocol::api::HostStatus;
+use auditloop_protocol::api::{AlertKind, HostStatus};
 
 use crate::store::backend::Store;
 use crate::store::commit::{NewCheckpoint, Rejection};
-use crate::store::conformance::fixture::{Batch, Rec, execs, extend, start, stored_host};
+use crate::store::conformance::fixture::{
+    Batch, KEY, Rec, alert, all_alerts, enroll, execs, extend, start, stored_host, token_of,
+};
 use crate::store::error::StoreError;
+use crate::store::host::{Enrollment, HostRecord, replaced_name};
 
-/// A rejection sets a stored host's status (when it names one) and last contact; its record and counters
-/// stay; the next commit sets the status it carries. A rejection of a host never stored creates none.
-pub fn a_rejection_updates_status_and_last_contact(store: &dyn Store) -> Result<(), StoreError> {
+/// Enrolling stores a host that shipped nothing (status `enrolled`, the enrolled record, no counters,
+/// never seen) with its token; enrolling it again fails with [`StoreError::HostExists`] and changes
+/// nothing, whatever the key; tokens are found by host and by digest and can be replaced.
+pub fn enrollment_creates_a_host_once(store: &dyn Store) -> Result<(), StoreError> {
+    assert_eq!(store.host_token("a")?, None);
+    enroll(store, "a", 10)?;
+    assert_eq!(store.host_record("a")?, Some(HostRecord::enrolled(KEY)));
+    let host = stored_host(store, "a")?;
+    assert_eq!(host.status, HostStatus::Enrolled);
+    assert_eq!(
+        (host.records, host.events, host.duplicates, host.batches),
+        (0, 0, 0, 0)
+    );
+    assert_eq!((host.last_seen_ns, host.last_checkpoint_ns), (0, None));
+    assert!(!host.silent);
+    assert_eq!(store.host_token("a")?, Some(token_of("a")));
+    assert_eq!(store.token_owner(&token_of("a"))?, Some("a".to_owned()));
+    assert_eq!(store.token_owner(&token_of("nobody"))?, None);
+
+    let again = store.enroll(&Enrollment {
+        host: "a",
+        genesis_key: [9; 32],
+        token_digest: token_of("thief"),
+        replace: false,
+        now_ns: 20,
+    });
+    assert!(
+        matches!(again, Err(StoreError::HostExists(ref h)) if h == "a"),
+        "{again:?}"
+    );
+    assert_eq!(store.host_record("a")?, Some(HostRecord::enrolled(KEY)));
+    assert_eq!(store.host_token("a")?, Some(token_of("a")));
+    assert_eq!(store.token_owner(&token_of("thief"))?, None);
+
+    assert!(store.set_host_token("a", &token_of("a2"))?);
+    assert_eq!(store.host_token("a")?, Some(token_of("a2")));
+    assert_eq!(
+        store.token_owner(&token_of("a"))?,
+        None,
+        "the old token is gone"
+    );
+    assert!(!store.set_host_token("nope", &token_of("x"))?);
+    assert_eq!(store.host("nope")?, None);
+    Ok(())
+}
+
+/// Re-enrolling with `replace` keeps the stored chain under the replaced name (status `replaced`, its
+/// records, counters and hashes, no token) and enrolls the host anew; a commit verified against the old
+/// enrollment conflicts; `replace` of a host never stored simply enrolls it.
+pub fn replacing_an_enrollment_keeps_the_old_chain(store: &dyn Store) -> Result<(), StoreError> {
     start(store, "a", execs("a", 1..=3), 10)?;
+    let old = stored_host(store, "a")?;
+    store.enroll(&Enrollment {
+        host: "a",
+        genesis_key: [5; 32],
+        token_digest: token_of("a-new"),
+        replace: true,
+        now_ns: 20,
+    })?;
+    let kept = replaced_name("a", 20);
+    let replaced = stored_host(store, &kept)?;
+    assert_eq!(replaced.status, HostStatus::Replaced);
+    assert_eq!((replaced.record, replaced.records), (old.record, 3));
+    assert_eq!(store.stored_hashes(&kept, 1, 3)?.len(), 3);
+    assert_eq!(store.host_token(&kept)?, None);
+    assert_eq!(store.token_owner(&token_of("a"))?, None);
+    assert!(
+        !store.set_host_token(&kept, &token_of("x"))?,
+        "a replaced host gets no token"
+    );
+
+    assert_eq!(store.host_record("a")?, Some(HostRecord::enrolled([5; 32])));
+    assert_eq!(stored_host(store, "a")?.status, HostStatus::Enrolled);
+    assert_eq!(store.stored_hashes("a", 1, 3)?, Vec::new());
+    assert_eq!(store.token_owner(&token_of("a-new"))?, Some("a".to_owned()));
+
+    // Verified against the old enrollment (next seq 4, key KEY): the host moved on.
+    let stale = Batch::new("a", 1, Some(4), execs("a", 4..=4), 30).commit(store);
+    assert!(matches!(stale, Err(StoreError::Conflict(_))), "{stale:?}");
+    // Against the new enrollment's next seq but the old key: still a conflict.
+    let stale = Batch::new("a", 1, Some(1), execs("a", 1..=1), 30).commit(store);
+    assert!(matches!(stale, Err(StoreError::Conflict(_))), "{stale:?}");
+    assert_eq!(stored_host(store, "a")?.records, 0);
+
+    store.enroll(&Enrollment {
+        host: "fresh",
+        genesis_key: KEY,
+        token_digest: token_of("fresh"),
+        replace: true,
+        now_ns: 40,
+    })?;
+    assert_eq!(stored_host(store, "fresh")?.status, HostStatus::Enrolled);
+    assert_eq!(store.hosts()?.len(), 3);
+    Ok(())
+}
+
+/// A rejection stores its alerts and nothing else: the host's record, status, counters, last contact
+/// and silence stay; a rejection of a host never stored creates none.
+pub fn a_rejection_changes_nothing_but_alerts(store: &dyn Store) -> Result<(), StoreError> {
+    let mut batch = Batch::new("a", 1, None, execs("a", 1..=3), 10);
+    batch.checkpoints = vec![NewCheckpoint {
+        seq: 3,
+        epoch: 0,
+        head_seq: 2,
+    }];
+    batch.commit(store)?;
     let before = stored_host(store, "a")?;
-    let reject = |status: Option<HostStatus>, now_ns: u64| {
+    for now_ns in [20, 30] {
         store.reject(&Rejection {
             host: "a",
-            status,
-            alerts: &[],
+            alerts: &[alert(AlertKind::Forgery, Some(4), "forged")],
             now_ns,
-        })
-    };
-    reject(Some(HostStatus::Tampered), 20)?;
-    let host = stored_host(store, "a")?;
-    assert_eq!((host.status, host.last_seen_ns), (HostStatus::Tampered, 20));
-    assert_eq!(
-        (
-            host.record,
-            host.records,
-            host.events,
-            host.duplicates,
-            host.batches
-        ),
-        (
-            before.record,
-            before.records,
-            before.events,
-            before.duplicates,
-            before.batches
-        )
-    );
+        })?;
+    }
+    assert_eq!(stored_host(store, "a")?, before);
     assert_eq!(store.host_record("a")?, Some(before.record));
-    reject(None, 30)?;
-    let host = stored_host(store, "a")?;
-    assert_eq!((host.status, host.last_seen_ns), (HostStatus::Tampered, 30));
-    reject(Some(HostStatus::Forked), 40)?;
-    assert_eq!(stored_host(store, "a")?.status, HostStatus::Forked);
-    extend(store, "a", execs("a", 4..=4), 50)?;
-    let host = stored_host(store, "a")?;
-    assert_eq!((host.status, host.last_seen_ns), (HostStatus::Verified, 50));
+    let alerts = all_alerts(store)?;
+    assert_eq!((alerts.len(), alerts[0].count), (1, 2));
 
     store.reject(&Rejection {
         host: "b",
-        status: Some(HostStatus::Forked),
         alerts: &[],
         now_ns: 60,
     })?;
     assert_eq!(store.host("b")?, None);
     assert_eq!(store.host_record("b")?, None);
+    Ok(())
+}
+
+/// Last contact moves only with a commit that stores a checkpoint (newly verified records or a
+/// heartbeat); a commit of replays or of pending records alone leaves it, and so does its status `enrolled`
+/// until the first commit.
+pub fn last_contact_moves_only_with_a_checkpoint(store: &dyn Store) -> Result<(), StoreError> {
+    let mut first = Batch::new("a", 1, None, execs("a", 1..=2), 10);
+    first.host_record.last_checkpoint_seq = 0;
+    first.commit(store)?;
+    let host = stored_host(store, "a")?;
+    assert_eq!((host.last_seen_ns, host.status), (0, HostStatus::Verified));
+    assert_eq!(host.record.pending(), 2);
+    let mut covered = Batch::new("a", 1, Some(3), vec![Rec::checkpoint("a", 3)], 20);
+    covered.checkpoints = vec![NewCheckpoint {
+        seq: 3,
+        epoch: 0,
+        head_seq: 2,
+    }];
+    covered.commit(store)?;
+    let host = stored_host(store, "a")?;
+    assert_eq!((host.last_seen_ns, host.last_checkpoint_ns), (20, Some(20)));
+    assert_eq!(host.record.pending(), 0);
+    let mut replay = Batch::new("a", 1, Some(4), Vec::new(), 30);
+    replay.duplicates = 3;
+    replay.commit(store)?;
+    let mut tail = Batch::new("a", 1, Some(4), execs("a", 4..=5), 40);
+    tail.host_record.last_checkpoint_seq = 3;
+    tail.commit(store)?;
+    let host = stored_host(store, "a")?;
+    assert_eq!(
+        host.last_seen_ns, 20,
+        "replays and pending records are no contact"
+    );
+    assert_eq!((host.duplicates, host.batches, host.records), (3, 4, 5));
+    assert_eq!(host.record.pending(), 2);
     Ok(())
 }
 
@@ -70,9 +186,10 @@ pub fn hosts_are_listed_with_their_counters(store: &dyn Store) -> Result<(), Sto
     let mut anchored = Batch::new("api", 5, None, execs("api", 5..=6), 3);
     anchored.status = HostStatus::AnchoredTofu;
     anchored.commit(store)?;
+    enroll(store, "new", 4)?;
 
     let names: Vec<_> = store.hosts()?.into_iter().map(|h| h.name).collect();
-    assert_eq!(names, ["api", "db", "web"]);
+    assert_eq!(names, ["api", "db", "new", "web"]);
     for host in store.hosts()? {
         assert_eq!(store.host(&host.name)?, Some(host));
     }
@@ -107,12 +224,14 @@ pub fn hosts_are_listed_with_their_counters(store: &dyn Store) -> Result<(), Sto
         (web.records, web.events, web.duplicates, web.batches),
         (7, 5, 3, 3)
     );
-    assert_eq!(web.last_seen_ns, 20);
+    assert_eq!(web.last_seen_ns, 10, "the last checkpoint came at 10");
     assert_eq!(web.last_checkpoint_ns, Some(10));
     assert_eq!(web.record.next_seq, 8);
     assert!(!web.silent);
     let db = stored_host(store, "db")?;
-    assert_eq!((db.records, db.batches, db.last_seen_ns), (1, 1, 2));
+    assert_eq!((db.records, db.batches, db.last_seen_ns), (1, 1, 0));
     assert_eq!(db.last_checkpoint_ns, None);
+    extend(store, "db", execs("db", 2..=2), 30)?;
+    assert_eq!(stored_host(store, "db")?.batches, 2);
     Ok(())
 }

@@ -17,8 +17,8 @@
 //! crates (a PostgreSQL backend runs it unchanged). Test data is made of the store's own types
 //! (`fixture.rs`); nothing here depends on ingest, HTTP or SQLite.
 //!
-//! Cases: committing (`commits.rs`), finding records (`records.rs`), alerts and silence (`alerts.rs`),
-//! hosts (`hosts.rs`).
+//! Cases: committing (`commits.rs`), finding records, verified and pending (`records.rs`), alerts, their
+//! collapsing and silence (`alerts.rs`), hosts, enrollment, tokens and last contact (`hosts.rs`).
 
 mod alerts;
 mod commits;
@@ -28,20 +28,22 @@ mod records;
 
 pub use alerts::{
     alerts_are_stored_by_commits_and_rejections, alerts_filter_by_host_kind_since_and_after,
-    silence_is_raised_once_per_quiet_spell,
+    repeated_alerts_collapse_per_host_and_kind, silence_is_raised_once_per_quiet_spell,
 };
 pub use commits::{
-    a_commit_stores_records_and_the_host_record, a_conflicting_commit_stores_nothing,
-    a_failed_commit_stores_nothing, stored_hashes_read_back_for_replays,
-    the_host_record_round_trips_every_field,
+    a_commit_can_replace_pending_records, a_commit_stores_records_and_the_host_record,
+    a_conflicting_commit_stores_nothing, a_failed_commit_stores_nothing,
+    stored_hashes_read_back_for_replays, the_host_record_round_trips_every_field,
 };
 pub use hosts::{
-    a_rejection_updates_status_and_last_contact, hosts_are_listed_with_their_counters,
+    a_rejection_changes_nothing_but_alerts, enrollment_creates_a_host_once,
+    hosts_are_listed_with_their_counters, last_contact_moves_only_with_a_checkpoint,
+    replacing_an_enrollment_keeps_the_old_chain,
 };
 pub use records::{
-    records_combine_filters, records_filter_by_host_and_kind, records_filter_by_path,
-    records_filter_by_pid, records_filter_by_text, records_filter_by_time,
-    records_page_in_ingest_order,
+    records_are_pending_until_a_checkpoint_covers_them, records_combine_filters,
+    records_filter_by_host_and_kind, records_filter_by_path, records_filter_by_pid,
+    records_filter_by_text, records_filter_by_time, records_page_in_ingest_order,
 };
 
 /// Expands to one `#[test]` per conformance case, each run on a fresh store made by evaluating `$fresh`
@@ -56,6 +58,7 @@ macro_rules! store_conformance {
             a_conflicting_commit_stores_nothing,
             a_failed_commit_stores_nothing,
             stored_hashes_read_back_for_replays,
+            a_commit_can_replace_pending_records,
             records_filter_by_host_and_kind,
             records_filter_by_time,
             records_filter_by_path,
@@ -63,10 +66,15 @@ macro_rules! store_conformance {
             records_filter_by_text,
             records_combine_filters,
             records_page_in_ingest_order,
+            records_are_pending_until_a_checkpoint_covers_them,
             alerts_are_stored_by_commits_and_rejections,
+            repeated_alerts_collapse_per_host_and_kind,
             alerts_filter_by_host_kind_since_and_after,
             silence_is_raised_once_per_quiet_spell,
-            a_rejection_updates_status_and_last_contact,
+            enrollment_creates_a_host_once,
+            replacing_an_enrollment_keeps_the_old_chain,
+            a_rejection_changes_nothing_but_alerts,
+            last_contact_moves_only_with_a_checkpoint,
             hosts_are_listed_with_their_counters,
         );
     };

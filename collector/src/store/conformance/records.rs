@@ -326,3 +326,85 @@ pub fn records_page_in_ingest_order(store: &dyn Store) -> Result<(), StoreError>
     assert_eq!(found(store, past_the_end)?, Vec::new());
     Ok(())
 }
+
+/// A record is verified when its seq is at most its host record's `last_checkpoint_seq`, pending
+/// otherwise: queries serve verified records only unless they ask for pending ones too, and say which is
+/// which, and since when (the time the first stored checkpoint at or after them was stored); a later commit
+/// whose checkpoint covers pending records makes them verified. Every filter applies to both.
+pub fn records_are_pending_until_a_checkpoint_covers_them(
+    store: &dyn Store,
+) -> Result<(), StoreError> {
+    let mut first = super::fixture::Batch::new("a", 1, None, execs("a", 1..=5), 10);
+    first.host_record.last_checkpoint_seq = 3;
+    first.checkpoints = vec![crate::store::commit::NewCheckpoint {
+        seq: 3,
+        epoch: 0,
+        head_seq: 2,
+    }];
+    first.commit(store)?;
+    start(store, "b", execs("b", 1..=2), 10)?;
+    let a = |pending: bool| EventQuery {
+        host: Some("a".to_owned()),
+        pending,
+        ..query()
+    };
+    assert_eq!(seqs(store, a(false))?, [1, 2, 3]);
+    let with_pending: Vec<_> = find(store, a(true))?
+        .into_iter()
+        .map(|r| (r.seq, r.verified))
+        .collect();
+    assert_eq!(
+        with_pending,
+        [(1, true), (2, true), (3, true), (4, false), (5, false)]
+    );
+    assert!(find(store, a(false))?.iter().all(|r| r.verified));
+    let mut all = at("a", 1..=3);
+    all.extend(at("b", 1..=2));
+    assert_eq!(found(store, query())?, all, "across hosts too");
+    let since = EventQuery {
+        since_ns: Some(1_003),
+        ..a(false)
+    };
+    assert_eq!(seqs(store, since.clone())?, [3]);
+    assert_eq!(
+        seqs(
+            store,
+            EventQuery {
+                pending: true,
+                ..since
+            }
+        )?,
+        [3, 4, 5]
+    );
+
+    let mut covering =
+        super::fixture::Batch::new("a", 1, Some(6), vec![Rec::checkpoint("a", 6)], 20);
+    covering.checkpoints = vec![crate::store::commit::NewCheckpoint {
+        seq: 6,
+        epoch: 0,
+        head_seq: 5,
+    }];
+    covering.commit(store)?;
+    assert_eq!(seqs(store, a(false))?, [1, 2, 3, 4, 5]);
+    let when: Vec<_> = find(store, a(true))?
+        .into_iter()
+        .map(|r| (r.seq, r.verified_ns))
+        .collect();
+    assert_eq!(
+        when,
+        [
+            (1, Some(10)),
+            (2, Some(10)),
+            (3, Some(10)),
+            (4, Some(20)),
+            (5, Some(20))
+        ],
+        "verified when the first checkpoint covering them was stored"
+    );
+    let kind = EventQuery {
+        kind: Some("checkpoint".into()),
+        ..a(false)
+    };
+    assert_eq!(seqs(store, kind)?, [6], "the checkpoint itself is verified");
+    Ok(())
+}

@@ -1,18 +1,23 @@
-//! A [`HostRecord`] as columns of the `hosts` table: one column per field, in the order of [`COLUMNS`].
+//! A [`HostRecord`] as columns of the `hosts` table: one column per field, in the order of [`COLUMNS`]
+//! (the checkpoint point's fields prefixed `cp_`, all NULL when there is none).
 
 use rusqlite::Row;
 use rusqlite::types::Value;
 
-use crate::store::host::HostRecord;
+use crate::store::host::{CheckpointPoint, HostRecord};
 use crate::store::sqlite::conn::{int, uint};
 
 /// The host record's columns, in the order [`values`] gives and [`read`] expects them.
 pub(super) const COLUMNS: &str = "next_seq, last_hash, epoch, epoch_key, genesis_key, next_segment, \
      segment_generation, last_checkpoint_seq, first_seq, anchor_key, generation, clean_stop, \
-     spool_overflowing";
+     spool_overflowing, enrolled_key, tofu, cp_last_hash, cp_epoch, cp_epoch_key, cp_next_segment, \
+     cp_segment_generation, cp_generation, cp_clean_stop, cp_spool_overflowing";
 
 /// How many columns [`COLUMNS`] names.
-pub(super) const COUNT: usize = 13;
+pub(super) const COUNT: usize = 23;
+
+/// The position of `enrolled_key` in [`COLUMNS`].
+pub(super) const ENROLLED_KEY: usize = 13;
 
 /// `col = ?n` for every column of [`COLUMNS`], numbered from `first`: the `SET` list of an update.
 pub(super) fn assignments(first: usize) -> String {
@@ -24,10 +29,22 @@ pub(super) fn assignments(first: usize) -> String {
         .join(", ")
 }
 
+fn key(k: Option<[u8; 32]>) -> Value {
+    k.map_or(Value::Null, |k| Value::Blob(k.to_vec()))
+}
+
+fn opt(v: Option<u64>) -> Value {
+    v.map_or(Value::Null, |v| Value::Integer(int(v)))
+}
+
+fn flag(b: bool) -> Value {
+    Value::Integer(i64::from(b))
+}
+
 /// The record's values, in the order of [`COLUMNS`].
 pub(super) fn values(r: &HostRecord) -> [Value; COUNT] {
-    let key = |k: Option<[u8; 32]>| k.map_or(Value::Null, |k| Value::Blob(k.to_vec()));
-    let opt = |v: Option<u64>| v.map_or(Value::Null, |v| Value::Integer(int(v)));
+    let cp = r.at_checkpoint.as_ref();
+    let point = |f: &dyn Fn(&CheckpointPoint) -> Value| cp.map_or(Value::Null, f);
     [
         Value::Integer(int(r.next_seq)),
         Value::Blob(r.last_hash.to_vec()),
@@ -40,14 +57,38 @@ pub(super) fn values(r: &HostRecord) -> [Value; COUNT] {
         Value::Integer(int(r.first_seq)),
         key(r.anchor_key),
         opt(r.generation),
-        Value::Integer(i64::from(r.clean_stop)),
-        Value::Integer(i64::from(r.spool_overflowing)),
+        flag(r.clean_stop),
+        flag(r.spool_overflowing),
+        key(r.enrolled_key),
+        flag(r.tofu),
+        point(&|c| Value::Blob(c.last_hash.to_vec())),
+        point(&|c| Value::Integer(int(c.epoch))),
+        point(&|c| key(c.epoch_key)),
+        point(&|c| opt(c.next_segment)),
+        point(&|c| Value::Integer(int(c.segment_generation))),
+        point(&|c| opt(c.generation)),
+        point(&|c| flag(c.clean_stop)),
+        point(&|c| flag(c.spool_overflowing)),
     ]
 }
 
 /// Reads a record from `row`, whose columns `first..first + COUNT` are [`COLUMNS`].
 pub(super) fn read(row: &Row<'_>, first: usize) -> rusqlite::Result<HostRecord> {
     let at = |i: usize| first + i;
+    let cp_hash: Option<[u8; 32]> = row.get(at(15))?;
+    let at_checkpoint = match cp_hash {
+        None => None,
+        Some(last_hash) => Some(CheckpointPoint {
+            last_hash,
+            epoch: uint(row.get(at(16))?),
+            epoch_key: row.get(at(17))?,
+            next_segment: row.get::<_, Option<i64>>(at(18))?.map(uint),
+            segment_generation: uint(row.get(at(19))?),
+            generation: row.get::<_, Option<i64>>(at(20))?.map(uint),
+            clean_stop: row.get(at(21))?,
+            spool_overflowing: row.get(at(22))?,
+        }),
+    };
     Ok(HostRecord {
         next_seq: uint(row.get(at(0))?),
         last_hash: row.get(at(1))?,
@@ -62,5 +103,8 @@ pub(super) fn read(row: &Row<'_>, first: usize) -> rusqlite::Result<HostRecord> 
         generation: row.get::<_, Option<i64>>(at(10))?.map(uint),
         clean_stop: row.get(at(11))?,
         spool_overflowing: row.get(at(12))?,
+        enrolled_key: row.get(at(13))?,
+        tofu: row.get(at(14))?,
+        at_checkpoint,
     })
 }

@@ -58,6 +58,9 @@ pub(super) fn parse(host: &str, json: &str) -> Result<HostRecord, StoreError> {
         generation: state.generation,
         clean_stop: state.clean_stop,
         spool_overflowing: state.spool_overflowing,
+        enrolled_key: chain.genesis.or(state.anchor_key),
+        tofu: state.anchor_key.is_some(),
+        at_checkpoint: None,
     })
 }
 
@@ -67,7 +70,7 @@ const KEPT: &str = "id, name, status, records, events, duplicates, batches, crea
 /// How many columns [`KEPT`] names.
 const KEPT_COUNT: usize = 11;
 
-/// Copies every host of the version 2 table `from` into the version 3 table `to`, its state as columns.
+/// Copies every host of the version 2 table `from` into the version 4 table `to`, its state as columns.
 pub(super) fn copy_hosts(tx: &Transaction<'_>, from: &str, to: &str) -> Result<(), StoreError> {
     let placeholders = vec!["?"; KEPT_COUNT + host_row::COUNT].join(", ");
     let mut insert = tx.prepare(&format!(

@@ -27,7 +27,7 @@ use crate::alerts::NewAlert;
 use crate::store::backend::Store;
 use crate::store::commit::{Commit, Rejection};
 use crate::store::error::StoreError;
-use crate::store::host::{HostRecord, StoredHost};
+use crate::store::host::{Enrollment, HostRecord, StoredHost};
 use crate::store::query::{AlertQuery, EventQuery, StoredAlert, StoredRecord};
 use crate::store::sqlite::checkpoint::Checkpointer;
 use crate::store::sqlite::conn::{named, open_wal};
@@ -146,6 +146,22 @@ impl Store for SqliteStore {
         to: u64,
     ) -> Result<Vec<(u64, Hash)>, StoreError> {
         self.read(|conn| read::stored_hashes(conn, host, from, to))
+    }
+
+    fn enroll(&self, enrollment: &Enrollment<'_>) -> Result<(), StoreError> {
+        write::enroll(&mut *self.writer()?, enrollment)
+    }
+
+    fn host_token(&self, host: &str) -> Result<Option<[u8; 32]>, StoreError> {
+        self.read(|conn| read::host_token(conn, host))
+    }
+
+    fn token_owner(&self, digest: &[u8; 32]) -> Result<Option<String>, StoreError> {
+        self.read(|conn| read::token_owner(conn, digest))
+    }
+
+    fn set_host_token(&self, host: &str, digest: &[u8; 32]) -> Result<bool, StoreError> {
+        write::set_host_token(&mut *self.writer()?, host, digest)
     }
 
     fn commit(&self, commit: &Commit<'_>) -> Result<(), StoreError> {

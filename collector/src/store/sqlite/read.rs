@@ -1,4 +1,5 @@
-//! Reading the SQLite store: host records, stored hashes, and the records, hosts and alerts queries ask for.
+//! Reading the SQLite store: host records and token digests, stored hashes, and the records, hosts and
+//! alerts queries ask for. A record is verified when its seq is at most its host's `last_checkpoint_seq`.
 
 use auditloop_journal::record::Hash;
 use auditloop_protocol::api::{AlertKind, HostStatus};
@@ -42,6 +43,26 @@ pub(super) fn stored_hashes(
         Ok((uint(seq), hash))
     })
     .collect()
+}
+
+/// The token digest of `host`.
+pub(super) fn host_token(conn: &Connection, host: &str) -> Result<Option<[u8; 32]>, StoreError> {
+    let digest: Option<Option<[u8; 32]>> = conn
+        .prepare_cached("SELECT token_digest FROM hosts WHERE name = ?1")?
+        .query_row([host], |row| row.get(0))
+        .optional()?;
+    Ok(digest.flatten())
+}
+
+/// The host whose token has `digest`.
+pub(super) fn token_owner(
+    conn: &Connection,
+    digest: &[u8; 32],
+) -> Result<Option<String>, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT name FROM hosts WHERE token_digest = ?1")?
+        .query_row([&digest[..]], |row| row.get(0))
+        .optional()?)
 }
 
 /// The counters that follow the record's columns in [`hosts`].
@@ -111,7 +132,10 @@ impl Sql {
 
 pub(super) fn records(conn: &Connection, q: &EventQuery) -> Result<Vec<StoredRecord>, StoreError> {
     let mut sql = Sql {
-        text: "SELECT r.id, h.name, r.seq, r.stored_ns, r.kind, r.payload \
+        text: "SELECT r.id, h.name, r.seq, r.stored_ns, r.kind, r.payload, \
+               r.seq <= h.last_checkpoint_seq, CASE WHEN r.seq <= h.last_checkpoint_seq THEN \
+               (SELECT c.stored_ns FROM checkpoints c WHERE c.host_id = r.host_id AND c.seq >= r.seq \
+               ORDER BY c.seq LIMIT 1) END \
                FROM records r JOIN hosts h ON h.id = r.host_id WHERE 1"
             .into(),
         args: Vec::new(),
@@ -153,6 +177,9 @@ pub(super) fn records(conn: &Connection, q: &EventQuery) -> Result<Vec<StoredRec
             RecordKind::SegmentStart.as_str(),
             RecordKind::Checkpoint.as_str()
         )),
+    }
+    if !q.pending {
+        sql.text.push_str(" AND r.seq <= h.last_checkpoint_seq");
     }
     if let Some(since) = q.since_ns {
         sql.push(" AND r.time_ns >= ?", int(since));
@@ -198,6 +225,8 @@ pub(super) fn records(conn: &Connection, q: &EventQuery) -> Result<Vec<StoredRec
             stored_ns: uint(row.get(3)?),
             kind: row.get(4)?,
             payload: row.get(5)?,
+            verified: row.get(6)?,
+            verified_ns: row.get::<_, Option<i64>>(7)?.map(uint),
         })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
@@ -218,7 +247,9 @@ fn prefix_upper_bound(prefix: &str) -> Option<String> {
 
 pub(super) fn alerts(conn: &Connection, q: &AlertQuery) -> Result<Vec<StoredAlert>, StoreError> {
     let mut sql = Sql {
-        text: "SELECT id, host, kind, time_ns, seq, detail FROM alerts WHERE 1".into(),
+        text:
+            "SELECT id, host, kind, time_ns, seq, detail, count, last_time_ns FROM alerts WHERE 1"
+                .into(),
         args: Vec::new(),
     };
     if let Some(host) = &q.host {
@@ -228,7 +259,7 @@ pub(super) fn alerts(conn: &Connection, q: &AlertQuery) -> Result<Vec<StoredAler
         sql.push(" AND kind = ?", kind.as_str().to_owned());
     }
     if let Some(since) = q.since_ns {
-        sql.push(" AND time_ns >= ?", int(since));
+        sql.push(" AND last_time_ns >= ?", int(since));
     }
     if let Some(after) = q.after {
         sql.push(" AND id > ?", after);
@@ -243,10 +274,12 @@ pub(super) fn alerts(conn: &Connection, q: &AlertQuery) -> Result<Vec<StoredAler
             row.get::<_, i64>(3)?,
             row.get::<_, Option<i64>>(4)?,
             row.get::<_, String>(5)?,
+            row.get::<_, i64>(6)?,
+            row.get::<_, i64>(7)?,
         ))
     })?;
     rows.map(|row| {
-        let (id, host, kind, time_ns, seq, detail) = row?;
+        let (id, host, kind, time_ns, seq, detail, count, last_time_ns) = row?;
         let kind = AlertKind::parse(&kind)
             .ok_or_else(|| StoreError::Corrupt(format!("alert {id}: unknown kind {kind:?}")))?;
         let detail = serde_json::from_str(&detail)
@@ -256,6 +289,8 @@ pub(super) fn alerts(conn: &Connection, q: &AlertQuery) -> Result<Vec<StoredAler
             host,
             kind,
             time_ns: uint(time_ns),
+            count: uint(count),
+            last_time_ns: uint(last_time_ns),
             seq: seq.map(uint),
             detail,
         })

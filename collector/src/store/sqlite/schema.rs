@@ -3,7 +3,9 @@
 //!
 //! Version 1 indexed path and pid per row; version 2 moved them to the search file and kept each host's
 //! chain state as a JSON document of the verifier's own type; version 3 keeps a host's record as columns of
-//! its own ([`HOST_COLUMNS`]), so no other crate's type is a storage format.
+//! its own ([`HOST_COLUMNS`]), so no other crate's type is a storage format; version 4 enrolls hosts (their
+//! pinned key, the digest of their token, whether their chain was trusted on first use) and keeps one alert
+//! per host and kind, with a count and the last time.
 
 use rusqlite::{Connection, Transaction};
 
@@ -11,7 +13,7 @@ use crate::store::error::StoreError;
 use crate::store::sqlite::legacy;
 
 /// Schema version kept in `PRAGMA user_version`.
-pub(super) const SCHEMA_VERSION: i64 = 3;
+pub(super) const SCHEMA_VERSION: i64 = 4;
 
 /// The columns of the `hosts` table (the host record's columns are the ones [`super::host_row`] reads and
 /// writes).
@@ -39,10 +41,26 @@ pub(super) const HOST_COLUMNS: &str = "
     created_ns INTEGER NOT NULL,
     last_seen_ns INTEGER NOT NULL,
     last_checkpoint_ns INTEGER,
-    silence_alerted INTEGER NOT NULL DEFAULT 0
+    silence_alerted INTEGER NOT NULL DEFAULT 0,
+    enrolled_key BLOB,
+    tofu INTEGER NOT NULL DEFAULT 0,
+    token_digest BLOB,
+    cp_last_hash BLOB,
+    cp_epoch INTEGER,
+    cp_epoch_key BLOB,
+    cp_next_segment INTEGER,
+    cp_segment_generation INTEGER,
+    cp_generation INTEGER,
+    cp_clean_stop INTEGER,
+    cp_spool_overflowing INTEGER
 ";
 
-/// Every table but `hosts`, and the indexes; unchanged since version 2.
+/// The `hosts` table's index on token digests (several hosts without a token are fine: NULLs differ).
+const HOST_INDEXES: &str = "
+CREATE UNIQUE INDEX IF NOT EXISTS hosts_token ON hosts (token_digest);
+";
+
+/// Every table but `hosts`, and the indexes, as a new file gets them.
 const TABLES: &str = "
 CREATE TABLE IF NOT EXISTS records (
     id INTEGER PRIMARY KEY,
@@ -74,9 +92,11 @@ CREATE TABLE IF NOT EXISTS alerts (
     kind TEXT NOT NULL,
     time_ns INTEGER NOT NULL,
     seq INTEGER,
-    detail TEXT NOT NULL
+    detail TEXT NOT NULL,
+    count INTEGER NOT NULL DEFAULT 1,
+    last_time_ns INTEGER NOT NULL DEFAULT 0
 );
-CREATE INDEX IF NOT EXISTS alerts_host ON alerts (host);
+CREATE UNIQUE INDEX IF NOT EXISTS alerts_host_kind ON alerts (host, kind);
 CREATE INDEX IF NOT EXISTS alerts_kind ON alerts (kind);
 ";
 
@@ -91,6 +111,41 @@ INSERT OR IGNORE INTO meta (key, value) VALUES ('db_id', lower(hex(randomblob(16
 const MIGRATE_1_TO_2: &str = "
 DROP INDEX IF EXISTS records_pid;
 DROP INDEX IF EXISTS records_path;
+";
+
+/// Version 3 to 4, hosts: the key a host's chain already starts from (its genesis key, or for a host first
+/// stored from an anchor, the anchor's key) becomes its enrolled key; an anchored chain was trusted on
+/// first use. Tokens are issued later (`auditloop-collector issue-host-tokens`). Where the chain stood at
+/// its last checkpoint is not known (`cp_*` stay NULL until the next checkpoint).
+const MIGRATE_3_TO_4_HOSTS: &str = "
+ALTER TABLE hosts ADD COLUMN enrolled_key BLOB;
+ALTER TABLE hosts ADD COLUMN tofu INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE hosts ADD COLUMN token_digest BLOB;
+ALTER TABLE hosts ADD COLUMN cp_last_hash BLOB;
+ALTER TABLE hosts ADD COLUMN cp_epoch INTEGER;
+ALTER TABLE hosts ADD COLUMN cp_epoch_key BLOB;
+ALTER TABLE hosts ADD COLUMN cp_next_segment INTEGER;
+ALTER TABLE hosts ADD COLUMN cp_segment_generation INTEGER;
+ALTER TABLE hosts ADD COLUMN cp_generation INTEGER;
+ALTER TABLE hosts ADD COLUMN cp_clean_stop INTEGER;
+ALTER TABLE hosts ADD COLUMN cp_spool_overflowing INTEGER;
+UPDATE hosts SET enrolled_key = COALESCE(genesis_key, anchor_key), tofu = (anchor_key IS NOT NULL);
+";
+
+/// Versions 1 to 3 to 4, alerts: the alerts of one host and kind collapse into the newest of them, counting
+/// them, with the first and the last time.
+const MIGRATE_ALERTS_TO_4: &str = "
+ALTER TABLE alerts ADD COLUMN count INTEGER NOT NULL DEFAULT 1;
+ALTER TABLE alerts ADD COLUMN last_time_ns INTEGER NOT NULL DEFAULT 0;
+UPDATE alerts SET last_time_ns = time_ns;
+UPDATE alerts SET
+    count = (SELECT COUNT(*) FROM alerts a WHERE a.host = alerts.host AND a.kind = alerts.kind),
+    time_ns = (SELECT MIN(a.time_ns) FROM alerts a WHERE a.host = alerts.host AND a.kind = alerts.kind),
+    last_time_ns = (SELECT MAX(a.time_ns) FROM alerts a WHERE a.host = alerts.host AND a.kind = alerts.kind)
+    WHERE id IN (SELECT MAX(id) FROM alerts GROUP BY host, kind);
+DELETE FROM alerts WHERE id NOT IN (SELECT MAX(id) FROM alerts GROUP BY host, kind);
+DROP INDEX IF EXISTS alerts_host;
+CREATE UNIQUE INDEX alerts_host_kind ON alerts (host, kind);
 ";
 
 /// Creates the schema in a new file, or brings an older one up to [`SCHEMA_VERSION`] in one transaction;
@@ -108,24 +163,29 @@ pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     let tx = conn.transaction()?;
     if version == 0 {
         tx.execute_batch(&format!(
-            "CREATE TABLE hosts ({HOST_COLUMNS}); {TABLES} {META}"
+            "CREATE TABLE hosts ({HOST_COLUMNS}); {HOST_INDEXES} {TABLES} {META}"
         ))?;
     } else {
         if version == 1 {
             tx.execute_batch(&format!("{MIGRATE_1_TO_2} {META}"))?;
         }
-        migrate_2_to_3(&tx)?;
+        if version <= 2 {
+            rebuild_hosts(&tx)?;
+        } else {
+            tx.execute_batch(MIGRATE_3_TO_4_HOSTS)?;
+        }
+        tx.execute_batch(&format!("{HOST_INDEXES} {MIGRATE_ALERTS_TO_4}"))?;
     }
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     tx.commit()?;
     Ok(())
 }
 
-/// Version 2 to 3: the `hosts` table is rebuilt with each host's JSON chain state split into columns (row
-/// ids are kept: records refer to them).
-fn migrate_2_to_3(tx: &Transaction<'_>) -> Result<(), StoreError> {
-    tx.execute_batch(&format!("CREATE TABLE hosts_v3 ({HOST_COLUMNS});"))?;
-    legacy::copy_hosts(tx, "hosts", "hosts_v3")?;
-    tx.execute_batch("DROP TABLE hosts; ALTER TABLE hosts_v3 RENAME TO hosts;")?;
+/// Version 2 to 4, hosts: the `hosts` table is rebuilt with each host's JSON chain state split into columns
+/// (row ids are kept: records refer to them).
+fn rebuild_hosts(tx: &Transaction<'_>) -> Result<(), StoreError> {
+    tx.execute_batch(&format!("CREATE TABLE hosts_v4 ({HOST_COLUMNS});"))?;
+    legacy::copy_hosts(tx, "hosts", "hosts_v4")?;
+    tx.execute_batch("DROP TABLE hosts; ALTER TABLE hosts_v4 RENAME TO hosts;")?;
     Ok(())
 }

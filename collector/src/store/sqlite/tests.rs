@@ -15,7 +15,7 @@ use super::SqliteStore;
 use super::search::CHUNK_ROWS;
 use crate::store::backend::Store;
 use crate::store::commit::{Commit, NewRecord, RecordKind, SearchColumns};
-use crate::store::host::HostRecord;
+use crate::store::host::{Enrollment, HostRecord};
 use crate::store::query::{EventQuery, PathFilter};
 
 /// A fresh SQLite store in a temporary directory, removed after the store is dropped.
@@ -62,10 +62,25 @@ mod conformance {
     }
 }
 
-/// Stores file events of `host` (pid and path each), continuing its chain; returns the last seq.
+/// Stores file events of `host` (pid and path each, all verified), continuing its chain (enrolling it
+/// first if needed); returns the last seq.
 fn store_files(store: &SqliteStore, host: &str, files: &[(u32, &str)], now_ns: u64) -> u64 {
-    let record = store.host_record(host).unwrap();
-    let first = record.map_or(1, |r| r.next_seq);
+    let record = match store.host_record(host).unwrap() {
+        Some(record) => record,
+        None => {
+            store
+                .enroll(&Enrollment {
+                    host,
+                    genesis_key: [3; 32],
+                    token_digest: [host.len() as u8; 32],
+                    replace: false,
+                    now_ns,
+                })
+                .unwrap();
+            store.host_record(host).unwrap().unwrap()
+        }
+    };
+    let first = record.next_seq;
     let payloads: Vec<Vec<u8>> = (0..files.len())
         .map(|i| format!("{host} {}", first + i as u64).into_bytes())
         .collect();
@@ -95,21 +110,25 @@ fn store_files(store: &SqliteStore, host: &str, files: &[(u32, &str)], now_ns: u
         genesis_key: None,
         next_segment: None,
         segment_generation: 0,
-        last_checkpoint_seq: 0,
+        last_checkpoint_seq: next_seq - 1,
         first_seq: 1,
         anchor_key: None,
         generation: None,
         clean_stop: false,
         spool_overflowing: false,
+        enrolled_key: record.enrolled_key,
+        tofu: record.tofu,
+        at_checkpoint: None,
     };
     store
         .commit(&Commit {
             host,
-            expected_next_seq: record.map(|r| r.next_seq),
+            expected_next_seq: record.next_seq,
             host_record,
             status: HostStatus::Verified,
             records: &records,
             duplicates: 0,
+            replace_from: None,
             checkpoints: &[],
             alerts: &[],
             now_ns,

@@ -97,6 +97,9 @@ fn full_record() -> HostRecord {
         generation: Some(5),
         clean_stop: true,
         spool_overflowing: true,
+        enrolled_key: Some([7; 32]),
+        tofu: true,
+        at_checkpoint: None,
     }
 }
 
@@ -116,6 +119,9 @@ fn bare_record() -> HostRecord {
         generation: None,
         clean_stop: false,
         spool_overflowing: false,
+        enrolled_key: None,
+        tofu: false,
+        at_checkpoint: None,
     }
 }
 
@@ -162,6 +168,20 @@ fn version_2_file(path: &std::path::Path, db_state: &str) {
         )
         .unwrap();
     }
+    // Alerts as version 2 kept them, one row each: three gaps and a tamper of web, a gap of db.
+    for (host, kind, time, seq) in [
+        ("web", "gap", 10, 1),
+        ("db", "gap", 11, 2),
+        ("web", "tamper", 12, 3),
+        ("web", "gap", 13, 4),
+        ("web", "gap", 14, 5),
+    ] {
+        conn.execute(
+            "INSERT INTO alerts (host, kind, time_ns, seq, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
+            rusqlite::params![host, kind, time, seq, format!("{{\"n\":{seq}}}")],
+        )
+        .unwrap();
+    }
 }
 
 #[test]
@@ -201,7 +221,8 @@ fn a_version_2_database_is_migrated_and_reads_the_same_host_state() {
     // The stored records still belong to their host (row ids are kept).
     let hashes = store.stored_hashes("web", 1, 41).unwrap();
     assert_eq!(hashes, [(40, [40; 32]), (41, [41; 32])]);
-    assert_eq!(found(&store, Some(9), None), [40, 41]);
+    // Record 41 follows the last verified checkpoint (40): it is pending.
+    assert_eq!(found(&store, Some(9), None), [40]);
     // The chain continues from the migrated position, and the JSON column is gone.
     assert_eq!(store_files(&store, "web", &[(9, "/etc/hosts")], 500), 42);
     assert_eq!(
@@ -216,6 +237,41 @@ fn a_version_2_database_is_migrated_and_reads_the_same_host_state() {
         })
         .unwrap();
     assert!(!columns.iter().any(|c| c == "state"), "{columns:?}");
+    // The hosts' keys are their enrolled identity (web's genesis key; db had none stored); no tokens yet.
+    assert_eq!(
+        store.host_record("web").unwrap().unwrap().enrolled_key,
+        Some([7; 32])
+    );
+    assert_eq!(store.host_token("web").unwrap(), None);
+    // Alerts of one host and kind collapsed into the newest, counted, with the first and last time.
+    let alerts = store
+        .alerts(&crate::store::AlertQuery {
+            limit: 100,
+            ..crate::store::AlertQuery::default()
+        })
+        .unwrap();
+    let got: Vec<_> = alerts
+        .iter()
+        .map(|a| {
+            (
+                a.host.as_str(),
+                a.kind.as_str(),
+                a.count,
+                a.time_ns,
+                a.last_time_ns,
+                a.seq,
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("db", "gap", 1, 11, 11, Some(2)),
+            ("web", "tamper", 1, 12, 12, Some(3)),
+            ("web", "gap", 3, 10, 14, Some(5)),
+        ]
+    );
+    assert_eq!(alerts[2].detail, serde_json::json!({ "n": 5 }));
     drop(store);
     // Reopening a migrated file changes nothing.
     let store = SqliteStore::open(&path).unwrap();

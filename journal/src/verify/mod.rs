@@ -1,19 +1,23 @@
 //! Verifying a journal: every record's hash and link, sequence continuity, segment order and starts,
 //! checkpoint signatures and key evolution, and the `ANCHOR`/`HEAD` bounds. Stops at the first problem and
-//! names it (segment, offset, sequence number, kind of damage).
+//! names it (segment, offset, sequence number, kind of damage). Then says what the clean chain proves: how
+//! long its unsigned tail is, whether `HEAD` agrees, and how far its keys are traced to a genesis key
+//! (through the key ladder after retention). It never reports a trust it did not check.
+
+mod report;
+mod trust;
 
 use std::path::Path;
 
-use serde::Serialize;
-
 use crate::JournalError;
 use crate::chain::{Accepted, ChainState, TAG_SEGMENT_START};
-pub use crate::damage::Damage;
 use crate::files::{self, Anchor, Head, parse_hash};
 use crate::keys::parse_public_key;
 use crate::record::{
-    FORMAT_VERSION, FrameError, SEGMENT_HEADER_LEN, SEGMENT_MAGIC, decode_payload, read_frame,
+    FORMAT_VERSION, FrameError, Payload, PayloadError, SEGMENT_HEADER_LEN, SEGMENT_MAGIC,
+    decode_payload, read_frame,
 };
+pub use report::{Damage, HeadState, Problem, Report, Trust, Unproven};
 
 /// How to verify.
 #[derive(Clone, Debug, Default)]
@@ -25,58 +29,24 @@ pub struct VerifyOptions {
     pub deep: bool,
 }
 
-/// The first problem found.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Problem {
-    /// Segment file name.
-    pub segment: String,
-    /// Byte offset of the bad record (or of the end, for truncation).
-    pub offset: u64,
-    /// Sequence number expected at that place.
-    pub seq: u64,
-    /// What is wrong.
-    pub damage: Damage,
-    /// Details.
-    pub detail: String,
+/// The time a record states (an event's time, a segment start's creation); `None` for a checkpoint.
+fn payload_time(payload: &[u8]) -> Result<Option<u64>, PayloadError> {
+    Ok(match decode_payload(payload)? {
+        Payload::Event(event) => Some(event.time.0),
+        Payload::SegmentStart(start) => Some(start.created_ns),
+        Payload::Checkpoint(_) => None,
+    })
 }
 
-/// What verification found.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct Report {
-    /// Segments read.
-    pub segments: u64,
-    /// Records verified.
-    pub records: u64,
-    /// Event records among them.
-    pub events: u64,
-    /// Checkpoints verified.
-    pub checkpoints: u64,
-    /// First sequence number.
-    pub first_seq: u64,
-    /// Last verified sequence number.
-    pub last_seq: u64,
-    /// Records after the last checkpoint (not yet signed).
-    pub unsigned_tail: u64,
-    /// A last segment that holds no complete record beyond what `HEAD` says is durable: a start that
-    /// was interrupted before its first record was written (the agent removes it at its next start). Not
-    /// damage: no durable record is missing.
-    pub interrupted_start: Option<String>,
-    /// The last segment ends in a record cut short beyond what `HEAD` says is durable: a crash or kill
-    /// during a write (the agent cuts it at its next start and journals `journal_recovered`). Not damage:
-    /// no durable record is missing, and no byte of the cut record is trusted.
-    pub torn_tail: Option<String>,
-    /// The key signatures were verified from (hex): the trusted or genesis key, or `ANCHOR`'s after
-    /// retention.
-    pub public_key: String,
-    /// The first problem, if any.
-    pub problem: Option<Problem>,
-}
-
-impl Report {
-    /// Whether the journal verified.
-    pub fn is_clean(&self) -> bool {
-        self.problem.is_none()
-    }
+/// The journal's last record so far, for the time the unsigned tail ends at.
+#[derive(Clone, Copy)]
+enum Last {
+    /// No record, or a checkpoint (no unsigned tail).
+    Signed,
+    /// A record with this time.
+    At(u64),
+    /// An event of the current segment, decoded at the segment's end: offset of its frame, payload range.
+    Event(usize, usize, usize),
 }
 
 /// Verifies the journal in `dir`; `progress(done, total)` is called with bytes read.
@@ -122,17 +92,17 @@ pub fn verify(
         .map(|m| m.len())
         .sum();
     let mut done = 0u64;
+    let anchor_key = parse_public_key(&anchor.public_key).ok();
     let mut st = ChainState::anchored(
         anchor.seq,
         parse_hash(&anchor.prev_hash).unwrap_or([0xff; 32]),
         anchor.epoch,
-        if anchor.seq == 1 {
-            None
-        } else {
-            parse_public_key(&anchor.public_key).ok()
-        },
+        if anchor.seq == 1 { None } else { anchor_key },
     );
     let mut head_seen = false;
+    // Time of the first record after the last checkpoint, and what the last record is.
+    let mut tail_first_ns: Option<u64> = None;
+    let mut last = Last::Signed;
     report.first_seq = anchor.seq;
     let mut last_name = String::new();
     let mut last_len = 0u64;
@@ -219,9 +189,23 @@ pub fn verify(
                         report.problem = Some(here(Damage::BadPayload, why.to_string()));
                         return Ok(report);
                     }
+                    if tail_first_ns.is_none() {
+                        // The first unsigned record: its time starts the unsigned tail.
+                        match payload_time(payload) {
+                            Ok(time) => tail_first_ns = time,
+                            Err(why) => {
+                                report.problem = Some(here(Damage::BadPayload, why.to_string()));
+                                return Ok(report);
+                            }
+                        }
+                    }
+                    let at = off + (rec.len - rec.payload.len() - 32);
+                    last = Last::Event(off, at, at + rec.payload.len());
                     report.events += 1;
                 }
                 Ok(Accepted::SegmentStart(start)) => {
+                    tail_first_ns.get_or_insert(start.created_ns);
+                    last = Last::At(start.created_ns);
                     if start.index != *index {
                         report.problem = Some(here(
                             Damage::BadSegmentStart,
@@ -240,7 +224,11 @@ pub fn verify(
                         return Ok(report);
                     }
                 }
-                Ok(Accepted::Checkpoint(_)) => report.checkpoints += 1,
+                Ok(Accepted::Checkpoint(_)) => {
+                    tail_first_ns = None;
+                    last = Last::Signed;
+                    report.checkpoints += 1;
+                }
                 Err(e) => {
                     report.problem = Some(here(e.damage, e.detail));
                     return Ok(report);
@@ -278,6 +266,21 @@ pub fn verify(
             ));
             return Ok(report);
         }
+        if let Last::Event(frame, from, to) = last {
+            match payload_time(&bytes[from..to]) {
+                Ok(time) => last = time.map_or(Last::Signed, Last::At),
+                Err(why) => {
+                    report.problem = Some(problem(
+                        &name,
+                        frame as u64,
+                        report.last_seq,
+                        Damage::BadPayload,
+                        why.to_string(),
+                    ));
+                    return Ok(report);
+                }
+            }
+        }
         done += bytes.len() as u64;
         progress(done, total);
     }
@@ -285,6 +288,7 @@ pub fn verify(
         && !head_seen
         && h.seq >= anchor.seq
     {
+        (report.head, report.head_seq) = (Some(HeadState::Beyond), Some(h.seq));
         report.problem = Some(problem(
             &last_name,
             last_len,
@@ -297,15 +301,69 @@ pub fn verify(
         ));
         return Ok(report);
     }
+    report.last_checkpoint_seq = st.last_checkpoint_seq;
     report.unsigned_tail = report
         .last_seq
         .saturating_sub(st.last_checkpoint_seq.max(anchor.seq.saturating_sub(1)));
-    report.public_key = opts
-        .trusted_public_key
-        .or(st.key)
-        .map(hex::encode)
-        .unwrap_or_default();
+    if report.unsigned_tail > 0
+        && let (Some(first), Last::At(end)) = (tail_first_ns, last)
+    {
+        report.unsigned_tail_secs = end.saturating_sub(first) as f64 / 1e9;
+    }
+    (report.head, report.head_seq) = head_state(dir, head.as_ref(), &report);
+    let start_key = if anchor.seq == 1 {
+        st.genesis
+    } else {
+        anchor_key
+    };
+    report.public_key = start_key.map(hex::encode).unwrap_or_default();
+    let start = trust::Start {
+        seq: anchor.seq,
+        epoch: anchor.epoch,
+        key: anchor_key,
+    };
+    let traced = trust::trace(dir, &start, &st, opts.trusted_public_key)?;
+    report.trust = traced.trust;
+    report.genesis_public_key = traced.genesis.map(hex::encode).unwrap_or_default();
+    report.ladder_links = traced.links;
+    report.trust_note = traced.note;
+    if let Some((damage, detail)) = traced.problem {
+        let file = if damage == Damage::MissingAnchor {
+            "ANCHOR"
+        } else {
+            crate::ladder_file::LADDER_FILE
+        };
+        report.problem = Some(problem(file, 0, anchor.seq, damage, detail));
+    }
     Ok(report)
+}
+
+/// `HEAD` against the walked chain: `head` was read before the walk (its hash was checked there). When it
+/// is behind the last checkpoint, `HEAD` is read again: a running agent may have appended and synced a
+/// checkpoint, then moved `HEAD`, while the walk read the segments.
+fn head_state(
+    dir: &Path,
+    head: Option<&Head>,
+    report: &Report,
+) -> (Option<HeadState>, Option<u64>) {
+    let seq = match head {
+        Some(h) if h.seq >= report.last_checkpoint_seq => Some(h.seq),
+        first => {
+            let again: Option<Head> = files::read_json(&files::head_path(dir)).unwrap_or(None);
+            match (first, again) {
+                (Some(h), Some(again)) => Some(h.seq.max(again.seq)),
+                (Some(h), None) => Some(h.seq),
+                (None, again) => again.map(|h| h.seq),
+            }
+        }
+    };
+    let state = match seq {
+        None => HeadState::Missing,
+        // Past the end only when `HEAD` moved during the walk: the journal grew.
+        Some(s) if s >= report.last_seq => HeadState::Ok,
+        Some(_) => HeadState::Behind,
+    };
+    (Some(state), seq)
 }
 
 /// A segment's bytes: memory-mapped when large (no copy), read otherwise.

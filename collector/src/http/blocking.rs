@@ -1,0 +1,18 @@
+//! Running store calls (which block) from handlers.
+
+use std::sync::Arc;
+
+use crate::http::error::AppError;
+use crate::store::{Store, StoreError};
+
+/// Runs a store call on a blocking thread.
+pub(super) async fn blocking<T: Send + 'static>(
+    store: &Arc<dyn Store>,
+    f: impl FnOnce(&dyn Store) -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, AppError> {
+    let store = Arc::clone(store);
+    tokio::task::spawn_blocking(move || f(store.as_ref()))
+        .await
+        .map_err(|e| AppError::Internal(format!("store task: {e}")))?
+        .map_err(AppError::from)
+}
