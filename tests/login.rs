@@ -71,19 +71,16 @@ fn the_login_uid_and_session_survive_a_uid_change() {
     remove_tree(&dir);
 }
 
-#[test]
-fn a_process_under_sshd_carries_the_client_address() {
-    let dir = temp_dir("sshd");
-    // A server named sshd (a copy of bash) holding one TCP connection, as a session sshd does; here its
-    // peer is this test's listener.
-    let sshd = dir.join("sshd");
-    std::fs::copy("/bin/bash", &sshd).expect("copy bash");
-    std::fs::set_permissions(&sshd, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+/// Runs `sshd` (a copy of bash) holding one TCP connection to a listener of this test, as a session sshd
+/// does, and a marked shell under it; returns the shell's exec event, the fake sshd's pid and the port.
+fn under_fake_sshd(
+    agent: &mut Agent,
+    sshd: &std::path::Path,
+    mark: &str,
+) -> (serde_json::Value, u32, u16) {
     let listener = TcpListener::bind("127.0.0.1:0").expect("listen");
     let port = listener.local_addr().expect("addr").port();
-    let mark = marker("sshclient");
-    let mut agent = Agent::start(&[]);
-    let mut server = Command::new(&sshd)
+    let mut server = Command::new(sshd)
         .arg("-c")
         .arg(format!(
             "exec 3<>/dev/tcp/127.0.0.1/{port}; /bin/sh -c ': {mark}; true'; read -r _ <&3"
@@ -96,15 +93,40 @@ fn a_process_under_sshd_carries_the_client_address() {
     // Let the fake sshd end: close the connection it reads from.
     let _ = conn.shutdown(std::net::Shutdown::Both);
     let _ = server.wait();
+    assert_eq!(exec["process"]["ppid"], server.id(), "{exec}");
+    (exec, server.id(), port)
+}
+
+#[test]
+fn a_process_under_sshd_carries_the_client_address() {
+    let dir = temp_dir("sshd");
+    // A server named sshd that root installed (owned by root, writable by nobody else).
+    let sshd = dir.join("sshd");
+    std::fs::copy("/bin/bash", &sshd).expect("copy bash");
+    std::fs::set_permissions(&sshd, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let mut agent = Agent::start(&[]);
+    let (exec, server, port) = under_fake_sshd(&mut agent, &sshd, &marker("sshclient"));
     let p = &exec["process"];
-    assert_eq!(p["ppid"], server.id(), "{exec}");
     assert_eq!(p["ssh_client_address"], "127.0.0.1", "{exec}");
     assert_eq!(p["ssh_client_port"], port, "{exec}");
-    let outside = agent.wait_for("exec", |e, _| e["process"]["pid"] == server.id());
+    let outside = agent.wait_for("exec", |e, _| e["process"]["pid"] == server);
     assert_eq!(
         outside["process"]["ssh_client_address"], "",
         "the sshd itself is not under an sshd: {outside}"
     );
+
+    // The same program in a directory anyone may write to (so anyone could have put it there) speaks
+    // for no client: its children carry none.
+    let open = dir.join("open");
+    std::fs::create_dir(&open).expect("mkdir");
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o1777)).expect("chmod");
+    let planted = open.join("sshd");
+    std::fs::copy("/bin/bash", &planted).expect("copy bash");
+    std::fs::set_permissions(&planted, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let (exec, _, _) = under_fake_sshd(&mut agent, &planted, &marker("plantedsshd"));
+    assert_eq!(exec["process"]["ssh_client_address"], "", "{exec}");
+    assert!(exec["process"]["ssh_client_port"].is_null(), "{exec}");
     remove_tree(&dir);
 }
 

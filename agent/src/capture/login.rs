@@ -102,6 +102,20 @@ pub fn is_ssh_server(name: &str) -> bool {
     name == "sshd" || name.starts_with("sshd-") || name == "dropbear"
 }
 
+/// Whether the running executable of `pid` is one only root could have put there: the file
+/// `/proc/<pid>/exe` resolves to is owned by root and writable by nobody else, and so is the directory
+/// holding it (so no one else can swap it). A user's own copy of a shell named `sshd` therefore cannot make
+/// its children claim an SSH client of its choosing. A deleted executable is not trusted.
+pub fn root_installed(proc_root: &Path, pid: u32) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    const GROUP_OR_OTHER_WRITE: u32 = 0o022;
+    let trusted = |p: &Path| {
+        std::fs::metadata(p).is_ok_and(|m| m.uid() == 0 && m.mode() & GROUP_OR_OTHER_WRITE == 0)
+    };
+    std::fs::canonicalize(proc_root.join(format!("{pid}/exe")))
+        .is_ok_and(|exe| trusted(&exe) && exe.parent().is_some_and(trusted))
+}
+
 /// The remote end of `pid`'s established TCP connection on its lowest-numbered descriptor (an sshd's
 /// client connection); `None` when it has none or is gone.
 pub fn ssh_peer(proc_root: &Path, pid: u32) -> Option<(String, u16)> {

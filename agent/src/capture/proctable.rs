@@ -401,6 +401,8 @@ impl ProcessTable {
             if !a.name().is_some_and(login::is_ssh_server) {
                 continue;
             }
+            // Only an sshd that root installed speaks for the client address (checked once per sshd, with
+            // the lookup below; a user's copy named sshd is remembered as having no client).
             let known = self
                 .ssh_peers
                 .get(&a.pid)
@@ -409,7 +411,9 @@ impl ProcessTable {
             let peer = match known {
                 Some(peer) => peer,
                 None if self.ssh_lookups.take() => {
-                    let peer = login::ssh_peer(&self.proc_root, a.pid);
+                    let peer = login::root_installed(&self.proc_root, a.pid)
+                        .then(|| login::ssh_peer(&self.proc_root, a.pid))
+                        .flatten();
                     self.ssh_peers.insert(a.pid, (a.start, peer.clone()));
                     peer
                 }

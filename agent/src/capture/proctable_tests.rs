@@ -240,6 +240,12 @@ fn processes_under_sshd_carry_the_ssh_client() {
     fake_proc(root, 1, "init", 0, 0, 1);
     fake_proc(root, 20, "sshd", 1, 0, 10);
     fake_proc(root, 30, "sshd-session", 20, 0, 20);
+    // Its executable: a name that says sshd-session for a file root installed (this system's /bin/true).
+    let links = root.join("links");
+    std::fs::create_dir(&links).unwrap();
+    std::os::unix::fs::symlink("/bin/true", links.join("sshd-session")).unwrap();
+    std::fs::remove_file(root.join("30/exe")).unwrap();
+    std::os::unix::fs::symlink(links.join("sshd-session"), root.join("30/exe")).unwrap();
     // The session sshd holds a unix socket (fd 3) and the client connection (fd 4); a forwarded
     // connection on fd 9 comes later.
     for (fd, inode) in [(3, 500), (4, 501), (9, 502)] {
@@ -292,4 +298,40 @@ fn processes_under_sshd_carry_the_ssh_client() {
     };
     t.fill(&mut init);
     assert!(init.ssh_client_address.is_empty() && init.ssh_client_port.is_none());
+}
+
+#[test]
+fn an_sshd_anyone_could_have_written_speaks_for_no_client() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    fake_proc(root, 1, "init", 0, 0, 1);
+    fake_proc(root, 30, "sshd", 1, 0, 20);
+    // A copy named sshd that anyone may rewrite, holding an established connection.
+    let copy = root.join("sshd");
+    std::fs::copy("/bin/true", &copy).unwrap();
+    std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o777)).unwrap();
+    std::fs::remove_file(root.join("30/exe")).unwrap();
+    std::os::unix::fs::symlink(&copy, root.join("30/exe")).unwrap();
+    std::os::unix::fs::symlink("socket:[501]", root.join("30/fd/4")).unwrap();
+    std::fs::create_dir(root.join("30/net")).unwrap();
+    std::fs::write(
+        root.join("30/net/tcp"),
+        "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n\
+         0: 0200000A:0016 0500000A:C350 01 00000000:00000000 00:00000000 00000000     0        0 501 1 0 20 4 30 10 -1\n",
+    )
+    .unwrap();
+    let mut t = ProcessTable::new(16, root);
+    t.scan().unwrap();
+    t.on_fork(30, 40, None);
+    let mut shell = Process {
+        pid: 40,
+        ..Process::default()
+    };
+    t.fill(&mut shell);
+    assert_eq!(shell.ppid, 30);
+    assert!(
+        shell.ssh_client_address.is_empty() && shell.ssh_client_port.is_none(),
+        "{shell:?}"
+    );
 }
