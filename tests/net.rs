@@ -261,3 +261,36 @@ fn a_non_blocking_connect_carries_the_port_the_kernel_picked() {
     assert_eq!(n["local_address"], "127.0.0.1", "{connect}");
     assert_eq!(n["local_port"], local_port, "{connect}");
 }
+
+#[test]
+fn ipv6_and_dual_stack_connections_carry_both_ends() {
+    let mut agent = Agent::start(&[]);
+    let listener = TcpListener::bind("[::1]:0").expect("bind ::1");
+    let port = listener.local_addr().expect("addr").port();
+    let client = TcpStream::connect(("::1", port)).expect("connect ::1");
+    let ephemeral = client.local_addr().expect("client addr").port();
+    let (_server_side, _) = listener.accept().expect("accept");
+    let connect = net_event(&mut agent, "connect", |n| n["remote_port"] == port);
+    assert_eq!(connect["event"]["net"]["family"], "inet6", "{connect}");
+    assert_ends(&connect, ("::1", ephemeral), ("::1", port));
+    let accept = net_event(&mut agent, "accept", |n| n["remote_port"] == ephemeral);
+    assert_ends(&accept, ("::1", port), ("::1", ephemeral));
+
+    // A dual-stack listener accepting an IPv4 client sees it as an IPv4-mapped address; the client's own
+    // connect names plain IPv4.
+    let dual = TcpListener::bind("[::]:0").expect("bind ::");
+    let dual_port = dual.local_addr().expect("addr").port();
+    let v4 = TcpStream::connect(("127.0.0.1", dual_port)).expect("connect v4 to dual stack");
+    let v4_port = v4.local_addr().expect("client addr").port();
+    let (_v4_side, peer) = dual.accept().expect("accept");
+    let connect = net_event(&mut agent, "connect", |n| n["remote_port"] == dual_port);
+    assert_ends(&connect, ("127.0.0.1", v4_port), ("127.0.0.1", dual_port));
+    let accept = net_event(&mut agent, "accept", |n| n["remote_port"] == v4_port);
+    let mapped = peer.ip().to_string();
+    assert_eq!(
+        mapped, "::ffff:127.0.0.1",
+        "what the kernel hands the listener"
+    );
+    assert_ends(&accept, ("::ffff:127.0.0.1", dual_port), (&mapped, v4_port));
+    drop((client, v4));
+}
