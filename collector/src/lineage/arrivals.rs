@@ -88,7 +88,9 @@ fn accepted(
         (None, None)
     };
     let join = match (&remote, &local) {
-        (Some(client), Some(server)) => join::accepted(ctx, client, server, latest.time_ns())?,
+        (Some(client), Some(server)) => {
+            join::accepted(ctx, host, client, server, latest.time_ns())?
+        }
         _ => Joined::Unmatched(
             Unmatched::UnknownEnds,
             "the accept does not name both ends of the connection".into(),
@@ -131,7 +133,7 @@ fn over_ssh(
         via: Via::Ssh,
         accept: None,
         local: None,
-        join: join::ssh(ctx, &client, session_ns)?,
+        join: join::ssh(ctx, &found.host, &client, session_ns)?,
         remote: Some(client),
         earlier_accepts: 0,
     })

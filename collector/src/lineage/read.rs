@@ -113,10 +113,12 @@ impl Ctx<'_> {
             .pop())
     }
 
-    /// The connects from `client` (to `server`, when given) within `since_ns..=through_ns`, oldest first;
-    /// `pending` says whether pending records count; at most `limit`.
+    /// The connects of `host` (of every host, when `None`) from `client` (to `server`, when given) within
+    /// `since_ns..=through_ns`, oldest first; `pending` says whether pending records count; at most
+    /// `limit`.
     pub(super) fn connects(
         &self,
+        host: Option<&str>,
         client: &Endpoint,
         server: Option<&Endpoint>,
         (since_ns, through_ns): (u64, u64),
@@ -125,6 +127,7 @@ impl Ctx<'_> {
     ) -> Result<Vec<Found>, StoreError> {
         let records = self.store.flow_records(&FlowQuery {
             side: FlowSide::Connect,
+            host: host.map(str::to_owned),
             client: client.clone(),
             server: server.cloned(),
             since_ns,

@@ -94,8 +94,8 @@ pub trait Store: Send + Sync {
     /// number of records the host or pid has.
     fn process_records(&self, query: &ProcessQuery) -> Result<Vec<StoredRecord>, StoreError>;
 
-    /// The connects or accepts (`query.side`) of any host whose client end is `query.client` (and server
-    /// end `query.server`, when given), with an event time in `since_ns..=through_ns`: oldest first (then
+    /// The connects or accepts (`query.side`) of any host (or of `query.host`) whose client end is
+    /// `query.client` (and server end `query.server`, when given), with an event time in `since_ns..=through_ns`: oldest first (then
     /// by id), at most `query.limit`; verified ones only unless `query.pending`. An index lookup.
     fn flow_records(&self, query: &FlowQuery) -> Result<Vec<StoredRecord>, StoreError>;
 }

@@ -26,6 +26,14 @@ impl Endpoint {
             port,
         })
     }
+
+    /// Whether the address is a loopback address (`127.0.0.0/8`, `::1`): an end that never leaves its
+    /// host's kernel.
+    pub fn is_loopback(&self) -> bool {
+        self.address
+            .parse::<IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+    }
 }
 
 /// An address as stored and compared: an IP address in its canonical text (an IPv4-mapped IPv6 address as
@@ -121,11 +129,13 @@ pub struct ProcessQuery {
     pub limit: u32,
 }
 
-/// The connects or accepts of TCP connections between two ends, within a time range, on any host.
+/// The connects or accepts of TCP connections between two ends, within a time range, on any host (or one).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FlowQuery {
     /// Which side to find.
     pub side: FlowSide,
+    /// Only this host's; `None`: every host's.
+    pub host: Option<String>,
     /// The client end (a connect's local end, an accept's remote end).
     pub client: Endpoint,
     /// The server end (a connect's remote end, an accept's local end); `None`: any.
@@ -154,6 +164,17 @@ mod tests {
         assert_eq!(normalize_address("fe80::1%eth0"), "fe80::1%eth0");
         // An IPv4-compatible address (deprecated) is an IPv6 address, not the IPv4 one.
         assert_eq!(normalize_address("::10.0.0.1"), "::a00:1");
+    }
+
+    #[test]
+    fn loopback_ends_are_told() {
+        let end = |a: &str| Endpoint::known(a, 1).unwrap();
+        assert!(end("127.0.0.1").is_loopback());
+        assert!(end("127.1.2.3").is_loopback());
+        assert!(end("::ffff:127.0.0.1").is_loopback());
+        assert!(end("::1").is_loopback());
+        assert!(!end("10.0.0.1").is_loopback());
+        assert!(!end("/run/x.sock").is_loopback());
     }
 
     #[test]

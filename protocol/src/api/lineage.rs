@@ -70,7 +70,7 @@ pub struct LineageProcess {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AncestryEnd {
-    /// The last process has no parent (pid 1, or a parent pid of 0): the chain is whole.
+    /// The last process is init (pid 1) or kthreadd (pid 2): the chain is whole.
     Root,
     /// The agent could not know the next ancestor: the chain ends with an `unknown` one.
     Unknown,
@@ -141,7 +141,8 @@ pub enum Join {
         origin: Box<Origin>,
     },
     /// Several connects match (a 4-tuple reused within the window, or hosts claiming the same
-    /// connection): none is chosen.
+    /// connection): none is chosen. (For a loopback connection, the accepting host's own connects are
+    /// the candidates when it recorded any; other hosts' only when it recorded none.)
     Ambiguous {
         /// The candidates, oldest first.
         candidates: Vec<Candidate>,

@@ -48,6 +48,41 @@ fn a_host_claiming_another_hosts_connect_makes_the_join_ambiguous() {
 }
 
 #[test]
+fn a_loopback_connection_joins_its_own_host_first() {
+    let world = World::new();
+    let lo = |port: u16| ("127.0.0.1", port);
+    let client = Proc::new(100, 1, "/usr/bin/psql");
+    let server = Proc::new(200, 1, "/usr/bin/postgres");
+    let b = world.ship(
+        "b",
+        &[
+            client.connect(10, lo(50000), lo(5432)),
+            server.accept(10, lo(5432), lo(50000)),
+            server.accept(20, lo(5432), lo(50001)),
+        ],
+    );
+    // Another host's loopback connection on the same ports at the same time: not the same connection, and
+    // (a lying host's claim or a coincidence) it does not make b's own ambiguous.
+    let other = world.ship(
+        "a",
+        &[
+            client.connect(10, lo(50000), lo(5432)),
+            client.connect(20, lo(50001), lo(5432)),
+        ],
+    );
+    let l = world.lineage("b", b[1]);
+    let from = origin(&l.arrivals[0]);
+    assert_eq!((from.connect.host.as_str(), from.connect.seq), ("b", b[0]));
+    // With no connect of its own (several agents on one kernel), the other hosts' are looked at.
+    let l = world.lineage("b", b[2]);
+    let from = origin(&l.arrivals[0]);
+    assert_eq!(
+        (from.connect.host.as_str(), from.connect.seq),
+        ("a", other[1])
+    );
+}
+
+#[test]
 fn a_four_tuple_reused_outside_the_window_is_not_ambiguous_inside_it_is() {
     let world = World::new();
     let client = Proc::new(100, 1, "/usr/bin/curl");

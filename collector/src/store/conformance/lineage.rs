@@ -177,8 +177,8 @@ pub fn process_records_match_pid_start_and_role(store: &dyn Store) -> Result<(),
     Ok(())
 }
 
-/// The connects (or accepts) of a client end on every host, within the time range (both ends included),
-/// to the server end when one is given; oldest first; verified unless pending are asked for; at most
+/// The connects (or accepts) of a client end on every host (or one), within the time range (both ends
+/// included), to the server end when one is given; oldest first; verified unless pending are asked for; at most
 /// `limit`. A connect or accept with any end unknown is never found.
 pub fn flow_records_match_both_ends_within_the_range(store: &dyn Store) -> Result<(), StoreError> {
     let (client, server) = (Some(("10.0.0.1", 40000)), Some(("10.0.0.2", 22)));
@@ -225,6 +225,7 @@ pub fn flow_records_match_both_ends_within_the_range(store: &dyn Store) -> Resul
     b.commit(store)?;
     let q = |side: FlowSide, since: u64, through: u64| FlowQuery {
         side,
+        host: None,
         client: end("10.0.0.1", 40000),
         server: Some(end("10.0.0.2", 22)),
         since_ns: since,
@@ -272,6 +273,11 @@ pub fn flow_records_match_both_ends_within_the_range(store: &dyn Store) -> Resul
         pairs(&store.flow_records(&q(FlowSide::Accept, 0, 5_000))?),
         at("b", [1])
     );
+    let only_b = FlowQuery {
+        host: Some("b".into()),
+        ..q(FlowSide::Connect, 0, 5_000)
+    };
+    assert_eq!(pairs(&store.flow_records(&only_b)?), at("b", [2]));
     let other_client = FlowQuery {
         client: end("10.0.0.9", 40000),
         ..q(FlowSide::Connect, 0, 50_000)

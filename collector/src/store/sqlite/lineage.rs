@@ -114,6 +114,9 @@ pub(super) fn flow_sql(q: &FlowQuery) -> Sql {
         ),
         &args,
     );
+    if let Some(host) = &q.host {
+        sql.push(" AND h.name = ?", host.clone());
+    }
     if let Some(server) = &q.server {
         let (address, port) = server_columns;
         sql.push(&format!(" AND r.{address} = ?"), server.address.clone());

@@ -59,6 +59,7 @@ fn rows(events: &[Event]) -> Vec<(RecordKind, crate::store::commit::SearchColumn
 fn connects(store: &SqliteStore, client: (&str, u16)) -> Vec<u64> {
     let query = FlowQuery {
         side: FlowSide::Connect,
+        host: None,
         client: Endpoint {
             address: client.0.into(),
             port: client.1,
@@ -195,6 +196,7 @@ fn lineage_lookups_use_their_indexes() {
     );
     let flow = FlowQuery {
         side: FlowSide::Connect,
+        host: None,
         client: Endpoint {
             address: "10.0.0.1".into(),
             port: 4000,
