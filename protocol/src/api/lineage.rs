@@ -217,3 +217,84 @@ pub enum Stopped {
     /// The bound on hops (or on lineages in one answer) was reached.
     Limit,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn joins_are_tagged_by_status_and_round_trip() {
+        let unmatched = Join::Unmatched {
+            reason: Unmatched::NoConnect,
+            detail: "no connect".into(),
+        };
+        assert_eq!(
+            serde_json::to_value(&unmatched).unwrap(),
+            serde_json::json!({"status": "unmatched", "reason": "no_connect", "detail": "no connect"})
+        );
+        let end = |port| EndpointView {
+            address: "10.0.0.1".into(),
+            port,
+        };
+        let candidate = Candidate {
+            host: "a".into(),
+            seq: 9,
+            time_ns: 1,
+            verified: true,
+            pid: 100,
+            start_ns: None,
+            exe: "/usr/bin/curl".into(),
+            comm: "curl".into(),
+            local: end(40000),
+            remote: end(22),
+        };
+        let answer = LineageAnswer {
+            window_ns: 5,
+            max_hops: 8,
+            max_candidates: 16,
+            lineage: Lineage {
+                host: "b".into(),
+                seq: 3,
+                kind: "net".into(),
+                time_ns: 2,
+                verified: true,
+                process: LineageProcess::default(),
+                ancestors: vec![LineageProcess {
+                    unknown: true,
+                    ..LineageProcess::default()
+                }],
+                ancestry_end: AncestryEnd::Unknown,
+                arrivals: vec![Arrival {
+                    depth: 0,
+                    pid: 10,
+                    via: Via::Ssh,
+                    accept_seq: Some(3),
+                    time_ns: Some(2),
+                    local: Some(end(22)),
+                    remote: Some(end(40000)),
+                    earlier_accepts: 0,
+                    join: Join::Matched {
+                        origin: Box::new(Origin {
+                            connect: candidate.clone(),
+                            lineage: None,
+                            stopped: Some(Stopped::Cycle),
+                        }),
+                    },
+                }],
+            },
+        };
+        let json = serde_json::to_value(&answer).unwrap();
+        assert_eq!(json["lineage"]["arrivals"][0]["join"]["status"], "matched");
+        assert_eq!(json["lineage"]["arrivals"][0]["via"], "ssh");
+        assert_eq!(json["lineage"]["ancestry_end"], "unknown");
+        let back: LineageAnswer = serde_json::from_value(json).unwrap();
+        assert_eq!(back, answer);
+        let ambiguous = Join::Ambiguous {
+            candidates: vec![candidate],
+            truncated: true,
+        };
+        let json = serde_json::to_value(&ambiguous).unwrap();
+        assert_eq!(json["status"], "ambiguous");
+        assert_eq!(json["truncated"], true);
+    }
+}
