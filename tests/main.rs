@@ -18,6 +18,7 @@ mod filters;
 mod forgery;
 mod hygiene;
 mod journal;
+mod lineage;
 mod login;
 mod net;
 mod process;

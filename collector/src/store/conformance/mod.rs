@@ -18,12 +18,14 @@
 //! (`fixture.rs`); nothing here depends on ingest, HTTP or SQLite.
 //!
 //! Cases: committing (`commits.rs`), finding records, verified and pending (`records.rs`), alerts, their
-//! collapsing and silence (`alerts.rs`), hosts, enrollment, tokens and last contact (`hosts.rs`).
+//! collapsing and silence (`alerts.rs`), hosts, enrollment, tokens and last contact (`hosts.rs`), the
+//! lineage walk's lookups and the login and network filters (`lineage.rs`).
 
 mod alerts;
 mod commits;
 mod fixture;
 mod hosts;
+mod lineage;
 mod records;
 
 pub use alerts::{
@@ -39,6 +41,10 @@ pub use hosts::{
     a_rejection_changes_nothing_but_alerts, enrollment_creates_a_host_once,
     hosts_are_listed_with_their_counters, last_contact_moves_only_with_a_checkpoint,
     replacing_an_enrollment_keeps_the_old_chain,
+};
+pub use lineage::{
+    a_record_is_read_by_host_and_seq, flow_records_match_both_ends_within_the_range,
+    process_records_match_pid_start_and_role, records_filter_by_login_and_network_ends,
 };
 pub use records::{
     records_are_pending_until_a_checkpoint_covers_them, records_combine_filters,
@@ -76,6 +82,10 @@ macro_rules! store_conformance {
             a_rejection_changes_nothing_but_alerts,
             last_contact_moves_only_with_a_checkpoint,
             hosts_are_listed_with_their_counters,
+            a_record_is_read_by_host_and_seq,
+            process_records_match_pid_start_and_role,
+            flow_records_match_both_ends_within_the_range,
+            records_filter_by_login_and_network_ends,
         );
     };
     (@cases $fresh:expr; $($case:ident),+ $(,)?) => {

@@ -15,6 +15,7 @@ fn event(host: &str, seq: u64, kind: EventKind, pid: u32, path: &str, summary: &
         pid: Some(pid),
         path: (!path.is_empty()).then(|| path.to_owned()),
         summary: (!summary.is_empty()).then(|| summary.to_owned()),
+        ..SearchColumns::default()
     })
 }
 

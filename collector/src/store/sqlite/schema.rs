@@ -5,15 +5,31 @@
 //! chain state as a JSON document of the verifier's own type; version 3 keeps a host's record as columns of
 //! its own ([`HOST_COLUMNS`]), so no other crate's type is a storage format; version 4 enrolls hosts (their
 //! pinned key, the digest of their token, whether their chain was trusted on first use) and keeps one alert
-//! per host and kind, with a count and the last time.
+//! per host and kind, with a count and the last time; version 5 adds the searchable columns of login and
+//! network ends and the lineage key ([`LINEAGE_COLUMNS`]), derived again from every stored payload
+//! (`rederive.rs`).
 
 use rusqlite::{Connection, Transaction};
 
 use crate::store::error::StoreError;
-use crate::store::sqlite::legacy;
+use crate::store::sqlite::{legacy, rederive};
 
 /// Schema version kept in `PRAGMA user_version`.
-pub(super) const SCHEMA_VERSION: i64 = 4;
+pub(super) const SCHEMA_VERSION: i64 = 5;
+
+/// The searchable columns of `records` added by version 5: the process's login uid, a network event's ends
+/// (addresses normalized), and the lineage key (what the record tells about which process: `role` is
+/// `exec`, `fork`, `connect` or `accept`; `role_pid` and `role_start_ns` name the process).
+const LINEAGE_COLUMNS: [(&str, &str); 8] = [
+    ("loginuid", "INTEGER"),
+    ("local_addr", "TEXT"),
+    ("local_port", "INTEGER"),
+    ("remote_addr", "TEXT"),
+    ("remote_port", "INTEGER"),
+    ("role", "TEXT"),
+    ("role_pid", "INTEGER"),
+    ("role_start_ns", "INTEGER"),
+];
 
 /// The columns of the `hosts` table (the host record's columns are the ones [`super::host_row`] reads and
 /// writes).
@@ -60,8 +76,8 @@ const HOST_INDEXES: &str = "
 CREATE UNIQUE INDEX IF NOT EXISTS hosts_token ON hosts (token_digest);
 ";
 
-/// Every table but `hosts`, and the indexes, as a new file gets them.
-const TABLES: &str = "
+/// The `records` table of versions 1 to 4 (version 5 adds [`LINEAGE_COLUMNS`]).
+const RECORDS_V4: &str = "
 CREATE TABLE IF NOT EXISTS records (
     id INTEGER PRIMARY KEY,
     host_id INTEGER NOT NULL,
@@ -75,6 +91,10 @@ CREATE TABLE IF NOT EXISTS records (
     payload BLOB NOT NULL,
     stored_ns INTEGER NOT NULL
 );
+";
+
+/// Every table but `hosts` and `records`, and the indexes, as a new file gets them.
+const TABLES: &str = "
 CREATE UNIQUE INDEX IF NOT EXISTS records_host_seq ON records (host_id, seq);
 CREATE INDEX IF NOT EXISTS records_time ON records (time_ns);
 CREATE INDEX IF NOT EXISTS records_kind ON records (kind);
@@ -163,21 +183,34 @@ pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     let tx = conn.transaction()?;
     if version == 0 {
         tx.execute_batch(&format!(
-            "CREATE TABLE hosts ({HOST_COLUMNS}); {HOST_INDEXES} {TABLES} {META}"
+            "CREATE TABLE hosts ({HOST_COLUMNS}); {HOST_INDEXES} {RECORDS_V4} {TABLES} {META}"
         ))?;
+        add_lineage_columns(&tx)?;
     } else {
         if version == 1 {
             tx.execute_batch(&format!("{MIGRATE_1_TO_2} {META}"))?;
         }
         if version <= 2 {
             rebuild_hosts(&tx)?;
-        } else {
+        } else if version == 3 {
             tx.execute_batch(MIGRATE_3_TO_4_HOSTS)?;
         }
-        tx.execute_batch(&format!("{HOST_INDEXES} {MIGRATE_ALERTS_TO_4}"))?;
+        if version < 4 {
+            tx.execute_batch(&format!("{HOST_INDEXES} {MIGRATE_ALERTS_TO_4}"))?;
+        }
+        add_lineage_columns(&tx)?;
+        rederive::all(&tx)?;
     }
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     tx.commit()?;
+    Ok(())
+}
+
+/// Adds version 5's columns to `records` (empty; a new file has no records, an older one is derived again).
+fn add_lineage_columns(tx: &Transaction<'_>) -> Result<(), StoreError> {
+    for (name, ty) in LINEAGE_COLUMNS {
+        tx.execute_batch(&format!("ALTER TABLE records ADD COLUMN {name} {ty};"))?;
+    }
     Ok(())
 }
 

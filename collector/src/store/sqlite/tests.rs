@@ -1,6 +1,7 @@
 //! Tests of the SQLite store: the conformance suite, the schema and its migrations (`tests/migration.rs`),
 //! the query plans, and the search index kept behind the records.
 
+mod lineage;
 mod migration;
 
 use std::ops::Deref;
@@ -65,6 +66,33 @@ mod conformance {
 /// Stores file events of `host` (pid and path each, all verified), continuing its chain (enrolling it
 /// first if needed); returns the last seq.
 fn store_files(store: &SqliteStore, host: &str, files: &[(u32, &str)], now_ns: u64) -> u64 {
+    let first = store.host_record(host).unwrap().map_or(1, |r| r.next_seq);
+    let rows = files
+        .iter()
+        .zip(first..)
+        .map(|(&(pid, path), seq)| {
+            let columns = SearchColumns {
+                time_ns: Some(seq),
+                pid: Some(pid),
+                path: Some(path.to_owned()),
+                summary: Some(path.to_owned()),
+                ..SearchColumns::default()
+            };
+            let payload = format!("{host} {seq}").into_bytes();
+            (RecordKind::Event(EventKind::File), columns, payload)
+        })
+        .collect();
+    store_rows(store, host, rows, now_ns)
+}
+
+/// Stores records of `host` (kind, columns and payload each, all verified), continuing its chain
+/// (enrolling it first if needed); returns the last seq.
+fn store_rows(
+    store: &SqliteStore,
+    host: &str,
+    rows: Vec<(RecordKind, SearchColumns, Vec<u8>)>,
+    now_ns: u64,
+) -> u64 {
     let record = match store.host_record(host).unwrap() {
         Some(record) => record,
         None => {
@@ -81,27 +109,18 @@ fn store_files(store: &SqliteStore, host: &str, files: &[(u32, &str)], now_ns: u
         }
     };
     let first = record.next_seq;
-    let payloads: Vec<Vec<u8>> = (0..files.len())
-        .map(|i| format!("{host} {}", first + i as u64).into_bytes())
-        .collect();
-    let records: Vec<NewRecord<'_>> = files
+    let records: Vec<NewRecord<'_>> = rows
         .iter()
-        .zip(&payloads)
         .zip(first..)
-        .map(|((&(pid, path), payload), seq)| NewRecord {
+        .map(|((kind, columns, payload), seq)| NewRecord {
             seq,
             hash: [seq as u8; 32],
-            kind: RecordKind::Event(EventKind::File),
-            columns: SearchColumns {
-                time_ns: Some(seq),
-                pid: Some(pid),
-                path: Some(path.to_owned()),
-                summary: Some(path.to_owned()),
-            },
+            kind: *kind,
+            columns: columns.clone(),
             payload,
         })
         .collect();
-    let next_seq = first + files.len() as u64;
+    let next_seq = first + rows.len() as u64;
     let host_record = HostRecord {
         next_seq,
         last_hash: [0; 32],

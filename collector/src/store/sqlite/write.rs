@@ -19,9 +19,10 @@ use crate::store::error::StoreError;
 use crate::store::host::{Enrollment, HostRecord, replaced_name};
 use crate::store::sqlite::conn::int;
 use crate::store::sqlite::host_row;
+use crate::store::sqlite::record_row;
 
-/// Columns bound per stored record.
-const RECORD_COLUMNS: usize = 10;
+/// Columns bound per stored record: host, seq, hash and kind, the searchable columns, payload and time.
+const RECORD_COLUMNS: usize = 6 + record_row::COUNT;
 /// Records inserted by one statement (fewer statement executions per batch).
 const ROWS_PER_INSERT: usize = 64;
 
@@ -232,7 +233,8 @@ pub(super) fn raise_silence(
 fn insert_records_sql(rows: usize) -> String {
     let row = format!("({})", ["?"; RECORD_COLUMNS].join(", "));
     format!(
-        "INSERT INTO records (host_id, seq, hash, kind, time_ns, pid, path, summary, payload, stored_ns) VALUES {}",
+        "INSERT INTO records (host_id, seq, hash, kind, {}, payload, stored_ns) VALUES {}",
+        record_row::SEARCH_COLUMNS,
         vec![row; rows].join(", ")
     )
 }
@@ -275,12 +277,9 @@ fn bind_record(
     stmt.raw_bind_parameter(at(2), int(r.seq))?;
     stmt.raw_bind_parameter(at(3), &r.hash[..])?;
     stmt.raw_bind_parameter(at(4), r.kind.as_str())?;
-    stmt.raw_bind_parameter(at(5), r.columns.time_ns.map(int))?;
-    stmt.raw_bind_parameter(at(6), r.columns.pid)?;
-    stmt.raw_bind_parameter(at(7), r.columns.path.as_deref())?;
-    stmt.raw_bind_parameter(at(8), r.columns.summary.as_deref())?;
-    stmt.raw_bind_parameter(at(9), r.payload)?;
-    stmt.raw_bind_parameter(at(10), now)?;
+    record_row::bind(stmt, at(5), &r.columns)?;
+    stmt.raw_bind_parameter(at(5 + record_row::COUNT), r.payload)?;
+    stmt.raw_bind_parameter(at(6 + record_row::COUNT), now)?;
     Ok(())
 }
 
