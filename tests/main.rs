@@ -21,6 +21,7 @@ mod journal;
 mod lineage;
 mod login;
 mod net;
+mod output;
 mod process;
 mod redact;
 mod rollback;

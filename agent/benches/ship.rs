@@ -204,16 +204,10 @@ fn latency(dir: &Path, c: &CollectorProcess) {
     }
     records.sort_by_key(|r| r["seq"].as_u64().unwrap());
     // event→stored: the collector stored the event; event→verified: it stored a checkpoint signed by the
-    // host's key that covers the event (until then the event is only pending).
+    // host's key that covers the event (`verified_ns`; until then the event is only pending).
     let mut stored = Vec::with_capacity(total as usize);
     let mut verified = Vec::with_capacity(total as usize);
-    let mut waiting: Vec<u64> = Vec::new();
     for r in &records {
-        if r["kind"] == "checkpoint" {
-            let at = r["stored_ns"].as_u64().unwrap();
-            verified.extend(waiting.drain(..).map(|t| at.saturating_sub(t)));
-            continue;
-        }
         let Some(time) = r["event"]["time"].as_str() else {
             continue;
         };
@@ -224,7 +218,10 @@ fn latency(dir: &Path, c: &CollectorProcess) {
             .as_nanos() as u64;
         if r["event"]["event"]["file"].is_object() {
             stored.push(r["stored_ns"].as_u64().unwrap().saturating_sub(time_ns));
-            waiting.push(time_ns);
+            let at = r["verified_ns"]
+                .as_u64()
+                .expect("every event is verified once the journal is closed and shipped");
+            verified.push(at.saturating_sub(time_ns));
         }
     }
     let report = |what: &str, mut latencies: Vec<u64>| {

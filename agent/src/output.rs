@@ -11,16 +11,65 @@ pub enum Format {
     Json,
     /// One aligned human-readable line per event.
     Pretty,
+    /// Only what needs attention, as JSON lines: alerts, actions taken, losses, rejected rules files
+    /// (the service's choice: journald gets the findings, not every event).
+    Alerts,
+    /// Nothing: events are journaled and shipped only.
+    None,
 }
 
-/// Writes `event` as one line in `format`.
+impl Format {
+    /// Whether an event of this kind is printed at all (decided before any formatting work).
+    pub fn prints(self, event: &Event) -> bool {
+        match self {
+            Format::Json | Format::Pretty => true,
+            Format::Alerts => is_finding(&event.event),
+            Format::None => false,
+        }
+    }
+}
+
+/// Whether the body is one the `alerts` output prints.
+fn is_finding(body: &EventBody) -> bool {
+    match body {
+        EventBody::Alert(_)
+        | EventBody::Action(_)
+        | EventBody::Loss(_)
+        | EventBody::RulesRejected(_) => true,
+        EventBody::Exec(_)
+        | EventBody::Fork(_)
+        | EventBody::Exit(_)
+        | EventBody::File(_)
+        | EventBody::Net(_)
+        | EventBody::SetId(_)
+        | EventBody::Ptrace(_)
+        | EventBody::Kill(_)
+        | EventBody::MemfdCreate(_)
+        | EventBody::SetName(_)
+        | EventBody::Syscall(_)
+        | EventBody::IoUring(_)
+        | EventBody::IoUringSetup(_)
+        | EventBody::ConfigChange(_)
+        | EventBody::ConfigLoaded(_)
+        | EventBody::JournalRecovered(_)
+        | EventBody::RulesLoaded(_)
+        | EventBody::AgentStart(_)
+        | EventBody::AgentStop(_) => false,
+    }
+}
+
+/// Writes `event` as one line in `format` (nothing when the format does not print it).
 pub fn write_event(out: &mut impl Write, format: Format, event: &Event) -> std::io::Result<()> {
+    if !format.prints(event) {
+        return Ok(());
+    }
     match format {
-        Format::Json => {
+        Format::Json | Format::Alerts => {
             serde_json::to_writer(&mut *out, event)?;
             out.write_all(b"\n")
         }
         Format::Pretty => writeln!(out, "{}", pretty(event)),
+        Format::None => Ok(()),
     }
 }
 
@@ -132,6 +181,28 @@ mod tests {
                 success: true,
                 ..Exec::default()
             }),
+        }
+    }
+
+    #[test]
+    fn alerts_and_none_print_only_findings_or_nothing() {
+        let exec = exec_event();
+        let alert = Event {
+            event: EventBody::Alert(auditloop_model::Alert::default()),
+            ..exec_event()
+        };
+        for (format, exec_printed, alert_printed) in [
+            (Format::Json, true, true),
+            (Format::Pretty, true, true),
+            (Format::Alerts, false, true),
+            (Format::None, false, false),
+        ] {
+            let mut buf = Vec::new();
+            write_event(&mut buf, format, &exec).unwrap();
+            assert_eq!(!buf.is_empty(), exec_printed, "{format:?} exec");
+            buf.clear();
+            write_event(&mut buf, format, &alert).unwrap();
+            assert_eq!(!buf.is_empty(), alert_printed, "{format:?} alert");
         }
     }
 

@@ -96,7 +96,7 @@ impl StdoutStage {
 
     /// Adds `event`'s printed copy to the current batch (handed over when it is big enough).
     pub fn print(&mut self, event: &Event) {
-        if self.queue.is_none() {
+        if self.queue.is_none() || !self.format.prints(event) {
             return;
         }
         if write_event(&mut self.batch.bytes, self.format, event).is_ok() {
