@@ -36,9 +36,11 @@ fn the_login_uid_and_session_survive_a_uid_change() {
     let mut agent = Agent::start(&["--rules", rules.to_str().expect("utf-8")]);
     // A login as uid 1: the shell sets its own audit login uid (the kernel then opens a new audit session),
     // notes the session id, and becomes nobody.
+    // The marked shell lives a moment, so the agent reads its identity from /proc even when it is behind
+    // (a process gone before the agent looks keeps its parent's identity: docs/events.md).
     let ses_file = dir.join("ses");
     let script = format!(
-        "echo 1 > /proc/self/loginuid && cat /proc/self/sessionid > {} && exec setpriv --reuid=65534 --regid=65534 --clear-groups /bin/sh -c ': {mark}; true'",
+        "echo 1 > /proc/self/loginuid && cat /proc/self/sessionid > {} && exec setpriv --reuid=65534 --regid=65534 --clear-groups /bin/sh -c ': {mark}; sleep 0.5'",
         ses_file.display()
     );
     let status = Command::new("/bin/sh")
@@ -52,7 +54,7 @@ fn the_login_uid_and_session_survive_a_uid_change() {
         .trim()
         .parse()
         .expect("a number");
-    let inner = format!(": {mark}; true");
+    let inner = format!(": {mark}; sleep 0.5");
     let exec = agent.wait_for("exec", |_, x| x["success"] == true && x["argv"][2] == inner);
     let p = &exec["process"];
     assert_eq!(p["uid"], 65534, "{exec}");
@@ -135,13 +137,17 @@ fn a_process_on_a_pseudo_terminal_names_it() {
     let mark = marker("tty");
     let mut agent = Agent::start(&[]);
     let status = Command::new("script")
-        .args(["-qec", &format!("/bin/sh -c ': {mark}; tty'"), "/dev/null"])
+        .args([
+            "-qec",
+            &format!("/bin/sh -c ': {mark}; tty; sleep 0.5'"),
+            "/dev/null",
+        ])
         .stdin(std::process::Stdio::null())
         .output()
         .expect("script");
     assert!(status.status.success(), "{status:?}");
     let printed = String::from_utf8_lossy(&status.stdout);
-    let inner = format!(": {mark}; tty");
+    let inner = format!(": {mark}; tty; sleep 0.5");
     let exec = agent.wait_for("exec", |_, x| x["success"] == true && x["argv"][2] == inner);
     let tty = exec["process"]["tty"].as_str().expect("tty");
     assert!(tty.starts_with("pts/"), "{exec}");
