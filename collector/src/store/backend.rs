@@ -78,7 +78,8 @@ pub trait Store: Send + Sync {
     fn host(&self, host: &str) -> Result<Option<StoredHost>, StoreError>;
 
     /// Records matching `query`, in ingest order (for one host that is sequence order), at most
-    /// `query.limit`; verified ones only unless `query.pending`.
+    /// `query.limit`; verified ones only unless `query.pending`. Ids are never given twice, so paging
+    /// `after` the last id of a page lists every record once, even when records were deleted meanwhile.
     fn records(&self, query: &EventQuery) -> Result<Vec<StoredRecord>, StoreError>;
 
     /// Alerts matching `query`, by id (least recently raised first), at most `query.limit`.

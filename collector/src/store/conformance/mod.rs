@@ -17,8 +17,8 @@
 //! crates (a PostgreSQL backend runs it unchanged). Test data is made of the store's own types
 //! (`fixture.rs`); nothing here depends on ingest, HTTP or SQLite.
 //!
-//! Cases: committing (`commits.rs`), finding records, verified and pending (`records.rs`), alerts, their
-//! collapsing and silence (`alerts.rs`), hosts, enrollment, tokens and last contact (`hosts.rs`), the
+//! Cases: committing (`commits.rs`), finding records, verified, pending and replaced (`records.rs`), alerts,
+//! their collapsing and silence (`alerts.rs`), hosts, enrollment, tokens and last contact (`hosts.rs`), the
 //! lineage walk's lookups and the login and network filters (`lineage.rs`).
 
 mod alerts;
@@ -50,6 +50,7 @@ pub use records::{
     records_are_pending_until_a_checkpoint_covers_them, records_combine_filters,
     records_filter_by_host_and_kind, records_filter_by_path, records_filter_by_pid,
     records_filter_by_text, records_filter_by_time, records_page_in_ingest_order,
+    replaced_records_never_lend_their_ids,
 };
 
 /// Expands to one `#[test]` per conformance case, each run on a fresh store made by evaluating `$fresh`
@@ -73,6 +74,7 @@ macro_rules! store_conformance {
             records_combine_filters,
             records_page_in_ingest_order,
             records_are_pending_until_a_checkpoint_covers_them,
+            replaced_records_never_lend_their_ids,
             alerts_are_stored_by_commits_and_rejections,
             repeated_alerts_collapse_per_host_and_kind,
             alerts_filter_by_host_kind_since_and_after,

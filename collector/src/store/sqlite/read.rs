@@ -135,7 +135,8 @@ impl Sql {
 
     /// Restricts `r` to records whose `column` matches `condition` (with `args`): those in the search
     /// file's `table`, and those after its `upto` mark, which are not in it yet. The condition is checked
-    /// on the record too, so an index entry left by a record since deleted never matches another.
+    /// on the record too. (An entry only ever names its own record: ids are never given twice, and the
+    /// entries of a deleted record, which name no record until the indexer removes them, match nothing.)
     pub(super) fn push_indexed(
         &mut self,
         table: &str,

@@ -20,6 +20,7 @@ use crate::store::host::{Enrollment, HostRecord, replaced_name};
 use crate::store::sqlite::conn::int;
 use crate::store::sqlite::host_row;
 use crate::store::sqlite::record_row;
+use crate::store::sqlite::schema::DELETED_COLUMNS;
 
 /// Columns bound per stored record: host, seq, hash and kind, the searchable columns, payload and time.
 const RECORD_COLUMNS: usize = 6 + record_row::COUNT;
@@ -127,7 +128,8 @@ pub(super) fn commit(conn: &mut Connection, c: &Commit<'_>) -> Result<(), StoreE
 }
 
 /// Deletes the records of host row `host_id` from seq `from` on, and their checkpoints, and takes them off
-/// the host's counters.
+/// the host's counters. Each record leaves a tombstone in `deleted_records`, by which the indexer takes its
+/// entries out of the search file; its id is never given again (`schema.rs`).
 fn drop_pending(tx: &Transaction<'_>, host_id: i64, from: u64) -> Result<(), StoreError> {
     let (records, events): (i64, i64) = tx
         .prepare_cached(&format!(
@@ -139,6 +141,11 @@ fn drop_pending(tx: &Transaction<'_>, host_id: i64, from: u64) -> Result<(), Sto
         .query_row(params![host_id, int(from)], |row| {
             Ok((row.get(0)?, row.get(1)?))
         })?;
+    tx.prepare_cached(&format!(
+        "INSERT INTO deleted_records ({DELETED_COLUMNS}) SELECT {DELETED_COLUMNS} FROM records \
+         WHERE host_id = ?1 AND seq >= ?2"
+    ))?
+    .execute(params![host_id, int(from)])?;
     tx.prepare_cached("DELETE FROM records WHERE host_id = ?1 AND seq >= ?2")?
         .execute(params![host_id, int(from)])?;
     tx.prepare_cached("DELETE FROM checkpoints WHERE host_id = ?1 AND seq >= ?2")?
