@@ -7,6 +7,7 @@
 
 mod ack;
 mod alive;
+mod ancestry;
 mod cli;
 mod collector_limits;
 mod drill;
@@ -17,6 +18,8 @@ mod filters;
 mod forgery;
 mod hygiene;
 mod journal;
+mod lineage;
+mod login;
 mod net;
 mod output;
 mod process;

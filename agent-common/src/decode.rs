@@ -5,8 +5,8 @@
 
 use crate::wire::{
     ARG_LEN, COMM_LEN, CloseWrite, ExecEnter, ExecExit, Exit, Fork, MAX_ARGS, RecordHeader,
-    RecordKind, STR_LEN, SysExit, Syscall, UringComplete, UringFile, UringOp, UringOpStrs,
-    UringSetup,
+    RecordKind, STR_LEN, SockState, SysExit, Syscall, UringComplete, UringFile, UringOp,
+    UringOpStrs, UringSetup,
 };
 
 /// A decoded kernel record.
@@ -35,6 +35,8 @@ pub enum Record {
     UringFile(UringFile),
     /// A recorded io_uring request completed.
     UringComplete(UringComplete),
+    /// A TCP socket changed state.
+    SockState(SockState),
 }
 
 /// The strings of a [`UringOpStrs`] record.
@@ -76,6 +78,7 @@ impl Record {
             Record::UringOp(r, _) => &r.header,
             Record::UringFile(r) => &r.header,
             Record::UringComplete(r) => &r.header,
+            Record::SockState(r) => &r.header,
         }
     }
 }
@@ -136,6 +139,7 @@ pub fn decode(bytes: &[u8]) -> Result<Record, DecodeError> {
         }
         RecordKind::UringFile => Record::UringFile(exact(kind, bytes)?),
         RecordKind::UringComplete => Record::UringComplete(exact(kind, bytes)?),
+        RecordKind::SockState => Record::SockState(exact(kind, bytes)?),
     })
 }
 
@@ -199,7 +203,7 @@ pub fn syscall_bytes(rec: &Syscall, i: usize) -> &[u8] {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::{EXEC_ARGS_TRUNCATED, PATH_LEN};
+    use crate::wire::{EXEC_ARGS_TRUNCATED, PATH_LEN, TCP_ESTABLISHED, TCP_SYN_SENT};
     use proptest::prelude::*;
 
     fn header(kind: RecordKind) -> RecordHeader {
@@ -322,6 +326,29 @@ mod tests {
             clone_flags: 0,
         };
         assert_eq!(decode(bytemuck::bytes_of(&fork)).unwrap().header().pid, 10);
+        let state = SockState {
+            header: header(RecordKind::SockState),
+            skaddr: 0xffff_8880_1234_5678,
+            oldstate: TCP_SYN_SENT,
+            newstate: TCP_ESTABLISHED,
+            sport: 40000,
+            dport: 22,
+            family: 2,
+            reserved: 0,
+            saddr: [127, 0, 0, 1],
+            daddr: [127, 0, 0, 1],
+            saddr_v6: [0; 16],
+            daddr_v6: [0; 16],
+        };
+        let bytes = bytemuck::bytes_of(&state);
+        assert_eq!(
+            decode(bytes).unwrap().header().kind,
+            RecordKind::SockState as u32
+        );
+        assert!(matches!(
+            decode(&bytes[..bytes.len() - 1]),
+            Err(DecodeError::Length { .. })
+        ));
     }
 
     #[test]

@@ -73,11 +73,13 @@ pub enum RecordKind {
     UringFile = 11,
     /// [`UringComplete`]: a recorded io_uring request completed.
     UringComplete = 12,
+    /// [`SockState`]: a TCP socket changed state (the transitions that tell a connection's ends).
+    SockState = 13,
 }
 
 impl RecordKind {
     /// Every kind, in value order.
-    pub const ALL: [RecordKind; 12] = [
+    pub const ALL: [RecordKind; 13] = [
         RecordKind::ExecEnter,
         RecordKind::ExecExit,
         RecordKind::Fork,
@@ -90,6 +92,7 @@ impl RecordKind {
         RecordKind::UringOpStrs,
         RecordKind::UringFile,
         RecordKind::UringComplete,
+        RecordKind::SockState,
     ];
 
     /// The kind with this wire value, if any.
@@ -107,6 +110,7 @@ impl RecordKind {
             10 => Some(RecordKind::UringOpStrs),
             11 => Some(RecordKind::UringFile),
             12 => Some(RecordKind::UringComplete),
+            13 => Some(RecordKind::SockState),
             _ => None,
         }
     }
@@ -126,6 +130,7 @@ impl RecordKind {
             RecordKind::UringOpStrs => "uring_op_strs",
             RecordKind::UringFile => "uring_file",
             RecordKind::UringComplete => "uring_complete",
+            RecordKind::SockState => "sock_state",
         }
     }
 }
@@ -272,3 +277,5 @@ mod syscall;
 pub use syscall::*;
 mod uring;
 pub use uring::*;
+mod sock;
+pub use sock::*;

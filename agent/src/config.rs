@@ -211,6 +211,28 @@ pub struct CaptureConfig {
     pub ignore: IgnoreConfig,
     /// Paths (exact files, or directory prefixes ending in `/`) whose read-only opens are recorded.
     pub sensitive_paths: Vec<String>,
+    /// How much ancestry the process table keeps and exec events record.
+    pub ancestry: AncestryConfig,
+}
+
+/// Ancestry depths (`capture.ancestry`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AncestryConfig {
+    /// Ancestors the process table keeps per process (what rules see as `proc.aname[N]` and the like),
+    /// 1 to 64.
+    pub depth: usize,
+    /// Ancestors an exec event records (compact: pid, start, exe, comm), 0 to `depth`.
+    pub exec_depth: usize,
+}
+
+impl Default for AncestryConfig {
+    fn default() -> AncestryConfig {
+        AncestryConfig {
+            depth: 16,
+            exec_depth: 4,
+        }
+    }
 }
 
 /// In-kernel ignore lists.
@@ -255,6 +277,7 @@ impl Default for CaptureConfig {
             ]
             .map(String::from)
             .to_vec(),
+            ancestry: AncestryConfig::default(),
         }
     }
 }
@@ -435,6 +458,24 @@ impl Config {
             });
         }
         self.ship.check(path)?;
+        let ancestry = self.capture.ancestry;
+        if !(1..=64).contains(&ancestry.depth) {
+            return Err(ConfigError::Invalid {
+                path: path.to_owned(),
+                field: "capture.ancestry.depth",
+                message: format!("{} is outside 1..=64", ancestry.depth),
+            });
+        }
+        if ancestry.exec_depth > ancestry.depth {
+            return Err(ConfigError::Invalid {
+                path: path.to_owned(),
+                field: "capture.ancestry.exec_depth",
+                message: format!(
+                    "{} is more than capture.ancestry.depth ({})",
+                    ancestry.exec_depth, ancestry.depth
+                ),
+            });
+        }
         if !(1..=1000).contains(&self.capture.poll_interval_ms) {
             return Err(ConfigError::Invalid {
                 path: path.to_owned(),
@@ -489,6 +530,31 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "/etc/auditloop/config.yaml: field `capture.ring_buffer_bytes`: 5000 is not a power of two of at least 4096"
+        );
+    }
+
+    #[test]
+    fn ancestry_depths_are_read_and_checked() {
+        let c = parse("capture:\n  ancestry:\n    depth: 8\n    exec_depth: 2\n").unwrap();
+        assert_eq!(
+            c.capture.ancestry,
+            AncestryConfig {
+                depth: 8,
+                exec_depth: 2
+            }
+        );
+        assert_eq!(Config::default().capture.ancestry.depth, 16);
+        let err = parse("capture:\n  ancestry:\n    depth: 0\n").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "/etc/auditloop/config.yaml: field `capture.ancestry.depth`: 0 is outside 1..=64"
+        );
+        let err = parse("capture:\n  ancestry:\n    depth: 3\n    exec_depth: 4\n").unwrap_err();
+        assert!(
+            err.to_string().contains(
+                "`capture.ancestry.exec_depth`: 4 is more than capture.ancestry.depth (3)"
+            ),
+            "{err}"
         );
     }
 

@@ -8,6 +8,7 @@ use std::time::Duration;
 use clap::Parser;
 
 use crate::http::{DEFAULT_MAX_BODY_BYTES, default_max_concurrent_batches};
+use crate::lineage::{DEFAULT_WINDOW_MS, LineageOptions};
 use crate::listen::{DEFAULT_MAX_CONNECTIONS, ListenOptions, Timeouts, TlsError, load_acceptor};
 
 /// The name of the migration command.
@@ -67,6 +68,11 @@ pub struct Args {
     #[arg(long, value_name = "N",
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub max_concurrent_batches: Option<usize>,
+    /// Lineage: how far apart in time a connect on one host and the accept of the same connection on
+    /// another may be to join, in milliseconds (clock skew between the hosts included).
+    #[arg(long, value_name = "MS", default_value_t = DEFAULT_WINDOW_MS,
+          value_parser = clap::builder::RangedU64ValueParser::<u64>::new().range(1..=3_600_000))]
+    pub lineage_window_ms: u64,
     /// Header read timeout (default 10s; for tests).
     #[arg(long, hide = true, value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub header_read_timeout: Option<Duration>,
@@ -88,6 +94,11 @@ impl Args {
     pub fn max_concurrent_batches(&self) -> usize {
         self.max_concurrent_batches
             .unwrap_or_else(default_max_concurrent_batches)
+    }
+
+    /// The lineage walk's bounds: `--lineage-window-ms` and the defaults.
+    pub fn lineage(&self) -> LineageOptions {
+        LineageOptions::with_window_ms(self.lineage_window_ms)
     }
 
     /// How connections are served: TLS from `--tls-cert`/`--tls-key` (read now), the cap and timeouts.
@@ -203,6 +214,7 @@ mod tests {
         assert_eq!(args.max_connections, 1024);
         let cores = std::thread::available_parallelism().unwrap().get();
         assert_eq!(args.max_concurrent_batches(), 4 * cores);
+        assert_eq!(args.lineage().window_ns, 5_000_000_000);
         let listen = args.listen_options().unwrap();
         assert!(listen.tls.is_none());
         assert_eq!(listen.timeouts, crate::listen::Timeouts::default());
@@ -275,6 +287,14 @@ mod tests {
         assert!(err.contains("--tls-cert"), "{err}");
         assert!(with(&["--max-connections", "0"]).is_err());
         assert!(with(&["--max-concurrent-batches", "0"]).is_err());
+        assert!(with(&["--lineage-window-ms", "0"]).is_err());
+        assert_eq!(
+            with(&["--lineage-window-ms", "250"])
+                .unwrap()
+                .lineage()
+                .window_ns,
+            250_000_000
+        );
         let args = with(&[
             "--max-concurrent-batches",
             "3",

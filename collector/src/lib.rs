@@ -14,8 +14,10 @@
 //! Module map, arrows pointing down (a module uses only those below it):
 //!
 //! - [`http`]: the router ([`http::app`]), [`AppState`], token checks, the one [`AppError`], the batch
-//!   `POST` and the queries, answering with `auditloop_protocol::api` types. Uses `ingest`, `store`,
-//!   `auth`.
+//!   `POST` and the queries, answering with `auditloop_protocol::api` types. Uses `ingest`, `lineage`,
+//!   `store`, `auth`.
+//! - [`lineage`]: cross-host lineage of a stored event: its process's ancestry, the connections it came in
+//!   over, joined to the connects on the hosts that dialled them. Uses `store`.
 //! - [`ingest`]: one step from a batch body to the store: decode, verify against the stored chain
 //!   ([`ingest::check`], pure), prepare records in parallel, derive their searchable columns, commit or
 //!   reject; one batch per host at a time. Uses `store`, `alerts`.
@@ -38,6 +40,7 @@ pub mod config;
 pub mod host_tokens;
 pub mod http;
 pub mod ingest;
+pub mod lineage;
 pub mod listen;
 pub mod server;
 pub mod silence;

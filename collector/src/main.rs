@@ -40,7 +40,8 @@ fn serve(args: &Args) -> anyhow::Result<ExitCode> {
     let listen = args.listen_options().context("setting up TLS")?;
     let store = SqliteStore::open(&args.db).context("opening the database")?;
     let state = AppState::new(Arc::new(store), tokens, args.max_body_bytes)
-        .with_max_concurrent_batches(args.max_concurrent_batches());
+        .with_max_concurrent_batches(args.max_concurrent_batches())
+        .with_lineage(args.lineage());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

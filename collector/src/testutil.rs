@@ -79,6 +79,11 @@ impl TestJournal {
         self.journal().append_event(&mut event).unwrap()
     }
 
+    /// Appends `event` as it is (its seq assigned by the journal); returns its sequence number.
+    pub fn append(&mut self, mut event: Event) -> u64 {
+        self.journal().append_event(&mut event).unwrap()
+    }
+
     pub fn exec(&mut self, pid: u32, path: &str) -> u64 {
         self.event(
             pid,

@@ -53,12 +53,15 @@ pub const TAG_SEGMENT_START: u8 = 0;
 pub const TAG_EVENT_V1: u8 = 1;
 /// Payload tag of a checkpoint.
 pub const TAG_CHECKPOINT: u8 = 2;
+/// Payload tag of an event in the model of format 2 (before ancestry, login identity, exec cwd and both
+/// network endpoints; read, never written).
+pub const TAG_EVENT_V2: u8 = 3;
 /// Payload tag of an event in today's model (what the agent writes).
-pub const TAG_EVENT: u8 = 3;
+pub const TAG_EVENT: u8 = 4;
 
 /// Whether a payload tag is an event of any format.
 pub fn is_event_tag(tag: u8) -> bool {
-    tag == TAG_EVENT || tag == TAG_EVENT_V1
+    tag == TAG_EVENT || tag == TAG_EVENT_V2 || tag == TAG_EVENT_V1
 }
 
 /// A payload as encoded: the tag order is the format and only ever grows (see the `TAG_` constants).
@@ -67,6 +70,7 @@ enum WirePayload {
     SegmentStart(SegmentStart),
     EventV1(crate::legacy::v1::Event),
     Checkpoint(Checkpoint),
+    EventV2(crate::legacy::v2::Event),
     Event(Event),
 }
 
@@ -80,6 +84,11 @@ enum WirePayloadRef<'a> {
     )]
     EventV1(()),
     Checkpoint(&'a Checkpoint),
+    #[expect(
+        dead_code,
+        reason = "holds tag 3: events of format 2 are read, never written"
+    )]
+    EventV2(()),
     Event(&'a Event),
 }
 
@@ -191,6 +200,7 @@ pub fn decode_payload(bytes: &[u8]) -> Result<Payload, PayloadError> {
         WirePayload::SegmentStart(s) => Payload::SegmentStart(s),
         WirePayload::EventV1(e) => Payload::Event(e.into()),
         WirePayload::Checkpoint(c) => Payload::Checkpoint(c),
+        WirePayload::EventV2(e) => Payload::Event(e.into()),
         WirePayload::Event(e) => Payload::Event(e),
     })
 }
@@ -319,6 +329,89 @@ mod tests {
             read_frame(&out[..out.len() - 1]),
             Err(FrameError::Torn { .. })
         ));
+    }
+
+    /// Events written by agents of format 2 (payload tag 3), one of each shape that format 3 changed and a
+    /// few it did not, decode into today's model with the new fields empty.
+    #[test]
+    fn format_2_events_still_decode() {
+        use auditloop_model::{EventBody, NetOp, NetProtocol, Severity, WallTime};
+        let fixture = include_str!("legacy/fixtures/format2-events.hex");
+        let events: Vec<Event> = fixture
+            .lines()
+            .map(|line| {
+                let bytes = hex::decode(line).unwrap();
+                assert_eq!(bytes[0], TAG_EVENT_V2);
+                assert!(is_event_tag(bytes[0]));
+                match decode_payload(&bytes).unwrap() {
+                    Payload::Event(e) => e,
+                    other => panic!("not an event: {other:?}"),
+                }
+            })
+            .collect();
+        assert_eq!(events.len(), 5);
+        for (i, e) in events.iter().enumerate() {
+            assert_eq!(e.seq, 10 + i as u64);
+            assert_eq!(e.time, WallTime(1_700_000_000_123_456_789));
+            let p = &e.process;
+            assert_eq!(
+                (p.pid, p.tid, p.ppid, p.uid, p.gid, p.euid),
+                (4242, 4243, 1, 1000, 1001, 0)
+            );
+            assert_eq!((p.comm.as_str(), p.exe.as_str()), ("bash", "/usr/bin/bash"));
+            assert_eq!(p.container_id.as_deref(), Some("ab".repeat(32).as_str()));
+            assert_eq!(p.parent_exe, "/usr/sbin/sshd");
+            assert_eq!(p.parent_argv, vec!["sshd: alice@pts/0"]);
+            assert_eq!((p.start, p.loginuid, p.sessionid), (None, None, None));
+            assert!(p.loginname.is_empty() && p.tty.is_empty() && p.ssh_client_address.is_empty());
+        }
+        let EventBody::Exec(x) = &events[0].event else {
+            panic!("{:?}", events[0])
+        };
+        assert_eq!(
+            (x.filename.as_str(), x.raw_filename.as_str()),
+            ("/usr/bin/id", "/bin/id")
+        );
+        assert_eq!(x.argv, vec!["id", "-u"]);
+        assert_eq!(
+            (x.truncated_args.clone(), x.ret, x.success),
+            (vec![1], Some(0), true)
+        );
+        assert_eq!((x.dev, x.inode), (2049, 1234));
+        assert_eq!(x.sha256.as_deref(), Some("cd".repeat(32).as_str()));
+        assert!(x.cwd.is_empty() && x.ancestors.is_empty());
+        let EventBody::Net(n) = &events[1].event else {
+            panic!("{:?}", events[1])
+        };
+        assert_eq!((n.op, n.fd, n.family.as_str()), (NetOp::Connect, 3, "inet"));
+        assert_eq!(
+            (n.address.as_str(), n.port, n.ret),
+            ("10.0.0.2", 22, Some(-115))
+        );
+        assert_eq!(n.protocol, NetProtocol::Unknown);
+        assert!(n.local_address.is_empty() && n.remote_address.is_empty() && n.path.is_empty());
+        let EventBody::File(f) = &events[2].event else {
+            panic!("{:?}", events[2])
+        };
+        assert_eq!((f.path.as_str(), f.flags, f.fd), ("/etc/passwd", 0o1101, 5));
+        let EventBody::Fork(k) = &events[3].event else {
+            panic!("{:?}", events[3])
+        };
+        assert_eq!((k.child_pid, k.clone_flags), (4300, Some(0x1200011)));
+        let EventBody::Alert(a) = &events[4].event else {
+            panic!("{:?}", events[4])
+        };
+        assert_eq!(
+            (a.rule.as_str(), a.severity, a.trigger_seq),
+            ("shell_from_server", Severity::Warning, 10)
+        );
+        // Today's encoding of the same event takes the new tag and round-trips.
+        let bytes = encode_event(&events[0]).unwrap();
+        assert_eq!(bytes[0], TAG_EVENT);
+        assert_eq!(
+            decode_payload(&bytes).unwrap(),
+            Payload::Event(events[0].clone())
+        );
     }
 
     proptest! {

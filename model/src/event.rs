@@ -13,6 +13,7 @@ use crate::agent::{
 };
 use crate::file::{ConfigChange, File};
 use crate::finding::{ActionTaken, Alert};
+use crate::lineage::Lineage;
 use crate::net::Net;
 use crate::process::{Exec, Exit, Fork, Kill, MemfdCreate, Ptrace, SetId, SetName};
 use crate::syscall::RawSyscall;
@@ -82,6 +83,41 @@ pub struct Process {
     /// Parent's argv as last seen; empty when unknown.
     #[field(rename = "pcmdline", absent_if_empty)]
     pub parent_argv: Vec<String>,
+    /// When the process started: its fork as the kernel reported it, or `/proc/<pid>/stat` for processes
+    /// running before the agent.
+    pub start: Option<WallTime>,
+    /// Audit login uid (`/proc/<pid>/loginuid`): the user who logged in, kept across `su`, `sudo` and
+    /// setuid programs; absent when no login set it (4294967295, daemons started at boot).
+    #[field(name = "user.loginuid")]
+    pub loginuid: Option<u32>,
+    /// Name of the login uid's user (`/etc/passwd`); empty when the uid is absent or has no entry there.
+    #[field(name = "user.loginname", absent_if_empty)]
+    pub loginname: String,
+    /// Audit session id (`/proc/<pid>/sessionid`): one per login; absent when no login set it.
+    #[field(name = "user.sessionid")]
+    pub sessionid: Option<u32>,
+    /// Controlling terminal (`pts/3`, `tty1`, `ttyS0`, or `tty(<major>:<minor>)`); empty when none.
+    #[field(absent_if_empty)]
+    pub tty: String,
+    /// Process group id (`/proc/<pid>/stat`, as read at the process's first event after its fork or
+    /// exec); absent when unknown.
+    pub pgid: Option<u32>,
+    /// Session id of the kernel's session (the session leader's pid, `/proc/<pid>/stat`, read like
+    /// `pgid`); not the audit session (`user.sessionid`). Absent when unknown.
+    pub sid: Option<u32>,
+    /// For a process under sshd: the SSH client's address, from the TCP connection of the nearest sshd
+    /// ancestor (the kernel's socket table, never the environment); empty otherwise.
+    #[field(name = "user.ssh_client_address", absent_if_empty)]
+    pub ssh_client_address: String,
+    /// For a process under sshd: the SSH client's port (see `user.ssh_client_address`).
+    #[field(name = "user.ssh_client_port")]
+    pub ssh_client_port: Option<u16>,
+    /// The agent's whole view of the ancestry and the cwd (in memory only, never serialized: a journaled
+    /// or printed event has an empty one). Rules read `proc.aname[N]`, `proc.apid[N]`, `proc.aexe[N]`,
+    /// `proc.acmdline[N]`, `proc.ancestors` and `proc.cwd` from it.
+    #[field(skip)]
+    #[serde(skip)]
+    pub lineage: Lineage,
 }
 
 /// What happened, by kind. The JSON key of each variant is its [`EventKind`] name.

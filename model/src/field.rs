@@ -16,7 +16,7 @@ use crate::process::{Exec, Exit, Fork, Kill, MemfdCreate, Ptrace, SetId, SetName
 use crate::syscall::RawSyscall;
 use crate::time::WallTime;
 use crate::uring::{IoUring, IoUringSetup, UringOp, UringUnresolved};
-use crate::vocab::{ActionKind, ChangeTrigger, FileOp, LossStage, NetOp, Severity};
+use crate::vocab::{ActionKind, ChangeTrigger, FileOp, LossStage, NetOp, NetProtocol, Severity};
 
 /// The type of a field's values.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -174,6 +174,7 @@ names!(
     Severity,
     FileOp,
     NetOp,
+    NetProtocol,
     ChangeTrigger,
     UringOp,
     UringUnresolved

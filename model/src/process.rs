@@ -3,6 +3,8 @@
 use auditloop_model_derive::Fields;
 use serde::{Deserialize, Serialize};
 
+use crate::lineage::Ancestor;
+
 /// `execve`/`execveat`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, Fields)]
 #[fields(prefix = "exec", kind = Exec)]
@@ -45,6 +47,14 @@ pub struct Exec {
     /// The rule whose exec guard refused this exec before the program ran (the exec failed with `EPERM`;
     /// a kill rule also killed the task).
     pub stopped_by_rule: Option<String>,
+    /// The working directory the program was started in (canonical); empty when unknown.
+    #[field(absent_if_empty)]
+    pub cwd: String,
+    /// The process's nearest ancestors, parent first, in compact form (pid, start, exe, comm; no argv), at
+    /// most `capture.ancestry.exec_depth` of them; ends with an `unknown` one when the chain breaks
+    /// earlier. Rules read the whole chain as `proc.aname[N]` and the like.
+    #[field(skip)]
+    pub ancestors: Vec<Ancestor>,
 }
 
 /// fork/vfork/clone/clone3.

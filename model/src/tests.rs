@@ -100,3 +100,64 @@ fn json_round_trip_and_shape() {
     assert_eq!(back, ev);
     assert_eq!(back.kind(), EventKind::Exec);
 }
+
+#[test]
+fn context_fields_round_trip_and_the_lineage_stays_in_memory() {
+    use std::sync::Arc;
+
+    use crate::{Ancestor, Lineage, NetOp, NetProtocol};
+    let parent = Ancestor {
+        pid: 7,
+        start: Some(WallTime(5)),
+        exe: "/usr/sbin/nginx".into(),
+        comm: "nginx".into(),
+        argv: vec!["nginx: worker".into()],
+        unknown: false,
+    };
+    let mut ev = sample();
+    ev.process.start = Some(WallTime(9));
+    ev.process.loginuid = Some(1000);
+    ev.process.loginname = "alice".into();
+    ev.process.sessionid = Some(3);
+    ev.process.tty = "pts/1".into();
+    ev.process.ssh_client_address = "192.0.2.4".into();
+    ev.process.ssh_client_port = Some(50022);
+    let EventBody::Exec(exec) = &mut ev.event else {
+        unreachable!()
+    };
+    exec.cwd = "/srv".into();
+    exec.ancestors = vec![Ancestor {
+        argv: Vec::new(),
+        ..parent.clone()
+    }];
+    let journaled = ev.clone();
+    ev.process.lineage = Lineage {
+        ancestors: Arc::from(vec![Arc::new(parent)]),
+        cwd: Some(Arc::from("/srv")),
+    };
+    let text = serde_json::to_string(&ev).unwrap();
+    assert!(
+        !text.contains("nginx: worker"),
+        "lineage is not serialized: {text}"
+    );
+    assert!(text.contains(r#""loginuid":1000"#), "{text}");
+    let back: Event = serde_json::from_str(&text).unwrap();
+    assert_eq!(back, journaled, "everything but the lineage round-trips");
+    let bytes = bincode::serde::encode_to_vec(&ev, bincode::config::standard()).unwrap();
+    let (back, _): (Event, usize) =
+        bincode::serde::decode_from_slice(&bytes, bincode::config::standard()).unwrap();
+    assert_eq!(back, journaled);
+
+    let net = Net {
+        op: NetOp::Accept,
+        protocol: NetProtocol::Tcp,
+        local_address: "127.0.0.1".into(),
+        local_port: 8080,
+        remote_address: "127.0.0.1".into(),
+        remote_port: 40000,
+        ..Net::default()
+    };
+    let value = serde_json::to_value(EventBody::Net(net)).unwrap();
+    assert_eq!(value["net"]["protocol"], "tcp");
+    assert_eq!(value["net"]["local_port"], 8080);
+}

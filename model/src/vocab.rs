@@ -193,6 +193,38 @@ pub enum NetOp {
     Accept,
 }
 
+/// The transport of a network event's socket (a `net` event's `protocol`).
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    Hash,
+    EnumIter,
+    EnumString,
+    IntoStaticStr,
+    VariantNames,
+    strum::Display,
+    serde_with::SerializeDisplay,
+    serde_with::DeserializeFromStr,
+)]
+#[strum(serialize_all = "snake_case")]
+pub enum NetProtocol {
+    /// Not known: the socket was created before the agent saw it and was gone from `/proc` when looked up.
+    #[default]
+    Unknown,
+    /// TCP (an inet or inet6 stream socket).
+    Tcp,
+    /// UDP (an inet or inet6 datagram socket).
+    Udp,
+    /// A UNIX domain socket (stream, datagram or seqpacket).
+    Unix,
+    /// Any other socket (raw, ICMP, netlink, packet, …); `family` names its family.
+    Other,
+}
+
 /// What made the agent look at a watched file again (a `config_change` event's `trigger`).
 #[derive(
     Clone,
@@ -237,6 +269,7 @@ crate::named!(
     Severity,
     FileOp,
     NetOp,
+    NetProtocol,
     ChangeTrigger
 );
 

@@ -1,6 +1,8 @@
 //! The collector's HTTP API: routes, answers and error bodies, shared by the collector (which builds them)
 //! and the agent and tests (which read them). The routes and their semantics are documented in
-//! `docs/collector.md`.
+//! `docs/collector.md`; the answer of [`LINEAGE`] is in [`lineage`].
+
+pub mod lineage;
 
 use auditloop_model::Event;
 use serde::{Deserialize, Serialize};
@@ -19,6 +21,9 @@ pub const HOST: &str = "/v1/hosts/{host}";
 pub const EVENTS: &str = "/v1/events";
 /// `GET`: alerts ([`AlertsPage`]).
 pub const ALERTS: &str = "/v1/alerts";
+/// `GET ?host=&seq=&pending=`: the lineage of one stored event across hosts
+/// ([`lineage::LineageAnswer`]): verified records only, unless `pending=true`.
+pub const LINEAGE: &str = "/v1/lineage";
 /// `POST` [`EnrollRequest`] with the enrollment (or admin) token: creates a new host, answers
 /// [`EnrollResponse`] (201), or 409 `host_exists`. `POST` [`HostRegistration`] to [`HOSTS`] with the admin
 /// token pre-registers or re-enrolls a host.

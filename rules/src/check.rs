@@ -12,7 +12,7 @@ use crate::ast::{CmpOp, Expr, FieldRef, Literal, Operand, Span};
 use crate::error::{ErrorKind, RuleError, near_matches};
 use crate::eval::{Cond, FieldSel, Test};
 use crate::fields::{EVT_KIND, FIELDS, FieldDef, FieldType, lookup};
-use crate::parser::parse_condition;
+use crate::parser::{parse_condition, parse_field_ref};
 use crate::source::{Scalar, SourceFile};
 use crate::{PathResolver, PathRewrite};
 
@@ -27,6 +27,10 @@ pub const CANONICAL_PATH_FIELDS: &[&str] = &[
     "file.directory",
     "proc.exe",
     "proc.pexe",
+    "proc.aexe",
+    "proc.cwd",
+    "exec.cwd",
+    "net.path",
 ];
 
 #[derive(Debug)]
@@ -243,6 +247,9 @@ impl<'a> Checker<'a> {
         op_span: Span,
         value: &Operand,
     ) -> Option<Cond> {
+        if let Some(other) = field_operand(op, value) {
+            return self.field_compare(file, sc, field, op, op_span, &other);
+        }
         let (sel, def) = self.field(file, sc, field)?;
         let op_fits = match def.ty {
             FieldType::Str => !matches!(
@@ -341,6 +348,63 @@ impl<'a> Checker<'a> {
             }
         };
         Some(Cond::Test(sel, test))
+    }
+
+    /// `field op other`, two fields of one event: same type, not lists, `=`/`!=` (and orders for numbers).
+    fn field_compare(
+        &mut self,
+        file: usize,
+        sc: &Scalar,
+        field: &FieldRef,
+        op: CmpOp,
+        op_span: Span,
+        other: &FieldRef,
+    ) -> Option<Cond> {
+        let left = self.field(file, sc, field);
+        let right = self.field(file, sc, other);
+        let ((sel, def), (other_sel, other_def)) = (left?, right?);
+        if def.list || other_def.list {
+            let name = if def.list { &field.name } else { &other.name };
+            let msg = format!("`{name}` is a list and cannot be compared with another field");
+            let hint = Some(format!(
+                "compare an indexed field instead, e.g. `proc.aname[1] = {}`",
+                if def.list { &other.name } else { &field.name }
+            ));
+            self.error(file, sc, ErrorKind::TypeMismatch, op_span, msg, hint);
+            return None;
+        }
+        if def.ty != other_def.ty {
+            let msg = format!(
+                "type mismatch: `{}` is {} and `{}` is {}",
+                field.name,
+                def.ty.describe(),
+                other.name,
+                other_def.ty.describe()
+            );
+            self.error(file, sc, ErrorKind::TypeMismatch, other.span, msg, None);
+            return None;
+        }
+        let fits = match def.ty {
+            FieldType::Num => matches!(
+                op,
+                CmpOp::Eq | CmpOp::Ne | CmpOp::Lt | CmpOp::Le | CmpOp::Gt | CmpOp::Ge
+            ),
+            FieldType::Str | FieldType::Bool => matches!(op, CmpOp::Eq | CmpOp::Ne),
+        };
+        if !fits {
+            let msg = format!(
+                "operator `{}` does not compare two fields of type {}",
+                op.as_str(),
+                def.ty.describe().trim_start_matches("a ")
+            );
+            let hint = Some(
+                "two fields compare with = and != (numbers also with <, <=, >, >=); quote the value to compare with text"
+                    .into(),
+            );
+            self.error(file, sc, ErrorKind::TypeMismatch, op_span, msg, hint);
+            return None;
+        }
+        Some(Cond::Test(sel, Test::Field(op, other_sel)))
     }
 
     /// The operand's values, with list names (bare words) expanded; expanded items carry the name's span.
@@ -508,6 +572,24 @@ impl<'a> Checker<'a> {
             _ => return None,
         })
     }
+}
+
+/// The field a comparison's right-hand side names: a bare (unquoted) word after `=`, `!=`, `<`, `<=`, `>`
+/// or `>=` that is a registered field name (optionally indexed, `proc.apid[1]`).
+fn field_operand(op: CmpOp, value: &Operand) -> Option<FieldRef> {
+    let Operand::Single(lit) = value else {
+        return None;
+    };
+    if lit.quoted
+        || !matches!(
+            op,
+            CmpOp::Eq | CmpOp::Ne | CmpOp::Lt | CmpOp::Le | CmpOp::Gt | CmpOp::Ge
+        )
+    {
+        return None;
+    }
+    let f = parse_field_ref(&lit.text, lit.span).ok()?;
+    lookup(&f.name).map(|_| f)
 }
 
 /// Expands a list, replacing items that name other lists by their items; `Err` holds a cycle's path.

@@ -19,7 +19,7 @@ use crate::fields::{EVT_KIND, FieldDef, Get, Value};
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct FieldSel {
     pub name: &'static str,
-    get: Get,
+    pub(crate) get: Get,
     pub index: Option<u32>,
 }
 
@@ -73,6 +73,9 @@ pub(crate) enum Test {
     /// True when `value & mask != 0`.
     BitAnd(i128),
     BoolEq(bool),
+    /// `=`, `!=` (any type) or an order (numbers) against another field of the same event and type; false
+    /// when either is absent.
+    Field(CmpOp, FieldSel),
 }
 
 impl Cond {
@@ -83,8 +86,51 @@ impl Cond {
             Cond::Or(any) => any.iter().any(|c| c.eval(ev)),
             Cond::Not(c) => !c.eval(ev),
             Cond::Exists(f) => f.get(ev).is_some(),
-            Cond::Test(f, test) => f.get(ev).is_some_and(|v| test.holds(&v)),
+            Cond::Test(f, Test::Field(op, other)) => match (f.get(ev), other.get(ev)) {
+                (Some(a), Some(b)) => compare_fields(*op, &a, &b),
+                _ => false,
+            },
+            Cond::Test(f, test) => match f.get.list() {
+                None => f.get(ev).is_some_and(|v| test.holds(&v)),
+                Some(entries) => {
+                    let entries = entries(ev);
+                    match test {
+                        // `!=` on a list: no entry equals (so `!=` stays `not =`).
+                        Test::StrNe(s) => {
+                            !entries.is_empty()
+                                && !entries.iter().any(|v| Test::StrEq(s.clone()).holds(v))
+                        }
+                        _ => entries.iter().any(|v| test.holds(v)),
+                    }
+                }
+            },
         }
+    }
+}
+
+/// `a op b` for two values of one type (the checker made sure of it).
+fn compare_fields(op: CmpOp, a: &Value<'_>, b: &Value<'_>) -> bool {
+    let order = match (a, b) {
+        (Value::Str(x), Value::Str(y)) => x.as_ref().cmp(y.as_ref()),
+        (Value::Num(x), Value::Num(y)) => x.cmp(y),
+        (Value::Bool(x), Value::Bool(y)) => x.cmp(y),
+        _ => return false,
+    };
+    match op {
+        CmpOp::Eq => order.is_eq(),
+        CmpOp::Ne => order.is_ne(),
+        CmpOp::Lt => order.is_lt(),
+        CmpOp::Le => order.is_le(),
+        CmpOp::Gt => order.is_gt(),
+        CmpOp::Ge => order.is_ge(),
+        CmpOp::In
+        | CmpOp::Contains
+        | CmpOp::IContains
+        | CmpOp::StartsWith
+        | CmpOp::EndsWith
+        | CmpOp::Glob
+        | CmpOp::Regex
+        | CmpOp::BitAnd => false,
     }
 }
 
@@ -117,6 +163,8 @@ impl Test {
             (Test::NumIn(ns), Value::Num(v)) => ns.contains(v),
             (Test::BitAnd(mask), Value::Num(v)) => v & mask != 0,
             (Test::BoolEq(b), Value::Bool(v)) => v == b,
+            // Compared in `Cond::eval`, which has the event.
+            (Test::Field(..), _) => false,
             _ => false,
         }
     }

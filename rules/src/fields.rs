@@ -1,60 +1,25 @@
 //! The field registry: every name a condition or output template may use, its type, the event kinds it
-//! applies to, and how its value is read from an [`Event`].
+//! applies to, and how its value is read from an [`Event`](auditloop_model::Event).
 //!
 //! Most fields are the model's own: `#[derive(Fields)]` on each model struct makes every model field a
 //! rule field (its name, type and doc comment included), so a new model field needs no entry here. This
 //! module adds only the fields computed from others ([`COMPUTED`]: `evt.kind`, `proc.cmdline`,
-//! `proc.pname`, `file.name`, …).
+//! `proc.pname`, `file.name`, …); `crate::ancestry` adds the ancestry fields (`proc.aname[N]`,
+//! `proc.ancestors`, `proc.cwd`, …), which read the agent's in-memory view of the process.
 //!
 //! A field that does not apply to an event is *absent*: every comparison on it is false (so
 //! `not (f = x)` is true) and `f exists` is false. Besides kind mismatches, a field is absent when the model
 //! has no value for it: an empty `exe`/`parent_exe`/`parent_argv` (unknown), a `null` option
-//! (`container.id`, `change.old_sha256`, …), and `proc.aname[N]` for N ≥ 2 (the model carries only the
-//! parent, not the full ancestry).
+//! (`container.id`, `change.old_sha256`, …), and an ancestor beyond the known chain.
 
 use std::borrow::Cow;
 use std::sync::LazyLock;
 
-pub use auditloop_model::field::{FieldType, FieldValue as Value, Getter};
-use auditloop_model::{Event, EventBody, EventKind};
+use auditloop_model::{EventBody, EventKind};
 
-/// One registered field.
-#[derive(Debug)]
-pub struct FieldDef {
-    /// The name as written (`proc.aname` is written with an index: `proc.aname[1]`).
-    pub name: &'static str,
-    /// Its value type.
-    pub ty: FieldType,
-    /// The event kinds it applies to; empty = every kind.
-    pub kinds: &'static [EventKind],
-    /// For a field whose values come from a vocabulary: every value it can have (a comparison with
-    /// another value is an error); empty otherwise.
-    pub values: &'static [&'static str],
-    /// Whether it takes (and requires) an `[N]` index.
-    pub indexed: bool,
-    /// What it is.
-    pub doc: &'static str,
-    pub(crate) get: Get,
-}
-
-/// How a field's value is read.
-#[derive(Clone, Copy, Debug)]
-pub(crate) enum Get {
-    /// From the event alone.
-    Plain(Getter),
-    /// From the event and the field's `[N]` index.
-    Indexed(for<'e> fn(&'e Event, u32) -> Option<Value<'e>>),
-}
-
-impl Get {
-    /// The value for `ev` (with `index` for indexed fields); `None` when absent.
-    pub(crate) fn read<'e>(self, ev: &'e Event, index: Option<u32>) -> Option<Value<'e>> {
-        match self {
-            Get::Plain(get) => get(ev),
-            Get::Indexed(get) => get(ev, index?),
-        }
-    }
-}
+use crate::ancestry::ANCESTRY;
+pub(crate) use crate::fielddef::Get;
+pub use crate::fielddef::{FieldDef, FieldType, Getter, Value};
 
 /// The name of the field holding the event kind.
 pub const EVT_KIND: &str = "evt.kind";
@@ -71,6 +36,7 @@ pub const COMPUTED: &[FieldDef] = &[
         kinds: &[],
         values: <EventKind as strum::VariantNames>::VARIANTS,
         indexed: false,
+        list: false,
         doc: "event kind: the key of the event's body",
         get: Get::Plain(|ev| text(ev.kind().as_str())),
     },
@@ -80,6 +46,7 @@ pub const COMPUTED: &[FieldDef] = &[
         kinds: &[],
         values: &[],
         indexed: false,
+        list: false,
         doc: "exec: argv joined by spaces; other kinds: the executable (the model keeps no argv outside exec)",
         get: Get::Plain(|ev| {
             if let EventBody::Exec(e) = &ev.event {
@@ -95,6 +62,7 @@ pub const COMPUTED: &[FieldDef] = &[
         kinds: EXEC,
         values: &[],
         indexed: false,
+        list: false,
         doc: "exec argv after argv[0], joined by spaces",
         get: Get::Plain(|ev| {
             let EventBody::Exec(e) = &ev.event else {
@@ -112,20 +80,9 @@ pub const COMPUTED: &[FieldDef] = &[
         kinds: &[],
         values: &[],
         indexed: false,
+        list: false,
         doc: "parent name: basename of the parent's executable; absent when unknown",
         get: Get::Plain(|ev| known(basename(&ev.process.parent_exe))),
-    },
-    FieldDef {
-        name: "proc.aname",
-        ty: FieldType::Str,
-        kinds: &[],
-        values: &[],
-        indexed: true,
-        doc: "ancestor name, `proc.aname[N]` (1 = parent, same as proc.pname); the model carries only the parent, so N >= 2 is always absent",
-        get: Get::Indexed(|ev, n| match n {
-            1 => known(basename(&ev.process.parent_exe)),
-            _ => None,
-        }),
     },
     FieldDef {
         name: "exec.argc",
@@ -133,6 +90,7 @@ pub const COMPUTED: &[FieldDef] = &[
         kinds: EXEC,
         values: &[],
         indexed: false,
+        list: false,
         doc: "number of captured argv entries",
         get: Get::Plain(|ev| {
             let EventBody::Exec(e) = &ev.event else {
@@ -147,6 +105,7 @@ pub const COMPUTED: &[FieldDef] = &[
         kinds: FILE,
         values: &[],
         indexed: false,
+        list: false,
         doc: "basename of file.path",
         get: Get::Plain(|ev| {
             let EventBody::File(f) = &ev.event else {
@@ -161,6 +120,7 @@ pub const COMPUTED: &[FieldDef] = &[
         kinds: FILE,
         values: &[],
         indexed: false,
+        list: false,
         doc: "directory of file.path (`/` for top-level files)",
         get: Get::Plain(|ev| {
             let EventBody::File(f) = &ev.event else {
@@ -180,11 +140,12 @@ pub static FIELDS: LazyLock<Vec<FieldDef>> = LazyLock::new(|| {
             kinds: f.kinds,
             values: f.values,
             indexed: false,
+            list: false,
             doc: f.doc,
             get: Get::Plain(f.get),
         })
         .collect();
-    for c in COMPUTED {
+    for c in COMPUTED.iter().chain(ANCESTRY) {
         let group = group(c.name);
         let at = all
             .iter()
@@ -198,6 +159,7 @@ pub static FIELDS: LazyLock<Vec<FieldDef>> = LazyLock::new(|| {
                 kinds: c.kinds,
                 values: c.values,
                 indexed: c.indexed,
+                list: c.list,
                 doc: c.doc,
                 get: c.get,
             },
@@ -225,9 +187,14 @@ pub fn markdown_table() -> String {
         if !f.values.is_empty() {
             meaning.push_str(&format!("; one of: {}", f.values.join(", ")));
         }
+        let ty = f.ty.describe().trim_start_matches("a ");
+        let ty = if f.list {
+            format!("{ty} list")
+        } else {
+            ty.to_owned()
+        };
         out.push_str(&format!(
-            "| `{name}` | {} | {kinds} | {} |\n",
-            f.ty.describe().trim_start_matches("a "),
+            "| `{name}` | {ty} | {kinds} | {} |\n",
             meaning.replace('|', "\\|")
         ));
     }

@@ -21,7 +21,8 @@
 //! `regex` (unanchored, Rust `regex` syntax), `&` (bit test on numbers: `file.mode & 0o4000` holds when the
 //! bit is set), `exists`; `and`, `or`, `not`, parentheses; macro names. Values are bare words, numbers
 //! (decimal, `0x…`, `0o…`, `0b…`) or quoted strings. Bare words inside `in (…)` that name a list expand to
-//! its items. Fields are listed in [`fields::FIELDS`]; a field that does not apply to the event is absent
+//! its items. A bare word after `=`, `!=`, `<`, `<=`, `>` or `>=` that names a field is that field's value
+//! in the same event (`user.loginuid != user.uid`); quote it to compare with the text. Fields are listed in [`fields::FIELDS`]; a field that does not apply to the event is absent
 //! and every comparison on it is false.
 //!
 //! ## Stateful rules
@@ -68,6 +69,7 @@
 //! Loading reports every error with `file:line:col`, the source line, a caret and a hint. This stage only
 //! decides which rules match; it never acts on the host (that is the actions stage's job).
 
+mod ancestry;
 mod ast;
 mod check;
 mod error;
@@ -75,6 +77,9 @@ mod error;
 mod error_tests;
 mod eval;
 mod exec_match;
+#[cfg(test)]
+mod field_cmp_tests;
+mod fielddef;
 pub mod fields;
 mod item;
 mod lexer;

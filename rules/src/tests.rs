@@ -24,6 +24,7 @@ pub(super) fn process() -> Process {
         container_id: None,
         parent_exe: "/usr/sbin/nginx".into(),
         parent_argv: vec!["nginx".into(), "-g".into(), "daemon off;".into()],
+        ..Process::default()
     }
 }
 

@@ -64,11 +64,14 @@ pub enum SyscallOp {
     Accept = 23,
     /// A syscall named in `capture.syscalls`: raw arguments and return value.
     Raw = 24,
+    /// socket (not an event: userspace remembers the new descriptor's family, type and protocol for the
+    /// network events on it).
+    Socket = 25,
 }
 
 impl SyscallOp {
     /// Every op, in value order.
-    pub const ALL: [SyscallOp; 24] = [
+    pub const ALL: [SyscallOp; 25] = [
         SyscallOp::Open,
         SyscallOp::Unlink,
         SyscallOp::Rename,
@@ -93,6 +96,7 @@ impl SyscallOp {
         SyscallOp::Listen,
         SyscallOp::Accept,
         SyscallOp::Raw,
+        SyscallOp::Socket,
     ];
 
     /// The op with this wire value, if any.
@@ -130,6 +134,7 @@ impl SyscallOp {
             SyscallOp::Listen => "listen",
             SyscallOp::Accept => "accept",
             SyscallOp::Raw => "raw",
+            SyscallOp::Socket => "socket",
         }
     }
 }

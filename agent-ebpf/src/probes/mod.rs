@@ -2,5 +2,6 @@
 
 pub mod exec;
 pub mod process;
+pub mod sock;
 pub mod syscall;
 pub mod uring;

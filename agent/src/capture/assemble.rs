@@ -17,17 +17,22 @@ use crate::clock::Clock;
 
 use super::canon::{Last, LiveFs, canonicalize};
 use super::containers::Containers;
-use super::convert::{self, Tables};
+use super::convert;
 use super::fdtable::FdTable;
 use super::policy::PathPolicy;
 use super::proctable::ProcessTable;
 use super::resolve;
+use super::sockets::SocketTable;
+use super::tables::Tables;
+use super::tcpstate::TcpStates;
 use super::uring::{self, PendingOp, UringFiles, UringPairing};
 use crate::enforce::Decisions;
 use crate::identity::Identities;
 
 /// Most descriptors the descriptor table keeps.
 const FD_TABLE_CAPACITY: usize = 1 << 16;
+/// Most sockets the socket table keeps.
+const SOCKET_TABLE_CAPACITY: usize = 1 << 16;
 
 /// Why a watched file may have changed: the trigger and the path, with the process that did it.
 #[derive(Clone, Debug, PartialEq)]
@@ -57,6 +62,10 @@ pub struct Assembler {
     clock: Clock,
     procs: ProcessTable,
     fds: FdTable,
+    socks: SocketTable,
+    tcp: TcpStates,
+    /// Connects under way, by socket, until the kernel reports their local end.
+    parked: HashMap<u64, Event>,
     containers: Containers,
     pending: HashMap<u32, PendingExec>,
     pending_sys: HashMap<u32, PendingSyscall>,
@@ -76,6 +85,9 @@ impl Assembler {
             clock,
             procs,
             fds: FdTable::new(FD_TABLE_CAPACITY),
+            socks: SocketTable::new(SOCKET_TABLE_CAPACITY),
+            tcp: TcpStates::default(),
+            parked: HashMap::new(),
             containers: Containers::default(),
             pending: HashMap::new(),
             pending_sys: HashMap::new(),
@@ -99,15 +111,13 @@ impl Assembler {
         self.decisions = decisions;
     }
 
-    /// Fills what `/proc` no longer told of a process (it exited) from the process table.
+    /// Fills what `/proc` no longer told of a process (it exited) from the process table, and its context
+    /// (parent, login identity, lineage).
     pub fn complete_process(&mut self, mut process: Process) -> Process {
-        if let Some(info) = self.procs.get(process.pid).cloned() {
-            if process.exe.is_empty() {
-                process.exe = info.exe.clone();
-            }
+        let known_exe = self.procs.get(process.pid).map(|i| i.exe.clone());
+        if let Some(exe) = known_exe {
             if process.comm.is_empty() {
-                process.comm = info
-                    .exe
+                process.comm = exe
                     .rsplit('/')
                     .next()
                     .unwrap_or_default()
@@ -115,14 +125,14 @@ impl Assembler {
                     .take(15)
                     .collect();
             }
-            if process.ppid == 0 {
-                process.ppid = info.ppid;
-            }
-            let parent = self.procs.get(process.ppid).cloned().unwrap_or_default();
-            process.parent_exe = parent.exe;
-            process.parent_argv = parent.argv;
+            self.procs.fill(&mut process);
         }
         process
+    }
+
+    /// Sets how many ancestors processes keep and exec events record (`capture.ancestry`).
+    pub fn set_ancestry(&mut self, depth: usize, exec_depth: usize) {
+        self.procs.set_ancestry(depth, exec_depth);
     }
 
     /// Judges records the kernel could not decide on by `policy` from now on.
@@ -141,9 +151,10 @@ impl Assembler {
         self.clock.remeasure();
     }
 
-    /// Number of entries (exec, other syscalls, io_uring requests) waiting for their return record.
+    /// Number of entries (exec, other syscalls, io_uring requests, connects under way) waiting for
+    /// their return record.
     pub fn pending_execs(&self) -> usize {
-        self.pending.len() + self.pending_sys.len() + self.uring.pending()
+        self.pending.len() + self.pending_sys.len() + self.uring.pending() + self.parked.len()
     }
 
     /// Handles one record, appending the events it completes to `out`.
@@ -209,7 +220,8 @@ impl Assembler {
             }
             Record::Fork(rec) => {
                 let child = rec.child_tid;
-                self.procs.on_fork(rec.header.pid, child);
+                let start = self.clock.wall(rec.header.ktime_ns);
+                self.procs.on_fork(rec.header.pid, child, Some(start));
                 let body = EventBody::Fork(model::Fork {
                     child_pid: child,
                     thread: false,
@@ -241,6 +253,7 @@ impl Assembler {
                     }
                 }
                 self.uring_files.forget_process(rec.header.pid);
+                self.socks.remove_process(rec.header.pid);
                 self.procs.on_exit(rec.header.pid);
                 out.push(event);
             }
@@ -290,6 +303,18 @@ impl Assembler {
                 }
             }
             Record::UringFile(rec) => self.uring.on_file(&rec),
+            Record::SockState(rec) => {
+                if let Some(skaddr) = self.tcp.on_record(&rec)
+                    && let Some(mut event) = self.parked.remove(&skaddr)
+                {
+                    if let (EventBody::Net(n), Some((local, _))) =
+                        (&mut event.event, self.tcp.active(skaddr))
+                    {
+                        super::net::complete_connect(n, local);
+                    }
+                    out.push(event);
+                }
+            }
             Record::UringComplete(rec) => {
                 if let Some(p) = self.uring.on_complete(rec.req) {
                     self.emit_uring(p, Some(i64::from(rec.res)), out);
@@ -303,6 +328,8 @@ impl Assembler {
         let mut tables = Tables {
             procs: &mut self.procs,
             fds: &mut self.fds,
+            socks: &mut self.socks,
+            tcp: &mut self.tcp,
             policy: &self.policy,
         };
         let converted = uring::convert(&p, ret, &mut tables, &mut self.uring_files);
@@ -364,21 +391,34 @@ impl Assembler {
             use std::os::unix::fs::MetadataExt;
             (m.mode() & 0o4000 != 0).then_some(m.uid())
         });
+        let comm = c_text(&pending.header.comm);
         self.procs
-            .on_exec(pid, exe, exec.argv.clone(), setuid_owner);
+            .on_exec(pid, exe, exec.argv.clone(), comm, setuid_owner);
     }
 
     fn emit_syscall(&mut self, record: Box<Syscall>, ret: Option<i64>, out: &mut Vec<Event>) {
         let mut tables = Tables {
             procs: &mut self.procs,
             fds: &mut self.fds,
+            socks: &mut self.socks,
+            tcp: &mut self.tcp,
             policy: &self.policy,
         };
         let Some(body) = convert::body(&record, ret, &mut tables) else {
-            self.filtered += 1;
+            // A `socket` is remembered, never an event; anything else was filtered.
+            if record.op != agent_common::wire::SyscallOp::Socket as u32 {
+                self.filtered += 1;
+            }
             return;
         };
         let event = self.event(&record.header, body);
+        if let Some(skaddr) = self.tcp.take_park() {
+            // A connect under way: held (not dropped) until the kernel reports its local end.
+            if let Some(older) = self.parked.insert(skaddr, event) {
+                out.push(older);
+            }
+            return;
+        }
         self.push_file_touches(&event);
         out.push(event);
     }
@@ -446,6 +486,17 @@ impl Assembler {
         for p in self.uring.take_stale(now_ns) {
             self.emit_uring(p, None, out);
         }
+        let stale: Vec<u64> = self
+            .parked
+            .iter()
+            .filter(|(_, e)| now_ns.saturating_sub(e.mono_ns) > EXEC_PAIR_TIMEOUT_NS)
+            .map(|(&sk, _)| sk)
+            .collect();
+        for sk in stale {
+            if let Some(event) = self.parked.remove(&sk) {
+                out.push(event);
+            }
+        }
     }
 
     /// Emits every entry still waiting (at shutdown).
@@ -463,6 +514,9 @@ impl Assembler {
         for p in self.uring.take_all() {
             self.emit_uring(p, None, out);
         }
+        let mut parked: Vec<Event> = self.parked.drain().map(|(_, e)| e).collect();
+        parked.sort_by_key(|e| e.mono_ns);
+        out.extend(parked);
     }
 
     /// An event not tied to a kernel record (loss reports, agent lifecycle).
@@ -525,6 +579,8 @@ impl Assembler {
             // A failed exec names what it tried to run; nothing was executed to identify.
             body.raw_filename = std::mem::replace(&mut body.filename, path);
         }
+        body.cwd = self.procs.cwd(p.header.pid).unwrap_or_default();
+        body.ancestors = self.procs.exec_ancestors(p.header.pid);
         let event = self.event(&p.header, EventBody::Exec(body));
         out.push(event);
     }
@@ -541,22 +597,19 @@ impl Assembler {
     }
 
     fn process(&mut self, header: &RecordHeader) -> Process {
-        let info = self.procs.get(header.pid).cloned().unwrap_or_default();
-        let parent = self.procs.get(info.ppid).cloned().unwrap_or_default();
-        Process {
+        let mut process = Process {
             pid: header.pid,
             tid: header.tid,
-            ppid: info.ppid,
             uid: header.uid,
             gid: header.gid,
             comm: c_text(&header.comm),
-            euid: info.euid.unwrap_or(header.uid),
-            exe: info.exe,
+            euid: header.uid,
             cgroup_id: header.cgroup_id,
             container_id: self.containers.id(header.cgroup_id, header.pid),
-            parent_exe: parent.exe,
-            parent_argv: parent.argv,
-        }
+            ..Process::default()
+        };
+        self.procs.fill(&mut process);
+        process
     }
 }
 

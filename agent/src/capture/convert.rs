@@ -1,30 +1,19 @@
 //! Turns a paired syscall entry and return into a model event body, resolving paths and keeping the process
 //! and descriptor tables current (cwd after chdir, euid after setuid, descriptors after open/memfd_create).
 
-use agent_common::decode::{syscall_bytes, syscall_str};
+use agent_common::decode::syscall_str;
 use agent_common::wire::{
     NO_ARG, SYS_OPEN_DIR, SYS_OPEN_WRITE, SYS_PATH_UNSURE, SYS_STR_UNREADABLE, SYS_STR1_TRUNCATED,
     SYS_STR2_TRUNCATED, Syscall, SyscallOp,
 };
 use auditloop_model::{self as model, EventBody, FileOp, NetOp};
 
-use super::canon::{Last, LiveFs, Lookup, canonicalize};
-use super::fdtable::{FdInfo, FdTable};
-use super::policy::PathPolicy;
-use super::proctable::ProcessTable;
+use super::canon::Last;
+use super::fdtable::FdInfo;
+use super::net;
 use super::resolve::{AT_FDCWD, dirfd};
-use super::sockaddr;
 use super::syscalls::{SyscallDef, builtin_by_number, name_of};
-
-/// The tables a conversion reads and updates.
-pub struct Tables<'a> {
-    /// Processes.
-    pub procs: &'a mut ProcessTable,
-    /// Descriptors.
-    pub fds: &'a mut FdTable,
-    /// The path lists for records the kernel could not decide on.
-    pub policy: &'a PathPolicy,
-}
+use super::tables::{PathArg, Tables, fd_file, resolve_at};
 
 fn arg(rec: &Syscall, index: u8) -> Option<u64> {
     (index != NO_ARG)
@@ -36,100 +25,12 @@ fn signed(v: u64) -> i64 {
     v as i64
 }
 
-/// A path argument: the canonical path and the raw argument (empty when they are the same), and whether
-/// it could be resolved.
-pub(super) struct PathArg {
-    /// The canonical path (the raw argument when it could not be resolved).
-    pub path: String,
-    /// The raw argument when it differs from `path`; empty otherwise.
-    pub raw: String,
-    /// Whether `path` is canonical.
-    pub resolved: bool,
-}
-
 /// Resolves path argument `slot` against the dirfd argument `dirfd_index` (or the cwd), following the last
 /// component as the syscall does.
 fn path_of(rec: &Syscall, slot: usize, dirfd_index: u8, last: Last, t: &mut Tables<'_>) -> PathArg {
     let raw = syscall_str(rec, slot);
     let fd = arg(rec, dirfd_index).map_or(AT_FDCWD, dirfd);
     resolve_at(rec.header.pid, rec.header.tid, &raw, fd, last, t)
-}
-
-/// Resolves the path `raw` that thread `tid` of process `pid` passed with dirfd `fd` (`AT_FDCWD`: the
-/// cwd), from the process and descriptor tables (and `/proc` while the process lives), following the
-/// last component as `last` says.
-pub(super) fn resolve_at(
-    pid: u32,
-    tid: u32,
-    raw: &str,
-    fd: i64,
-    last: Last,
-    t: &mut Tables<'_>,
-) -> PathArg {
-    let base = if raw.starts_with('/') {
-        None
-    } else if fd == AT_FDCWD {
-        t.procs.cwd(pid)
-    } else {
-        t.fds
-            .get(pid, fd)
-            .map(|i| i.path.clone())
-            .or_else(|| super::resolve::proc_link(pid, &format!("fd/{fd}")))
-    };
-    let mut view = TableView { t };
-    match canonicalize(&mut view, pid, tid, base.as_deref(), raw, last) {
-        Some(path) if path == raw => PathArg {
-            path,
-            raw: String::new(),
-            resolved: true,
-        },
-        Some(path) => PathArg {
-            path,
-            raw: raw.to_owned(),
-            resolved: true,
-        },
-        None => PathArg {
-            path: raw.to_owned(),
-            raw: String::new(),
-            resolved: false,
-        },
-    }
-}
-
-/// The live file system, with what the tables remember of processes that are gone (their cwd,
-/// executable and descriptors; their root is taken to be `/`).
-struct TableView<'t, 'a> {
-    t: &'t mut Tables<'a>,
-}
-
-impl Lookup for TableView<'_, '_> {
-    fn symlink(&mut self, pid: u32, path: &str) -> Option<String> {
-        LiveFs.symlink(pid, path)
-    }
-
-    fn magic(&mut self, pid: u32, what: &str) -> Option<String> {
-        if let Some(live) = LiveFs.magic(pid, what) {
-            return Some(live);
-        }
-        match what {
-            "root" => Some("/".into()),
-            "cwd" => self.t.procs.get(pid).and_then(|i| i.cwd.clone()),
-            "exe" => self
-                .t
-                .procs
-                .get(pid)
-                .map(|i| i.exe.clone())
-                .filter(|e| e.starts_with('/')),
-            fd => {
-                let n: i64 = fd.strip_prefix("fd/")?.parse().ok()?;
-                self.t
-                    .fds
-                    .get(pid, n)
-                    .map(|i| i.path.clone())
-                    .filter(|p| p.starts_with('/'))
-            }
-        }
-    }
 }
 
 /// Whether a file syscall follows a symbolic link in the last component of its path, given its flags.
@@ -171,7 +72,8 @@ fn last_of(op: SyscallOp, name: &str, flags: u64) -> Last {
         | SyscallOp::Bind
         | SyscallOp::Listen
         | SyscallOp::Accept
-        | SyscallOp::Raw => Last::Follow,
+        | SyscallOp::Raw
+        | SyscallOp::Socket => Last::Follow,
     }
 }
 
@@ -183,18 +85,15 @@ fn fd_path(rec: &Syscall, fd: i64, t: &mut Tables<'_>) -> (String, bool) {
     }
 }
 
-/// The file descriptor `fd` of process `pid` was seen opened on (or `/proc` names, while it lives).
-pub(super) fn fd_file(pid: u32, fd: i64, t: &Tables<'_>) -> Option<String> {
-    t.fds
-        .get(pid, fd)
-        .map(|i| i.path.clone())
-        .or_else(|| super::resolve::proc_link(pid, &format!("fd/{fd}")))
-}
-
 /// Builds the event body for a syscall entry and its return (`ret` is `None` when the return record was
-/// lost); `None` when the record turns out to be filtered: a path the kernel could not decide on whose
-/// canonical form is ignored, or a read-only open of a path that is not sensitive.
+/// lost); `None` when the record is not an event (a `socket`, a directory open) or turns out to be
+/// filtered: a path the kernel could not decide on whose canonical form is ignored, or a read-only open of
+/// a path that is not sensitive.
 pub fn body(rec: &Syscall, ret: Option<i64>, t: &mut Tables<'_>) -> Option<EventBody> {
+    if rec.op == SyscallOp::Socket as u32 {
+        net::on_socket(rec, ret, t);
+        return None;
+    }
     if rec.flags & SYS_OPEN_DIR != 0 {
         remember_dir(rec, ret, t);
         return None;
@@ -307,10 +206,17 @@ fn event_body(rec: &Syscall, ret: Option<i64>, t: &mut Tables<'_>) -> EventBody 
                 ret,
             })
         }
-        SyscallOp::Connect => net(rec, NetOp::Connect, ret, success),
-        SyscallOp::Bind => net(rec, NetOp::Bind, ret, success),
-        SyscallOp::Listen => net(rec, NetOp::Listen, ret, success),
-        SyscallOp::Accept => net(rec, NetOp::Accept, ret, success),
+        SyscallOp::Connect => net::body(rec, NetOp::Connect, ret, t),
+        SyscallOp::Bind => net::body(rec, NetOp::Bind, ret, t),
+        SyscallOp::Listen => net::body(rec, NetOp::Listen, ret, t),
+        SyscallOp::Accept => net::body(rec, NetOp::Accept, ret, t),
+        // Handled before (`body`); never an event of its own.
+        SyscallOp::Socket => EventBody::Syscall(model::RawSyscall {
+            name,
+            nr: rec.nr,
+            args: rec.args.iter().take(rec.nargs as usize).copied().collect(),
+            ret,
+        }),
         SyscallOp::Open => {
             let write = rec.flags & SYS_OPEN_WRITE != 0;
             let fop = if write { FileOp::Open } else { FileOp::Read };
@@ -354,32 +260,6 @@ fn event_body(rec: &Syscall, ret: Option<i64>, t: &mut Tables<'_>) -> EventBody 
             EventBody::File(file(rec, op, FileOp::Chdir, def, name, ret, success, t))
         }
     }
-}
-
-fn net(rec: &Syscall, op: NetOp, ret: Option<i64>, success: bool) -> EventBody {
-    let addr = if op == NetOp::Listen {
-        sockaddr::SockAddr {
-            family: "none".into(),
-            address: String::new(),
-            port: 0,
-        }
-    } else {
-        sockaddr::decode(syscall_bytes(rec, 0))
-    };
-    EventBody::Net(model::Net {
-        op,
-        fd: i64::from(rec.args[0] as u32 as i32),
-        family: addr.family,
-        address: addr.address,
-        port: addr.port,
-        backlog: if op == NetOp::Listen {
-            i64::from(rec.args[1] as u32 as i32)
-        } else {
-            0
-        },
-        ret,
-        success: success || (op == NetOp::Connect && ret == Some(-115)),
-    })
 }
 
 #[expect(clippy::too_many_arguments, reason = "the parts of one syscall record")]

@@ -33,6 +33,7 @@ pub const TRACEPOINTS: &[(&str, &str, &str)] = &[
     ("sys_enter_exit", "syscalls", "sys_enter_exit"),
     ("signal_deliver", "signal", "signal_deliver"),
     ("sched_process_exit", "sched", "sched_process_exit"),
+    ("inet_sock_set_state", "sock", "inet_sock_set_state"),
 ];
 
 /// The io_uring programs (attached when the kernel has io_uring tracepoints): program, category, name.

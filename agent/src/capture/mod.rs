@@ -6,6 +6,7 @@
 //! become `loss` events. Capture never drops an event in userspace.
 
 mod assemble;
+mod budget;
 mod canon;
 mod configwatch;
 mod containers;
@@ -13,7 +14,12 @@ mod convert;
 mod fdtable;
 pub mod filters;
 mod loader;
+mod login;
 mod loss;
+mod net;
+#[cfg(test)]
+mod net_tests;
+mod netproc;
 mod policy;
 mod proctable;
 mod sensitive;
@@ -21,7 +27,10 @@ pub(crate) use proctable::pids;
 mod reader;
 mod resolve;
 mod sockaddr;
+mod sockets;
 pub mod syscalls;
+mod tables;
+mod tcpstate;
 mod uring;
 
 use std::collections::HashSet;
@@ -134,6 +143,7 @@ impl Capture {
         filters::set_exec_kill(&mut loaded.ebpf, exec_kill)?;
         filters::set_urgent(&mut loaded.ebpf, config, acting)?;
         let mut procs = ProcessTable::new(PROCESS_TABLE_CAPACITY, Path::new("/proc"));
+        procs.set_ancestry(config.ancestry.depth, config.ancestry.exec_depth);
         procs.scan()?;
         Ok(Capture {
             loaded,
@@ -142,6 +152,7 @@ impl Capture {
             assembler: {
                 let mut a = Assembler::new(clock, procs);
                 a.set_policy(policy::PathPolicy::new(config));
+                a.set_ancestry(config.ancestry.depth, config.ancestry.exec_depth);
                 a.set_decisions(decisions);
                 a
             },

@@ -215,6 +215,8 @@ pub(super) async fn run(
                     state
                         .assembler
                         .set_policy(super::policy::PathPolicy::new(&settings.capture));
+                    let ancestry = settings.capture.ancestry;
+                    state.assembler.set_ancestry(ancestry.depth, ancestry.exec_depth);
                     if let Some(s) = sensitive.as_mut() {
                         let s = &mut s.get_mut().0;
                         s.set_entries(&settings.capture.sensitive_paths);

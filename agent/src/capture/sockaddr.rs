@@ -2,13 +2,29 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-const AF_UNIX: u16 = 1;
-const AF_INET: u16 = 2;
-const AF_INET6: u16 = 10;
+/// `AF_UNIX`.
+pub const AF_UNIX: u16 = 1;
+/// `AF_INET`.
+pub const AF_INET: u16 = 2;
+/// `AF_INET6`.
+pub const AF_INET6: u16 = 10;
+
+/// The family name of an `AF_*` number (`none` for 0).
+pub fn family_name(domain: u16) -> String {
+    match domain {
+        0 => "none".into(),
+        AF_UNIX => "unix".into(),
+        AF_INET => "inet".into(),
+        AF_INET6 => "inet6".into(),
+        other => format!("family {other}"),
+    }
+}
 
 /// A decoded socket address: family name, address text (IP or unix path), port.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SockAddr {
+    /// The `AF_*` number (0 when the bytes were too short to hold one).
+    pub domain: u16,
     /// `inet`, `inet6`, `unix`, `none` or `family <n>`.
     pub family: String,
     /// IP address, unix path (`@name` for the abstract namespace), or empty.
@@ -20,13 +36,14 @@ pub struct SockAddr {
 /// Decodes `bytes` (a `struct sockaddr_*` as the process passed it); short or unknown input gives what can
 /// be told, never a panic.
 pub fn decode(bytes: &[u8]) -> SockAddr {
-    let none = |family: String| SockAddr {
+    let none = |domain: u16, family: String| SockAddr {
+        domain,
         family,
         address: String::new(),
         port: 0,
     };
     let Some(family) = bytes.get(..2).map(|b| u16::from_ne_bytes([b[0], b[1]])) else {
-        return none("none".into());
+        return none(0, "none".into());
     };
     let port = || {
         bytes
@@ -36,19 +53,21 @@ pub fn decode(bytes: &[u8]) -> SockAddr {
     match family {
         AF_INET => match bytes.get(4..8) {
             Some(a) => SockAddr {
+                domain: family,
                 family: "inet".into(),
                 address: Ipv4Addr::new(a[0], a[1], a[2], a[3]).to_string(),
                 port: port(),
             },
-            None => none("inet".into()),
+            None => none(family, "inet".into()),
         },
         AF_INET6 => match bytes.get(8..24).and_then(|a| <[u8; 16]>::try_from(a).ok()) {
             Some(a) => SockAddr {
+                domain: family,
                 family: "inet6".into(),
                 address: Ipv6Addr::from(a).to_string(),
                 port: port(),
             },
-            None => none("inet6".into()),
+            None => none(family, "inet6".into()),
         },
         AF_UNIX => {
             let path = bytes.get(2..).unwrap_or(&[]);
@@ -64,12 +83,13 @@ pub fn decode(bytes: &[u8]) -> SockAddr {
                 }
             };
             SockAddr {
+                domain: family,
                 family: "unix".into(),
                 address,
                 port: 0,
             }
         }
-        other => none(format!("family {other}")),
+        other => none(other, family_name(other)),
     }
 }
 
@@ -84,6 +104,7 @@ mod tests {
         assert_eq!(
             decode(&v4),
             SockAddr {
+                domain: AF_INET,
                 family: "inet".into(),
                 address: "127.0.0.1".into(),
                 port: 8080

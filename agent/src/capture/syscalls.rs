@@ -58,7 +58,8 @@ const fn def(
         | SyscallOp::Bind
         | SyscallOp::Listen
         | SyscallOp::Accept
-        | SyscallOp::Raw => 0,
+        | SyscallOp::Raw
+        | SyscallOp::Socket => 0,
         _ if str1 != N => SPEC_STR1_PATH,
         _ => 0,
     };
@@ -157,6 +158,7 @@ pub const BUILTIN: &[SyscallDef] = &[
         SPEC_STR1_SOCKADDR,
     ),
     def("listen", SyscallOp::Listen, N, N, N, N),
+    def("socket", SyscallOp::Socket, N, N, N, N),
 ];
 
 /// Syscalls with dedicated programs (not spec-driven): accept pair and close.

@@ -22,7 +22,15 @@
 //!   `change` when the file is new or gone; its trigger is `event.reason`. `config_loaded` is
 //!   `configuration`/`info`; `journal_recovered` is `file`/`change` of the cut segment.
 //!
-//! File and net field choices are documented on `ecs_fields::put_file` and `ecs_fields::put_net`.
+//! - Login identity: the audit login uid is `user.audit.id`/`user.audit.name` (as Auditbeat writes it),
+//!   the audit session and terminal are labels, the process group and session leaders are
+//!   `process.group_leader.pid`/`process.session_leader.pid`, and a process under sshd gets
+//!   `process.entry_meta` (`type: sshd`, `source.ip`). An exec's working directory is
+//!   `process.working_directory`, its parent's name and start come from its compact ancestry (the whole
+//!   chain is in `auditloop.exec.ancestors`).
+//!
+//! File, net and process field choices are documented on `ecs_fields::put_file`, `ecs_fields::put_net`,
+//! `ecs_fields::put_identity` and `ecs_fields::put_process`.
 
 // The helpers live beside this file (not in a directory of their own) and are private to it.
 #[path = "ecs_fields.rs"]
@@ -181,8 +189,8 @@ pub fn to_ecs(event: &Event, host: &str) -> Value {
 #[cfg(test)]
 mod tests {
     use auditloop_model::{
-        AgentStart, ChangeTrigger, ConfigChange, ConfigLoaded, Exec, Exit, File, FileOp, Fork,
-        JournalRecovered, Loss, LossStage, Net, NetOp, Process, SetId, WallTime,
+        AgentStart, Ancestor, ChangeTrigger, ConfigChange, ConfigLoaded, Exec, Exit, File, FileOp,
+        Fork, JournalRecovered, Loss, LossStage, Net, NetOp, NetProtocol, Process, SetId, WallTime,
     };
     use serde_json::json;
 
@@ -204,6 +212,7 @@ mod tests {
             container_id: Some("ab".repeat(32)),
             parent_exe: "/usr/lib/systemd/systemd".into(),
             parent_argv: vec!["/sbin/init".into(), "splash".into()],
+            ..Process::default()
         }
     }
 
@@ -364,6 +373,106 @@ mod tests {
                 "event.category": ["network"], "event.type": ["connection", "start"],
                 "event.action": "connect", "event.outcome": "success", "destination.ip": "10.0.0.5",
                 "destination.port": 443, "network.type": "ipv4", "auditloop.net.ret": -115,
+            }),
+        );
+    }
+
+    #[test]
+    fn both_ends_of_a_connection_go_to_source_and_destination() {
+        let ends = |op: NetOp| Net {
+            op,
+            family: "inet".into(),
+            address: "192.0.2.9".into(),
+            port: 22,
+            ret: Some(0),
+            success: true,
+            protocol: NetProtocol::Tcp,
+            local_address: "10.0.0.1".into(),
+            local_port: 40000,
+            remote_address: "192.0.2.9".into(),
+            remote_port: 22,
+            ..Net::default()
+        };
+        assert_fields(
+            &ecs(EventBody::Net(ends(NetOp::Connect))),
+            json!({
+                "source.ip": "10.0.0.1", "source.port": 40000, "destination.ip": "192.0.2.9",
+                "destination.port": 22, "network.transport": "tcp", "network.direction": "egress",
+            }),
+        );
+        assert_fields(
+            &ecs(EventBody::Net(ends(NetOp::Accept))),
+            json!({
+                "source.ip": "192.0.2.9", "source.port": 22, "destination.ip": "10.0.0.1",
+                "destination.port": 40000, "network.direction": "ingress",
+            }),
+        );
+        let unix = Net {
+            op: NetOp::Connect,
+            family: "unix".into(),
+            address: "docker.sock".into(),
+            protocol: NetProtocol::Unix,
+            remote_address: "docker.sock".into(),
+            path: "/run/docker.sock".into(),
+            success: true,
+            ..Net::default()
+        };
+        assert_fields(
+            &ecs(EventBody::Net(unix)),
+            json!({
+                "destination.address": "docker.sock", "destination.ip": null, "source": null,
+                "labels.unix_socket_path": "/run/docker.sock", "network": null,
+            }),
+        );
+    }
+
+    #[test]
+    fn login_identity_leaders_and_lineage() {
+        let mut p = process();
+        p.start = Some(WallTime(1_699_999_999_000_000_000));
+        p.loginuid = Some(1000);
+        p.loginname = "alice".into();
+        p.sessionid = Some(4);
+        p.tty = "pts/1".into();
+        p.pgid = Some(100);
+        p.sid = Some(90);
+        p.ssh_client_address = "198.51.100.7".into();
+        p.ssh_client_port = Some(50022);
+        let exec = Exec {
+            filename: "/usr/bin/id".into(),
+            argv: vec!["id".into()],
+            ret: Some(0),
+            success: true,
+            cwd: "/home/alice".into(),
+            ancestors: vec![Ancestor {
+                pid: 1,
+                start: Some(WallTime(1_600_000_000_000_000_000)),
+                exe: "/usr/sbin/sshd".into(),
+                comm: "sshd".into(),
+                ..Ancestor::default()
+            }],
+            ..Exec::default()
+        };
+        assert_fields(
+            &ecs_of(p.clone(), EventBody::Exec(exec)),
+            json!({
+                "user.id": "1000", "user.effective.id": "0", "user.audit.id": "1000",
+                "user.audit.name": "alice", "labels.audit_session_id": "4", "labels.tty": "pts/1",
+                "process.start": "2023-11-14T22:13:19.000000000Z",
+                "process.working_directory": "/home/alice",
+                "process.parent.name": "sshd", "process.parent.start": "2020-09-13T12:26:40.000000000Z",
+                "process.group_leader.pid": 100, "process.group_leader.same_as_process": true,
+                "process.session_leader.pid": 90, "process.session_leader.same_as_process": false,
+                "process.entry_meta.type": "sshd", "process.entry_meta.source.ip": "198.51.100.7",
+                "labels.ssh_client_port": "50022",
+            }),
+        );
+        // A process without a login has none of it.
+        assert_fields(
+            &ecs(EventBody::Exit(Exit::default())),
+            json!({
+                "user.audit": null, "labels.tty": null, "process.entry_meta": null,
+                "process.group_leader": null, "process.working_directory": null,
             }),
         );
     }

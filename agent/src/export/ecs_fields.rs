@@ -11,7 +11,7 @@ use std::path::Path;
 
 use auditloop_model::{
     ConfigChange, ConfigLoaded, Event, Exec, Exit, File, FileOp, Fork, JournalRecovered, Net,
-    NetOp, Process,
+    NetOp, NetProtocol, Process,
 };
 use serde_json::{Map, Value};
 
@@ -208,33 +208,42 @@ pub(super) fn net_types(n: &Net) -> Values {
 
 /// The address fields of a net op.
 ///
-/// The address goes to the side ECS names for it: `destination.*` for `connect` (the peer dialled),
-/// `source.*` for `accept` (the peer that dialled in), `server.*` for `bind` (the local end a server
-/// listens on). A unix socket path (`@name` for abstract ones) goes to `<side>.address` only; an IP also
-/// to `<side>.ip`, its port to `<side>.port`. `network.type` is `ipv4`/`ipv6` for inet families and
-/// `network.direction` is `egress` for connect / `ingress` for accept over IP. `network.transport` is not
-/// written: the model does not record the socket type, so TCP and UDP cannot be told apart.
+/// Both ends go to the sides ECS names for them: for `connect` the local end is `source.*` and the peer
+/// dialled `destination.*` (egress); for `accept` the peer that dialled in is `source.*` and the local end
+/// `destination.*` (ingress); for `bind` and `listen` the local end is `server.*`. A unix socket path
+/// (`@name` for abstract ones) goes to `<side>.address` only; an IP also to `<side>.ip`, its port to
+/// `<side>.port`. `network.type` is `ipv4`/`ipv6` for inet families and `network.transport` is `tcp` or
+/// `udp` when the protocol is known.
 pub(super) fn put_net(doc: &mut Doc, n: &Net) {
     let ip_family = match n.family.as_str() {
         "inet" => Some("ipv4"),
         "inet6" => Some("ipv6"),
         _ => None,
     };
-    let side = match n.op {
-        NetOp::Connect => Some("destination"),
-        NetOp::Accept => Some("source"),
-        NetOp::Bind => Some("server"),
-        NetOp::Listen => None,
+    let local = (n.local_address.as_str(), n.local_port);
+    let remote = (n.remote_address.as_str(), n.remote_port);
+    // Events of format 2 have only the address the syscall named.
+    let named = (n.address.as_str(), n.port);
+    let (local, remote) = match (local, remote, n.op) {
+        (("", 0), ("", 0), NetOp::Connect | NetOp::Accept) => (("", 0), named),
+        (("", 0), ("", 0), NetOp::Bind | NetOp::Listen) => (named, ("", 0)),
+        ends => (ends.0, ends.1),
     };
-    if let Some(side) = side
-        && !n.address.is_empty()
-    {
-        doc.put(&format!("{side}.address"), n.address.as_str());
-        if ip_family.is_some() && n.address.parse::<IpAddr>().is_ok() {
-            doc.put(&format!("{side}.ip"), n.address.as_str());
+    let sides: [(&str, (&str, u16)); 2] = match n.op {
+        NetOp::Connect => [("source", local), ("destination", remote)],
+        NetOp::Accept => [("source", remote), ("destination", local)],
+        NetOp::Bind | NetOp::Listen => [("server", local), ("", ("", 0))],
+    };
+    for (side, (address, port)) in sides {
+        if side.is_empty() || (address.is_empty() && port == 0) {
+            continue;
         }
-        if ip_family.is_some() && n.port != 0 {
-            doc.put(&format!("{side}.port"), n.port);
+        doc.put_text(&format!("{side}.address"), address);
+        if ip_family.is_some() && address.parse::<IpAddr>().is_ok() {
+            doc.put(&format!("{side}.ip"), address);
+        }
+        if ip_family.is_some() && port != 0 {
+            doc.put(&format!("{side}.port"), port);
         }
     }
     if let Some(t) = ip_family {
@@ -245,13 +254,32 @@ pub(super) fn put_net(doc: &mut Doc, n: &Net) {
             NetOp::Bind | NetOp::Listen => {}
         }
     }
+    match n.protocol {
+        NetProtocol::Tcp => doc.put("network.transport", "tcp"),
+        NetProtocol::Udp => doc.put("network.transport", "udp"),
+        NetProtocol::Unix | NetProtocol::Other | NetProtocol::Unknown => {}
+    }
+    if !n.path.is_empty() {
+        doc.put("labels.unix_socket_path", n.path.as_str());
+    }
 }
 
-/// The user, group and container of the event's process (unchanged by fork and exec).
+/// The user, group, login identity and container of the event's process (unchanged by fork and exec).
+///
+/// The audit login uid goes to `user.audit.id`/`user.audit.name` (the names Auditbeat uses; ECS has no
+/// field for it), the audit session and the terminal to `labels.audit_session_id` and `labels.tty`.
 pub(super) fn put_identity(doc: &mut Doc, p: &Process) {
     doc.put("user.id", p.uid.to_string());
     doc.put("user.effective.id", p.euid.to_string());
     doc.put("group.id", p.gid.to_string());
+    if let Some(loginuid) = p.loginuid {
+        doc.put("user.audit.id", loginuid.to_string());
+    }
+    doc.put_text("user.audit.name", &p.loginname);
+    if let Some(session) = p.sessionid {
+        doc.put("labels.audit_session_id", session.to_string());
+    }
+    doc.put_text("labels.tty", &p.tty);
     doc.put_text(
         "container.id",
         p.container_id.as_deref().unwrap_or_default(),
@@ -262,17 +290,55 @@ pub(super) fn put_identity(doc: &mut Doc, p: &Process) {
     }
 }
 
-/// `process.*` of the process that caused the event.
+/// `process.*` of the process that caused the event: its start, its parent (`process.parent.*`), its
+/// process group and session leaders (`process.group_leader.pid`, `process.session_leader.pid`, with
+/// `same_as_process`), and for a process under sshd `process.entry_meta` (`type: sshd`, `source.ip`; the
+/// client's port in `labels.ssh_client_port`).
 pub(super) fn put_process(doc: &mut Doc, p: &Process) {
     doc.put("process.pid", p.pid);
     doc.put("process.thread.id", p.tid);
     doc.put_text("process.name", &p.comm);
     doc.put_text("process.executable", &p.exe);
+    if let Some(start) = p.start {
+        doc.put("process.start", start.to_string());
+    }
     if p.ppid != 0 {
         doc.put("process.parent.pid", p.ppid);
     }
     doc.put_text("process.parent.executable", &p.parent_exe);
+    if let Some(name) = p.parent_exe.rsplit('/').next() {
+        doc.put_text("process.parent.name", name);
+    }
     put_args(doc, "process.parent", &p.parent_argv);
+    put_leaders(doc, p.pid, p);
+    put_entry_meta(doc, p);
+}
+
+/// `process.entry_meta` of a process under sshd.
+fn put_entry_meta(doc: &mut Doc, p: &Process) {
+    if p.ssh_client_address.is_empty() {
+        return;
+    }
+    doc.put("process.entry_meta.type", "sshd");
+    if p.ssh_client_address.parse::<IpAddr>().is_ok() {
+        doc.put(
+            "process.entry_meta.source.ip",
+            p.ssh_client_address.as_str(),
+        );
+    }
+    if let Some(port) = p.ssh_client_port {
+        doc.put("labels.ssh_client_port", port.to_string());
+    }
+}
+
+/// `process.group_leader.pid` and `process.session_leader.pid` of process `pid`.
+fn put_leaders(doc: &mut Doc, pid: u32, p: &Process) {
+    for (leader, id) in [("group_leader", p.pgid), ("session_leader", p.sid)] {
+        if let Some(id) = id.filter(|id| *id != 0) {
+            doc.put(&format!("process.{leader}.pid"), id);
+            doc.put(&format!("process.{leader}.same_as_process"), id == pid);
+        }
+    }
 }
 
 fn put_args(doc: &mut Doc, prefix: &str, argv: &[String]) {
@@ -285,6 +351,15 @@ fn put_args(doc: &mut Doc, prefix: &str, argv: &[String]) {
 /// The new image of a successful exec over the `process.*` [`put_process`] wrote; `exe` is the
 /// process's resolved executable. A failed or unconfirmed exec changes nothing.
 pub(super) fn put_exec(doc: &mut Doc, exe: &str, e: &Exec) {
+    doc.put_text("process.working_directory", &e.cwd);
+    if let Some(parent) = e.ancestors.first() {
+        if let Some(start) = parent.start {
+            doc.put("process.parent.start", start.to_string());
+        }
+        if let Some(name) = parent.name() {
+            doc.put("process.parent.name", name);
+        }
+    }
     if !e.success {
         return;
     }
@@ -307,6 +382,12 @@ pub(super) fn put_fork(doc: &mut Doc, p: &Process, f: &Fork) {
     doc.put("process.thread.id", f.child_pid);
     doc.put_text("process.name", &p.comm);
     doc.put_text("process.executable", &p.exe);
+    // The child starts in its parent's process group, session and login.
+    put_leaders(doc, f.child_pid, p);
+    put_entry_meta(doc, p);
+    if let Some(start) = p.start {
+        doc.put("process.parent.start", start.to_string());
+    }
     doc.put("process.parent.pid", p.pid);
     doc.put("process.parent.thread.id", p.tid);
     doc.put_text("process.parent.name", &p.comm);

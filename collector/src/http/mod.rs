@@ -3,7 +3,8 @@
 //! This layer only translates: it checks tokens (`access.rs`, host tokens looked up in the store), enrolls
 //! hosts (`enroll.rs`), hands batch bodies to [`ingest`](crate::ingest) (`batches.rs`, at most
 //! `--max-concurrent-batches` at once: `limit.rs`), turns query parameters into store queries and the
-//! store's rows into the protocol's answers (`queries.rs`, `views.rs`), and answers every failure as
+//! store's rows into the protocol's answers (`queries.rs`, `views.rs`), asks [`lineage`](crate::lineage)
+//! for an event's lineage (`lineage.rs`), and answers every failure as
 //! `auditloop_protocol::api::ErrorBody` (`error.rs`), never with a stored value. It never verifies records
 //! and never reaches into a store's internals. The contract is documented in `docs/collector.md`.
 
@@ -13,6 +14,7 @@ mod blocking;
 mod enroll;
 mod error;
 mod limit;
+mod lineage;
 mod queries;
 mod router;
 mod state;

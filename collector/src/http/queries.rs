@@ -17,7 +17,7 @@ use crate::http::blocking::blocking;
 use crate::http::error::AppError;
 use crate::http::state::AppState;
 use crate::http::views::{alert_view, host_summary, record_view};
-use crate::store::{AlertQuery, EventQuery, PathFilter};
+use crate::store::{AlertQuery, EventQuery, PathFilter, normalize_address};
 
 /// Page length when `limit` is not given.
 pub const DEFAULT_LIMIT: u32 = 100;
@@ -34,6 +34,11 @@ pub(super) struct EventParams {
     pid: Option<String>,
     path: Option<String>,
     q: Option<String>,
+    loginuid: Option<String>,
+    local_address: Option<String>,
+    local_port: Option<String>,
+    remote_address: Option<String>,
+    remote_port: Option<String>,
     limit: Option<String>,
     after: Option<String>,
     pending: Option<String>,
@@ -68,6 +73,11 @@ pub(super) async fn events(
             None => PathFilter::Exact(path),
         }),
         text: given(p.q),
+        loginuid: number("loginuid", p.loginuid.as_deref())?,
+        local_address: address("local_address", p.local_address.as_deref())?,
+        local_port: port("local_port", p.local_port.as_deref())?,
+        remote_address: address("remote_address", p.remote_address.as_deref())?,
+        remote_port: port("remote_port", p.remote_port.as_deref())?,
         after: number("after", p.after.as_deref())?,
         pending: flag("pending", p.pending.as_deref())?,
         limit: limit + 1,
@@ -147,11 +157,14 @@ fn page_end<T>(rows: &mut Vec<T>, limit: u32) -> Option<&T> {
     }
 }
 
-fn given(value: Option<String>) -> Option<String> {
+pub(super) fn given(value: Option<String>) -> Option<String> {
     value.filter(|v| !v.is_empty())
 }
 
-fn number<T: std::str::FromStr>(name: &str, value: Option<&str>) -> Result<Option<T>, AppError> {
+pub(super) fn number<T: std::str::FromStr>(
+    name: &str,
+    value: Option<&str>,
+) -> Result<Option<T>, AppError> {
     match value.filter(|v| !v.is_empty()) {
         None => Ok(None),
         Some(v) => v
@@ -161,7 +174,31 @@ fn number<T: std::str::FromStr>(name: &str, value: Option<&str>) -> Result<Optio
     }
 }
 
-fn flag(name: &str, value: Option<&str>) -> Result<bool, AppError> {
+/// A port parameter: 1 to 65535.
+pub(super) fn port(name: &str, value: Option<&str>) -> Result<Option<u16>, AppError> {
+    match number::<u16>(name, value)? {
+        Some(0) => Err(AppError::BadRequest(format!(
+            "{name}=0: a port is 1 to 65535 (0 means unknown and is never stored)"
+        ))),
+        other => Ok(other),
+    }
+}
+
+/// An address parameter: an IP address (normalized as stored: `::ffff:10.0.0.1` is `10.0.0.1`) or a unix
+/// socket path (`/…`, or `@…` for an abstract one).
+pub(super) fn address(name: &str, value: Option<&str>) -> Result<Option<String>, AppError> {
+    match value.filter(|v| !v.is_empty()) {
+        None => Ok(None),
+        Some(v) if v.parse::<std::net::IpAddr>().is_ok() || v.starts_with(['/', '@']) => {
+            Ok(Some(normalize_address(v)))
+        }
+        Some(v) => Err(AppError::BadRequest(format!(
+            "{name}={v:?} is neither an IP address nor a unix socket path"
+        ))),
+    }
+}
+
+pub(super) fn flag(name: &str, value: Option<&str>) -> Result<bool, AppError> {
     match value.filter(|v| !v.is_empty()) {
         None | Some("false") => Ok(false),
         Some("true") => Ok(true),

@@ -1,12 +1,13 @@
 //! The collector's router: every route of `auditloop_protocol::api` and its handler.
 
-use auditloop_protocol::api::{ALERTS, BATCHES, ENROLL, EVENTS, HEALTHZ, HOST, HOSTS};
+use auditloop_protocol::api::{ALERTS, BATCHES, ENROLL, EVENTS, HEALTHZ, HOST, HOSTS, LINEAGE};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 
 use crate::http::batches::post_batch;
 use crate::http::enroll::{self, MAX_ENROLL_BODY};
+use crate::http::lineage;
 use crate::http::queries;
 use crate::http::state::AppState;
 
@@ -30,6 +31,7 @@ pub fn app(state: AppState) -> Router {
         .route(HOST, get(queries::host))
         .route(EVENTS, get(queries::events))
         .route(ALERTS, get(queries::alerts))
+        .route(LINEAGE, get(lineage::lineage))
         .with_state(state)
 }
 

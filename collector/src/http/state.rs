@@ -5,16 +5,19 @@ use std::sync::Arc;
 use crate::auth::Tokens;
 use crate::http::limit::{BatchLimit, default_max_concurrent_batches};
 use crate::ingest::Ingest;
+use crate::lineage::LineageOptions;
 use crate::store::Store;
 
 /// Default `--max-body-bytes`: 16 MiB.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
 
-/// What every request handler shares: the store, ingest into it, the accepted tokens and the body limit.
+/// What every request handler shares: the store, ingest into it, the accepted tokens, the body limit and
+/// the lineage walk's bounds.
 #[derive(Clone)]
 pub struct AppState {
     inner: Arc<Shared>,
     batch_limit: BatchLimit,
+    lineage: Arc<LineageOptions>,
 }
 
 struct Shared {
@@ -35,7 +38,19 @@ impl AppState {
                 max_body_bytes,
             }),
             batch_limit: BatchLimit::new(default_max_concurrent_batches()),
+            lineage: Arc::new(LineageOptions::default()),
         }
+    }
+
+    /// Walks lineages within `options` (default: [`LineageOptions::default`]).
+    pub fn with_lineage(mut self, options: LineageOptions) -> AppState {
+        self.lineage = Arc::new(options);
+        self
+    }
+
+    /// The lineage walk's bounds.
+    pub(super) fn lineage_options(&self) -> &LineageOptions {
+        &self.lineage
     }
 
     /// Bounds the batches in progress at once to `max` (default four per core; see [`BatchLimit`]).

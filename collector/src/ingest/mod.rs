@@ -4,7 +4,7 @@
 //! and turn it into the verifier's [`HostState`] (`state.rs`), verify the batch against it ([`check`],
 //! pure and fuzzed: `verify.rs`; a first batch must start from the host's enrolled key, `trust.rs`; the
 //! per-record hash checks and event decoding are done in parallel by `prepare.rs` and `decode.rs`, and each
-//! record's searchable columns derived by `columns.rs`; a replay that differs only from pending records is
+//! record's searchable columns derived by the store's `columns`; a replay that differs only from pending records is
 //! verified again from the last checkpoint, `rewind.rs`), then commit what verified or store the alert of
 //! its refusal ([`receive`], one batch per host at a time: `receive.rs`, `locks.rs`).
 //!
@@ -12,7 +12,6 @@
 //! twice, and never lets a refused batch change the host it names. It knows the store only through
 //! [`Store`](crate::store::Store), and nothing of HTTP.
 
-pub mod columns;
 mod decode;
 mod locks;
 mod prepare;

@@ -8,10 +8,10 @@ use auditloop_journal::chain::is_event_tag;
 use auditloop_journal::record::RawRecord;
 use auditloop_model::Event;
 
-use crate::ingest::columns;
 use crate::ingest::decode::decode_event;
 use crate::ingest::reject::Reject;
 use crate::store::SearchColumns;
+use crate::store::columns;
 
 /// Batches smaller than this are prepared on the calling thread.
 const PARALLEL_ABOVE: usize = 2048;

@@ -15,12 +15,12 @@ use auditloop_model::EventBody;
 use auditloop_protocol::batch::Batch;
 
 use crate::alerts::{self, NewAlert};
-use crate::ingest::columns;
 use crate::ingest::decode::decode_event;
 use crate::ingest::prepare::prepare;
 use crate::ingest::reject::Reject;
 use crate::ingest::state::{AtCheckpoint, HostState};
 use crate::ingest::trust;
+use crate::store::columns;
 use crate::store::{Commit, NewCheckpoint, NewRecord, RecordKind, SearchColumns};
 
 /// Largest sequence number accepted (stores keep sequence numbers as signed 64-bit integers).

@@ -6,6 +6,7 @@ use crate::alerts::NewAlert;
 use crate::store::commit::{Commit, Rejection};
 use crate::store::error::StoreError;
 use crate::store::host::{Enrollment, HostRecord, StoredHost};
+use crate::store::lineage::{FlowQuery, ProcessQuery};
 use crate::store::query::{AlertQuery, EventQuery, StoredAlert, StoredRecord};
 
 /// A collector database.
@@ -77,9 +78,25 @@ pub trait Store: Send + Sync {
     fn host(&self, host: &str) -> Result<Option<StoredHost>, StoreError>;
 
     /// Records matching `query`, in ingest order (for one host that is sequence order), at most
-    /// `query.limit`; verified ones only unless `query.pending`.
+    /// `query.limit`; verified ones only unless `query.pending`. Ids are never given twice, so paging
+    /// `after` the last id of a page lists every record once, even when records were deleted meanwhile.
     fn records(&self, query: &EventQuery) -> Result<Vec<StoredRecord>, StoreError>;
 
     /// Alerts matching `query`, by id (least recently raised first), at most `query.limit`.
     fn alerts(&self, query: &AlertQuery) -> Result<Vec<StoredAlert>, StoreError>;
+
+    /// The stored record `seq` of `host`, verified or pending (its `verified` says which); `None` when it is
+    /// not stored.
+    fn record(&self, host: &str, seq: u64) -> Result<Option<StoredRecord>, StoreError>;
+
+    /// The records whose lineage key has `query`'s role and names its process (its host, its pid and a
+    /// start time in its range), with an event time in its range: newest event first (then highest seq),
+    /// at most `query.limit`; verified ones only unless `query.pending`. An index lookup, whatever the
+    /// number of records the host or pid has.
+    fn process_records(&self, query: &ProcessQuery) -> Result<Vec<StoredRecord>, StoreError>;
+
+    /// The connects or accepts (`query.side`) of any host (or of `query.host`) whose client end is
+    /// `query.client` (and server end `query.server`, when given), with an event time in `since_ns..=through_ns`: oldest first (then
+    /// by id), at most `query.limit`; verified ones only unless `query.pending`. An index lookup.
+    fn flow_records(&self, query: &FlowQuery) -> Result<Vec<StoredRecord>, StoreError>;
 }

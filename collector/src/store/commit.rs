@@ -9,6 +9,7 @@ use auditloop_protocol::api::HostStatus;
 
 use crate::alerts::NewAlert;
 use crate::store::host::HostRecord;
+use crate::store::lineage::LineageKey;
 
 /// What a stored record is: a segment start, a checkpoint or an event of some kind.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -52,6 +53,19 @@ pub struct SearchColumns {
     pub path: Option<String>,
     /// Text searched by free-text queries.
     pub summary: Option<String>,
+    /// Audit login uid of the event's process.
+    pub loginuid: Option<u32>,
+    /// A network event's local address, normalized
+    /// ([`normalize_address`](crate::store::normalize_address)); `None` when unknown.
+    pub local_address: Option<String>,
+    /// A network event's local port; `None` when unknown (0).
+    pub local_port: Option<u16>,
+    /// A network event's remote address, normalized; `None` when unknown.
+    pub remote_address: Option<String>,
+    /// A network event's remote port; `None` when unknown (0).
+    pub remote_port: Option<u16>,
+    /// What the record tells the lineage walk about a process, if anything.
+    pub lineage: Option<LineageKey>,
 }
 
 /// A verified record to store.

@@ -8,15 +8,19 @@
 //! transaction, all or nothing, and tells verified records from pending ones by the host's last checkpoint)
 //! and knows nothing of ingest or HTTP. Hosts exist only once enrolled; a host's token is kept as a digest.
 //!
-//! Layout: the types in `host.rs`, `commit.rs`, `query.rs` and `error.rs`, the trait in `backend.rs`, the
-//! SQLite backend in `sqlite/`, the backend-agnostic test suite in `conformance/`.
+//! Layout: the types in `host.rs`, `commit.rs`, `query.rs`, `lineage.rs` and `error.rs`, the trait in
+//! `backend.rs`, the searchable columns derived from payloads in `columns.rs` (by ingest for new records, by
+//! a backend's migrations for old ones), the SQLite backend in `sqlite/`, the backend-agnostic test suite in
+//! `conformance/`.
 
 mod backend;
+pub mod columns;
 mod commit;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 mod error;
 mod host;
+mod lineage;
 mod query;
 mod sqlite;
 
@@ -24,5 +28,8 @@ pub use backend::Store;
 pub use commit::{Commit, NewCheckpoint, NewRecord, RecordKind, Rejection, SearchColumns};
 pub use error::StoreError;
 pub use host::{CheckpointPoint, Enrollment, HostRecord, StoredHost, replaced_name};
+pub use lineage::{
+    Endpoint, FlowQuery, FlowSide, LineageKey, LineageRole, ProcessQuery, normalize_address,
+};
 pub use query::{AlertQuery, EventQuery, PathFilter, StoredAlert, StoredRecord};
 pub use sqlite::SqliteStore;

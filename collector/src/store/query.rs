@@ -20,7 +20,19 @@ pub struct EventQuery {
     pub path: Option<PathFilter>,
     /// Only records whose summary contains this text (case-sensitive).
     pub text: Option<String>,
-    /// Records after this cursor (a record id from a previous page).
+    /// Only events of processes with this audit login uid.
+    pub loginuid: Option<u32>,
+    /// Only network events whose local address is this one (normalized, as
+    /// [`normalize_address`](crate::store::normalize_address) makes it).
+    pub local_address: Option<String>,
+    /// Only network events whose local port is this one.
+    pub local_port: Option<u16>,
+    /// Only network events whose remote address is this one (normalized).
+    pub remote_address: Option<String>,
+    /// Only network events whose remote port is this one.
+    pub remote_port: Option<u16>,
+    /// Records after this cursor (a record id from a previous page; the record may have been deleted
+    /// since).
     pub after: Option<i64>,
     /// Whether pending records (not yet covered by a verified checkpoint) are included; without it, only
     /// verified ones.
@@ -41,7 +53,8 @@ pub enum PathFilter {
 /// A stored record.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StoredRecord {
-    /// Record id: increases in ingest order; the paging cursor.
+    /// Record id: increases in ingest order and is never given to another record, even once this one is
+    /// deleted (a replaced pending record); the paging cursor.
     pub id: i64,
     /// Host.
     pub host: String,

@@ -1,3 +1,4 @@
 //! Earlier formats of the journal's payloads, frozen, with their conversion into today's model.
 
 pub mod v1;
+pub mod v2;

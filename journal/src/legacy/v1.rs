@@ -490,6 +490,7 @@ impl From<Process> for auditloop_model::Process {
             container_id: x.container_id,
             parent_exe: x.parent_exe,
             parent_argv: x.parent_argv,
+            ..auditloop_model::Process::default()
         }
     }
 }
@@ -514,6 +515,7 @@ impl From<Exec> for auditloop_model::Exec {
             inode: 0,
             sha256: None,
             stopped_by_rule: None,
+            ..auditloop_model::Exec::default()
         }
     }
 }
@@ -636,6 +638,7 @@ impl From<Net> for auditloop_model::Net {
             backlog: x.backlog,
             ret: x.ret,
             success: x.success,
+            ..auditloop_model::Net::default()
         }
     }
 }

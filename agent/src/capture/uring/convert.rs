@@ -1,7 +1,7 @@
 //! One finished io_uring request → the `io_uring` body, and for ops with file or network meaning the
 //! ordinary `file`/`net` body (`syscall: io_uring_<op>`), so every file and network rule applies.
 //!
-//! Paths are resolved with the syscall machinery (`convert::resolve_at`: the cwd or the dirfd from the
+//! Paths are resolved with the syscall machinery (`tables::resolve_at`: the cwd or the dirfd from the
 //! descriptor table, then the canonical walk), and the same path lists decide: file events on ignored
 //! paths are not made, read-only opens make one only for sensitive paths. Descriptors returned by openat
 //! are remembered (here, and in the shared descriptor table for writes and directories) so later
@@ -20,9 +20,9 @@ use auditloop_model::{
 use super::PendingOp;
 use crate::bounded::BoundedMap;
 use crate::capture::canon::Last;
-use crate::capture::convert::{PathArg, Tables, fd_file, resolve_at};
 use crate::capture::fdtable::FdInfo;
 use crate::capture::sockaddr;
+use crate::capture::tables::{PathArg, Tables, fd_file, resolve_at};
 
 const O_WRONLY: u64 = libc::O_WRONLY as u64;
 const O_RDWR: u64 = libc::O_RDWR as u64;
@@ -357,7 +357,12 @@ fn described(cx: &mut Ctx<'_, '_, '_>, out: &mut IoUring) -> (Option<EventBody>,
             } else {
                 NetOp::Bind
             };
-            let net = model::Net {
+            // The end the request names; the protocol when the socket was seen created (no lookup in
+            // `/proc`: the request completed asynchronously and the descriptor may be gone).
+            let sock = (!out.fixed_file)
+                .then(|| cx.t.socks.get(cx.pid(), out.fd))
+                .flatten();
+            let mut net = model::Net {
                 op: net_op,
                 fd: out.fd,
                 family: out.family.clone(),
@@ -366,7 +371,21 @@ fn described(cx: &mut Ctx<'_, '_, '_>, out: &mut IoUring) -> (Option<EventBody>,
                 backlog: 0,
                 ret: out.ret,
                 success: out.success,
+                protocol: match sock {
+                    Some(s) => s.transport(),
+                    None if addr.domain == sockaddr::AF_UNIX => auditloop_model::NetProtocol::Unix,
+                    None => auditloop_model::NetProtocol::Unknown,
+                },
+                ..model::Net::default()
             };
+            if net_op == NetOp::Connect {
+                (net.remote_address, net.remote_port) = (out.address.clone(), out.port);
+                if let Some(local) = sock.and_then(|s| s.local.as_ref()) {
+                    (net.local_address, net.local_port) = (local.address.clone(), local.port);
+                }
+            } else {
+                (net.local_address, net.local_port) = (out.address.clone(), out.port);
+            }
             return (Some(EventBody::Net(net)), None);
         }
         UringOp::Close if op.file_index != 0 => {

@@ -252,10 +252,19 @@ pub fn reason(words: &RuleWords, unsafe_hit: Option<String>) -> String {
 /// The reason for a condition (or a step) no candidate fits, from its words.
 pub fn reason_words(all: &[String]) -> String {
     let has = |w: &str| all.iter().any(|x| x == w);
-    let parent: Vec<&str> = ["proc.pname", "proc.pexe", "proc.pcmdline", "proc.aname"]
-        .into_iter()
-        .filter(|f| all.iter().any(|w| w.starts_with(f)))
-        .collect();
+    let parent: Vec<&str> = [
+        "proc.pname",
+        "proc.pexe",
+        "proc.pcmdline",
+        "proc.aname",
+        "proc.apid",
+        "proc.aexe",
+        "proc.acmdline",
+        "proc.ancestors",
+    ]
+    .into_iter()
+    .filter(|f| all.iter().any(|w| w.starts_with(f)))
+    .collect();
     if !parent.is_empty() {
         return format!(
             "depends on the parent process ({}), which the drill cannot stage",

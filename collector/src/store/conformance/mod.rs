@@ -17,13 +17,15 @@
 //! crates (a PostgreSQL backend runs it unchanged). Test data is made of the store's own types
 //! (`fixture.rs`); nothing here depends on ingest, HTTP or SQLite.
 //!
-//! Cases: committing (`commits.rs`), finding records, verified and pending (`records.rs`), alerts, their
-//! collapsing and silence (`alerts.rs`), hosts, enrollment, tokens and last contact (`hosts.rs`).
+//! Cases: committing (`commits.rs`), finding records, verified, pending and replaced (`records.rs`), alerts,
+//! their collapsing and silence (`alerts.rs`), hosts, enrollment, tokens and last contact (`hosts.rs`), the
+//! lineage walk's lookups and the login and network filters (`lineage.rs`).
 
 mod alerts;
 mod commits;
 mod fixture;
 mod hosts;
+mod lineage;
 mod records;
 
 pub use alerts::{
@@ -40,10 +42,15 @@ pub use hosts::{
     hosts_are_listed_with_their_counters, last_contact_moves_only_with_a_checkpoint,
     replacing_an_enrollment_keeps_the_old_chain,
 };
+pub use lineage::{
+    a_record_is_read_by_host_and_seq, flow_records_match_both_ends_within_the_range,
+    process_records_match_pid_start_and_role, records_filter_by_login_and_network_ends,
+};
 pub use records::{
     records_are_pending_until_a_checkpoint_covers_them, records_combine_filters,
     records_filter_by_host_and_kind, records_filter_by_path, records_filter_by_pid,
     records_filter_by_text, records_filter_by_time, records_page_in_ingest_order,
+    replaced_records_never_lend_their_ids,
 };
 
 /// Expands to one `#[test]` per conformance case, each run on a fresh store made by evaluating `$fresh`
@@ -67,6 +74,7 @@ macro_rules! store_conformance {
             records_combine_filters,
             records_page_in_ingest_order,
             records_are_pending_until_a_checkpoint_covers_them,
+            replaced_records_never_lend_their_ids,
             alerts_are_stored_by_commits_and_rejections,
             repeated_alerts_collapse_per_host_and_kind,
             alerts_filter_by_host_kind_since_and_after,
@@ -76,6 +84,10 @@ macro_rules! store_conformance {
             a_rejection_changes_nothing_but_alerts,
             last_contact_moves_only_with_a_checkpoint,
             hosts_are_listed_with_their_counters,
+            a_record_is_read_by_host_and_seq,
+            process_records_match_pid_start_and_role,
+            flow_records_match_both_ends_within_the_range,
+            records_filter_by_login_and_network_ends,
         );
     };
     (@cases $fresh:expr; $($case:ident),+ $(,)?) => {

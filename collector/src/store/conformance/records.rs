@@ -1,12 +1,15 @@
-//! Conformance cases for reading records: every filter alone and together, and paging in ingest order.
+//! Conformance cases for reading records: every filter alone and together, paging in ingest order, and
+//! records replaced after they were found.
+
+use std::time::Duration;
 
 use auditloop_model::EventKind;
 
 use crate::store::backend::Store;
-use crate::store::commit::SearchColumns;
-use crate::store::conformance::fixture::{Rec, at, execs, extend, find, found, seqs, start};
+use crate::store::commit::{NewCheckpoint, SearchColumns};
+use crate::store::conformance::fixture::{Batch, Rec, at, execs, extend, find, found, seqs, start};
 use crate::store::error::StoreError;
-use crate::store::query::{EventQuery, PathFilter};
+use crate::store::query::{EventQuery, PathFilter, StoredRecord};
 
 /// An event of `host` at `seq` with `pid`, `path`, `summary` and time `1_000 + seq`.
 fn event(host: &str, seq: u64, kind: EventKind, pid: u32, path: &str, summary: &str) -> Rec {
@@ -15,6 +18,7 @@ fn event(host: &str, seq: u64, kind: EventKind, pid: u32, path: &str, summary: &
         pid: Some(pid),
         path: (!path.is_empty()).then(|| path.to_owned()),
         summary: (!summary.is_empty()).then(|| summary.to_owned()),
+        ..SearchColumns::default()
     })
 }
 
@@ -406,5 +410,216 @@ pub fn records_are_pending_until_a_checkpoint_covers_them(
         ..a(false)
     };
     assert_eq!(seqs(store, kind)?, [6], "the checkpoint itself is verified");
+    Ok(())
+}
+
+/// How long [`replaced_records_never_lend_their_ids`] leaves a backend that indexes behind its writer to
+/// catch up before it goes on (a backend indexing every few milliseconds has indexed everything by then; the
+/// case holds whether it has or not).
+const INDEXING_PAUSE: Duration = Duration::from_millis(100);
+
+/// Pages of `limit` records matching `filter` from the cursor `after`, until a page is empty.
+fn paged(
+    store: &dyn Store,
+    filter: &EventQuery,
+    after: Option<i64>,
+    limit: u32,
+) -> Result<Vec<StoredRecord>, StoreError> {
+    let mut all = Vec::new();
+    let mut after = after;
+    loop {
+        let page = store.records(&EventQuery {
+            after,
+            limit,
+            ..filter.clone()
+        })?;
+        assert!(page.len() <= limit as usize, "{filter:?} limit {limit}");
+        let Some(last) = page.last() else {
+            return Ok(all);
+        };
+        after = Some(last.id);
+        all.extend(page);
+    }
+}
+
+/// Pending records a commit replaces ([`Commit::replace_from`](crate::store::Commit::replace_from)) are
+/// gone for good, and their ids with them: no record stored later gets the id of a deleted one (ids keep
+/// increasing in ingest order, past every id ever handed out), every filter finds the new records and never
+/// the deleted ones, and paging with `after` lists every record once, from the start or from a cursor taken
+/// before the deletion (even one naming a deleted record).
+pub fn replaced_records_never_lend_their_ids(store: &dyn Store) -> Result<(), StoreError> {
+    let file = |host: &str, seq: u64, pid: u32, path: &str| {
+        event(
+            host,
+            seq,
+            EventKind::File,
+            pid,
+            path,
+            &format!("open {path}"),
+        )
+    };
+    // Verified records of a and b, then pending ones of a: the newest records stored.
+    let mut kept: Vec<Rec> = (1..=3).map(|seq| file("a", seq, 10, "/kept")).collect();
+    kept.push(Rec::checkpoint("a", 4));
+    start(store, "a", kept, 10)?;
+    start(
+        store,
+        "b",
+        vec![file("b", 1, 20, "/b"), file("b", 2, 20, "/b")],
+        20,
+    )?;
+    let mut pending = Batch::new(
+        "a",
+        1,
+        Some(5),
+        (5..=7).map(|seq| file("a", seq, 30, "/gone")).collect(),
+        30,
+    );
+    pending.host_record.last_checkpoint_seq = 4;
+    pending.commit(store)?;
+    std::thread::sleep(INDEXING_PAUSE);
+
+    let everything = EventQuery {
+        pending: true,
+        ..query()
+    };
+    let before = find(store, everything.clone())?;
+    let mut listed = at("a", 1..=3);
+    listed.extend(at("b", 1..=2));
+    listed.extend(at("a", 5..=7));
+    assert_eq!(
+        before
+            .iter()
+            .map(|r| (r.host.clone(), r.seq))
+            .collect::<Vec<_>>(),
+        listed
+    );
+    let highest = before.iter().map(|r| r.id).max().unwrap_or(0);
+    // The cursor a reader holds after paging to the end: the id of a record about to be deleted.
+    let cursor = before.last().map_or(0, |r| r.id);
+
+    // The host signs other records in their place (fewer of them), then more are stored.
+    let mut replacing = Batch::new(
+        "a",
+        1,
+        Some(8),
+        vec![file("a", 5, 40, "/new"), Rec::checkpoint("a", 6)],
+        40,
+    );
+    replacing.replace_from = Some(5);
+    replacing.checkpoints = vec![NewCheckpoint {
+        seq: 6,
+        epoch: 0,
+        head_seq: 5,
+    }];
+    replacing.commit(store)?;
+    std::thread::sleep(INDEXING_PAUSE);
+    extend(
+        store,
+        "b",
+        vec![file("b", 3, 20, "/b"), file("b", 4, 40, "/new")],
+        50,
+    )?;
+    extend(store, "a", vec![file("a", 7, 40, "/new")], 60)?;
+    std::thread::sleep(INDEXING_PAUSE);
+
+    let after = find(store, everything.clone())?;
+    let mut listed = at("a", 1..=3);
+    listed.extend(at("b", 1..=2));
+    listed.extend(at("a", [5]));
+    listed.extend(at("b", 3..=4));
+    listed.extend(at("a", [7]));
+    assert_eq!(
+        after
+            .iter()
+            .map(|r| (r.host.clone(), r.seq))
+            .collect::<Vec<_>>(),
+        listed
+    );
+    assert!(
+        after.windows(2).all(|w| w[0].id < w[1].id),
+        "ids increase in ingest order"
+    );
+    let new: Vec<&StoredRecord> = after.iter().filter(|r| r.stored_ns >= 40).collect();
+    assert_eq!(new.len(), 4);
+    assert!(
+        new.iter().all(|r| r.id > highest),
+        "a record stored after the deletion has an id above every id handed out before it: {new:?}, \
+         highest before {highest}"
+    );
+
+    // Every filter finds the new records and none of the deleted ones.
+    let mut new_ones = at("a", [5]);
+    new_ones.extend(at("b", [4]));
+    new_ones.extend(at("a", [7]));
+    let path = |p: &str| EventQuery {
+        path: Some(PathFilter::Exact(p.into())),
+        ..everything.clone()
+    };
+    let pid = |p: u32| EventQuery {
+        pid: Some(p),
+        ..everything.clone()
+    };
+    let text = |t: &str| EventQuery {
+        text: Some(t.into()),
+        ..everything.clone()
+    };
+    assert_eq!(found(store, path("/new"))?, new_ones);
+    assert_eq!(found(store, pid(40))?, new_ones);
+    assert_eq!(found(store, text("/new"))?, new_ones);
+    assert_eq!(found(store, path("/gone"))?, Vec::new());
+    assert_eq!(found(store, pid(30))?, Vec::new());
+    assert_eq!(found(store, text("/gone"))?, Vec::new());
+    let prefix = EventQuery {
+        path: Some(PathFilter::Prefix("/".into())),
+        ..everything.clone()
+    };
+    assert_eq!(found(store, prefix.clone())?, listed);
+    assert_eq!(
+        found(
+            store,
+            EventQuery {
+                host: Some("a".into()),
+                ..path("/new")
+            }
+        )?,
+        at("a", [5, 7])
+    );
+
+    // Paging lists every record once, from the start or from the cursor taken before the deletion.
+    let filters = [
+        everything.clone(),
+        EventQuery {
+            host: Some("a".into()),
+            ..everything.clone()
+        },
+        EventQuery {
+            host: Some("b".into()),
+            ..everything.clone()
+        },
+        path("/new"),
+        pid(40),
+        prefix,
+    ];
+    for filter in filters {
+        let expected = find(store, filter.clone())?;
+        let since_cursor: Vec<StoredRecord> = expected
+            .iter()
+            .filter(|r| r.stored_ns >= 40)
+            .cloned()
+            .collect();
+        for limit in [1, 2, 3] {
+            assert_eq!(
+                paged(store, &filter, None, limit)?,
+                expected,
+                "{filter:?} limit {limit}"
+            );
+            assert_eq!(
+                paged(store, &filter, Some(cursor), limit)?,
+                since_cursor,
+                "{filter:?} limit {limit} after the deleted record {cursor}"
+            );
+        }
+    }
     Ok(())
 }

@@ -1,10 +1,11 @@
 //! The indexer: keeps the search file (`search.rs`) up to date on a thread and connection of its own, so
 //! nothing above the store ever has to.
 //!
-//! A commit wakes it ([`Indexer::stored`]); it then indexes whole chunks while at least a chunk's worth of
-//! records waits ([`CHUNK_ROWS`]), so indexing keeps up with a busy writer in large sorted runs. Every
-//! [`INDEX_EVERY`] it also indexes whatever is left, however little. Failures are logged and retried on
-//! the next wake: queries are complete without the index, only slower.
+//! A commit wakes it ([`Indexer::stored`]); it then removes the entries of records deleted since
+//! ([`purge_deleted`]), and indexes whole chunks while at least a chunk's worth of records waits
+//! ([`CHUNK_ROWS`]), so indexing keeps up with a busy writer in large sorted runs. Every [`INDEX_EVERY`] it
+//! also indexes whatever is left, however little. Failures are logged and retried on the next wake: queries
+//! are complete without the index, only slower.
 
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
@@ -13,7 +14,7 @@ use std::time::{Duration, Instant};
 use rusqlite::Connection;
 
 use crate::store::error::StoreError;
-use crate::store::sqlite::search::{CHUNK_ROWS, index_chunk};
+use crate::store::sqlite::search::{CHUNK_ROWS, index_chunk, purge_deleted};
 
 /// How often the indexer indexes every record still waiting, however few.
 pub(super) const INDEX_EVERY: Duration = Duration::from_secs(2);
@@ -72,8 +73,8 @@ impl Indexer {
         cond.notify_one();
     }
 
-    /// Indexes the waiting records now, in chunks, while at least `min_rows` wait; returns how many
-    /// records it indexed.
+    /// Removes the entries of deleted records, then indexes the waiting records now, in chunks, while at
+    /// least `min_rows` wait; returns how many records it indexed.
     #[cfg(test)]
     pub(super) fn index_pending(&self, min_rows: u64) -> Result<u64, StoreError> {
         index_pending(&self.conn, min_rows, || false)
@@ -95,14 +96,21 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Whole chunks while a chunk's worth waits; the rest only when asked for fewer. Stops early when `stop`
-/// says so.
+/// The entries of deleted records out first, then whole chunks while a chunk's worth waits; the rest only
+/// when asked for fewer. Stops early when `stop` says so.
 fn index_pending(
     conn: &Mutex<Connection>,
     min_rows: u64,
     stop: impl Fn() -> bool,
 ) -> Result<u64, StoreError> {
     let conn = lock(conn);
+    let purged = purge_deleted(&conn)?;
+    if purged > 0 {
+        tracing::debug!(
+            records = purged,
+            "search entries of deleted records removed"
+        );
+    }
     let min_rows = min_rows.clamp(1, CHUNK_ROWS);
     let mut indexed = 0;
     while !stop() {

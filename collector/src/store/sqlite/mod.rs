@@ -3,15 +3,19 @@
 //! indexer thread keeps up to date (`indexer.rs`).
 //!
 //! The schema and its migrations are in `schema.rs` (a host's record is one column per field,
-//! `host_row.rs`; `legacy.rs` reads the JSON host state of older files), writes in `write.rs`, queries in
-//! `read.rs`. Nothing SQLite-specific leaves this module: callers see only [`Store`].
+//! `host_row.rs`; `legacy.rs` reads the JSON host state of older files; `rederive.rs` derives the searchable
+//! columns of stored events again when a version adds some), writes in `write.rs` (a record's searchable
+//! columns bind as `record_row.rs` says), queries in `read.rs` and, for the lineage walk, `lineage.rs`. Nothing SQLite-specific leaves this module: callers see only [`Store`].
 
 mod checkpoint;
 mod conn;
 mod host_row;
 mod indexer;
 mod legacy;
+mod lineage;
 mod read;
+mod record_row;
+mod rederive;
 mod schema;
 mod search;
 mod write;
@@ -28,6 +32,7 @@ use crate::store::backend::Store;
 use crate::store::commit::{Commit, Rejection};
 use crate::store::error::StoreError;
 use crate::store::host::{Enrollment, HostRecord, StoredHost};
+use crate::store::lineage::{FlowQuery, ProcessQuery};
 use crate::store::query::{AlertQuery, EventQuery, StoredAlert, StoredRecord};
 use crate::store::sqlite::checkpoint::Checkpointer;
 use crate::store::sqlite::conn::{named, open_wal};
@@ -198,6 +203,18 @@ impl Store for SqliteStore {
 
     fn alerts(&self, query: &AlertQuery) -> Result<Vec<StoredAlert>, StoreError> {
         self.read(|conn| read::alerts(conn, query))
+    }
+
+    fn record(&self, host: &str, seq: u64) -> Result<Option<StoredRecord>, StoreError> {
+        self.read(|conn| lineage::record(conn, host, seq))
+    }
+
+    fn process_records(&self, query: &ProcessQuery) -> Result<Vec<StoredRecord>, StoreError> {
+        self.read(|conn| lineage::process_records(conn, query))
+    }
+
+    fn flow_records(&self, query: &FlowQuery) -> Result<Vec<StoredRecord>, StoreError> {
+        self.read(|conn| lineage::flow_records(conn, query))
     }
 }
 

@@ -106,40 +106,95 @@ fn status(row: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<HostStatus> {
 
 /// SQL text and arguments, built together.
 #[derive(Default)]
-struct Sql {
-    text: String,
-    args: Vec<Value>,
+pub(super) struct Sql {
+    /// The text so far.
+    pub(super) text: String,
+    /// Its arguments, in order.
+    pub(super) args: Vec<Value>,
 }
 
 impl Sql {
-    fn push(&mut self, text: &str, arg: impl Into<Value>) {
+    /// Selects stored records `r` (with their host `h`) in the columns [`stored_record`] reads.
+    pub(super) fn select_records() -> Sql {
+        Sql {
+            text: "SELECT r.id, h.name, r.seq, r.stored_ns, r.kind, r.payload, \
+                   r.seq <= h.last_checkpoint_seq, CASE WHEN r.seq <= h.last_checkpoint_seq THEN \
+                   (SELECT c.stored_ns FROM checkpoints c WHERE c.host_id = r.host_id AND c.seq >= r.seq \
+                   ORDER BY c.seq LIMIT 1) END \
+                   FROM records r JOIN hosts h ON h.id = r.host_id WHERE 1"
+                .into(),
+            args: Vec::new(),
+        }
+    }
+
+    /// Appends `text` and its one argument.
+    pub(super) fn push(&mut self, text: &str, arg: impl Into<Value>) {
         self.text.push_str(text);
         self.args.push(arg.into());
     }
 
     /// Restricts `r` to records whose `column` matches `condition` (with `args`): those in the search
-    /// file's `table`, and those after its `upto` mark, which are not in it yet.
-    fn push_indexed(&mut self, table: &str, column: &str, condition: &str, args: &[Value]) {
+    /// file's `table`, and those after its `upto` mark, which are not in it yet. The condition is checked
+    /// on the record too. (An entry only ever names its own record: ids are never given twice, and the
+    /// entries of a deleted record, which name no record until the indexer removes them, match nothing.)
+    pub(super) fn push_indexed(
+        &mut self,
+        table: &str,
+        column: &str,
+        condition: &str,
+        args: &[Value],
+    ) {
+        self.push_indexed_as(
+            table,
+            condition,
+            &format!("{column} IS NOT NULL AND {condition}"),
+            args,
+        );
+    }
+
+    /// Like [`Sql::push_indexed`], with the condition on the search file's `table` (`indexed`) and on the
+    /// records (`stored`, naming only columns `hosts` does not have) written apart; both take `args`.
+    pub(super) fn push_indexed_as(
+        &mut self,
+        table: &str,
+        indexed: &str,
+        stored: &str,
+        args: &[Value],
+    ) {
         self.text.push_str(&format!(
-            " AND r.id IN (SELECT id FROM {SEARCH}.{table} WHERE {condition} UNION ALL \
+            " AND r.id IN (SELECT id FROM {SEARCH}.{table} WHERE {indexed} UNION ALL \
              SELECT id FROM records WHERE id > (SELECT upto FROM {SEARCH}.search_state WHERE one = 1) \
-             AND {column} IS NOT NULL AND {condition})"
+             AND {stored}) AND {stored}"
         ));
-        self.args.extend_from_slice(args);
-        self.args.extend_from_slice(args);
+        for _ in 0..3 {
+            self.args.extend_from_slice(args);
+        }
+    }
+
+    /// Runs the statement built, reading stored records.
+    pub(super) fn stored_records(self, conn: &Connection) -> Result<Vec<StoredRecord>, StoreError> {
+        let mut stmt = conn.prepare_cached(&self.text)?;
+        let rows = stmt.query_map(params_from_iter(self.args), stored_record)?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 }
 
+/// A stored record in the columns [`Sql::select_records`] selects.
+pub(super) fn stored_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredRecord> {
+    Ok(StoredRecord {
+        id: row.get(0)?,
+        host: row.get(1)?,
+        seq: uint(row.get(2)?),
+        stored_ns: uint(row.get(3)?),
+        kind: row.get(4)?,
+        payload: row.get(5)?,
+        verified: row.get(6)?,
+        verified_ns: row.get::<_, Option<i64>>(7)?.map(uint),
+    })
+}
+
 pub(super) fn records(conn: &Connection, q: &EventQuery) -> Result<Vec<StoredRecord>, StoreError> {
-    let mut sql = Sql {
-        text: "SELECT r.id, h.name, r.seq, r.stored_ns, r.kind, r.payload, \
-               r.seq <= h.last_checkpoint_seq, CASE WHEN r.seq <= h.last_checkpoint_seq THEN \
-               (SELECT c.stored_ns FROM checkpoints c WHERE c.host_id = r.host_id AND c.seq >= r.seq \
-               ORDER BY c.seq LIMIT 1) END \
-               FROM records r JOIN hosts h ON h.id = r.host_id WHERE 1"
-            .into(),
-        args: Vec::new(),
-    };
+    let mut sql = Sql::select_records();
     let order = match &q.host {
         Some(host) => {
             let id: Option<i64> = conn
@@ -214,22 +269,27 @@ pub(super) fn records(conn: &Connection, q: &EventQuery) -> Result<Vec<StoredRec
     if let Some(text) = &q.text {
         sql.push(" AND instr(r.summary, ?) > 0", text.clone());
     }
+    for (column, address) in [
+        ("local_addr", &q.local_address),
+        ("remote_addr", &q.remote_address),
+    ] {
+        if let Some(address) = address {
+            let arg = [Value::Text(address.clone())];
+            sql.push_indexed_as("addr_index", "addr = ?", &format!("{column} = ?"), &arg);
+        }
+    }
+    if let Some(port) = q.local_port {
+        sql.push(" AND r.local_port = ?", i64::from(port));
+    }
+    if let Some(port) = q.remote_port {
+        sql.push(" AND r.remote_port = ?", i64::from(port));
+    }
+    if let Some(uid) = q.loginuid {
+        sql.push(" AND r.loginuid = ?", i64::from(uid));
+    }
     sql.text.push_str(order);
     sql.push(" LIMIT ?", i64::from(q.limit));
-    let mut stmt = conn.prepare_cached(&sql.text)?;
-    let rows = stmt.query_map(params_from_iter(sql.args), |row| {
-        Ok(StoredRecord {
-            id: row.get(0)?,
-            host: row.get(1)?,
-            seq: uint(row.get(2)?),
-            stored_ns: uint(row.get(3)?),
-            kind: row.get(4)?,
-            payload: row.get(5)?,
-            verified: row.get(6)?,
-            verified_ns: row.get::<_, Option<i64>>(7)?.map(uint),
-        })
-    })?;
-    Ok(rows.collect::<Result<_, _>>()?)
+    sql.stored_records(conn)
 }
 
 /// The smallest string greater than every string starting with `prefix` (UTF-8 sorts by code point, as

@@ -5,15 +5,46 @@
 //! chain state as a JSON document of the verifier's own type; version 3 keeps a host's record as columns of
 //! its own ([`HOST_COLUMNS`]), so no other crate's type is a storage format; version 4 enrolls hosts (their
 //! pinned key, the digest of their token, whether their chain was trusted on first use) and keeps one alert
-//! per host and kind, with a count and the last time.
+//! per host and kind, with a count and the last time; version 5 adds the searchable columns of login and
+//! network ends and the lineage key ([`LINEAGE_COLUMNS`]), derived again from every stored payload
+//! (`rederive.rs`); version 6 never gives a record id twice ([`records_table`]) and keeps a tombstone of
+//! each deleted record until its search entries are gone ([`DELETED_RECORDS`]).
 
 use rusqlite::{Connection, Transaction};
 
 use crate::store::error::StoreError;
-use crate::store::sqlite::legacy;
+use crate::store::sqlite::{legacy, rederive};
 
 /// Schema version kept in `PRAGMA user_version`.
-pub(super) const SCHEMA_VERSION: i64 = 4;
+pub(super) const SCHEMA_VERSION: i64 = 6;
+
+/// The columns of `records` after its id in versions 1 to 4 (version 5 adds [`LINEAGE_COLUMNS`]).
+const RECORD_COLUMNS_V4: [(&str, &str); 10] = [
+    ("host_id", "INTEGER NOT NULL"),
+    ("seq", "INTEGER NOT NULL"),
+    ("hash", "BLOB NOT NULL"),
+    ("kind", "TEXT NOT NULL"),
+    ("time_ns", "INTEGER"),
+    ("pid", "INTEGER"),
+    ("path", "TEXT"),
+    ("summary", "TEXT"),
+    ("payload", "BLOB NOT NULL"),
+    ("stored_ns", "INTEGER NOT NULL"),
+];
+
+/// The searchable columns of `records` added by version 5: the process's login uid, a network event's ends
+/// (addresses normalized), and the lineage key (what the record tells about which process: `role` is
+/// `exec`, `fork`, `connect` or `accept`; `role_pid` and `role_start_ns` name the process).
+const LINEAGE_COLUMNS: [(&str, &str); 8] = [
+    ("loginuid", "INTEGER"),
+    ("local_addr", "TEXT"),
+    ("local_port", "INTEGER"),
+    ("remote_addr", "TEXT"),
+    ("remote_port", "INTEGER"),
+    ("role", "TEXT"),
+    ("role_pid", "INTEGER"),
+    ("role_start_ns", "INTEGER"),
+];
 
 /// The columns of the `hosts` table (the host record's columns are the ones [`super::host_row`] reads and
 /// writes).
@@ -60,24 +91,76 @@ const HOST_INDEXES: &str = "
 CREATE UNIQUE INDEX IF NOT EXISTS hosts_token ON hosts (token_digest);
 ";
 
-/// Every table but `hosts`, and the indexes, as a new file gets them.
-const TABLES: &str = "
-CREATE TABLE IF NOT EXISTS records (
-    id INTEGER PRIMARY KEY,
-    host_id INTEGER NOT NULL,
-    seq INTEGER NOT NULL,
-    hash BLOB NOT NULL,
-    kind TEXT NOT NULL,
-    time_ns INTEGER,
-    pid INTEGER,
-    path TEXT,
-    summary TEXT,
-    payload BLOB NOT NULL,
-    stored_ns INTEGER NOT NULL
-);
+/// The `records` table since version 6, named `name`: every column of version 5, and ids that are never
+/// given twice.
+///
+/// Until version 6 the id was a plain `INTEGER PRIMARY KEY`, which SQLite makes the largest id stored plus
+/// one: once the newest records were deleted (the pending records a commit replaces), the next records got
+/// their ids. The search file, which keeps its entries by record id up to a mark, then had the deleted
+/// records' entries under other records' ids, and never indexed those records (their ids were below its
+/// mark), so searches missed them; a reader paging `after` the id of a deleted record skipped them too.
+///
+/// `AUTOINCREMENT` makes SQLite keep the largest id ever used (in `sqlite_sequence`, updated in the
+/// transaction that uses it) and never go below it, for every insert, whichever code makes it. The other
+/// way, a high-water mark of the store's own in `meta` and explicit ids on insert, would have spared the
+/// migration its copy of the table, but would rest on every insert binding them. The cost: one
+/// `sqlite_sequence` update per insert statement (always the same page; inserting 200,000 records in
+/// statements of 64 and transactions of 4,000 measured no difference), and once, the copy that adding the
+/// keyword takes ([`rebuild_records`]).
+fn records_table(name: &str) -> String {
+    let columns: String = RECORD_COLUMNS_V4
+        .iter()
+        .chain(LINEAGE_COLUMNS.iter())
+        .map(|(column, ty)| format!(",\n    {column} {ty}"))
+        .collect();
+    format!("CREATE TABLE {name} (\n    id INTEGER PRIMARY KEY AUTOINCREMENT{columns}\n);")
+}
+
+/// The names of every column of `records` (since version 5), its id first.
+fn record_names() -> String {
+    let mut names = vec!["id"];
+    names.extend(
+        RECORD_COLUMNS_V4
+            .iter()
+            .chain(LINEAGE_COLUMNS.iter())
+            .map(|(column, _)| *column),
+    );
+    names.join(", ")
+}
+
+/// The indexes of `records`.
+const RECORD_INDEXES: &str = "
 CREATE UNIQUE INDEX IF NOT EXISTS records_host_seq ON records (host_id, seq);
 CREATE INDEX IF NOT EXISTS records_time ON records (time_ns);
 CREATE INDEX IF NOT EXISTS records_kind ON records (kind);
+";
+
+/// Since version 6, a tombstone of each deleted record: the columns the search file indexes it by. The
+/// transaction that deletes records adds theirs (`write.rs`); the indexer takes the records' entries out of
+/// the search file by them, then drops the tombstones (`search.rs`).
+const DELETED_RECORDS: &str = "
+CREATE TABLE IF NOT EXISTS deleted_records (
+    id INTEGER PRIMARY KEY,
+    host_id INTEGER NOT NULL,
+    time_ns INTEGER,
+    pid INTEGER,
+    path TEXT,
+    local_addr TEXT,
+    local_port INTEGER,
+    remote_addr TEXT,
+    remote_port INTEGER,
+    role TEXT,
+    role_pid INTEGER,
+    role_start_ns INTEGER
+);
+";
+
+/// The columns of [`DELETED_RECORDS`], which `records` has under the same names.
+pub(super) const DELETED_COLUMNS: &str = "id, host_id, time_ns, pid, path, local_addr, local_port, \
+     remote_addr, remote_port, role, role_pid, role_start_ns";
+
+/// Every table but `hosts`, `records` and `deleted_records`, and their indexes, as a new file gets them.
+const TABLES: &str = "
 CREATE TABLE IF NOT EXISTS checkpoints (
     host_id INTEGER NOT NULL,
     seq INTEGER NOT NULL,
@@ -163,7 +246,9 @@ pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     let tx = conn.transaction()?;
     if version == 0 {
         tx.execute_batch(&format!(
-            "CREATE TABLE hosts ({HOST_COLUMNS}); {HOST_INDEXES} {TABLES} {META}"
+            "CREATE TABLE hosts ({HOST_COLUMNS}); {HOST_INDEXES} {records} {RECORD_INDEXES} \
+             {DELETED_RECORDS} {TABLES} {META}",
+            records = records_table("records"),
         ))?;
     } else {
         if version == 1 {
@@ -171,13 +256,28 @@ pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
         }
         if version <= 2 {
             rebuild_hosts(&tx)?;
-        } else {
+        } else if version == 3 {
             tx.execute_batch(MIGRATE_3_TO_4_HOSTS)?;
         }
-        tx.execute_batch(&format!("{HOST_INDEXES} {MIGRATE_ALERTS_TO_4}"))?;
+        if version < 4 {
+            tx.execute_batch(&format!("{HOST_INDEXES} {MIGRATE_ALERTS_TO_4}"))?;
+        }
+        if version < 5 {
+            add_lineage_columns(&tx)?;
+            rederive::all(&tx)?;
+        }
+        rebuild_records(&tx)?;
     }
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     tx.commit()?;
+    Ok(())
+}
+
+/// Adds version 5's columns to `records` (empty; they are derived again).
+fn add_lineage_columns(tx: &Transaction<'_>) -> Result<(), StoreError> {
+    for (name, ty) in LINEAGE_COLUMNS {
+        tx.execute_batch(&format!("ALTER TABLE records ADD COLUMN {name} {ty};"))?;
+    }
     Ok(())
 }
 
@@ -187,5 +287,23 @@ fn rebuild_hosts(tx: &Transaction<'_>) -> Result<(), StoreError> {
     tx.execute_batch(&format!("CREATE TABLE hosts_v4 ({HOST_COLUMNS});"))?;
     legacy::copy_hosts(tx, "hosts", "hosts_v4")?;
     tx.execute_batch("DROP TABLE hosts; ALTER TABLE hosts_v4 RENAME TO hosts;")?;
+    Ok(())
+}
+
+/// Versions 1 to 5 to 6: `records` is copied into [`records_table`], ids kept (readers' cursors name
+/// records by them), and gets its indexes again; `deleted_records` starts empty.
+///
+/// The search file's version changes with this one, so it starts over and indexes every record once
+/// (`search.rs`): a file of version 5 may hold entries of deleted records under the ids of others, and lack
+/// those others. Ids of records deleted before the migration above the largest id left are not known (no
+/// earlier version kept them) and may be given once more; from then on, none is. The copy writes every row
+/// once more, like version 5's backfill.
+fn rebuild_records(tx: &Transaction<'_>) -> Result<(), StoreError> {
+    let names = record_names();
+    tx.execute_batch(&format!(
+        "{table} INSERT INTO records_v6 ({names}) SELECT {names} FROM records ORDER BY id; \
+         DROP TABLE records; ALTER TABLE records_v6 RENAME TO records; {RECORD_INDEXES} {DELETED_RECORDS}",
+        table = records_table("records_v6"),
+    ))?;
     Ok(())
 }

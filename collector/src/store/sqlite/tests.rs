@@ -1,6 +1,7 @@
 //! Tests of the SQLite store: the conformance suite, the schema and its migrations (`tests/migration.rs`),
 //! the query plans, and the search index kept behind the records.
 
+mod lineage;
 mod migration;
 
 use std::ops::Deref;
@@ -12,10 +13,11 @@ use auditloop_protocol::api::HostStatus;
 use tempfile::TempDir;
 
 use super::SqliteStore;
-use super::search::CHUNK_ROWS;
+use super::search::{CHUNK_ROWS, INDEX_TABLES, PURGE};
 use crate::store::backend::Store;
 use crate::store::commit::{Commit, NewRecord, RecordKind, SearchColumns};
 use crate::store::host::{Enrollment, HostRecord};
+use crate::store::lineage::{FlowSide, LineageKey, LineageRole};
 use crate::store::query::{EventQuery, PathFilter};
 
 /// A fresh SQLite store in a temporary directory, removed after the store is dropped.
@@ -65,6 +67,57 @@ mod conformance {
 /// Stores file events of `host` (pid and path each, all verified), continuing its chain (enrolling it
 /// first if needed); returns the last seq.
 fn store_files(store: &SqliteStore, host: &str, files: &[(u32, &str)], now_ns: u64) -> u64 {
+    let first = store.host_record(host).unwrap().map_or(1, |r| r.next_seq);
+    let rows = files
+        .iter()
+        .zip(first..)
+        .map(|(&(pid, path), seq)| {
+            let columns = SearchColumns {
+                time_ns: Some(seq),
+                pid: Some(pid),
+                path: Some(path.to_owned()),
+                summary: Some(path.to_owned()),
+                ..SearchColumns::default()
+            };
+            let payload = format!("{host} {seq}").into_bytes();
+            (RecordKind::Event(EventKind::File), columns, payload)
+        })
+        .collect();
+    store_rows(store, host, rows, now_ns)
+}
+
+/// Stores records of `host` (kind, columns and payload each, all verified), continuing its chain
+/// (enrolling it first if needed); returns the last seq.
+fn store_rows(
+    store: &SqliteStore,
+    host: &str,
+    rows: Vec<(RecordKind, SearchColumns, Vec<u8>)>,
+    now_ns: u64,
+) -> u64 {
+    commit_rows(store, host, rows, Tail::Verified, now_ns)
+}
+
+/// What [`commit_rows`] does with the host's chain.
+#[derive(Clone, Copy, Debug)]
+enum Tail {
+    /// Continues it; every record stored is verified.
+    Verified,
+    /// Continues it; the records stored are pending (the last verified checkpoint stays where it was).
+    Pending,
+    /// Deletes the stored records from this seq on (pending ones) and stores the rows, verified, in their
+    /// place.
+    ReplaceFrom(u64),
+}
+
+/// Stores records of `host` (kind, columns and payload each) as `tail` says (enrolling it first if
+/// needed); returns the last seq.
+fn commit_rows(
+    store: &SqliteStore,
+    host: &str,
+    rows: Vec<(RecordKind, SearchColumns, Vec<u8>)>,
+    tail: Tail,
+    now_ns: u64,
+) -> u64 {
     let record = match store.host_record(host).unwrap() {
         Some(record) => record,
         None => {
@@ -80,28 +133,26 @@ fn store_files(store: &SqliteStore, host: &str, files: &[(u32, &str)], now_ns: u
             store.host_record(host).unwrap().unwrap()
         }
     };
-    let first = record.next_seq;
-    let payloads: Vec<Vec<u8>> = (0..files.len())
-        .map(|i| format!("{host} {}", first + i as u64).into_bytes())
-        .collect();
-    let records: Vec<NewRecord<'_>> = files
+    let (first, replace_from) = match tail {
+        Tail::ReplaceFrom(from) => (from, Some(from)),
+        Tail::Verified | Tail::Pending => (record.next_seq, None),
+    };
+    let records: Vec<NewRecord<'_>> = rows
         .iter()
-        .zip(&payloads)
         .zip(first..)
-        .map(|((&(pid, path), payload), seq)| NewRecord {
+        .map(|((kind, columns, payload), seq)| NewRecord {
             seq,
             hash: [seq as u8; 32],
-            kind: RecordKind::Event(EventKind::File),
-            columns: SearchColumns {
-                time_ns: Some(seq),
-                pid: Some(pid),
-                path: Some(path.to_owned()),
-                summary: Some(path.to_owned()),
-            },
+            kind: *kind,
+            columns: columns.clone(),
             payload,
         })
         .collect();
-    let next_seq = first + files.len() as u64;
+    let next_seq = first + rows.len() as u64;
+    let last_checkpoint_seq = match tail {
+        Tail::Pending => record.last_checkpoint_seq,
+        Tail::Verified | Tail::ReplaceFrom(_) => next_seq - 1,
+    };
     let host_record = HostRecord {
         next_seq,
         last_hash: [0; 32],
@@ -110,7 +161,7 @@ fn store_files(store: &SqliteStore, host: &str, files: &[(u32, &str)], now_ns: u
         genesis_key: None,
         next_segment: None,
         segment_generation: 0,
-        last_checkpoint_seq: next_seq - 1,
+        last_checkpoint_seq,
         first_seq: 1,
         anchor_key: None,
         generation: None,
@@ -128,7 +179,7 @@ fn store_files(store: &SqliteStore, host: &str, files: &[(u32, &str)], now_ns: u
             status: HostStatus::Verified,
             records: &records,
             duplicates: 0,
-            replace_from: None,
+            replace_from,
             checkpoints: &[],
             alerts: &[],
             now_ns,
@@ -245,6 +296,30 @@ fn queries_use_the_indexes() {
 }
 
 #[test]
+fn removing_the_entries_of_deleted_records_looks_them_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.db");
+    let _store = SqliteStore::open_indexing(&path, None).unwrap();
+    let conn = rusqlite::Connection::open(super::search::path_beside(&path)).unwrap();
+    conn.execute("ATTACH DATABASE ?1 AS rec", [path.to_string_lossy()])
+        .unwrap();
+    for (sql, table) in PURGE.iter().zip(INDEX_TABLES) {
+        let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let plan: Vec<String> = stmt
+            .query_map([], |row| row.get(3))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        let plan = plan.join("; ");
+        assert!(
+            plan.contains(&format!("SEARCH main.{table} USING PRIMARY KEY ("))
+                && !plan.contains(&format!("SCAN main.{table}")),
+            "{sql}: {plan}"
+        );
+    }
+}
+
+#[test]
 fn path_and_pid_queries_are_complete_before_and_after_indexing() {
     let fresh = FreshSqlite::indexing(None);
     let store = &*fresh;
@@ -336,6 +411,98 @@ fn a_search_file_of_another_database_is_rebuilt() {
     assert_eq!(found(&store, Some(7), None), Vec::<u64>::new());
     let new = Some(PathFilter::Exact("/new/path".into()));
     assert_eq!(found(&store, Some(8), new).len(), 50);
+}
+
+/// A net event of pid 7 with `path`, from 10.0.0.1:4000 to 10.0.0.2:22, that is a connect of its process
+/// (started at 5): a row in every table of the search file (two in `addr_index`).
+fn indexed_everywhere(path: &str) -> (RecordKind, SearchColumns, Vec<u8>) {
+    let columns = SearchColumns {
+        time_ns: Some(100),
+        pid: Some(7),
+        path: Some(path.to_owned()),
+        summary: Some(path.to_owned()),
+        local_address: Some("10.0.0.1".into()),
+        local_port: Some(4000),
+        remote_address: Some("10.0.0.2".into()),
+        remote_port: Some(22),
+        lineage: Some(LineageKey {
+            role: LineageRole::Flow(FlowSide::Connect),
+            pid: 7,
+            start_ns: Some(5),
+        }),
+        ..SearchColumns::default()
+    };
+    (
+        RecordKind::Event(EventKind::Net),
+        columns,
+        path.as_bytes().to_vec(),
+    )
+}
+
+/// Ids of the stored records, in order.
+fn record_ids(store: &SqliteStore) -> Vec<i64> {
+    store
+        .read(|conn| {
+            let mut stmt = conn.prepare("SELECT id FROM records ORDER BY id")?;
+            let rows = stmt.query_map([], |row| row.get(0))?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+        .unwrap()
+}
+
+/// The record ids of the entries of the search file's `table`, in order.
+fn indexed_ids(store: &SqliteStore, table: &str) -> Vec<i64> {
+    store
+        .read(|conn| {
+            let mut stmt = conn.prepare(&format!("SELECT id FROM search.{table} ORDER BY id"))?;
+            let rows = stmt.query_map([], |row| row.get(0))?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+        .unwrap()
+}
+
+#[test]
+fn replaced_records_leave_the_search_index_and_the_records_after_them_enter_it_once() {
+    let fresh = FreshSqlite::indexing(None);
+    let store = &*fresh;
+    let rows = |path: &str, n: usize| vec![indexed_everywhere(path); n];
+    commit_rows(store, "h", rows("/kept", 3), Tail::Verified, 1);
+    commit_rows(store, "h", rows("/gone", 3), Tail::Pending, 2);
+    assert_eq!(store.index_pending(1).unwrap(), 6);
+    let deleted = record_ids(store)[3..].to_vec();
+    // The pending records (the newest ones, indexed) are replaced by fewer, then one more is stored.
+    commit_rows(store, "h", rows("/new", 2), Tail::ReplaceFrom(4), 3);
+    commit_rows(store, "h", rows("/new", 1), Tail::Verified, 4);
+    let ids = record_ids(store);
+    assert!(
+        ids[3..]
+            .iter()
+            .all(|id| deleted.iter().all(|gone| id > gone)),
+        "no id of a deleted record is given again: {ids:?}, deleted {deleted:?}"
+    );
+    let exact = |path: &str| Some(PathFilter::Exact(path.into()));
+    assert_eq!(found(store, None, exact("/new")), [4, 5, 6]);
+    assert_eq!(store.index_pending(1).unwrap(), 3);
+    assert_eq!(found(store, None, exact("/new")), [4, 5, 6]);
+    assert_eq!(found(store, None, exact("/gone")), Vec::<u64>::new());
+    assert_eq!(found(store, Some(7), None), [1, 2, 3, 4, 5, 6]);
+    // The search file holds the entries of the stored records, once each, and nothing else.
+    for table in INDEX_TABLES {
+        let per_record = if table == "addr_index" { 2 } else { 1 };
+        let expected: Vec<i64> = ids
+            .iter()
+            .flat_map(|&id| std::iter::repeat_n(id, per_record))
+            .collect();
+        assert_eq!(indexed_ids(store, table), expected, "{table}");
+    }
+    // The deleted records' tombstones went with their entries.
+    let tombstones: i64 = store
+        .read(|conn| {
+            Ok(conn.query_row("SELECT COUNT(*) FROM deleted_records", [], |row| row.get(0))?)
+        })
+        .unwrap();
+    assert_eq!(tombstones, 0);
+    assert_eq!(store.index_pending(1).unwrap(), 0, "nothing left waiting");
 }
 
 /// Opens `path` as the collector does and checks the schema version it was left at.

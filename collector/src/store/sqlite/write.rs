@@ -19,9 +19,11 @@ use crate::store::error::StoreError;
 use crate::store::host::{Enrollment, HostRecord, replaced_name};
 use crate::store::sqlite::conn::int;
 use crate::store::sqlite::host_row;
+use crate::store::sqlite::record_row;
+use crate::store::sqlite::schema::DELETED_COLUMNS;
 
-/// Columns bound per stored record.
-const RECORD_COLUMNS: usize = 10;
+/// Columns bound per stored record: host, seq, hash and kind, the searchable columns, payload and time.
+const RECORD_COLUMNS: usize = 6 + record_row::COUNT;
 /// Records inserted by one statement (fewer statement executions per batch).
 const ROWS_PER_INSERT: usize = 64;
 
@@ -126,7 +128,8 @@ pub(super) fn commit(conn: &mut Connection, c: &Commit<'_>) -> Result<(), StoreE
 }
 
 /// Deletes the records of host row `host_id` from seq `from` on, and their checkpoints, and takes them off
-/// the host's counters.
+/// the host's counters. Each record leaves a tombstone in `deleted_records`, by which the indexer takes its
+/// entries out of the search file; its id is never given again (`schema.rs`).
 fn drop_pending(tx: &Transaction<'_>, host_id: i64, from: u64) -> Result<(), StoreError> {
     let (records, events): (i64, i64) = tx
         .prepare_cached(&format!(
@@ -138,6 +141,11 @@ fn drop_pending(tx: &Transaction<'_>, host_id: i64, from: u64) -> Result<(), Sto
         .query_row(params![host_id, int(from)], |row| {
             Ok((row.get(0)?, row.get(1)?))
         })?;
+    tx.prepare_cached(&format!(
+        "INSERT INTO deleted_records ({DELETED_COLUMNS}) SELECT {DELETED_COLUMNS} FROM records \
+         WHERE host_id = ?1 AND seq >= ?2"
+    ))?
+    .execute(params![host_id, int(from)])?;
     tx.prepare_cached("DELETE FROM records WHERE host_id = ?1 AND seq >= ?2")?
         .execute(params![host_id, int(from)])?;
     tx.prepare_cached("DELETE FROM checkpoints WHERE host_id = ?1 AND seq >= ?2")?
@@ -232,7 +240,8 @@ pub(super) fn raise_silence(
 fn insert_records_sql(rows: usize) -> String {
     let row = format!("({})", ["?"; RECORD_COLUMNS].join(", "));
     format!(
-        "INSERT INTO records (host_id, seq, hash, kind, time_ns, pid, path, summary, payload, stored_ns) VALUES {}",
+        "INSERT INTO records (host_id, seq, hash, kind, {}, payload, stored_ns) VALUES {}",
+        record_row::SEARCH_COLUMNS,
         vec![row; rows].join(", ")
     )
 }
@@ -275,12 +284,9 @@ fn bind_record(
     stmt.raw_bind_parameter(at(2), int(r.seq))?;
     stmt.raw_bind_parameter(at(3), &r.hash[..])?;
     stmt.raw_bind_parameter(at(4), r.kind.as_str())?;
-    stmt.raw_bind_parameter(at(5), r.columns.time_ns.map(int))?;
-    stmt.raw_bind_parameter(at(6), r.columns.pid)?;
-    stmt.raw_bind_parameter(at(7), r.columns.path.as_deref())?;
-    stmt.raw_bind_parameter(at(8), r.columns.summary.as_deref())?;
-    stmt.raw_bind_parameter(at(9), r.payload)?;
-    stmt.raw_bind_parameter(at(10), now)?;
+    record_row::bind(stmt, at(5), &r.columns)?;
+    stmt.raw_bind_parameter(at(5 + record_row::COUNT), r.payload)?;
+    stmt.raw_bind_parameter(at(6 + record_row::COUNT), now)?;
     Ok(())
 }
 

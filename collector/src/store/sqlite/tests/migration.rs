@@ -1,12 +1,17 @@
-//! Opening files of older schema versions: version 1 (per-row path and pid indexes) and version 2 (each
-//! host's chain state as JSON), built here with the SQL those versions used.
+//! Opening files of older schema versions: version 1 (per-row path and pid indexes), version 2 (each
+//! host's chain state as JSON) and version 5 (record ids a deleted record's successor could take again),
+//! built here with the SQL those versions used.
 
 use auditloop_protocol::api::HostStatus;
 
-use super::{found, store_files, user_version};
+use super::{
+    Tail, commit_rows, found, indexed_everywhere, indexed_ids, record_ids, store_files,
+    user_version,
+};
 use crate::store::backend::Store;
 use crate::store::error::StoreError;
 use crate::store::host::HostRecord;
+use crate::store::query::PathFilter;
 use crate::store::sqlite::SqliteStore;
 use crate::store::sqlite::schema::SCHEMA_VERSION;
 
@@ -326,4 +331,216 @@ fn a_version_1_database_is_migrated() {
     store_files(&store, "h", &[(9, "/after/migration")], 1);
     assert_eq!(found(&store, Some(9), None).len(), 1);
     assert_eq!(user_version(&path), SCHEMA_VERSION);
+}
+
+/// The records file of schema version 5, as those collectors created it (the columns version 5 added
+/// written out; `ALTER TABLE` left them in this order).
+const SCHEMA_V5: &str = "
+CREATE TABLE hosts (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    next_seq INTEGER NOT NULL,
+    last_hash BLOB NOT NULL,
+    epoch INTEGER NOT NULL,
+    epoch_key BLOB,
+    genesis_key BLOB,
+    next_segment INTEGER,
+    segment_generation INTEGER NOT NULL,
+    last_checkpoint_seq INTEGER NOT NULL,
+    first_seq INTEGER NOT NULL,
+    anchor_key BLOB,
+    generation INTEGER,
+    clean_stop INTEGER NOT NULL,
+    spool_overflowing INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    records INTEGER NOT NULL DEFAULT 0,
+    events INTEGER NOT NULL DEFAULT 0,
+    duplicates INTEGER NOT NULL DEFAULT 0,
+    batches INTEGER NOT NULL DEFAULT 0,
+    created_ns INTEGER NOT NULL,
+    last_seen_ns INTEGER NOT NULL,
+    last_checkpoint_ns INTEGER,
+    silence_alerted INTEGER NOT NULL DEFAULT 0,
+    enrolled_key BLOB,
+    tofu INTEGER NOT NULL DEFAULT 0,
+    token_digest BLOB,
+    cp_last_hash BLOB,
+    cp_epoch INTEGER,
+    cp_epoch_key BLOB,
+    cp_next_segment INTEGER,
+    cp_segment_generation INTEGER,
+    cp_generation INTEGER,
+    cp_clean_stop INTEGER,
+    cp_spool_overflowing INTEGER
+);
+CREATE UNIQUE INDEX hosts_token ON hosts (token_digest);
+CREATE TABLE records (
+    id INTEGER PRIMARY KEY,
+    host_id INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    hash BLOB NOT NULL,
+    kind TEXT NOT NULL,
+    time_ns INTEGER,
+    pid INTEGER,
+    path TEXT,
+    summary TEXT,
+    payload BLOB NOT NULL,
+    stored_ns INTEGER NOT NULL,
+    loginuid INTEGER,
+    local_addr TEXT,
+    local_port INTEGER,
+    remote_addr TEXT,
+    remote_port INTEGER,
+    role TEXT,
+    role_pid INTEGER,
+    role_start_ns INTEGER
+);
+CREATE UNIQUE INDEX records_host_seq ON records (host_id, seq);
+CREATE INDEX records_time ON records (time_ns);
+CREATE INDEX records_kind ON records (kind);
+CREATE TABLE checkpoints (
+    host_id INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    epoch INTEGER NOT NULL,
+    head_seq INTEGER NOT NULL,
+    stored_ns INTEGER NOT NULL,
+    PRIMARY KEY (host_id, seq)
+) WITHOUT ROWID;
+CREATE TABLE alerts (
+    id INTEGER PRIMARY KEY,
+    host TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    time_ns INTEGER NOT NULL,
+    seq INTEGER,
+    detail TEXT NOT NULL,
+    count INTEGER NOT NULL DEFAULT 1,
+    last_time_ns INTEGER NOT NULL DEFAULT 0
+);
+CREATE UNIQUE INDEX alerts_host_kind ON alerts (host, kind);
+CREATE INDEX alerts_kind ON alerts (kind);
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+INSERT INTO meta (key, value) VALUES ('db_id', 'v5-database');
+PRAGMA user_version = 5;
+";
+
+/// The search file of a version 5 collector (search version 1) beside [`SCHEMA_V5`]'s file, the tables
+/// this test fills.
+const SEARCH_V1: &str = "
+CREATE TABLE path_index (path TEXT NOT NULL, id INTEGER NOT NULL, PRIMARY KEY (path, id)) WITHOUT ROWID;
+CREATE TABLE pid_index (pid INTEGER NOT NULL, id INTEGER NOT NULL, PRIMARY KEY (pid, id)) WITHOUT ROWID;
+CREATE TABLE search_state (
+    one INTEGER PRIMARY KEY CHECK (one = 1),
+    db_id TEXT NOT NULL,
+    upto INTEGER NOT NULL
+);
+PRAGMA user_version = 1;
+";
+
+/// Builds a version 5 file at `path` (and its search file) as reused ids left it: host `h` stored records 1
+/// to 4, the last two pending, and its search file indexed all four; then the host replaced its pending
+/// records with one, which got the id of a deleted record (3), below the search file's mark, so it was
+/// never indexed, and the entries of the deleted records stayed.
+fn version_5_file_with_a_reused_id(path: &std::path::Path) {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    conn.execute_batch(SCHEMA_V5).unwrap();
+    conn.execute(
+        "INSERT INTO hosts (id, name, next_seq, last_hash, epoch, segment_generation, \
+         last_checkpoint_seq, first_seq, clean_stop, spool_overflowing, status, records, events, \
+         batches, created_ns, last_seen_ns, enrolled_key) \
+         VALUES (1, 'h', 4, ?1, 0, 0, 3, 1, 0, 0, 'verified', 3, 3, 3, 1, 1, ?2)",
+        rusqlite::params![vec![0u8; 32], vec![3u8; 32]],
+    )
+    .unwrap();
+    for (id, pid, path) in [(1i64, 9, "/a"), (2, 9, "/a"), (3, 10, "/reused")] {
+        conn.execute(
+            "INSERT INTO records (id, host_id, seq, hash, kind, time_ns, pid, path, summary, payload, \
+             stored_ns) VALUES (?1, 1, ?1, ?2, 'file', ?1, ?3, ?4, ?4, ?5, 1)",
+            rusqlite::params![id, vec![id as u8; 32], pid, path, path.as_bytes()],
+        )
+        .unwrap();
+    }
+    let search = rusqlite::Connection::open(path.with_extension("search.db")).unwrap();
+    search
+        .execute_batch(&format!(
+            "{SEARCH_V1} INSERT INTO search_state VALUES (1, 'v5-database', 4); \
+             INSERT INTO path_index VALUES ('/a', 1), ('/a', 2), ('/deleted', 3), ('/deleted', 4); \
+             INSERT INTO pid_index VALUES (9, 1), (9, 2), (9, 3), (9, 4);"
+        ))
+        .unwrap();
+}
+
+#[test]
+fn a_version_5_database_never_reuses_ids_and_is_indexed_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.db");
+    version_5_file_with_a_reused_id(&path);
+    let store = SqliteStore::open_indexing(&path, None).unwrap();
+    assert_eq!(user_version(&path), SCHEMA_VERSION);
+    assert_eq!(record_ids(&store), [1, 2, 3], "ids are kept");
+    let exact = |path: &str| Some(PathFilter::Exact(path.into()));
+    let check = |store: &SqliteStore| {
+        assert_eq!(found(store, None, exact("/reused")), [3]);
+        assert_eq!(found(store, Some(10), None), [3]);
+        assert_eq!(found(store, None, exact("/deleted")), Vec::<u64>::new());
+        assert_eq!(found(store, Some(9), None), [1, 2]);
+    };
+    // The search file starts over (its entries could name records that are gone, or others than theirs),
+    // so every record is found before indexing…
+    check(&store);
+    assert_eq!(store.index_pending(1).unwrap(), 3);
+    // … and after, indexed once each.
+    check(&store);
+    assert_eq!(indexed_ids(&store, "path_index"), [1, 2, 3]);
+    assert_eq!(indexed_ids(&store, "pid_index"), [1, 2, 3]);
+
+    // The table was rebuilt with its indexes, and from now on no id is given twice.
+    let schema: Vec<String> = store
+        .read(|conn| {
+            let mut stmt = conn.prepare(
+                "SELECT name || ': ' || sql FROM sqlite_master \
+                 WHERE tbl_name IN ('records', 'deleted_records') ORDER BY name",
+            )?;
+            let rows = stmt.query_map([], |row| row.get(0))?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+        .unwrap();
+    let names: Vec<&str> = schema.iter().filter_map(|s| s.split(':').next()).collect();
+    assert_eq!(
+        names,
+        [
+            "deleted_records",
+            "records",
+            "records_host_seq",
+            "records_kind",
+            "records_time"
+        ],
+        "{schema:#?}"
+    );
+    assert!(schema[1].contains("AUTOINCREMENT"), "{}", schema[1]);
+    commit_rows(
+        &store,
+        "h",
+        vec![indexed_everywhere("/pending"); 2],
+        Tail::Pending,
+        2,
+    );
+    commit_rows(
+        &store,
+        "h",
+        vec![indexed_everywhere("/replaced")],
+        Tail::ReplaceFrom(4),
+        3,
+    );
+    assert_eq!(record_ids(&store), [1, 2, 3, 6]);
+    assert_eq!(store.index_pending(1).unwrap(), 3);
+    assert_eq!(found(&store, None, exact("/replaced")), [4]);
+    assert_eq!(found(&store, None, exact("/pending")), Vec::<u64>::new());
+    assert_eq!(indexed_ids(&store, "path_index"), [1, 2, 3, 6]);
+    drop(store);
+    // Reopening a migrated file changes nothing.
+    let store = SqliteStore::open_indexing(&path, None).unwrap();
+    assert_eq!(store.index_pending(1).unwrap(), 0);
+    assert_eq!(found(&store, None, exact("/reused")), [3]);
+    store_files(&store, "h", &[(9, "/after")], 4);
+    assert_eq!(record_ids(&store), [1, 2, 3, 6, 7]);
 }
