@@ -133,51 +133,27 @@ pub fn set_urgent(
 /// The `OP_ENABLED` slots whose records complete an event of `kind` (io_uring requests complete file and
 /// net events too).
 pub fn completing_slots(kind: EventKind) -> Vec<u32> {
-    let ops = |ops: &[SyscallOp]| ops.iter().map(|op| *op as u32).collect::<Vec<u32>>();
-    let file = [
-        SyscallOp::Open,
-        SyscallOp::Unlink,
-        SyscallOp::Rename,
-        SyscallOp::Link,
-        SyscallOp::Symlink,
-        SyscallOp::Chmod,
-        SyscallOp::Chown,
-        SyscallOp::Truncate,
-        SyscallOp::Mkdir,
-        SyscallOp::Rmdir,
-        SyscallOp::Utimens,
-        SyscallOp::Mount,
-        SyscallOp::Umount,
-        SyscallOp::Chdir,
-    ];
-    let net = [
-        SyscallOp::Connect,
-        SyscallOp::Bind,
-        SyscallOp::Listen,
-        SyscallOp::Accept,
-    ];
+    let mut slots: Vec<u32> = SyscallOp::ALL
+        .iter()
+        .filter(|op| op_completes(**op) == Some(kind))
+        .map(|op| *op as u32)
+        .collect();
     match kind {
-        EventKind::Exec => vec![OP_SLOT_EXEC],
-        EventKind::Fork => vec![OP_SLOT_FORK],
-        EventKind::Exit => vec![OP_SLOT_EXIT],
-        EventKind::File | EventKind::ConfigChange => {
-            let mut slots = ops(&file);
+        EventKind::Exec => slots.push(OP_SLOT_EXEC),
+        EventKind::Fork => slots.push(OP_SLOT_FORK),
+        EventKind::Exit => slots.push(OP_SLOT_EXIT),
+        EventKind::File | EventKind::Net | EventKind::IoUring | EventKind::IoUringSetup => {
             slots.push(OP_SLOT_IO_URING);
-            slots
         }
-        EventKind::Net => {
-            let mut slots = ops(&net);
-            slots.push(OP_SLOT_IO_URING);
-            slots
-        }
-        EventKind::SetId => ops(&[SyscallOp::SetId]),
-        EventKind::Ptrace => ops(&[SyscallOp::Ptrace]),
-        EventKind::Kill => ops(&[SyscallOp::Kill]),
-        EventKind::SetName => ops(&[SyscallOp::SetName]),
-        EventKind::MemfdCreate => ops(&[SyscallOp::MemfdCreate]),
-        EventKind::Syscall => ops(&[SyscallOp::Raw]),
-        EventKind::IoUring | EventKind::IoUringSetup => vec![OP_SLOT_IO_URING],
-        EventKind::Alert
+        // A watched file's change is seen through the file events of its path.
+        EventKind::ConfigChange => slots = completing_slots(EventKind::File),
+        EventKind::SetId
+        | EventKind::Ptrace
+        | EventKind::Kill
+        | EventKind::SetName
+        | EventKind::MemfdCreate
+        | EventKind::Syscall
+        | EventKind::Alert
         | EventKind::Action
         | EventKind::Loss
         | EventKind::AgentStart
@@ -185,7 +161,39 @@ pub fn completing_slots(kind: EventKind) -> Vec<u32> {
         | EventKind::ConfigLoaded
         | EventKind::JournalRecovered
         | EventKind::RulesLoaded
-        | EventKind::RulesRejected => Vec::new(),
+        | EventKind::RulesRejected => {}
+    }
+    slots
+}
+
+/// The event kind a syscall op's return completes; `None` for one that only informs later events.
+fn op_completes(op: SyscallOp) -> Option<EventKind> {
+    match op {
+        SyscallOp::Open
+        | SyscallOp::Unlink
+        | SyscallOp::Rename
+        | SyscallOp::Link
+        | SyscallOp::Symlink
+        | SyscallOp::Chmod
+        | SyscallOp::Chown
+        | SyscallOp::Truncate
+        | SyscallOp::Mkdir
+        | SyscallOp::Rmdir
+        | SyscallOp::Utimens
+        | SyscallOp::Mount
+        | SyscallOp::Umount
+        | SyscallOp::Chdir => Some(EventKind::File),
+        SyscallOp::Connect | SyscallOp::Bind | SyscallOp::Listen | SyscallOp::Accept => {
+            Some(EventKind::Net)
+        }
+        SyscallOp::SetId => Some(EventKind::SetId),
+        SyscallOp::Ptrace => Some(EventKind::Ptrace),
+        SyscallOp::Kill => Some(EventKind::Kill),
+        SyscallOp::SetName => Some(EventKind::SetName),
+        SyscallOp::MemfdCreate => Some(EventKind::MemfdCreate),
+        SyscallOp::Raw => Some(EventKind::Syscall),
+        // Remembered for the socket's later net events; it makes none itself.
+        SyscallOp::Socket => None,
     }
 }
 
@@ -258,7 +266,8 @@ mod urgency_tests {
     fn every_captured_op_completes_some_event_kind() {
         let covered: BTreeSet<u32> = EventKind::all().flat_map(completing_slots).collect();
         for op in SyscallOp::ALL {
-            assert!(covered.contains(&(op as u32)), "{op:?} wakes for no kind");
+            let wakes = covered.contains(&(op as u32));
+            assert_eq!(wakes, op != SyscallOp::Socket, "{op:?}");
         }
         assert!(covered.contains(&OP_SLOT_EXEC) && covered.contains(&OP_SLOT_IO_URING));
         assert_eq!(completing_slots(EventKind::Alert), Vec::<u32>::new());
