@@ -64,7 +64,38 @@ fn run_writes_a_journal_that_verifies_exports_and_detects_tampering() {
         .lines()
         .map(|l| serde_json::from_str(l).expect("json line"))
         .collect();
-    assert_eq!(exported, printed, "export returns exactly what run printed");
+    // Printed copies the stdout stage had to drop (a busy machine: it never blocks journaling) are the
+    // only difference, and a `loss` of stage `stdout` in the journal counts them exactly.
+    let by_seq: std::collections::BTreeMap<u64, &Value> = exported
+        .iter()
+        .filter_map(|e| e["seq"].as_u64().map(|s| (s, e)))
+        .collect();
+    for event in &printed {
+        let seq = event["seq"].as_u64().expect("numbered");
+        assert_eq!(
+            by_seq.get(&seq),
+            Some(&event),
+            "export returns what run printed"
+        );
+    }
+    let dropped: u64 = exported
+        .iter()
+        .filter(|e| e["event"]["loss"]["stage"] == "stdout")
+        .filter_map(|e| e["event"]["loss"]["count"].as_u64())
+        .sum();
+    let stdout_losses = exported
+        .iter()
+        .filter(|e| e["event"]["loss"]["stage"] == "stdout")
+        .count() as u64;
+    if dropped == 0 {
+        assert_eq!(exported, printed, "export returns exactly what run printed");
+    } else {
+        let unprinted = (exported.len() - printed.len()) as u64;
+        assert!(
+            unprinted <= dropped + stdout_losses,
+            "{unprinted} events neither printed nor counted as dropped copies ({dropped})"
+        );
+    }
     let ecs = auditloop(&["export", jdir, "--format", "ecs", "--kind", "exec"]);
     let docs: Vec<Value> = String::from_utf8_lossy(&ecs.stdout)
         .lines()

@@ -64,6 +64,9 @@ pub fn test(args: &TestArgs) -> anyhow::Result<ExitCode> {
             .arg("test")
             .arg("--")
             .args(&args.test_args)
+            // One test at a time: every test's agent captures the whole machine, so a storm in one test
+            // would load the agent of another (`--test-threads N` after `--` overrides).
+            .env("RUST_TEST_THREADS", "1")
             .env("AUDITLOOP_BIN", release.join("auditloop"))
             .env(
                 "AUDITLOOP_COLLECTOR_BIN",
