@@ -227,7 +227,10 @@ impl Auditd {
             args.extend(["-k", KEY]);
             if let Err(err) = auditctl(&args) {
                 if rule.contains("fchmodat2") {
-                    eprintln!("xtask: note: {err:#} (this auditctl does not know the syscall)");
+                    static NOTED: std::sync::Once = std::sync::Once::new();
+                    NOTED.call_once(|| {
+                        eprintln!("xtask: note: {err:#} (this auditctl does not know the syscall)");
+                    });
                 } else {
                     auditd.stop()?;
                     return Err(err);

@@ -99,6 +99,9 @@ struct Sample {
     events: u64,
     /// Of those, the events of this process and its descendants (the workload's own).
     own_events: u64,
+    /// Events lost while the workload ran or the tracer drained it: the counts of the agent's `loss`
+    /// events; the kernel audit `lost` counter for auditd.
+    lost: u64,
     /// All audit records (auditd only): SYSCALL, EXECVE, PATH, CWD, PROCTITLE, …
     records: u64,
     /// Whether the tracer went quiet within the wait after the workload.
@@ -269,6 +272,7 @@ fn run_config(config: Config, round: usize, ctx: &mut Bench) -> anyhow::Result<(
             Tracer::Auditd(d) => d.log_len(),
             _ => 0,
         };
+        let lost0 = audit::lost()?;
         let mono0 = proc::monotonic_ns();
         let (wall, ops) = match workload {
             Workload::Exec => (workloads::exec_loop(ctx.args.execs)?, ctx.args.execs),
@@ -280,12 +284,13 @@ fn run_config(config: Config, round: usize, ctx: &mut Bench) -> anyhow::Result<(
         };
         let mono1 = proc::monotonic_ns();
         let drained = quiet(&pids);
+        let mono2 = proc::monotonic_ns();
         let tracer_cpu_s = proc::cpu_sum(&pids) - cpu0;
         let log = match &tracer {
             Tracer::Auditd(d) => d.count(log0, d.log_len())?,
             _ => audit::LogCount::default(),
         };
-        windows.push((mono0, mono1));
+        windows.push((mono0, mono1, mono2));
         let wall_s = wall.as_secs_f64();
         samples.push(Sample {
             config,
@@ -301,6 +306,7 @@ fn run_config(config: Config, round: usize, ctx: &mut Bench) -> anyhow::Result<(
             events: log.syscalls,
             own_events: log.own_syscalls,
             records: log.records,
+            lost: audit::lost()?.saturating_sub(lost0),
             drained,
         });
     }
@@ -319,17 +325,26 @@ fn run_config(config: Config, round: usize, ctx: &mut Bench) -> anyhow::Result<(
             a.stop()?;
             let events = a.export()?;
             let family = agent::family(&events);
-            for (sample, (from, to)) in samples.iter_mut().zip(&windows) {
+            for (sample, &(from, to, drained)) in samples.iter_mut().zip(&windows) {
                 let host: Vec<&serde_json::Value> = events
                     .iter()
                     .filter(|e| !agent::AGENT_KINDS.contains(&agent::kind(e)))
-                    .filter(|e| (*from..=*to).contains(&agent::mono_ns(e)))
+                    .filter(|e| (from..=to).contains(&agent::mono_ns(e)))
                     .collect();
                 sample.events = host.len() as u64;
                 sample.own_events = host
                     .iter()
                     .filter(|e| family.contains(&agent::pid(e)))
                     .count() as u64;
+                sample.lost = events
+                    .iter()
+                    .filter(|e| agent::kind(e) == "loss")
+                    .filter(|e| (from..drained).contains(&agent::mono_ns(e)))
+                    .filter_map(|e| {
+                        e.pointer("/event/loss/count")
+                            .and_then(serde_json::Value::as_u64)
+                    })
+                    .sum();
             }
             agent_losses = events
                 .iter()
@@ -418,9 +433,9 @@ fn print_tables(report: &OverheadReport) {
     for (workload, title) in titles {
         println!("### {title}\n");
         println!(
-            "| config | time | vs none | tracer CPU s | own events | all events | audit records |"
+            "| config | time | vs none | tracer CPU s | own events | all events | lost | audit records |"
         );
-        println!("|---|---|---|---|---|---|---|");
+        println!("|---|---|---|---|---|---|---|---|");
         let base = spread(report, Config::None, workload, |s| s.per_op).median;
         for config in CONFIGS {
             let time = spread(report, config, workload, |s| s.per_op);
@@ -428,10 +443,11 @@ fn print_tables(report: &OverheadReport) {
             let cpu = spread(report, config, workload, |s| s.tracer_cpu_s);
             let events = spread(report, config, workload, |s| s.events as f64);
             let own = spread(report, config, workload, |s| s.own_events as f64);
+            let lost = spread(report, config, workload, |s| s.lost as f64);
             let records = spread(report, config, workload, |s| s.records as f64);
             let dash = |show: bool, text: String| if show { text } else { "–".into() };
             println!(
-                "| {} | {} | ×{ratio:.2} | {} | {} | {} | {} |",
+                "| {} | {} | ×{ratio:.2} | {} | {} | {} | {} | {} |",
                 config.name(),
                 time.show(if workload == Workload::Build { 2 } else { 1 }),
                 dash(config != Config::None, cpu.show(2)),
@@ -442,6 +458,10 @@ fn print_tables(report: &OverheadReport) {
                 dash(
                     matches!(config, Config::Auditloop | Config::Auditd),
                     events.show(0)
+                ),
+                dash(
+                    matches!(config, Config::Auditloop | Config::Auditd),
+                    lost.show(0)
                 ),
                 dash(config == Config::Auditd, records.show(0)),
             );

@@ -36,7 +36,7 @@ pub struct StormArgs {
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "5000,10000,20000,40000,80000,0"
+        default_value = "5000,10000,20000,30000,40000,80000,0"
     )]
     pub rates: Vec<u64>,
     /// Seconds of load per rate.
