@@ -10,6 +10,7 @@ mod audit;
 mod bpf;
 mod floor;
 mod generator;
+mod interrupt;
 mod overhead;
 mod proc;
 mod report;
@@ -78,6 +79,7 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<ExitCode> {
 /// What the system benches need: setup (tracefs mounted), the Debian `packages`, and release builds of
 /// the agent and the collector. An `auditd` the package's install started is stopped again.
 fn prepare(packages: &[&str]) -> anyhow::Result<()> {
+    interrupt::catch();
     crate::setup::setup()?;
     let had_auditd = crate::setup::installed("auditd");
     crate::setup::ensure_packages(packages)?;

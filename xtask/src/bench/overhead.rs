@@ -26,7 +26,7 @@ use super::floor::Floor;
 use super::report::{self, Machine};
 use super::scratch::Scratch;
 use super::stats::Spread;
-use super::{bpf, proc, workloads};
+use super::{bpf, interrupt, proc, workloads};
 
 /// Options of `cargo xtask bench overhead`.
 #[derive(Clone, Debug, clap::Args)]
@@ -144,9 +144,10 @@ struct OverheadReport {
 /// What a round needs.
 struct Bench {
     args: OverheadArgs,
-    scratch: Scratch,
+    // Dropped in this order: the collector, then the audit state restored, then the directories removed.
     sink: Sink,
     audit: AuditGuard,
+    scratch: Scratch,
     tracepoints: Vec<String>,
     sources: Vec<PathBuf>,
     kauditd: Option<u32>,
@@ -206,9 +207,9 @@ pub fn overhead(args: &OverheadArgs) -> anyhow::Result<()> {
     let sources = workloads::prepare_build(&scratch.tmpfs.join("build"))?;
     let mut ctx = Bench {
         args: args.clone(),
-        scratch,
         sink,
         audit,
+        scratch,
         tracepoints,
         sources,
         kauditd: proc::find_by_comm("kauditd")?,
@@ -217,6 +218,7 @@ pub fn overhead(args: &OverheadArgs) -> anyhow::Result<()> {
     let mut runs = Vec::new();
     for round in 1..=args.rounds {
         for config in CONFIGS {
+            interrupt::check()?;
             eprintln!("xtask: round {round}/{}: {}", args.rounds, config.name());
             let (s, run) = run_config(config, round, &mut ctx)?;
             samples.extend(s);
@@ -267,6 +269,7 @@ fn run_config(config: Config, round: usize, ctx: &mut Bench) -> anyhow::Result<(
     let file = ctx.scratch.tmpfs.join("loop.dat");
     let build_dir = ctx.scratch.tmpfs.join("build");
     for workload in WORKLOADS {
+        interrupt::check()?;
         let cpu0 = proc::cpu_sum(&pids);
         let log0 = match &tracer {
             Tracer::Auditd(d) => d.log_len(),

@@ -24,10 +24,10 @@ use serde::Serialize;
 
 use super::agent::{self, Agent, Sink};
 use super::bpf::{self, BpfStatsOn, ProgStats};
-use super::generator;
 use super::proc;
 use super::report::{self, Machine};
 use super::scratch::Scratch;
+use super::{generator, interrupt};
 
 /// Options of `cargo xtask bench storm`.
 #[derive(Clone, Debug, clap::Args)]
@@ -124,6 +124,7 @@ pub fn storm(args: &StormArgs) -> anyhow::Result<()> {
     let _stats = BpfStatsOn::enable()?;
     let mut steps = Vec::new();
     for (i, &rate) in args.rates.iter().enumerate() {
+        interrupt::check()?;
         eprintln!(
             "xtask: storm at {}",
             if rate == 0 {
