@@ -22,6 +22,8 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+mod table;
+
 use super::agent::{self, Agent, Sink};
 use super::bpf::{self, BpfStatsOn, ProgStats};
 use super::proc;
@@ -150,7 +152,7 @@ pub fn storm(args: &StormArgs) -> anyhow::Result<()> {
         max_rate_no_loss: best(|s| s.unaccounted == 0 && s.journaled == s.generated),
         steps,
     };
-    print_table(&report);
+    table::print(&report);
     report::write_json("storm.json", &report)?;
     Ok(())
 }
@@ -291,57 +293,4 @@ fn run_step(
         drained,
         agent_stop,
     })
-}
-
-fn print_table(report: &StormReport) {
-    println!(
-        "\n## Storm: creat+close from {} threads on tmpfs, fresh agent per rate\n",
-        report.threads
-    );
-    println!("{}\n", report.machine.describe());
-    println!(
-        "| target /s | achieved /s | G | J | G−J | L | U | J w/o ret | other losses | enter: runs+miss−G (idle) | close: runs+miss−G (idle) | misses | agent CPU s | events per CPU-s |"
-    );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
-    for s in &report.steps {
-        let other: u64 = s
-            .losses
-            .iter()
-            .filter(|(k, _)| !accounts_for_generator(k))
-            .map(|(_, v)| v)
-            .sum();
-        let target = if s.target_rate == 0 {
-            "max".to_string()
-        } else {
-            s.target_rate.to_string()
-        };
-        println!(
-            "| {target} | {:.0} | {} | {} | {} | {} | {} | {} | {other} | {} ({:.0}) | {} ({:.0}) | {} | {:.2} | {:.0} |",
-            s.achieved_rate,
-            s.generated,
-            s.journaled,
-            s.generated.saturating_sub(s.journaled),
-            s.accounted,
-            s.unaccounted,
-            s.journaled_without_ret,
-            s.enter.residual,
-            s.enter.idle_runs_scaled,
-            s.close.residual,
-            s.close.idle_runs_scaled,
-            s.enter.burst.recursion_misses
-                + s.exit.burst.recursion_misses
-                + s.close.burst.recursion_misses,
-            s.agent_cpu_s,
-            s.events_per_cpu_second,
-        );
-    }
-    let show = |r: Option<f64>| r.map_or("none".to_string(), |r| format!("{r:.0}/s"));
-    println!(
-        "\nLargest rate with no unaccounted loss: {}; with no loss at all: {}.",
-        show(report.max_rate_no_unaccounted),
-        show(report.max_rate_no_loss)
-    );
-    if report.steps.iter().any(|s| !s.drained) {
-        println!("Some rates ended before the agent went quiet (60 s): their CPU figure is low.");
-    }
 }
