@@ -112,15 +112,18 @@ fn mount_if_missing(fstype: &str, target: &str, probe: &str) -> anyhow::Result<(
         .with_context(|| format!("mounting {fstype} on {target}"))
 }
 
+/// Whether Debian package `name` is installed.
+pub fn installed(name: &str) -> bool {
+    let status = output(command("dpkg-query").args(["-W", "-f=${Status}", name]));
+    status.as_deref() == Some("install ok installed")
+}
+
 /// Installs the Debian packages of `names` that are not installed (one `apt-get install` for all).
-fn ensure_packages(names: &[&str]) -> anyhow::Result<()> {
+pub fn ensure_packages(names: &[&str]) -> anyhow::Result<()> {
     let missing: Vec<&str> = names
         .iter()
         .copied()
-        .filter(|name| {
-            let status = output(command("dpkg-query").args(["-W", "-f=${Status}", name]));
-            status.as_deref() != Some("install ok installed")
-        })
+        .filter(|name| !installed(name))
         .collect();
     if missing.is_empty() {
         return Ok(());
