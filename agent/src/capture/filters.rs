@@ -38,9 +38,27 @@ pub fn path_key(path: &str) -> Key<[u8; PATH_KEY_LEN]> {
 }
 
 /// Writes the config's filters into the maps, replacing what was there (the agent's own pid stays ignored).
-pub fn apply(config: &CaptureConfig, ebpf: &mut Ebpf) -> Result<(), CaptureError> {
+///
+/// Each enabled slot whose records complete events of the `acting` kinds (`None`: every kind) is marked
+/// urgent ([`OP_URGENT`]): a rule may kill or deny on them, so their records wake the reader at once instead
+/// of waiting for a batch; the other enabled slots are [`OP_ON`].
+pub fn apply(
+    config: &CaptureConfig,
+    acting: Option<&HashSet<EventKind>>,
+    ebpf: &mut Ebpf,
+) -> Result<(), CaptureError> {
     let disabled: BTreeSet<u32> = config.disable.iter().filter_map(|n| op_slot(n)).collect();
-    set_enabled(ebpf, |slot| !disabled.contains(&slot))?;
+    let urgent: BTreeSet<u32> = match acting {
+        Some(kinds) => kinds.iter().flat_map(|k| completing_slots(*k)).collect(),
+        None => (0..OP_SLOTS).collect(),
+    };
+    set_slots(ebpf, |slot| {
+        match (disabled.contains(&slot), urgent.contains(&slot)) {
+            (true, _) => 0,
+            (false, true) => OP_URGENT,
+            (false, false) => OP_ON,
+        }
+    })?;
 
     let mut tgids: BpfHashMap<&mut MapData, u32, u8> = BpfHashMap::try_from(
         ebpf.map_mut(MAP_IGNORE_TGIDS)
@@ -106,28 +124,6 @@ pub fn set_exec_kill(ebpf: &mut Ebpf, rules: &[KernelExecRule]) -> Result<(), Ca
             .map_err(|e| CaptureError::Map(MAP_EXEC_KILL, e))?;
     }
     Ok(())
-}
-
-/// Marks the enabled slots whose records complete events of the `acting` kinds (`None`: every kind) as
-/// urgent ([`OP_URGENT`]): a rule may kill or deny on them, so their records wake the reader at once instead
-/// of waiting for a batch. Other enabled slots go back to [`OP_ON`].
-pub fn set_urgent(
-    ebpf: &mut Ebpf,
-    config: &CaptureConfig,
-    acting: Option<&HashSet<EventKind>>,
-) -> Result<(), CaptureError> {
-    let disabled: BTreeSet<u32> = config.disable.iter().filter_map(|n| op_slot(n)).collect();
-    let urgent: BTreeSet<u32> = match acting {
-        Some(kinds) => kinds.iter().flat_map(|k| completing_slots(*k)).collect(),
-        None => (0..OP_SLOTS).collect(),
-    };
-    set_slots(ebpf, |slot| {
-        match (disabled.contains(&slot), urgent.contains(&slot)) {
-            (true, _) => 0,
-            (false, true) => OP_URGENT,
-            (false, false) => OP_ON,
-        }
-    })
 }
 
 /// The `OP_ENABLED` slots whose records complete an event of `kind` (io_uring requests complete file and
@@ -199,12 +195,7 @@ fn op_completes(op: SyscallOp) -> Option<EventKind> {
 
 /// Turns every kind off at once (shutdown: the programs stay attached but record nothing new).
 pub fn disable_all(ebpf: &mut Ebpf) -> Result<(), CaptureError> {
-    set_enabled(ebpf, |_| false)
-}
-
-/// Writes every `OP_ENABLED` slot: on where `on(slot)`.
-fn set_enabled(ebpf: &mut Ebpf, on: impl Fn(u32) -> bool) -> Result<(), CaptureError> {
-    set_slots(ebpf, |slot| if on(slot) { OP_ON } else { 0 })
+    set_slots(ebpf, |_| 0)
 }
 
 /// Writes every `OP_ENABLED` slot's value.
@@ -251,16 +242,6 @@ mod tests {
         let names = path_key("/etc/ssh/ssh_host_*");
         assert_eq!(names.prefix_len(), 18 * 8, "a name prefix has no NUL");
     }
-}
-
-#[cfg(test)]
-mod urgency_tests {
-    use std::collections::BTreeSet;
-
-    use agent_common::wire::{OP_SLOT_EXEC, OP_SLOT_IO_URING, SyscallOp};
-    use auditloop_model::EventKind;
-
-    use super::completing_slots;
 
     #[test]
     fn every_captured_op_completes_some_event_kind() {

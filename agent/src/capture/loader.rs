@@ -1,9 +1,11 @@
 //! Loads the embedded kernel object, sizes its ring buffer, excludes the agent's own process and attaches
 //! every tracepoint program. Dropping the returned [`Loaded::ebpf`] detaches them all.
 
+use std::collections::HashSet;
 use std::path::Path;
 
 use agent_common::wire::{MAP_EVENTS, MAP_LOST, MAP_SYSCALL_SPECS};
+use auditloop_model::EventKind;
 use aya::{
     Ebpf, EbpfLoader,
     maps::{HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf},
@@ -69,14 +71,17 @@ pub struct Loaded {
 }
 
 /// Loads and attaches everything.
-pub fn load(config: &CaptureConfig) -> Result<Loaded, CaptureError> {
+pub fn load(
+    config: &CaptureConfig,
+    acting: Option<&HashSet<EventKind>>,
+) -> Result<Loaded, CaptureError> {
     raise_memlock_limit();
     let mut ebpf = EbpfLoader::new()
         .map_max_entries(MAP_EVENTS, config.ring_buffer_bytes)
         .load(OBJECT)
         .map_err(|e| CaptureError::Load(Box::new(e)))?;
 
-    super::filters::apply(config, &mut ebpf)?;
+    super::filters::apply(config, acting, &mut ebpf)?;
     let mut links = Vec::new();
     for &(program, category, name) in TRACEPOINTS {
         links.push((program, attach(&mut ebpf, program, category, name)?));

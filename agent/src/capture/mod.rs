@@ -139,9 +139,8 @@ impl Capture {
             &full.watch.redact,
             &full.state_dir,
         )?;
-        let mut loaded = loader::load(config)?;
+        let mut loaded = loader::load(config, acting)?;
         filters::set_exec_kill(&mut loaded.ebpf, exec_kill)?;
-        filters::set_urgent(&mut loaded.ebpf, config, acting)?;
         let mut procs = ProcessTable::new(PROCESS_TABLE_CAPACITY, Path::new("/proc"));
         procs.set_ancestry(config.ancestry.depth, config.ancestry.exec_depth);
         procs.scan()?;

@@ -222,11 +222,8 @@ pub(super) async fn run(
                         s.set_entries(&settings.capture.sensitive_paths);
                         s.set_ignore(&settings.capture.ignore.pids, &settings.capture.ignore.comms);
                     }
-                    let applied = super::filters::apply(&settings.capture, &mut ebpf)
-                        .and_then(|()| super::filters::set_exec_kill(&mut ebpf, &settings.exec_kill))
-                        .and_then(|()| {
-                            super::filters::set_urgent(&mut ebpf, &settings.capture, settings.acting.as_ref())
-                        });
+                    let applied = super::filters::apply(&settings.capture, settings.acting.as_ref(), &mut ebpf)
+                        .and_then(|()| super::filters::set_exec_kill(&mut ebpf, &settings.exec_kill));
                     match applied {
                         Ok(()) => tracing::info!("capture filters reloaded"),
                         Err(err) => tracing::error!("reloading capture filters: {err}"),
