@@ -38,6 +38,14 @@ pub trait Lookup {
     /// Where `/proc/<pid>/<what>` (`root`, `cwd`, `exe` or `fd/<n>`) leads, as an absolute path; `None`
     /// when it is not a file path (a pipe, a socket, a process that is gone).
     fn magic(&mut self, pid: u32, what: &str) -> Option<String>;
+
+    /// Whether the kernel, walking absolute `path` in process `pid`'s view, meets no symbolic link in any
+    /// component it passes (the last one only when `last` follows it) and finds every directory on the way:
+    /// then the path's canonical form is its lexical normalisation and the component walk can be skipped.
+    /// `false` when that cannot be shown (the walk then decides); the default never shows it.
+    fn plain(&mut self, _pid: u32, _path: &str, _last: Last) -> bool {
+        false
+    }
 }
 
 fn components(path: &str) -> impl Iterator<Item = String> + '_ {
@@ -66,6 +74,9 @@ pub fn canonicalize(
     raw: &str,
     last: Last,
 ) -> Option<String> {
+    if let Some(path) = fast_path(lookup, pid, base, raw, last) {
+        return Some(path);
+    }
     let mut stack: Vec<String> = if raw.starts_with('/') {
         Vec::new()
     } else {
@@ -119,6 +130,52 @@ pub fn canonicalize(
         }
     }
     Some(join(&stack))
+}
+
+/// The lexical normalisation of `base` + `raw` when the lookup shows that the kernel's walk of that
+/// spelling meets no symbolic link (one check of the whole path instead of a lookup per component).
+/// Spellings through a `/proc` component always take the walk, which knows the process's magic links.
+fn fast_path(
+    lookup: &mut impl Lookup,
+    pid: u32,
+    base: Option<&str>,
+    raw: &str,
+    last: Last,
+) -> Option<String> {
+    let mut joined = String::new();
+    let whole = if raw.starts_with('/') {
+        raw
+    } else {
+        joined.push_str(base?);
+        joined.push('/');
+        joined.push_str(raw);
+        &joined
+    };
+    if !whole.starts_with('/') || whole.split('/').any(|c| c == "proc") {
+        return None;
+    }
+    if !lookup.plain(pid, whole, last) {
+        return None;
+    }
+    let mut stack: Vec<&str> = Vec::new();
+    for c in whole.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                stack.pop();
+            }
+            _ => stack.push(c),
+        }
+    }
+    if stack.is_empty() {
+        return Some("/".into());
+    }
+    let mut out = String::with_capacity(whole.len());
+    for c in stack {
+        out.push('/');
+        out.push_str(c);
+    }
+    Some(out)
 }
 
 /// What a `/proc` path prefix is.
@@ -191,6 +248,27 @@ impl Lookup for LiveFs {
             .map(|p| p.to_string_lossy().into_owned())
     }
 
+    fn plain(&mut self, pid: u32, path: &str, last: Last) -> bool {
+        let Ok(root) = open_root(pid) else {
+            return false;
+        };
+        let rel = path.trim_start_matches('/');
+        if rel.is_empty() {
+            return true;
+        }
+        match open_plain(&root, rel, last) {
+            Ok(()) => true,
+            // Nothing there (a failed open, a file removed since): its directory decides, and a name that
+            // does not exist is no link.
+            Err(nix::errno::Errno::ENOENT) => match rel.rsplit_once('/') {
+                Some((_, name)) if name == ".." || name == "." => false,
+                Some((dir, _)) => open_plain(&root, dir, Last::Follow).is_ok(),
+                None => true,
+            },
+            Err(_) => false,
+        }
+    }
+
     fn magic(&mut self, pid: u32, what: &str) -> Option<String> {
         let target = std::fs::read_link(format!("/proc/{pid}/{what}"))
             .ok()?
@@ -213,6 +291,50 @@ impl Lookup for LiveFs {
             _ => Some(target),
         }
     }
+}
+
+/// The root directory of process `pid`, opened as a path (`/proc/<pid>/root` followed once).
+fn open_root(pid: u32) -> nix::Result<std::os::fd::OwnedFd> {
+    use nix::fcntl::{OFlag, open};
+    open(
+        format!("/proc/{pid}/root").as_str(),
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+}
+
+/// Opens `rel` below `root` as a path, refusing every symbolic link on the way (and the last one when
+/// `last` follows it) and never climbing above `root`: `openat2(2)` with `RESOLVE_NO_SYMLINKS |
+/// RESOLVE_IN_ROOT`, one walk in the kernel.
+fn open_plain(root: &std::os::fd::OwnedFd, rel: &str, last: Last) -> Result<(), nix::errno::Errno> {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    let Ok(c_rel) = std::ffi::CString::new(rel) else {
+        return Err(nix::errno::Errno::EINVAL);
+    };
+    let mut flags = libc::O_PATH | libc::O_CLOEXEC;
+    if last == Last::NoFollow {
+        flags |= libc::O_NOFOLLOW;
+    }
+    // SAFETY: open_how is plain data; zeroed is its documented default (no mode, no resolve flags).
+    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
+    how.flags = flags as u64;
+    how.resolve = libc::RESOLVE_NO_SYMLINKS | libc::RESOLVE_IN_ROOT;
+    // SAFETY: every pointer is valid for the call; the size is open_how's.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            root.as_raw_fd(),
+            c_rel.as_ptr(),
+            &how as *const libc::open_how,
+            std::mem::size_of::<libc::open_how>(),
+        )
+    };
+    if fd < 0 {
+        return Err(nix::errno::Errno::last());
+    }
+    // SAFETY: the kernel just returned this descriptor to us; it is owned here and closed on drop.
+    drop(unsafe { OwnedFd::from_raw_fd(fd as i32) });
+    Ok(())
 }
 
 #[cfg(test)]
@@ -330,5 +452,92 @@ mod tests {
         );
         assert_eq!(canon(None, "/..", Last::Follow).as_deref(), Some("/"));
         assert_eq!(canon(Some("/"), "..", Last::Follow).as_deref(), Some("/"));
+    }
+
+    /// The live file system on a scratch tree: `d/` a directory, `d/f` a file, `l -> d` and `d/lf -> f`.
+    fn scratch() -> (tempfile::TempDir, String) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let top = dir.path().to_str().expect("utf-8").to_owned();
+        std::fs::create_dir(format!("{top}/d")).expect("mkdir");
+        std::fs::write(format!("{top}/d/f"), b"x").expect("write");
+        std::os::unix::fs::symlink(format!("{top}/d"), format!("{top}/l")).expect("symlink");
+        std::os::unix::fs::symlink("f", format!("{top}/d/lf")).expect("symlink");
+        (dir, top)
+    }
+
+    fn live(base: Option<&str>, raw: &str, last: Last) -> Option<String> {
+        let pid = std::process::id();
+        canonicalize(&mut LiveFs, pid, pid, base, raw, last)
+    }
+
+    #[test]
+    fn the_one_check_sees_links_anywhere_on_the_path() {
+        let (_dir, top) = scratch();
+        let mut fs = LiveFs;
+        let pid = std::process::id();
+        assert!(fs.plain(pid, &format!("{top}/d/f"), Last::Follow));
+        assert!(fs.plain(pid, &format!("{top}//d/./f"), Last::Follow));
+        assert!(
+            fs.plain(pid, &format!("{top}/d/missing"), Last::Follow),
+            "a name that does not exist is no link"
+        );
+        assert!(
+            !fs.plain(pid, &format!("{top}/l/f"), Last::Follow),
+            "a linked directory"
+        );
+        assert!(
+            !fs.plain(pid, &format!("{top}/l/missing"), Last::Follow),
+            "a missing name below a linked directory"
+        );
+        assert!(
+            !fs.plain(pid, &format!("{top}/l/../d/f"), Last::Follow),
+            "a link passed before `..`"
+        );
+        assert!(
+            !fs.plain(pid, &format!("{top}/d/lf"), Last::Follow),
+            "a followed last link"
+        );
+        assert!(
+            fs.plain(pid, &format!("{top}/d/lf"), Last::NoFollow),
+            "an unfollowed last link"
+        );
+        assert!(
+            !fs.plain(pid, &format!("{top}/nodir/x/y"), Last::Follow),
+            "a missing directory: the walk decides"
+        );
+    }
+
+    #[test]
+    fn live_spellings_resolve_with_and_without_the_one_check() {
+        let (_dir, top) = scratch();
+        let file = format!("{top}/d/f");
+        for (base, raw, last) in [
+            (None, file.clone(), Last::Follow),
+            (None, format!("{top}//d/../d/./f"), Last::Follow),
+            (Some(top.as_str()), "d/f".to_owned(), Last::Follow),
+            (None, format!("{top}/l/f"), Last::Follow),
+            (None, format!("{top}/l/../d/f"), Last::Follow),
+            (None, format!("{top}/d/lf"), Last::Follow),
+            (None, format!("/proc/self/root{top}/d/f"), Last::Follow),
+        ] {
+            assert_eq!(
+                live(base, &raw, last).as_deref(),
+                Some(file.as_str()),
+                "{raw}"
+            );
+        }
+        assert_eq!(
+            live(None, &format!("{top}/l/../d/f"), Last::Follow).as_deref(),
+            Some(file.as_str())
+        );
+        assert_eq!(
+            live(None, &format!("{top}/d/lf"), Last::NoFollow),
+            Some(format!("{top}/d/lf"))
+        );
+        assert_eq!(
+            live(None, &format!("{top}/l/new"), Last::Follow),
+            Some(format!("{top}/d/new")),
+            "a file not there yet, below a linked directory"
+        );
     }
 }

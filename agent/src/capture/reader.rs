@@ -24,6 +24,10 @@ const MAX_BATCH: usize = 4096;
 const HOUSEKEEPING: Duration = Duration::from_millis(100);
 /// How often the wall-clock offset is measured again.
 const CLOCK_REFRESH: Duration = Duration::from_secs(1);
+/// How long after a kernel wakeup the ring buffer is read once more: just past the kernel's minimum time
+/// between urgent wakeups (50 µs), so an urgent record submitted without a wakeup in that window is read
+/// at once instead of at the next poll.
+const REPOLL_AFTER: Duration = Duration::from_micros(60);
 
 struct State {
     assembler: Assembler,
@@ -176,6 +180,7 @@ pub(super) async fn run(
     }
     // SAFETY: the AsyncFd owns the ring buffer, which owns the fd, so the fd outlives the registration.
     let mut ring = unsafe { AsyncFd::register(ring) }.map_err(|e| CaptureError::Io(e.into()))?;
+    let mut repoll = Repoll::new()?;
     let mut tick = tokio::time::interval(poll_interval);
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut last_housekeeping = Instant::now();
@@ -197,8 +202,10 @@ pub(super) async fn run(
                 if !more {
                     guard.clear_ready();
                 }
+                repoll.arm();
                 more
             }
+            () = repoll.fired() => state.drain(ring.get_mut()),
             _ = tick.tick() => state.drain(ring.get_mut()),
             guard = readable(&mut sensitive) => {
                 if let Ok(mut guard) = guard {
@@ -281,6 +288,77 @@ pub(super) async fn run(
     state.batch.push(stop);
     state.flush(&events).await;
     Ok((state.stats, Detacher { ebpf, links }))
+}
+
+/// A one-shot timer, armed when the kernel woke the reader, that reads the ring buffer once more just
+/// after the kernel's urgent-wakeup interval (a `timerfd`: tokio's timers tick in milliseconds).
+struct Repoll {
+    timer: AsyncFd<TimerFdRaw>,
+    armed: bool,
+}
+
+impl Repoll {
+    fn new() -> Result<Self, CaptureError> {
+        use nix::sys::timerfd::{ClockId, TimerFd, TimerFlags};
+        let fd = TimerFd::new(
+            ClockId::CLOCK_MONOTONIC,
+            TimerFlags::TFD_NONBLOCK | TimerFlags::TFD_CLOEXEC,
+        )
+        .map_err(|e| CaptureError::Io(std::io::Error::from(e)))?;
+        let timer = AsyncFd::new(TimerFdRaw(fd)).map_err(|e| CaptureError::Io(e.into()))?;
+        Ok(Self {
+            timer,
+            armed: false,
+        })
+    }
+
+    /// Arms the timer unless it is already running.
+    fn arm(&mut self) {
+        use nix::sys::timerfd::{Expiration, TimerSetTimeFlags};
+        if self.armed {
+            return;
+        }
+        let when = Expiration::OneShot(nix::sys::time::TimeSpec::from_duration(REPOLL_AFTER));
+        match self.timer.get_ref().0.set(when, TimerSetTimeFlags::empty()) {
+            Ok(()) => self.armed = true,
+            Err(err) => tracing::warn!("arming the ring-buffer re-read timer: {err}"),
+        }
+    }
+
+    /// Waits until an armed timer fires; never while it is not armed.
+    async fn fired(&mut self) {
+        if !self.armed {
+            return std::future::pending().await;
+        }
+        loop {
+            let Ok(mut guard) = self.timer.readable_mut().await else {
+                return std::future::pending().await;
+            };
+            // Reading the expiration count resets readiness; WouldBlock means a spurious wakeup.
+            match guard.get_inner().0.wait() {
+                Ok(()) => {
+                    self.armed = false;
+                    return;
+                }
+                Err(nix::errno::Errno::EAGAIN) => guard.clear_ready(),
+                Err(err) => {
+                    tracing::warn!("reading the ring-buffer re-read timer: {err}");
+                    self.armed = false;
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// A timerfd, pollable.
+struct TimerFdRaw(nix::sys::timerfd::TimerFd);
+
+impl std::os::fd::AsRawFd for TimerFdRaw {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        use std::os::fd::AsFd;
+        self.0.as_fd().as_raw_fd()
+    }
 }
 
 /// The sensitive-file watch, pollable.

@@ -86,6 +86,10 @@ impl Lookup for TableView<'_, '_> {
         LiveFs.symlink(pid, path)
     }
 
+    fn plain(&mut self, pid: u32, path: &str, last: Last) -> bool {
+        LiveFs.plain(pid, path, last)
+    }
+
     fn magic(&mut self, pid: u32, what: &str) -> Option<String> {
         if let Some(live) = LiveFs.magic(pid, what) {
             return Some(live);
