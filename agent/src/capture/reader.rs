@@ -305,7 +305,9 @@ impl Repoll {
             TimerFlags::TFD_NONBLOCK | TimerFlags::TFD_CLOEXEC,
         )
         .map_err(|e| CaptureError::Io(std::io::Error::from(e)))?;
-        let timer = AsyncFd::new(TimerFdRaw(fd)).map_err(|e| CaptureError::Io(e.into()))?;
+        // SAFETY: the AsyncFd owns the timer, which owns its fd, so the fd outlives the registration.
+        let timer =
+            unsafe { AsyncFd::register(TimerFdRaw(fd)) }.map_err(|e| CaptureError::Io(e.into()))?;
         Ok(Self {
             timer,
             armed: false,
