@@ -297,10 +297,13 @@ impl Worker {
             .all(|r| r.uids.is_empty() && r.parent_names.is_empty());
         match refusal {
             Some(decision) => {
-                if decision.killed {
+                let killed = decision.killed;
+                // Recorded before the task can go on: a SIGKILL ends its wait at once, and its exec's return
+                // may reach the capture stage before this thread runs again.
+                self.decisions.put(event.pid, decision);
+                if killed {
                     kill(event.pid);
                 }
-                self.decisions.put(event.pid, decision);
                 if let Err(err) = self.group.respond(event, false) {
                     tracing::error!("exec guard: answering: {err}");
                 }
