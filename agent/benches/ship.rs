@@ -89,7 +89,15 @@ fn start_shipper(
         insecure_http: false,
     };
     let cursor = ship::cursor::AckCursor::load(state).unwrap();
-    let handle = ship::spawn(settings, state.join("journal"), cursor, acked.clone(), rx).unwrap();
+    let handle = ship::spawn(
+        settings,
+        state.join("journal"),
+        cursor,
+        acked.clone(),
+        rx,
+        auditloop::telemetry::Telemetry::default(),
+    )
+    .unwrap();
     (acked, tx, handle)
 }
 

@@ -41,6 +41,24 @@ pub enum Command {
     /// alerts (and kills) were journaled (needs root). Exit status: 0 every drillable rule fired,
     /// 1 otherwise, 2 usage error or no running agent.
     Drill(DrillArgs),
+    /// Report the running agent's health: capture tier, programs, events/s, losses, journal and
+    /// checkpoint, shipping lag and last acknowledgement, the rules in force and the last reload, tamper
+    /// events. Exit status: 0 healthy, 1 degraded, 2 not running.
+    Status(StatusArgs),
+}
+
+/// Options of `auditloop status`.
+#[derive(Debug, clap::Args)]
+pub struct StatusArgs {
+    /// Config file of the agent (its `state_dir` holds the status file).
+    #[arg(long, value_name = "FILE", default_value = DEFAULT_CONFIG_PATH)]
+    pub config: PathBuf,
+    /// State directory (overrides the config's `state_dir`).
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `auditloop rules …`.

@@ -29,6 +29,17 @@ pub struct Config {
     pub alerts: AlertsConfig,
     /// Shipping the journal to a collector.
     pub ship: ShipConfig,
+    /// The Prometheus metrics endpoint.
+    pub metrics: MetricsConfig,
+}
+
+/// The Prometheus metrics endpoint (off unless `listen` is set).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Address to serve `/metrics` on, e.g. `127.0.0.1:9464`. Unauthenticated: keep it on loopback or a
+    /// management network.
+    pub listen: Option<std::net::SocketAddr>,
 }
 
 /// Shipping the journal to a collector.
@@ -184,6 +195,7 @@ impl Default for Config {
             rules: PathBuf::from(DEFAULT_RULES_PATH),
             alerts: AlertsConfig::default(),
             ship: ShipConfig::default(),
+            metrics: MetricsConfig::default(),
         }
     }
 }

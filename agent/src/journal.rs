@@ -48,6 +48,8 @@ pub struct JournalStage {
     lost: LossCounter,
     /// `loss` events this stage journaled on its own, for the caller to pass on (stdout).
     reported: Vec<Event>,
+    /// Where what was journaled is counted.
+    telemetry: crate::telemetry::Telemetry,
 }
 
 /// When the next checkpoint is due, `last` being the last one: [`CHECKPOINT_INTERVAL`] after it when
@@ -147,6 +149,7 @@ impl JournalStage {
                 impaired: None,
                 lost: LossCounter::new(LossStage::Journal, "event"),
                 reported: Vec::new(),
+                telemetry: crate::telemetry::Telemetry::default(),
             },
             recovered,
         ))
@@ -179,10 +182,16 @@ impl JournalStage {
         Ok(entered)
     }
 
+    /// Counts what is journaled from now on in `telemetry`.
+    pub fn set_telemetry(&mut self, telemetry: crate::telemetry::Telemetry) {
+        self.telemetry = telemetry;
+    }
+
     /// Signs a checkpoint now; on failure marks the journal impaired (with `halt`, returns the error).
     fn checkpoint(&mut self) -> Result<(), JournalError> {
         match self.journal.checkpoint() {
             Ok(_) => {
+                self.telemetry.checkpointed();
                 self.last_checkpoint = Instant::now();
                 self.appended_since_checkpoint = false;
                 Ok(())
@@ -208,6 +217,7 @@ impl JournalStage {
         match self.journal.append_event(event) {
             Ok(_) => {
                 self.appended_since_checkpoint = true;
+                self.telemetry.journaled(event);
                 Ok(true)
             }
             Err(err) => {
@@ -368,6 +378,8 @@ impl JournalStage {
     /// Group commit, the once-a-second checkpoint and the [`HEARTBEAT`], loss reports and recovery after a
     /// write error; call often (every few ms to 100 ms). Errors only with `on_error: halt`.
     pub fn tick(&mut self) -> Result<(), JournalError> {
+        self.telemetry
+            .journal(self.journal.disk_bytes(), self.impaired.is_some());
         self.try_recover()?;
         let full = self.spool_full()?;
         self.report_losses(!full)?;

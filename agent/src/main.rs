@@ -7,14 +7,18 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("AUDITLOOP_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
+    let filter = tracing_subscriber::EnvFilter::try_from_env("AUDITLOOP_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    // Under systemd the journal stamps every line itself: no second timestamp, no colour codes.
+    if std::env::var_os("JOURNAL_STREAM").is_some() {
+        logs.without_time().with_ansi(false).init();
+    } else {
+        logs.init();
+    }
     let result = match cli.command {
         cli::Command::Run(args) => run::run(args),
         cli::Command::Verify(args) => cmd::verify::run(&args),
@@ -28,6 +32,7 @@ fn main() -> ExitCode {
             cmd::rules_test::run(&rules, &journal)
         }
         cli::Command::Drill(args) => cmd::drill::run(&args),
+        cli::Command::Status(args) => cmd::status::run(&args),
         cli::Command::Enroll(args) => cmd::enroll::run(&args).map(|()| ExitCode::SUCCESS),
         cli::Command::Key(cli::KeyCommand::Show { state_dir }) => {
             cmd::key::show(&state_dir).map(|()| ExitCode::SUCCESS)

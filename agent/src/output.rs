@@ -35,6 +35,7 @@ fn is_finding(body: &EventBody) -> bool {
         EventBody::Alert(_)
         | EventBody::Action(_)
         | EventBody::Loss(_)
+        | EventBody::Tamper(_)
         | EventBody::RulesRejected(_) => true,
         EventBody::Exec(_)
         | EventBody::Fork(_)

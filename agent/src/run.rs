@@ -7,7 +7,9 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{mpsc, watch};
 
 use auditloop_journal::RetentionFloor;
-use auditloop_model::{ConfigLoaded, Event, EventBody, LossStage, RulesLoaded, RulesRejected};
+use auditloop_model::{
+    ConfigLoaded, Event, EventBody, LossStage, RulesLoaded, RulesRejected, Tamper,
+};
 
 use crate::actions::ActionStage;
 use crate::capture::{Capture, Settings};
@@ -18,8 +20,11 @@ use crate::enforce::{self, Decisions, ExecGuard};
 use crate::hygiene::{self, Kind};
 use crate::journal::JournalStage;
 use crate::loss::LossCounter;
+use crate::protect::{Protected, SelfProtect};
 use crate::ship::{self, ShipSettings};
+use crate::status::StatusWriter;
 use crate::stdout::StdoutStage;
+use crate::telemetry::Telemetry;
 
 /// Events buffered between capture and output; when full, capture waits (and the kernel counts losses).
 const EVENT_QUEUE: usize = 16 * 1024;
@@ -160,13 +165,23 @@ async fn serve(args: RunArgs, config: Config) -> anyhow::Result<ExitCode> {
         .as_ref()
         .map(|c| RetentionFloor::acknowledged_up_to(c.acked()));
     let clock = Clock::measure();
-    let (journal, recovered) = JournalStage::open(
+    let telemetry = Telemetry::default();
+    let unclean = StatusWriter::unclean_previous(&config.state_dir);
+    let (mut journal, recovered) = JournalStage::open(
         &config.journal,
         &config.state_dir,
         acked.clone(),
         clock.clone(),
     )
     .context("opening the journal")?;
+    journal.set_telemetry(telemetry.clone());
+    if let Some(addr) = config.metrics.listen {
+        crate::metrics::start(addr)?;
+        if !addr.ip().is_loopback() {
+            tracing::warn!(%addr, "the metrics endpoint is unauthenticated and not on loopback");
+        }
+        tracing::info!(%addr, "serving Prometheus metrics at /metrics");
+    }
     let (ship_stop_tx, ship_stop_rx) = watch::channel(None);
     let shipper = match (ship_settings, cursor, &acked) {
         (Some(settings), Some(cursor), Some(acked)) => {
@@ -177,6 +192,7 @@ async fn serve(args: RunArgs, config: Config) -> anyhow::Result<ExitCode> {
                 cursor,
                 acked.clone(),
                 ship_stop_rx,
+                telemetry.clone(),
             )?)
         }
         _ => None,
@@ -190,7 +206,19 @@ async fn serve(args: RunArgs, config: Config) -> anyhow::Result<ExitCode> {
         decisions.clone(),
     )
     .context("starting kernel capture")?;
+    let own = capture.own_objects();
     let mut guard = start_guard(&loaded.guard, &decisions);
+    telemetry.set_exec_guard(guard.is_some());
+    let mut status = StatusWriter::new(
+        &config.state_dir,
+        &args.config,
+        config.metrics.listen.map(|a| a.to_string()),
+        if guard.is_some() {
+            "kernel+exec_guard"
+        } else {
+            "kernel"
+        },
+    );
     tracing::info!(
         ring_buffer_bytes = config.capture.ring_buffer_bytes,
         state_dir = %config.state_dir.display(),
@@ -207,6 +235,7 @@ async fn serve(args: RunArgs, config: Config) -> anyhow::Result<ExitCode> {
     let (agent_tx, agent_rx) = mpsc::channel(64);
     let startup: Vec<EventBody> = recovered
         .into_iter()
+        .chain(unclean.map(unclean_stop))
         .chain([
             config_loaded(&args.config, "start"),
             rules_loaded(&config.rules, &loaded, "start"),
@@ -238,6 +267,7 @@ async fn serve(args: RunArgs, config: Config) -> anyhow::Result<ExitCode> {
             stdout,
             webhook,
             webhook_lost: LossCounter::new(LossStage::Webhook, "alert"),
+            protect: SelfProtect::new(&protected(&args.config, &config), own),
         },
         clock,
         event_rx,
@@ -269,6 +299,13 @@ async fn serve(args: RunArgs, config: Config) -> anyhow::Result<ExitCode> {
                 break Some(format!("the journal stage stopped: {why}"));
             }
             _ = health.tick() => {
+                let snapshot = telemetry.snapshot();
+                if config.metrics.listen.is_some() {
+                    crate::metrics::publish(&snapshot);
+                }
+                if let Err(err) = status.write(snapshot, false) {
+                    tracing::warn!("writing the status file: {err}");
+                }
                 if shipper.as_ref().is_some_and(ship::ShipperHandle::is_finished) {
                     break Some("the ship stage stopped: its thread ended".into());
                 }
@@ -305,6 +342,7 @@ async fn serve(args: RunArgs, config: Config) -> anyhow::Result<ExitCode> {
                             Some(running) => running.replace(new.guard.clone()),
                             None => guard = start_guard(&new.guard, &decisions),
                         }
+                        telemetry.set_exec_guard(guard.is_some());
                         let _ = agent_tx.send(Control::Rules(Box::new(new))).await;
                     }
                     Err(errors) => {
@@ -365,6 +403,9 @@ async fn serve(args: RunArgs, config: Config) -> anyhow::Result<ExitCode> {
     consumed
         .context("the journal stage panicked")?
         .context("the journal stage stopped")?;
+    if let Err(err) = status.write(telemetry.snapshot(), true) {
+        tracing::warn!("writing the status file: {err}");
+    }
     if let Some(stats) = stats {
         tracing::info!(
             records = stats.records,
@@ -409,12 +450,53 @@ fn rules_loaded(path: &std::path::Path, loaded: &enforce::LoadedRules, reason: &
     })
 }
 
-/// Where a journaled event goes next: the rules and their actions, stdout, and the webhook's loss count.
+/// Where a journaled event goes next: self-protection, the rules and their actions, stdout, and the
+/// webhook's loss count.
 struct Sinks {
     actions: ActionStage,
     stdout: StdoutStage,
     webhook: Option<crate::actions::webhook::Webhook>,
     webhook_lost: LossCounter,
+    protect: SelfProtect,
+}
+
+/// The agent's files: its config, its rules, its state directory (journal, keys, cursor, content store)
+/// and the shipping token and certificates.
+fn protected(config_path: &std::path::Path, config: &Config) -> Protected {
+    let mut p = Protected {
+        files: vec![config_path.to_owned()],
+        dirs: vec![config.state_dir.clone()],
+    };
+    if config.rules.is_dir() {
+        p.dirs.push(config.rules.clone());
+    } else {
+        p.files.push(config.rules.clone());
+    }
+    let ship = &config.ship;
+    p.files.extend(
+        [&ship.token_file, &ship.ca_file, &ship.client_cert]
+            .into_iter()
+            .flatten()
+            .cloned(),
+    );
+    p
+}
+
+/// The `tamper` body for a previous run whose status file still said `running`.
+fn unclean_stop(previous: crate::status::Report) -> EventBody {
+    EventBody::Tamper(Tamper {
+        what: "unclean_stop".into(),
+        target: format!("pid {}", previous.pid),
+        detail: format!(
+            "the previous run (pid {}, version {}) ended without a clean stop; it was last seen {}",
+            previous.pid,
+            previous.version,
+            humantime::format_rfc3339_seconds(
+                std::time::UNIX_EPOCH + std::time::Duration::from_millis(previous.updated_ms)
+            )
+        ),
+        trigger_seq: 0,
+    })
 }
 
 /// Appends every event to the journal (which numbers it), then hands it to the rules and stdout. Agent
@@ -496,6 +578,37 @@ fn handle(
         return Ok(());
     }
     sinks.stdout.print(event);
+    if let Some(tamper) = sinks.protect.check(event) {
+        tracing::warn!(
+            what = %tamper.what,
+            target = %tamper.target,
+            pid = event.process.pid,
+            exe = %event.process.exe,
+            "tamper: {}",
+            tamper.detail
+        );
+        let mut follow = Event {
+            seq: 0,
+            time: event.time,
+            mono_ns: event.mono_ns,
+            process: event.process.clone(),
+            event: EventBody::Tamper(tamper),
+        };
+        if journal.append(&mut follow)? {
+            sinks.stdout.print(&follow);
+            run_rules(journal, sinks, clock, &follow)?;
+        }
+    }
+    run_rules(journal, sinks, clock, event)
+}
+
+/// Runs the rules on a journaled `event`; their alerts and actions are journaled after it.
+fn run_rules(
+    journal: &mut JournalStage,
+    sinks: &mut Sinks,
+    clock: &Clock,
+    event: &Event,
+) -> Result<(), auditloop_journal::JournalError> {
     for body in sinks.actions.on_event(event) {
         let mut follow = clock.agent_event(body);
         if journal.append(&mut follow)? {

@@ -99,3 +99,19 @@ pub struct AgentStop {
     /// or it is not sensitive for a read-only open.
     pub filtered: u64,
 }
+
+/// Something another process did to the agent: a signal, a stop, a ptrace, a write to its files, a
+/// change to its kernel programs or maps; or the previous run ended without a clean stop. The event's
+/// process is whoever did it (the agent itself for what it found by checking).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, Fields)]
+#[fields(prefix = "tamper", kind = Tamper)]
+pub struct Tamper {
+    /// What: `signal`, `stop`, `ptrace`, `memory`, `write`, `bpf` or `unclean_stop`.
+    pub what: String,
+    /// What it was aimed at: the agent's pid, one of its files, a program or map id.
+    pub target: String,
+    /// In words: the signal, the syscall and request, the file operation, what changed.
+    pub detail: String,
+    /// The journal sequence number of the event that showed it (0: found by the agent's own check).
+    pub trigger_seq: u64,
+}

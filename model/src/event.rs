@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use strum::{EnumCount, EnumDiscriminants, EnumIter, EnumString, IntoStaticStr, VariantNames};
 
 use crate::agent::{
-    AgentStart, AgentStop, ConfigLoaded, JournalRecovered, Loss, RulesLoaded, RulesRejected,
+    AgentStart, AgentStop, ConfigLoaded, JournalRecovered, Loss, RulesLoaded, RulesRejected, Tamper,
 };
 use crate::file::{ConfigChange, File};
 use crate::finding::{ActionTaken, Alert};
@@ -190,6 +190,8 @@ pub enum EventBody {
     IoUring(IoUring),
     /// An io_uring instance was set up.
     IoUringSetup(IoUringSetup),
+    /// Another process did something to the agent, or its previous run ended without a clean stop.
+    Tamper(Tamper),
 }
 
 impl EventBody {

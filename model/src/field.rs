@@ -6,7 +6,7 @@
 use std::borrow::Cow;
 
 use crate::agent::{
-    AgentStart, AgentStop, ConfigLoaded, JournalRecovered, Loss, RulesLoaded, RulesRejected,
+    AgentStart, AgentStop, ConfigLoaded, JournalRecovered, Loss, RulesLoaded, RulesRejected, Tamper,
 };
 use crate::event::{Event, EventKind, Process};
 use crate::file::{ConfigChange, File};
@@ -216,6 +216,7 @@ pub fn body_fields(kind: EventKind) -> &'static [FieldDesc] {
         EventKind::RulesRejected => RulesRejected::FIELDS,
         EventKind::IoUring => IoUring::FIELDS,
         EventKind::IoUringSetup => IoUringSetup::FIELDS,
+        EventKind::Tamper => Tamper::FIELDS,
     }
 }
 

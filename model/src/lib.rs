@@ -27,7 +27,7 @@ pub mod uring;
 pub mod vocab;
 
 pub use agent::{
-    AgentStart, AgentStop, ConfigLoaded, JournalRecovered, Loss, RulesLoaded, RulesRejected,
+    AgentStart, AgentStop, ConfigLoaded, JournalRecovered, Loss, RulesLoaded, RulesRejected, Tamper,
 };
 pub use event::{EVENT_KIND_COUNT, Event, EventBody, EventKind, Process};
 pub use file::{ConfigChange, File};

@@ -57,6 +57,7 @@ fn body_of(kind: EventKind) -> EventBody {
         EventKind::RulesRejected => EventBody::RulesRejected(RulesRejected::default()),
         EventKind::IoUring => EventBody::IoUring(crate::IoUring::default()),
         EventKind::IoUringSetup => EventBody::IoUringSetup(crate::IoUringSetup::default()),
+        EventKind::Tamper => EventBody::Tamper(crate::Tamper::default()),
     }
 }
 

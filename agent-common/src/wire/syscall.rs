@@ -206,6 +206,9 @@ pub const SPEC_FLAGS_IN_OPEN_HOW: u32 = 1 << 2;
 pub const SPEC_ONLY_PR_SET_NAME: u32 = 1 << 3;
 /// Spec flag: `str1` is a path subject to the path filters.
 pub const SPEC_STR1_PATH: u32 = 1 << 4;
+/// Spec flag: argument 1 is a user pointer; the record carries the first 8 bytes it points to in its place
+/// (`bpf(cmd, attr, size)`: the map, program or link fd or id every command starts its `attr` with).
+pub const SPEC_DEREF_ARG1: u32 = 1 << 5;
 
 /// `Syscall::flags`: `strs[0]` was cut at [`STR_LEN`].
 pub const SYS_STR1_TRUNCATED: u32 = 1;

@@ -9,10 +9,10 @@
 //! dropped before a record is reserved.
 
 use agent_common::wire::{
-    CloseWrite, MAX_KINDS, NO_ARG, RecordKind, SPEC_ALWAYS_WRITE, SPEC_FLAGS_IN_OPEN_HOW,
-    SPEC_ONLY_PR_SET_NAME, SPEC_STR1_PATH, SPEC_STR1_SOCKADDR, STR_LEN, SYS_OPEN_DIR,
-    SYS_OPEN_SENSITIVE, SYS_OPEN_WRITE, SYS_PATH_UNSURE, SYS_STR_UNREADABLE, SYS_STR1_TRUNCATED,
-    SYS_STR2_TRUNCATED, SysExit, Syscall, SyscallOp, SyscallSpec,
+    CloseWrite, MAX_KINDS, NO_ARG, RecordKind, SPEC_ALWAYS_WRITE, SPEC_DEREF_ARG1,
+    SPEC_FLAGS_IN_OPEN_HOW, SPEC_ONLY_PR_SET_NAME, SPEC_STR1_PATH, SPEC_STR1_SOCKADDR, STR_LEN,
+    SYS_OPEN_DIR, SYS_OPEN_SENSITIVE, SYS_OPEN_WRITE, SYS_PATH_UNSURE, SYS_STR_UNREADABLE,
+    SYS_STR1_TRUNCATED, SYS_STR2_TRUNCATED, SysExit, Syscall, SyscallOp, SyscallSpec,
 };
 use aya_ebpf::{
     helpers::{
@@ -110,7 +110,11 @@ fn enter<const N: usize>(ctx: &TracePointContext) {
     if !enabled(spec.op) || ignored() {
         return;
     }
-    let args = load_args::<N>(ctx);
+    let mut args = load_args::<N>(ctx);
+    if spec.flags & SPEC_DEREF_ARG1 != 0 {
+        // SAFETY: user pointer read with the checked helper; an unreadable pointer gives 0.
+        args[1] = unsafe { bpf_probe_read_user::<u64>(args[1] as *const u64) }.unwrap_or(0);
+    }
     let mut flags = 0u32;
     if spec.flags & SPEC_ONLY_PR_SET_NAME != 0 && args[0] != PR_SET_NAME {
         return;

@@ -170,14 +170,19 @@ fn event_body(rec: &Syscall, ret: Option<i64>, t: &mut Tables<'_>) -> EventBody 
             success,
         }),
         SyscallOp::Kill => {
-            let (target, signal) = if name == "tgkill" {
-                (rec.args[1], rec.args[2])
+            let (target, signal) = match name.as_str() {
+                "tgkill" | "rt_tgsigqueueinfo" => (rec.args[1], rec.args[2]),
+                _ => (rec.args[0], rec.args[1]),
+            };
+            let target_pid = if name == "pidfd_send_signal" {
+                // The first argument is a pidfd: the sender's fdinfo names the process it refers to.
+                pidfd_target(pid, target as u32 as i32).unwrap_or(0)
             } else {
-                (rec.args[0], rec.args[1])
+                i64::from(target as u32 as i32)
             };
             EventBody::Kill(model::Kill {
                 syscall: name,
-                target_pid: i64::from(target as u32 as i32),
+                target_pid,
                 signal: i64::from(signal as u32 as i32),
                 ret,
                 success,
@@ -381,6 +386,14 @@ fn ptrace_name(request: i64) -> &'static str {
         0x4206 => "PTRACE_SEIZE",
         _ => "",
     }
+}
+
+/// The pid a pidfd of process `pid` refers to, from its fdinfo (`None` when the descriptor is gone).
+fn pidfd_target(pid: u32, fd: i32) -> Option<i64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/fdinfo/{fd}")).ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("Pid:"))
+        .and_then(|v| v.trim().parse().ok())
 }
 
 #[cfg(test)]

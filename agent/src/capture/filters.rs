@@ -157,7 +157,8 @@ pub fn completing_slots(kind: EventKind) -> Vec<u32> {
         | EventKind::ConfigLoaded
         | EventKind::JournalRecovered
         | EventKind::RulesLoaded
-        | EventKind::RulesRejected => {}
+        | EventKind::RulesRejected
+        | EventKind::Tamper => {}
     }
     slots
 }

@@ -13,6 +13,7 @@ mod containers;
 mod convert;
 mod fdtable;
 pub mod filters;
+pub mod integrity;
 mod loader;
 mod login;
 mod loss;
@@ -121,6 +122,7 @@ pub struct Capture {
     sensitive: Option<sensitive::SensitiveWatch>,
     poll_interval: std::time::Duration,
     ring_buffer_bytes: u32,
+    own: integrity::OwnObjects,
 }
 
 impl Capture {
@@ -158,7 +160,13 @@ impl Capture {
             sensitive: open_sensitive(config),
             poll_interval: std::time::Duration::from_millis(config.poll_interval_ms),
             ring_buffer_bytes: config.ring_buffer_bytes,
+            own: integrity::OwnObjects::default(),
         })
+    }
+
+    /// The ids of the agent's programs, links and maps (filled in when capture runs).
+    pub fn own_objects(&self) -> integrity::OwnObjects {
+        self.own.clone()
     }
 
     /// Reads events until `shutdown` changes (or its sender is dropped), then detaches the programs, drains

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use agent_common::decode::decode;
 use agent_common::wire::{LOST_SLOTS, MAX_KINDS, RecordKind, SyscallOp};
-use auditloop_model::{AgentStart, AgentStop, Event, EventBody, FileOp};
+use auditloop_model::{AgentStart, AgentStop, Event, EventBody, FileOp, Tamper};
 use aya::maps::{MapData, PerCpuArray, RingBuf};
 use tokio::io::unix::AsyncFd;
 use tokio::sync::{mpsc, watch};
@@ -24,6 +24,8 @@ const MAX_BATCH: usize = 4096;
 const HOUSEKEEPING: Duration = Duration::from_millis(100);
 /// How often the wall-clock offset is measured again.
 const CLOCK_REFRESH: Duration = Duration::from_secs(1);
+/// How often the agent's programs, links and config maps are compared with what it attached and wrote.
+const INTEGRITY_CHECK: Duration = Duration::from_secs(1);
 /// How long after a kernel wakeup the ring buffer is read once more: just past the kernel's minimum time
 /// between urgent wakeups (50 µs), so an urgent record submitted without a wakeup in that window is read
 /// at once instead of at the next poll.
@@ -143,6 +145,7 @@ pub(super) async fn run(
         sensitive,
         poll_interval,
         ring_buffer_bytes,
+        own,
     } = capture;
     let mut sensitive = match sensitive {
         // SAFETY: the AsyncFd owns the watch, which owns the group's fd, so the fd outlives the
@@ -185,6 +188,9 @@ pub(super) async fn run(
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut last_housekeeping = Instant::now();
     let mut last_clock = Instant::now();
+    let mut integrity = super::integrity::Integrity::snapshot(&ebpf, own);
+    let mut last_integrity = Instant::now();
+    let mut reported: Vec<super::integrity::Finding> = Vec::new();
 
     let mut open = true;
     let mut reload_open = true;
@@ -235,6 +241,7 @@ pub(super) async fn run(
                         Ok(()) => tracing::info!("capture filters reloaded"),
                         Err(err) => tracing::error!("reloading capture filters: {err}"),
                     }
+                    integrity.rebase(&ebpf);
                 }
                 false
             }
@@ -252,6 +259,21 @@ pub(super) async fn run(
             state
                 .assembler
                 .flush_stale(monotonic_ns(), &mut state.batch);
+            if last_integrity.elapsed() >= INTEGRITY_CHECK {
+                last_integrity = Instant::now();
+                let found = integrity.check(&ebpf);
+                for finding in found.iter().filter(|f| f.restored || !reported.contains(f)) {
+                    tracing::warn!(target = %finding.target, "{}", finding.detail);
+                    let body = EventBody::Tamper(Tamper {
+                        what: "bpf".into(),
+                        target: finding.target.clone(),
+                        detail: finding.detail.clone(),
+                        trigger_seq: 0,
+                    });
+                    state.batch.push(state.assembler.agent_event(body));
+                }
+                reported = found;
+            }
             if last_clock.elapsed() >= CLOCK_REFRESH {
                 last_clock = Instant::now();
                 state.assembler.remeasure_clock();

@@ -7,8 +7,8 @@ use std::path::Path;
 use std::str::FromStr;
 
 use agent_common::wire::{
-    NO_ARG, SPEC_ALWAYS_WRITE, SPEC_FLAGS_IN_OPEN_HOW, SPEC_ONLY_PR_SET_NAME, SPEC_STR1_PATH,
-    SPEC_STR1_SOCKADDR, SyscallOp, SyscallSpec,
+    NO_ARG, SPEC_ALWAYS_WRITE, SPEC_DEREF_ARG1, SPEC_FLAGS_IN_OPEN_HOW, SPEC_ONLY_PR_SET_NAME,
+    SPEC_STR1_PATH, SPEC_STR1_SOCKADDR, SyscallOp, SyscallSpec,
 };
 use syscalls::Sysno;
 
@@ -138,6 +138,19 @@ pub const BUILTIN: &[SyscallDef] = &[
     def("kill", SyscallOp::Kill, N, N, N, N),
     def("tkill", SyscallOp::Kill, N, N, N, N),
     def("tgkill", SyscallOp::Kill, N, N, N, N),
+    def("rt_sigqueueinfo", SyscallOp::Kill, N, N, N, N),
+    def("rt_tgsigqueueinfo", SyscallOp::Kill, N, N, N, N),
+    def("pidfd_send_signal", SyscallOp::Kill, N, N, N, N),
+    // Reaching into another process or the kernel's programs: recorded raw, for self-protection.
+    with(
+        def("bpf", SyscallOp::Raw, N, N, N, N),
+        N,
+        N,
+        SPEC_DEREF_ARG1,
+    ),
+    def("process_vm_readv", SyscallOp::Raw, N, N, N, N),
+    def("process_vm_writev", SyscallOp::Raw, N, N, N, N),
+    def("pidfd_getfd", SyscallOp::Raw, N, N, N, N),
     with(
         def("prctl", SyscallOp::SetName, 1, N, N, N),
         N,

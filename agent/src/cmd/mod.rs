@@ -8,4 +8,5 @@ pub mod key;
 pub mod rules;
 pub mod rules_fields;
 pub mod rules_test;
+pub mod status;
 pub mod verify;

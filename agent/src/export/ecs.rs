@@ -96,6 +96,7 @@ pub fn to_ecs(event: &Event, host: &str) -> Value {
         | EventBody::Action(_)
         | EventBody::RulesLoaded(_)
         | EventBody::RulesRejected(_)
+        | EventBody::Tamper(_)
         | EventBody::IoUringSetup(_) => ("event", kind),
     };
     // Categories, types and outcome; each arm also writes the kind's own ECS fields.
@@ -138,6 +139,10 @@ pub fn to_ecs(event: &Event, host: &str) -> Value {
             (&["network"], net_types(n), Some(outcome(n.ret, n.success)))
         }
         EventBody::Syscall(s) => (&["process"], &["info"], Some(outcome_of_ret(s.ret))),
+        EventBody::Tamper(t) => {
+            doc.put_text("event.reason", &t.detail);
+            (&["intrusion_detection"], &["info"], None)
+        }
         EventBody::IoUring(u) => {
             if !u.path.is_empty() {
                 doc.put_path(&u.path);

@@ -124,6 +124,7 @@ pub fn spawn(
     cursor: AckCursor,
     acked: RetentionFloor,
     stop: StopSignal,
+    telemetry: crate::telemetry::Telemetry,
 ) -> Result<ShipperHandle, ShipError> {
     check_host_id(&settings.host_id)?;
     let token = read_token(&settings.token_file)?;
@@ -140,7 +141,9 @@ pub fn spawn(
         settings.timeout,
     )?;
     acked.acknowledge(cursor.verified());
+    telemetry.ship_configured(&settings.collector, &settings.host_id, cursor.acked());
     let shipper = Shipper {
+        telemetry,
         settings,
         journal_dir,
         cursor,
@@ -165,6 +168,7 @@ pub fn spawn(
                             error = %error_chain(&err),
                             "shipping stopped; records stay spooled, retrying in 30 s"
                         );
+                        shipper.telemetry.ship_failed(&error_chain(&err));
                         if runtime.block_on(shipper.wait_or_stop(BACKOFF_CAP)) {
                             return Err(err);
                         }
@@ -185,6 +189,7 @@ struct Pending {
 }
 
 struct Shipper {
+    telemetry: crate::telemetry::Telemetry,
     settings: ShipSettings,
     journal_dir: PathBuf,
     cursor: AckCursor,
@@ -314,6 +319,8 @@ impl Shipper {
                 Ok(outcome) => outcome,
                 Err(why) => {
                     // Not an acknowledgement this agent can believe: the cursor and retention stay put.
+                    self.telemetry
+                        .ship_failed(&format!("collector answer refused: {why}"));
                     let delay = self.backoff.next_delay();
                     tracing::error!(
                         first = batch.first_seq,
@@ -342,6 +349,7 @@ impl Shipper {
                     self.cursor.store(acked, verified)?;
                     self.acked.acknowledge(self.cursor.verified());
                     self.backoff.reset();
+                    self.telemetry.ship_acked(acked, body.len() as u64);
                     tracing::debug!(
                         first = batch.first_seq,
                         last = batch.last_seq,
@@ -382,6 +390,7 @@ impl Shipper {
                     return Ok(Next::Reposition(batch.first_seq));
                 }
                 Outcome::Retry { after, why } => {
+                    self.telemetry.ship_failed(&why.to_string());
                     let delay = after.unwrap_or_else(|| self.backoff.next_delay());
                     tracing::warn!(error = %why, retry_in_ms = delay.as_millis() as u64, "shipping failed; will retry");
                     if self.wait_or_stop(delay).await {
@@ -401,6 +410,8 @@ impl Shipper {
                             Outcome::Rejected { status, why } => format!("HTTP {status}: {why}"),
                             _ => "HTTP 413: one record is larger than the collector accepts".into(),
                         };
+                        self.telemetry
+                            .ship_failed(&format!("collector rejected the batch: {why}"));
                         tracing::error!(
                             first = batch.first_seq,
                             error = %why,

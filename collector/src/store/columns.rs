@@ -75,6 +75,11 @@ pub fn of_event(event: &Event) -> SearchColumns {
         | EventBody::JournalRecovered(_)
         | EventBody::RulesLoaded(_)
         | EventBody::RulesRejected(_) => {}
+        EventBody::Tamper(t) => {
+            summary.push(&t.what);
+            summary.push(&t.target);
+            summary.push(&t.detail);
+        }
     }
     summary.push(&p.loginname);
     summary.push(&p.tty);
@@ -138,7 +143,8 @@ pub fn lineage_key(event: &Event) -> Option<LineageKey> {
         | EventBody::RulesLoaded(_)
         | EventBody::RulesRejected(_)
         | EventBody::IoUring(_)
-        | EventBody::IoUringSetup(_) => None,
+        | EventBody::IoUringSetup(_)
+        | EventBody::Tamper(_) => None,
     }
 }
 
@@ -199,6 +205,7 @@ fn path_of(body: &EventBody) -> Option<&str> {
         EventBody::Action(a) => a.path.as_deref(),
         EventBody::IoUring(u) => Some(&u.path),
         EventBody::Fork(_)
+        | EventBody::Tamper(_)
         | EventBody::IoUringSetup(_)
         | EventBody::Exit(_)
         | EventBody::Loss(_)
