@@ -189,6 +189,11 @@ impl Agent {
         self.stderr.lock().map(|s| s.clone()).unwrap_or_default()
     }
 
+    /// The agent's pid.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Sends `signal` to the agent without waiting.
     pub fn signal(&self, signal: libc::c_int) {
         let pid = libc::pid_t::try_from(self.child.id()).expect("pid fits");
