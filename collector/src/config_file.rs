@@ -9,10 +9,9 @@
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
-use serde::de::IgnoredAny;
 
 /// The configuration file: every key optional.
-#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConfigFile {
     /// Address the API listens on (`--listen`).
@@ -40,8 +39,6 @@ pub struct ConfigFile {
     /// The Prometheus metrics endpoint.
     #[serde(default)]
     pub metrics: MetricsFileConfig,
-    /// The per-host tokens of collectors before enrollment: refused with the migration.
-    hosts: Option<IgnoredAny>,
 }
 
 /// The `metrics:` block.
@@ -111,11 +108,18 @@ impl ConfigFile {
             let (line, column) = err
                 .location()
                 .map_or((0, 0), |loc| (loc.line(), loc.column()));
+            let message = err.to_string();
+            // The key of collectors before enrollment: say what replaced it, not what is expected.
+            let message = if message.starts_with("unknown field `hosts`") {
+                format!("hosts: {REMOVED_HOSTS}")
+            } else {
+                message
+            };
             ConfigFileError::Syntax {
                 path: path.to_owned(),
                 line,
                 column,
-                message: err.to_string(),
+                message,
             }
         })?;
         check(path, text, &file)?;
@@ -128,7 +132,7 @@ const REMOVED_HOSTS: &str = "per-host tokens in the configuration file are gone:
      tokens and keeps only their digests; run `auditloop-collector issue-host-tokens --db DB --out DIR` for \
      the hosts already in the database (docs/collector.md, \"Upgrading from a shared agent token\")";
 
-/// Checks what the types alone do not: ranges, and the removed `hosts` key.
+/// Checks what the types alone do not: ranges, and that TLS files come in pairs.
 fn check(path: &Path, text: &str, file: &ConfigFile) -> Result<(), ConfigFileError> {
     let at_least_one = [
         ("max_body_bytes", file.max_body_bytes),
@@ -145,9 +149,6 @@ fn check(path: &Path, text: &str, file: &ConfigFile) -> Result<(), ConfigFileErr
     {
         let message = format!("{ms} is outside 1..=3600000");
         return Err(out_of_range(path, text, "lineage_window_ms", message));
-    }
-    if file.hosts.is_some() {
-        return Err(out_of_range(path, text, "hosts", REMOVED_HOSTS.into()));
     }
     let invalid = |field, other| ConfigFileError::Invalid {
         path: path.to_owned(),

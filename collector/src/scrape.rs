@@ -89,3 +89,65 @@ fn failed(error: &str) -> Response {
     )
         .into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use axum::body::{Body, to_bytes};
+    use axum::http::{Request, StatusCode, header};
+    use tower::ServiceExt;
+
+    use super::{CONTENT_TYPE, router};
+    use crate::metrics::Exporter;
+    use crate::store::{Enrollment, SqliteStore, Store};
+
+    /// The only unit test that installs the process's recorder (it can be installed once).
+    #[tokio::test]
+    async fn a_scrape_lists_every_enrolled_host_and_only_those() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("c.db")).unwrap());
+        for (host, now_ns) in [("scrape-a", 1), ("scrape-b", 2), ("scrape-b", 3)] {
+            store
+                .enroll(&Enrollment {
+                    host,
+                    genesis_key: [now_ns; 32],
+                    token_digest: [now_ns; 32],
+                    replace: now_ns == 3,
+                    now_ns: u64::from(now_ns),
+                })
+                .unwrap();
+        }
+        let exporter = Exporter::install().unwrap();
+        assert!(Exporter::install().is_err(), "installed once per process");
+        let response = router(exporter, store)
+            .oneshot(Request::get("/metrics").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(response.headers()[header::CONTENT_TYPE], CONTENT_TYPE);
+        let text = to_bytes(response.into_body(), 1 << 20).await.unwrap();
+        let text = String::from_utf8(text.to_vec()).unwrap();
+        assert!(text.contains("\nauditloop_collector_hosts 2\n"), "{text}");
+        for host in ["scrape-a", "scrape-b"] {
+            assert!(
+                text.contains(&format!(
+                    "auditloop_collector_host_last_seq{{host=\"{host}\"}} 0\n"
+                )),
+                "{text}"
+            );
+            assert!(
+                text.contains(&format!(
+                    "auditloop_collector_host_chain_ok{{host=\"{host}\"}} 1\n"
+                )),
+                "{text}"
+            );
+        }
+        // The replaced enrollment is not a host any more.
+        assert!(!text.contains("@replaced-"), "{text}");
+        assert!(
+            text.contains("auditloop_collector_refusals_total{reason=\"gap\"} 0"),
+            "{text}"
+        );
+    }
+}

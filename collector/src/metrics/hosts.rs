@@ -1,9 +1,9 @@
 //! What the per-host gauges need that the store does not keep: the newest event time stored for each host
 //! and whether its chain last verified, since the collector started.
 //!
-//! Only hosts whose own token passed get an entry (an enrolled host, or one removed meanwhile), and
-//! entries of hosts no longer enrolled are dropped at the next scrape, so the table is bounded by
-//! enrollment.
+//! Only hosts whose own token passed get an entry (so hosts that were enrolled: the store never forgets a
+//! host name, a re-enrolled host keeps its own), so the table is bounded by enrollment; a scrape reads
+//! the entries of the hosts enrolled at that time only.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Mutex, PoisonError};
@@ -56,12 +56,14 @@ impl HostTable {
         self.update(host, |h| h.chain_ok = false);
     }
 
-    /// The entries of `enrolled` hosts (a host without one is healthy and has no event time yet); drops
-    /// the entries of hosts not among them.
+    /// The entries of `enrolled` hosts (a host without one is healthy and has no event time yet).
     pub fn snapshot(&self, enrolled: &BTreeSet<&str>) -> BTreeMap<String, HostHealth> {
-        let mut hosts = self.hosts.lock().unwrap_or_else(PoisonError::into_inner);
-        hosts.retain(|name, _| enrolled.contains(name.as_str()));
-        hosts.clone()
+        let hosts = self.hosts.lock().unwrap_or_else(PoisonError::into_inner);
+        hosts
+            .iter()
+            .filter(|(name, _)| enrolled.contains(name.as_str()))
+            .map(|(name, health)| (name.clone(), *health))
+            .collect()
     }
 
     fn update(&self, host: &str, change: impl FnOnce(&mut HostHealth)) {
@@ -111,12 +113,11 @@ mod tests {
     }
 
     #[test]
-    fn hosts_no_longer_enrolled_are_dropped() {
+    fn a_snapshot_holds_only_the_enrolled_hosts() {
         let table = HostTable::new();
         table.stored("gone", Some(1));
         table.stored("kept", Some(1));
-        let snap = table.snapshot(&BTreeSet::from(["kept"]));
+        let snap = table.snapshot(&BTreeSet::from(["kept", "new"]));
         assert_eq!(snap.keys().collect::<Vec<_>>(), ["kept"]);
-        assert!(table.snapshot(&BTreeSet::from(["gone"])).is_empty());
     }
 }
