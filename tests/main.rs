@@ -10,6 +10,7 @@ mod alive;
 mod ancestry;
 mod cli;
 mod collector_limits;
+mod collector_metrics;
 mod drill;
 mod evasion;
 mod exec;

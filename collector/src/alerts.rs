@@ -4,11 +4,11 @@
 //! gives each kind its meaning ([`describe`]) and builds every alert the collector raises ([`gap`],
 //! [`forgery`], [`unexpected_restart`], [`spool_overflow`], [`silence`]). Ingest raises the first four,
 //! the silence watcher the last. Every alert is stored (one per host and kind, counted) and logged with
-//! `tracing` at `warn` ([`log`]). [`chain_fork`] and [`tamper`] describe alerts that collectors before
+//! `tracing` at `warn` and counted in the metrics ([`log`]). [`chain_fork`] and [`tamper`] describe alerts that collectors before
 //! enrollment raised; refusals are `forgery` now.
 //!
 //! This module only describes alerts: it never stores, verifies or serves anything, and imports nothing
-//! else of the collector.
+//! else of the collector but [`metrics`](crate::metrics).
 
 use std::time::Duration;
 
@@ -97,8 +97,9 @@ pub fn damage_name(damage: Damage) -> String {
         .unwrap_or_else(|| format!("{damage:?}"))
 }
 
-/// Logs an alert of `host`.
+/// Logs an alert of `host` and counts it (`auditloop_collector_alerts_total`).
 pub fn log(host: &str, alert: &NewAlert) {
+    crate::metrics::alert_raised(alert.kind);
     tracing::warn!(
         host,
         alert = alert.kind.as_str(),

@@ -7,15 +7,13 @@ use std::time::Duration;
 
 use clap::Parser;
 
-use crate::http::{DEFAULT_MAX_BODY_BYTES, default_max_concurrent_batches};
-use crate::lineage::{DEFAULT_WINDOW_MS, LineageOptions};
-use crate::listen::{DEFAULT_MAX_CONNECTIONS, ListenOptions, Timeouts, TlsError, load_acceptor};
-
 /// The name of the migration command.
 pub const ISSUE_HOST_TOKENS: &str = "issue-host-tokens";
 
 /// auditloop's central collector: verifies the hash chain of every batch agents ship, stores the records
 /// in SQLite, serves queries and raises alerts.
+///
+/// Every serving setting may also come from `--config FILE`; a flag given here overrides the file.
 #[derive(Clone, Debug, Parser)]
 #[command(
     name = "auditloop-collector",
@@ -24,15 +22,21 @@ pub const ISSUE_HOST_TOKENS: &str = "issue-host-tokens";
                   [--host H]` issues a token for every host already in the database (see its --help)."
 )]
 pub struct Args {
-    /// Address to listen on (`127.0.0.1:0` picks a free port; the chosen address is printed).
-    #[arg(long, value_name = "ADDR")]
-    pub listen: String,
-    /// SQLite database file (created if missing).
-    #[arg(long, value_name = "PATH")]
-    pub db: PathBuf,
-    /// File holding the token of the query API and of host administration.
+    /// YAML configuration file with any of the settings below (`listen`, `db`, `admin_token_file`, ...,
+    /// `metrics: {listen: ADDR}`); flags override it. The package's is /etc/auditloop-collector/config.yaml.
     #[arg(long, value_name = "FILE")]
-    pub admin_token_file: PathBuf,
+    pub config: Option<PathBuf>,
+    /// Address to listen on (`127.0.0.1:0` picks a free port; the chosen address is printed). Required,
+    /// here or as `listen` in --config.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// SQLite database file (created if missing). Required, here or as `db` in --config.
+    #[arg(long, value_name = "PATH")]
+    pub db: Option<PathBuf>,
+    /// File holding the token of the query API and of host administration. Required, here or as
+    /// `admin_token_file` in --config.
+    #[arg(long, value_name = "FILE")]
+    pub admin_token_file: Option<PathBuf>,
     /// File holding the enrollment token, which may only create new hosts (`POST /v1/enroll`); without it
     /// only the admin token enrolls hosts.
     #[arg(long, value_name = "FILE")]
@@ -40,39 +44,40 @@ pub struct Args {
     /// Removed: the shared agent token is gone (passing it is an error naming the migration).
     #[arg(long, value_name = "FILE", hide = true, value_parser = removed_agent_token)]
     pub agent_token_file: Option<PathBuf>,
-    /// Removed: per-host tokens are issued by the collector, not configured (passing it is an error).
-    #[arg(long, value_name = "FILE", hide = true, value_parser = removed_config)]
-    pub config: Option<PathBuf>,
-    /// Largest batch body accepted, in bytes (larger ones get 413).
-    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_BODY_BYTES,
+    /// Largest batch body accepted, in bytes (larger ones get 413) [default: 16777216].
+    #[arg(long, value_name = "N",
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
-    pub max_body_bytes: usize,
+    pub max_body_bytes: Option<usize>,
     /// Raise a `silence` alert for a host that shipped before and has not shipped for this many seconds
-    /// (0 turns silence alerts off).
-    #[arg(long, value_name = "N", default_value_t = 300)]
-    pub silence_secs: u64,
+    /// (0 turns silence alerts off) [default: 300].
+    #[arg(long, value_name = "N")]
+    pub silence_secs: Option<u64>,
     /// Serve HTTPS with this PEM certificate chain (leaf first; needs --tls-key). Without it the API is
     /// plain HTTP: serve it so only on loopback or behind a TLS proxy.
-    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    #[arg(long, value_name = "FILE")]
     pub tls_cert: Option<PathBuf>,
     /// The PEM private key of --tls-cert (PKCS#8, PKCS#1 or SEC1).
-    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    #[arg(long, value_name = "FILE")]
     pub tls_key: Option<PathBuf>,
     /// Connections served at once. When all are taken, the connection idle longest is closed for a new
-    /// one; when every one is mid-request, new connections are closed.
-    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_CONNECTIONS,
+    /// one; when every one is mid-request, new connections are closed [default: 1024].
+    #[arg(long, value_name = "N",
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
-    pub max_connections: usize,
+    pub max_connections: Option<usize>,
     /// Batches read, decompressed and verified at once; beyond, 429 with `Retry-After: 1` [default: 4 per
     /// core].
     #[arg(long, value_name = "N",
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub max_concurrent_batches: Option<usize>,
     /// Lineage: how far apart in time a connect on one host and the accept of the same connection on
-    /// another may be to join, in milliseconds (clock skew between the hosts included).
-    #[arg(long, value_name = "MS", default_value_t = DEFAULT_WINDOW_MS,
+    /// another may be to join, in milliseconds (clock skew between the hosts included) [default: 5000].
+    #[arg(long, value_name = "MS",
           value_parser = clap::builder::RangedU64ValueParser::<u64>::new().range(1..=3_600_000))]
-    pub lineage_window_ms: u64,
+    pub lineage_window_ms: Option<u64>,
+    /// Serve Prometheus metrics at http://ADDR/metrics (no authentication: bind it to loopback). Off
+    /// unless given here or as `metrics: {listen: ADDR}` in --config.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<String>,
     /// Header read timeout (default 10s; for tests).
     #[arg(long, hide = true, value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub header_read_timeout: Option<Duration>,
@@ -82,42 +87,6 @@ pub struct Args {
     /// TLS handshake timeout (default 10s; for tests).
     #[arg(long, hide = true, value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub tls_handshake_timeout: Option<Duration>,
-}
-
-impl Args {
-    /// The silence period, if silence alerts are on.
-    pub fn silence(&self) -> Option<Duration> {
-        (self.silence_secs > 0).then(|| Duration::from_secs(self.silence_secs))
-    }
-
-    /// The bound on batches in progress.
-    pub fn max_concurrent_batches(&self) -> usize {
-        self.max_concurrent_batches
-            .unwrap_or_else(default_max_concurrent_batches)
-    }
-
-    /// The lineage walk's bounds: `--lineage-window-ms` and the defaults.
-    pub fn lineage(&self) -> LineageOptions {
-        LineageOptions::with_window_ms(self.lineage_window_ms)
-    }
-
-    /// How connections are served: TLS from `--tls-cert`/`--tls-key` (read now), the cap and timeouts.
-    pub fn listen_options(&self) -> Result<ListenOptions, TlsError> {
-        let tls = match (&self.tls_cert, &self.tls_key) {
-            (Some(cert), Some(key)) => Some(load_acceptor(cert, key)?),
-            _ => None,
-        };
-        let default = Timeouts::default();
-        Ok(ListenOptions {
-            tls,
-            max_connections: self.max_connections,
-            timeouts: Timeouts {
-                header_read: self.header_read_timeout.unwrap_or(default.header_read),
-                idle: self.idle_timeout.unwrap_or(default.idle),
-                tls_handshake: self.tls_handshake_timeout.unwrap_or(default.tls_handshake),
-            },
-        })
-    }
 }
 
 /// Issues a new token for every host already in the database that has none (or, with `--host`, for that
@@ -172,19 +141,11 @@ fn removed_agent_token(_: &str) -> Result<PathBuf, String> {
     ))
 }
 
-fn removed_config(_: &str) -> Result<PathBuf, String> {
-    Err(format!(
-        "per-host tokens in a configuration file are gone: the collector issues host tokens and keeps only \
-         their digests; {MIGRATION}"
-    ))
-}
-
 #[cfg(test)]
 mod tests {
     use std::ffi::OsString;
-    use std::time::Duration;
 
-    use clap::{CommandFactory, Parser};
+    use clap::CommandFactory;
 
     use super::{Args, Invocation, IssueHostTokens, parse_from};
 
@@ -193,7 +154,7 @@ mod tests {
     }
 
     #[test]
-    fn arguments_parse_with_defaults() {
+    fn serving_flags_parse_and_are_all_optional_here() {
         Args::command().debug_assert();
         IssueHostTokens::command().debug_assert();
         let Invocation::Serve(args) = parse(&[
@@ -204,22 +165,38 @@ mod tests {
             "c.db",
             "--admin-token-file",
             "b",
+            "--metrics-listen",
+            "127.0.0.1:9465",
         ])
         .unwrap() else {
             panic!("not serving");
         };
-        assert_eq!(args.max_body_bytes, 16 * 1024 * 1024);
-        assert_eq!(args.silence(), Some(Duration::from_secs(300)));
-        assert!(args.enroll_token_file.is_none());
-        assert_eq!(args.max_connections, 1024);
-        let cores = std::thread::available_parallelism().unwrap().get();
-        assert_eq!(args.max_concurrent_batches(), 4 * cores);
-        assert_eq!(args.lineage().window_ns, 5_000_000_000);
-        let listen = args.listen_options().unwrap();
-        assert!(listen.tls.is_none());
-        assert_eq!(listen.timeouts, crate::listen::Timeouts::default());
-        let err = parse(&["auditloop-collector", "--listen", "x"]).unwrap_err();
-        assert!(err.to_string().contains("--db"), "{err}");
+        assert_eq!(args.listen.as_deref(), Some("127.0.0.1:0"));
+        assert_eq!(args.metrics_listen.as_deref(), Some("127.0.0.1:9465"));
+        assert!(args.enroll_token_file.is_none() && args.max_body_bytes.is_none());
+        // Whether the required settings are there is decided with the config file (`settings`).
+        let Invocation::Serve(args) =
+            parse(&["auditloop-collector", "--config", "c.yaml"]).unwrap()
+        else {
+            panic!("not serving");
+        };
+        assert_eq!(args.config.as_deref(), Some(std::path::Path::new("c.yaml")));
+        assert!(args.listen.is_none());
+    }
+
+    #[test]
+    fn limits_are_positive() {
+        let with = |extra: &[&str]| {
+            let mut args = vec!["auditloop-collector"];
+            args.extend_from_slice(extra);
+            parse(&args)
+        };
+        assert!(with(&["--max-connections", "0"]).is_err());
+        assert!(with(&["--max-concurrent-batches", "0"]).is_err());
+        assert!(with(&["--max-body-bytes", "0"]).is_err());
+        assert!(with(&["--lineage-window-ms", "0"]).is_err());
+        assert!(with(&["--lineage-window-ms", "3600001"]).is_err());
+        assert!(with(&["--lineage-window-ms", "250"]).is_ok());
     }
 
     #[test]
@@ -239,10 +216,6 @@ mod tests {
         .to_string();
         assert!(err.contains("shared agent token is gone"), "{err}");
         assert!(err.contains("issue-host-tokens --db DB --out DIR"), "{err}");
-        let err = parse(&["auditloop-collector", "--config", "c.yaml"])
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("issue-host-tokens"), "{err}");
     }
 
     #[test]
@@ -267,53 +240,5 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("--out"), "{err}");
-    }
-
-    #[test]
-    fn tls_needs_both_files_and_limits_are_positive() {
-        let base = [
-            "auditloop-collector",
-            "--listen",
-            "127.0.0.1:0",
-            "--db",
-            "c.db",
-            "--admin-token-file",
-            "b",
-        ];
-        let with = |extra: &[&str]| Args::try_parse_from(base.iter().chain(extra));
-        let err = with(&["--tls-cert", "c.pem"]).unwrap_err().to_string();
-        assert!(err.contains("--tls-key"), "{err}");
-        let err = with(&["--tls-key", "k.pem"]).unwrap_err().to_string();
-        assert!(err.contains("--tls-cert"), "{err}");
-        assert!(with(&["--max-connections", "0"]).is_err());
-        assert!(with(&["--max-concurrent-batches", "0"]).is_err());
-        assert!(with(&["--lineage-window-ms", "0"]).is_err());
-        assert_eq!(
-            with(&["--lineage-window-ms", "250"])
-                .unwrap()
-                .lineage()
-                .window_ns,
-            250_000_000
-        );
-        let args = with(&[
-            "--max-concurrent-batches",
-            "3",
-            "--header-read-timeout",
-            "2s",
-            "--idle-timeout",
-            "500ms",
-        ])
-        .unwrap();
-        assert_eq!(args.max_concurrent_batches(), 3);
-        let timeouts = args.listen_options().unwrap().timeouts;
-        assert_eq!(timeouts.header_read, Duration::from_secs(2));
-        assert_eq!(timeouts.idle, Duration::from_millis(500));
-        // The TLS files are read when the options are built, and a missing one is named.
-        let args = with(&["--tls-cert", "/nonexistent/c.pem", "--tls-key", "k.pem"]).unwrap();
-        let Err(err) = args.listen_options() else {
-            panic!("a missing certificate file is an error");
-        };
-        let err = err.to_string();
-        assert!(err.starts_with("/nonexistent/c.pem"), "{err}");
     }
 }

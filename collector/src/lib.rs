@@ -15,34 +15,43 @@
 //!
 //! - [`http`]: the router ([`http::app`]), [`AppState`], token checks, the one [`AppError`], the batch
 //!   `POST` and the queries, answering with `auditloop_protocol::api` types. Uses `ingest`, `lineage`,
-//!   `store`, `auth`.
+//!   `store`, `auth`, `metrics`.
 //! - [`lineage`]: cross-host lineage of a stored event: its process's ancestry, the connections it came in
 //!   over, joined to the connects on the hosts that dialled them. Uses `store`.
 //! - [`ingest`]: one step from a batch body to the store: decode, verify against the stored chain
 //!   ([`ingest::check`], pure), prepare records in parallel, derive their searchable columns, commit or
-//!   reject; one batch per host at a time. Uses `store`, `alerts`.
+//!   reject; one batch per host at a time. Uses `store`, `alerts`, `metrics`.
 //! - [`silence`]: the silence watcher, a task of its own. Uses `store`, `alerts`.
 //! - [`store`]: the [`Store`] trait and the store's own types, the SQLite backend ([`SqliteStore`], which
 //!   maintains its own search index and log checkpoints on threads of its own) and the conformance suite
 //!   every backend passes. Uses `alerts`.
-//! - [`alerts`]: the alert kinds' meanings and the functions that build alerts. A leaf.
+//! - [`alerts`]: the alert kinds' meanings and the functions that build alerts. Uses `metrics` (every alert
+//!   it logs is counted).
+//! - [`metrics`]: the Prometheus metrics' names, labels and recording functions, which ingest, `http` and
+//!   `alerts` call; the recorder. A leaf.
 //! - [`auth`]: the token roles (admin, enrollment, host), digests and constant-time comparison. A leaf.
 //!
-//! Wiring: [`server`] serves `http` through [`listen`] (TLS, connection cap, timeouts) and runs `silence`
-//! until shutdown; [`cli`] and [`config`] read the command line and the token files; [`host_tokens`] is the
-//! migration command `issue-host-tokens` (uses `store`, `auth`); `main.rs` connects them.
+//! Wiring: [`server`] serves `http` through [`listen`] (TLS, connection cap, timeouts), the metrics
+//! endpoint ([`scrape`], on a listener of its own; uses `metrics`, `store`) and runs `silence` until
+//! shutdown; [`cli`], [`config_file`] and [`settings`] read the command line and the `--config` file and
+//! merge them, [`config`] the token files; [`host_tokens`] is the migration command `issue-host-tokens`
+//! (uses `store`, `auth`); `main.rs` connects them.
 #![deny(missing_docs)]
 
 pub mod alerts;
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod config_file;
 pub mod host_tokens;
 pub mod http;
 pub mod ingest;
 pub mod lineage;
 pub mod listen;
+pub mod metrics;
+pub mod scrape;
 pub mod server;
+pub mod settings;
 pub mod silence;
 pub mod store;
 

@@ -7,6 +7,9 @@ use std::sync::Arc;
 use anyhow::Context;
 use auditloop_collector::cli::{self, Args, Invocation, IssueHostTokens};
 use auditloop_collector::host_tokens::issue_host_tokens;
+use auditloop_collector::metrics::Exporter;
+use auditloop_collector::scrape::MetricsEndpoint;
+use auditloop_collector::settings::Settings;
 use auditloop_collector::{AppState, SqliteStore, config, server};
 use tracing_subscriber::EnvFilter;
 
@@ -35,22 +38,30 @@ fn main() -> ExitCode {
 }
 
 fn serve(args: &Args) -> anyhow::Result<ExitCode> {
-    let tokens = config::load_tokens(&args.admin_token_file, args.enroll_token_file.as_deref())
-        .context("loading tokens")?;
-    let listen = args.listen_options().context("setting up TLS")?;
-    let store = SqliteStore::open(&args.db).context("opening the database")?;
-    let state = AppState::new(Arc::new(store), tokens, args.max_body_bytes)
-        .with_max_concurrent_batches(args.max_concurrent_batches())
-        .with_lineage(args.lineage());
+    let settings = Settings::resolve(args)?;
+    let tokens = config::load_tokens(
+        &settings.admin_token_file,
+        settings.enroll_token_file.as_deref(),
+    )
+    .context("loading tokens")?;
+    let listen = settings.listen_options().context("setting up TLS")?;
+    let store = SqliteStore::open(&settings.db).context("opening the database")?;
+    let state = AppState::new(Arc::new(store), tokens, settings.max_body_bytes)
+        .with_max_concurrent_batches(settings.max_concurrent_batches)
+        .with_lineage(settings.lineage());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async {
-        let listener = tokio::net::TcpListener::bind(&args.listen)
+        let listener = tokio::net::TcpListener::bind(&settings.listen)
             .await
-            .with_context(|| format!("listening on {}", args.listen))?;
+            .with_context(|| format!("listening on {}", settings.listen))?;
         let addr = listener.local_addr().context("reading the bound address")?;
+        let metrics = match &settings.metrics_listen {
+            Some(at) => Some(metrics_endpoint(at).await?),
+            None => None,
+        };
         let shutdown = server::shutdown_signal().context("installing signal handlers")?;
         {
             let mut out = std::io::stdout().lock();
@@ -58,10 +69,34 @@ fn serve(args: &Args) -> anyhow::Result<ExitCode> {
             out.flush().context("writing to stdout")?;
         }
         let tls = listen.tls.is_some();
-        tracing::info!(%addr, tls, db = %args.db.display(), "collector started");
-        server::serve(listener, listen, state, args.silence(), shutdown).await?;
+        tracing::info!(%addr, tls, db = %settings.db.display(), "collector started");
+        server::serve(
+            listener,
+            listen,
+            state,
+            settings.silence(),
+            metrics,
+            shutdown,
+        )
+        .await?;
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// Binds the metrics listener at `at` and installs the recorder.
+async fn metrics_endpoint(at: &str) -> anyhow::Result<MetricsEndpoint> {
+    let listener = tokio::net::TcpListener::bind(at)
+        .await
+        .with_context(|| format!("metrics: listening on {at}"))?;
+    let addr = listener
+        .local_addr()
+        .context("metrics: reading the bound address")?;
+    if !addr.ip().is_loopback() {
+        tracing::warn!(%addr, "the metrics endpoint has no authentication and is not on loopback");
+    }
+    let exporter = Exporter::install().context("metrics")?;
+    tracing::info!(%addr, path = auditloop_collector::scrape::METRICS_PATH, "serving metrics");
+    Ok(MetricsEndpoint { listener, exporter })
 }
 
 fn issue(cmd: &IssueHostTokens) -> anyhow::Result<ExitCode> {

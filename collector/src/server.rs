@@ -1,5 +1,5 @@
-//! Serving the API until a shutdown signal: in-flight requests finish, the silence watcher stops, and every
-//! task's error is reported. Connections (TLS, limits, timeouts) are [`listen`](crate::listen)'s. The store
+//! Serving the API (and, when configured, the metrics endpoint on a listener of its own) until a shutdown
+//! signal: in-flight requests finish, the silence watcher stops, and every task's error is reported. Connections (TLS, limits, timeouts) are [`listen`](crate::listen)'s. The store
 //! keeps its own background work (search index, log checkpoints) and stops it when dropped.
 
 use std::future::Future;
@@ -11,6 +11,7 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use crate::http::{AppState, app};
 use crate::listen::{self, ListenOptions};
+use crate::scrape::{self, MetricsEndpoint};
 use crate::silence;
 use crate::store::StoreError;
 
@@ -21,18 +22,23 @@ pub enum ServeError {
     /// The silence watcher failed.
     #[error("silence watcher: {0}")]
     Silence(StoreError),
+    /// The metrics endpoint failed.
+    #[error("metrics endpoint: {0}")]
+    Metrics(std::io::Error),
     /// A task panicked or was cancelled.
     #[error("task: {0}")]
     Task(String),
 }
 
 /// Serves `state` on `listener` as `options` say until `shutdown` completes, then lets in-flight requests
-/// finish. With `silence` set, raises `silence` alerts for hosts quiet that long.
+/// finish. With `silence` set, raises `silence` alerts for hosts quiet that long; with `metrics`, serves
+/// the metrics endpoint until then too.
 pub async fn serve(
     listener: TcpListener,
     options: ListenOptions,
     state: AppState,
     silence: Option<Duration>,
+    metrics: Option<MetricsEndpoint>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     let (stop, stopped) = tokio::sync::watch::channel(false);
@@ -41,12 +47,30 @@ pub async fn serve(
             Arc::clone(state.store()),
             silence,
             silence::silence_check_interval(silence),
-            stopped,
+            stopped.clone(),
+        ))
+    });
+    let metrics = metrics.map(|endpoint| {
+        let mut stopped = stopped.clone();
+        let stop_scraping = async move {
+            // An error means the sender is gone: the API has stopped either way.
+            let _ = stopped.wait_for(|stop| *stop).await;
+        };
+        tokio::spawn(scrape::serve(
+            endpoint,
+            Arc::clone(state.store()),
+            stop_scraping,
         ))
     });
     listen::serve(listener, options, app(state), shutdown).await;
-    // The receiver may be gone already if the watcher failed; its error is reported below.
+    // The receivers may be gone already if a task failed; its error is reported below.
     let _ = stop.send(true);
+    if let Some(metrics) = metrics {
+        metrics
+            .await
+            .map_err(|e| ServeError::Task(e.to_string()))?
+            .map_err(ServeError::Metrics)?;
+    }
     if let Some(watcher) = watcher {
         watcher
             .await

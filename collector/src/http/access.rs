@@ -17,6 +17,7 @@ use crate::auth::{Identity, TokenDigest, bearer, digest, same, valid_host_name};
 use crate::http::blocking::blocking;
 use crate::http::error::AppError;
 use crate::http::state::AppState;
+use crate::metrics::{self, Refusal};
 use crate::store::Store;
 
 /// A request carrying the token of the host in its path.
@@ -42,54 +43,80 @@ impl FromRequestParts<AppState> for HostAccess {
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
-        let Path(host) = Path::<String>::from_request_parts(parts, state)
-            .await
-            .map_err(|e| AppError::BadRequest(e.body_text()))?;
-        let peer = peer(parts);
-        let Some(presented) = bearer(&parts.headers).map(digest) else {
-            return Err(unknown_token());
-        };
-        let tokens = state.tokens().clone();
-        let lookup = host.clone();
-        let token = blocking(state.store(), move |store| {
-            if store
-                .host_token(&lookup)?
-                .is_some_and(|own| same(&own, &presented))
-            {
-                return Ok(BatchToken::Own);
-            }
-            Ok(match identify(&tokens, store, &presented)? {
-                Some(identity) => BatchToken::Foreign(identity),
-                None => BatchToken::Unknown,
-            })
-        })
-        .await?;
-        let identity = match token {
-            BatchToken::Own => return Ok(HostAccess { host, peer }),
-            BatchToken::Unknown => return Err(unknown_token()),
-            BatchToken::Foreign(identity) => identity,
-        };
-        if !valid_host_name(&host) {
-            return Err(AppError::BadRequest(format!(
-                "invalid host name {host:?} (1 to 253 of A-Z a-z 0-9 . _ -)"
-            )));
+        let access = host_access(parts, state).await;
+        if let Err(error) = &access {
+            count_refusal(error);
         }
-        let ingest = state.clone();
-        let target = host.clone();
-        tokio::task::spawn_blocking(move || {
-            let offender = Offender {
-                token: identity.name(),
-                role: identity.role(),
-                peer: &peer,
-            };
-            ingest.ingest().refuse_foreign(&target, &offender)
-        })
-        .await
-        .map_err(|e| AppError::Internal(format!("store task: {e}")))??;
-        Err(AppError::Forbidden(format!(
-            "this token may not ship batches for host {host}"
-        )))
+        access
     }
+}
+
+/// Counts a batch request refused before its body is read.
+fn count_refusal(error: &AppError) {
+    match error {
+        AppError::Unauthorized(_) => metrics::refused(Refusal::Unauthorized),
+        AppError::Forbidden(_) => metrics::refused(Refusal::ForeignToken),
+        AppError::Internal(_) => metrics::failed(),
+        AppError::BadRequest(_)
+        | AppError::NotFound(_)
+        | AppError::TooLarge(_)
+        | AppError::Gap { .. }
+        | AppError::HostExists
+        | AppError::Unprocessable { .. }
+        | AppError::Status(..) => metrics::refused(Refusal::BadRequest),
+    }
+}
+
+/// Checks that a batch request carries the token of the host in its path; refuses (and for another
+/// identity's token, raises `forgery`) otherwise.
+async fn host_access(parts: &mut Parts, state: &AppState) -> Result<HostAccess, AppError> {
+    let Path(host) = Path::<String>::from_request_parts(parts, state)
+        .await
+        .map_err(|e| AppError::BadRequest(e.body_text()))?;
+    let peer = peer(parts);
+    let Some(presented) = bearer(&parts.headers).map(digest) else {
+        return Err(unknown_token());
+    };
+    let tokens = state.tokens().clone();
+    let lookup = host.clone();
+    let token = blocking(state.store(), move |store| {
+        if store
+            .host_token(&lookup)?
+            .is_some_and(|own| same(&own, &presented))
+        {
+            return Ok(BatchToken::Own);
+        }
+        Ok(match identify(&tokens, store, &presented)? {
+            Some(identity) => BatchToken::Foreign(identity),
+            None => BatchToken::Unknown,
+        })
+    })
+    .await?;
+    let identity = match token {
+        BatchToken::Own => return Ok(HostAccess { host, peer }),
+        BatchToken::Unknown => return Err(unknown_token()),
+        BatchToken::Foreign(identity) => identity,
+    };
+    if !valid_host_name(&host) {
+        return Err(AppError::BadRequest(format!(
+            "invalid host name {host:?} (1 to 253 of A-Z a-z 0-9 . _ -)"
+        )));
+    }
+    let ingest = state.clone();
+    let target = host.clone();
+    tokio::task::spawn_blocking(move || {
+        let offender = Offender {
+            token: identity.name(),
+            role: identity.role(),
+            peer: &peer,
+        };
+        ingest.ingest().refuse_foreign(&target, &offender)
+    })
+    .await
+    .map_err(|e| AppError::Internal(format!("store task: {e}")))??;
+    Err(AppError::Forbidden(format!(
+        "this token may not ship batches for host {host}"
+    )))
 }
 
 /// A request carrying the admin token.

@@ -22,6 +22,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tower::{Layer, Service};
 
 use crate::http::error::AppError;
+use crate::metrics::{self, Refusal};
 
 /// Default `--max-concurrent-batches`: four per core.
 pub fn default_max_concurrent_batches() -> usize {
@@ -105,7 +106,10 @@ where
         });
         Box::pin(async move {
             match task.await {
-                Ok((_, true)) => Ok(too_many(max)),
+                Ok((_, true)) => {
+                    metrics::refused(Refusal::RateLimited);
+                    Ok(too_many(max))
+                }
                 Ok((Ok(response), false)) => Ok(response),
                 Ok((Err(never), false)) => match never {},
                 Err(e) => Ok(AppError::Internal(format!("batch task: {e}")).into_response()),
@@ -177,6 +181,18 @@ impl Place {
 #[derive(Debug, thiserror::Error)]
 #[error("too many batches in progress")]
 struct NoPlace;
+
+/// Whether reading a body failed because it got no place (the answer is then 429, not the handler's).
+pub(super) fn refused_a_place(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(error);
+    while let Some(e) = cause {
+        if e.is::<NoPlace>() {
+            return true;
+        }
+        cause = e.source();
+    }
+    false
+}
 
 /// The request body, which takes a place when first read.
 struct GatedBody {

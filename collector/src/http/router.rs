@@ -5,7 +5,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 
-use crate::http::batches::post_batch;
+use crate::http::batches::{post_batch, stamp_arrival};
 use crate::http::enroll::{self, MAX_ENROLL_BODY};
 use crate::http::lineage;
 use crate::http::queries;
@@ -21,7 +21,8 @@ pub fn app(state: AppState) -> Router {
             BATCHES,
             post(post_batch)
                 .layer(limit)
-                .layer(state.batch_limit().clone()),
+                .layer(state.batch_limit().clone())
+                .layer(axum::middleware::from_fn(stamp_arrival)),
         )
         .route(ENROLL, post(enroll::enroll).layer(small))
         .route(

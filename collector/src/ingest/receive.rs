@@ -19,6 +19,7 @@ use crate::ingest::reject::Reject;
 use crate::ingest::rewind::replace_pending;
 use crate::ingest::state::HostState;
 use crate::ingest::verify::check;
+use crate::metrics::{self, Refusal, StoredBatch};
 use crate::store::{Rejection, Store, StoreError};
 
 /// Why a batch was not stored.
@@ -64,17 +65,30 @@ impl Ingest {
     }
 
     /// Decodes `body` (of `content_type`) shipped by `sender`, then, holding the host's lock, verifies and
-    /// stores it (see [`receive`]). Blocks.
+    /// stores it (see [`receive`]); counts a refusal or failure in the metrics. Blocks.
     pub fn receive_body(
         &self,
         sender: &Sender<'_>,
         content_type: &str,
         body: &[u8],
     ) -> Result<BatchReceipt, IngestError> {
-        let batch = Batch::decode(content_type, body)?;
-        let lock = self.locks.of(sender.host);
-        let _one_at_a_time = lock.hold();
-        receive(self.store.as_ref(), sender, &batch, WallTime::now().0)
+        let result = Batch::decode(content_type, body)
+            .map_err(IngestError::from)
+            .and_then(|batch| {
+                let lock = self.locks.of(sender.host);
+                let _one_at_a_time = lock.hold();
+                receive(self.store.as_ref(), sender, &batch, WallTime::now().0)
+            });
+        match &result {
+            Ok(_) => {}
+            Err(IngestError::Decode(_)) => metrics::host_refused(sender.host, Refusal::Malformed),
+            Err(IngestError::Rejected(reject)) => {
+                metrics::host_refused(sender.host, reject.refusal());
+            }
+            Err(IngestError::NotEnrolled(_)) => metrics::refused(Refusal::NotEnrolled),
+            Err(IngestError::Store(_)) => metrics::failed(),
+        }
+        result
     }
 
     /// Refuses a batch for `host` sent with another identity's token (`offender`): raises a `forgery`
@@ -164,6 +178,18 @@ pub fn receive(
                 ));
             }
             store.commit(&verified.commit(host, record.next_seq, now_ns))?;
+            metrics::stored(
+                host,
+                StoredBatch {
+                    records: verified.records.len() as u64,
+                    newest_event_ns: verified
+                        .records
+                        .iter()
+                        .filter(|r| r.kind.is_event())
+                        .filter_map(|r| r.columns.time_ns)
+                        .max(),
+                },
+            );
             for alert in &verified.alerts {
                 alerts::log(host, alert);
             }

@@ -7,6 +7,7 @@
 use auditloop_journal::Damage;
 
 use crate::alerts::{self, NewAlert, Offender};
+use crate::metrics::Refusal;
 
 /// Why a batch is refused as a whole.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -61,6 +62,18 @@ pub enum Reject {
 }
 
 impl Reject {
+    /// The refusal's reason, as the metrics count it.
+    pub fn refusal(&self) -> Refusal {
+        match self {
+            Reject::Malformed(_) => Refusal::Malformed,
+            Reject::Gap { .. } => Refusal::Gap,
+            Reject::Fork { .. } => Refusal::ChainFork,
+            Reject::Damaged { .. } => Refusal::BadChain,
+            Reject::Untrusted { .. } => Refusal::WrongKey,
+            Reject::PendingFork { .. } => Refusal::PendingFork,
+        }
+    }
+
     /// The alert this refusal of a batch sent by `offender` raises, if any: `gap` for a gap, `forgery`
     /// for a batch that does not verify against the host's stored chain and enrolled key, or that differs
     /// from its pending records.
