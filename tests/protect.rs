@@ -103,6 +103,50 @@ fn signals_stops_ptrace_writes_and_bpf_changes_are_journaled_with_their_alerts()
         t["detail"].as_str().is_some_and(|d| d.contains("SIGSTOP"))
     });
 
+    // The same through a pidfd, and aimed at one of its threads rather than the process.
+    // SAFETY: plain syscalls; the pidfd is closed below.
+    unsafe {
+        let pidfd = libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) as libc::c_int;
+        assert!(pidfd >= 0, "pidfd_open");
+        let sent = libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd,
+            libc::SIGCONT,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        );
+        assert_eq!(sent, 0, "pidfd_send_signal");
+        libc::close(pidfd);
+    }
+    tamper_and_alert(&mut agent, "signal", |t| {
+        t["target"] == target.as_str()
+            && t["detail"]
+                .as_str()
+                .is_some_and(|d| d.starts_with("pidfd_send_signal(SIGCONT)"))
+    });
+    let thread: u32 = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .expect("tasks")
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .find(|tid| *tid != pid)
+        .expect("the agent has more than one thread");
+    // SAFETY: plain syscall.
+    let sent = unsafe {
+        libc::syscall(
+            libc::SYS_tgkill,
+            pid as libc::pid_t,
+            thread as libc::pid_t,
+            libc::SIGCONT,
+        )
+    };
+    assert_eq!(sent, 0, "tgkill");
+    tamper_and_alert(&mut agent, "signal", |t| {
+        t["target"] == format!("pid {thread}").as_str()
+            && t["detail"]
+                .as_str()
+                .is_some_and(|d| d.starts_with("tgkill(SIGCONT)"))
+    });
+
     // A ptrace by a child of the test: it seizes the agent and exits (which detaches it).
     // SAFETY: the child only makes raw syscalls and exits.
     let child = unsafe { libc::fork() };
@@ -136,6 +180,39 @@ fn signals_stops_ptrace_writes_and_bpf_changes_are_journaled_with_their_alerts()
     tamper_and_alert(&mut agent, "write", |t| {
         t["target"] == canonical.to_str().expect("utf-8")
     });
+
+    // The same file through a symbolic link, a `..` spelling and /proc/self/root.
+    let alias = dir.join("alias");
+    std::os::unix::fs::symlink(&rules, &alias).expect("symlink");
+    let name = rules.file_name().expect("name").to_str().expect("utf-8");
+    let sub = dir.join("sub");
+    std::fs::create_dir(&sub).expect("sub");
+    for spelling in [
+        alias.display().to_string(),
+        format!("{}/../{name}", sub.display()),
+        format!("/proc/self/root{}", rules.display()),
+    ] {
+        let before = agent
+            .seen()
+            .iter()
+            .filter(|e| e["event"]["tamper"]["what"] == "write")
+            .count();
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&spelling)
+            .expect("open for append");
+        std::io::Write::write_all(&mut f, b"# again\n").expect("append");
+        drop(f);
+        agent.wait_until(harness::EVENT_TIMEOUT, |seen| {
+            seen.iter()
+                .filter(|e| {
+                    e["event"]["tamper"]["what"] == "write"
+                        && e["event"]["tamper"]["target"] == canonical.to_str().expect("utf-8")
+                })
+                .count()
+                > before
+        });
+    }
 
     // bpftool link detach of one of its links: refused by this kernel for tracepoint links, and
     // journaled as the attempt it is.

@@ -43,7 +43,8 @@ pub enum Command {
     Drill(DrillArgs),
     /// Report the running agent's health: capture tier, programs, events/s, losses, journal and
     /// checkpoint, shipping lag and last acknowledgement, the rules in force and the last reload, tamper
-    /// events. Exit status: 0 healthy, 1 degraded, 2 not running.
+    /// events. Exit status: 0 healthy, 1 degraded, 2 not running, 3 unknown (the config or status file cannot
+    /// be read).
     Status(StatusArgs),
 }
 

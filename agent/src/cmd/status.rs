@@ -18,8 +18,22 @@ struct Output<'a> {
     agent: Option<&'a Report>,
 }
 
-/// Runs the command.
+/// Exit status when the status cannot be told (unreadable config or status file).
+const UNKNOWN: u8 = 3;
+
+/// Runs the command; a status that cannot be told exits 3 (like a monitoring plugin's UNKNOWN), never
+/// with the code of a state it did not see.
 pub fn run(args: &StatusArgs) -> anyhow::Result<ExitCode> {
+    match report(args) {
+        Ok(code) => Ok(code),
+        Err(err) => {
+            eprintln!("auditloop: status unknown: {err:#}");
+            Ok(ExitCode::from(UNKNOWN))
+        }
+    }
+}
+
+fn report(args: &StatusArgs) -> anyhow::Result<ExitCode> {
     let state_dir = match &args.state_dir {
         Some(dir) => dir.clone(),
         None => Config::load(&args.config)?.state_dir,
