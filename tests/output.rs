@@ -120,7 +120,7 @@ fn alerts_output_prints_findings_only() {
         assert!(
             matches!(
                 kind.as_deref(),
-                Some("alert" | "action" | "loss" | "rules_rejected")
+                Some("alert" | "action" | "loss" | "rules_rejected" | "tamper")
             ),
             "only findings are printed: {line}"
         );

@@ -11,8 +11,8 @@ pub enum Format {
     Json,
     /// One aligned human-readable line per event.
     Pretty,
-    /// Only what needs attention, as JSON lines: alerts, actions taken, losses, rejected rules files
-    /// (the service's choice: journald gets the findings, not every event).
+    /// Only what needs attention, as JSON lines: alerts, actions taken, losses, rejected rules files and
+    /// tamper events (the service's choice: journald gets the findings, not every event).
     Alerts,
     /// Nothing: events are journaled and shipped only.
     None,
