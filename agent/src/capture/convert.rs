@@ -141,12 +141,27 @@ fn event_body(rec: &Syscall, ret: Option<i64>, t: &mut Tables<'_>) -> EventBody 
         .unwrap_or_else(|| SyscallDef::raw("raw"));
     let pid = rec.header.pid;
     match op {
-        SyscallOp::Raw => EventBody::Syscall(model::RawSyscall {
-            name,
-            nr: rec.nr,
-            args: rec.args.iter().take(rec.nargs as usize).copied().collect(),
-            ret,
-        }),
+        SyscallOp::Raw => {
+            if name == "pidfd_open"
+                && let Some(fd) = ret.filter(|r| *r >= 0)
+            {
+                t.fds.insert(
+                    pid,
+                    fd,
+                    FdInfo {
+                        path: format!("{PIDFD_PREFIX}{}", rec.args[0] as u32 as i32),
+                        memfd: None,
+                        dir: true,
+                    },
+                );
+            }
+            EventBody::Syscall(model::RawSyscall {
+                name,
+                nr: rec.nr,
+                args: rec.args.iter().take(rec.nargs as usize).copied().collect(),
+                ret,
+            })
+        }
         SyscallOp::SetId => {
             let count = rec.nargs.min(3) as usize;
             let ids: Vec<u32> = rec.args.iter().take(count).map(|&a| a as u32).collect();
@@ -175,8 +190,13 @@ fn event_body(rec: &Syscall, ret: Option<i64>, t: &mut Tables<'_>) -> EventBody 
                 _ => (rec.args[0], rec.args[1]),
             };
             let target_pid = if name == "pidfd_send_signal" {
-                // The first argument is a pidfd: the sender's fdinfo names the process it refers to.
-                pidfd_target(pid, target as u32 as i32).unwrap_or(0)
+                // The first argument is a pidfd: its pidfd_open, or the sender's fdinfo, names the process.
+                let fd = target as u32 as i32;
+                t.fds
+                    .get(pid, i64::from(fd))
+                    .and_then(|f| f.path.strip_prefix(PIDFD_PREFIX)?.parse().ok())
+                    .or_else(|| pidfd_target(pid, fd))
+                    .unwrap_or(0)
             } else {
                 i64::from(target as u32 as i32)
             };
@@ -387,6 +407,9 @@ fn ptrace_name(request: i64) -> &'static str {
         _ => "",
     }
 }
+
+/// How the descriptor table names a pidfd: this prefix and the pid.
+const PIDFD_PREFIX: &str = "pidfd:";
 
 /// The pid a pidfd of process `pid` refers to, from its fdinfo (`None` when the descriptor is gone).
 fn pidfd_target(pid: u32, fd: i32) -> Option<i64> {

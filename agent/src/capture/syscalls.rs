@@ -151,6 +151,8 @@ pub const BUILTIN: &[SyscallDef] = &[
     def("process_vm_readv", SyscallOp::Raw, N, N, N, N),
     def("process_vm_writev", SyscallOp::Raw, N, N, N, N),
     def("pidfd_getfd", SyscallOp::Raw, N, N, N, N),
+    // Its descriptor names the process a later pidfd_send_signal or pidfd_getfd aims at.
+    def("pidfd_open", SyscallOp::Raw, N, N, N, N),
     with(
         def("prctl", SyscallOp::SetName, 1, N, N, N),
         N,
