@@ -22,6 +22,7 @@ mod lineage;
 mod login;
 mod net;
 mod output;
+mod package;
 mod process;
 mod redact;
 mod rollback;
