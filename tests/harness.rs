@@ -79,8 +79,15 @@ impl Agent {
         if !extra.contains(&"--state-dir") {
             command.arg("--state-dir").arg(dir.join("state"));
         }
+        command.args(extra);
+        Agent::spawn(dir, command)
+    }
+
+    /// Starts `command`, an `auditloop run --output json` however it is spelled (an installed binary, under
+    /// `setpriv`), and waits for its `agent_start` event. `dir` is removed when the agent is dropped.
+    pub fn spawn(dir: PathBuf, mut command: Command) -> Agent {
+        require_root();
         let mut child = command
-            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -23,6 +23,7 @@ mod lineage;
 mod login;
 mod net;
 mod output;
+mod package;
 mod process;
 mod protect;
 mod redact;

@@ -1,4 +1,4 @@
-//! Developer tasks for auditloop: `cargo xtask setup | run | test`.
+//! Developer tasks for auditloop: `cargo xtask setup | run | test | package`.
 //!
 //! Each task installs what is missing first (see [`setup`]), so the README's commands work on a fresh
 //! machine.
@@ -7,6 +7,7 @@ mod bench;
 mod cmd;
 mod latency;
 mod lint;
+mod package;
 mod run;
 mod setup;
 mod test;
@@ -31,6 +32,8 @@ enum Task {
     Run(run::RunArgs),
     /// Set up, build, and run every test tier: lints, unit tests, integration tests on the real kernel.
     Test(test::TestArgs),
+    /// Set up, build the release binaries, and build the Debian packages into `<target>/package/`.
+    Package,
     /// Check the sources' structure: no module cycles, no wildcard arms over vocabularies.
     Lint,
     /// Run benchmarks in release mode and print their figures.
@@ -49,6 +52,7 @@ fn main() -> ExitCode {
         Task::Setup => setup::setup().map(|_| ExitCode::SUCCESS),
         Task::Run(args) => run::run(&args),
         Task::Test(args) => test::test(&args),
+        Task::Package => package::package(),
         Task::Lint => lint::lint().map(|()| ExitCode::SUCCESS),
         Task::Bench(args) => bench::bench(&args),
         Task::LatencyChild { path } => latency::child(&path),

@@ -10,8 +10,10 @@ use crate::cmd::{self, command, output};
 
 /// Debian package providing LLVM 22 (bpf-linker links against it).
 const LLVM_PACKAGE: &str = "llvm-22-dev";
-/// Debian packages the integration tests build their io_uring test program with (`tests/uring/`).
-const TEST_PACKAGES: &[&str] = &["gcc", "liburing-dev"];
+/// Debian packages the integration tests need: gcc and liburing build their io_uring test program
+/// (`tests/uring/`); the package tests check the units with `systemd-analyze` (systemd) and
+/// `cargo xtask package` computes dependencies with `dpkg-shlibdeps` (dpkg-dev).
+const TEST_PACKAGES: &[&str] = &["gcc", "liburing-dev", "systemd", "dpkg-dev"];
 /// bpf-linker release line this project builds with.
 const BPF_LINKER_VERSION: &str = "0.13";
 

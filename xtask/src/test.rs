@@ -2,8 +2,9 @@
 //!
 //! 1. lint: `cargo fmt --check`, `cargo clippy --all-targets -D warnings` (and the same for the kernel
 //!    programs on their BPF target), `cargo xtask lint` (module cycles, wildcard arms over vocabularies);
-//! 2. unit and integration tests: `cargo test` (integration tests run as root against this kernel and fail,
-//!    never skip, when a capability is missing).
+//! 2. the release binaries and the Debian packages (`cargo xtask package`);
+//! 3. unit and integration tests: `cargo test` (integration tests run as root against this kernel and fail,
+//!    never skip, when a capability is missing; the package tests install the packages of step 2).
 
 use std::process::ExitCode;
 use std::time::Instant;
@@ -49,16 +50,10 @@ pub fn test(args: &TestArgs) -> anyhow::Result<ExitCode> {
     }
     // The integration tests start the agent and collector binaries: the release builds, as shipped (a
     // debug agent falls seconds behind when the suite's storms run beside a test, which then waits for
-    // events the agent has not read yet).
-    cmd::run(cmd::cargo().args([
-        "build",
-        "--release",
-        "-p",
-        "auditloop",
-        "-p",
-        "auditloop-collector",
-    ]))?;
-    let release = cmd::workspace_root().join("target/release");
+    // events the agent has not read yet). Building the packages builds them; the package tests install
+    // the packages.
+    let packages = crate::package::build_packages()?;
+    let release = crate::package::release_dir()?;
     cmd::run(
         cmd::cargo()
             .arg("test")
@@ -71,7 +66,9 @@ pub fn test(args: &TestArgs) -> anyhow::Result<ExitCode> {
             .env(
                 "AUDITLOOP_COLLECTOR_BIN",
                 release.join("auditloop-collector"),
-            ),
+            )
+            .env("AUDITLOOP_DEB_AGENT", &packages.agent)
+            .env("AUDITLOOP_DEB_COLLECTOR", &packages.collector),
     )?;
     eprintln!(
         "xtask: all test tiers passed in {:.0} s",
