@@ -164,6 +164,11 @@ fn status_and_metrics_follow_a_running_agent() {
         sample(&after, "auditloop_tracepoints_attached") > 50.0,
         "{after}"
     );
+    assert!(
+        after.contains("\nauditloop_ring_buffer_backlog_peak_bytes "),
+        "the ring's backlog is exported: {after}"
+    );
+    assert!(a["ring_backlog_peak_bytes"].is_u64(), "{a}");
 
     // A rejected reload makes it degraded, naming the error.
     std::fs::write(

@@ -90,6 +90,10 @@ fn describe() {
         "Size of the kernel ring buffer."
     );
     describe_gauge!(
+        "auditloop_ring_buffer_backlog_peak_bytes",
+        "Most bytes read from the ring buffer in one catch-up over the last second (its fill as the reader found it)."
+    );
+    describe_gauge!(
         "process_resident_memory_bytes",
         "Resident memory of the agent."
     );
@@ -141,6 +145,7 @@ pub fn publish(s: &Snapshot) {
     gauge!("auditloop_rules").set(f64::from(rare.rules.rules));
     gauge!("auditloop_tracepoints_attached").set(f64::from(rare.tracepoints));
     gauge!("auditloop_ring_buffer_bytes").set(f64::from(rare.ring_buffer_bytes));
+    gauge!("auditloop_ring_buffer_backlog_peak_bytes").set(s.ring_backlog_peak_bytes as f64);
     if let Some((rss, cpu)) = process_usage() {
         gauge!("process_resident_memory_bytes").set(rss as f64);
         counter!("process_cpu_seconds_total").absolute(cpu);

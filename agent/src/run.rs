@@ -198,7 +198,7 @@ async fn serve(args: RunArgs, config: Config) -> anyhow::Result<ExitCode> {
         _ => None,
     };
     let decisions = Decisions::default();
-    let capture = Capture::start(
+    let mut capture = Capture::start(
         &config,
         &loaded.kernel,
         loaded.acting.as_ref(),
@@ -207,6 +207,7 @@ async fn serve(args: RunArgs, config: Config) -> anyhow::Result<ExitCode> {
     )
     .context("starting kernel capture")?;
     let own = capture.own_objects();
+    capture.set_telemetry(telemetry.clone());
     let mut guard = start_guard(&loaded.guard, &decisions);
     telemetry.set_exec_guard(guard.is_some());
     let mut status = StatusWriter::new(

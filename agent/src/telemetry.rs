@@ -25,6 +25,7 @@ struct Inner {
     journal_bytes: AtomicU64,
     last_checkpoint_ms: AtomicU64,
     impaired: AtomicBool,
+    ring_backlog_peak: AtomicU64,
     rare: Mutex<Rare>,
 }
 
@@ -196,6 +197,14 @@ impl Telemetry {
         self.inner.impaired.store(impaired, Ordering::Relaxed);
     }
 
+    /// The reader caught up after reading `bytes` from the ring buffer (kept: the largest since the last
+    /// snapshot).
+    pub fn ring_backlog(&self, bytes: u64) {
+        self.inner
+            .ring_backlog_peak
+            .fetch_max(bytes, Ordering::Relaxed);
+    }
+
     /// Whether the exec guard runs.
     pub fn set_exec_guard(&self, running: bool) {
         self.rare().exec_guard = running;
@@ -245,6 +254,7 @@ impl Telemetry {
             journal_bytes: self.inner.journal_bytes.load(Ordering::Relaxed),
             last_checkpoint_ms: self.inner.last_checkpoint_ms.load(Ordering::Relaxed),
             journal_impaired: self.inner.impaired.load(Ordering::Relaxed),
+            ring_backlog_peak_bytes: self.inner.ring_backlog_peak.swap(0, Ordering::Relaxed),
             rare: self.rare().clone(),
         }
     }
@@ -265,6 +275,9 @@ pub struct Snapshot {
     pub last_checkpoint_ms: u64,
     /// Whether the journal cannot take events right now.
     pub journal_impaired: bool,
+    /// The most bytes the reader read from the ring buffer in one catch-up (from finding records to
+    /// finding it empty) since the previous snapshot: how full the ring got, as the reader found it.
+    pub ring_backlog_peak_bytes: u64,
     /// The rest.
     #[serde(flatten)]
     pub rare: Rare,

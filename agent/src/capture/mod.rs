@@ -123,6 +123,7 @@ pub struct Capture {
     poll_interval: std::time::Duration,
     ring_buffer_bytes: u32,
     own: integrity::OwnObjects,
+    telemetry: crate::telemetry::Telemetry,
 }
 
 impl Capture {
@@ -161,7 +162,13 @@ impl Capture {
             poll_interval: std::time::Duration::from_millis(config.poll_interval_ms),
             ring_buffer_bytes: config.ring_buffer_bytes,
             own: integrity::OwnObjects::default(),
+            telemetry: crate::telemetry::Telemetry::default(),
         })
+    }
+
+    /// Counts the ring buffer's backlog in `telemetry`.
+    pub fn set_telemetry(&mut self, telemetry: crate::telemetry::Telemetry) {
+        self.telemetry = telemetry;
     }
 
     /// The ids of the agent's programs, links and maps (filled in when capture runs).

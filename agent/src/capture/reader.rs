@@ -37,6 +37,9 @@ struct State {
     lost: PerCpuArray<MapData, u64>,
     stats: CaptureStats,
     batch: Vec<Event>,
+    /// Bytes read since the ring buffer was last found empty (one catch-up).
+    backlog: u64,
+    telemetry: crate::telemetry::Telemetry,
 }
 
 impl State {
@@ -45,8 +48,15 @@ impl State {
         let mut n = 0;
         while n < MAX_BATCH {
             let decoded = match ring.next() {
-                Some(item) => decode(&item),
-                None => return false,
+                Some(item) => {
+                    self.backlog += item.len() as u64;
+                    decode(&item)
+                }
+                None => {
+                    self.telemetry
+                        .ring_backlog(std::mem::take(&mut self.backlog));
+                    return false;
+                }
             };
             n += 1;
             self.stats.records += 1;
@@ -146,6 +156,7 @@ pub(super) async fn run(
         poll_interval,
         ring_buffer_bytes,
         own,
+        telemetry,
     } = capture;
     let mut sensitive = match sensitive {
         // SAFETY: the AsyncFd owns the watch, which owns the group's fd, so the fd outlives the
@@ -168,6 +179,8 @@ pub(super) async fn run(
         lost,
         stats: CaptureStats::default(),
         batch: Vec::with_capacity(MAX_BATCH),
+        backlog: 0,
+        telemetry,
     };
     let start = state
         .assembler

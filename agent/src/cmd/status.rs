@@ -96,8 +96,8 @@ fn human(health: Health, problems: &[String], report: Option<&Report>) -> String
         &mut out,
         "capture",
         format!(
-            "{} tracepoints, tier {}, ring buffer {} bytes",
-            t.rare.tracepoints, r.tier, t.rare.ring_buffer_bytes
+            "{} tracepoints, tier {}, ring buffer {} bytes (peak backlog {} bytes)",
+            t.rare.tracepoints, r.tier, t.rare.ring_buffer_bytes, t.ring_backlog_peak_bytes
         ),
     );
     line(
