@@ -8,10 +8,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use auditloop_journal::record::{encode_event, frame};
-use auditloop_model::{Event, EventBody, Exec, Process, WallTime};
-use auditloop_protocol::batch::{Batch, CONTENT_TYPE_JSON};
-use harness::collector::{Collector, collector_bin, free_port};
+use auditloop_protocol::batch::CONTENT_TYPE_JSON;
+use harness::collector::{Collector, collector_bin, free_port, one_record_batch};
 use harness::{Agent, marker, temp_dir};
 
 /// The body of `GET http://addr/metrics`.
@@ -40,40 +38,6 @@ fn sample(text: &str, series: &str) -> Option<f64> {
 /// Like [`sample`], failing the test when the series is missing.
 fn value(text: &str, series: &str) -> f64 {
     sample(text, series).unwrap_or_else(|| panic!("no {series} in:\n{text}"))
-}
-
-/// A one-event batch at `seq` chained to `prev`.
-fn one_record_batch(seq: u64, prev: [u8; 32]) -> Vec<u8> {
-    let event = Event {
-        seq,
-        time: WallTime::now(),
-        mono_ns: 1,
-        process: Process {
-            pid: 1,
-            comm: "metrics-test".into(),
-            ..Process::default()
-        },
-        event: EventBody::Exec(Exec {
-            filename: "/bin/true".into(),
-            argv: vec!["/bin/true".into()],
-            ..Exec::default()
-        }),
-    };
-    let mut frames = Vec::new();
-    frame(
-        &mut frames,
-        seq,
-        &prev,
-        &encode_event(&event).expect("encode"),
-    );
-    Batch {
-        first_seq: seq,
-        last_seq: seq,
-        anchor: None,
-        frames,
-    }
-    .encode_json()
-    .expect("json")
 }
 
 #[test]
@@ -166,7 +130,7 @@ fn metrics_follow_stored_and_refused_batches_of_a_real_agent() {
     let read = |p: &Path| std::fs::read_to_string(p).expect("token").trim().to_owned();
     let enroll_token = read(&collector.enroll_token_file());
     let own_token = read(&token);
-    let body = || one_record_batch(1 << 62, [0; 32]);
+    let body = || one_record_batch(1 << 62, [0; 32], "metrics-test", "/bin/true");
     let (status, _) = collector.post_batch(host, &enroll_token, CONTENT_TYPE_JSON, body());
     assert_eq!(status, 403, "another identity's token");
     let (status, _) = collector.post_batch(host, "no-such-token", CONTENT_TYPE_JSON, body());

@@ -7,10 +7,9 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use auditloop_journal::record::{SEGMENT_HEADER_LEN, encode_event, frame, read_frame};
-use auditloop_model::{Event, EventBody, Exec, Process, WallTime};
-use auditloop_protocol::batch::{Batch, CONTENT_TYPE_JSON};
-use harness::collector::Collector;
+use auditloop_journal::record::{SEGMENT_HEADER_LEN, read_frame};
+use auditloop_protocol::batch::CONTENT_TYPE_JSON;
+use harness::collector::{Collector, one_record_batch};
 use harness::{Agent, marker, remove_tree, temp_dir};
 use serde_json::Value;
 
@@ -41,36 +40,7 @@ fn head(state: &Path) -> (u64, [u8; 32]) {
 
 /// A one-record batch at `seq` chained to `prev`, whose event claims the victim ran `argv0`.
 fn forged(seq: u64, prev: [u8; 32], argv0: &str) -> Vec<u8> {
-    let event = Event {
-        seq,
-        time: WallTime::now(),
-        mono_ns: 1,
-        process: Process {
-            pid: 1,
-            comm: "forged".into(),
-            ..Process::default()
-        },
-        event: EventBody::Exec(Exec {
-            filename: argv0.into(),
-            argv: vec![argv0.into()],
-            ..Exec::default()
-        }),
-    };
-    let mut frames = Vec::new();
-    frame(
-        &mut frames,
-        seq,
-        &prev,
-        &encode_event(&event).expect("encode"),
-    );
-    Batch {
-        first_seq: seq,
-        last_seq: seq,
-        anchor: None,
-        frames,
-    }
-    .encode_json()
-    .expect("json")
+    one_record_batch(seq, prev, "forged", argv0)
 }
 
 #[test]

@@ -197,3 +197,40 @@ impl Collector {
         self.process.kill();
     }
 }
+
+/// A one-record JSON batch at `seq` chained to `prev`, whose event says `comm` ran `argv0` (a batch no
+/// agent wrote: for forgery and refusal tests).
+pub fn one_record_batch(seq: u64, prev: [u8; 32], comm: &str, argv0: &str) -> Vec<u8> {
+    use auditloop_journal::record::{encode_event, frame};
+    use auditloop_model::{Event, EventBody, Exec, Process, WallTime};
+    let event = Event {
+        seq,
+        time: WallTime::now(),
+        mono_ns: 1,
+        process: Process {
+            pid: 1,
+            comm: comm.into(),
+            ..Process::default()
+        },
+        event: EventBody::Exec(Exec {
+            filename: argv0.into(),
+            argv: vec![argv0.into()],
+            ..Exec::default()
+        }),
+    };
+    let mut frames = Vec::new();
+    frame(
+        &mut frames,
+        seq,
+        &prev,
+        &encode_event(&event).expect("encode"),
+    );
+    auditloop_protocol::batch::Batch {
+        first_seq: seq,
+        last_seq: seq,
+        anchor: None,
+        frames,
+    }
+    .encode_json()
+    .expect("json")
+}

@@ -86,14 +86,7 @@ fn prepare(packages: &[&str]) -> anyhow::Result<()> {
     if !had_auditd && crate::setup::installed("auditd") {
         stop_packaged_auditd()?;
     }
-    cmd::run(cmd::cargo().args([
-        "build",
-        "--release",
-        "-p",
-        "auditloop",
-        "-p",
-        "auditloop-collector",
-    ]))
+    cmd::build_release()
 }
 
 /// Stops the audit daemon a fresh `auditd` install started (Debian starts services on install where

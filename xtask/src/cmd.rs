@@ -42,6 +42,19 @@ pub fn cargo() -> Command {
     command(&cargo)
 }
 
+/// Builds the release agent and collector (what `run`, `package`, `bench` and the integration tests
+/// start).
+pub fn build_release() -> anyhow::Result<()> {
+    run(cargo().args([
+        "build",
+        "--release",
+        "-p",
+        "auditloop",
+        "-p",
+        "auditloop-collector",
+    ]))
+}
+
 /// Runs `cmd`, echoing it, and fails unless it exits 0.
 pub fn run(cmd: &mut Command) -> anyhow::Result<()> {
     let status = status(cmd)?;

@@ -38,14 +38,7 @@ pub fn package() -> anyhow::Result<ExitCode> {
 /// builds the kernel programs).
 pub fn build_packages() -> anyhow::Result<Packages> {
     deb::require_dpkg_deb()?;
-    cmd::run(cmd::cargo().args([
-        "build",
-        "--release",
-        "-p",
-        "auditloop",
-        "-p",
-        "auditloop-collector",
-    ]))?;
+    cmd::build_release()?;
     let workspace = Workspace::read()?;
     let arch = cmd::output(cmd::command("dpkg").arg("--print-architecture"))
         .map(|s| s.trim().to_owned())

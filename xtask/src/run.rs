@@ -26,14 +26,7 @@ pub struct RunArgs {
 /// Builds and runs collector and agent until Ctrl-C.
 pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
     setup()?;
-    cmd::run(cmd::cargo().args([
-        "build",
-        "--release",
-        "-p",
-        "auditloop",
-        "-p",
-        "auditloop-collector",
-    ]))?;
+    cmd::build_release()?;
     let release = workspace_root().join("target/release");
     let dir = std::env::temp_dir().join(format!("auditloop-collector-{}", std::process::id()));
     let spec = CollectorSpec {
