@@ -12,8 +12,9 @@ use crate::cmd::{self, command, output};
 const LLVM_PACKAGE: &str = "llvm-22-dev";
 /// Debian packages the integration tests need: gcc and liburing build their io_uring test program
 /// (`tests/uring/`); the package tests check the units with `systemd-analyze` (systemd) and
-/// `cargo xtask package` computes dependencies with `dpkg-shlibdeps` (dpkg-dev).
-const TEST_PACKAGES: &[&str] = &["gcc", "liburing-dev", "systemd", "dpkg-dev"];
+/// `cargo xtask package` computes dependencies with `dpkg-shlibdeps` (dpkg-dev); the self-protection tests
+/// detach and change the agent's BPF objects with bpftool.
+const TEST_PACKAGES: &[&str] = &["gcc", "liburing-dev", "systemd", "dpkg-dev", "bpftool"];
 /// bpf-linker release line this project builds with.
 const BPF_LINKER_VERSION: &str = "0.13";
 
