@@ -214,8 +214,9 @@ impl SelfProtect {
             | FileOp::Truncate
             | FileOp::Mkdir
             | FileOp::Utimens
-            | FileOp::Umount => (true, false),
-            FileOp::Symlink | FileOp::Chdir => (f.op == FileOp::Symlink, false),
+            | FileOp::Umount
+            | FileOp::Symlink => (true, false),
+            FileOp::Chdir => (false, false),
         };
         if !direct {
             return None;
@@ -381,11 +382,9 @@ mod tests {
 
     #[test]
     fn bpf_changes_through_a_descriptor_opened_by_id() {
-        let dir = tempfile::tempdir().unwrap();
         let own = OwnObjects::default();
         own.set_for_test(&[7], &[12], &[30]);
         let mut p = SelfProtect::new(&Protected::default(), own);
-        let _ = dir;
         let bpf = |cmd: u64, first: u64, ret: i64| {
             EventBody::Syscall(RawSyscall {
                 name: "bpf".into(),

@@ -214,11 +214,6 @@ async fn serve(args: RunArgs, config: Config) -> anyhow::Result<ExitCode> {
         &config.state_dir,
         &args.config,
         config.metrics.listen.map(|a| a.to_string()),
-        if guard.is_some() {
-            "kernel+exec_guard"
-        } else {
-            "kernel"
-        },
     );
     tracing::info!(
         ring_buffer_bytes = config.capture.ring_buffer_bytes,

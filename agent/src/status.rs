@@ -66,12 +66,7 @@ pub fn path_in(state_dir: &Path) -> PathBuf {
 
 impl StatusWriter {
     /// A writer for the agent of this process.
-    pub fn new(
-        state_dir: &Path,
-        config: &Path,
-        metrics_listen: Option<String>,
-        tier: &str,
-    ) -> StatusWriter {
+    pub fn new(state_dir: &Path, config: &Path, metrics_listen: Option<String>) -> StatusWriter {
         StatusWriter {
             path: path_in(state_dir),
             base: Report {
@@ -81,7 +76,6 @@ impl StatusWriter {
                 started_ms: now_ms(),
                 config: config.display().to_string(),
                 state_dir: state_dir.display().to_string(),
-                tier: tier.into(),
                 metrics_listen,
                 ..Report::default()
             },
@@ -108,6 +102,13 @@ impl StatusWriter {
         self.last = Some((now, snapshot.events));
         let report = Report {
             state: if stopped { "stopped" } else { "running" }.into(),
+            // The exec guard may start on a reload: the tier follows it.
+            tier: if snapshot.rare.exec_guard {
+                "kernel+exec_guard"
+            } else {
+                "kernel"
+            }
+            .into(),
             updated_ms: now_ms(),
             events_per_second: (rate * 10.0).round() / 10.0,
             telemetry: snapshot,
@@ -336,7 +337,7 @@ mod tests {
     #[test]
     fn the_file_round_trips_and_tells_an_unclean_end() {
         let dir = tempfile::tempdir().unwrap();
-        let mut w = StatusWriter::new(dir.path(), Path::new("/etc/x.yaml"), None, "kernel");
+        let mut w = StatusWriter::new(dir.path(), Path::new("/etc/x.yaml"), None);
         w.write(Snapshot::default(), false).unwrap();
         let r = StatusWriter::unclean_previous(dir.path()).unwrap();
         assert_eq!((r.pid, r.state.as_str()), (std::process::id(), "running"));

@@ -105,7 +105,7 @@ impl Integrity {
             .filter(|l| programs.contains(&l.program_id()))
             .map(|l| (l.id(), l.program_id()))
             .collect();
-        let mut map_ids: BTreeSet<u32> = ebpf
+        let map_ids: BTreeSet<u32> = ebpf
             .maps()
             .filter_map(|(_, m)| data(m).and_then(|d| d.info().ok()).map(|i| i.id()))
             .collect();
@@ -122,7 +122,6 @@ impl Integrity {
             maps = ?integrity.maps.iter().map(|(n, id, e)| (*n, *id, e.len())).collect::<Vec<_>>(),
             "integrity baseline"
         );
-        map_ids.extend(integrity.maps.iter().map(|(_, id, _)| *id));
         integrity.shared.set(ObjectIds {
             programs,
             links: integrity.links.iter().map(|(l, _)| *l).collect(),
