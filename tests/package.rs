@@ -167,14 +167,14 @@ fn the_agent_package_installs_captures_with_its_unit_capabilities_and_purges_cle
     );
 
     // Purge: nothing of the agent remains.
-    root.dpkg(&[OsStr::new("--purge"), OsStr::new("auditloop")]);
-    for gone in [
-        "etc/auditloop",
-        "var/lib/auditloop",
-        "lib/systemd/system/auditloop.service",
-    ] {
-        assert!(!root.path(gone).exists(), "{gone} remains after purge");
-    }
+    root.purge_leaves_nothing(
+        "auditloop",
+        &[
+            "etc/auditloop",
+            "var/lib/auditloop",
+            "lib/systemd/system/auditloop.service",
+        ],
+    );
     let state = root.query("auditloop", "${db:Status-Status}");
     assert!(
         state.is_none() || state.as_deref() == Some("not-installed"),
@@ -300,12 +300,12 @@ fn the_collector_package_runs_unprivileged_with_generated_tokens_and_purges_clea
         Vec::<u32>::new(),
         "no collector left"
     );
-    root.dpkg(&[OsStr::new("--purge"), OsStr::new("auditloop-collector")]);
-    for gone in [
-        "etc/auditloop-collector",
-        "var/lib/auditloop-collector",
-        "usr/bin/auditloop-collector",
-    ] {
-        assert!(!root.path(gone).exists(), "{gone} remains after purge");
-    }
+    root.purge_leaves_nothing(
+        "auditloop-collector",
+        &[
+            "etc/auditloop-collector",
+            "var/lib/auditloop-collector",
+            "usr/bin/auditloop-collector",
+        ],
+    );
 }

@@ -138,6 +138,17 @@ impl ScratchRoot {
         );
     }
 
+    /// Purges `package` and fails if any of `paths` (relative to the root) remains.
+    pub fn purge_leaves_nothing(&self, package: &str, paths: &[&str]) {
+        self.dpkg(&[
+            std::ffi::OsStr::new("--purge"),
+            std::ffi::OsStr::new(package),
+        ]);
+        for gone in paths {
+            assert!(!self.path(gone).exists(), "{gone} remains after purge");
+        }
+    }
+
     /// Fails unless `systemd-analyze verify` accepts the unit `name` installed in the root (with the
     /// root's binaries as ExecStart=).
     pub fn verify_unit(&self, name: &str) {
