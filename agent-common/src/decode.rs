@@ -4,9 +4,9 @@
 //! is a [`DecodeError`] that the caller counts. Decoding never panics, whatever the bytes.
 
 use crate::wire::{
-    ARG_LEN, COMM_LEN, CloseWrite, ExecEnter, ExecExit, Exit, Fork, MAX_ARGS, RecordHeader,
-    RecordKind, STR_LEN, SockState, SysExit, Syscall, UringComplete, UringFile, UringOp,
-    UringOpStrs, UringSetup,
+    ARG_LEN, COMM_LEN, CloseWrite, ExecEnter, ExecExit, Exit, Fork, LsmDeny, MAX_ARGS,
+    RecordHeader, RecordKind, STR_LEN, SockState, SysExit, Syscall, UringComplete, UringFile,
+    UringOp, UringOpStrs, UringSetup,
 };
 
 /// A decoded kernel record.
@@ -37,6 +37,8 @@ pub enum Record {
     UringComplete(UringComplete),
     /// A TCP socket changed state.
     SockState(SockState),
+    /// A BPF LSM program refused an operation.
+    LsmDeny(Box<LsmDeny>),
 }
 
 /// The strings of a [`UringOpStrs`] record.
@@ -79,6 +81,7 @@ impl Record {
             Record::UringFile(r) => &r.header,
             Record::UringComplete(r) => &r.header,
             Record::SockState(r) => &r.header,
+            Record::LsmDeny(r) => &r.header,
         }
     }
 }
@@ -140,6 +143,7 @@ pub fn decode(bytes: &[u8]) -> Result<Record, DecodeError> {
         RecordKind::UringFile => Record::UringFile(exact(kind, bytes)?),
         RecordKind::UringComplete => Record::UringComplete(exact(kind, bytes)?),
         RecordKind::SockState => Record::SockState(exact(kind, bytes)?),
+        RecordKind::LsmDeny => Record::LsmDeny(Box::new(exact(kind, bytes)?)),
     })
 }
 

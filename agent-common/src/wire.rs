@@ -75,11 +75,13 @@ pub enum RecordKind {
     UringComplete = 12,
     /// [`SockState`]: a TCP socket changed state (the transitions that tell a connection's ends).
     SockState = 13,
+    /// [`LsmDeny`]: a BPF LSM program refused an operation.
+    LsmDeny = 14,
 }
 
 impl RecordKind {
     /// Every kind, in value order.
-    pub const ALL: [RecordKind; 13] = [
+    pub const ALL: [RecordKind; 14] = [
         RecordKind::ExecEnter,
         RecordKind::ExecExit,
         RecordKind::Fork,
@@ -93,6 +95,7 @@ impl RecordKind {
         RecordKind::UringFile,
         RecordKind::UringComplete,
         RecordKind::SockState,
+        RecordKind::LsmDeny,
     ];
 
     /// The kind with this wire value, if any.
@@ -111,6 +114,7 @@ impl RecordKind {
             11 => Some(RecordKind::UringFile),
             12 => Some(RecordKind::UringComplete),
             13 => Some(RecordKind::SockState),
+            14 => Some(RecordKind::LsmDeny),
             _ => None,
         }
     }
@@ -131,6 +135,7 @@ impl RecordKind {
             RecordKind::UringFile => "uring_file",
             RecordKind::UringComplete => "uring_complete",
             RecordKind::SockState => "sock_state",
+            RecordKind::LsmDeny => "lsm_deny",
         }
     }
 }
@@ -279,3 +284,5 @@ mod uring;
 pub use uring::*;
 mod sock;
 pub use sock::*;
+mod lsm;
+pub use lsm::*;

@@ -1,9 +1,11 @@
 //! The maps shared by all programs.
 
-use agent_common::wire::{CommKey, ExecKillRule, LOST_SLOTS, OP_SLOTS, PathKey, SyscallSpec};
+use agent_common::wire::{
+    CommKey, DenyRule, ExecKillRule, InodeKey, LOST_SLOTS, OP_SLOTS, PathKey, SyscallSpec,
+};
 use aya_ebpf::{
     macros::map,
-    maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray, RingBuf},
+    maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray, RingBuf, lpm_trie::Key},
 };
 
 /// Default ring buffer size; the agent overrides it at load time from its config.
@@ -78,6 +80,30 @@ const BPF_F_NO_PREALLOC: u32 = 1;
 #[map]
 pub static EXEC_KILL: LpmTrie<[u8; agent_common::wire::PATH_KEY_LEN], ExecKillRule> =
     LpmTrie::with_max_entries(4096, BPF_F_NO_PREALLOC);
+
+/// Executable paths (exact, or prefixes) whose exec the LSM program refuses.
+#[map]
+pub static EXEC_DENY: LpmTrie<[u8; agent_common::wire::PATH_KEY_LEN], DenyRule> =
+    LpmTrie::with_max_entries(4096, BPF_F_NO_PREALLOC);
+
+/// Executable files (by identity) whose exec the LSM program refuses.
+#[map]
+pub static EXEC_DENY_INODES: HashMap<InodeKey, DenyRule> = HashMap::with_max_entries(4096, 0);
+
+/// Protected paths (exact, or prefixes) that the LSM program refuses to open for writing.
+#[map]
+pub static FILE_DENY: LpmTrie<[u8; agent_common::wire::PATH_KEY_LEN], DenyRule> =
+    LpmTrie::with_max_entries(4096, BPF_F_NO_PREALLOC);
+
+/// Protected files and directories by identity.
+#[map]
+pub static FILE_DENY_INODES: HashMap<InodeKey, DenyRule> = HashMap::with_max_entries(65536, 0);
+
+/// Per-CPU scratch key for the LSM programs' path lookups (apart from [`PATH_SCRATCH`]: an LSM program may
+/// be preempted by a tracepoint program on its CPU).
+#[map]
+pub static LSM_SCRATCH: PerCpuArray<Key<[u8; agent_common::wire::PATH_KEY_LEN]>> =
+    PerCpuArray::with_max_entries(1, 0);
 
 /// What the io_uring programs know of one ring, by kernel ring context (a join key, never sent).
 #[repr(C)]

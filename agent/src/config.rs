@@ -225,6 +225,22 @@ pub struct CaptureConfig {
     pub sensitive_paths: Vec<String>,
     /// How much ancestry the process table keeps and exec events record.
     pub ancestry: AncestryConfig,
+    /// Enforcement tier: `auto` (the best this kernel allows), `lsm` (BPF LSM; start fails where the
+    /// kernel cannot run it) or `tracepoint` (syscall tracepoints and fanotify only).
+    pub mode: CaptureMode,
+}
+
+/// `capture.mode`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CaptureMode {
+    /// The best tier this kernel allows.
+    #[default]
+    Auto,
+    /// BPF LSM hooks (deny in the kernel).
+    Lsm,
+    /// Syscall tracepoints only.
+    Tracepoint,
 }
 
 /// Ancestry depths (`capture.ancestry`).
@@ -276,6 +292,7 @@ impl Default for CaptureConfig {
         CaptureConfig {
             ring_buffer_bytes: 8 * 1024 * 1024,
             poll_interval_ms: 5,
+            mode: CaptureMode::Auto,
             syscalls: Vec::new(),
             disable: Vec::new(),
             ignore: IgnoreConfig::default(),

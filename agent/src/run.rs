@@ -154,7 +154,17 @@ async fn serve(args: RunArgs, config: Config) -> anyhow::Result<ExitCode> {
     let mut sigint = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
     let mut sigterm = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
     let mut sighup = signal(SignalKind::hangup()).context("installing SIGHUP handler")?;
-    let loaded = enforce::load(&config.rules)?;
+    let features = crate::capture::features::Features::probe();
+    let tier = features
+        .tier(config.capture.mode)
+        .map_err(|why| anyhow::anyhow!("{}: {why}", args.config.display()))?;
+    tracing::info!(
+        kernel = %features.kernel,
+        tier = tier.as_str(),
+        features = %features.summary(),
+        "enforcement tier chosen"
+    );
+    let loaded = enforce::load(&config.rules, tier)?;
     let ship_settings = ship_settings(&config)?;
     // The retention floor must hold from the first append: start from the persisted cursor.
     let cursor = match &ship_settings {
@@ -200,8 +210,8 @@ async fn serve(args: RunArgs, config: Config) -> anyhow::Result<ExitCode> {
     let decisions = Decisions::default();
     let mut capture = Capture::start(
         &config,
-        &loaded.kernel,
-        loaded.acting.as_ref(),
+        &loaded,
+        &features,
         clock.clone(),
         decisions.clone(),
     )
@@ -225,6 +235,7 @@ async fn serve(args: RunArgs, config: Config) -> anyhow::Result<ExitCode> {
     let (reload_tx, reload_rx) = watch::channel(Settings {
         capture: config.capture.clone(),
         exec_kill: loaded.kernel.clone(),
+        deny: (loaded.deny.clone(), loaded.deny_names.clone()),
         acting: loaded.acting.clone(),
     });
     let (event_tx, event_rx) = mpsc::channel(EVENT_QUEUE);
@@ -329,11 +340,11 @@ async fn serve(args: RunArgs, config: Config) -> anyhow::Result<ExitCode> {
                         reload_tx.borrow().capture.clone()
                     }
                 };
-                match enforce::load(&config.rules) {
+                match enforce::load(&config.rules, tier) {
                     Ok(new) => {
                         tracing::info!(rules = %config.rules.display(), "SIGHUP: rules reloaded");
                         let _ = agent_tx.send(Control::Event(Box::new(rules_loaded(&config.rules, &new, "reload")))).await;
-                        reload_tx.send_replace(Settings { capture, exec_kill: new.kernel.clone(), acting: new.acting.clone() });
+                        reload_tx.send_replace(Settings { capture, exec_kill: new.kernel.clone(), deny: (new.deny.clone(), new.deny_names.clone()), acting: new.acting.clone() });
                         match &guard {
                             Some(running) => running.replace(new.guard.clone()),
                             None => guard = start_guard(&new.guard, &decisions),

@@ -40,7 +40,8 @@ pub struct Report {
     pub config: String,
     /// State directory.
     pub state_dir: String,
-    /// Capture tier: how exec rules are enforced (`kernel+exec_guard` or `kernel`).
+    /// Capture tier: how rules are enforced: `lsm` (BPF LSM hooks) or `kernel` (tracepoints), with
+    /// `+exec_guard` while the fanotify exec guard runs.
     pub tier: String,
     /// Events journaled per second over the last interval.
     pub events_per_second: f64,
@@ -103,12 +104,19 @@ impl StatusWriter {
         let report = Report {
             state: if stopped { "stopped" } else { "running" }.into(),
             // The exec guard may start on a reload: the tier follows it.
-            tier: if snapshot.rare.exec_guard {
-                "kernel+exec_guard"
-            } else {
-                "kernel"
-            }
-            .into(),
+            tier: format!(
+                "{}{}",
+                if snapshot.rare.enforcement == "lsm" {
+                    "lsm"
+                } else {
+                    "kernel"
+                },
+                if snapshot.rare.exec_guard {
+                    "+exec_guard"
+                } else {
+                    ""
+                }
+            ),
             updated_ms: now_ms(),
             events_per_second: (rate * 10.0).round() / 10.0,
             telemetry: snapshot,

@@ -50,6 +50,12 @@ pub struct Rare {
     pub ring_buffer_bytes: u32,
     /// Whether the fanotify exec guard runs.
     pub exec_guard: bool,
+    /// Enforcement tier (from `agent_start`): `lsm` or `tracepoint`.
+    pub enforcement: String,
+    /// Kernel release (from `agent_start`).
+    pub kernel: String,
+    /// What the kernel allows (from `agent_start`), `name=yes|no(reason)` each.
+    pub features: String,
     /// Shipping, when configured.
     pub ship: Option<ShipTelemetry>,
     /// The rules in force.
@@ -164,6 +170,9 @@ impl Telemetry {
             let mut rare = self.rare();
             rare.tracepoints = start.tracepoints;
             rare.ring_buffer_bytes = start.ring_buffer_bytes;
+            rare.enforcement = start.tier.clone();
+            rare.kernel = start.kernel.clone();
+            rare.features = start.features.clone();
         } else if let EventBody::RulesLoaded(loaded) = body {
             let mut rare = self.rare();
             let reload = loaded.reason != "start";

@@ -56,12 +56,15 @@ pub const TAG_CHECKPOINT: u8 = 2;
 /// Payload tag of an event in the model of format 2 (before ancestry, login identity, exec cwd and both
 /// network endpoints; read, never written).
 pub const TAG_EVENT_V2: u8 = 3;
+/// Payload tag of an event in the model of format 3 (before the enforcement tier in `agent_start`,
+/// `exec.stopped_by` and `file.denied_by_rule`; read, never written).
+pub const TAG_EVENT_V3: u8 = 4;
 /// Payload tag of an event in today's model (what the agent writes).
-pub const TAG_EVENT: u8 = 4;
+pub const TAG_EVENT: u8 = 5;
 
 /// Whether a payload tag is an event of any format.
 pub fn is_event_tag(tag: u8) -> bool {
-    tag == TAG_EVENT || tag == TAG_EVENT_V2 || tag == TAG_EVENT_V1
+    tag == TAG_EVENT || tag == TAG_EVENT_V3 || tag == TAG_EVENT_V2 || tag == TAG_EVENT_V1
 }
 
 /// A payload as encoded: the tag order is the format and only ever grows (see the `TAG_` constants).
@@ -71,6 +74,7 @@ enum WirePayload {
     EventV1(crate::legacy::v1::Event),
     Checkpoint(Checkpoint),
     EventV2(crate::legacy::v2::Event),
+    EventV3(crate::legacy::v3::Event),
     Event(Event),
 }
 
@@ -89,6 +93,11 @@ enum WirePayloadRef<'a> {
         reason = "holds tag 3: events of format 2 are read, never written"
     )]
     EventV2(()),
+    #[expect(
+        dead_code,
+        reason = "holds tag 4: events of format 3 are read, never written"
+    )]
+    EventV3(()),
     Event(&'a Event),
 }
 
@@ -201,6 +210,7 @@ pub fn decode_payload(bytes: &[u8]) -> Result<Payload, PayloadError> {
         WirePayload::EventV1(e) => Payload::Event(e.into()),
         WirePayload::Checkpoint(c) => Payload::Checkpoint(c),
         WirePayload::EventV2(e) => Payload::Event(e.into()),
+        WirePayload::EventV3(e) => Payload::Event(e.into()),
         WirePayload::Event(e) => Payload::Event(e),
     })
 }
@@ -329,6 +339,72 @@ mod tests {
             read_frame(&out[..out.len() - 1]),
             Err(FrameError::Torn { .. })
         ));
+    }
+
+    /// Events written by agents of format 3 (payload tag 4): the three types format 4 changed and one it did
+    /// not decode into today's model, the new fields empty (an exec stopped then was stopped by the guard).
+    #[test]
+    fn format_3_events_still_decode() {
+        use auditloop_model::{EventBody, FileOp};
+        let fixture = include_str!("legacy/fixtures/format3-events.hex");
+        let events: Vec<Event> = fixture
+            .lines()
+            .map(|line| {
+                let bytes = hex::decode(line).unwrap();
+                assert_eq!(bytes[0], TAG_EVENT_V3);
+                assert!(is_event_tag(bytes[0]));
+                match decode_payload(&bytes).unwrap() {
+                    Payload::Event(e) => e,
+                    other => panic!("not an event: {other:?}"),
+                }
+            })
+            .collect();
+        assert_eq!(events.len(), 4);
+        assert_eq!(events[0].seq, 20);
+        assert_eq!(events[0].process.exe, "/usr/bin/sh");
+        let EventBody::AgentStart(start) = &events[0].event else {
+            panic!("{:?}", events[0])
+        };
+        assert_eq!(
+            (
+                start.version.as_str(),
+                start.tracepoints,
+                start.tier.as_str()
+            ),
+            ("0.1.0", 91, "")
+        );
+        let EventBody::Exec(exec) = &events[1].event else {
+            panic!("{:?}", events[1])
+        };
+        assert_eq!(exec.filename, "/usr/bin/nc");
+        assert_eq!(exec.argv, ["nc", "-l"]);
+        assert_eq!((exec.ret, exec.dev, exec.inode), (Some(-1), 2049, 1234));
+        assert_eq!(exec.stopped_by_rule.as_deref(), Some("no_nc"));
+        assert_eq!(
+            (exec.stopped_by.as_str(), exec.cwd.as_str()),
+            ("exec_guard", "/tmp")
+        );
+        let EventBody::File(file) = &events[2].event else {
+            panic!("{:?}", events[2])
+        };
+        assert_eq!(
+            (
+                file.op,
+                file.path.as_str(),
+                file.flags,
+                file.fd,
+                file.raw_path.as_str()
+            ),
+            (FileOp::Open, "/etc/hosts", 577, 3, "hosts")
+        );
+        assert_eq!(
+            (file.denied_by_rule.as_deref(), file.kernel_path.as_str()),
+            (None, "")
+        );
+        let EventBody::Fork(fork) = &events[3].event else {
+            panic!("{:?}", events[3])
+        };
+        assert_eq!((fork.child_pid, fork.clone_flags), (5000, Some(17)));
     }
 
     /// Events written by agents of format 2 (payload tag 3), one of each shape that format 3 changed and a

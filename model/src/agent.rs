@@ -81,6 +81,14 @@ pub struct AgentStart {
     pub tracepoints: u32,
     /// Kernel ring buffer size in bytes.
     pub ring_buffer_bytes: u32,
+    /// Kernel release (`uname -r`).
+    pub kernel: String,
+    /// Enforcement tier chosen: `lsm` (BPF LSM hooks refuse denied execs and file changes with `EPERM`,
+    /// paths from the kernel) or `tracepoint` (SIGKILL at exec, the fanotify exec guard, userspace paths).
+    pub tier: String,
+    /// What the kernel allows, each `name=yes` or `name=no(reason)`: `bpf_lsm`, `fentry`, `kprobes`,
+    /// `kernel_reads`, `ringbuf`, `send_signal`, `btf`.
+    pub features: String,
 }
 
 /// The agent stopped capturing; counters cover the whole run.

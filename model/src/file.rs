@@ -43,6 +43,14 @@ pub struct File {
     pub raw_path: String,
     /// The second path argument as passed, when it differs from `target`; empty otherwise.
     pub raw_target: String,
+    /// The deny rule whose BPF LSM hook refused this operation before it happened (it failed with
+    /// `EPERM`).
+    pub denied_by_rule: Option<String>,
+    /// With `denied_by_rule`: the refused file's path as the kernel printed it (`bpf_d_path`: absolute,
+    /// every link resolved); empty when the hook has no path to print (unlink, rename, chmod, chown and
+    /// truncate name the file by identity).
+    #[field(absent_if_empty)]
+    pub kernel_path: String,
 }
 
 /// A watched configuration file changed.

@@ -47,6 +47,10 @@ pub struct Exec {
     /// The rule whose exec guard refused this exec before the program ran (the exec failed with `EPERM`;
     /// a kill rule also killed the task).
     pub stopped_by_rule: Option<String>,
+    /// What refused it, with `stopped_by_rule`: `lsm` (the kernel's BPF LSM hook `bprm_check_security`)
+    /// or `exec_guard` (fanotify, in userspace); empty otherwise.
+    #[field(absent_if_empty)]
+    pub stopped_by: String,
     /// The working directory the program was started in (canonical); empty when unknown.
     #[field(absent_if_empty)]
     pub cwd: String,

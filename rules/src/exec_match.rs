@@ -46,7 +46,8 @@ enum Slot {
     Sha256,
 }
 
-fn flatten<'c>(c: &'c Cond, and: bool, out: &mut Vec<&'c Cond>) {
+/// Collects the operands of nested `and` (`and = true`) or `or` (`and = false`) conditions.
+pub(crate) fn flatten<'c>(c: &'c Cond, and: bool, out: &mut Vec<&'c Cond>) {
     match (c, and) {
         (Cond::And(v), true) | (Cond::Or(v), false) => v.iter().for_each(|x| flatten(x, and, out)),
         _ => out.push(c),
@@ -54,13 +55,18 @@ fn flatten<'c>(c: &'c Cond, and: bool, out: &mut Vec<&'c Cond>) {
 }
 
 fn is_exec_kind(c: &Cond) -> bool {
-    match c {
-        Cond::Test(f, Test::StrEq(k)) => f.is_kind() && k == EventKind::Exec.as_str(),
-        Cond::Test(f, Test::StrIn(ks)) => {
-            f.is_kind() && ks.len() == 1 && ks.contains(EventKind::Exec.as_str())
-        }
-        _ => false,
+    is_kind(c, EventKind::Exec)
+}
+
+/// Whether `c` is `evt.kind = KIND` (or `evt.kind in (KIND)`).
+pub(crate) fn is_kind(c: &Cond, kind: EventKind) -> bool {
+    if let Cond::Test(f, Test::StrEq(k)) = c {
+        return f.is_kind() && k == kind.as_str();
     }
+    if let Cond::Test(f, Test::StrIn(ks)) = c {
+        return f.is_kind() && ks.len() == 1 && ks.contains(kind.as_str());
+    }
+    false
 }
 
 /// The [`ExecMatch`] of a compiled condition, when it has the restricted form.

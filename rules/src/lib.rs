@@ -81,6 +81,7 @@ mod exec_match;
 mod field_cmp_tests;
 mod fielddef;
 pub mod fields;
+mod file_match;
 mod item;
 mod lexer;
 mod load;
@@ -101,6 +102,7 @@ use auditloop_model::{ActionKind, EVENT_KIND_COUNT, Event, EventKind};
 
 pub use error::{ErrorKind, RuleError, RuleErrors};
 pub use exec_match::ExecMatch;
+pub use file_match::{FileMatch, KERNEL_FILE_OPS};
 pub use stateful::{MAX_KEYS, RuleState};
 
 use eval::{Cond, Template};
@@ -206,6 +208,7 @@ pub struct Rule {
     pub(crate) cond: Cond,
     pub(crate) output: Template,
     pub(crate) exec_match: Option<ExecMatch>,
+    pub(crate) file_match: Option<FileMatch>,
     pub(crate) stateful: Option<Stateful>,
 }
 
@@ -269,6 +272,12 @@ impl Rule {
     /// [`ExecMatch`]; `None` otherwise, and always for threshold and sequence rules.
     pub fn exec_time_only(&self) -> Option<ExecMatch> {
         self.exec_match.clone()
+    }
+
+    /// The file-time description of this rule when its condition has the restricted form documented on
+    /// [`FileMatch`]; `None` otherwise, and always for threshold and sequence rules.
+    pub fn file_time_only(&self) -> Option<FileMatch> {
+        self.file_match.clone()
     }
 }
 

@@ -11,6 +11,7 @@ use serde_yaml_ng::Value;
 use crate::check::{Checker, ListDef, MacroDef};
 use crate::error::{ErrorKind, RuleError, RuleErrors, near_matches};
 use crate::exec_match::exec_match;
+use crate::file_match::file_match;
 use crate::item::Item;
 use crate::source::{Scalar, SourceFile, scan_items};
 use crate::stateful_load::{StatefulDraft, combine};
@@ -87,6 +88,7 @@ pub(crate) fn compile(
         let err = files[d.file].error(ErrorKind::Schema, d.pos, 1, String::new());
         rules.push(Rule {
             exec_match: stateful.is_none().then(|| exec_match(&cond)).flatten(),
+            file_match: stateful.is_none().then(|| file_match(&cond)).flatten(),
             stateful,
             name: d.name,
             desc: d.desc,

@@ -4,11 +4,11 @@
 use std::collections::HashSet;
 
 use auditloop_model::{
-    ChangeTrigger, ConfigChange, Event, EventBody, EventKind, Exec, File, Fork, Net, Process,
-    SetId, WallTime,
+    ChangeTrigger, ConfigChange, Event, EventBody, EventKind, Exec, File, FileOp, Fork, Net,
+    Process, SetId, WallTime,
 };
 
-use crate::{Action, ExecMatch, RuleErrors, RuleSet, Severity};
+use crate::{Action, ExecMatch, FileMatch, RuleErrors, RuleSet, Severity};
 
 pub(super) fn process() -> Process {
     Process {
@@ -290,6 +290,44 @@ fn exec_time_only_forms() {
     );
     assert_eq!(m("is_exec and user.uid > 0"), None);
     assert_eq!(m("is_exec or exec.filename = /x"), None);
+}
+
+#[test]
+fn file_time_only_forms() {
+    let m = |cond: &str| {
+        let text = format!(
+            "- macro: is_file\n  condition: evt.kind = file\n\
+             - rule: r\n  condition: '{cond}'\n  output: o\n  actions: [deny]\n"
+        );
+        rules(&text).rules()[0].file_time_only()
+    };
+    assert_eq!(
+        m(
+            "is_file and (file.path startswith /etc/ssh/ or file.path in (/etc/hosts, /a)) \
+           and file.op in (open, unlink) and user.uid = 1000"
+        ),
+        Some(FileMatch {
+            paths: vec!["/a".into(), "/etc/hosts".into()],
+            prefixes: vec!["/etc/ssh/".into()],
+            ops: vec![FileOp::Open, FileOp::Unlink],
+            uids: vec![1000],
+        })
+    );
+    assert_eq!(
+        m("evt.kind = file and file.path = /etc/passwd"),
+        Some(FileMatch {
+            paths: vec!["/etc/passwd".into()],
+            ..FileMatch::default()
+        })
+    );
+    // Outside the form: no kind, no path, an op no LSM hook refuses, negations, other fields.
+    assert_eq!(m("file.path = /x"), None);
+    assert_eq!(m("is_file and file.op = unlink"), None);
+    assert_eq!(m("is_file and file.path = /x and file.op = mkdir"), None);
+    assert_eq!(m("is_file and not file.path = /x"), None);
+    assert_eq!(m("is_file and file.path = /x and proc.name = vi"), None);
+    assert_eq!(m("is_file and (file.path = /x or file.op = open)"), None);
+    assert_eq!(m("is_file and file.path contains x"), None);
 }
 
 #[test]

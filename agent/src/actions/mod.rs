@@ -109,12 +109,7 @@ impl ActionStage {
                 target_pid: Some(event.process.pid),
                 path: exec_path(event),
                 ok: true,
-                detail: if killed {
-                    "exec refused by the exec guard (EPERM) and the task killed before the program ran"
-                        .into()
-                } else {
-                    "exec refused by the exec guard (EPERM) before the program ran".into()
-                },
+                detail: guard_detail(event, killed),
                 ..ActionTaken::default()
             }));
         }
@@ -149,14 +144,7 @@ impl ActionStage {
                         kill_action(event, kind == ActionKind::KillGroup)
                     }
                     ActionKind::Rollback => rollback_action(self.store.as_mut(), event),
-                    ActionKind::Deny => ActionTaken {
-                        action: ActionKind::Deny,
-                        detail: "not enforced: deny is enforced for execs by the exec guard, before \
-                                 the program runs; denying other operations needs BPF LSM, which this \
-                                 kernel refuses"
-                            .into(),
-                        ..ActionTaken::default()
-                    },
+                    ActionKind::Deny => deny_action(event, rule.name()),
                     // Only the kernel carries this out, at exec; it is reported above.
                     ActionKind::KernelKill => continue,
                 };
@@ -168,6 +156,71 @@ impl ActionStage {
             }
         }
         out
+    }
+}
+
+/// What refused a guarded exec, in words.
+fn guard_detail(event: &Event, killed: bool) -> String {
+    let lsm = matches!(&event.event, EventBody::Exec(e) if e.stopped_by == "lsm");
+    match (lsm, killed) {
+        (true, true) => "exec refused in the kernel by BPF LSM (bprm_check_security, EPERM) and the \
+                         task killed before the program ran",
+        (true, false) => {
+            "exec refused in the kernel by BPF LSM (bprm_check_security, EPERM) before the program ran"
+        }
+        (false, true) => {
+            "exec refused by the exec guard (EPERM) and the task killed before the program ran"
+        }
+        (false, false) => "exec refused by the exec guard (EPERM) before the program ran",
+    }
+    .into()
+}
+
+/// `deny` on an event that no exec refusal covered: a file operation the LSM refused is reported; on a
+/// kernel without BPF LSM a file operation falls back to a kill (it has happened); anything else cannot
+/// be refused and is only alerted.
+fn deny_action(event: &Event, rule: &str) -> ActionTaken {
+    if let EventBody::File(file) = &event.event {
+        if file.denied_by_rule.as_deref() == Some(rule) {
+            return ActionTaken {
+                action: ActionKind::Deny,
+                target_pid: Some(event.process.pid),
+                path: Some(file.path.clone()),
+                ok: true,
+                detail: if file.kernel_path.is_empty() {
+                    format!(
+                        "{} refused in the kernel by BPF LSM (EPERM) before it happened",
+                        file.op
+                    )
+                } else {
+                    format!(
+                        "{} refused in the kernel by BPF LSM (EPERM) before it happened; the kernel's \
+                         path: {}",
+                        file.op, file.kernel_path
+                    )
+                },
+                ..ActionTaken::default()
+            };
+        }
+        if file.success {
+            let killed = kill_action(event, false);
+            return ActionTaken {
+                detail: format!(
+                    "deny needs BPF LSM, which this kernel does not run: fell back to a kill after \
+                     the {} happened; {}",
+                    file.op, killed.detail
+                ),
+                ..killed
+            };
+        }
+    }
+    ActionTaken {
+        action: ActionKind::Deny,
+        detail:
+            "not enforced: deny is enforced for execs before the program runs and, with BPF LSM, \
+                 for file operations; this event is neither"
+                .into(),
+        ..ActionTaken::default()
     }
 }
 

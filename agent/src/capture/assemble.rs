@@ -76,7 +76,15 @@ pub struct Assembler {
     decisions: Decisions,
     uring: UringPairing,
     uring_files: UringFiles,
+    /// Names of the kernel deny rules, by index.
+    deny_names: Vec<String>,
+    /// File operations the LSM refused (rule, the kernel's path), by thread, until the syscall's return
+    /// names the event.
+    denials: HashMap<u32, (String, String)>,
 }
+
+/// Most LSM refusals of file operations waiting for their syscall's return.
+const DENIALS_CAPACITY: usize = 4096;
 
 impl Assembler {
     /// An assembler. Events leave it with `seq` 0: the journal numbers them as it appends them.
@@ -98,7 +106,46 @@ impl Assembler {
             decisions: Decisions::default(),
             uring: UringPairing::default(),
             uring_files: UringFiles::default(),
+            deny_names: Vec::new(),
+            denials: HashMap::new(),
         }
+    }
+
+    /// Names of the kernel deny rules, by the index LSM records carry.
+    pub fn set_deny_names(&mut self, names: Vec<String>) {
+        self.deny_names = names;
+    }
+
+    /// An LSM refusal: an exec's goes to the decisions its exec event takes; a file operation's waits for
+    /// the failed syscall of the same thread.
+    fn on_lsm_deny(&mut self, rec: &agent_common::wire::LsmDeny) {
+        let rule = self
+            .deny_names
+            .get(rec.rule as usize)
+            .cloned()
+            .unwrap_or_else(|| format!("#{}", rec.rule));
+        let len = (rec.path_len as usize)
+            .saturating_sub(1)
+            .min(rec.path.len());
+        let path = String::from_utf8_lossy(&rec.path[..len]).into_owned();
+        if rec.hook == agent_common::wire::HOOK_EXEC {
+            self.decisions.put(
+                rec.header.pid,
+                crate::enforce::Decision {
+                    rule,
+                    killed: rec.flags & agent_common::wire::DENY_KILL != 0,
+                    path,
+                    mono_ns: rec.header.ktime_ns,
+                    lsm: true,
+                },
+            );
+            return;
+        }
+        if self.denials.len() >= DENIALS_CAPACITY {
+            // Refusals whose syscall records were lost or filtered.
+            self.denials.clear();
+        }
+        self.denials.insert(rec.header.tid, (rule, path));
     }
 
     /// File changes seen since the last call (for the config watch stage).
@@ -320,6 +367,7 @@ impl Assembler {
                     self.emit_uring(p, Some(i64::from(rec.res)), out);
                 }
             }
+            Record::LsmDeny(rec) => self.on_lsm_deny(&rec),
         }
     }
 
@@ -404,13 +452,21 @@ impl Assembler {
             tcp: &mut self.tcp,
             policy: &self.policy,
         };
-        let Some(body) = convert::body(&record, ret, &mut tables) else {
+        let Some(mut body) = convert::body(&record, ret, &mut tables) else {
             // A `socket` is remembered, never an event; anything else was filtered.
             if record.op != agent_common::wire::SyscallOp::Socket as u32 {
                 self.filtered += 1;
             }
             return;
         };
+        // The next file event of the thread is the refused operation's (a success means it was not).
+        if let EventBody::File(file) = &mut body
+            && let Some((rule, kernel_path)) = self.denials.remove(&record.header.tid)
+            && !file.success
+        {
+            file.denied_by_rule = Some(rule);
+            file.kernel_path = kernel_path;
+        }
         let event = self.event(&record.header, body);
         if let Some(skaddr) = self.tcp.take_park() {
             // A connect under way: held (not dropped) until the kernel reports its local end.
@@ -570,6 +626,7 @@ impl Assembler {
                 body.raw_filename = std::mem::replace(&mut body.filename, refused.path);
             }
             body.stopped_by_rule = Some(refused.rule);
+            body.stopped_by = if refused.lsm { "lsm" } else { "exec_guard" }.into();
         }
         if !body.success
             && body.raw_filename.is_empty()

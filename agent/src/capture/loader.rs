@@ -4,7 +4,9 @@
 use std::collections::HashSet;
 use std::path::Path;
 
-use agent_common::wire::{MAP_EVENTS, MAP_LOST, MAP_SYSCALL_SPECS};
+use agent_common::wire::{
+    GLOBAL_LSM_OFFSETS, LSM_OFFSETS_LEN, MAP_EVENTS, MAP_LOST, MAP_SYSCALL_SPECS,
+};
 use auditloop_model::EventKind;
 use aya::{
     Ebpf, EbpfLoader,
@@ -71,13 +73,21 @@ pub struct Loaded {
 }
 
 /// Loads and attaches everything.
+///
+/// `lsm_offsets` (LSM tier) are the structure offsets the LSM programs read, set before the object loads
+/// (the LSM programs themselves are attached by the caller).
 pub fn load(
     config: &CaptureConfig,
     acting: Option<&HashSet<EventKind>>,
+    lsm_offsets: Option<&[u32; LSM_OFFSETS_LEN]>,
 ) -> Result<Loaded, CaptureError> {
     raise_memlock_limit();
-    let mut ebpf = EbpfLoader::new()
-        .map_max_entries(MAP_EVENTS, config.ring_buffer_bytes)
+    let mut loader = EbpfLoader::new();
+    loader.map_max_entries(MAP_EVENTS, config.ring_buffer_bytes);
+    if let Some(offsets) = lsm_offsets {
+        loader.override_global(GLOBAL_LSM_OFFSETS, &offsets[..], true);
+    }
+    let mut ebpf = loader
         .load(OBJECT)
         .map_err(|e| CaptureError::Load(Box::new(e)))?;
 

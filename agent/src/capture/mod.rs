@@ -6,17 +6,20 @@
 //! become `loss` events. Capture never drops an event in userspace.
 
 mod assemble;
+pub mod btf;
 mod budget;
 mod canon;
 mod configwatch;
 mod containers;
 mod convert;
 mod fdtable;
+pub mod features;
 pub mod filters;
 pub mod integrity;
 mod loader;
 mod login;
 mod loss;
+mod lsm;
 mod net;
 #[cfg(test)]
 mod net_tests;
@@ -47,7 +50,7 @@ pub use reader::Detacher;
 
 use crate::clock::Clock;
 use crate::config::{CaptureConfig, Config};
-use crate::enforce::{Decisions, KernelExecRule};
+use crate::enforce::{Decisions, KernelDenyRule, KernelExecRule, LoadedRules};
 
 /// Most processes the process table keeps.
 const PROCESS_TABLE_CAPACITY: usize = 1 << 17;
@@ -84,6 +87,17 @@ pub enum CaptureError {
     /// The config-watch content store could not be opened.
     #[error("config watch")]
     Watch(#[from] crate::watch::WatchError),
+    /// An LSM program could not be loaded or attached (the verifier's log included).
+    #[error("BPF LSM program {program}: {message}")]
+    Lsm {
+        /// Program (= hook) name.
+        program: &'static str,
+        /// What failed.
+        message: String,
+    },
+    /// The kernel's BTF could not be read for the LSM programs' offsets.
+    #[error("kernel BTF")]
+    Btf(#[from] btf::BtfError),
     /// `capture.syscalls` names a syscall this kernel cannot trace.
     #[error(transparent)]
     UnknownSyscall(#[from] syscalls::UnknownSyscall),
@@ -96,6 +110,8 @@ pub struct Settings {
     pub capture: CaptureConfig,
     /// Kernel exec rules.
     pub exec_kill: Vec<KernelExecRule>,
+    /// Kernel deny rules (LSM tier) and their names by index.
+    pub deny: (Vec<KernelDenyRule>, Vec<String>),
     /// Event kinds a rule may act on (`None`: any): their records wake the reader at once.
     pub acting: Option<HashSet<EventKind>>,
 }
@@ -124,6 +140,8 @@ pub struct Capture {
     ring_buffer_bytes: u32,
     own: integrity::OwnObjects,
     telemetry: crate::telemetry::Telemetry,
+    tier: features::Tier,
+    features: features::Features,
 }
 
 impl Capture {
@@ -131,8 +149,8 @@ impl Capture {
     /// watched config files. Events are stamped with `clock`.
     pub fn start(
         full: &Config,
-        exec_kill: &[KernelExecRule],
-        acting: Option<&HashSet<EventKind>>,
+        rules: &LoadedRules,
+        features: &features::Features,
         clock: Clock,
         decisions: Decisions,
     ) -> Result<Capture, CaptureError> {
@@ -142,8 +160,19 @@ impl Capture {
             &full.watch.redact,
             &full.state_dir,
         )?;
-        let mut loaded = loader::load(config, acting)?;
-        filters::set_exec_kill(&mut loaded.ebpf, exec_kill)?;
+        let lsm = rules.tier == features::Tier::Lsm;
+        let offsets = if lsm {
+            Some(lsm::offsets(&btf::Btf::from_sys_fs()?)?)
+        } else {
+            None
+        };
+        let mut loaded = loader::load(config, rules.acting.as_ref(), offsets.as_ref())?;
+        filters::set_exec_kill(&mut loaded.ebpf, &rules.kernel)?;
+        if lsm {
+            lsm::set_deny(&mut loaded.ebpf, &rules.deny)?;
+            loaded.attached += lsm::attach(&mut loaded.ebpf)?;
+        }
+        let assembler_names = rules.deny_names.clone();
         let mut procs = ProcessTable::new(PROCESS_TABLE_CAPACITY, Path::new("/proc"));
         procs.set_ancestry(config.ancestry.depth, config.ancestry.exec_depth);
         procs.scan()?;
@@ -156,8 +185,11 @@ impl Capture {
                 a.set_policy(policy::PathPolicy::new(config));
                 a.set_ancestry(config.ancestry.depth, config.ancestry.exec_depth);
                 a.set_decisions(decisions);
+                a.set_deny_names(assembler_names);
                 a
             },
+            tier: rules.tier,
+            features: features.clone(),
             sensitive: open_sensitive(config),
             poll_interval: std::time::Duration::from_millis(config.poll_interval_ms),
             ring_buffer_bytes: config.ring_buffer_bytes,

@@ -157,6 +157,8 @@ pub(super) async fn run(
         ring_buffer_bytes,
         own,
         telemetry,
+        tier,
+        features,
     } = capture;
     let mut sensitive = match sensitive {
         // SAFETY: the AsyncFd owns the watch, which owns the group's fd, so the fd outlives the
@@ -188,6 +190,9 @@ pub(super) async fn run(
             version: env!("CARGO_PKG_VERSION").into(),
             tracepoints: u32::try_from(attached).unwrap_or(u32::MAX),
             ring_buffer_bytes,
+            kernel: features.kernel.clone(),
+            tier: tier.as_str().into(),
+            features: features.summary(),
         }));
     state.batch.push(start);
     for change in startup_changes {
@@ -249,7 +254,14 @@ pub(super) async fn run(
                         s.set_ignore(&settings.capture.ignore.pids, &settings.capture.ignore.comms);
                     }
                     let applied = super::filters::apply(&settings.capture, settings.acting.as_ref(), &mut ebpf)
-                        .and_then(|()| super::filters::set_exec_kill(&mut ebpf, &settings.exec_kill));
+                        .and_then(|()| super::filters::set_exec_kill(&mut ebpf, &settings.exec_kill))
+                        .and_then(|()| {
+                            if tier == super::features::Tier::Lsm {
+                                super::lsm::set_deny(&mut ebpf, &settings.deny.0)?;
+                            }
+                            Ok(())
+                        });
+                    state.assembler.set_deny_names(settings.deny.1.clone());
                     match applied {
                         Ok(()) => tracing::info!("capture filters reloaded"),
                         Err(err) => tracing::error!("reloading capture filters: {err}"),

@@ -8,13 +8,23 @@ use crate::enforce;
 /// Checks every path; prints errors (with `file:line:col`) or the rules and their enforcement path.
 pub fn check(paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
     let mut ok = true;
+    let features = crate::capture::features::Features::probe();
+    let tier = features
+        .tier(crate::config::CaptureMode::Auto)
+        .unwrap_or(enforce::Tier::Tracepoint);
+    println!(
+        "this kernel ({}): enforcement tier {} ({})",
+        features.kernel,
+        tier.as_str(),
+        features.summary()
+    );
     for path in paths {
         if !path.exists() {
             ok = false;
             eprintln!("{}: no such file or directory", path.display());
             continue;
         }
-        match enforce::load(path) {
+        match enforce::load(path, tier) {
             Ok(loaded) => {
                 println!(
                     "{}: {} rules OK",
@@ -23,7 +33,7 @@ pub fn check(paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
                 );
                 for rule in loaded.rules.rules() {
                     let state = if rule.enabled() { "" } else { " (disabled)" };
-                    println!("  {}{state}: {}", rule.name(), enforce::path_of(rule));
+                    println!("  {}{state}: {}", rule.name(), enforce::path_of(rule, tier));
                 }
                 for r in loaded.rules.path_rewrites() {
                     println!(

@@ -96,8 +96,13 @@ fn human(health: Health, problems: &[String], report: Option<&Report>) -> String
         &mut out,
         "capture",
         format!(
-            "{} tracepoints, tier {}, ring buffer {} bytes (peak backlog {} bytes)",
-            t.rare.tracepoints, r.tier, t.rare.ring_buffer_bytes, t.ring_backlog_peak_bytes
+            "{} programs, tier {}, ring buffer {} bytes (peak backlog {} bytes)\n  kernel {}: {}",
+            t.rare.tracepoints,
+            r.tier,
+            t.rare.ring_buffer_bytes,
+            t.ring_backlog_peak_bytes,
+            t.rare.kernel,
+            t.rare.features
         ),
     );
     line(

@@ -59,6 +59,8 @@ pub struct Decision {
     pub path: String,
     /// When (monotonic ns).
     pub mono_ns: u64,
+    /// Refused by the kernel's BPF LSM hook (else by this guard).
+    pub lsm: bool,
 }
 
 /// Refusals by process id, for the capture stage to attach to exec events.
@@ -68,7 +70,8 @@ pub struct Decisions {
 }
 
 impl Decisions {
-    fn put(&self, pid: u32, decision: Decision) {
+    /// Records the refusal of an exec of `pid`.
+    pub fn put(&self, pid: u32, decision: Decision) {
         let mut map = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
         if map.len() >= DECISIONS_CAPACITY {
             // Unclaimed decisions are of execs whose records were lost; the oldest go first.
@@ -357,6 +360,7 @@ impl Worker {
             killed: rule.kill,
             path,
             mono_ns: crate::clock::monotonic_ns(),
+            lsm: false,
         })
     }
 

@@ -569,6 +569,8 @@ impl From<File> for auditloop_model::File {
             success: x.success,
             raw_path: String::new(),
             raw_target: String::new(),
+            denied_by_rule: None,
+            kernel_path: String::new(),
         }
     }
 }
@@ -753,6 +755,9 @@ impl From<AgentStart> for auditloop_model::AgentStart {
             version: x.version,
             tracepoints: x.tracepoints,
             ring_buffer_bytes: x.ring_buffer_bytes,
+            kernel: String::new(),
+            tier: String::new(),
+            features: String::new(),
         }
     }
 }

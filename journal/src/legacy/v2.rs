@@ -639,6 +639,11 @@ impl From<Exec> for auditloop_model::Exec {
             dev: x.dev,
             inode: x.inode,
             sha256: x.sha256,
+            stopped_by: if x.stopped_by_rule.is_some() {
+                "exec_guard".into()
+            } else {
+                String::new()
+            },
             stopped_by_rule: x.stopped_by_rule,
             cwd: String::new(),
             ancestors: Vec::new(),
@@ -778,6 +783,9 @@ impl From<AgentStart> for auditloop_model::AgentStart {
             version: x.version,
             tracepoints: x.tracepoints,
             ring_buffer_bytes: x.ring_buffer_bytes,
+            kernel: String::new(),
+            tier: String::new(),
+            features: String::new(),
         }
     }
 }
@@ -813,6 +821,8 @@ impl From<File> for auditloop_model::File {
             success: x.success,
             raw_path: x.raw_path,
             raw_target: x.raw_target,
+            denied_by_rule: None,
+            kernel_path: String::new(),
         }
     }
 }

@@ -522,5 +522,7 @@ fn file_body(out: &IoUring, fop: FileOp, p: &PendingOp) -> model::File {
         success: out.success,
         raw_path: out.raw_path.clone(),
         raw_target: out.raw_target.clone(),
+        denied_by_rule: None,
+        kernel_path: String::new(),
     }
 }
