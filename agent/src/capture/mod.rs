@@ -14,6 +14,7 @@ mod convert;
 mod fdtable;
 pub mod filters;
 pub mod integrity;
+mod layout;
 mod loader;
 mod login;
 mod loss;
@@ -78,6 +79,11 @@ pub enum CaptureError {
         /// The loader's error.
         source: Box<aya::programs::ProgramError>,
     },
+    /// No program of the object reads this kernel's layout of a tracepoint record (`layout::HOOKS`).
+    #[error(
+        "no program for this kernel's record layout of the tracepoint `{0}` attaches to (see its format file)"
+    )]
+    Layout(&'static str),
     /// Reading the ring buffer or `/proc` failed.
     #[error("capture I/O")]
     Io(#[from] std::io::Error),
@@ -143,6 +149,7 @@ impl Capture {
             &full.state_dir,
         )?;
         let mut loaded = loader::load(config, acting)?;
+        layout::fit(&mut loaded.ebpf, &mut loaded.links)?;
         filters::set_exec_kill(&mut loaded.ebpf, exec_kill)?;
         let mut procs = ProcessTable::new(PROCESS_TABLE_CAPACITY, Path::new("/proc"));
         procs.set_ancestry(config.ancestry.depth, config.ancestry.exec_depth);
