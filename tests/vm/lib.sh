@@ -8,6 +8,12 @@ AGENT_DIR="$VM_WORK/agent"
 STATE="$AGENT_DIR/state"
 JOURNAL="$STATE/journal"
 EXPORT="$VM_WORK/journal.jsonl"
+# The agent cases share (started by the first case that asks for it, stopped by the runner at the end):
+# loading and attaching the programs takes 40-60 s under TCG, so one agent per case would not fit.
+SHARED=/tmp/vm/shared
+SHARED_CONFIG="watch:
+  paths: [/tmp/vm/watch]"
+SHARED_RULES=/vm/rules
 
 # fail REASON: print REASON (the host shows the last `FAIL:` line as the case's reason) and exit 1.
 fail() {
@@ -35,7 +41,8 @@ agent_start() {
     echo "$AGENT_PID" > "$VM_WORK/agent.pid"
     i=0
     while ! grep -q '"agent_start"' "$AGENT_DIR/out.jsonl" 2> /dev/null; do
-        if ! kill -0 "$AGENT_PID" 2> /dev/null; then
+        # (Not `kill -0`: the agent journals every signal aimed at it as tampering.)
+        if [ ! -d "/proc/$AGENT_PID" ]; then
             wait "$AGENT_PID"
             rc=$?
             tail -n 30 "$AGENT_DIR/err.log"
@@ -46,6 +53,32 @@ agent_start() {
         sleep 0.1
     done
     note "agent $AGENT_PID capturing after $(elapsed_since "$t0") s"
+}
+
+# agent_shared: uses the suite's shared agent (config $SHARED_CONFIG: /tmp/vm/watch is watched; rules
+# /vm/rules: execs under /tmp/vm/killbin/ are killed), starting it if it is not running yet. Sets the same
+# variables as agent_start; do not agent_stop it.
+agent_shared() {
+    VM_WORK_OWN=$VM_WORK
+    AGENT_DIR="$SHARED/agent"
+    STATE="$AGENT_DIR/state"
+    JOURNAL="$STATE/journal"
+    if [ -f "$SHARED/agent.pid" ] && [ -d "/proc/$(cat "$SHARED/agent.pid")" ]; then
+        AGENT_PID=$(cat "$SHARED/agent.pid")
+        return
+    fi
+    [ -f "$SHARED/failed" ] && fail "the shared agent did not start: $(cat "$SHARED/failed")"
+    mkdir -p "$SHARED"
+    VM_WORK=$SHARED
+    (agent_start "$SHARED_CONFIG" "$SHARED_RULES") > "$SHARED/start.log" 2>&1 || {
+        grep '^FAIL: ' "$SHARED/start.log" | cut -c7- > "$SHARED/failed"
+        cat "$SHARED/start.log"
+        VM_WORK=$VM_WORK_OWN
+        fail "the shared agent did not start: $(cat "$SHARED/failed")"
+    }
+    VM_WORK=$VM_WORK_OWN
+    cat "$SHARED/start.log"
+    AGENT_PID=$(cat "$SHARED/agent.pid")
 }
 
 # agent_stop: SIGTERM, wait for the exit; fails unless the agent exits 0.
@@ -70,7 +103,8 @@ wait_out() {
     done
 }
 
-# export_journal: writes the journal's events as JSON lines to $EXPORT (after agent_stop).
+# export_journal: writes the journal's events as JSON lines to $EXPORT (of a running agent too: what it
+# has written so far).
 export_journal() {
     "$AUDITLOOP" export "$JOURNAL" --format jsonl > "$EXPORT" || fail "auditloop export failed"
     note "journal: $(wc -l < "$EXPORT") events"
@@ -91,7 +125,17 @@ grep_all() {
 expect_event() {
     what=$1
     shift
-    line=$(grep_all "$EXPORT" "$@") || { grep -F -m3 -- "$1" "$EXPORT"; fail "journal has no $what (a line with: $*)"; }
+    i=0
+    # A running agent may not have written the event yet: export again for up to 15 s.
+    until line=$(grep_all "$EXPORT" "$@"); do
+        i=$((i + 1))
+        if [ "$i" -gt 30 ] || [ ! -d "/proc/${AGENT_PID:-0}" ]; then
+            grep -F -m3 -- "$1" "$EXPORT"
+            fail "journal has no $what (a line with: $*)"
+        fi
+        sleep 0.5
+        "$AUDITLOOP" export "$JOURNAL" --format jsonl > "$EXPORT" 2> /dev/null
+    done
     printf '%s\n' "$line" | head -n 1
 }
 

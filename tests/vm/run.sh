@@ -12,6 +12,9 @@ for f in /vm/cases/*.sh; do
     cases="$cases $name"
 done
 n=$(echo $cases | wc -w)
+# Directories the shared agent's config and rules name (lib.sh, agent_shared).
+mkdir -p /tmp/vm/watch /tmp/vm/killbin
+printf 'port 22\nlog info\n' > /tmp/vm/watch/app.conf
 echo "VMTEST-INFO kernel=$VM_KERNEL lsm_expected=$VM_LSM lsm=$(cat /sys/kernel/security/lsm 2>/dev/null) cpus=$(nproc)"
 echo "VMTEST-BEGIN $n"
 for name in $cases; do
@@ -19,7 +22,7 @@ for name in $cases; do
     mkdir -p "$VM_WORK"
     export VM_WORK
     started=$(cut -d' ' -f1 /proc/uptime)
-    (cd "$VM_WORK" && timeout "${VM_CASE_TIMEOUT:-120}" sh /vm/cases/$name.sh) > "$VM_WORK.out" 2>&1
+    (cd "$VM_WORK" && timeout "${VM_CASE_TIMEOUT:-240}" sh /vm/cases/$name.sh) > "$VM_WORK.out" 2>&1
     rc=$?
     took=$(awk -v a="$started" -v b="$(cut -d' ' -f1 /proc/uptime)" 'BEGIN { printf "%.1f", b - a }')
     echo "VMTEST-TIME $name $took"
@@ -30,10 +33,14 @@ for name in $cases; do
         tail -n 40 "$VM_WORK.out"
         echo "VMTEST-OUT $name"
         reason=$(grep '^FAIL: ' "$VM_WORK.out" | tail -n 1 | cut -c7-)
-        [ "$rc" -eq 143 ] && reason="timed out after ${VM_CASE_TIMEOUT:-120}s${reason:+: $reason}"
+        [ "$rc" -eq 143 ] && reason="timed out after ${VM_CASE_TIMEOUT:-240}s${reason:+: $reason}"
         echo "VMTEST $name FAIL ${reason:-exit status $rc}"
     fi
     # A case that failed may leave its agent running: stop it before the next case starts its own.
     [ -f "$VM_WORK/agent.pid" ] && kill -9 "$(cat "$VM_WORK/agent.pid")" 2>/dev/null
 done
+if [ -f /tmp/vm/shared/agent.pid ]; then
+    kill -TERM "$(cat /tmp/vm/shared/agent.pid)"
+    while [ -d "/proc/$(cat /tmp/vm/shared/agent.pid)" ]; do sleep 0.2; done
+fi
 echo "VMTEST-END"

@@ -1,7 +1,7 @@
 # A shell spawns a program with distinctive argv: the journal has the fork, the exec with that argv and its
 # result, and the exit with its status.
 . "$VM_LIB"
-agent_start ""
+agent_shared
 marker="vm-exec-$$-$(uptime_s)"
 # A child of this shell that execs a program with the marker in its argv and exits 7.
 sh -c "exec /bin/busybox sh -c 'exit 7' $marker" &
@@ -10,7 +10,6 @@ wait "$child"
 rc=$?
 [ "$rc" -eq 7 ] || fail "the child exited $rc, not 7"
 wait_out '"exit"' "\"pid\":$child"
-agent_stop
 export_journal
 exec_line=$(expect_event "exec of the marked argv" '"exec"' "\"$marker\"" "\"pid\":$child")
 printf '%s\n' "$exec_line" | grep -q '"success":true' || fail "exec not successful: $exec_line"

@@ -82,7 +82,7 @@ pub fn build(work: &Path, busybox: &Path, agent: &Path, suite: &Suite) -> anyhow
     let _ = std::fs::remove_dir_all(work);
     for dir in [
         "bin", "sbin", "usr/bin", "usr/sbin", "etc", "proc", "sys", "dev", "tmp", "run", "var/lib",
-        "vm/cases",
+        "vm/cases", "vm/rules",
     ] {
         std::fs::create_dir_all(root.join(dir)).with_context(|| format!("creating {dir}"))?;
     }
@@ -99,6 +99,11 @@ pub fn build(work: &Path, busybox: &Path, agent: &Path, suite: &Suite) -> anyhow
             &root.join("vm/cases").join(&name),
             0o755,
         )?;
+    }
+    for rules in files_in(&suite.dir.join("rules"), ".yaml")? {
+        if let Some(name) = rules.file_name() {
+            copy(&rules, &root.join("vm/rules").join(name), 0o644)?;
+        }
     }
     // Users and groups for the agent's name lookups; nothing else reads /etc.
     write(&root.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n")?;
@@ -133,6 +138,16 @@ fn install_applets(busybox: &Path, root: &Path) -> anyhow::Result<()> {
             .with_context(|| format!("linking {} to busybox", link.display()))?;
     }
     Ok(())
+}
+
+/// The files in `dir` whose names end with `suffix`.
+fn files_in(dir: &Path, suffix: &str) -> anyhow::Result<Vec<PathBuf>> {
+    Ok(std::fs::read_dir(dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.to_string_lossy().ends_with(suffix))
+        .collect())
 }
 
 fn copy(from: &Path, to: &Path, mode: u32) -> anyhow::Result<()> {
