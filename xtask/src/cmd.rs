@@ -55,6 +55,18 @@ pub fn build_release() -> anyhow::Result<()> {
     ]))
 }
 
+/// Cargo's target directory (`CARGO_TARGET_DIR` or `target/`), as `cargo metadata` reports it.
+pub fn target_dir() -> anyhow::Result<PathBuf> {
+    let text = output(cargo().args(["metadata", "--no-deps", "--format-version", "1"]))
+        .context("`cargo metadata` failed")?;
+    let meta: serde_json::Value =
+        serde_json::from_str(&text).context("parsing `cargo metadata` output")?;
+    meta["target_directory"]
+        .as_str()
+        .map(PathBuf::from)
+        .context("`cargo metadata` gives no target_directory")
+}
+
 /// Runs `cmd`, echoing it, and fails unless it exits 0.
 pub fn run(cmd: &mut Command) -> anyhow::Result<()> {
     let status = status(cmd)?;

@@ -1,4 +1,4 @@
-//! Developer tasks for auditloop: `cargo xtask setup | run | test | package`.
+//! Developer tasks for auditloop: `cargo xtask setup | run | test | package | vm`.
 //!
 //! Each task installs what is missing first (see [`setup`]), so the README's commands work on a fresh
 //! machine.
@@ -11,6 +11,7 @@ mod package;
 mod run;
 mod setup;
 mod test;
+mod vm;
 
 use std::process::ExitCode;
 
@@ -36,6 +37,9 @@ enum Task {
     Package,
     /// Check the sources' structure: no module cycles, no wildcard arms over vocabularies.
     Lint,
+    /// Boot Debian kernels 6.1 and 6.12 in qemu, with and without the BPF LSM, and run the capture suite of
+    /// `tests/vm/` inside with the real agent (docs/kernels.md).
+    Vm(vm::VmArgs),
     /// Run benchmarks in release mode and print their figures.
     Bench(bench::BenchArgs),
     /// (internal) The child process of the latency benchmark.
@@ -54,6 +58,7 @@ fn main() -> ExitCode {
         Task::Test(args) => test::test(&args),
         Task::Package => package::package(),
         Task::Lint => lint::lint().map(|()| ExitCode::SUCCESS),
+        Task::Vm(args) => setup::setup().and_then(|()| vm::vm(&args)),
         Task::Bench(args) => bench::bench(&args),
         Task::LatencyChild { path } => latency::child(&path),
     };

@@ -15,6 +15,9 @@ const LLVM_PACKAGE: &str = "llvm-22-dev";
 /// `cargo xtask package` computes dependencies with `dpkg-shlibdeps` (dpkg-dev); the self-protection tests
 /// detach and change the agent's BPF objects with bpftool.
 const TEST_PACKAGES: &[&str] = &["gcc", "liburing-dev", "systemd", "dpkg-dev", "bpftool"];
+/// Debian packages the VM test tier needs (`cargo xtask vm`): qemu boots the kernels, cpio packs the
+/// initramfs.
+pub const VM_PACKAGES: [&str; 2] = ["qemu-system-x86", "cpio"];
 /// bpf-linker release line this project builds with.
 const BPF_LINKER_VERSION: &str = "0.13";
 
@@ -55,6 +58,7 @@ pub fn setup() -> anyhow::Result<()> {
     )?;
     ensure_packages(&[LLVM_PACKAGE])?;
     ensure_packages(TEST_PACKAGES)?;
+    ensure_packages(&VM_PACKAGES)?;
     ensure_nightly_rust_src()?;
     ensure_bpf_linker()?;
     eprintln!(

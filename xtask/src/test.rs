@@ -4,7 +4,9 @@
 //!    programs on their BPF target), `cargo xtask lint` (module cycles, wildcard arms over vocabularies);
 //! 2. the release binaries and the Debian packages (`cargo xtask package`);
 //! 3. unit and integration tests: `cargo test` (integration tests run as root against this kernel and fail,
-//!    never skip, when a capability is missing; the package tests install the packages of step 2).
+//!    never skip, when a capability is missing; the package tests install the packages of step 2);
+//! 4. the VM tier (`cargo xtask vm`): the capture suite on Debian's 6.1 and 6.12 kernels in qemu, with and
+//!    without the BPF LSM (`--no-vm` skips it for quick local runs).
 
 use std::process::ExitCode;
 use std::time::Instant;
@@ -18,6 +20,9 @@ pub struct TestArgs {
     /// Skip the lint tier (fmt, clippy).
     #[arg(long)]
     no_lint: bool,
+    /// Skip the VM tier (qemu boots of other kernels; several minutes).
+    #[arg(long)]
+    no_vm: bool,
     /// Arguments passed to `cargo test` after `--` (e.g. a test name filter).
     #[arg(last = true)]
     test_args: Vec<String>,
@@ -70,6 +75,11 @@ pub fn test(args: &TestArgs) -> anyhow::Result<ExitCode> {
             .env("AUDITLOOP_DEB_AGENT", &packages.agent)
             .env("AUDITLOOP_DEB_COLLECTOR", &packages.collector),
     )?;
+    if !args.no_vm {
+        if !crate::vm::passes(&crate::vm::VmArgs::ci())? {
+            return Ok(ExitCode::FAILURE);
+        }
+    }
     eprintln!(
         "xtask: all test tiers passed in {:.0} s",
         started.elapsed().as_secs_f64()

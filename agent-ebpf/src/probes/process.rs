@@ -1,6 +1,13 @@
 //! Process lifecycle: `syscalls:sys_enter_clone`, `sys_enter_clone3`, `sched:sched_process_fork`,
 //! `syscalls:sys_enter_exit_group`, `sys_enter_exit`, `signal:signal_deliver`, `sched:sched_process_exit`.
 //!
+//! Two records differ between kernels (docs/kernels.md), so each has one program per layout and userspace
+//! attaches the one the tracepoint's `format` file describes (`agent/src/capture/layout.rs`):
+//! `sched_process_fork` has `__data_loc` comms (6.18: `child_pid` at 20) or `char[16]` comms (6.1, 6.12:
+//! `child_pid` at 44); `sched_process_exit` has `group_dead` at 32 (6.18) or ends at 32 (6.1, 6.12). A
+//! program must not load past its record's end (the attach fails with EACCES), so the variants cannot be
+//! one program with a branch.
+//!
 //! clone flags are stashed per thread at syscall entry so `sched_process_fork` (which has no flags) can tell
 //! a new thread (not recorded) from a new process. The exit status is stashed per process from
 //! `exit_group`/`exit` or a fatal default-action signal, and emitted when the last thread exits.
@@ -48,9 +55,26 @@ fn stash_clone_flags(flags: u64) {
     let _ = CLONE_FLAGS.insert(tid, flags, 0);
 }
 
-/// `sched:sched_process_fork`: runs in the parent; `child_pid` at 20.
+/// `sched:sched_process_fork` with `__data_loc` comms: runs in the parent; `child_pid` at 20.
 #[tracepoint]
 pub fn sched_process_fork(ctx: TracePointContext) -> u32 {
+    // SAFETY: offset and size from the tracepoint's format file.
+    record_fork(unsafe { field::<i32, 20>(&ctx) } as u32);
+    0
+}
+
+/// `sched:sched_process_fork` with `char[16]` comms (`parent_comm` at 8, `child_comm` at 28): runs in the
+/// parent; `child_pid` at 44.
+#[tracepoint]
+pub fn sched_process_fork_comm16(ctx: TracePointContext) -> u32 {
+    // SAFETY: offset and size from the tracepoint's format file.
+    record_fork(unsafe { field::<i32, 44>(&ctx) } as u32);
+    0
+}
+
+/// Emits the fork of `child_tid` unless it is a new thread (its clone flags were stashed at entry).
+#[inline(always)]
+fn record_fork(child_tid: u32) {
     let tid = bpf_get_current_pid_tgid() as u32;
     // SAFETY: the value is copied out before the entry is removed.
     let stashed = unsafe { CLONE_FLAGS.get(tid).copied() };
@@ -59,10 +83,8 @@ pub fn sched_process_fork(ctx: TracePointContext) -> u32 {
     }
     let clone_flags = stashed.unwrap_or(0);
     if clone_flags & CLONE_THREAD != 0 || !enabled(OP_SLOT_FORK) || ignored() {
-        return 0;
+        return;
     }
-    // SAFETY: offset and size from the tracepoint's format file.
-    let child_tid = unsafe { field::<i32, 20>(&ctx) } as u32;
     if let Some(entry) = reserve::<Fork>(RecordKind::Fork) {
         send_completing(
             entry,
@@ -79,7 +101,6 @@ pub fn sched_process_fork(ctx: TracePointContext) -> u32 {
             OP_SLOT_FORK,
         );
     }
-    0
 }
 
 /// `syscalls:sys_enter_exit_group`: `error_code` at 16.
@@ -144,14 +165,32 @@ fn default_action_terminates(sig: i32) -> bool {
     !matches!(sig, 17..=23 | 28) && sig > 0 && sig < 65
 }
 
-/// `sched:sched_process_exit`: `group_dead` (bool) at 32; runs in the exiting thread.
+/// `sched:sched_process_exit` with `group_dead` (bool) at 32; runs in the exiting thread. The process
+/// has exited when the last thread of its group has.
 #[tracepoint]
-pub fn sched_process_exit(ctx: TracePointContext) -> u32 {
+pub fn sched_process_exit_group_dead(ctx: TracePointContext) -> u32 {
     // SAFETY: offset and size from the tracepoint's format file.
-    let group_dead = unsafe { field::<u8, 32>(&ctx) };
-    if group_dead == 0 {
-        return 0;
+    if unsafe { field::<u8, 32>(&ctx) } != 0 {
+        record_exit();
     }
+    0
+}
+
+/// `sched:sched_process_exit` without `group_dead` (the record ends with `prio` at 28); runs in the exiting
+/// thread. Without `group_dead` the process counts as exited when its thread-group leader exits: a leader
+/// that ends before its other threads (`pthread_exit` in `main`) reports the exit early, without a status.
+#[tracepoint]
+pub fn sched_process_exit(_ctx: TracePointContext) -> u32 {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    if pid_tgid as u32 == (pid_tgid >> 32) as u32 {
+        record_exit();
+    }
+    0
+}
+
+/// Emits the exit of the current process with the status stashed for it.
+#[inline(always)]
+fn record_exit() {
     let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
     // SAFETY: the value is copied out before the entry is removed.
     let stashed = unsafe { EXIT_STATUS.get(tgid).copied() };
@@ -159,7 +198,7 @@ pub fn sched_process_exit(ctx: TracePointContext) -> u32 {
         let _ = EXIT_STATUS.remove(tgid);
     }
     if !enabled(OP_SLOT_EXIT) || ignored() {
-        return 0;
+        return;
     }
     let stashed = stashed.unwrap_or(0);
     if let Some(entry) = reserve::<Exit>(RecordKind::Exit) {
@@ -173,5 +212,4 @@ pub fn sched_process_exit(ctx: TracePointContext) -> u32 {
             OP_SLOT_EXIT,
         );
     }
-    0
 }

@@ -16,6 +16,7 @@ mod fdtable;
 pub mod features;
 pub mod filters;
 pub mod integrity;
+mod layout;
 mod loader;
 mod login;
 mod loss;
@@ -81,6 +82,11 @@ pub enum CaptureError {
         /// The loader's error.
         source: Box<aya::programs::ProgramError>,
     },
+    /// No program of the object reads this kernel's layout of a tracepoint record (`layout::HOOKS`).
+    #[error(
+        "no program for this kernel's record layout of the tracepoint `{0}` attaches to (see its format file)"
+    )]
+    Layout(&'static str),
     /// Reading the ring buffer or `/proc` failed.
     #[error("capture I/O")]
     Io(#[from] std::io::Error),
@@ -167,6 +173,7 @@ impl Capture {
             None
         };
         let mut loaded = loader::load(config, rules.acting.as_ref(), offsets.as_ref())?;
+        layout::fit(&mut loaded.ebpf, &mut loaded.links)?;
         filters::set_exec_kill(&mut loaded.ebpf, &rules.kernel)?;
         if lsm {
             lsm::set_deny(&mut loaded.ebpf, &rules.deny)?;
