@@ -13,8 +13,13 @@ for f in /vm/cases/*.sh; do
 done
 n=$(echo $cases | wc -w)
 # Directories the shared agent's config and rules name (lib.sh, agent_shared).
-mkdir -p /tmp/vm/watch /tmp/vm/killbin
+mkdir -p /tmp/vm/watch /tmp/vm/killbin /tmp/vm/denybin /tmp/vm/protected/sub
 printf 'port 22\nlog info\n' > /tmp/vm/watch/app.conf
+# The deny rules' files (rules/deny.yaml) exist before the agent starts: it protects them by identity too.
+printf '#!/bin/sh\ntouch /tmp/vm/denied-ran\n' > /tmp/vm/denybin/forbidden
+chmod 755 /tmp/vm/denybin/forbidden
+printf 'original\n' > /tmp/vm/protected/app.conf
+printf 'nested\n' > /tmp/vm/protected/sub/deep.conf
 echo "VMTEST-INFO kernel=$VM_KERNEL lsm_expected=$VM_LSM lsm=$(cat /sys/kernel/security/lsm 2>/dev/null) cpus=$(nproc)"
 echo "VMTEST-BEGIN $n"
 for name in $cases; do
