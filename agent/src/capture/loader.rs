@@ -55,6 +55,9 @@ pub const URING_TRACEPOINTS: &[(&str, &str, &str)] = &[
     ("io_uring_complete", "io_uring", "io_uring_complete"),
 ];
 
+/// Where tracefs lists the tracepoints.
+const TRACING_EVENTS: &str = "/sys/kernel/tracing/events";
+
 /// Where the io_uring tracepoints are, when the kernel has io_uring.
 const URING_EVENTS_DIR: &str = "/sys/kernel/tracing/events/io_uring";
 
@@ -97,13 +100,26 @@ pub fn load(
         links.push((program, attach(&mut ebpf, program, category, name)?));
     }
     attach_syscalls(&mut ebpf, config, &mut links)?;
-    if Path::new(URING_EVENTS_DIR).is_dir() {
+    // The io_uring programs read the tracepoints of 6.4 and later (`io_uring_submit_req`; 6.1 has
+    // `io_uring_submit_sqe` with another layout): all of them, or none.
+    let missing: Vec<&str> = URING_TRACEPOINTS
+        .iter()
+        .filter(|(_, category, name)| !Path::new(TRACING_EVENTS).join(category).join(name).is_dir())
+        .map(|(_, _, name)| *name)
+        .collect();
+    if missing.is_empty() {
         for &(program, category, name) in URING_TRACEPOINTS {
             links.push((program, attach(&mut ebpf, program, category, name)?));
         }
-    } else {
+    } else if !Path::new(URING_EVENTS_DIR).is_dir() {
         tracing::warn!(
             "this kernel has no io_uring tracepoints: io_uring requests are not recorded"
+        );
+    } else {
+        tracing::warn!(
+            missing = %missing.join(","),
+            "this kernel lacks io_uring tracepoints the agent reads (they appeared in 6.4): io_uring \
+             requests are not recorded"
         );
     }
     let attached = links.len();

@@ -21,7 +21,6 @@ use agent_common::wire::{
 };
 use auditloop_model::FileOp;
 
-
 pub use guard::{Decision, Decisions, ExecGuard, GuardRule};
 
 /// One kernel exec rule: kill execs of `path` (exact, or every path below it when it ends in `/`).
