@@ -53,20 +53,30 @@ fn load<T: Copy>(base: *const u8, at: usize) -> T {
     unsafe { core::ptr::read_volatile(base.add(at).cast::<T>()) }
 }
 
-/// The identity of `inode`.
+/// The identity of `inode`; `None` for a null pointer (a negative dentry has no inode: every pointer is
+/// checked before it is followed, a load through null faults in the kernel).
 #[inline(always)]
-fn inode_key(inode: *const u8) -> InodeKey {
+fn inode_key(inode: *const u8) -> Option<InodeKey> {
+    if inode.is_null() {
+        return None;
+    }
     let sb: *const u8 = load(inode, off(OFF_INODE_SB));
-    InodeKey {
+    if sb.is_null() {
+        return None;
+    }
+    Some(InodeKey {
         ino: load(inode, off(OFF_INODE_INO)),
         dev: load(sb, off(OFF_SB_DEV)),
         pad: 0,
-    }
+    })
 }
 
 /// The identity of the inode of `dentry`.
 #[inline(always)]
-fn dentry_key(dentry: *const u8) -> InodeKey {
+fn dentry_key(dentry: *const u8) -> Option<InodeKey> {
+    if dentry.is_null() {
+        return None;
+    }
     inode_key(load(dentry, off(OFF_DENTRY_INODE)))
 }
 
@@ -159,7 +169,12 @@ pub fn bprm_check_security(ctx: LsmContext) -> i32 {
         return ret;
     }
     let file: *const u8 = load(bprm, off(OFF_BPRM_FILE));
-    let inode = inode_key(load(file, off(OFF_FILE_INODE)));
+    if file.is_null() {
+        return 0;
+    }
+    let Some(inode) = inode_key(load(file, off(OFF_FILE_INODE))) else {
+        return 0;
+    };
     // SAFETY: lookups only; the values are copied.
     if let Some(rule) = unsafe { EXEC_DENY_INODES.get(inode) }.copied()
         && applies(&rule, HOOK_EXEC)
@@ -193,7 +208,9 @@ pub fn file_open(ctx: LsmContext) -> i32 {
     if mode & FMODE_WRITE == 0 || is_agent() {
         return 0;
     }
-    let inode = inode_key(load(file, off(OFF_FILE_INODE)));
+    let Some(inode) = inode_key(load(file, off(OFF_FILE_INODE))) else {
+        return 0;
+    };
     // SAFETY: lookups only; the values are copied.
     if let Some(rule) = unsafe { FILE_DENY_INODES.get(inode) }.copied()
         && rule.flags & DENY_BELOW == 0
@@ -220,15 +237,26 @@ fn check_dentry(hook: u32, dentry: *const u8) -> i32 {
     if is_agent() {
         return 0;
     }
-    let inode = dentry_key(dentry);
+    if dentry.is_null() {
+        return 0;
+    }
+    // A negative dentry (a rename's new name, not there yet) has no inode of its own.
+    let inode = dentry_key(dentry).unwrap_or(InodeKey {
+        ino: 0,
+        dev: 0,
+        pad: 0,
+    });
     // SAFETY: lookups only; the values are copied.
-    if let Some(rule) = unsafe { FILE_DENY_INODES.get(inode) }.copied()
+    if inode.ino != 0
+        && let Some(rule) = unsafe { FILE_DENY_INODES.get(inode) }.copied()
         && rule.flags & DENY_BELOW == 0
         && applies(&rule, hook)
     {
         return deny(hook, &rule, inode, None);
     }
-    let parent = dentry_key(load(dentry, off(OFF_DENTRY_PARENT)));
+    let Some(parent) = dentry_key(load(dentry, off(OFF_DENTRY_PARENT))) else {
+        return 0;
+    };
     // SAFETY: lookups only; the values are copied.
     if let Some(rule) = unsafe { FILE_DENY_INODES.get(parent) }.copied()
         && rule.flags & DENY_BELOW != 0
@@ -269,6 +297,9 @@ pub fn path_rename(ctx: LsmContext) -> i32 {
 /// Refuses `hook` on the file at `p` (a `struct path *`).
 #[inline(always)]
 fn check_path(hook: u32, p: *const u8) -> i32 {
+    if p.is_null() {
+        return 0;
+    }
     check_dentry(hook, load(p, off(OFF_PATH_DENTRY)))
 }
 
