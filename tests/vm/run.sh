@@ -44,8 +44,27 @@ for name in $cases; do
     # A case that failed may leave its agent running: stop it before the next case starts its own.
     [ -f "$VM_WORK/agent.pid" ] && kill -9 "$(cat "$VM_WORK/agent.pid")" 2>/dev/null
 done
+# The shared agent (lib.sh, agent_shared) must stop cleanly too: within 120 s of SIGTERM, status line
+# `stopped` in its log. Otherwise the runner reports it as a failed case of its own, `shared_agent_stop`.
 if [ -f /tmp/vm/shared/agent.pid ]; then
-    kill -TERM "$(cat /tmp/vm/shared/agent.pid)"
-    while [ -d "/proc/$(cat /tmp/vm/shared/agent.pid)" ]; do sleep 0.2; done
+    pid=$(cat /tmp/vm/shared/agent.pid)
+    started=$(cut -d' ' -f1 /proc/uptime)
+    kill -TERM "$pid"
+    i=0
+    while [ -d "/proc/$pid" ] && [ "$i" -lt 600 ]; do
+        i=$((i + 1))
+        sleep 0.2
+    done
+    took=$(awk -v a="$started" -v b="$(cut -d' ' -f1 /proc/uptime)" 'BEGIN { printf "%.1f", b - a }')
+    echo "VMTEST-INFO shared agent stop took ${took}s"
+    if [ -d "/proc/$pid" ]; then
+        echo "VMTEST-OUT shared_agent_stop"
+        grep -v tamper /tmp/vm/shared/agent/err.log | tail -n 20
+        grep VmRSS "/proc/$pid/status"
+        cat "/proc/$pid/stack" 2> /dev/null | head -n 20
+        echo "VMTEST-OUT shared_agent_stop"
+        kill -9 "$pid"
+        echo "VMTEST shared_agent_stop FAIL the shared agent did not exit within 120 s of SIGTERM"
+    fi
 fi
 echo "VMTEST-END"

@@ -75,10 +75,8 @@ pub fn test(args: &TestArgs) -> anyhow::Result<ExitCode> {
             .env("AUDITLOOP_DEB_AGENT", &packages.agent)
             .env("AUDITLOOP_DEB_COLLECTOR", &packages.collector),
     )?;
-    if !args.no_vm {
-        if !crate::vm::passes(&crate::vm::VmArgs::ci())? {
-            return Ok(ExitCode::FAILURE);
-        }
+    if !args.no_vm && !crate::vm::passes(&crate::vm::VmArgs::ci())? {
+        return Ok(ExitCode::FAILURE);
     }
     eprintln!(
         "xtask: all test tiers passed in {:.0} s",

@@ -75,10 +75,10 @@ impl Transcript {
         }
         if let Some(rest) = line.strip_prefix("VMTEST-TIME ") {
             let mut words = rest.split_whitespace();
-            if let (Some(case), Some(secs)) = (words.next(), words.next()) {
-                if let Ok(secs) = secs.parse() {
-                    self.times.push((case.to_owned(), secs));
-                }
+            if let (Some(case), Some(secs)) = (words.next(), words.next())
+                && let Ok(secs) = secs.parse()
+            {
+                self.times.push((case.to_owned(), secs));
             }
             return None;
         }
