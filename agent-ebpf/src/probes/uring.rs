@@ -1,8 +1,6 @@
 //! io_uring capture: `syscalls:sys_enter_io_uring_setup`, `io_uring:io_uring_create`,
 //! `syscalls:sys_enter_mmap` / `sys_exit_mmap` (to learn where a ring's memory is mapped),
-//! `io_uring:io_uring_submit_req` (`io_uring_submit_sqe` before it was renamed: 6.1 has that name and
-//! another layout, so it has a program of its own), `io_uring:io_uring_file_get` and
-//! `io_uring:io_uring_complete`.
+//! `io_uring:io_uring_submit_req`, `io_uring:io_uring_file_get` and `io_uring:io_uring_complete`.
 //!
 //! A submitted request's tracepoint carries its opcode and `user_data` but not its arguments, so the
 //! program finds the request's SQE in the process's memory: from the user-visible SQ head (the kernel
@@ -280,67 +278,22 @@ fn strings_of(opcode: u8) -> Option<(bool, bool)> {
 }
 
 /// `io_uring:io_uring_submit_req`: `ctx` at 8, `req` at 16, `user_data` at 24, `opcode` at 32,
-/// `sq_thread` at 48 (after a u64 `flags` at 40). Records the request with what its SQE names.
+/// `sq_thread` at 48. Records the request with what its SQE names.
 #[tracepoint]
 pub fn io_uring_submit_req(ctx: TracePointContext) -> u32 {
     if !enabled(OP_SLOT_IO_URING) || ignored() {
         return 0;
     }
     // SAFETY: offsets and sizes from the tracepoint's format file.
-    let submitted = unsafe {
-        Submitted {
-            ring_ctx: field::<u64, 8>(&ctx),
-            req: field::<u64, 16>(&ctx),
-            user_data: field::<u64, 24>(&ctx),
-            opcode: field::<u8, 32>(&ctx),
-            sq_thread: field::<u8, 48>(&ctx),
-        }
+    let (ring_ctx, req, user_data, opcode, sq_thread) = unsafe {
+        (
+            field::<u64, 8>(&ctx),
+            field::<u64, 16>(&ctx),
+            field::<u64, 24>(&ctx),
+            field::<u8, 32>(&ctx),
+            field::<u8, 48>(&ctx),
+        )
     };
-    record_submit(submitted);
-    0
-}
-
-/// `io_uring:io_uring_submit_sqe`, the same request under its older name and layout (6.1): `ctx` at 8,
-/// `req` at 16, `user_data` at 24, `opcode` at 32, `sq_thread` at 41 (after a u32 `flags` at 36 and
-/// `force_nonblock` at 40).
-#[tracepoint]
-pub fn io_uring_submit_sqe(ctx: TracePointContext) -> u32 {
-    if !enabled(OP_SLOT_IO_URING) || ignored() {
-        return 0;
-    }
-    // SAFETY: offsets and sizes from the tracepoint's format file.
-    let submitted = unsafe {
-        Submitted {
-            ring_ctx: field::<u64, 8>(&ctx),
-            req: field::<u64, 16>(&ctx),
-            user_data: field::<u64, 24>(&ctx),
-            opcode: field::<u8, 32>(&ctx),
-            sq_thread: field::<u8, 41>(&ctx),
-        }
-    };
-    record_submit(submitted);
-    0
-}
-
-/// The fields of a submitted request's tracepoint, whatever its layout.
-struct Submitted {
-    ring_ctx: u64,
-    req: u64,
-    user_data: u64,
-    opcode: u8,
-    sq_thread: u8,
-}
-
-/// Records a submitted request with what its SQE names.
-#[inline(always)]
-fn record_submit(submitted: Submitted) {
-    let Submitted {
-        ring_ctx,
-        req,
-        user_data,
-        opcode,
-        sq_thread,
-    } = submitted;
     let mut op = UringOp {
         header: header(RecordKind::UringOp),
         req: next_id(),
@@ -362,7 +315,7 @@ fn record_submit(submitted: Submitted) {
         Some(ring) => {
             // SAFETY: `ring` points into the map.
             if unsafe { (*ring).ignored } != 0 {
-                return;
+                return 0;
             }
             // SAFETY: `ring` points into the map.
             let (id, fd, known) = unsafe {
@@ -421,6 +374,7 @@ fn record_submit(submitted: Submitted) {
         };
         let _ = URING_REQS.insert(req, state, 0);
     }
+    0
 }
 
 /// Sends `op` with the strings at `first` and `second` (0: none); `first` is a socket address of `op.off`

@@ -106,24 +106,17 @@ pub fn apply(
 
 /// Replaces the kernel exec rules.
 pub fn set_exec_kill(ebpf: &mut Ebpf, rules: &[KernelExecRule]) -> Result<(), CaptureError> {
-    let mut trie: LpmTrie<&mut MapData, [u8; PATH_KEY_LEN], [u8; 8]> = LpmTrie::try_from(
-        ebpf.map_mut(MAP_EXEC_KILL)
-            .ok_or(CaptureError::MissingMap(MAP_EXEC_KILL))?,
-    )
-    .map_err(|e| CaptureError::Map(MAP_EXEC_KILL, e))?;
-    let old: Vec<Key<[u8; PATH_KEY_LEN]>> = trie.keys().filter_map(Result::ok).collect();
-    for key in old {
-        let _ = trie.remove(&key);
-    }
-    for r in rules {
-        let value: [u8; 8] = bytemuck::cast(ExecKillRule {
-            rule: r.rule,
-            uid: r.uid.unwrap_or(u32::MAX),
-        });
-        trie.insert(&path_key(&r.path), value, 0)
-            .map_err(|e| CaptureError::Map(MAP_EXEC_KILL, e))?;
-    }
-    Ok(())
+    let entries: Vec<_> = rules
+        .iter()
+        .map(|r| {
+            let value: [u8; 8] = bytemuck::cast(ExecKillRule {
+                rule: r.rule,
+                uid: r.uid.unwrap_or(u32::MAX),
+            });
+            (path_key(&r.path), value)
+        })
+        .collect();
+    replace_trie(ebpf, MAP_EXEC_KILL, &entries)
 }
 
 /// The `OP_ENABLED` slots whose records complete an event of `kind` (io_uring requests complete file and
@@ -215,15 +208,25 @@ fn set_slots(ebpf: &mut Ebpf, value: impl Fn(u32) -> u8) -> Result<(), CaptureEr
 }
 
 fn fill_trie(ebpf: &mut Ebpf, name: &'static str, paths: &[String]) -> Result<(), CaptureError> {
-    let mut trie: LpmTrie<&mut MapData, [u8; PATH_KEY_LEN], u8> =
+    let entries: Vec<_> = paths.iter().map(|p| (path_key(p), 1u8)).collect();
+    replace_trie(ebpf, name, &entries)
+}
+
+/// Replaces the whole content of the LPM trie `name` with `entries`.
+pub fn replace_trie<V: aya::Pod>(
+    ebpf: &mut Ebpf,
+    name: &'static str,
+    entries: &[(Key<[u8; PATH_KEY_LEN]>, V)],
+) -> Result<(), CaptureError> {
+    let mut trie: LpmTrie<&mut MapData, [u8; PATH_KEY_LEN], V> =
         LpmTrie::try_from(ebpf.map_mut(name).ok_or(CaptureError::MissingMap(name))?)
             .map_err(|e| CaptureError::Map(name, e))?;
     let old: Vec<Key<[u8; PATH_KEY_LEN]>> = trie.keys().filter_map(Result::ok).collect();
     for key in old {
         let _ = trie.remove(&key);
     }
-    for path in paths {
-        trie.insert(&path_key(path), 1, 0)
+    for (key, value) in entries {
+        trie.insert(key, *value, 0)
             .map_err(|e| CaptureError::Map(name, e))?;
     }
     Ok(())

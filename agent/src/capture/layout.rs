@@ -6,20 +6,9 @@
 //! tracepoint's `format` file under tracefs, never the kernel's version number. The variants are listed in
 //! [`HOOKS`]; docs/kernels.md lists the kernels each layout was seen on.
 //!
-//! [`fit`] swaps a variant in for the program the loader attached by default, when the format file says
-//! the default reads the wrong layout. It never leaves a tracepoint without a program: the variant is
-//! attached before the default is detached.
+//! The loader attaches, for each hook, the variant [`choose`] picks.
 
 use std::path::Path;
-
-use aya::Ebpf;
-use aya::programs::TracePoint;
-use aya::programs::trace_point::TracePointLinkId;
-
-use super::CaptureError;
-
-/// Where tracefs lists the tracepoints.
-const EVENTS_DIR: &str = "/sys/kernel/tracing/events";
 
 /// One field of a record as a `format` file describes it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -45,11 +34,11 @@ pub struct Variant {
     pub fields: &'static [(&'static str, usize, usize)],
 }
 
-/// A hook whose record differs between kernels: the program the loader attaches by default and the
-/// variants (the default among them), the first that fits wins.
+/// A hook whose record differs between kernels: the program the loader's tables name and the variants
+/// (that one among them), the first that fits wins.
 #[derive(Clone, Copy, Debug)]
 pub struct Hook {
-    /// The program the loader attaches.
+    /// The program the loader's tables name for this hook.
     pub default: &'static str,
     /// Every program for this hook, preferred first.
     pub variants: &'static [Variant],
@@ -98,19 +87,12 @@ pub const HOOKS: &[Hook] = &[
     Hook {
         default: "io_uring_submit_req",
         variants: &[
-            // 6.12, 6.18.
+            // 6.12, 6.18 (6.1's `io_uring_submit_sqe` is not read: io_uring is not recorded there).
             Variant {
                 program: "io_uring_submit_req",
                 category: "io_uring",
                 tracepoint: "io_uring_submit_req",
                 fields: &[("opcode", 32, 1), ("flags", 40, 8), ("sq_thread", 48, 1)],
-            },
-            // 6.1: the older name, a u32 `flags`.
-            Variant {
-                program: "io_uring_submit_sqe",
-                category: "io_uring",
-                tracepoint: "io_uring_submit_sqe",
-                fields: &[("opcode", 32, 1), ("flags", 36, 4), ("sq_thread", 41, 1)],
             },
         ],
     },
@@ -156,56 +138,6 @@ pub fn choose(hook: &Hook, events: &Path) -> Option<&'static Variant> {
         let format = events.join(v.category).join(v.tracepoint).join("format");
         std::fs::read_to_string(format).is_ok_and(|text| fits(v, &parse_format(&text)))
     })
-}
-
-/// For each hook the loader attached by its default program, attaches the variant this kernel's format
-/// files call for instead (and detaches the default), updating `links`. Fails when no variant fits: the
-/// default would read the wrong bytes.
-pub fn fit(
-    ebpf: &mut Ebpf,
-    links: &mut [(&'static str, TracePointLinkId)],
-) -> Result<(), CaptureError> {
-    let events = Path::new(EVENTS_DIR);
-    for hook in HOOKS {
-        let Some(slot) = links.iter().position(|(p, _)| *p == hook.default) else {
-            continue;
-        };
-        let Some(variant) = choose(hook, events) else {
-            return Err(CaptureError::Layout(hook.default));
-        };
-        if variant.program == hook.default {
-            continue;
-        }
-        let failed = |e: aya::programs::ProgramError| CaptureError::Attach {
-            tracepoint: format!("{}:{}", variant.category, variant.tracepoint),
-            source: Box::new(e),
-        };
-        let tp: &mut TracePoint = ebpf
-            .program_mut(variant.program)
-            .ok_or(CaptureError::MissingProgram(variant.program))?
-            .try_into()
-            .map_err(failed)?;
-        if tp.fd().is_err() {
-            tp.load().map_err(failed)?;
-        }
-        let id = tp
-            .attach(variant.category, variant.tracepoint)
-            .map_err(failed)?;
-        let (old_program, old_id) = std::mem::replace(&mut links[slot], (variant.program, id));
-        let old: Option<&mut TracePoint> = ebpf
-            .program_mut(old_program)
-            .and_then(|p| p.try_into().ok());
-        if let Some(old) = old {
-            // Dropping the link detaches it.
-            drop(old.take_link(old_id));
-        }
-        tracing::info!(
-            tracepoint = %format!("{}:{}", variant.category, variant.tracepoint),
-            program = variant.program,
-            "this kernel's record layout needs another program"
-        );
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -97,11 +97,11 @@ pub fn load(
     super::filters::apply(config, acting, &mut ebpf)?;
     let mut links = Vec::new();
     for &(program, category, name) in TRACEPOINTS {
-        links.push((program, attach(&mut ebpf, program, category, name)?));
+        links.push(attach_fitting(&mut ebpf, program, category, name)?);
     }
     attach_syscalls(&mut ebpf, config, &mut links)?;
     // The io_uring programs read the tracepoints of 6.4 and later (`io_uring_submit_req`; 6.1 has
-    // `io_uring_submit_sqe` with another layout): all of them, or none.
+    // `io_uring_submit_sqe` with another layout, not read): all of them, or none.
     let missing: Vec<&str> = URING_TRACEPOINTS
         .iter()
         .filter(|(_, category, name)| !Path::new(TRACING_EVENTS).join(category).join(name).is_dir())
@@ -109,7 +109,7 @@ pub fn load(
         .collect();
     if missing.is_empty() {
         for &(program, category, name) in URING_TRACEPOINTS {
-            links.push((program, attach(&mut ebpf, program, category, name)?));
+            links.push(attach_fitting(&mut ebpf, program, category, name)?);
         }
     } else if !Path::new(URING_EVENTS_DIR).is_dir() {
         tracing::warn!(
@@ -141,6 +141,32 @@ pub fn load(
         attached,
         links,
     })
+}
+
+/// Attaches `program` to `category:name`, or, when the record's layout differs between kernels
+/// ([`super::layout::HOOKS`]), the program that reads this kernel's layout (chosen by the tracepoint's
+/// format file; none fitting is an error: a program would read the wrong bytes). Returns the program
+/// attached and its link.
+fn attach_fitting(
+    ebpf: &mut Ebpf,
+    program: &'static str,
+    category: &str,
+    name: &str,
+) -> Result<(&'static str, TracePointLinkId), CaptureError> {
+    let Some(hook) = super::layout::HOOKS.iter().find(|h| h.default == program) else {
+        return Ok((program, attach(ebpf, program, category, name)?));
+    };
+    let variant = super::layout::choose(hook, Path::new(TRACING_EVENTS))
+        .ok_or(CaptureError::Layout(program))?;
+    if variant.program != program {
+        tracing::info!(
+            tracepoint = %format!("{}:{}", variant.category, variant.tracepoint),
+            program = variant.program,
+            "this kernel's record layout needs another program"
+        );
+    }
+    let id = attach(ebpf, variant.program, variant.category, variant.tracepoint)?;
+    Ok((variant.program, id))
 }
 
 /// Loads `program` if not yet loaded and attaches it to `category:name`.

@@ -8,16 +8,15 @@ use agent_common::wire::{
     DENY_BELOW, DENY_KILL, DenyRule, HOOK_EXEC, HOOK_OPEN, InodeKey, LSM_OFFSETS_LEN,
     MAP_EXEC_DENY, MAP_EXEC_DENY_INODES, MAP_FILE_DENY, MAP_FILE_DENY_INODES, OFF_BPRM_FILE,
     OFF_DENTRY_INODE, OFF_DENTRY_PARENT, OFF_FILE_INODE, OFF_FILE_MODE, OFF_FILE_PATH,
-    OFF_INODE_INO, OFF_INODE_SB, OFF_PATH_DENTRY, OFF_SB_DEV, PATH_KEY_LEN,
+    OFF_INODE_INO, OFF_INODE_SB, OFF_PATH_DENTRY, OFF_SB_DEV,
 };
 use aya::Ebpf;
-use aya::maps::lpm_trie::{Key, LpmTrie};
 use aya::maps::{HashMap as BpfHashMap, MapData};
 use aya::programs::Lsm;
 
 use super::CaptureError;
 use super::btf::{Btf, BtfError};
-use super::filters::path_key;
+use super::filters::{path_key, replace_trie};
 use crate::enforce::KernelDenyRule;
 
 /// Program name in the object = LSM hook name.
@@ -125,7 +124,10 @@ pub fn set_deny(ebpf: &mut Ebpf, rules: &[KernelDenyRule]) -> Result<(), Capture
             (&mut file_paths, &mut file_inodes)
         };
         if exec || r.hooks & HOOK_OPEN != 0 {
-            paths.push((path_key(&r.path), value));
+            paths.push((
+                path_key(&r.path),
+                bytemuck::cast::<DenyRule, [u8; 16]>(value),
+            ));
         }
         if let Some(dir) = r.path.strip_suffix('/') {
             if !exec {
@@ -139,8 +141,8 @@ pub fn set_deny(ebpf: &mut Ebpf, rules: &[KernelDenyRule]) -> Result<(), Capture
             inodes.push((inode_key(&meta), value));
         }
     }
-    fill_trie(ebpf, MAP_EXEC_DENY, &exec_paths)?;
-    fill_trie(ebpf, MAP_FILE_DENY, &file_paths)?;
+    replace_trie(ebpf, MAP_EXEC_DENY, &exec_paths)?;
+    replace_trie(ebpf, MAP_FILE_DENY, &file_paths)?;
     fill_inodes(ebpf, MAP_EXEC_DENY_INODES, &exec_inodes)?;
     fill_inodes(ebpf, MAP_FILE_DENY_INODES, &file_inodes)?;
     Ok(())
@@ -179,25 +181,6 @@ fn below(dir: &Path, value: DenyRule, out: &mut Vec<(InodeKey, DenyRule)>) {
             }
         }
     }
-}
-
-fn fill_trie(
-    ebpf: &mut Ebpf,
-    name: &'static str,
-    entries: &[(Key<[u8; PATH_KEY_LEN]>, DenyRule)],
-) -> Result<(), CaptureError> {
-    let mut trie: LpmTrie<&mut MapData, [u8; PATH_KEY_LEN], [u8; 16]> =
-        LpmTrie::try_from(ebpf.map_mut(name).ok_or(CaptureError::MissingMap(name))?)
-            .map_err(|e| CaptureError::Map(name, e))?;
-    let old: Vec<Key<[u8; PATH_KEY_LEN]>> = trie.keys().filter_map(Result::ok).collect();
-    for key in old {
-        let _ = trie.remove(&key);
-    }
-    for (key, value) in entries {
-        trie.insert(key, bytemuck::cast::<DenyRule, [u8; 16]>(*value), 0)
-            .map_err(|e| CaptureError::Map(name, e))?;
-    }
-    Ok(())
 }
 
 fn fill_inodes(

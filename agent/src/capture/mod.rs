@@ -173,7 +173,6 @@ impl Capture {
             None
         };
         let mut loaded = loader::load(config, rules.acting.as_ref(), offsets.as_ref())?;
-        layout::fit(&mut loaded.ebpf, &mut loaded.links)?;
         filters::set_exec_kill(&mut loaded.ebpf, &rules.kernel)?;
         if lsm {
             lsm::set_deny(&mut loaded.ebpf, &rules.deny)?;

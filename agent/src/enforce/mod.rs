@@ -369,6 +369,15 @@ mod tests {
         load(&path, tier).unwrap()
     }
 
+    fn named(l: &LoadedRules, name: &str) -> Rule {
+        l.rules
+            .rules()
+            .iter()
+            .find(|r| r.name() == name)
+            .unwrap()
+            .clone()
+    }
+
     #[test]
     fn lsm_tier_moves_path_rules_into_the_kernel_hooks() {
         let l = loaded(Tier::Lsm);
@@ -388,14 +397,7 @@ mod tests {
         let protect = l.deny.iter().find(|d| d.rule == 2).unwrap();
         assert_eq!(protect.hooks, HOOK_OPEN | HOOK_UNLINK);
         assert!(!protect.kill);
-        let rule = |n: &str| {
-            l.rules
-                .rules()
-                .iter()
-                .find(|r| r.name() == n)
-                .unwrap()
-                .clone()
-        };
+        let rule = |n: &str| named(&l, n);
         assert!(path_of(&rule("protect"), Tier::Lsm).contains("BPF LSM file hooks"));
         assert!(path_of(&rule("deny_tmp"), Tier::Lsm).contains("bprm_check_security"));
         assert!(path_of(&rule("net_deny"), Tier::Lsm).contains("alert only"));
@@ -408,14 +410,7 @@ mod tests {
         assert_eq!(l.kernel_names, ["kill_nc"]);
         let guard: Vec<_> = l.guard.iter().map(|g| g.name.as_str()).collect();
         assert_eq!(guard, ["kill_nc", "deny_tmp", "deny_hash"]);
-        let rule = |n: &str| {
-            l.rules
-                .rules()
-                .iter()
-                .find(|r| r.name() == n)
-                .unwrap()
-                .clone()
-        };
+        let rule = |n: &str| named(&l, n);
         assert!(path_of(&rule("protect"), Tier::Tracepoint).contains("falls back to a pidfd kill"));
         assert!(path_of(&rule("deny_tmp"), Tier::Tracepoint).contains("exec guard"));
     }
