@@ -47,19 +47,15 @@ enum Slot {
 }
 
 /// Collects the operands of nested `and` (`and = true`) or `or` (`and = false`) conditions.
-pub(crate) fn flatten<'c>(c: &'c Cond, and: bool, out: &mut Vec<&'c Cond>) {
+fn flatten<'c>(c: &'c Cond, and: bool, out: &mut Vec<&'c Cond>) {
     match (c, and) {
         (Cond::And(v), true) | (Cond::Or(v), false) => v.iter().for_each(|x| flatten(x, and, out)),
         _ => out.push(c),
     }
 }
 
-fn is_exec_kind(c: &Cond) -> bool {
-    is_kind(c, EventKind::Exec)
-}
-
 /// Whether `c` is `evt.kind = KIND` (or `evt.kind in (KIND)`).
-pub(crate) fn is_kind(c: &Cond, kind: EventKind) -> bool {
+fn is_kind(c: &Cond, kind: EventKind) -> bool {
     if let Cond::Test(f, Test::StrEq(k)) = c {
         return f.is_kind() && k == kind.as_str();
     }
@@ -69,15 +65,22 @@ pub(crate) fn is_kind(c: &Cond, kind: EventKind) -> bool {
     false
 }
 
-/// The [`ExecMatch`] of a compiled condition, when it has the restricted form.
-pub(crate) fn exec_match(cond: &Cond) -> Option<ExecMatch> {
+/// Walks a condition of the restricted conjunctive form both kernel matchers accept: a conjunction (`and`,
+/// also through macros) of `evt.kind = kind` and groups, each an `or` of tests on one field, at most one
+/// group per slot. `slot_of` names a field's slot (`None`: outside the form) and `add` takes each test of a
+/// group (`None`: outside the form). `None` when the condition is not of that form or lacks the kind test.
+pub(crate) fn conjunction_groups<S: Copy + PartialEq>(
+    cond: &Cond,
+    kind: EventKind,
+    slot_of: impl Fn(&str) -> Option<S>,
+    mut add: impl FnMut(S, &Test) -> Option<()>,
+) -> Option<()> {
     let mut conjuncts = Vec::new();
     flatten(cond, true, &mut conjuncts);
-    let mut m = ExecMatch::default();
-    let (mut saw_exec, mut filled) = (false, Vec::new());
+    let (mut saw_kind, mut filled) = (false, Vec::new());
     for c in conjuncts {
-        if is_exec_kind(c) {
-            saw_exec = true;
+        if is_kind(c, kind) {
+            saw_kind = true;
             continue;
         }
         let mut atoms = Vec::new();
@@ -87,43 +90,11 @@ pub(crate) fn exec_match(cond: &Cond) -> Option<ExecMatch> {
             let Cond::Test(f, test) = atom else {
                 return None;
             };
-            let slot = match f.name {
-                "exec.filename" | "proc.exe" => Slot::Filename,
-                "proc.name" => Slot::Comm,
-                "user.uid" => Slot::Uid,
-                "proc.pname" => Slot::Parent,
-                "exec.sha256" => Slot::Sha256,
-                _ => return None,
-            };
+            let slot = slot_of(f.name)?;
             if *group_slot.get_or_insert(slot) != slot {
                 return None;
             }
-            let strings = match slot {
-                Slot::Filename => &mut m.filenames,
-                Slot::Comm => &mut m.comms,
-                Slot::Parent => &mut m.parent_comms,
-                Slot::Sha256 => &mut m.sha256s,
-                Slot::Uid => {
-                    match test {
-                        Test::NumCmp(CmpOp::Eq, n) => m.uids.push(u32::try_from(*n).ok()?),
-                        Test::NumIn(ns) => {
-                            for n in ns {
-                                m.uids.push(u32::try_from(*n).ok()?);
-                            }
-                        }
-                        _ => return None,
-                    }
-                    continue;
-                }
-            };
-            match test {
-                Test::StrEq(s) => strings.push(s.clone()),
-                Test::StrIn(set) => strings.extend(set.iter().cloned()),
-                Test::StartsWith(p) if slot == Slot::Filename => {
-                    m.filename_prefixes.push(p.clone())
-                }
-                _ => return None,
-            }
+            add(slot, test)?;
         }
         let slot = group_slot?;
         if filled.contains(&slot) {
@@ -131,9 +102,49 @@ pub(crate) fn exec_match(cond: &Cond) -> Option<ExecMatch> {
         }
         filled.push(slot);
     }
-    if !saw_exec {
-        return None;
-    }
+    saw_kind.then_some(())
+}
+
+/// The [`ExecMatch`] of a compiled condition, when it has the restricted form.
+pub(crate) fn exec_match(cond: &Cond) -> Option<ExecMatch> {
+    let mut m = ExecMatch::default();
+    let slot_of = |name: &str| {
+        Some(match name {
+            "exec.filename" | "proc.exe" => Slot::Filename,
+            "proc.name" => Slot::Comm,
+            "user.uid" => Slot::Uid,
+            "proc.pname" => Slot::Parent,
+            "exec.sha256" => Slot::Sha256,
+            _ => return None,
+        })
+    };
+    conjunction_groups(cond, EventKind::Exec, slot_of, |slot, test| {
+        let strings = match slot {
+            Slot::Filename => &mut m.filenames,
+            Slot::Comm => &mut m.comms,
+            Slot::Parent => &mut m.parent_comms,
+            Slot::Sha256 => &mut m.sha256s,
+            Slot::Uid => {
+                match test {
+                    Test::NumCmp(CmpOp::Eq, n) => m.uids.push(u32::try_from(*n).ok()?),
+                    Test::NumIn(ns) => {
+                        for n in ns {
+                            m.uids.push(u32::try_from(*n).ok()?);
+                        }
+                    }
+                    _ => return None,
+                }
+                return Some(());
+            }
+        };
+        match test {
+            Test::StrEq(s) => strings.push(s.clone()),
+            Test::StrIn(set) => strings.extend(set.iter().cloned()),
+            Test::StartsWith(p) if slot == Slot::Filename => m.filename_prefixes.push(p.clone()),
+            _ => return None,
+        }
+        Some(())
+    })?;
     for list in [
         &mut m.filenames,
         &mut m.filename_prefixes,

@@ -3,7 +3,7 @@
 
 use crate::ast::CmpOp;
 use crate::eval::{Cond, Test};
-use crate::exec_match::{flatten, is_kind};
+use crate::exec_match::conjunction_groups;
 use auditloop_model::{EventKind, FileOp};
 
 /// The operations a kernel file rule can refuse: the hooks of BPF LSM that see them.
@@ -80,40 +80,19 @@ fn add(m: &mut FileMatch, slot: Slot, test: &Test) -> Option<()> {
 
 /// The [`FileMatch`] of a compiled condition, when it has the restricted form.
 pub(crate) fn file_match(cond: &Cond) -> Option<FileMatch> {
-    let mut conjuncts = Vec::new();
-    flatten(cond, true, &mut conjuncts);
     let mut m = FileMatch::default();
-    let (mut saw_file, mut filled) = (false, Vec::new());
-    for c in conjuncts {
-        if is_kind(c, EventKind::File) {
-            saw_file = true;
-            continue;
-        }
-        let mut atoms = Vec::new();
-        flatten(c, false, &mut atoms);
-        let mut group_slot = None;
-        for atom in atoms {
-            let Cond::Test(f, test) = atom else {
-                return None;
-            };
-            let slot = match f.name {
-                "file.path" => Slot::Path,
-                "file.op" => Slot::Op,
-                "user.uid" => Slot::Uid,
-                _ => return None,
-            };
-            if *group_slot.get_or_insert(slot) != slot {
-                return None;
-            }
-            add(&mut m, slot, test)?;
-        }
-        let slot = group_slot?;
-        if filled.contains(&slot) {
-            return None;
-        }
-        filled.push(slot);
-    }
-    if !saw_file || (m.paths.is_empty() && m.prefixes.is_empty()) {
+    let slot_of = |name: &str| {
+        Some(match name {
+            "file.path" => Slot::Path,
+            "file.op" => Slot::Op,
+            "user.uid" => Slot::Uid,
+            _ => return None,
+        })
+    };
+    conjunction_groups(cond, EventKind::File, slot_of, |slot, test| {
+        add(&mut m, slot, test)
+    })?;
+    if m.paths.is_empty() && m.prefixes.is_empty() {
         return None;
     }
     m.paths.sort();
