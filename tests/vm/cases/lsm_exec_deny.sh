@@ -1,5 +1,5 @@
 # An exec deny rule (rules/deny.yaml: /tmp/vm/denybin/forbidden). With BPF LSM: execve fails with EPERM in
-# bprm_check_security for every spelling (the path, a symlink, a hard link, /proc/self/root), the program
+# bprm_check_security for every spelling (the path, a symlink, a hard link, /proc/self/root, `..`/`//`, a descriptor's /proc link), the program
 # never runs, and the journal has the exec stopped by the rule in the kernel (`stopped_by: lsm`, the kernel's
 # path as filename), the deny action and the alert. Without BPF LSM the same rules file loads, `rules
 # check` says where it is enforced instead, and the exec guard refuses it (EPERM).
@@ -29,6 +29,12 @@ for spelling in "$bin" "$VM_WORK/symlink" "$VM_WORK/hardlink" "/proc/self/root$b
     printf '%s\n' "$err" | grep -q 'not permitted' || fail "$spelling: not EPERM (status $rc): $err"
     [ -e /tmp/vm/denied-ran ] && fail "the program ran through $spelling: its marker exists"
 done
+# Through a descriptor: the file opened read-only, executed by its /proc link.
+exec 3< "$bin"
+err=$(/proc/self/fd/3 2>&1) && fail "the program ran through /proc/self/fd/3"
+printf '%s\n' "$err" | grep -q 'not permitted' || fail "/proc/self/fd/3: not EPERM: $err"
+exec 3<&-
+[ -e /tmp/vm/denied-ran ] && fail "the program ran through a descriptor: its marker exists"
 /bin/true || fail "/bin/true failed beside the rule"
 export_journal
 exec_line=$(expect_event "the refused exec" '"exec"' '"stopped_by_rule":"vm_deny_exec"' "\"stopped_by\":\"$stopped_by\"")
@@ -37,7 +43,7 @@ printf '%s\n' "$exec_line" | grep -q '"ret":-1,' || fail "the exec did not fail 
 printf '%s\n' "$exec_line" | grep -qE "\"filename\":\"($bin|$VM_WORK/hardlink)\"" ||
     fail "the exec names another file: $exec_line"
 n=$(grep_all "$EXPORT" '"exec"' '"stopped_by_rule":"vm_deny_exec"' | wc -l)
-[ "$n" -ge 5 ] || fail "only $n of 5 refused execs journaled as stopped by the rule"
+[ "$n" -ge 6 ] || fail "only $n of 6 refused execs journaled as stopped by the rule"
 seq=$(json_num "$exec_line" seq)
 action=$(expect_event "deny action" '"action"' '"rule":"vm_deny_exec"' "\"trigger_seq\":$seq")
 printf '%s\n' "$action" | grep -q '"action":"deny"' || fail "unexpected action: $action"

@@ -1,6 +1,6 @@
 # A file deny rule (rules/deny.yaml: everything under /tmp/vm/protected/). With BPF LSM: opening a protected
 # file for writing fails with EPERM by every spelling (path, `..` and `//`, a symlink, a hard link made
-# elsewhere, /proc/self/root), and so do unlink, rename (both ways), chmod, chown and truncate, and
+# elsewhere, /proc/self/root, a reopened read-only descriptor, a bind mount), and so do unlink, rename (both ways), chmod, chown and truncate, and
 # creating a file there; reading works; the bytes on disk never change; the journal has the refused file
 # events (`denied_by_rule`, the kernel's path), the deny actions and the alerts, and it verifies. Without
 # BPF LSM the same rules file loads, `rules check` says the rule falls back to a kill, and the writer is
@@ -36,6 +36,16 @@ for spelling in "$f" /tmp/vm/protected/../protected//app.conf "$VM_WORK/symlink"
     refused "append to $spelling" sh -c "echo changed >> $spelling"
     refused "truncating open of $spelling" sh -c ": > $spelling"
 done
+# Through a descriptor: a read-only descriptor reopened for writing by its /proc link.
+exec 3< "$f"
+refused "write through /proc/self/fd of a read-only descriptor" sh -c "echo changed > /proc/self/fd/3"
+exec 3<&-
+# Through a bind mount of the directory: another path the kernel prints, the same inodes.
+mkdir -p "$VM_WORK/bind"
+mount --bind /tmp/vm/protected "$VM_WORK/bind" || fail "cannot bind-mount the protected directory"
+refused "append through a bind mount" sh -c "echo changed >> $VM_WORK/bind/app.conf"
+refused "unlink through a bind mount" rm -f "$VM_WORK/bind/sub/deep.conf"
+umount "$VM_WORK/bind"
 refused "creating a file in the protected directory" sh -c "echo new > /tmp/vm/protected/new.conf"
 refused "unlink" rm -f "$f"
 refused "unlink through the hard link's directory entry" rm -f /tmp/vm/protected/sub/deep.conf
