@@ -2,6 +2,7 @@
 //! and the agent and tests (which read them). The routes and their semantics are documented in
 //! `docs/collector.md`; the answer of [`LINEAGE`] is in [`lineage`].
 
+pub mod holds;
 pub mod lineage;
 
 use auditloop_model::Event;
