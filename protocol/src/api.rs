@@ -2,10 +2,13 @@
 //! and the agent and tests (which read them). The routes and their semantics are documented in
 //! `docs/collector.md`; the answer of [`LINEAGE`] is in [`lineage`].
 
+pub mod fleet;
 pub mod holds;
 pub mod lineage;
 
 use auditloop_model::Event;
+use fleet::{AlertSource, AlertState};
+use holds::Decision;
 use serde::{Deserialize, Serialize};
 use strum::{EnumIter, EnumString, IntoStaticStr, VariantNames};
 
@@ -204,7 +207,7 @@ macro_rules! named {
         }
     )*};
 }
-named!(HostStatus, AlertKind);
+named!(HostStatus, AlertKind, AlertSource, AlertState, Decision);
 
 /// One host, as `GET /v1/hosts` lists it and `GET /v1/hosts/{host}` serves it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

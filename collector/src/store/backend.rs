@@ -5,6 +5,7 @@ use auditloop_journal::record::Hash;
 use crate::alerts::NewAlert;
 use crate::store::commit::{Commit, Rejection};
 use crate::store::error::StoreError;
+use crate::store::fleet::{AuditEntry, FleetAlert, FleetQuery, NewAuditEntry, StateChange};
 use crate::store::host::{Enrollment, HostRecord, StoredHost};
 use crate::store::lineage::{FlowQuery, ProcessQuery};
 use crate::store::query::{AlertQuery, EventQuery, StoredAlert, StoredRecord};
@@ -99,4 +100,25 @@ pub trait Store: Send + Sync {
     /// `query.client` (and server end `query.server`, when given), with an event time in `since_ns..=through_ns`: oldest first (then
     /// by id), at most `query.limit`; verified ones only unless `query.pending`. An index lookup.
     fn flow_records(&self, query: &FlowQuery) -> Result<Vec<StoredRecord>, StoreError>;
+
+    /// Fleet alerts matching `query`: rule alerts (one per stored `alert` event, with the actions of its
+    /// trigger and rule) and chain alerts (one per host and kind) alike. Newest first (by id), or, with
+    /// `query.after`, every alert written after that revision in revision order; at most `query.limit`.
+    /// A commit lists its rule alerts and actions in its own transaction; replacing pending records drops
+    /// theirs; a chain alert raised again counts, and reopens when it was resolved.
+    fn fleet_alerts(&self, query: &FleetQuery) -> Result<Vec<FleetAlert>, StoreError>;
+
+    /// The fleet alert `id`.
+    fn fleet_alert(&self, id: i64) -> Result<Option<FleetAlert>, StoreError>;
+
+    /// Moves the fleet alert `change.id` to `change.state` (a new revision), recording who, when and why,
+    /// and appends the change to the audit log (action `alert_state`, target `alert:<id>`) in the same
+    /// transaction. `None` (and nothing written) when there is no such alert.
+    fn set_alert_state(&self, change: &StateChange<'_>) -> Result<Option<FleetAlert>, StoreError>;
+
+    /// Appends `entry` to the audit log, chained to the last entry by [`audit_hash`](crate::store::audit_hash).
+    fn audit(&self, entry: &NewAuditEntry<'_>) -> Result<AuditEntry, StoreError>;
+
+    /// The audit log, oldest first; only the entries about `target` when given.
+    fn audit_log(&self, target: Option<&str>) -> Result<Vec<AuditEntry>, StoreError>;
 }

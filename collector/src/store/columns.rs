@@ -13,6 +13,7 @@ use auditloop_journal::record::SegmentStart;
 use auditloop_model::{Event, EventBody, Net, NetOp, NetProtocol};
 
 use crate::store::commit::SearchColumns;
+use crate::store::fleet::Finding;
 use crate::store::lineage::{Endpoint, FlowSide, LineageKey, LineageRole, normalize_address};
 
 /// Longest summary kept, in bytes.
@@ -100,6 +101,49 @@ pub fn of_event(event: &Event) -> SearchColumns {
         remote_address: net.and_then(|n| address(&n.remote_address)),
         remote_port: net.and_then(|n| port(n.remote_port)),
         lineage: lineage_key(event),
+        finding: finding(&event.event),
+    }
+}
+
+/// What an `alert` or `action` event tells the fleet-alert list.
+pub fn finding(body: &EventBody) -> Option<Finding> {
+    match body {
+        EventBody::Alert(a) => Some(Finding::Alert {
+            rule: a.rule.clone(),
+            severity: a.severity,
+            tags: a.tags.clone(),
+            output: a.output.clone(),
+            trigger_seq: a.trigger_seq,
+        }),
+        EventBody::Action(a) => Some(Finding::Action {
+            rule: a.rule.clone(),
+            action: a.action.as_str().to_owned(),
+            trigger_seq: a.trigger_seq,
+            ok: a.ok,
+            detail: a.detail.clone(),
+        }),
+        EventBody::Exec(_)
+        | EventBody::Fork(_)
+        | EventBody::Net(_)
+        | EventBody::Exit(_)
+        | EventBody::Loss(_)
+        | EventBody::AgentStart(_)
+        | EventBody::AgentStop(_)
+        | EventBody::File(_)
+        | EventBody::SetId(_)
+        | EventBody::Ptrace(_)
+        | EventBody::Kill(_)
+        | EventBody::SetName(_)
+        | EventBody::MemfdCreate(_)
+        | EventBody::Syscall(_)
+        | EventBody::ConfigChange(_)
+        | EventBody::ConfigLoaded(_)
+        | EventBody::JournalRecovered(_)
+        | EventBody::RulesLoaded(_)
+        | EventBody::RulesRejected(_)
+        | EventBody::IoUring(_)
+        | EventBody::IoUringSetup(_)
+        | EventBody::Tamper(_) => None,
     }
 }
 

@@ -8,6 +8,7 @@ use auditloop_model::EventKind;
 use auditloop_protocol::api::HostStatus;
 
 use crate::alerts::NewAlert;
+use crate::store::fleet::Finding;
 use crate::store::host::HostRecord;
 use crate::store::lineage::LineageKey;
 
@@ -66,6 +67,8 @@ pub struct SearchColumns {
     pub remote_port: Option<u16>,
     /// What the record tells the lineage walk about a process, if anything.
     pub lineage: Option<LineageKey>,
+    /// What an `alert` or `action` event tells the fleet-alert list.
+    pub finding: Option<Finding>,
 }
 
 /// A verified record to store.

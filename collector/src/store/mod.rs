@@ -19,6 +19,7 @@ mod commit;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 mod error;
+mod fleet;
 mod host;
 mod lineage;
 mod query;
@@ -27,6 +28,10 @@ mod sqlite;
 pub use backend::Store;
 pub use commit::{Commit, NewCheckpoint, NewRecord, RecordKind, Rejection, SearchColumns};
 pub use error::StoreError;
+pub use fleet::{
+    AuditEntry, Finding, FleetAction, FleetAlert, FleetQuery, NewAuditEntry, StateChange,
+    audit_hash, chain_severity,
+};
 pub use host::{CheckpointPoint, Enrollment, HostRecord, StoredHost, replaced_name};
 pub use lineage::{
     Endpoint, FlowQuery, FlowSide, LineageKey, LineageRole, ProcessQuery, normalize_address,

@@ -18,12 +18,13 @@
 //! (`fixture.rs`); nothing here depends on ingest, HTTP or SQLite.
 //!
 //! Cases: committing (`commits.rs`), finding records, verified, pending and replaced (`records.rs`), alerts,
-//! their collapsing and silence (`alerts.rs`), hosts, enrollment, tokens and last contact (`hosts.rs`), the
+//! their collapsing and silence (`alerts.rs`), fleet alerts, their states and the audit log (`fleet.rs`), hosts, enrollment, tokens and last contact (`hosts.rs`), the
 //! lineage walk's lookups and the login and network filters (`lineage.rs`).
 
 mod alerts;
 mod commits;
 mod fixture;
+mod fleet;
 mod hosts;
 mod lineage;
 mod records;
@@ -36,6 +37,11 @@ pub use commits::{
     a_commit_can_replace_pending_records, a_commit_stores_records_and_the_host_record,
     a_conflicting_commit_stores_nothing, a_failed_commit_stores_nothing,
     stored_hashes_read_back_for_replays, the_host_record_round_trips_every_field,
+};
+pub use fleet::{
+    chain_alerts_join_the_fleet_list_and_reopen, replaced_pending_findings_are_dropped,
+    rule_alerts_are_listed_with_their_actions, state_changes_are_audited,
+    the_live_feed_follows_revisions,
 };
 pub use hosts::{
     a_rejection_changes_nothing_but_alerts, enrollment_creates_a_host_once,
@@ -88,6 +94,11 @@ macro_rules! store_conformance {
             process_records_match_pid_start_and_role,
             flow_records_match_both_ends_within_the_range,
             records_filter_by_login_and_network_ends,
+            rule_alerts_are_listed_with_their_actions,
+            chain_alerts_join_the_fleet_list_and_reopen,
+            state_changes_are_audited,
+            replaced_pending_findings_are_dropped,
+            the_live_feed_follows_revisions,
         );
     };
     (@cases $fresh:expr; $($case:ident),+ $(,)?) => {

@@ -9,6 +9,7 @@
 
 mod checkpoint;
 mod conn;
+mod fleet;
 mod host_row;
 mod indexer;
 mod legacy;
@@ -31,6 +32,7 @@ use crate::alerts::NewAlert;
 use crate::store::backend::Store;
 use crate::store::commit::{Commit, Rejection};
 use crate::store::error::StoreError;
+use crate::store::fleet::{AuditEntry, FleetAlert, FleetQuery, NewAuditEntry, StateChange};
 use crate::store::host::{Enrollment, HostRecord, StoredHost};
 use crate::store::lineage::{FlowQuery, ProcessQuery};
 use crate::store::query::{AlertQuery, EventQuery, StoredAlert, StoredRecord};
@@ -215,6 +217,26 @@ impl Store for SqliteStore {
 
     fn flow_records(&self, query: &FlowQuery) -> Result<Vec<StoredRecord>, StoreError> {
         self.read(|conn| lineage::flow_records(conn, query))
+    }
+
+    fn fleet_alerts(&self, query: &FleetQuery) -> Result<Vec<FleetAlert>, StoreError> {
+        self.read(|conn| fleet::alerts(conn, query))
+    }
+
+    fn fleet_alert(&self, id: i64) -> Result<Option<FleetAlert>, StoreError> {
+        self.read(|conn| fleet::alert(conn, id))
+    }
+
+    fn set_alert_state(&self, change: &StateChange<'_>) -> Result<Option<FleetAlert>, StoreError> {
+        fleet::set_state(&mut *self.writer()?, change)
+    }
+
+    fn audit(&self, entry: &NewAuditEntry<'_>) -> Result<AuditEntry, StoreError> {
+        fleet::audit(&mut *self.writer()?, entry)
+    }
+
+    fn audit_log(&self, target: Option<&str>) -> Result<Vec<AuditEntry>, StoreError> {
+        self.read(|conn| fleet::audit_log(conn, target))
     }
 }
 

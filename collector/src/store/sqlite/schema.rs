@@ -13,10 +13,10 @@
 use rusqlite::{Connection, Transaction};
 
 use crate::store::error::StoreError;
-use crate::store::sqlite::{legacy, rederive};
+use crate::store::sqlite::{fleet, legacy, rederive};
 
 /// Schema version kept in `PRAGMA user_version`.
-pub(super) const SCHEMA_VERSION: i64 = 6;
+pub(super) const SCHEMA_VERSION: i64 = 7;
 
 /// The columns of `records` after its id in versions 1 to 4 (version 5 adds [`LINEAGE_COLUMNS`]).
 const RECORD_COLUMNS_V4: [(&str, &str); 10] = [
@@ -247,8 +247,9 @@ pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     if version == 0 {
         tx.execute_batch(&format!(
             "CREATE TABLE hosts ({HOST_COLUMNS}); {HOST_INDEXES} {records} {RECORD_INDEXES} \
-             {DELETED_RECORDS} {TABLES} {META}",
+             {DELETED_RECORDS} {TABLES} {META} {FLEET}",
             records = records_table("records"),
+            FLEET = fleet::TABLES,
         ))?;
     } else {
         if version == 1 {
@@ -266,7 +267,12 @@ pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
             add_lineage_columns(&tx)?;
             rederive::all(&tx)?;
         }
-        rebuild_records(&tx)?;
+        if version < 6 {
+            rebuild_records(&tx)?;
+        }
+        // Version 7: the fleet-alert tables, with the alerts and actions already stored.
+        tx.execute_batch(fleet::TABLES)?;
+        fleet::backfill(&tx)?;
     }
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     tx.commit()?;

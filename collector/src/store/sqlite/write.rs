@@ -3,7 +3,8 @@
 //! Each is one `IMMEDIATE` transaction of cached prepared statements on the writer connection. A commit
 //! updates the host's row with a compare-and-set on its `next_seq` and enrolled key, so two writers can
 //! never both extend the same chain position, nor a batch verified against one enrollment land on the
-//! next; any error rolls the whole transaction back. Alerts are kept one per host and kind.
+//! next; any error rolls the whole transaction back. Alerts are kept one per host and kind, and listed among
+//! the fleet alerts with the rule alerts a batch carries (`fleet.rs`) in the same transaction.
 
 use std::sync::LazyLock;
 
@@ -18,6 +19,7 @@ use crate::store::commit::{Commit, NewRecord, RecordKind, Rejection};
 use crate::store::error::StoreError;
 use crate::store::host::{Enrollment, HostRecord, replaced_name};
 use crate::store::sqlite::conn::int;
+use crate::store::sqlite::fleet;
 use crate::store::sqlite::host_row;
 use crate::store::sqlite::record_row;
 use crate::store::sqlite::schema::DELETED_COLUMNS;
@@ -106,8 +108,10 @@ pub(super) fn commit(conn: &mut Connection, c: &Commit<'_>) -> Result<(), StoreE
     };
     if let Some(from) = c.replace_from {
         drop_pending(&tx, host_id, from)?;
+        fleet::drop_findings(&tx, c.host, from)?;
     }
     insert_records(&tx, host_id, c.records, now)?;
+    fleet::store_findings(&tx, c.host, c.records)?;
     {
         let mut insert = tx.prepare_cached(
             "INSERT INTO checkpoints (host_id, seq, epoch, head_seq, stored_ns) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -314,5 +318,5 @@ fn insert_alerts(
             alert.detail.to_string()
         ])?;
     }
-    Ok(())
+    fleet::raise_chain(tx, host, alerts, now)
 }
