@@ -11,6 +11,7 @@ mod ancestry;
 mod cli;
 mod collector_limits;
 mod collector_metrics;
+mod console;
 mod drill;
 mod evasion;
 mod exec;

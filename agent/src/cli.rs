@@ -73,13 +73,18 @@ pub enum RulesCommand {
     },
     /// Print the reference of every field rules can use (Markdown).
     Fields,
-    /// Replay a recorded journal through rules and print which rules would have fired.
+    /// Replay a recorded journal (or events as JSON lines) through rules and print which rules would
+    /// have fired.
     Test {
         /// Rules file or directory.
         rules: PathBuf,
         /// Journal directory to replay.
         #[arg(long, default_value = DEFAULT_JOURNAL_DIR)]
         journal: PathBuf,
+        /// Replay these events instead: one JSON event per line, as `auditloop export --format jsonl`
+        /// writes them and the collector console's rule downloads serve them (`-` for stdin).
+        #[arg(long, value_name = "FILE", conflicts_with = "journal")]
+        events: Option<PathBuf>,
     },
 }
 

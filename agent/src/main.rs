@@ -28,8 +28,16 @@ fn main() -> ExitCode {
             print!("{}", cmd::rules_fields::table());
             Ok(ExitCode::SUCCESS)
         }
-        cli::Command::Rules(cli::RulesCommand::Test { rules, journal }) => {
-            cmd::rules_test::run(&rules, &journal)
+        cli::Command::Rules(cli::RulesCommand::Test {
+            rules,
+            journal,
+            events,
+        }) => {
+            let source = match &events {
+                Some(file) => cmd::rules_test::Source::Events(file),
+                None => cmd::rules_test::Source::Journal(&journal),
+            };
+            cmd::rules_test::run(&rules, source)
         }
         cli::Command::Drill(args) => cmd::drill::run(&args),
         cli::Command::Status(args) => cmd::status::run(&args),

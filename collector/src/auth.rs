@@ -3,6 +3,9 @@
 //! - **admin** (`--admin-token-file`): queries and host administration; it may enroll hosts too.
 //! - **enrollment** (`--enroll-token-file`, optional): creates new hosts only (`POST /v1/enroll`); it can
 //!   never append to a host.
+//! - **approver** (`--approver-token-file`, optional): reads everything, decides holds and changes alert
+//!   states; no host administration.
+//! - **viewer** (`--viewer-token-file`, optional): reads everything, changes nothing.
 //! - **host**: one per host, issued by the collector when the host is enrolled ([`HostToken::generate`]);
 //!   it authorizes batches of that host only.
 //!
@@ -41,8 +44,55 @@ pub enum Identity {
     Admin,
     /// The enrollment token.
     Enrollment,
+    /// The approver token.
+    Approver,
+    /// The viewer token.
+    Viewer,
     /// The token of this host.
     Host(String),
+}
+
+/// What a person (a console user or an API client with a person's token) may do, least first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Role {
+    /// Read pages and queries.
+    Viewer,
+    /// Also decide holds and change alert states.
+    Approver,
+    /// Everything, host administration included.
+    Admin,
+}
+
+impl Role {
+    /// The role's name (`viewer`, `approver`, `admin`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::Approver => "approver",
+            Role::Admin => "admin",
+        }
+    }
+
+    /// The role called `name`.
+    pub fn parse(name: &str) -> Option<Role> {
+        match name {
+            "viewer" => Some(Role::Viewer),
+            "approver" => Some(Role::Approver),
+            "admin" => Some(Role::Admin),
+            _ => None,
+        }
+    }
+
+    /// The person's role a token identity gives, if it is a person's token (not a host's or the
+    /// enrollment token).
+    pub fn of(identity: &Identity) -> Option<Role> {
+        match identity {
+            Identity::Admin => Some(Role::Admin),
+            Identity::Approver => Some(Role::Approver),
+            Identity::Viewer => Some(Role::Viewer),
+            Identity::Enrollment | Identity::Host(_) => None,
+        }
+    }
 }
 
 impl Identity {
@@ -50,6 +100,8 @@ impl Identity {
     pub fn name(&self) -> &str {
         match self {
             Identity::Admin => "admin",
+            Identity::Approver => "approver",
+            Identity::Viewer => "viewer",
             Identity::Enrollment => "enrollment",
             Identity::Host(host) => host,
         }
@@ -59,6 +111,8 @@ impl Identity {
     pub fn role(&self) -> &'static str {
         match self {
             Identity::Admin => "admin",
+            Identity::Approver => "approver",
+            Identity::Viewer => "viewer",
             Identity::Enrollment => "enrollment",
             Identity::Host(_) => "host",
         }
@@ -82,12 +136,16 @@ pub enum TokenError {
 pub struct Tokens {
     admin: TokenDigest,
     enroll: Option<TokenDigest>,
+    approver: Option<TokenDigest>,
+    viewer: Option<TokenDigest>,
 }
 
 impl std::fmt::Debug for Tokens {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Tokens")
             .field("enrollment", &self.enroll.is_some())
+            .field("approver", &self.approver.is_some())
+            .field("viewer", &self.viewer.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -100,20 +158,68 @@ impl Tokens {
         if enroll.is_some_and(|e| same(&e, &admin)) {
             return Err(TokenError::Shared("admin".into(), "enrollment".into()));
         }
-        Ok(Tokens { admin, enroll })
+        Ok(Tokens {
+            admin,
+            enroll,
+            approver: None,
+            viewer: None,
+        })
     }
 
-    /// The role of `presented` if it is the admin or the enrollment token (both are compared).
+    /// The same tokens with the people's approver and viewer tokens (each optional); every token must
+    /// differ from every other.
+    pub fn with_people(
+        mut self,
+        approver: Option<&str>,
+        viewer: Option<&str>,
+    ) -> Result<Tokens, TokenError> {
+        self.approver = approver.map(digest);
+        self.viewer = viewer.map(digest);
+        let named = [
+            ("admin", Some(self.admin)),
+            ("enrollment", self.enroll),
+            ("approver", self.approver),
+            ("viewer", self.viewer),
+        ];
+        for (i, (a, da)) in named.iter().enumerate() {
+            for (b, db) in &named[i + 1..] {
+                if let (Some(da), Some(db)) = (da, db)
+                    && same(da, db)
+                {
+                    return Err(TokenError::Shared((*a).into(), (*b).into()));
+                }
+            }
+        }
+        Ok(self)
+    }
+
+    /// The identity of `presented` if it is one of these tokens (every one is compared, so the time taken
+    /// does not tell which matched).
     pub fn identify(&self, presented: &TokenDigest) -> Option<Identity> {
         let admin = same(&self.admin, presented);
         let enroll = self.enroll.is_some_and(|e| same(&e, presented));
+        let approver = self.approver.is_some_and(|e| same(&e, presented));
+        let viewer = self.viewer.is_some_and(|e| same(&e, presented));
         if admin {
             Some(Identity::Admin)
         } else if enroll {
             Some(Identity::Enrollment)
+        } else if approver {
+            Some(Identity::Approver)
+        } else if viewer {
+            Some(Identity::Viewer)
         } else {
             None
         }
+    }
+
+    /// The key console sessions are signed with: derived from the admin token's digest, so every replica
+    /// given the same admin token accepts the same sessions, and a new admin token ends them all.
+    pub fn session_key(&self) -> [u8; 32] {
+        let mut h = Sha256::new();
+        h.update(b"auditloop-collector console session v1\0");
+        h.update(self.admin);
+        h.finalize().into()
     }
 
     /// Whether enrollment by token is on.

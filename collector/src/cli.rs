@@ -41,6 +41,13 @@ pub struct Args {
     /// only the admin token enrolls hosts.
     #[arg(long, value_name = "FILE")]
     pub enroll_token_file: Option<PathBuf>,
+    /// File holding the approver token: reads the API and console, decides holds and changes alert
+    /// states.
+    #[arg(long, value_name = "FILE")]
+    pub approver_token_file: Option<PathBuf>,
+    /// File holding the viewer token: reads the API and console, changes nothing.
+    #[arg(long, value_name = "FILE")]
+    pub viewer_token_file: Option<PathBuf>,
     /// Removed: the shared agent token is gone (passing it is an error naming the migration).
     #[arg(long, value_name = "FILE", hide = true, value_parser = removed_agent_token)]
     pub agent_token_file: Option<PathBuf>,

@@ -50,9 +50,22 @@ pub fn load_tokens(
     admin_token_file: &Path,
     enroll_token_file: Option<&Path>,
 ) -> Result<Tokens, ConfigError> {
+    load_all_tokens(admin_token_file, enroll_token_file, None, None)
+}
+
+/// Loads the admin token file and, if given, the enrollment, approver and viewer token files.
+pub fn load_all_tokens(
+    admin_token_file: &Path,
+    enroll_token_file: Option<&Path>,
+    approver_token_file: Option<&Path>,
+    viewer_token_file: Option<&Path>,
+) -> Result<Tokens, ConfigError> {
     let admin = read_token_file(admin_token_file)?;
     let enroll = enroll_token_file.map(read_token_file).transpose()?;
-    Ok(Tokens::new(&admin, enroll.as_deref())?)
+    let approver = approver_token_file.map(read_token_file).transpose()?;
+    let viewer = viewer_token_file.map(read_token_file).transpose()?;
+    Ok(Tokens::new(&admin, enroll.as_deref())?
+        .with_people(approver.as_deref(), viewer.as_deref())?)
 }
 
 #[cfg(test)]

@@ -22,6 +22,10 @@ pub struct ConfigFile {
     pub admin_token_file: Option<PathBuf>,
     /// The enrollment token's file (`--enroll-token-file`).
     pub enroll_token_file: Option<PathBuf>,
+    /// The approver token's file (`--approver-token-file`).
+    pub approver_token_file: Option<PathBuf>,
+    /// The viewer token's file (`--viewer-token-file`).
+    pub viewer_token_file: Option<PathBuf>,
     /// PEM certificate chain to serve HTTPS with (`--tls-cert`; needs `tls_key`).
     pub tls_cert: Option<PathBuf>,
     /// The PEM private key of `tls_cert` (`--tls-key`).

@@ -39,9 +39,11 @@ fn main() -> ExitCode {
 
 fn serve(args: &Args) -> anyhow::Result<ExitCode> {
     let settings = Settings::resolve(args)?;
-    let tokens = config::load_tokens(
+    let tokens = config::load_all_tokens(
         &settings.admin_token_file,
         settings.enroll_token_file.as_deref(),
+        settings.approver_token_file.as_deref(),
+        settings.viewer_token_file.as_deref(),
     )
     .context("loading tokens")?;
     let listen = settings.listen_options().context("setting up TLS")?;

@@ -63,6 +63,10 @@ pub struct Settings {
     pub admin_token_file: PathBuf,
     /// The enrollment token's file, if enrollment by token is on.
     pub enroll_token_file: Option<PathBuf>,
+    /// The approver token's file, if any.
+    pub approver_token_file: Option<PathBuf>,
+    /// The viewer token's file, if any.
+    pub viewer_token_file: Option<PathBuf>,
     /// Certificate chain and key to serve HTTPS with.
     pub tls: Option<(PathBuf, PathBuf)>,
     /// Seconds of silence before a `silence` alert (0 = off).
@@ -123,6 +127,11 @@ impl Settings {
             admin_token_file: admin
                 .ok_or_else(|| missing("admin_token_file", "--admin-token-file"))?,
             enroll_token_file: args.enroll_token_file.clone().or(file.enroll_token_file),
+            approver_token_file: args
+                .approver_token_file
+                .clone()
+                .or(file.approver_token_file),
+            viewer_token_file: args.viewer_token_file.clone().or(file.viewer_token_file),
             tls,
             silence_secs: args
                 .silence_secs

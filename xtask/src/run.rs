@@ -76,7 +76,8 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
     }
     eprintln!(
         "xtask: collector at {url} (database and tokens in {dir}); agent shipping to it. Ctrl-C stops both.\n\
-         xtask: look with:\n\
+         xtask: console: open {url}/ and log in with the admin token {admin_token}\n\
+         xtask: or look with:\n\
          \x20 curl -s -H 'Authorization: Bearer {admin_token}' {url}/v1/hosts\n\
          \x20 curl -s -H 'Authorization: Bearer {admin_token}' '{url}/v1/events?kind=exec&limit=5'\n\
          \x20 curl -s -H 'Authorization: Bearer {admin_token}' {url}/v1/alerts",

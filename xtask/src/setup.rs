@@ -13,8 +13,18 @@ const LLVM_PACKAGE: &str = "llvm-22-dev";
 /// Debian packages the integration tests need: gcc and liburing build their io_uring test program
 /// (`tests/uring/`); the package tests check the units with `systemd-analyze` (systemd) and
 /// `cargo xtask package` computes dependencies with `dpkg-shlibdeps` (dpkg-dev); the self-protection tests
-/// detach and change the agent's BPF objects with bpftool.
-const TEST_PACKAGES: &[&str] = &["gcc", "liburing-dev", "systemd", "dpkg-dev", "bpftool"];
+/// detach and change the agent's BPF objects with bpftool; the console test drives chromium (with
+/// node and npm, which install its Playwright driver from `tests/ui/package-lock.json`) and tampers with
+/// the collector's database from python3.
+const TEST_PACKAGES: &[&str] = &[
+    "gcc",
+    "liburing-dev",
+    "systemd",
+    "dpkg-dev",
+    "bpftool",
+    "chromium",
+    "python3",
+];
 /// Debian packages the VM test tier needs (`cargo xtask vm`): qemu boots the kernels, cpio packs the
 /// initramfs.
 pub const VM_PACKAGES: [&str; 2] = ["qemu-system-x86", "cpio"];

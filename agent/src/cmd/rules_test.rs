@@ -2,15 +2,67 @@
 //! would have fired, to tune rules on real history before enforcing them.
 
 use std::collections::BTreeMap;
+use std::io::BufRead;
 use std::path::Path;
+
+use anyhow::Context;
+use auditloop_model::Event;
 use std::process::ExitCode;
 
 use auditloop_journal::{Payload, reader::Reader};
 
 use auditloop_rules::RuleSet;
 
-/// Replays the journal at `journal` through the rules at `rules`.
-pub fn run(rules: &Path, journal: &Path) -> anyhow::Result<ExitCode> {
+/// Where the replayed events come from.
+pub enum Source<'a> {
+    /// A journal directory.
+    Journal(&'a Path),
+    /// JSON lines of events (`-`: stdin).
+    Events(&'a Path),
+}
+
+/// The events of `source`, in order.
+fn events(source: &Source<'_>) -> anyhow::Result<Box<dyn Iterator<Item = anyhow::Result<Event>>>> {
+    match source {
+        Source::Journal(dir) => {
+            let reader = Reader::open(dir)?;
+            Ok(Box::new(reader.filter_map(|r| match r {
+                Ok(record) => match record.payload {
+                    Payload::Event(e) => Some(Ok(e)),
+                    Payload::SegmentStart(_) | Payload::Checkpoint(_) => None,
+                },
+                Err(e) => Some(Err(e.into())),
+            })))
+        }
+        Source::Events(path) => {
+            let name = path.display().to_string();
+            let input: Box<dyn BufRead> = if path.as_os_str() == "-" {
+                Box::new(std::io::stdin().lock())
+            } else {
+                Box::new(std::io::BufReader::new(
+                    std::fs::File::open(path).with_context(|| format!("opening {name}"))?,
+                ))
+            };
+            Ok(Box::new(input.lines().enumerate().filter_map(
+                move |(i, line)| {
+                    let line = match line {
+                        Ok(line) => line,
+                        Err(e) => return Some(Err(anyhow::anyhow!("{name}:{}: {e}", i + 1))),
+                    };
+                    if line.trim().is_empty() {
+                        return None;
+                    }
+                    Some(serde_json::from_str::<Event>(&line).map_err(|e| {
+                        anyhow::anyhow!("{name}:{}:{}: not an event: {e}", i + 1, e.column())
+                    }))
+                },
+            )))
+        }
+    }
+}
+
+/// Replays the events of `source` through the rules at `rules`.
+pub fn run(rules: &Path, source: Source<'_>) -> anyhow::Result<ExitCode> {
     let set = match RuleSet::load_resolving(rules, &crate::enforce::canonical_literal) {
         Ok(set) => set,
         Err(errors) => {
@@ -24,12 +76,10 @@ pub fn run(rules: &Path, journal: &Path) -> anyhow::Result<ExitCode> {
         .map(|r| (r.name().to_owned(), 0))
         .collect();
     let mut state = set.new_state();
-    let mut events = 0u64;
-    for record in Reader::open(journal)? {
-        let Payload::Event(event) = record?.payload else {
-            continue;
-        };
-        events += 1;
+    let mut replayed = 0u64;
+    for event in events(&source)? {
+        let event = event?;
+        replayed += 1;
         for rule in set.fire(&mut state, &event) {
             *fired.entry(rule.name().to_owned()).or_default() += 1;
             println!(
@@ -42,7 +92,7 @@ pub fn run(rules: &Path, journal: &Path) -> anyhow::Result<ExitCode> {
             );
         }
     }
-    eprintln!("{events} events replayed");
+    eprintln!("{replayed} events replayed");
     for (rule, n) in &fired {
         eprintln!("  {n:>8}  {rule}");
     }

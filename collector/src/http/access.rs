@@ -5,19 +5,26 @@
 //! |---|---|---|---|
 //! | batches of `{host}` | `{host}`'s own token | admin, enrollment, another host's token (raises `forgery`) | none or unknown |
 //! | `POST /v1/enroll` | enrollment or admin token | a host token | none or unknown |
-//! | queries, `POST /v1/hosts` | admin token | enrollment or host token | none or unknown |
+//! | queries, console pages | admin, approver or viewer token, or a console session | enrollment or host token | none or unknown |
+//! | alert states, hold verdicts | admin or approver (token or session) | viewer, enrollment or host token | none or unknown |
+//! | `POST /v1/hosts` | admin token or an admin's session | any other token | none or unknown |
+//!
+//! A request made with a session cookie that changes anything must also carry the session's CSRF token
+//! (`csrf.rs`).
 
 use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, FromRequestParts, Path};
+use axum::http::header::COOKIE;
 use axum::http::request::Parts;
 
 use crate::alerts::Offender;
-use crate::auth::{Identity, TokenDigest, bearer, digest, same, valid_host_name};
+use crate::auth::{Identity, Role, TokenDigest, bearer, digest, same, valid_host_name};
 use crate::http::blocking::blocking;
 use crate::http::error::AppError;
 use crate::http::state::AppState;
 use crate::metrics::{self, Refusal};
+use crate::session::{self, Session};
 use crate::store::Store;
 
 /// A request carrying the token of the host in its path.
@@ -119,7 +126,91 @@ async fn host_access(parts: &mut Parts, state: &AppState) -> Result<HostAccess, 
     )))
 }
 
-/// A request carrying the admin token.
+/// A request made by a person: with the admin, approver or viewer token as bearer, or with a console
+/// session cookie ([`session`](crate::session)).
+#[derive(Clone, Debug)]
+pub struct Person {
+    /// Their role.
+    pub role: Role,
+    /// The session cookie's value, when the request was made with one (its CSRF token is checked by
+    /// [`csrf_guard`](crate::http::csrf_guard)).
+    pub session: Option<String>,
+}
+
+impl Person {
+    /// Who they are in records: their role's name.
+    pub fn name(&self) -> &'static str {
+        self.role.as_str()
+    }
+
+    /// Refuses (403) unless they have at least `role`.
+    pub fn require(&self, role: Role, what: &str) -> Result<(), AppError> {
+        if self.role >= role {
+            Ok(())
+        } else {
+            Err(AppError::Forbidden(format!(
+                "{what} needs the {} role (this is {})",
+                role.as_str(),
+                self.role.as_str()
+            )))
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for Person {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        if bearer(&parts.headers).is_some() {
+            return match presented_identity(parts, state).await? {
+                Some(identity) => match Role::of(&identity) {
+                    Some(role) => Ok(Person {
+                        role,
+                        session: None,
+                    }),
+                    None => Err(AppError::Forbidden(format!(
+                        "the {} token is not a person's token (admin, approver or viewer)",
+                        identity.role()
+                    ))),
+                },
+                None => Err(unknown_token()),
+            };
+        }
+        match session_of(parts, state) {
+            Some((value, s)) => Ok(Person {
+                role: s.role,
+                session: Some(value),
+            }),
+            None => Err(unknown_token()),
+        }
+    }
+}
+
+/// The valid session cookie of a request, if any.
+pub(crate) fn session_of(parts: &Parts, state: &AppState) -> Option<(String, Session)> {
+    let header = parts.headers.get(COOKIE)?.to_str().ok()?;
+    let value = session::cookie(header, session::COOKIE)?;
+    let s = session::check(
+        &state.session_key(),
+        value,
+        auditloop_model::WallTime::now().0,
+    )?;
+    Some((value.to_owned(), s))
+}
+
+/// A request by a person who may read: any of the three roles.
+#[derive(Clone, Debug)]
+pub struct ViewAccess(pub Person);
+
+impl FromRequestParts<AppState> for ViewAccess {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        Ok(ViewAccess(Person::from_request_parts(parts, state).await?))
+    }
+}
+
+/// A request carrying the admin token (or an admin's session).
 #[derive(Clone, Copy, Debug)]
 pub struct AdminAccess;
 
@@ -127,13 +218,20 @@ impl FromRequestParts<AppState> for AdminAccess {
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
-        match presented_identity(parts, state).await? {
-            Some(Identity::Admin) => Ok(AdminAccess),
-            Some(Identity::Enrollment | Identity::Host(_)) => Err(AppError::Forbidden(
-                "queries and host administration need the admin token".into(),
-            )),
-            None => Err(unknown_token()),
+        if bearer(&parts.headers).is_some() {
+            match presented_identity(parts, state).await? {
+                Some(Identity::Admin) => return Ok(AdminAccess),
+                Some(_) => {
+                    return Err(AppError::Forbidden(
+                        "host administration needs the admin token".into(),
+                    ));
+                }
+                None => return Err(unknown_token()),
+            }
         }
+        let person = Person::from_request_parts(parts, state).await?;
+        person.require(Role::Admin, "host administration")?;
+        Ok(AdminAccess)
     }
 }
 
@@ -147,9 +245,11 @@ impl FromRequestParts<AppState> for EnrollAccess {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
         match presented_identity(parts, state).await? {
             Some(identity @ (Identity::Admin | Identity::Enrollment)) => Ok(EnrollAccess(identity)),
-            Some(Identity::Host(_)) => Err(AppError::Forbidden(
-                "enrolling needs the enrollment token or the admin token".into(),
-            )),
+            Some(Identity::Host(_) | Identity::Approver | Identity::Viewer) => {
+                Err(AppError::Forbidden(
+                    "enrolling needs the enrollment token or the admin token".into(),
+                ))
+            }
             None => Err(unknown_token()),
         }
     }

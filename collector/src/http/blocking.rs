@@ -6,7 +6,7 @@ use crate::http::error::AppError;
 use crate::store::{Store, StoreError};
 
 /// Runs a store call on a blocking thread.
-pub(super) async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     store: &Arc<dyn Store>,
     f: impl FnOnce(&dyn Store) -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, AppError> {

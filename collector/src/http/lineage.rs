@@ -11,7 +11,7 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use serde::Deserialize;
 
-use crate::http::access::AdminAccess;
+use crate::http::access::ViewAccess;
 use crate::http::error::AppError;
 use crate::http::queries::{flag, given, number};
 use crate::http::state::AppState;
@@ -27,7 +27,7 @@ pub(super) struct LineageParams {
 
 /// `GET /v1/lineage`.
 pub(super) async fn lineage(
-    _: AdminAccess,
+    _: ViewAccess,
     State(state): State<AppState>,
     params: Result<Query<LineageParams>, QueryRejection>,
 ) -> Result<Json<LineageAnswer>, AppError> {

@@ -10,9 +10,11 @@
 
 mod access;
 mod batches;
-mod blocking;
+pub(crate) mod blocking;
+mod csrf;
 mod enroll;
 mod error;
+mod fleet;
 mod limit;
 mod lineage;
 mod queries;
@@ -20,9 +22,10 @@ mod router;
 mod state;
 #[cfg(test)]
 pub(crate) mod testutil;
-mod views;
+pub(crate) mod views;
 
-pub use access::{AdminAccess, EnrollAccess, HostAccess};
+pub use access::{AdminAccess, EnrollAccess, HostAccess, Person, ViewAccess};
+pub use csrf::csrf_guard;
 pub use enroll::MAX_ENROLL_BODY;
 pub use error::AppError;
 pub use limit::{BatchLimit, default_max_concurrent_batches};

@@ -12,7 +12,7 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use serde::Deserialize;
 
-use crate::http::access::AdminAccess;
+use crate::http::access::ViewAccess;
 use crate::http::blocking::blocking;
 use crate::http::error::AppError;
 use crate::http::state::AppState;
@@ -56,7 +56,7 @@ pub(super) struct AlertParams {
 
 /// `GET /v1/events`.
 pub(super) async fn events(
-    _: AdminAccess,
+    _: ViewAccess,
     State(state): State<AppState>,
     params: Result<Query<EventParams>, QueryRejection>,
 ) -> Result<Json<EventsPage>, AppError> {
@@ -92,7 +92,7 @@ pub(super) async fn events(
 
 /// `GET /v1/hosts`.
 pub(super) async fn hosts(
-    _: AdminAccess,
+    _: ViewAccess,
     State(state): State<AppState>,
 ) -> Result<Json<HostsPage>, AppError> {
     let hosts = blocking(state.store(), |s| s.hosts()).await?;
@@ -103,7 +103,7 @@ pub(super) async fn hosts(
 
 /// `GET /v1/hosts/{host}`.
 pub(super) async fn host(
-    _: AdminAccess,
+    _: ViewAccess,
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<Json<HostSummary>, AppError> {
@@ -116,7 +116,7 @@ pub(super) async fn host(
 
 /// `GET /v1/alerts`.
 pub(super) async fn alerts(
-    _: AdminAccess,
+    _: ViewAccess,
     State(state): State<AppState>,
     params: Result<Query<AlertParams>, QueryRejection>,
 ) -> Result<Json<AlertsPage>, AppError> {

@@ -1,12 +1,16 @@
 //! The collector's router: every route of `auditloop_protocol::api` and its handler.
 
+use auditloop_protocol::api::fleet::{FLEET_ALERT, FLEET_ALERT_STATE, FLEET_ALERTS};
+use auditloop_protocol::api::holds::{HOLD_VERDICT, HOLDS, HOST_VERDICTS};
 use auditloop_protocol::api::{ALERTS, BATCHES, ENROLL, EVENTS, HEALTHZ, HOST, HOSTS, LINEAGE};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 
 use crate::http::batches::{post_batch, stamp_arrival};
+use crate::http::csrf::csrf_guard;
 use crate::http::enroll::{self, MAX_ENROLL_BODY};
+use crate::http::fleet;
 use crate::http::lineage;
 use crate::http::queries;
 use crate::http::state::AppState;
@@ -33,6 +37,17 @@ pub fn app(state: AppState) -> Router {
         .route(EVENTS, get(queries::events))
         .route(ALERTS, get(queries::alerts))
         .route(LINEAGE, get(lineage::lineage))
+        .route(FLEET_ALERTS, get(fleet::alerts))
+        .route(FLEET_ALERT, get(fleet::alert))
+        .route(FLEET_ALERT_STATE, post(fleet::set_state).layer(small))
+        .route(HOLDS, get(fleet::holds))
+        .route(HOLD_VERDICT, post(fleet::verdict).layer(small))
+        .route(HOST_VERDICTS, get(fleet::host_verdicts))
+        .merge(crate::console::routes())
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            csrf_guard,
+        ))
         .with_state(state)
 }
 

@@ -18,6 +18,7 @@ pub struct AppState {
     inner: Arc<Shared>,
     batch_limit: BatchLimit,
     lineage: Arc<LineageOptions>,
+    tls: bool,
 }
 
 struct Shared {
@@ -39,7 +40,19 @@ impl AppState {
             }),
             batch_limit: BatchLimit::new(default_max_concurrent_batches()),
             lineage: Arc::new(LineageOptions::default()),
+            tls: false,
         }
+    }
+
+    /// Says the collector serves TLS (console cookies are then `Secure`).
+    pub fn with_tls(mut self, tls: bool) -> AppState {
+        self.tls = tls;
+        self
+    }
+
+    /// Whether the collector serves TLS.
+    pub(crate) fn serves_tls(&self) -> bool {
+        self.tls
     }
 
     /// Walks lineages within `options` (default: [`LineageOptions::default`]).
@@ -49,7 +62,7 @@ impl AppState {
     }
 
     /// The lineage walk's bounds.
-    pub(super) fn lineage_options(&self) -> &LineageOptions {
+    pub(crate) fn lineage_options(&self) -> &LineageOptions {
         &self.lineage
     }
 
@@ -75,8 +88,13 @@ impl AppState {
     }
 
     /// The accepted tokens.
-    pub(super) fn tokens(&self) -> &Tokens {
+    pub(crate) fn tokens(&self) -> &Tokens {
         &self.inner.tokens
+    }
+
+    /// The key console sessions are signed with.
+    pub(crate) fn session_key(&self) -> [u8; 32] {
+        self.inner.tokens.session_key()
     }
 
     /// The largest batch body accepted, in bytes.

@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::store::{StoredAlert, StoredHost, StoredRecord};
 
 /// One stored host as served.
-pub(super) fn host_summary(host: StoredHost) -> HostSummary {
+pub(crate) fn host_summary(host: StoredHost) -> HostSummary {
     let r = host.record;
     let seen = Some(host.last_seen_ns).filter(|ns| *ns != 0);
     let verified = Some(r.verified_through()).filter(|s| *s != 0);
@@ -104,7 +104,7 @@ impl From<&Checkpoint> for CheckpointView {
 
 /// One stored record as served: the event under `event`, other records under `record`, or why the payload
 /// does not decode under `error`.
-pub(super) fn record_view(r: StoredRecord) -> RecordView {
+pub(crate) fn record_view(r: StoredRecord) -> RecordView {
     let mut view = RecordView {
         id: r.id,
         host: r.host,

@@ -4,8 +4,11 @@ use auditloop_journal::record::Hash;
 
 use crate::alerts::NewAlert;
 use crate::store::commit::{Commit, Rejection};
+use auditloop_protocol::api::holds::Verdict;
+
 use crate::store::error::StoreError;
 use crate::store::fleet::{AuditEntry, FleetAlert, FleetQuery, NewAuditEntry, StateChange};
+use crate::store::holds::{HoldQuery, NewVerdict, StoredHold, VerdictOutcome};
 use crate::store::host::{Enrollment, HostRecord, StoredHost};
 use crate::store::lineage::{FlowQuery, ProcessQuery};
 use crate::store::query::{AlertQuery, EventQuery, StoredAlert, StoredRecord};
@@ -121,4 +124,21 @@ pub trait Store: Send + Sync {
 
     /// The audit log, oldest first; only the entries about `target` when given.
     fn audit_log(&self, target: Option<&str>) -> Result<Vec<AuditEntry>, StoreError>;
+
+    /// The rule names hosts reported loading (from `rules_loaded` events), each once, by name.
+    fn loaded_rules(&self) -> Result<Vec<String>, StoreError>;
+
+    /// Holds matching `query`, newest request first: one per host and hold id, with the latest state its
+    /// `hold` events reported (a commit updates them in its transaction; replacing pending records does
+    /// not forget a hold) and the verdict recorded, if any.
+    fn holds(&self, query: &HoldQuery) -> Result<Vec<StoredHold>, StoreError>;
+
+    /// Records a verdict on a waiting hold, once: a second verdict, a hold the host reported an outcome
+    /// for, or an unknown hold records nothing (the outcome says which). A recorded verdict gets the next
+    /// verdict id and is appended to the audit log (action `hold_verdict`, target `hold:<host>:<id>`) in the
+    /// same transaction.
+    fn record_verdict(&self, verdict: &NewVerdict<'_>) -> Result<VerdictOutcome, StoreError>;
+
+    /// The verdicts recorded for `host`'s holds with an id above `after`, by id.
+    fn verdicts(&self, host: &str, after: i64) -> Result<Vec<Verdict>, StoreError>;
 }

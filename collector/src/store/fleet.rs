@@ -41,6 +41,10 @@ pub enum Finding {
         /// Details or the error.
         detail: String,
     },
+    /// A hold's request or outcome.
+    Hold(crate::store::holds::HoldReport),
+    /// The names of the rules a host loaded.
+    RulesLoaded(Vec<String>),
 }
 
 /// Filters over fleet alerts.
@@ -56,6 +60,8 @@ pub struct FleetQuery {
     pub min_severity: Option<Severity>,
     /// Only alerts in this state.
     pub state: Option<AlertState>,
+    /// Only rule alerts triggered by this event (sequence number, with `host`).
+    pub trigger_seq: Option<u64>,
     /// Last raised at or after (ns since the Unix epoch).
     pub since_ns: Option<u64>,
     /// Last raised before (ns since the Unix epoch).

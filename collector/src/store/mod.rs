@@ -20,6 +20,7 @@ mod commit;
 pub mod conformance;
 mod error;
 mod fleet;
+mod holds;
 mod host;
 mod lineage;
 mod query;
@@ -32,6 +33,7 @@ pub use fleet::{
     AuditEntry, Finding, FleetAction, FleetAlert, FleetQuery, NewAuditEntry, StateChange,
     audit_hash, chain_severity,
 };
+pub use holds::{HoldQuery, HoldReport, NewVerdict, StoredHold, VerdictOutcome};
 pub use host::{CheckpointPoint, Enrollment, HostRecord, StoredHost, replaced_name};
 pub use lineage::{
     Endpoint, FlowQuery, FlowSide, LineageKey, LineageRole, ProcessQuery, normalize_address,

@@ -339,7 +339,7 @@ pub fn state_changes_are_audited(store: &dyn Store) -> Result<(), StoreError> {
         },
     );
     assert_eq!(entry.hash, expected, "chained to the previous entry");
-    assert_eq!(store.audit_log(Some(&target))?, [entry.clone()]);
+    assert_eq!(store.audit_log(Some(&target))?, std::slice::from_ref(entry));
     Ok(())
 }
 

@@ -136,7 +136,7 @@ fn store_each<'c>(
     for (seq, columns) in records {
         let time = int(columns.time_ns.unwrap_or(0));
         match &columns.finding {
-            None => {}
+            None | Some(Finding::Hold(_) | Finding::RulesLoaded(_)) => {}
             Some(Finding::Alert {
                 rule,
                 severity,
@@ -357,6 +357,9 @@ pub(super) fn alerts(conn: &Connection, q: &FleetQuery) -> Result<Vec<FleetAlert
     }
     if let Some(state) = q.state {
         sql.push(" AND state = ?", state.as_str().to_owned());
+    }
+    if let Some(trigger) = q.trigger_seq {
+        sql.push(" AND trigger_seq = ?", int(trigger));
     }
     if let Some(since) = q.since_ns {
         sql.push(" AND last_time_ns >= ?", int(since));

@@ -10,6 +10,7 @@
 mod checkpoint;
 mod conn;
 mod fleet;
+mod holds;
 mod host_row;
 mod indexer;
 mod legacy;
@@ -32,7 +33,10 @@ use crate::alerts::NewAlert;
 use crate::store::backend::Store;
 use crate::store::commit::{Commit, Rejection};
 use crate::store::error::StoreError;
+use auditloop_protocol::api::holds::Verdict;
+
 use crate::store::fleet::{AuditEntry, FleetAlert, FleetQuery, NewAuditEntry, StateChange};
+use crate::store::holds::{HoldQuery, NewVerdict, StoredHold, VerdictOutcome};
 use crate::store::host::{Enrollment, HostRecord, StoredHost};
 use crate::store::lineage::{FlowQuery, ProcessQuery};
 use crate::store::query::{AlertQuery, EventQuery, StoredAlert, StoredRecord};
@@ -237,6 +241,22 @@ impl Store for SqliteStore {
 
     fn audit_log(&self, target: Option<&str>) -> Result<Vec<AuditEntry>, StoreError> {
         self.read(|conn| fleet::audit_log(conn, target))
+    }
+
+    fn loaded_rules(&self) -> Result<Vec<String>, StoreError> {
+        self.read(holds::loaded_rules)
+    }
+
+    fn holds(&self, query: &HoldQuery) -> Result<Vec<StoredHold>, StoreError> {
+        self.read(|conn| holds::holds(conn, query))
+    }
+
+    fn record_verdict(&self, verdict: &NewVerdict<'_>) -> Result<VerdictOutcome, StoreError> {
+        holds::record_verdict(&mut *self.writer()?, verdict)
+    }
+
+    fn verdicts(&self, host: &str, after: i64) -> Result<Vec<Verdict>, StoreError> {
+        self.read(|conn| holds::verdicts(conn, host, after))
     }
 }
 

@@ -179,6 +179,19 @@ impl Sql {
     }
 }
 
+/// The bytes of column `i`, whatever type the database gives it (a payload changed behind the
+/// collector's back may come back as text; its bytes are then what verification judges, not an error that
+/// hides which record it is).
+pub(super) fn bytes(row: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<Vec<u8>> {
+    use rusqlite::types::ValueRef;
+    Ok(match row.get_ref(i)? {
+        ValueRef::Blob(b) | ValueRef::Text(b) => b.to_vec(),
+        ValueRef::Null => Vec::new(),
+        ValueRef::Integer(n) => n.to_string().into_bytes(),
+        ValueRef::Real(f) => f.to_string().into_bytes(),
+    })
+}
+
 /// A stored record in the columns [`Sql::select_records`] selects.
 pub(super) fn stored_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredRecord> {
     Ok(StoredRecord {
@@ -187,7 +200,7 @@ pub(super) fn stored_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredR
         seq: uint(row.get(2)?),
         stored_ns: uint(row.get(3)?),
         kind: row.get(4)?,
-        payload: row.get(5)?,
+        payload: bytes(row, 5)?,
         verified: row.get(6)?,
         verified_ns: row.get::<_, Option<i64>>(7)?.map(uint),
     })

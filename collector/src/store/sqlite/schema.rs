@@ -13,7 +13,7 @@
 use rusqlite::{Connection, Transaction};
 
 use crate::store::error::StoreError;
-use crate::store::sqlite::{fleet, legacy, rederive};
+use crate::store::sqlite::{fleet, holds, legacy, rederive};
 
 /// Schema version kept in `PRAGMA user_version`.
 pub(super) const SCHEMA_VERSION: i64 = 7;
@@ -247,9 +247,10 @@ pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     if version == 0 {
         tx.execute_batch(&format!(
             "CREATE TABLE hosts ({HOST_COLUMNS}); {HOST_INDEXES} {records} {RECORD_INDEXES} \
-             {DELETED_RECORDS} {TABLES} {META} {FLEET}",
+             {DELETED_RECORDS} {TABLES} {META} {fleet} {holds}",
             records = records_table("records"),
-            FLEET = fleet::TABLES,
+            fleet = fleet::TABLES,
+            holds = holds::TABLES,
         ))?;
     } else {
         if version == 1 {
@@ -272,6 +273,7 @@ pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
         }
         // Version 7: the fleet-alert tables, with the alerts and actions already stored.
         tx.execute_batch(fleet::TABLES)?;
+        tx.execute_batch(holds::TABLES)?;
         fleet::backfill(&tx)?;
     }
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;

@@ -19,10 +19,10 @@ use crate::store::commit::{Commit, NewRecord, RecordKind, Rejection};
 use crate::store::error::StoreError;
 use crate::store::host::{Enrollment, HostRecord, replaced_name};
 use crate::store::sqlite::conn::int;
-use crate::store::sqlite::fleet;
 use crate::store::sqlite::host_row;
 use crate::store::sqlite::record_row;
 use crate::store::sqlite::schema::DELETED_COLUMNS;
+use crate::store::sqlite::{fleet, holds};
 
 /// Columns bound per stored record: host, seq, hash and kind, the searchable columns, payload and time.
 const RECORD_COLUMNS: usize = 6 + record_row::COUNT;
@@ -112,6 +112,7 @@ pub(super) fn commit(conn: &mut Connection, c: &Commit<'_>) -> Result<(), StoreE
     }
     insert_records(&tx, host_id, c.records, now)?;
     fleet::store_findings(&tx, c.host, c.records)?;
+    holds::store_reports(&tx, c.host, c.records)?;
     {
         let mut insert = tx.prepare_cached(
             "INSERT INTO checkpoints (host_id, seq, epoch, head_seq, stored_ns) VALUES (?1, ?2, ?3, ?4, ?5)",
