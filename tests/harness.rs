@@ -25,6 +25,9 @@ pub mod tls;
 
 /// How long a test waits for an event it caused before failing.
 pub const EVENT_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long a test waits for the agent's `agent_start` (loading and verifying every BPF program takes a few
+/// seconds on an idle machine, many more on a loaded one; this bounds a hang, it measures nothing).
+pub const START_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// Path of the `auditloop` binary: `$AUDITLOOP_BIN`, else next to this test executable's `deps/` dir.
 pub fn agent_bin() -> PathBuf {
@@ -126,18 +129,28 @@ impl Agent {
             seen: Vec::new(),
             stderr,
         };
-        agent.wait_for("agent_start", |_, _| true);
+        agent.wait_within("agent_start", START_TIMEOUT, |_, _| true);
         agent
     }
 
     /// Waits for an event of `kind` for which `pred(event, body)` holds (`body` is the kind's object);
     /// fails the test after [`EVENT_TIMEOUT`]. Returns the whole event.
     pub fn wait_for(&mut self, kind: &str, pred: impl Fn(&Value, &Value) -> bool) -> Value {
+        self.wait_within(kind, EVENT_TIMEOUT, pred)
+    }
+
+    /// Like [`Agent::wait_for`], failing after `timeout`.
+    pub fn wait_within(
+        &mut self,
+        kind: &str,
+        timeout: Duration,
+        pred: impl Fn(&Value, &Value) -> bool,
+    ) -> Value {
         let matches = |ev: &Value| ev["event"].get(kind).is_some_and(|body| pred(ev, body));
         if let Some(ev) = self.seen.iter().find(|ev| matches(ev)) {
             return ev.clone();
         }
-        let deadline = Instant::now() + EVENT_TIMEOUT;
+        let deadline = Instant::now() + timeout;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.events.recv_timeout(left) {
@@ -149,7 +162,7 @@ impl Agent {
                     }
                 }
                 Err(RecvTimeoutError::Timeout) => panic!(
-                    "no `{kind}` event matched within {EVENT_TIMEOUT:?}; {} events seen; agent stderr:\n{}",
+                    "no `{kind}` event matched within {timeout:?}; {} events seen; agent stderr:\n{}",
                     self.seen.len(),
                     self.stderr()
                 ),

@@ -104,7 +104,56 @@ assert n == 1, n
   await page.waitForSelector(`#rule-hits tr[data-rule="${cfg.alert_rule}"]`);
   await shot("rules");
 
-  // 5. Holds.
+  // 5. Holds: approve (the process goes on and writes its marker), deny (killed before its next
+  // instruction: no marker), and let one time out to the default (deny: no marker).
+  if (cfg.hold_trigger) {
+    const { spawn } = await import("node:child_process");
+    const { existsSync } = await import("node:fs");
+    const holdRow = async (n) => {
+      // The holds page is not live: reload until the n-th hold waits.
+      return until(`hold ${n} to wait`, async () => {
+        await page.goto(`${cfg.url}/holds`);
+        const rows = page.locator("#waiting tr[data-state=requested]");
+        return (await rows.count()) > 0 ? rows.first() : null;
+      });
+    };
+    const held = (n) => {
+      const child = spawn(cfg.hold_trigger, [String(n)], { stdio: "ignore" });
+      return new Promise((resolve) => child.on("exit", (code, signal) => resolve({ code, signal })));
+    };
+    const marker = (n) => `${cfg.hold_markers}/marker-${n}`;
+    // Approve.
+    const first = held(1);
+    let row = await holdRow(1);
+    await shot("holds-waiting");
+    if (existsSync(marker(1))) fail("the held process ran before the decision");
+    await row.locator("input[name=comment]").fill("expected maintenance");
+    await row.locator("button[value=approve]").click();
+    const done1 = await first;
+    if (done1.code !== 0) fail(`the approved process did not finish: ${JSON.stringify(done1)}`);
+    if (!existsSync(marker(1))) fail("the approved process wrote no marker");
+    log("hold approved; the process finished");
+    // Deny.
+    const second = held(2);
+    row = await holdRow(2);
+    await row.locator("button[value=deny]").click();
+    const done2 = await second;
+    if (done2.signal !== "SIGKILL") fail(`the denied process was not killed: ${JSON.stringify(done2)}`);
+    if (existsSync(marker(2))) fail("the denied process wrote its marker");
+    log("hold denied; the process was killed");
+    // Time out to the default (deny).
+    const third = held(3);
+    await holdRow(3);
+    const done3 = await third;
+    if (done3.signal !== "SIGKILL") fail(`the timed-out process was not killed: ${JSON.stringify(done3)}`);
+    if (existsSync(marker(3))) fail("the timed-out process wrote its marker");
+    await until("the outcomes on the holds page", async () => {
+      await page.goto(`${cfg.url}/holds`);
+      const states = await page.locator("#decided tr").evaluateAll((rows) => rows.map((r) => r.dataset.state));
+      return ["approved", "denied", "timed_out"].every((s) => states.includes(s));
+    });
+    log("hold timed out to deny");
+  }
   await page.goto(`${cfg.url}/holds`);
   await shot("holds");
   console.log("ui: all steps passed");
