@@ -17,6 +17,7 @@ mod exec;
 mod files;
 mod filters;
 mod forgery;
+mod holds;
 mod hygiene;
 mod journal;
 mod lineage;
