@@ -18,6 +18,7 @@ mod exec;
 mod files;
 mod filters;
 mod forgery;
+mod holds;
 mod hygiene;
 mod journal;
 mod lineage;

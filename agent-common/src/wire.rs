@@ -147,8 +147,8 @@ impl RecordKind {
 pub struct RecordHeader {
     /// A [`RecordKind`] value.
     pub kind: u32,
-    /// Kind-specific extra word: for `ExecEnter` with [`EXEC_KILLED`], the index of the kernel exec rule that
-    /// killed the task; otherwise zero.
+    /// Kind-specific extra word: for `ExecEnter` with [`EXEC_KILLED`] or [`EXEC_HELD`], the index of the
+    /// kernel exec rule that killed or stopped the task; otherwise zero.
     pub aux: u32,
     /// `CLOCK_MONOTONIC` time in nanoseconds (`bpf_ktime_get_ns`).
     pub ktime_ns: u64,
@@ -177,12 +177,19 @@ pub const EXEC_FILENAME_UNREADABLE: u32 = 1 << 3;
 /// `ExecEnter::flags`: a kernel exec rule matched and SIGKILL was sent before the new program ran;
 /// `header.aux` holds the rule index.
 pub const EXEC_KILLED: u32 = 1 << 4;
+/// `ExecEnter::flags`: a kernel exec rule of a `hold` matched and SIGSTOP was sent, so the task stops on
+/// its return to user mode, before the new program's first instruction; `header.aux` holds the rule index.
+pub const EXEC_HELD: u32 = 1 << 5;
+/// [`ExecKillRule::signal`] of a kill rule.
+pub const SIGNAL_KILL: u32 = 9;
+/// [`ExecKillRule::signal`] of a hold rule.
+pub const SIGNAL_STOP: u32 = 19;
 
 /// Name of the LPM trie ([`PathKey`] → [`ExecKillRule`]) of executable paths (exact, or prefixes ending
 /// in `/`) whose exec is killed in the kernel.
 pub const MAP_EXEC_KILL: &str = "EXEC_KILL";
 
-/// A kernel exec rule: which rule, and for which user.
+/// A kernel exec rule: which rule, for which user, and which signal.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "user", derive(bytemuck::Pod, bytemuck::Zeroable))]
@@ -191,6 +198,10 @@ pub struct ExecKillRule {
     pub rule: u32,
     /// Only this real uid; `u32::MAX` = any user.
     pub uid: u32,
+    /// The signal to send: [`SIGNAL_KILL`] (the exec is killed) or [`SIGNAL_STOP`] (the task is held).
+    pub signal: u32,
+    /// Zero.
+    pub reserved: u32,
 }
 
 /// `execve`/`execveat` entry: what is about to be executed.
@@ -271,6 +282,7 @@ pub struct Exit {
 }
 
 const _: () = assert!(core::mem::size_of::<RecordHeader>() == 56);
+const _: () = assert!(core::mem::size_of::<ExecKillRule>() == 16);
 const _: () = assert!(core::mem::size_of::<ExecEnter>() == 4464);
 const _: () = assert!(core::mem::size_of::<ExecExit>() == 64);
 const _: () = assert!(core::mem::size_of::<Fork>() == 72);

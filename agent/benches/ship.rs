@@ -96,6 +96,7 @@ fn start_shipper(
         acked.clone(),
         rx,
         auditloop::telemetry::Telemetry::default(),
+        None,
     )
     .unwrap();
     (acked, tx, handle)

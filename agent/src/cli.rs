@@ -46,6 +46,50 @@ pub enum Command {
     /// events. Exit status: 0 healthy, 1 degraded, 2 not running, 3 unknown (the config or status file cannot
     /// be read).
     Status(StatusArgs),
+    /// Processes held by `hold` rules on the running agent: list them, approve (continue) or deny (kill)
+    /// one (needs root; talks to the agent over its local socket, no collector needed).
+    Holds(HoldsArgs),
+}
+
+/// Options of `auditloop holds`.
+#[derive(Debug, clap::Args)]
+pub struct HoldsArgs {
+    /// Config file of the agent (its `state_dir` holds the socket).
+    #[arg(long, value_name = "FILE", default_value = DEFAULT_CONFIG_PATH, global = true)]
+    pub config: PathBuf,
+    /// State directory (overrides the config's `state_dir`).
+    #[arg(long, value_name = "DIR", global = true)]
+    pub state_dir: Option<PathBuf>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: HoldsCommand,
+}
+
+/// `auditloop holds …`.
+#[derive(Debug, Subcommand)]
+pub enum HoldsCommand {
+    /// List the waiting holds: id, rule, pid, name and executable, age, time left, parent chain.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Approve a hold: the process continues (SIGCONT).
+    Approve {
+        /// The hold's id (from `auditloop holds list`).
+        id: u64,
+        /// Why (journaled with the decision).
+        #[arg(long, default_value = "")]
+        comment: String,
+    },
+    /// Deny a hold: the process is killed (SIGKILL) while stopped.
+    Deny {
+        /// The hold's id (from `auditloop holds list`).
+        id: u64,
+        /// Why (journaled with the decision).
+        #[arg(long, default_value = "")]
+        comment: String,
+    },
 }
 
 /// Options of `auditloop status`.

@@ -14,6 +14,7 @@ pub mod config;
 pub mod enforce;
 pub mod export;
 pub mod fanotify;
+pub mod holdctl;
 pub mod hygiene;
 pub mod identity;
 pub mod journal;

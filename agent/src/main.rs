@@ -41,6 +41,7 @@ fn main() -> ExitCode {
         }
         cli::Command::Drill(args) => cmd::drill::run(&args),
         cli::Command::Status(args) => cmd::status::run(&args),
+        cli::Command::Holds(args) => cmd::holds::run(&args),
         cli::Command::Enroll(args) => cmd::enroll::run(&args).map(|()| ExitCode::SUCCESS),
         cli::Command::Key(cli::KeyCommand::Show { state_dir }) => {
             cmd::key::show(&state_dir).map(|()| ExitCode::SUCCESS)

@@ -34,6 +34,7 @@ fn is_finding(body: &EventBody) -> bool {
     match body {
         EventBody::Alert(_)
         | EventBody::Action(_)
+        | EventBody::Hold(_)
         | EventBody::Loss(_)
         | EventBody::Tamper(_)
         | EventBody::RulesRejected(_) => true,

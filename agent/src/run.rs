@@ -17,6 +17,7 @@ use crate::cli::RunArgs;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::enforce::{self, Decisions, ExecGuard};
+use crate::holdctl::{self, HoldCommand};
 use crate::hygiene::{self, Kind};
 use crate::journal::JournalStage;
 use crate::loss::LossCounter;
@@ -193,6 +194,14 @@ async fn serve(args: RunArgs, config: Config) -> anyhow::Result<ExitCode> {
         tracing::info!(%addr, "serving Prometheus metrics at /metrics");
     }
     let (ship_stop_tx, ship_stop_rx) = watch::channel(None);
+    // Holds: decisions from the local socket and the collector go to the journal task, which owns them.
+    let (hold_tx, hold_rx) = mpsc::channel::<HoldCommand>(64);
+    let (waiting_tx, waiting_rx) = watch::channel(Vec::new());
+    let hold_link = ship::verdicts::HoldLink {
+        flush_until_ms: std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0)),
+        waiting: waiting_rx,
+        commands: hold_tx.clone(),
+    };
     let shipper = match (ship_settings, cursor, &acked) {
         (Some(settings), Some(cursor), Some(acked)) => {
             tracing::info!(collector = %settings.collector, host_id = %settings.host_id, "shipping the journal");
@@ -203,6 +212,7 @@ async fn serve(args: RunArgs, config: Config) -> anyhow::Result<ExitCode> {
                 acked.clone(),
                 ship_stop_rx,
                 telemetry.clone(),
+                Some(hold_link.clone()),
             )?)
         }
         _ => None,
@@ -232,6 +242,21 @@ async fn serve(args: RunArgs, config: Config) -> anyhow::Result<ExitCode> {
     );
 
     let (stop_tx, stop_rx) = watch::channel(false);
+    let control = match holdctl::bind(&config.state_dir) {
+        Ok(listener) => Some(tokio::spawn(holdctl::serve(
+            listener,
+            hold_tx.clone(),
+            stop_rx.clone(),
+        ))),
+        Err(err) => {
+            tracing::warn!(
+                error = %ship::error_chain(&err),
+                "`auditloop holds` cannot reach this agent: holds end by timeout or the collector's verdict"
+            );
+            None
+        }
+    };
+    drop(hold_tx);
     let (reload_tx, reload_rx) = watch::channel(Settings {
         capture: config.capture.clone(),
         exec_kill: loaded.kernel.clone(),
@@ -279,6 +304,11 @@ async fn serve(args: RunArgs, config: Config) -> anyhow::Result<ExitCode> {
         clock,
         event_rx,
         agent_rx,
+        Holds {
+            commands: hold_rx,
+            waiting: waiting_tx,
+            link: hold_link,
+        },
     ));
     let mut capture_done = None;
     let mut consumer_done = None;
@@ -372,6 +402,10 @@ async fn serve(args: RunArgs, config: Config) -> anyhow::Result<ExitCode> {
     }
     stop_tx.send_replace(true);
     drop(agent_tx);
+    if let Some(control) = control {
+        let _ = control.await;
+    }
+    let _ = std::fs::remove_file(holdctl::socket_path(&config.state_dir));
     let captured = match capture_done {
         Some(done) => done,
         None => capture_task.await,
@@ -516,12 +550,25 @@ async fn consume(
     clock: Clock,
     mut events: mpsc::Receiver<Event>,
     mut agent: mpsc::Receiver<Control>,
+    mut holds: Holds,
 ) -> anyhow::Result<()> {
     let mut tick = tokio::time::interval(std::time::Duration::from_millis(20));
     let mut agent_open = true;
+    let mut holds_open = true;
     let result = loop {
         let mut event = tokio::select! {
             biased;
+            command = holds.commands.recv(), if holds_open => {
+                match command {
+                    Some(command) => {
+                        if let Err(err) = hold_command(&mut journal, &mut sinks, &clock, &holds, command) {
+                            break Err(err);
+                        }
+                    }
+                    None => holds_open = false,
+                }
+                continue;
+            }
             control = agent.recv(), if agent_open => match control {
                 Some(Control::Event(body)) => clock.agent_event(*body),
                 Some(Control::Rules(loaded)) => {
@@ -539,6 +586,10 @@ async fn consume(
                 None => break Ok(()),
             },
             _ = tick.tick() => {
+                let expired = sinks.actions.expire_holds();
+                if let Err(err) = journal_holds(&mut journal, &mut sinks, &clock, &holds, expired) {
+                    break Err(err);
+                }
                 if let Err(err) = idle(&mut journal, &mut sinks) {
                     break Err(err);
                 }
@@ -547,6 +598,9 @@ async fn consume(
         };
         if let Err(err) = handle(&mut journal, &mut sinks, &clock, &mut event) {
             break Err(err);
+        }
+        if sinks.actions.take_hold_requested() {
+            holds.changed(&sinks.actions);
         }
         for reported in journal.take_reported() {
             sinks.stdout.print(&reported);
@@ -557,6 +611,9 @@ async fn consume(
             break Err(err);
         }
     };
+    // A held process must not outlive the agent that would decide it: the defaults apply now.
+    let left = sinks.actions.shutdown_holds();
+    let _ = journal_holds(&mut journal, &mut sinks, &clock, &holds, left);
     // Seal the journal with what stdout could not print, also after a halt (into the journal's reserve).
     if let Some(loss) = sinks.stdout.finish() {
         let _ = journal.record_loss(loss);
@@ -571,6 +628,89 @@ async fn consume(
     result.context("journal.on_error is halt")?;
     sealed.context("sealing the journal")?;
     Ok(())
+}
+
+/// The journal task's side of holds: decisions to apply, and what it tells the shipper.
+struct Holds {
+    commands: mpsc::Receiver<HoldCommand>,
+    waiting: watch::Sender<Vec<u64>>,
+    link: ship::verdicts::HoldLink,
+}
+
+impl Holds {
+    /// Publishes the waiting holds (the verdict puller follows them) and asks the shipper to send the new
+    /// `hold` events at once.
+    fn changed(&self, actions: &ActionStage) {
+        self.waiting.send_replace(actions.hold_ids());
+        self.link.flush_soon();
+    }
+}
+
+/// Journals hold outcomes (no rules run on them).
+fn journal_holds(
+    journal: &mut JournalStage,
+    sinks: &mut Sinks,
+    clock: &Clock,
+    holds: &Holds,
+    bodies: Vec<EventBody>,
+) -> Result<(), auditloop_journal::JournalError> {
+    if bodies.is_empty() {
+        return Ok(());
+    }
+    for body in bodies {
+        let mut event = clock.agent_event(body);
+        if journal.append(&mut event)? {
+            sinks.stdout.print(&event);
+        }
+    }
+    holds.changed(&sinks.actions);
+    Ok(())
+}
+
+/// Carries out one hold command: a list, or a decision (journaled, its outcome sent back).
+fn hold_command(
+    journal: &mut JournalStage,
+    sinks: &mut Sinks,
+    clock: &Clock,
+    holds: &Holds,
+    command: HoldCommand,
+) -> Result<(), auditloop_journal::JournalError> {
+    match command {
+        HoldCommand::List { reply } => {
+            let _ = reply.send(sinks.actions.list_holds());
+            Ok(())
+        }
+        HoldCommand::Decide {
+            id,
+            decision,
+            by,
+            comment,
+            reply,
+        } => match sinks.actions.decide_hold(id, decision, &by, &comment) {
+            Ok(outcome) => {
+                journal_holds(
+                    journal,
+                    sinks,
+                    clock,
+                    holds,
+                    vec![EventBody::Hold(outcome.clone())],
+                )?;
+                if let Some(reply) = reply {
+                    let _ = reply.send(Ok(outcome));
+                }
+                Ok(())
+            }
+            Err(err) => {
+                if reply.is_none() {
+                    tracing::info!(id, by = %by, "verdict ignored: {err}");
+                }
+                if let Some(reply) = reply {
+                    let _ = reply.send(Err(err.to_string()));
+                }
+                Ok(())
+            }
+        },
+    }
 }
 
 /// Journals `event`, prints it, and runs the rules on it; their alerts and actions follow it.

@@ -59,12 +59,19 @@ pub const TAG_EVENT_V2: u8 = 3;
 /// Payload tag of an event in the model of format 3 (before the enforcement tier in `agent_start`,
 /// `exec.stopped_by` and `file.denied_by_rule`; read, never written).
 pub const TAG_EVENT_V3: u8 = 4;
+/// Payload tag of an event in the model of format 4 (before `hold` events and `exec.held_by_rule`; read,
+/// never written).
+pub const TAG_EVENT_V4: u8 = 5;
 /// Payload tag of an event in today's model (what the agent writes).
-pub const TAG_EVENT: u8 = 5;
+pub const TAG_EVENT: u8 = 6;
 
 /// Whether a payload tag is an event of any format.
 pub fn is_event_tag(tag: u8) -> bool {
-    tag == TAG_EVENT || tag == TAG_EVENT_V3 || tag == TAG_EVENT_V2 || tag == TAG_EVENT_V1
+    tag == TAG_EVENT
+        || tag == TAG_EVENT_V4
+        || tag == TAG_EVENT_V3
+        || tag == TAG_EVENT_V2
+        || tag == TAG_EVENT_V1
 }
 
 /// A payload as encoded: the tag order is the format and only ever grows (see the `TAG_` constants).
@@ -75,6 +82,7 @@ enum WirePayload {
     Checkpoint(Checkpoint),
     EventV2(crate::legacy::v2::Event),
     EventV3(crate::legacy::v3::Event),
+    EventV4(crate::legacy::v4::Event),
     Event(Event),
 }
 
@@ -98,6 +106,11 @@ enum WirePayloadRef<'a> {
         reason = "holds tag 4: events of format 3 are read, never written"
     )]
     EventV3(()),
+    #[expect(
+        dead_code,
+        reason = "holds tag 5: events of format 4 are read, never written"
+    )]
+    EventV4(()),
     Event(&'a Event),
 }
 
@@ -211,6 +224,7 @@ pub fn decode_payload(bytes: &[u8]) -> Result<Payload, PayloadError> {
         WirePayload::Checkpoint(c) => Payload::Checkpoint(c),
         WirePayload::EventV2(e) => Payload::Event(e.into()),
         WirePayload::EventV3(e) => Payload::Event(e.into()),
+        WirePayload::EventV4(e) => Payload::Event(e.into()),
         WirePayload::Event(e) => Payload::Event(e),
     })
 }
@@ -339,6 +353,49 @@ mod tests {
             read_frame(&out[..out.len() - 1]),
             Err(FrameError::Torn { .. })
         ));
+    }
+
+    /// Events written by agents of format 4 (payload tag 5): an exec (the type format 5 changed), an
+    /// action and a tamper event decode into today's model, the new field empty.
+    #[test]
+    fn format_4_events_still_decode() {
+        use auditloop_model::{ActionKind, EventBody};
+        let fixture = include_str!("legacy/fixtures/format4-events.hex");
+        let events: Vec<Event> = fixture
+            .lines()
+            .map(|line| {
+                let bytes = hex::decode(line).unwrap();
+                assert_eq!(bytes[0], TAG_EVENT_V4);
+                assert!(is_event_tag(bytes[0]));
+                match decode_payload(&bytes).unwrap() {
+                    Payload::Event(e) => e,
+                    other => panic!("not an event: {other:?}"),
+                }
+            })
+            .collect();
+        assert_eq!(events.len(), 3);
+        assert_eq!(events[0].seq, 30);
+        assert_eq!(events[0].process.exe, "/usr/bin/bash");
+        let EventBody::Exec(exec) = &events[0].event else {
+            panic!("{:?}", events[0])
+        };
+        assert_eq!(exec.filename, "/tmp/held.sh");
+        assert_eq!((exec.ret, exec.dev, exec.inode), (Some(0), 2049, 77));
+        assert_eq!(
+            (exec.killed_by_rule, exec.held_by_rule, exec.cwd.as_str()),
+            (Some(1), None, "/tmp")
+        );
+        let EventBody::Action(action) = &events[1].event else {
+            panic!("{:?}", events[1])
+        };
+        assert_eq!(
+            (action.action, action.rule.as_str(), action.trigger_seq),
+            (ActionKind::KernelKill, "no_tmp", 30)
+        );
+        let EventBody::Tamper(tamper) = &events[2].event else {
+            panic!("{:?}", events[2])
+        };
+        assert_eq!(tamper.what, "unclean_stop");
     }
 
     /// Events written by agents of format 3 (payload tag 4): the three types format 4 changed and one it did

@@ -12,7 +12,7 @@ use crate::agent::{
     AgentStart, AgentStop, ConfigLoaded, JournalRecovered, Loss, RulesLoaded, RulesRejected, Tamper,
 };
 use crate::file::{ConfigChange, File};
-use crate::finding::{ActionTaken, Alert};
+use crate::finding::{ActionTaken, Alert, Hold};
 use crate::lineage::Lineage;
 use crate::net::Net;
 use crate::process::{Exec, Exit, Fork, Kill, MemfdCreate, Ptrace, SetId, SetName};
@@ -192,12 +192,46 @@ pub enum EventBody {
     IoUringSetup(IoUringSetup),
     /// Another process did something to the agent, or its previous run ended without a clean stop.
     Tamper(Tamper),
+    /// A process was held for a rule (stopped until a decision), or its hold was decided.
+    Hold(Hold),
 }
 
 impl EventBody {
     /// This body's kind.
     pub fn kind(&self) -> EventKind {
         EventKind::from(self)
+    }
+
+    /// A body of `kind` with every field at its default (synthetic events, e.g. to test a rule against
+    /// every kind it can match).
+    pub fn empty(kind: EventKind) -> EventBody {
+        match kind {
+            EventKind::Exec => EventBody::Exec(Exec::default()),
+            EventKind::Fork => EventBody::Fork(Fork::default()),
+            EventKind::Exit => EventBody::Exit(Exit::default()),
+            EventKind::Loss => EventBody::Loss(Loss::default()),
+            EventKind::AgentStart => EventBody::AgentStart(AgentStart::default()),
+            EventKind::AgentStop => EventBody::AgentStop(AgentStop::default()),
+            EventKind::File => EventBody::File(File::default()),
+            EventKind::SetId => EventBody::SetId(SetId::default()),
+            EventKind::Ptrace => EventBody::Ptrace(Ptrace::default()),
+            EventKind::Kill => EventBody::Kill(Kill::default()),
+            EventKind::SetName => EventBody::SetName(SetName::default()),
+            EventKind::MemfdCreate => EventBody::MemfdCreate(MemfdCreate::default()),
+            EventKind::Net => EventBody::Net(Net::default()),
+            EventKind::Syscall => EventBody::Syscall(RawSyscall::default()),
+            EventKind::ConfigChange => EventBody::ConfigChange(ConfigChange::default()),
+            EventKind::ConfigLoaded => EventBody::ConfigLoaded(ConfigLoaded::default()),
+            EventKind::JournalRecovered => EventBody::JournalRecovered(JournalRecovered::default()),
+            EventKind::Alert => EventBody::Alert(Alert::default()),
+            EventKind::Action => EventBody::Action(ActionTaken::default()),
+            EventKind::RulesLoaded => EventBody::RulesLoaded(RulesLoaded::default()),
+            EventKind::RulesRejected => EventBody::RulesRejected(RulesRejected::default()),
+            EventKind::IoUring => EventBody::IoUring(IoUring::default()),
+            EventKind::IoUringSetup => EventBody::IoUringSetup(IoUringSetup::default()),
+            EventKind::Tamper => EventBody::Tamper(Tamper::default()),
+            EventKind::Hold => EventBody::Hold(Hold::default()),
+        }
     }
 }
 

@@ -10,13 +10,16 @@ use crate::agent::{
 };
 use crate::event::{Event, EventKind, Process};
 use crate::file::{ConfigChange, File};
-use crate::finding::{ActionTaken, Alert};
+use crate::finding::{ActionTaken, Alert, Hold};
 use crate::net::Net;
 use crate::process::{Exec, Exit, Fork, Kill, MemfdCreate, Ptrace, SetId, SetName};
 use crate::syscall::RawSyscall;
 use crate::time::WallTime;
 use crate::uring::{IoUring, IoUringSetup, UringOp, UringUnresolved};
-use crate::vocab::{ActionKind, ChangeTrigger, FileOp, LossStage, NetOp, NetProtocol, Severity};
+use crate::vocab::{
+    ActionKind, ChangeTrigger, FileOp, HoldDecision, HoldState, HoldStopper, LossStage, NetOp,
+    NetProtocol, Severity,
+};
 
 /// The type of a field's values.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -177,7 +180,10 @@ names!(
     NetProtocol,
     ChangeTrigger,
     UringOp,
-    UringUnresolved
+    UringUnresolved,
+    HoldState,
+    HoldStopper,
+    HoldDecision
 );
 
 /// A list of vocabulary values is their names joined by spaces.
@@ -217,6 +223,7 @@ pub fn body_fields(kind: EventKind) -> &'static [FieldDesc] {
         EventKind::IoUring => IoUring::FIELDS,
         EventKind::IoUringSetup => IoUringSetup::FIELDS,
         EventKind::Tamper => Tamper::FIELDS,
+        EventKind::Hold => Hold::FIELDS,
     }
 }
 

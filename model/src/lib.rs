@@ -31,14 +31,17 @@ pub use agent::{
 };
 pub use event::{EVENT_KIND_COUNT, Event, EventBody, EventKind, Process};
 pub use file::{ConfigChange, File};
-pub use finding::{ActionTaken, Alert};
+pub use finding::{ActionTaken, Alert, Hold};
 pub use lineage::{Ancestor, Lineage};
 pub use net::Net;
 pub use process::{Exec, Exit, Fork, Kill, MemfdCreate, Ptrace, SetId, SetName};
 pub use syscall::RawSyscall;
 pub use time::WallTime;
 pub use uring::{IoUring, IoUringSetup, UringOp, UringUnresolved};
-pub use vocab::{ActionKind, ChangeTrigger, FileOp, LossStage, NetOp, NetProtocol, Severity};
+pub use vocab::{
+    ActionKind, ChangeTrigger, FileOp, HoldDecision, HoldState, HoldStopper, LossStage, NetOp,
+    NetProtocol, Severity,
+};
 
 /// The name-based API every vocabulary enum shares (its names come from its `strum` derives).
 macro_rules! named {

@@ -59,6 +59,9 @@ pub struct Exec {
     /// earlier. Rules read the whole chain as `proc.aname[N]` and the like.
     #[field(skip)]
     pub ancestors: Vec<Ancestor>,
+    /// Index of the kernel exec rule that stopped the task (SIGSTOP at `sys_enter_execve`) for a `hold`:
+    /// the new program runs no instruction until the hold is decided (see `hold` events).
+    pub held_by_rule: Option<u32>,
 }
 
 /// fork/vfork/clone/clone3.

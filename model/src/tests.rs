@@ -58,6 +58,7 @@ fn body_of(kind: EventKind) -> EventBody {
         EventKind::IoUring => EventBody::IoUring(crate::IoUring::default()),
         EventKind::IoUringSetup => EventBody::IoUringSetup(crate::IoUringSetup::default()),
         EventKind::Tamper => EventBody::Tamper(crate::Tamper::default()),
+        EventKind::Hold => EventBody::Hold(crate::Hold::default()),
     }
 }
 

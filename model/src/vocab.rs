@@ -263,7 +263,96 @@ pub enum ChangeTrigger {
     Startup,
 }
 
+/// Where a hold stands (a `hold` event's `state`).
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    Hash,
+    EnumIter,
+    EnumString,
+    IntoStaticStr,
+    VariantNames,
+    strum::Display,
+    serde_with::SerializeDisplay,
+    serde_with::DeserializeFromStr,
+)]
+#[strum(serialize_all = "snake_case")]
+pub enum HoldState {
+    /// The process is stopped and waits for a decision.
+    #[default]
+    Requested,
+    /// Approved: the process was continued (SIGCONT).
+    Approved,
+    /// Denied: the process was killed (SIGKILL).
+    Denied,
+    /// Nobody decided in time: the rule's default was applied (`decision` says which).
+    TimedOut,
+    /// The process exited (or was killed by someone else) while held.
+    Gone,
+    /// The hold could not be placed or applied (refused target, signal failure); `detail` says why.
+    Failed,
+}
+
+/// What stopped a held process (a `hold` event's `stopped_by`).
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    Hash,
+    EnumIter,
+    EnumString,
+    IntoStaticStr,
+    VariantNames,
+    strum::Display,
+    serde_with::SerializeDisplay,
+    serde_with::DeserializeFromStr,
+)]
+#[strum(serialize_all = "snake_case")]
+pub enum HoldStopper {
+    /// SIGSTOP sent in the kernel at `sys_enter_execve`: the new program ran no instruction.
+    #[default]
+    Kernel,
+    /// SIGSTOP sent through a pidfd after the event was journaled.
+    Pidfd,
+}
+
+/// What a hold ends in: the rule's `default`, or a decision (a `hold` event's `default` and `decision`).
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    Hash,
+    EnumIter,
+    EnumString,
+    IntoStaticStr,
+    VariantNames,
+    strum::Display,
+    serde_with::SerializeDisplay,
+    serde_with::DeserializeFromStr,
+)]
+#[strum(serialize_all = "snake_case")]
+pub enum HoldDecision {
+    /// Let the process run on (SIGCONT).
+    Approve,
+    /// Kill it (SIGKILL).
+    #[default]
+    Deny,
+}
+
 crate::named!(
+    HoldState,
+    HoldStopper,
+    HoldDecision,
     LossStage,
     ActionKind,
     Severity,

@@ -13,7 +13,8 @@
 //!   severity: warning   # emergency|alert|critical|error|warning|notice|informational|debug (default warning)
 //!   tags: [T1059]
 //!   enabled: true       # default true
-//!   actions: [alert]    # alert|kill|kill_group|rollback|deny (default [alert])
+//!   actions: [alert]    # alert|kill|kill_group|rollback|deny|hold (default [alert])
+//!   hold: {timeout: 5m, default: deny}   # with `hold` only: how long to wait, and approve|deny after
 //! ```
 //!
 //! Conditions: `=`, `!=`, `<`, `<=`, `>`, `>=`, `in (a, b, list_name)`, `contains`, `icontains` (ASCII
@@ -82,6 +83,7 @@ mod field_cmp_tests;
 mod fielddef;
 pub mod fields;
 mod file_match;
+mod hold;
 mod item;
 mod lexer;
 mod load;
@@ -103,6 +105,7 @@ use auditloop_model::{ActionKind, EVENT_KIND_COUNT, Event, EventKind};
 pub use error::{ErrorKind, RuleError, RuleErrors};
 pub use exec_match::ExecMatch;
 pub use file_match::{FileMatch, KERNEL_FILE_OPS};
+pub use hold::{DEFAULT_HOLD_TIMEOUT_NS, HoldSpec};
 pub use stateful::{MAX_KEYS, RuleState};
 
 use eval::{Cond, Template};
@@ -137,6 +140,9 @@ pub enum Action {
     Rollback,
     /// Refuse the operation (where it can be refused before it happens).
     Deny,
+    /// Stop the process until a person (or the rule's timeout) decides: approve continues it, deny
+    /// kills it.
+    Hold,
 }
 
 impl Action {
@@ -164,12 +170,19 @@ impl Action {
             Action::KillGroup => Some(ActionKind::KillGroup),
             Action::Rollback => Some(ActionKind::Rollback),
             Action::Deny => Some(ActionKind::Deny),
+            // Journaled as `hold` events of its own.
+            Action::Hold => None,
         }
     }
 
     /// Whether it kills the process (or its group).
     pub fn kills(self) -> bool {
         matches!(self, Action::Kill | Action::KillGroup)
+    }
+
+    /// Whether it does something beyond alerting.
+    pub fn acts(self) -> bool {
+        self != Action::Alert
     }
 }
 
@@ -204,6 +217,7 @@ pub struct Rule {
     pub(crate) tags: Vec<String>,
     pub(crate) enabled: bool,
     pub(crate) actions: Vec<Action>,
+    pub(crate) hold: Option<HoldSpec>,
     pub(crate) location: RuleLocation,
     pub(crate) cond: Cond,
     pub(crate) output: Template,
@@ -241,6 +255,11 @@ impl Rule {
     /// What to do when it matches.
     pub fn actions(&self) -> &[Action] {
         &self.actions
+    }
+
+    /// How its `hold` waits, when its actions include [`Action::Hold`].
+    pub fn hold(&self) -> Option<HoldSpec> {
+        self.hold
     }
 
     /// Where it is defined.
@@ -422,7 +441,7 @@ impl RuleSet {
     pub fn acting_kinds(&self) -> Option<std::collections::HashSet<EventKind>> {
         let mut kinds = std::collections::HashSet::new();
         for rule in self.rules.iter().filter(|r| r.enabled) {
-            if rule.actions.iter().all(|a| a.taken().is_none()) {
+            if !rule.actions.iter().any(|a| a.acts()) {
                 continue;
             }
             kinds.extend(eval::required_kinds(&rule.cond)?);

@@ -12,12 +12,13 @@ use crate::check::{Checker, ListDef, MacroDef};
 use crate::error::{ErrorKind, RuleError, RuleErrors, near_matches};
 use crate::exec_match::exec_match;
 use crate::file_match::file_match;
+use crate::hold::{HoldSpec, refusal};
 use crate::item::Item;
 use crate::source::{Scalar, SourceFile, scan_items};
 use crate::stateful_load::{StatefulDraft, combine};
 use crate::{Action, Rule, RuleLocation, Severity};
 
-const RULE_KEYS: [&str; 10] = [
+const RULE_KEYS: [&str; 11] = [
     "rule",
     "desc",
     "condition",
@@ -28,7 +29,9 @@ const RULE_KEYS: [&str; 10] = [
     "actions",
     "threshold",
     "sequence",
+    "hold",
 ];
+const HOLD_KEYS: [&str; 2] = ["timeout", "default"];
 const MACRO_KEYS: [&str; 3] = ["macro", "condition", "desc"];
 const LIST_KEYS: [&str; 3] = ["list", "items", "desc"];
 
@@ -42,6 +45,7 @@ struct Draft {
     tags: Vec<String>,
     enabled: bool,
     actions: Vec<Action>,
+    hold: Option<HoldSpec>,
     /// Required, except for sequence rules.
     condition: Option<Scalar>,
     output: Scalar,
@@ -86,6 +90,18 @@ pub(crate) fn compile(
             continue;
         };
         let err = files[d.file].error(ErrorKind::Schema, d.pos, 1, String::new());
+        if d.hold.is_some()
+            && let Some(why) = refusal(&cond)
+        {
+            let msg = format!("rule `{}`: {why}", d.name);
+            let e = files[d.file].error(ErrorKind::Schema, d.pos, d.name.chars().count(), msg);
+            c.errors.push(e.with_hint(
+                "narrow the condition (e.g. `exec.filename = /path/of/the/program`) so that it cannot \
+                 match PID 1, systemd or auditloop"
+                    .to_string(),
+            ));
+            continue;
+        }
         rules.push(Rule {
             exec_match: stateful.is_none().then(|| exec_match(&cond)).flatten(),
             file_match: stateful.is_none().then(|| file_match(&cond)).flatten(),
@@ -96,6 +112,7 @@ pub(crate) fn compile(
             tags: d.tags,
             enabled: d.enabled,
             actions: d.actions,
+            hold: d.hold,
             location: RuleLocation {
                 file: err.file,
                 line: err.line,
@@ -327,8 +344,9 @@ impl Item<'_> {
                 parsed.into_iter().collect()
             }
         };
+        let hold = self.hold_spec(actions.as_deref());
         let (name, condition, output) = (name?, condition?, output?);
-        let (severity, enabled, actions) = (severity?, enabled?, actions?);
+        let (severity, enabled, actions, hold) = (severity?, enabled?, actions?, hold.ok()?);
         let stateful = stateful.ok()?;
         let pos = self.value_off("rule");
         Some(Draft {
@@ -340,9 +358,89 @@ impl Item<'_> {
             tags,
             enabled,
             actions,
+            hold,
             condition,
             output,
             stateful,
+        })
+    }
+
+    /// Reads `hold:` (`timeout`, `default`) for a rule whose actions include `hold`: `Ok(None)` without
+    /// that action, `Err` when there are errors (recorded). `hold:` needs the action, and the action takes no
+    /// kill or deny beside it (the hold's decision is what kills).
+    fn hold_spec(&mut self, actions: Option<&[Action]>) -> Result<Option<HoldSpec>, ()> {
+        let holds = actions.is_some_and(|a| a.contains(&Action::Hold));
+        let keyed = self.map.contains_key("hold");
+        if keyed && !holds {
+            let off = self.key_off("hold");
+            self.fail(off, 4, "`hold` settings need `hold` in `actions`".into());
+            self.set_hint(Some("actions: [hold]".into()));
+            return Err(());
+        }
+        if !holds {
+            return Ok(None);
+        }
+        if actions.is_some_and(|a| a.iter().any(|x| x.kills() || *x == Action::Deny)) {
+            let off = self.value_off("actions");
+            let msg = "`hold` cannot be combined with kill, kill_group or deny".into();
+            self.fail(off, 1, msg);
+            self.set_hint(Some(
+                "a hold kills the process when it is denied: use `hold` with `default: deny`"
+                    .into(),
+            ));
+            return Err(());
+        }
+        if self.map.contains_key("sequence") || self.map.contains_key("threshold") {
+            let off = self.key_off("hold");
+            let msg =
+                "`hold` applies to one event; threshold and sequence rules cannot hold".into();
+            self.fail(off, 4, msg);
+            return Err(());
+        }
+        if !keyed {
+            return Ok(Some(HoldSpec::default()));
+        }
+        self.nested_hold()
+    }
+}
+
+/// The hint for a bad `hold.default`.
+const HOLD_DEFAULT_HINT: &str = "approve (continue the process) or deny (kill it)";
+
+impl Item<'_> {
+    /// The `hold:` mapping's settings.
+    fn nested_hold(&mut self) -> Result<Option<HoldSpec>, ()> {
+        let Some(Value::Mapping(_)) = self.map.get("hold") else {
+            let off = self.value_off("hold");
+            self.fail(
+                off,
+                1,
+                "`hold` must be a mapping: {timeout: 5m, default: deny}".into(),
+            );
+            return Err(());
+        };
+        self.nested("hold", |i| {
+            i.keys(&HOLD_KEYS);
+            let mut spec = HoldSpec::default();
+            if i.map.contains_key("timeout") {
+                spec.timeout_ns = i.duration("timeout")?;
+            }
+            if let Some(text) = i.string("default", false) {
+                match auditloop_model::HoldDecision::parse(&text) {
+                    Some(d) => spec.default = d,
+                    None => {
+                        let off = i.value_off("default");
+                        i.fail(
+                            off,
+                            text.chars().count(),
+                            format!("unknown hold default `{text}`"),
+                        );
+                        i.set_hint(Some(HOLD_DEFAULT_HINT.into()));
+                        return Err(());
+                    }
+                }
+            }
+            Ok(Some(spec))
         })
     }
 }

@@ -163,7 +163,7 @@ impl<'a> Item<'a> {
     }
 
     /// Runs `read` on the mapping under `key`, with its keys' positions.
-    fn nested<R>(
+    pub(crate) fn nested<R>(
         &mut self,
         key: &str,
         read: impl FnOnce(&mut Item<'_>) -> Result<R, ()>,
@@ -232,7 +232,7 @@ impl<'a> Item<'a> {
         Err(())
     }
 
-    fn duration(&mut self, key: &str) -> Result<u64, ()> {
+    pub(crate) fn duration(&mut self, key: &str) -> Result<u64, ()> {
         let off = self.value_off(key);
         let text = match self.get(key, true).ok_or(())? {
             Value::String(s) => s.clone(),

@@ -1,7 +1,7 @@
-//! `cargo xtask bench [journal|rules|latency|ship|overhead|storm]`: benchmarks, run as release builds;
+//! `cargo xtask bench [journal|rules|latency|holds|ship|overhead|storm]`: benchmarks, run as release builds;
 //! results are printed, never asserted.
 //!
-//! Without an argument the quick ones run (journal, rules, latency, ship). `overhead` and `storm` run only
+//! Without an argument the quick ones run (journal, rules, latency, holds, ship). `overhead` and `storm` run only
 //! when named: they take minutes, install auditd, bpftrace and bpftool, and change audit rules and sysctls
 //! for their duration (restored at the end). See docs/benchmarks.md.
 
@@ -28,8 +28,8 @@ use crate::cmd;
 /// Options of `cargo xtask bench`.
 #[derive(Debug, clap::Args)]
 pub struct BenchArgs {
-    /// Which benchmark: `journal`, `rules`, `latency`, `ship`, `overhead` or `storm` (default: the first
-    /// four).
+    /// Which benchmark: `journal`, `rules`, `latency`, `holds`, `ship`, `overhead` or `storm` (default: the
+    /// first five).
     what: Option<String>,
     #[command(flatten)]
     overhead: overhead::OverheadArgs,
@@ -43,10 +43,10 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<ExitCode> {
     let what = args.what.as_deref().unwrap_or("");
     if !matches!(
         what,
-        "" | "journal" | "rules" | "latency" | "ship" | "overhead" | "storm"
+        "" | "journal" | "rules" | "latency" | "holds" | "ship" | "overhead" | "storm"
     ) {
         anyhow::bail!(
-            "unknown benchmark `{what}` (known: journal, rules, latency, ship, overhead, storm)"
+            "unknown benchmark `{what}` (known: journal, rules, latency, holds, ship, overhead, storm)"
         );
     }
     if all || what == "journal" {
@@ -57,6 +57,9 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<ExitCode> {
     }
     if all || what == "latency" {
         crate::latency::bench()?;
+    }
+    if all || what == "holds" {
+        crate::hold_latency::bench()?;
     }
     if all || what == "ship" {
         cmd::run(cmd::cargo().args(["build", "--release", "-p", "auditloop-collector"]))?;

@@ -5,6 +5,7 @@
 
 mod bench;
 mod cmd;
+mod hold_latency;
 mod latency;
 mod lint;
 mod package;

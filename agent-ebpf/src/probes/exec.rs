@@ -5,12 +5,12 @@
 
 use agent_common::wire::{
     ARG_LEN, AT_FDCWD, EXEC_ARGS_TRUNCATED, EXEC_ARGS_UNREADABLE, EXEC_FILENAME_TRUNCATED,
-    EXEC_FILENAME_UNREADABLE, EXEC_KILLED, ExecEnter, ExecExit, MAX_ARGS, OP_SLOT_EXEC, PATH_LEN,
-    RecordKind,
+    EXEC_FILENAME_UNREADABLE, EXEC_HELD, EXEC_KILLED, ExecEnter, ExecExit, MAX_ARGS, OP_SLOT_EXEC,
+    PATH_LEN, RecordKind, SIGNAL_STOP,
 };
 use aya_ebpf::{
     helpers::{
-        bpf_get_current_uid_gid, bpf_probe_read_user,
+        bpf_get_current_pid_tgid, bpf_get_current_uid_gid, bpf_probe_read_user,
         generated::{bpf_probe_read_user_str, bpf_send_signal},
     },
     macros::tracepoint,
@@ -138,8 +138,12 @@ fn enter(filename: *const u8, argv: *const *const u8, dirfd: i32, at_flags: u32)
                 flags |= EXEC_ARGS_TRUNCATED;
             }
         }
-        if let Some(rule) = killed_by {
-            flags |= EXEC_KILLED;
+        if let Some((rule, signal)) = killed_by {
+            flags |= if signal == SIGNAL_STOP {
+                EXEC_HELD
+            } else {
+                EXEC_KILLED
+            };
             (*ev).header.aux = rule;
         }
         (*ev).argc = argc;
@@ -149,11 +153,13 @@ fn enter(filename: *const u8, argv: *const *const u8, dirfd: i32, at_flags: u32)
     submit(entry);
 }
 
-/// If the executable path is provably canonical and matches a kernel exec rule (for this uid), sends
-/// SIGKILL to the calling task: the exec never completes, so the new program runs no instruction. Returns
-/// the rule index. Other spellings are decided in userspace before the program runs (fanotify).
+/// If the executable path is provably canonical and matches a kernel exec rule (for this uid), sends the
+/// rule's signal to the calling task: SIGKILL (the exec never completes) or, for a hold, SIGSTOP (the task
+/// stops on its return to user mode, before the new program's first instruction; never to pid 1). Either
+/// way the new program runs no instruction. Returns the rule index and the signal. Other spellings are
+/// decided in userspace before the program runs (fanotify).
 #[inline(always)]
-fn kill_if_denied(filename: *const u8) -> Option<u32> {
+fn kill_if_denied(filename: *const u8) -> Option<(u32, u32)> {
     let read = path_key(filename as u64)?;
     if !read.canonical {
         return None;
@@ -163,9 +169,18 @@ fn kill_if_denied(filename: *const u8) -> Option<u32> {
     if rule.uid != u32::MAX && rule.uid != uid {
         return None;
     }
-    // SAFETY: plain helper call; SIGKILL (9) to the current task.
-    unsafe { bpf_send_signal(9) };
-    Some(rule.rule)
+    let signal = if rule.signal == SIGNAL_STOP {
+        // Init is never held (userspace refuses such rules at load, and such a hold at run time).
+        if bpf_get_current_pid_tgid() >> 32 == 1 {
+            return None;
+        }
+        SIGNAL_STOP
+    } else {
+        9
+    };
+    // SAFETY: plain helper call; SIGKILL (9) or SIGSTOP (19) to the current task.
+    unsafe { bpf_send_signal(signal) };
+    Some((rule.rule, signal))
 }
 
 #[inline(always)]

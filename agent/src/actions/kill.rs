@@ -51,12 +51,7 @@ pub fn kill(pid: u32, event_ns: u64, group: bool) -> Result<(), KillError> {
             why: "it is init or the agent itself",
         });
     }
-    let pidfd = pidfd_open(pid)?;
-    let started = start_time_ns(pid).ok_or(KillError::Gone(pid))?;
-    // Start times have a 10 ms resolution.
-    if started > crate::clock::monotonic_to_boottime(event_ns) + 1_000_000_000 / USER_HZ {
-        return Err(KillError::Reused(pid));
-    }
+    let pidfd = pidfd_for_event(pid, event_ns)?;
     if group {
         let pgid =
             nix::unistd::getpgid(Some(nix::unistd::Pid::from_raw(pid as i32))).map_err(|e| {
@@ -77,12 +72,29 @@ pub fn kill(pid: u32, event_ns: u64, group: bool) -> Result<(), KillError> {
             }
         });
     }
-    // SAFETY: pidfd_send_signal with a valid pidfd, SIGKILL, no siginfo, no flags.
+    send_signal(&pidfd, pid, libc::SIGKILL)
+}
+
+/// A pidfd of `pid` if it is the process that caused an event at monotonic time `event_ns` (it started
+/// before the event: a later process merely reuses the pid).
+pub fn pidfd_for_event(pid: u32, event_ns: u64) -> Result<OwnedFd, KillError> {
+    let pidfd = pidfd_open(pid)?;
+    let started = start_time_ns(pid).ok_or(KillError::Gone(pid))?;
+    // Start times have a 10 ms resolution.
+    if started > crate::clock::monotonic_to_boottime(event_ns) + 1_000_000_000 / USER_HZ {
+        return Err(KillError::Reused(pid));
+    }
+    Ok(pidfd)
+}
+
+/// Sends `signal` to the process of `pidfd` (`pid` names it in errors).
+pub fn send_signal(pidfd: &OwnedFd, pid: u32, signal: i32) -> Result<(), KillError> {
+    // SAFETY: pidfd_send_signal with a valid pidfd, a signal number, no siginfo, no flags.
     let ret = unsafe {
         libc::syscall(
             libc::SYS_pidfd_send_signal,
             pidfd.as_raw_fd(),
-            libc::SIGKILL,
+            signal,
             std::ptr::null::<libc::siginfo_t>(),
             0,
         )
@@ -120,7 +132,8 @@ fn start_time_ns(pid: u32) -> Option<u64> {
     Some(ticks * (1_000_000_000 / USER_HZ))
 }
 
-fn pidfd_open(pid: u32) -> Result<OwnedFd, KillError> {
+/// A pidfd of `pid` (`pidfd_open`).
+pub fn pidfd_open(pid: u32) -> Result<OwnedFd, KillError> {
     // SAFETY: pidfd_open(pid, 0) returns a new descriptor or -1.
     let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
     if fd < 0 {

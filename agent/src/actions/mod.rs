@@ -2,18 +2,23 @@
 //! what a matching rule asks for is carried out: an alert, a kill (pidfd, no pid-reuse race), a rollback of
 //! a watched config file from the content store. Every alert and every action becomes an event of its own,
 //! journaled and linked to the triggering event's sequence number. Kills of exec-time rules happen in the
-//! kernel (`kernel_kill`), before the program runs; this stage only reports them.
+//! kernel (`kernel_kill`), before the program runs; this stage only reports them. Holds ([`hold`]) stop a
+//! process until a decision: in the kernel at exec (this stage then registers the hold) or here through a
+//! pidfd; they are journaled as `hold` events.
 
+pub mod hold;
 pub mod kill;
 pub mod rollback;
 pub mod webhook;
 
 use std::path::Path;
 
-use auditloop_model::{ActionKind, ActionTaken, Alert, Event, EventBody};
+use auditloop_model::{ActionKind, ActionTaken, Alert, Event, EventBody, HoldDecision, HoldState};
 
 use crate::watch::ContentStore;
-use auditloop_rules::{RuleSet, RuleState};
+use auditloop_rules::{Action, HoldSpec, RuleSet, RuleState};
+
+use hold::{DecideError, HoldBook, HoldInfo};
 
 /// Rules plus what actions need.
 pub struct ActionStage {
@@ -22,6 +27,9 @@ pub struct ActionStage {
     kernel_rule_names: Vec<String>,
     store: Option<ContentStore>,
     webhook: Option<webhook::Webhook>,
+    holds: HoldBook,
+    /// A hold was requested since [`ActionStage::take_hold_requested`] was last called.
+    hold_requested: bool,
 }
 
 impl ActionStage {
@@ -41,6 +49,8 @@ impl ActionStage {
             kernel_rule_names,
             store,
             webhook: None,
+            holds: HoldBook::new(),
+            hold_requested: false,
         }
     }
 
@@ -67,8 +77,21 @@ impl ActionStage {
     /// events to journal next.
     pub fn on_event(&mut self, event: &Event) -> Vec<EventBody> {
         let mut out = Vec::new();
-        if matches!(event.event, EventBody::Alert(_) | EventBody::Action(_)) {
+        if matches!(
+            event.event,
+            EventBody::Alert(_) | EventBody::Action(_) | EventBody::Hold(_)
+        ) {
             return out;
+        }
+        let kernel_held = if let EventBody::Exec(exec) = &event.event {
+            exec.held_by_rule
+                .and_then(|i| self.kernel_rule_names.get(i as usize).cloned())
+        } else {
+            None
+        };
+        if let Some(rule) = &kernel_held {
+            let spec = self.hold_spec(rule);
+            out.push(self.request_hold(rule, spec, event, true));
         }
         let kernel_killed = if let EventBody::Exec(exec) = &event.event {
             exec.killed_by_rule
@@ -126,6 +149,21 @@ impl ActionStage {
             }
             out.push(EventBody::Alert(alert));
             for &action in rule.actions() {
+                if action == Action::Hold {
+                    if kernel_held.as_deref() != Some(rule.name()) {
+                        let spec = rule.hold().unwrap_or_default();
+                        let name = rule.name().to_owned();
+                        out.push(hold_request(
+                            &mut self.holds,
+                            &mut self.hold_requested,
+                            &name,
+                            spec,
+                            event,
+                            false,
+                        ));
+                    }
+                    continue;
+                }
                 let Some(kind) = action.taken() else {
                     continue;
                 };
@@ -157,6 +195,125 @@ impl ActionStage {
         }
         out
     }
+}
+
+impl ActionStage {
+    /// The hold settings of `rule` (the defaults when the rule is gone after a reload).
+    fn hold_spec(&self, rule: &str) -> HoldSpec {
+        self.rules
+            .rules()
+            .iter()
+            .find(|r| r.name() == rule)
+            .and_then(|r| r.hold())
+            .unwrap_or_default()
+    }
+
+    fn request_hold(
+        &mut self,
+        rule: &str,
+        spec: HoldSpec,
+        event: &Event,
+        by_kernel: bool,
+    ) -> EventBody {
+        hold_request(
+            &mut self.holds,
+            &mut self.hold_requested,
+            rule,
+            spec,
+            event,
+            by_kernel,
+        )
+    }
+
+    /// Applies a decision to the waiting hold `id`; returns the outcome to journal.
+    pub fn decide_hold(
+        &mut self,
+        id: u64,
+        decision: HoldDecision,
+        by: &str,
+        comment: &str,
+    ) -> Result<auditloop_model::Hold, DecideError> {
+        let done = self.holds.decide(id, decision, by, comment)?;
+        log_outcome(&done);
+        Ok(done)
+    }
+
+    /// Applies the defaults of holds whose time is up, closes those whose process is gone; the outcomes
+    /// to journal.
+    pub fn expire_holds(&mut self) -> Vec<EventBody> {
+        self.holds
+            .expire(std::time::Instant::now())
+            .into_iter()
+            .inspect(log_outcome)
+            .map(EventBody::Hold)
+            .collect()
+    }
+
+    /// Applies every waiting hold's default (the agent stops).
+    pub fn shutdown_holds(&mut self) -> Vec<EventBody> {
+        self.holds
+            .shutdown()
+            .into_iter()
+            .inspect(log_outcome)
+            .map(EventBody::Hold)
+            .collect()
+    }
+
+    /// The waiting holds.
+    pub fn list_holds(&self) -> Vec<HoldInfo> {
+        self.holds.list(std::time::Instant::now())
+    }
+
+    /// The ids of the waiting holds.
+    pub fn hold_ids(&self) -> Vec<u64> {
+        self.holds.ids()
+    }
+
+    /// Whether a hold was requested since the last call (then the shipper is asked to flush).
+    pub fn take_hold_requested(&mut self) -> bool {
+        std::mem::take(&mut self.hold_requested)
+    }
+}
+
+/// Places a hold and logs it.
+fn hold_request(
+    holds: &mut HoldBook,
+    requested: &mut bool,
+    rule: &str,
+    spec: HoldSpec,
+    event: &Event,
+    by_kernel: bool,
+) -> EventBody {
+    let held = holds.request(rule, spec, event, by_kernel);
+    *requested = true;
+    if held.state == HoldState::Requested {
+        tracing::warn!(
+            id = held.id,
+            rule,
+            pid = held.target_pid,
+            exe = %held.exe,
+            timeout_ms = held.timeout_ms,
+            default = %held.default,
+            "process held: decide with `auditloop holds approve|deny {}`",
+            held.id
+        );
+    } else {
+        tracing::warn!(id = held.id, rule, pid = held.target_pid, state = %held.state, "hold not placed: {}", held.detail);
+    }
+    EventBody::Hold(held)
+}
+
+fn log_outcome(done: &auditloop_model::Hold) {
+    tracing::info!(
+        id = done.id,
+        rule = %done.rule,
+        pid = done.target_pid,
+        state = %done.state,
+        decided_by = %done.decided_by,
+        latency_us = done.latency_us,
+        "hold decided: {}",
+        done.detail
+    );
 }
 
 /// What refused a guarded exec, in words.

@@ -8,8 +8,8 @@ use std::collections::HashMap;
 
 use agent_common::decode::{Record, c_text, comm, exec_args, exec_filename};
 use agent_common::wire::{
-    EXEC_ARGS_TRUNCATED, EXEC_FILENAME_TRUNCATED, EXEC_KILLED, EXIT_CODE_KNOWN, EXIT_SIGNAL_KNOWN,
-    FORK_CLONE_FLAGS_KNOWN, RecordHeader, Syscall,
+    EXEC_ARGS_TRUNCATED, EXEC_FILENAME_TRUNCATED, EXEC_HELD, EXEC_KILLED, EXIT_CODE_KNOWN,
+    EXIT_SIGNAL_KNOWN, FORK_CLONE_FLAGS_KNOWN, RecordHeader, Syscall,
 };
 use auditloop_model::{self as model, ChangeTrigger, Event, EventBody, FileOp, Process};
 
@@ -226,6 +226,7 @@ impl Assembler {
                     old_comm: comm(&rec.header),
                     from_memfd: false,
                     killed_by_rule: (rec.flags & EXEC_KILLED != 0).then_some(rec.header.aux),
+                    held_by_rule: (rec.flags & EXEC_HELD != 0).then_some(rec.header.aux),
                     ..model::Exec::default()
                 };
                 let pending = PendingExec {

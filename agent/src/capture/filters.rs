@@ -6,7 +6,8 @@ use std::collections::{BTreeSet, HashSet};
 use agent_common::wire::{
     ExecKillRule, MAP_EXEC_KILL, MAP_IGNORE_COMMS, MAP_IGNORE_PATHS, MAP_IGNORE_TGIDS,
     MAP_OP_ENABLED, MAP_SENSITIVE_PATHS, OP_ON, OP_SLOT_EXEC, OP_SLOT_EXIT, OP_SLOT_FORK,
-    OP_SLOT_IO_URING, OP_SLOTS, OP_URGENT, PATH_KEY_LEN, SyscallOp, op_slot,
+    OP_SLOT_IO_URING, OP_SLOTS, OP_URGENT, PATH_KEY_LEN, SIGNAL_KILL, SIGNAL_STOP, SyscallOp,
+    op_slot,
 };
 use auditloop_model::EventKind;
 use aya::Ebpf;
@@ -109,9 +110,11 @@ pub fn set_exec_kill(ebpf: &mut Ebpf, rules: &[KernelExecRule]) -> Result<(), Ca
     let entries: Vec<_> = rules
         .iter()
         .map(|r| {
-            let value: [u8; 8] = bytemuck::cast(ExecKillRule {
+            let value: [u8; 16] = bytemuck::cast(ExecKillRule {
                 rule: r.rule,
                 uid: r.uid.unwrap_or(u32::MAX),
+                signal: if r.hold { SIGNAL_STOP } else { SIGNAL_KILL },
+                reserved: 0,
             });
             (path_key(&r.path), value)
         })
@@ -151,7 +154,8 @@ pub fn completing_slots(kind: EventKind) -> Vec<u32> {
         | EventKind::JournalRecovered
         | EventKind::RulesLoaded
         | EventKind::RulesRejected
-        | EventKind::Tamper => {}
+        | EventKind::Tamper
+        | EventKind::Hold => {}
     }
     slots
 }

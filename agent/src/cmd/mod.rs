@@ -4,6 +4,7 @@
 pub mod drill;
 pub mod enroll;
 pub mod export;
+pub mod holds;
 pub mod key;
 pub mod rules;
 pub mod rules_fields;

@@ -1,6 +1,7 @@
 //! Where each rule is enforced: loading a rule set for the agent and splitting it into
 //! - kernel exec rules, decided in `sys_enter_execve` on provably canonical filenames (SIGKILL, before the
-//!   program runs); capture writes these [`KernelExecRule`]s into the kernel's map;
+//!   program runs; SIGSTOP for `hold` rules, so the new program waits before its first instruction);
+//!   capture writes these [`KernelExecRule`]s into the kernel's map;
 //! - guard rules, decided in userspace while the exec waits in the kernel ([`guard`], fanotify), for every
 //!   spelling of the file and by content hash;
 //! - on the LSM tier, kernel deny rules ([`KernelDenyRule`]): exec rules and file deny rules refused in the
@@ -9,6 +10,7 @@
 
 pub mod guard;
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::path::Path;
 
@@ -23,7 +25,8 @@ use auditloop_model::FileOp;
 
 pub use guard::{Decision, Decisions, ExecGuard, GuardRule};
 
-/// One kernel exec rule: kill execs of `path` (exact, or every path below it when it ends in `/`).
+/// One kernel exec rule: kill (or, for a hold, stop) execs of `path` (exact, or every path below it when
+/// it ends in `/`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KernelExecRule {
     /// Executable path or directory prefix.
@@ -32,6 +35,8 @@ pub struct KernelExecRule {
     pub rule: u32,
     /// Only this real uid, or any.
     pub uid: Option<u32>,
+    /// SIGSTOP (a hold) instead of SIGKILL.
+    pub hold: bool,
 }
 
 /// The enforcement tier.
@@ -236,24 +241,51 @@ pub fn canonical_literal(path: &str) -> Option<String> {
 }
 
 /// Which enforcement path a rule takes on `tier`.
-pub fn path_of(rule: &Rule, tier: Tier) -> &'static str {
+pub fn path_of(rule: &Rule, tier: Tier) -> Cow<'static, str> {
+    Cow::Borrowed(match path_of_static(rule, tier) {
+        Ok(text) => text,
+        Err(owned) => return Cow::Owned(owned),
+    })
+}
+
+/// [`path_of`]: a fixed text, or one made for this rule.
+fn path_of_static(rule: &Rule, tier: Tier) -> Result<&'static str, String> {
     let denies = rule.actions().contains(&Action::Deny);
     if tier == Tier::Lsm && lsm_entries(rule).is_some() {
-        return if rule.exec_time_only().is_some() {
+        return Ok(if rule.exec_time_only().is_some() {
             "kernel (BPF LSM bprm_check_security: the exec fails with EPERM before the program runs, \
              for every path, link and descriptor of the file; a kill rule also kills the task)"
         } else {
             "kernel (BPF LSM file hooks: the operation fails with EPERM before it happens)"
-        };
+        });
     }
     if denies && rule.file_time_only().is_some() {
-        return "userspace: deny needs BPF LSM, which this kernel does not run; falls back to a pidfd \
-                kill after the event is journaled (the operation has happened)";
+        return Ok(
+            "userspace: deny needs BPF LSM, which this kernel does not run; falls back to a pidfd \
+                kill after the event is journaled (the operation has happened)",
+        );
     }
     if denies && rule.exec_time_only().is_none() {
-        return "userspace: deny cannot be enforced for this condition; alert only";
+        return Ok("userspace: deny cannot be enforced for this condition; alert only");
     }
-    if kernel_entries(rule).is_some() {
+    if let Some(hold) = rule.hold() {
+        let default = match hold.default {
+            auditloop_model::HoldDecision::Approve => "continued (SIGCONT)",
+            auditloop_model::HoldDecision::Deny => "killed (SIGKILL)",
+        };
+        let how = if kernel_entries(rule).is_some() {
+            "kernel (SIGSTOP at sys_enter_execve: the new program runs no instruction before the decision)"
+        } else {
+            "userspace (SIGSTOP through a pidfd after the event is journaled: the process may have run \
+             before it stops)"
+        };
+        return Err(format!(
+            "hold: {how}; `auditloop holds approve|deny ID` or the collector decides; after {} \
+             without a decision it is {default}. Never init, systemd or the agent",
+            humantime::format_duration(std::time::Duration::from_nanos(hold.timeout_ns))
+        ));
+    }
+    Ok(if kernel_entries(rule).is_some() {
         "kernel (SIGKILL at sys_enter_execve, before the program runs; other spellings of the file are \
          refused by the exec guard, also before it runs)"
     } else if guard_rule(rule).is_some() {
@@ -266,17 +298,17 @@ pub fn path_of(rule: &Rule, tier: Tier) -> &'static str {
         "userspace (pidfd kill after the event is journaled)"
     } else {
         "userspace"
-    }
+    })
 }
 
-/// The kernel entries of a kill rule whose condition is an exec-time path match the kernel can decide:
+/// The kernel entries of a kill or hold rule whose condition is an exec-time path match the kernel can decide:
 /// exact filenames or prefixes, at most one uid, no name constraints (the kernel sees the old name at exec).
 fn kernel_entries(rule: &Rule) -> Option<Vec<(String, Option<u32>)>> {
     if !rule.enabled()
         || !rule
             .actions()
             .iter()
-            .any(|a| matches!(a, Action::Kill | Action::KillGroup))
+            .any(|a| matches!(a, Action::Kill | Action::KillGroup | Action::Hold))
     {
         return None;
     }
@@ -313,10 +345,12 @@ fn kernel_rules(
         };
         let index = u32::try_from(names.len()).unwrap_or(u32::MAX);
         names.push(rule.name().to_owned());
+        let hold = rule.hold().is_some();
         kernel.extend(entries.into_iter().map(|(path, uid)| KernelExecRule {
             path,
             rule: index,
             uid,
+            hold,
         }));
     }
     (kernel, names)

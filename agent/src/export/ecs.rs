@@ -97,6 +97,7 @@ pub fn to_ecs(event: &Event, host: &str) -> Value {
         | EventBody::RulesLoaded(_)
         | EventBody::RulesRejected(_)
         | EventBody::Tamper(_)
+        | EventBody::Hold(_)
         | EventBody::IoUringSetup(_) => ("event", kind),
     };
     // Categories, types and outcome; each arm also writes the kind's own ECS fields.
@@ -175,6 +176,7 @@ pub fn to_ecs(event: &Event, host: &str) -> Value {
         // and `auditloop.<kind>`.
         EventBody::Alert(_)
         | EventBody::Action(_)
+        | EventBody::Hold(_)
         | EventBody::RulesLoaded(_)
         | EventBody::RulesRejected(_) => (&[], &[], None),
     };

@@ -7,12 +7,15 @@
 //! retried with full-jitter exponential backoff capped at 30 s (honouring `Retry-After`); 413 halves the
 //! batch; 400/401/403/422 are logged and not retried until the token file changes. The shipper runs on its own
 //! thread so compression and HTTP never slow the event path, and it never drops or rewrites a record.
+//! While holds wait, the same thread pulls the collector's verdicts on them ([`verdicts`]), and a new
+//! hold is shipped at once rather than at the end of the batch interval.
 
 pub mod backoff;
 pub mod client;
 pub mod cursor;
 mod error;
 pub mod transport;
+pub mod verdicts;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -125,6 +128,7 @@ pub fn spawn(
     acked: RetentionFloor,
     stop: StopSignal,
     telemetry: crate::telemetry::Telemetry,
+    holds: Option<verdicts::HoldLink>,
 ) -> Result<ShipperHandle, ShipError> {
     check_host_id(&settings.host_id)?;
     let token = read_token(&settings.token_file)?;
@@ -142,8 +146,12 @@ pub fn spawn(
     )?;
     acked.acknowledge(cursor.verified());
     telemetry.ship_configured(&settings.collector, &settings.host_id, cursor.acked());
+    let pull = holds
+        .clone()
+        .map(|link| verdicts::pull(settings.clone(), link, stop.clone()));
     let shipper = Shipper {
         telemetry,
+        holds,
         settings,
         journal_dir,
         cursor,
@@ -160,6 +168,9 @@ pub fn spawn(
                 .build()
                 .map_err(ShipError::Start)?;
             let mut shipper = shipper;
+            if let Some(pull) = pull {
+                runtime.spawn(pull);
+            }
             loop {
                 match runtime.block_on(shipper.run()) {
                     Ok(()) => return Ok(()),
@@ -190,6 +201,7 @@ struct Pending {
 
 struct Shipper {
     telemetry: crate::telemetry::Telemetry,
+    holds: Option<verdicts::HoldLink>,
     settings: ShipSettings,
     journal_dir: PathBuf,
     cursor: AckCursor,
@@ -240,7 +252,11 @@ impl Shipper {
             let full = pending.frames.len() >= max_bytes || tail.next_seq() <= head;
             let due = pending
                 .since
-                .is_some_and(|t| t.elapsed() >= self.settings.batch_max_wait);
+                .is_some_and(|t| t.elapsed() >= self.settings.batch_max_wait)
+                || self
+                    .holds
+                    .as_ref()
+                    .is_some_and(verdicts::HoldLink::flushing);
             if !pending.frames.is_empty() && (full || due || draining.is_some()) {
                 match self.send(&pending, &mut max_bytes, head).await? {
                     Next::Continue => {}

@@ -53,6 +53,11 @@ pub fn of_event(event: &Event) -> SearchColumns {
             summary.push(a.action.as_str());
             summary.push(&a.rule);
         }
+        EventBody::Hold(h) => {
+            summary.push(h.state.as_str());
+            summary.push(&h.rule);
+            summary.push(&h.exe);
+        }
         EventBody::Loss(l) => {
             summary.push(l.stage.as_str());
             summary.push(&l.record);
@@ -188,7 +193,8 @@ pub fn lineage_key(event: &Event) -> Option<LineageKey> {
         | EventBody::RulesRejected(_)
         | EventBody::IoUring(_)
         | EventBody::IoUringSetup(_)
-        | EventBody::Tamper(_) => None,
+        | EventBody::Tamper(_)
+        | EventBody::Hold(_) => None,
     }
 }
 
@@ -250,6 +256,7 @@ fn path_of(body: &EventBody) -> Option<&str> {
         EventBody::IoUring(u) => Some(&u.path),
         EventBody::Fork(_)
         | EventBody::Tamper(_)
+        | EventBody::Hold(_)
         | EventBody::IoUringSetup(_)
         | EventBody::Exit(_)
         | EventBody::Loss(_)

@@ -3,3 +3,4 @@
 pub mod v1;
 pub mod v2;
 pub mod v3;
+pub mod v4;

@@ -515,6 +515,7 @@ impl From<Exec> for auditloop_model::Exec {
             inode: 0,
             sha256: None,
             stopped_by_rule: None,
+            held_by_rule: None,
             ..auditloop_model::Exec::default()
         }
     }

@@ -645,6 +645,7 @@ impl From<Exec> for auditloop_model::Exec {
                 String::new()
             },
             stopped_by_rule: x.stopped_by_rule,
+            held_by_rule: None,
             cwd: String::new(),
             ancestors: Vec::new(),
         }

@@ -153,6 +153,7 @@ impl From<Exec> for auditloop_model::Exec {
             inode: e.inode,
             sha256: e.sha256,
             stopped_by_rule: e.stopped_by_rule,
+            held_by_rule: None,
             stopped_by,
             cwd: e.cwd,
             ancestors: e.ancestors,

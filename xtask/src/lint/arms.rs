@@ -21,6 +21,10 @@ pub const VOCABULARIES: &[&str] = &[
     "Severity",
     "UringOp",
     "UringUnresolved",
+    "HoldState",
+    "HoldStopper",
+    "HoldDecision",
+    "Decision",
 ];
 
 /// Every `_ =>` arm of a match over a vocabulary in `krate`.
