@@ -488,6 +488,12 @@ fn rules_loaded(path: &std::path::Path, loaded: &enforce::LoadedRules, reason: &
         rules: u32::try_from(loaded.rules.rules().len()).unwrap_or(u32::MAX),
         kernel_rules: u32::try_from(loaded.kernel_names.len()).unwrap_or(u32::MAX),
         reason: reason.into(),
+        names: loaded
+            .rules
+            .rules()
+            .iter()
+            .map(|r| r.name().to_owned())
+            .collect(),
     })
 }
 

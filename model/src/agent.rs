@@ -59,6 +59,8 @@ pub struct RulesLoaded {
     pub kernel_rules: u32,
     /// Why: `start` or `reload`.
     pub reason: String,
+    /// The names of the rules loaded, in file order (so a collector can tell the rules that never fired).
+    pub names: Vec<String>,
 }
 
 /// A rule set was rejected.

@@ -14,6 +14,7 @@ use auditloop_model::{Event, EventBody, Net, NetOp, NetProtocol};
 
 use crate::store::commit::SearchColumns;
 use crate::store::fleet::Finding;
+use crate::store::holds::HoldReport;
 use crate::store::lineage::{Endpoint, FlowSide, LineageKey, LineageRole, normalize_address};
 
 /// Longest summary kept, in bytes.
@@ -127,6 +128,20 @@ pub fn finding(body: &EventBody) -> Option<Finding> {
             ok: a.ok,
             detail: a.detail.clone(),
         }),
+        EventBody::Hold(h) => Some(Finding::Hold(HoldReport {
+            hold: h.id,
+            rule: h.rule.clone(),
+            pid: h.target_pid,
+            comm: h.comm.clone(),
+            exe: h.exe.clone(),
+            state: h.state.as_str().to_owned(),
+            stopped_by: h.stopped_by.as_str().to_owned(),
+            timeout_ms: h.timeout_ms,
+            default: h.default.as_str().to_owned(),
+            decided_by: h.decided_by.clone(),
+            latency_us: (h.latency_us > 0).then_some(h.latency_us),
+            detail: h.detail.clone(),
+        })),
         EventBody::Exec(_)
         | EventBody::Fork(_)
         | EventBody::Net(_)
@@ -144,11 +159,11 @@ pub fn finding(body: &EventBody) -> Option<Finding> {
         | EventBody::ConfigChange(_)
         | EventBody::ConfigLoaded(_)
         | EventBody::JournalRecovered(_)
-        | EventBody::RulesLoaded(_)
         | EventBody::RulesRejected(_)
         | EventBody::IoUring(_)
         | EventBody::IoUringSetup(_)
         | EventBody::Tamper(_) => None,
+        EventBody::RulesLoaded(r) => Some(Finding::RulesLoaded(r.names.clone())),
     }
 }
 
@@ -187,14 +202,14 @@ pub fn lineage_key(event: &Event) -> Option<LineageKey> {
         | EventBody::ConfigChange(_)
         | EventBody::ConfigLoaded(_)
         | EventBody::JournalRecovered(_)
+        | EventBody::Hold(_)
         | EventBody::Alert(_)
         | EventBody::Action(_)
         | EventBody::RulesLoaded(_)
         | EventBody::RulesRejected(_)
         | EventBody::IoUring(_)
         | EventBody::IoUringSetup(_)
-        | EventBody::Tamper(_)
-        | EventBody::Hold(_) => None,
+        | EventBody::Tamper(_) => None,
     }
 }
 

@@ -717,6 +717,7 @@ impl From<Alert> for auditloop_model::Alert {
 impl From<RulesLoaded> for auditloop_model::RulesLoaded {
     fn from(x: RulesLoaded) -> auditloop_model::RulesLoaded {
         auditloop_model::RulesLoaded {
+            names: Vec::new(),
             path: x.path,
             rules: x.rules,
             kernel_rules: x.kernel_rules,

@@ -10,9 +10,34 @@
 use auditloop_model::{
     ActionTaken, AgentStart, Alert, Ancestor, ConfigChange, ConfigLoaded, Exit, File, Fork,
     IoUring, IoUringSetup, JournalRecovered, Kill, Loss, MemfdCreate, Net, Process, Ptrace,
-    RawSyscall, RulesLoaded, RulesRejected, SetId, SetName, Tamper, WallTime,
+    RawSyscall, RulesRejected, SetId, SetName, Tamper, WallTime,
 };
 use serde::{Deserialize, Serialize};
+
+/// `rules_loaded` as formats 3 and 4 wrote it: before the rule names.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RulesLoaded {
+    /// Rules file or directory.
+    pub path: String,
+    /// Rules loaded.
+    pub rules: u32,
+    /// Rules enforced in the kernel at exec time.
+    pub kernel_rules: u32,
+    /// Why: `start` or `reload`.
+    pub reason: String,
+}
+
+impl From<RulesLoaded> for auditloop_model::RulesLoaded {
+    fn from(x: RulesLoaded) -> auditloop_model::RulesLoaded {
+        auditloop_model::RulesLoaded {
+            path: x.path,
+            rules: x.rules,
+            kernel_rules: x.kernel_rules,
+            reason: x.reason,
+            names: Vec::new(),
+        }
+    }
+}
 
 /// One observed event.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -143,7 +168,7 @@ impl From<EventBody> for auditloop_model::EventBody {
             EventBody::JournalRecovered(e) => Now::JournalRecovered(e),
             EventBody::Alert(e) => Now::Alert(e),
             EventBody::Action(e) => Now::Action(e),
-            EventBody::RulesLoaded(e) => Now::RulesLoaded(e),
+            EventBody::RulesLoaded(e) => Now::RulesLoaded(e.into()),
             EventBody::RulesRejected(e) => Now::RulesRejected(e),
             EventBody::IoUring(e) => Now::IoUring(e),
             EventBody::IoUringSetup(e) => Now::IoUringSetup(e),
