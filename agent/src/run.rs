@@ -561,6 +561,9 @@ async fn consume(
     let mut tick = tokio::time::interval(std::time::Duration::from_millis(20));
     let mut agent_open = true;
     let mut holds_open = true;
+    // Hold timeouts are checked on the idle tick and, under a steady flow of events (when the tick
+    // would not run), at least this often.
+    let mut expired_at = std::time::Instant::now();
     let result = loop {
         let mut event = tokio::select! {
             biased;
@@ -592,6 +595,7 @@ async fn consume(
                 None => break Ok(()),
             },
             _ = tick.tick() => {
+                expired_at = std::time::Instant::now();
                 let expired = sinks.actions.expire_holds();
                 if let Err(err) = journal_holds(&mut journal, &mut sinks, &clock, &holds, expired) {
                     break Err(err);
@@ -607,6 +611,13 @@ async fn consume(
         }
         if sinks.actions.take_hold_requested() {
             holds.changed(&sinks.actions);
+        }
+        if expired_at.elapsed() >= HOLD_CHECK {
+            expired_at = std::time::Instant::now();
+            let expired = sinks.actions.expire_holds();
+            if let Err(err) = journal_holds(&mut journal, &mut sinks, &clock, &holds, expired) {
+                break Err(err);
+            }
         }
         for reported in journal.take_reported() {
             sinks.stdout.print(&reported);
@@ -635,6 +646,9 @@ async fn consume(
     sealed.context("sealing the journal")?;
     Ok(())
 }
+
+/// Longest time between two checks of hold timeouts while events keep arriving.
+const HOLD_CHECK: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// The journal task's side of holds: decisions to apply, and what it tells the shipper.
 struct Holds {
