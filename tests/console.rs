@@ -109,11 +109,21 @@ fn the_console_shows_alerts_live_searches_verifies_and_finds_tampering() {
     let dir = temp_dir("console-bin");
     let trigger = dir.join("ui-alert.sh");
     script(&trigger, "echo ui-alert > /dev/null");
+    let held = dir.join("held");
+    let markers = dir.join("markers");
+    std::fs::create_dir_all(&held).expect("held dir");
+    std::fs::create_dir_all(&markers).expect("markers dir");
+    let hold_trigger = held.join("ui-hold.sh");
+    script(&hold_trigger, &format!("touch {}/marker-$1", markers.display()));
     let rules = format!(
         "- rule: ui_marker_exec\n  desc: the console test's marker ran\n  condition: evt.kind = exec and \
          exec.success = true and exec.filename = {t}\n  output: \"ran %exec.filename\"\n  severity: critical\n  \
-         tags: [T1059]\n",
-        t = trigger.display()
+         tags: [T1059]\n\
+         - rule: ui_hold\n  desc: programs of the held directory wait for a person\n  condition: evt.kind = exec \
+         and exec.filename startswith {h}/\n  output: \"held %exec.filename\"\n  severity: warning\n  \
+         actions: [hold]\n  hold: {{timeout: 20s, default: deny}}\n",
+        t = trigger.display(),
+        h = held.display()
     );
     let s = start(&rules);
     let shots = target_dir().join("ui-shots");
@@ -127,6 +137,8 @@ fn the_console_shows_alerts_live_searches_verifies_and_finds_tampering() {
         "alert_trigger": trigger,
         "alert_path": trigger,
         "db": s.collector.dir.join("collector.db"),
+        "hold_trigger": hold_trigger,
+        "hold_markers": markers,
     });
     let config_file = s.dir.join("ui.json");
     std::fs::write(&config_file, config.to_string()).expect("config");
@@ -161,6 +173,21 @@ fn the_console_shows_alerts_live_searches_verifies_and_finds_tampering() {
     assert_eq!(alert["state"], "acknowledged", "{alerts}");
     assert_eq!(alert["state_by"], "approver", "{alerts}");
     assert_eq!(alert["state_comment"], "looked at it from the console");
+    // The holds' verdicts and outcomes are on record: who decided each, and the timeout.
+    let holds = s.collector.get("/v1/holds?host=ui-host");
+    let outcome = |state: &str| {
+        holds
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|h| h["state"] == state)
+            .unwrap_or_else(|| panic!("no {state} hold: {holds}"))
+            .clone()
+    };
+    assert_eq!(outcome("approved")["decided_by"], "collector:approver", "{holds}");
+    assert_eq!(outcome("approved")["verdict"]["comment"], "expected maintenance");
+    assert_eq!(outcome("denied")["decided_by"], "collector:approver", "{holds}");
+    assert_eq!(outcome("timed_out")["decided_by"], "timeout", "{holds}");
     // And the tamper alert names the record.
     let chain = s.collector.get("/v1/fleet/alerts?source=chain&rule=tamper");
     assert_eq!(chain["alerts"][0]["state"], "open", "{chain}");
