@@ -114,10 +114,13 @@ fn the_console_shows_alerts_live_searches_verifies_and_finds_tampering() {
     std::fs::create_dir_all(&held).expect("held dir");
     std::fs::create_dir_all(&markers).expect("markers dir");
     let hold_trigger = held.join("ui-hold.sh");
-    script(&hold_trigger, &format!("touch {}/marker-$1", markers.display()));
+    script(
+        &hold_trigger,
+        &format!("touch {}/marker-$1", markers.display()),
+    );
     let rules = format!(
         "- rule: ui_marker_exec\n  desc: the console test's marker ran\n  condition: evt.kind = exec and \
-         exec.success = true and exec.filename = {t}\n  output: \"ran %exec.filename\"\n  severity: critical\n  \
+         exec.success = true and (exec.filename = {t} or exec.raw_filename = {t})\n  output: \"ran %exec.filename\"\n  severity: critical\n  \
          tags: [T1059]\n\
          - rule: ui_hold\n  desc: programs of the held directory wait for a person\n  condition: evt.kind = exec \
          and exec.filename startswith {h}/\n  output: \"held %exec.filename\"\n  severity: warning\n  \
@@ -135,7 +138,7 @@ fn the_console_shows_alerts_live_searches_verifies_and_finds_tampering() {
         "approver_token": APPROVER,
         "alert_rule": "ui_marker_exec",
         "alert_trigger": trigger,
-        "alert_path": trigger,
+        "alert_text": "ui-alert.sh",
         "db": s.collector.dir.join("collector.db"),
         "hold_trigger": hold_trigger,
         "hold_markers": markers,
@@ -150,10 +153,15 @@ fn the_console_shows_alerts_live_searches_verifies_and_finds_tampering() {
         .expect("running node");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "the browser test failed:\n{stdout}\n{stderr}"
-    );
+    if !out.status.success() {
+        let alerts = s.collector.get("/v1/fleet/alerts");
+        let execs = s
+            .collector
+            .get("/v1/events?kind=exec&q=ui-alert&pending=true");
+        panic!(
+            "the browser test failed:\n{stdout}\n{stderr}\nfleet alerts: {alerts}\nexecs: {execs}"
+        );
+    }
     assert!(stdout.contains("ui: all steps passed"), "{stdout}");
     for name in [
         "fleet",
@@ -184,9 +192,20 @@ fn the_console_shows_alerts_live_searches_verifies_and_finds_tampering() {
             .unwrap_or_else(|| panic!("no {state} hold: {holds}"))
             .clone()
     };
-    assert_eq!(outcome("approved")["decided_by"], "collector:approver", "{holds}");
-    assert_eq!(outcome("approved")["verdict"]["comment"], "expected maintenance");
-    assert_eq!(outcome("denied")["decided_by"], "collector:approver", "{holds}");
+    assert_eq!(
+        outcome("approved")["decided_by"],
+        "collector:approver",
+        "{holds}"
+    );
+    assert_eq!(
+        outcome("approved")["verdict"]["comment"],
+        "expected maintenance"
+    );
+    assert_eq!(
+        outcome("denied")["decided_by"],
+        "collector:approver",
+        "{holds}"
+    );
     assert_eq!(outcome("timed_out")["decided_by"], "timeout", "{holds}");
     // And the tamper alert names the record.
     let chain = s.collector.get("/v1/fleet/alerts?source=chain&rule=tamper");
@@ -266,6 +285,21 @@ fn nothing_answers_without_auth_viewers_change_nothing_and_posts_need_the_csrf_t
             .bearer_auth(host_token.trim()),
     );
     assert_eq!(code, 403, "a host token reads no fleet alerts");
+    let (code, _) = status(
+        http.get(format!("{url}/v1/hosts/ui-host/verdicts"))
+            .bearer_auth(host_token.trim()),
+    );
+    assert_eq!(code, 200, "a host pulls its own verdicts");
+    let (code, _) = status(
+        http.get(format!("{url}/v1/hosts/other-host/verdicts"))
+            .bearer_auth(host_token.trim()),
+    );
+    assert_eq!(code, 403, "a host pulls no other host's verdicts");
+    let (code, _) = status(
+        http.get(format!("{url}/v1/hosts/ui-host/verdicts"))
+            .bearer_auth(APPROVER),
+    );
+    assert_eq!(code, 403, "verdicts are pulled with the host's token only");
     // A viewer reads, and may not decide a hold or change an alert.
     let (code, _) = status(
         http.get(format!("{url}/v1/fleet/alerts"))

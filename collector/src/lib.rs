@@ -13,6 +13,10 @@
 //!
 //! Module map, arrows pointing down (a module uses only those below it):
 //!
+//! - [`console`]: the web console's pages and forms (server-rendered, behind logins and the CSRF guard).
+//!   Uses `http`, `lineage`, `reverify`, `store`, `session`, `auth`.
+//! - [`reverify`]: a host's stored chain verified again from the store alone ("verify this host now").
+//!   Uses `store`.
 //! - [`http`]: the router ([`http::app`]), [`AppState`], token checks, the one [`AppError`], the batch
 //!   `POST` and the queries, answering with `auditloop_protocol::api` types. Uses `ingest`, `lineage`,
 //!   `store`, `auth`, `metrics`.
@@ -29,9 +33,11 @@
 //!   it logs is counted).
 //! - [`metrics`]: the Prometheus metrics' names, labels and recording functions, which ingest, `http` and
 //!   `alerts` call; the recorder. A leaf.
-//! - [`auth`]: the token roles (admin, enrollment, host), digests and constant-time comparison. A leaf.
+//! - [`auth`]: the token roles (admin, approver, viewer, enrollment, host), digests and constant-time
+//!   comparison. A leaf.
+//! - [`session`]: console session cookies and CSRF tokens (HMAC). Uses `auth`.
 //!
-//! Wiring: [`server`] serves `http` through [`listen`] (TLS, connection cap, timeouts), the metrics
+//! Wiring: [`server`] serves `http` and `console` through [`listen`] (TLS, connection cap, timeouts), the metrics
 //! endpoint ([`scrape`], on a listener of its own; uses `metrics`, `store`) and runs `silence` until
 //! shutdown; [`cli`], [`config_file`] and [`settings`] read the command line and the `--config` file and
 //! merge them, [`config`] the token files; [`host_tokens`] is the migration command `issue-host-tokens`

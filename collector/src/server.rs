@@ -62,7 +62,8 @@ pub async fn serve(
             stop_scraping,
         ))
     });
-    listen::serve(listener, options, app(state), shutdown).await;
+    let router = app(state.clone()).merge(crate::console::router(state));
+    listen::serve(listener, options, router, shutdown).await;
     // The receivers may be gone already if a task failed; its error is reported below.
     let _ = stop.send(true);
     if let Some(metrics) = metrics {

@@ -65,7 +65,7 @@ try {
   log("alert acknowledged; trigger", triggerHref);
 
   // 3. Search for the event, open its process tree, verify now.
-  await page.goto(`${cfg.url}/search?host=${encodeURIComponent(cfg.host)}&kind=exec&path=${encodeURIComponent(cfg.alert_path)}&pending=1`);
+  await page.goto(`${cfg.url}/search?host=${encodeURIComponent(cfg.host)}&kind=exec&q=${encodeURIComponent(cfg.alert_text)}&pending=1`);
   const count = parseInt((await page.locator("#result-count strong").textContent()).replace(/\D/g, ""), 10);
   if (!(count >= 1)) fail(`search found ${count}`);
   await shot("search");

@@ -83,10 +83,13 @@ pub(super) async fn event(
                     })?
                     .into_iter()
                     .find_map(|x| match decode_payload(&x.payload) {
-                        Ok(Payload::Event(xe)) => match &xe.event {
-                            EventBody::Exec(ex) => Some((x.seq, ex.filename.clone())),
-                            _ => None,
-                        },
+                        Ok(Payload::Event(xe)) => {
+                            if let EventBody::Exec(ex) = &xe.event {
+                                Some((x.seq, ex.filename.clone()))
+                            } else {
+                                None
+                            }
+                        }
                         Ok(_) | Err(_) => None,
                     });
                 children.push(Child {

@@ -13,9 +13,9 @@ use serde::Deserialize;
 use crate::console::ConsoleUser;
 use crate::console::page::{Viewer, ago, badge, event_link, page, time};
 use crate::http::blocking::blocking;
-use crate::http::{AppError, AppState, Person};
+use crate::http::{AppError, AppState};
 use crate::lineage::lineage;
-use crate::store::{EventQuery, HoldQuery, NewVerdict, StoredHold, VerdictOutcome};
+use crate::store::{EventQuery, HoldQuery, StoredHold};
 
 /// Holds listed.
 const LIMIT: u32 = 200;
@@ -144,58 +144,6 @@ pub(super) struct VerdictForm {
     comment: String,
 }
 
-/// Records a verdict for `person`; the error says why not.
-pub async fn decide_as(
-    state: &AppState,
-    person: &Person,
-    host: String,
-    hold: u64,
-    decision: Decision,
-    comment: String,
-) -> Result<auditloop_protocol::api::holds::Verdict, AppError> {
-    person.require(crate::auth::Role::Approver, "deciding a hold")?;
-    let by = person.name().to_owned();
-    let now = auditloop_model::WallTime::now().0;
-    let h = host.clone();
-    let outcome = blocking(state.store(), move |s| {
-        s.record_verdict(&NewVerdict {
-            host: &h,
-            hold,
-            decision,
-            by: &by,
-            comment: &comment,
-            now_ns: now,
-        })
-    })
-    .await?;
-    match outcome {
-        VerdictOutcome::Recorded(v) => {
-            tracing::info!(
-                host,
-                hold,
-                decision = decision.as_str(),
-                by = v.by,
-                "hold verdict recorded"
-            );
-            Ok(v)
-        }
-        VerdictOutcome::AlreadyDecided(v) => Err(AppError::Status(
-            axum::http::StatusCode::CONFLICT,
-            format!(
-                "hold {hold} of {host} was decided already ({} by {})",
-                v.decision, v.by
-            ),
-        )),
-        VerdictOutcome::Closed(state) => Err(AppError::Status(
-            axum::http::StatusCode::CONFLICT,
-            format!("hold {hold} of {host} is over already ({state})"),
-        )),
-        VerdictOutcome::Unknown => {
-            Err(AppError::NotFound(format!("no hold {hold} of host {host}")))
-        }
-    }
-}
-
 /// `POST /holds/{host}/{id}/verdict`.
 pub(super) async fn decide(
     ConsoleUser(person, _): ConsoleUser,
@@ -207,7 +155,7 @@ pub(super) async fn decide(
         return AppError::BadRequest(format!("decision: unknown value {:?}", form.decision))
             .into_response();
     };
-    match decide_as(&state, &person, host, hold, decision, form.comment).await {
+    match crate::http::decide_hold(&state, &person, host, hold, decision, form.comment).await {
         Ok(_) => Redirect::to("/holds").into_response(),
         Err(e) => e.into_response(),
     }

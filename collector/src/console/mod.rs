@@ -31,11 +31,20 @@ use axum::routing::{get, post};
 use crate::http::{AppState, Person};
 use crate::session::csrf_token;
 
-pub use holds::decide_as;
 pub use page::Viewer;
 
+/// The console's router over `state`, behind the CSRF guard (merge it beside [`http::app`](crate::http::app)).
+pub fn router(state: AppState) -> Router {
+    routes()
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::http::csrf_guard,
+        ))
+        .with_state(state)
+}
+
 /// The console's routes.
-pub fn routes() -> Router<AppState> {
+fn routes() -> Router<AppState> {
     Router::new()
         .route("/", get(fleet::fleet))
         .route("/login", get(login::form).post(login::login))

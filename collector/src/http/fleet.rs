@@ -9,7 +9,9 @@ use auditloop_protocol::api::fleet::{
     ActionView, AlertSource, AlertState, FleetAlertDetail, FleetAlertView, FleetAlertsPage,
     StateChangeView, StateRequest,
 };
-use auditloop_protocol::api::holds::{MAX_WAIT_MS, Verdict, VerdictRequest, VerdictsPage};
+use auditloop_protocol::api::holds::{
+    Decision, MAX_WAIT_MS, Verdict, VerdictRequest, VerdictsPage,
+};
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
@@ -23,7 +25,9 @@ use crate::http::error::AppError;
 use crate::http::queries::{given, number, parse_time};
 use crate::http::state::AppState;
 use crate::http::views::record_view;
-use crate::store::{FleetAlert, FleetQuery, HoldQuery, StateChange, StoredHold};
+use crate::store::{
+    FleetAlert, FleetQuery, HoldQuery, NewVerdict, StateChange, StoredHold, VerdictOutcome,
+};
 
 /// Largest page.
 const MAX_PAGE: u32 = 1_000;
@@ -274,8 +278,7 @@ pub(super) async fn verdict(
     Path((host, hold)): Path<(String, u64)>,
     Json(body): Json<VerdictRequest>,
 ) -> Result<(StatusCode, Json<Verdict>), AppError> {
-    let v =
-        crate::console::decide_as(&state, &person, host, hold, body.decision, body.comment).await?;
+    let v = decide_hold(&state, &person, host, hold, body.decision, body.comment).await?;
     Ok((StatusCode::CREATED, Json(v)))
 }
 
@@ -305,5 +308,57 @@ pub(super) async fn host_verdicts(
             return Ok(Json(VerdictsPage { verdicts }));
         }
         tokio::time::sleep(POLL_EVERY).await;
+    }
+}
+
+/// Records a verdict for `person`; the error says why not.
+pub async fn decide_hold(
+    state: &AppState,
+    person: &Person,
+    host: String,
+    hold: u64,
+    decision: Decision,
+    comment: String,
+) -> Result<auditloop_protocol::api::holds::Verdict, AppError> {
+    person.require(crate::auth::Role::Approver, "deciding a hold")?;
+    let by = person.name().to_owned();
+    let now = auditloop_model::WallTime::now().0;
+    let h = host.clone();
+    let outcome = blocking(state.store(), move |s| {
+        s.record_verdict(&NewVerdict {
+            host: &h,
+            hold,
+            decision,
+            by: &by,
+            comment: &comment,
+            now_ns: now,
+        })
+    })
+    .await?;
+    match outcome {
+        VerdictOutcome::Recorded(v) => {
+            tracing::info!(
+                host,
+                hold,
+                decision = decision.as_str(),
+                by = v.by,
+                "hold verdict recorded"
+            );
+            Ok(v)
+        }
+        VerdictOutcome::AlreadyDecided(v) => Err(AppError::Status(
+            axum::http::StatusCode::CONFLICT,
+            format!(
+                "hold {hold} of {host} was decided already ({} by {})",
+                v.decision, v.by
+            ),
+        )),
+        VerdictOutcome::Closed(state) => Err(AppError::Status(
+            axum::http::StatusCode::CONFLICT,
+            format!("hold {hold} of {host} is over already ({state})"),
+        )),
+        VerdictOutcome::Unknown => {
+            Err(AppError::NotFound(format!("no hold {hold} of host {host}")))
+        }
     }
 }

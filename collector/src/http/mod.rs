@@ -28,6 +28,7 @@ pub use access::{AdminAccess, EnrollAccess, HostAccess, Person, ViewAccess};
 pub use csrf::csrf_guard;
 pub use enroll::MAX_ENROLL_BODY;
 pub use error::AppError;
+pub use fleet::decide_hold;
 pub use limit::{BatchLimit, default_max_concurrent_batches};
 pub use queries::{DEFAULT_LIMIT, MAX_LIMIT, parse_time};
 pub use router::app;

@@ -43,7 +43,6 @@ pub fn app(state: AppState) -> Router {
         .route(HOLDS, get(fleet::holds))
         .route(HOLD_VERDICT, post(fleet::verdict).layer(small))
         .route(HOST_VERDICTS, get(fleet::host_verdicts))
-        .merge(crate::console::routes())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             csrf_guard,
