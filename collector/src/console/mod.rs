@@ -7,7 +7,7 @@
 //! the stylesheet) streams new alerts into the alerts page over server-sent events. Nothing is fetched from
 //! anywhere else, so the console works offline.
 //!
-//! Every page needs a login ([`login`]): without a session a page redirects to `/login`, and the
+//! Every page needs a login (`login.rs`): without a session a page redirects to `/login`, and the
 //! form handlers answer 401. Viewers see everything and change nothing; approvers and admins may also
 //! acknowledge and resolve alerts and decide holds.
 
