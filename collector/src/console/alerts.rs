@@ -16,7 +16,9 @@ use serde::Deserialize;
 
 use crate::auth::Role;
 use crate::console::ConsoleUser;
-use crate::console::page::{Viewer, badge, event_link, page, severity_class, time, urlencode};
+use crate::console::page::{
+    Viewer, badge, event_link, field, page, query_string, severity_class, time, time_field,
+};
 use crate::http::blocking::blocking;
 use crate::http::{AppError, AppState};
 use crate::store::{FleetAlert, FleetQuery, StateChange};
@@ -49,31 +51,22 @@ pub(super) struct Filters {
 
 impl Filters {
     fn query(&self) -> Result<FleetQuery, AppError> {
-        let opt = |s: &str| (!s.trim().is_empty()).then(|| s.trim().to_owned());
         let bad =
             |what: &str, v: &str| AppError::BadRequest(format!("{what}: unknown value {v:?}"));
-        let time = |what: &str, v: &str| -> Result<Option<u64>, AppError> {
-            opt(v)
-                .map(|t| {
-                    crate::http::parse_time(&t)
-                        .map_err(|e| AppError::BadRequest(format!("{what}: {e}")))
-                })
-                .transpose()
-        };
         Ok(FleetQuery {
-            host: opt(&self.host),
-            rule: opt(&self.rule),
-            source: opt(&self.source)
+            host: field(&self.host),
+            rule: field(&self.rule),
+            source: field(&self.source)
                 .map(|s| AlertSource::parse(&s).ok_or_else(|| bad("source", &s)))
                 .transpose()?,
-            min_severity: opt(&self.severity)
+            min_severity: field(&self.severity)
                 .map(|s| s.parse::<Severity>().map_err(|_| bad("severity", &s)))
                 .transpose()?,
-            state: opt(&self.state)
+            state: field(&self.state)
                 .map(|s| AlertState::parse(&s).ok_or_else(|| bad("state", &s)))
                 .transpose()?,
-            since_ns: time("since", &self.since)?,
-            until_ns: time("until", &self.until)?,
+            since_ns: time_field("since", &self.since)?,
+            until_ns: time_field("until", &self.until)?,
             trigger_seq: None,
             before: self.before,
             after: None,
@@ -83,7 +76,7 @@ impl Filters {
 
     /// The filters as a query string (for the feed and paging links).
     fn encoded(&self) -> String {
-        [
+        query_string(&[
             ("host", &self.host),
             ("rule", &self.rule),
             ("source", &self.source),
@@ -91,12 +84,7 @@ impl Filters {
             ("state", &self.state),
             ("since", &self.since),
             ("until", &self.until),
-        ]
-        .iter()
-        .filter(|(_, v)| !v.is_empty())
-        .map(|(k, v)| format!("{k}={}", urlencode(v)))
-        .collect::<Vec<_>>()
-        .join("&")
+        ])
     }
 }
 

@@ -4,6 +4,7 @@
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 
 use crate::auth::Role;
+use crate::http::AppError;
 
 /// The stylesheet, served inline in every page (no other request, no CDN).
 const STYLE: &str = include_str!("assets/console.css");
@@ -112,6 +113,31 @@ pub fn severity_class(severity: &str) -> &'static str {
 /// A link to a stored event.
 pub fn event_link(host: &str, seq: u64) -> Markup {
     html! { a href=(format!("/event/{}/{seq}", urlencode(host))) { (host) " #" (seq) } }
+}
+
+/// A form field's value, trimmed; `None` when it is blank.
+pub fn field(value: &str) -> Option<String> {
+    let v = value.trim();
+    (!v.is_empty()).then(|| v.to_owned())
+}
+
+/// A form field holding a time (RFC 3339 or ns since the Unix epoch); `None` when it is blank.
+pub fn time_field(name: &str, value: &str) -> Result<Option<u64>, AppError> {
+    field(value)
+        .map(|t| {
+            crate::http::parse_time(&t).map_err(|e| AppError::BadRequest(format!("{name}: {e}")))
+        })
+        .transpose()
+}
+
+/// The non-empty `fields` as a query string (`k=v&…`), to repeat a form's filters in links and feeds.
+pub fn query_string(fields: &[(&str, &String)]) -> String {
+    fields
+        .iter()
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(k, v)| format!("{k}={}", urlencode(v)))
+        .collect::<Vec<_>>()
+        .join("&")
 }
 
 /// `text` percent-encoded for a path segment or query value.

@@ -7,7 +7,7 @@ use maud::{Markup, html};
 use serde::Deserialize;
 
 use crate::console::ConsoleUser;
-use crate::console::page::{event_link, histogram, page, time, urlencode};
+use crate::console::page::{event_link, field, histogram, page, query_string, time, time_field};
 use crate::http::blocking::blocking;
 use crate::http::views::record_view;
 use crate::http::{AppError, AppState};
@@ -45,33 +45,24 @@ pub(super) struct SearchForm {
 
 impl SearchForm {
     fn query(&self) -> Result<EventQuery, AppError> {
-        let opt = |s: &str| (!s.trim().is_empty()).then(|| s.trim().to_owned());
-        let time = |what: &str, v: &str| -> Result<Option<u64>, AppError> {
-            opt(v)
-                .map(|t| {
-                    crate::http::parse_time(&t)
-                        .map_err(|e| AppError::BadRequest(format!("{what}: {e}")))
-                })
-                .transpose()
-        };
-        let pid = opt(&self.pid)
+        let pid = field(&self.pid)
             .map(|p| {
                 p.parse::<u32>()
                     .map_err(|_| AppError::BadRequest(format!("pid: not a process id: {p:?}")))
             })
             .transpose()?;
-        let path = opt(&self.path).map(|p| match p.strip_suffix('*') {
+        let path = field(&self.path).map(|p| match p.strip_suffix('*') {
             Some(prefix) => PathFilter::Prefix(prefix.to_owned()),
             None => PathFilter::Exact(p),
         });
         Ok(EventQuery {
-            host: opt(&self.host),
-            kind: opt(&self.kind),
-            since_ns: time("since", &self.since)?,
-            until_ns: time("until", &self.until)?,
+            host: field(&self.host),
+            kind: field(&self.kind),
+            since_ns: time_field("since", &self.since)?,
+            until_ns: time_field("until", &self.until)?,
             pid,
             path,
-            text: opt(&self.q),
+            text: field(&self.q),
             pending: !self.pending.is_empty(),
             limit: COUNT_CAP,
             ..EventQuery::default()
@@ -79,7 +70,7 @@ impl SearchForm {
     }
 
     fn encoded(&self) -> String {
-        [
+        query_string(&[
             ("host", &self.host),
             ("kind", &self.kind),
             ("since", &self.since),
@@ -88,12 +79,7 @@ impl SearchForm {
             ("path", &self.path),
             ("q", &self.q),
             ("pending", &self.pending),
-        ]
-        .iter()
-        .filter(|(_, v)| !v.is_empty())
-        .map(|(k, v)| format!("{k}={}", urlencode(v)))
-        .collect::<Vec<_>>()
-        .join("&")
+        ])
     }
 }
 

@@ -22,15 +22,13 @@ use crate::auth::Role;
 use crate::http::access::{HostAccess, Person, ViewAccess};
 use crate::http::blocking::blocking;
 use crate::http::error::AppError;
-use crate::http::queries::{given, number, parse_time};
+use crate::http::queries::{MAX_LIMIT, given, limit, number, time};
 use crate::http::state::AppState;
 use crate::http::views::record_view;
 use crate::store::{
     FleetAlert, FleetQuery, HoldQuery, NewVerdict, StateChange, StoredHold, VerdictOutcome,
 };
 
-/// Largest page.
-const MAX_PAGE: u32 = 1_000;
 /// How often a long poll looks for a verdict.
 const POLL_EVERY: Duration = Duration::from_millis(100);
 
@@ -94,12 +92,6 @@ fn parsed<T>(
         .transpose()
 }
 
-fn time(name: &str, value: Option<String>) -> Result<Option<u64>, AppError> {
-    given(value)
-        .map(|v| parse_time(&v).map_err(|e| AppError::BadRequest(format!("{name}: {e}"))))
-        .transpose()
-}
-
 /// `GET /v1/fleet/alerts`.
 pub(super) async fn alerts(
     _: ViewAccess,
@@ -107,9 +99,7 @@ pub(super) async fn alerts(
     params: Result<Query<FleetParams>, QueryRejection>,
 ) -> Result<Json<FleetAlertsPage>, AppError> {
     let Query(p) = params.map_err(|e| AppError::BadRequest(e.body_text()))?;
-    let limit = number::<u32>("limit", p.limit.as_deref())?
-        .unwrap_or(100)
-        .clamp(1, MAX_PAGE);
+    let limit = limit(p.limit.as_deref())?;
     let query = FleetQuery {
         host: given(p.host),
         rule: given(p.rule),
@@ -117,8 +107,8 @@ pub(super) async fn alerts(
         min_severity: parsed("severity", p.severity, |s| s.parse::<Severity>().ok())?,
         state: parsed("state", p.state, AlertState::parse)?,
         trigger_seq: None,
-        since_ns: time("since", p.since)?,
-        until_ns: time("until", p.until)?,
+        since_ns: time("since", p.since.as_deref())?,
+        until_ns: time("until", p.until.as_deref())?,
         before: number("before", p.before.as_deref())?,
         after: number("after", p.after.as_deref())?,
         limit: limit + 1,
@@ -265,7 +255,7 @@ pub(super) async fn holds(
     let query = HoldQuery {
         host: given(p.host),
         waiting,
-        limit: MAX_PAGE,
+        limit: MAX_LIMIT,
     };
     let rows = blocking(state.store(), move |s| s.holds(&query)).await?;
     Ok(Json(rows.into_iter().map(HoldView::from).collect()))

@@ -208,7 +208,7 @@ pub(super) fn flag(name: &str, value: Option<&str>) -> Result<bool, AppError> {
     }
 }
 
-fn limit(value: Option<&str>) -> Result<u32, AppError> {
+pub(super) fn limit(value: Option<&str>) -> Result<u32, AppError> {
     Ok(number::<u32>("limit", value)?
         .unwrap_or(DEFAULT_LIMIT)
         .clamp(1, MAX_LIMIT))
@@ -254,7 +254,7 @@ fn split_offset(text: &str) -> (&str, i64) {
     (text, 0)
 }
 
-fn time(name: &str, value: Option<&str>) -> Result<Option<u64>, AppError> {
+pub(super) fn time(name: &str, value: Option<&str>) -> Result<Option<u64>, AppError> {
     match value.filter(|v| !v.is_empty()) {
         None => Ok(None),
         Some(v) => parse_time(v)

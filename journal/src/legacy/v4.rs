@@ -14,30 +14,8 @@ use auditloop_model::{
 };
 use serde::{Deserialize, Serialize};
 
-/// `rules_loaded` as formats 3 and 4 wrote it: before the rule names.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RulesLoaded {
-    /// Rules file or directory.
-    pub path: String,
-    /// Rules loaded.
-    pub rules: u32,
-    /// Rules enforced in the kernel at exec time.
-    pub kernel_rules: u32,
-    /// Why: `start` or `reload`.
-    pub reason: String,
-}
-
-impl From<RulesLoaded> for auditloop_model::RulesLoaded {
-    fn from(x: RulesLoaded) -> auditloop_model::RulesLoaded {
-        auditloop_model::RulesLoaded {
-            path: x.path,
-            rules: x.rules,
-            kernel_rules: x.kernel_rules,
-            reason: x.reason,
-            names: Vec::new(),
-        }
-    }
-}
+// `rules_loaded` as formats 3 and 4 wrote it, before the rule names: format 3's frozen type.
+use super::v3::RulesLoaded;
 
 /// One observed event.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
