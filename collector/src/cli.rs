@@ -30,8 +30,10 @@ pub struct Args {
     /// here or as `listen` in --config.
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<String>,
-    /// SQLite database file (created if missing). Required, here or as `db` in --config.
-    #[arg(long, value_name = "PATH")]
+    /// Database: a SQLite file (created if missing), or a PostgreSQL URL (`postgres://user@host:port/db`,
+    /// shared by every replica; the schema is created on first start). Required, here or as `db` in
+    /// --config.
+    #[arg(long, value_name = "PATH|URL")]
     pub db: Option<PathBuf>,
     /// File holding the token of the query API and of host administration. Required, here or as
     /// `admin_token_file` in --config.
@@ -104,7 +106,7 @@ pub struct Args {
 #[derive(Clone, Debug, Parser)]
 #[command(name = "auditloop-collector issue-host-tokens", version)]
 pub struct IssueHostTokens {
-    /// The collector's SQLite database file (it must exist).
+    /// The collector's database: its SQLite file (it must exist) or its PostgreSQL URL.
     #[arg(long, value_name = "PATH")]
     pub db: PathBuf,
     /// Directory the token files are written to (created 0700 if missing).

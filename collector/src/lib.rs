@@ -46,6 +46,7 @@
 
 pub mod alerts;
 pub mod auth;
+mod changes;
 pub mod cli;
 pub mod config;
 pub mod config_file;

@@ -10,7 +10,7 @@ use auditloop_collector::host_tokens::issue_host_tokens;
 use auditloop_collector::metrics::Exporter;
 use auditloop_collector::scrape::MetricsEndpoint;
 use auditloop_collector::settings::Settings;
-use auditloop_collector::{AppState, SqliteStore, config, server};
+use auditloop_collector::{AppState, config, server, store};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
@@ -47,8 +47,9 @@ fn serve(args: &Args) -> anyhow::Result<ExitCode> {
     )
     .context("loading tokens")?;
     let listen = settings.listen_options().context("setting up TLS")?;
-    let store = SqliteStore::open(&settings.db).context("opening the database")?;
-    let state = AppState::new(Arc::new(store), tokens, settings.max_body_bytes)
+    let store = store::open(&settings.db)
+        .with_context(|| format!("opening the database {}", store::shown(&settings.db)))?;
+    let state = AppState::new(Arc::from(store), tokens, settings.max_body_bytes)
         .with_max_concurrent_batches(settings.max_concurrent_batches)
         .with_lineage(settings.lineage());
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -71,7 +72,7 @@ fn serve(args: &Args) -> anyhow::Result<ExitCode> {
             out.flush().context("writing to stdout")?;
         }
         let tls = listen.tls.is_some();
-        tracing::info!(%addr, tls, db = %settings.db.display(), "collector started");
+        tracing::info!(%addr, tls, db = %store::shown(&settings.db), "collector started");
         server::serve(
             listener,
             listen,
@@ -103,13 +104,14 @@ async fn metrics_endpoint(at: &str) -> anyhow::Result<MetricsEndpoint> {
 
 fn issue(cmd: &IssueHostTokens) -> anyhow::Result<ExitCode> {
     anyhow::ensure!(
-        cmd.db.is_file(),
+        cmd.db.to_str().is_some_and(store::is_postgres_url) || cmd.db.is_file(),
         "{}: no such database (give the collector's --db file)",
         cmd.db.display()
     );
-    let store = SqliteStore::open(&cmd.db).context("opening the database")?;
-    let issued =
-        issue_host_tokens(&store, &cmd.out, cmd.host.as_deref()).context("issuing host tokens")?;
+    let store = store::open(&cmd.db)
+        .with_context(|| format!("opening the database {}", store::shown(&cmd.db)))?;
+    let issued = issue_host_tokens(store.as_ref(), &cmd.out, cmd.host.as_deref())
+        .context("issuing host tokens")?;
     let mut out = std::io::stdout().lock();
     for i in &issued {
         writeln!(out, "{}: {}", i.host, i.file.display()).context("writing to stdout")?;

@@ -57,7 +57,7 @@ fn in_file(file: Option<&Path>, key: &str) -> String {
 pub struct Settings {
     /// Address of the API.
     pub listen: String,
-    /// SQLite database file.
+    /// Database: a SQLite file, or a PostgreSQL URL ([`is_postgres_url`](crate::store::is_postgres_url)).
     pub db: PathBuf,
     /// The admin token's file.
     pub admin_token_file: PathBuf,

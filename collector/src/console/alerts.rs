@@ -25,7 +25,7 @@ use crate::store::{FleetAlert, FleetQuery, StateChange};
 
 /// Alerts on one page.
 const PAGE: u32 = 100;
-/// How often the live feed looks for changes.
+/// How often the live feed looks for changes when the store does not notify them.
 const FEED_EVERY: Duration = Duration::from_millis(500);
 
 /// The filters of the alerts page (and of its feed).
@@ -238,6 +238,7 @@ fn async_stream(
     let (tx, rx) = tokio::sync::mpsc::channel::<SseEvent>(64);
     tokio::spawn(async move {
         let mut rev = start;
+        let mut wait = crate::changes::ChangeWait::new(store.as_ref(), FEED_EVERY);
         if tx
             .send(SseEvent::default().event("status").data("live"))
             .await
@@ -246,7 +247,7 @@ fn async_stream(
             return;
         }
         loop {
-            tokio::time::sleep(FEED_EVERY).await;
+            wait.next(None).await;
             let store = std::sync::Arc::clone(&store);
             let q = FleetQuery {
                 after: Some(rev),

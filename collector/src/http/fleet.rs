@@ -291,13 +291,14 @@ pub(super) async fn host_verdicts(
         .unwrap_or(0)
         .min(MAX_WAIT_MS);
     let deadline = tokio::time::Instant::now() + Duration::from_millis(wait);
+    let mut wait = crate::changes::ChangeWait::new(state.store().as_ref(), POLL_EVERY);
     loop {
         let host = access.host.clone();
         let verdicts = blocking(state.store(), move |s| s.verdicts(&host, after)).await?;
         if !verdicts.is_empty() || tokio::time::Instant::now() >= deadline {
             return Ok(Json(VerdictsPage { verdicts }));
         }
-        tokio::time::sleep(POLL_EVERY).await;
+        wait.next(Some(deadline)).await;
     }
 }
 

@@ -141,4 +141,11 @@ pub trait Store: Send + Sync {
 
     /// The verdicts recorded for `host`'s holds with an id above `after`, by id.
     fn verdicts(&self, host: &str, after: i64) -> Result<Vec<Verdict>, StoreError>;
+
+    /// A receiver whose value changes whenever fleet alerts, holds or verdicts may have changed, written by
+    /// this process or (for a shared database) by any other replica, so live feeds wait on it instead of
+    /// polling. `None` when the backend cannot tell; callers then poll.
+    fn changes(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        None
+    }
 }

@@ -129,6 +129,18 @@ pub struct Commit<'a> {
     pub now_ns: u64,
 }
 
+impl Commit<'_> {
+    /// Whether the commit changes what live feeds show: it raises alerts, or carries rule alerts, actions
+    /// or hold reports.
+    pub fn notifies(&self) -> bool {
+        !self.alerts.is_empty()
+            || self.records.iter().any(|r| match r.columns.finding {
+                Some(Finding::Alert { .. } | Finding::Action { .. } | Finding::Hold(_)) => true,
+                Some(Finding::RulesLoaded(_)) | None => false,
+            })
+    }
+}
+
 /// A refused batch of `host`: only the alerts it raised. A refusal never changes the host's record,
 /// status, counters, last contact or silence.
 #[derive(Clone, Copy, Debug)]

@@ -14,20 +14,20 @@ use crate::store::host::{Enrollment, HostRecord, StoredHost};
 use crate::store::query::{AlertQuery, EventQuery, StoredAlert, StoredRecord};
 
 /// A generous page: more than any case stores.
-pub(super) const ALL: u32 = 10_000;
+pub(crate) const ALL: u32 = 10_000;
 
 /// The key every host of the cases is enrolled with.
-pub(super) const KEY: [u8; 32] = [1; 32];
+pub(crate) const KEY: [u8; 32] = [1; 32];
 
 /// The token digest of `host` in the cases.
-pub(super) fn token_of(host: &str) -> [u8; 32] {
+pub(crate) fn token_of(host: &str) -> [u8; 32] {
     let mut digest = hash_of(host, 0);
     digest[31] = 0x7e;
     digest
 }
 
 /// Enrolls `host` with [`KEY`] and [`token_of`] at `now_ns`.
-pub(super) fn enroll(store: &dyn Store, host: &str, now_ns: u64) -> Result<(), StoreError> {
+pub(crate) fn enroll(store: &dyn Store, host: &str, now_ns: u64) -> Result<(), StoreError> {
     store.enroll(&Enrollment {
         host,
         genesis_key: KEY,
@@ -39,17 +39,17 @@ pub(super) fn enroll(store: &dyn Store, host: &str, now_ns: u64) -> Result<(), S
 
 /// A record to commit, owning its payload.
 #[derive(Clone, Debug)]
-pub(super) struct Rec {
-    pub(super) seq: u64,
-    pub(super) hash: Hash,
-    pub(super) kind: RecordKind,
-    pub(super) columns: SearchColumns,
-    pub(super) payload: Vec<u8>,
+pub(crate) struct Rec {
+    pub(crate) seq: u64,
+    pub(crate) hash: Hash,
+    pub(crate) kind: RecordKind,
+    pub(crate) columns: SearchColumns,
+    pub(crate) payload: Vec<u8>,
 }
 
 impl Rec {
     /// An event of `kind` at `seq` of `host`, with no searchable columns but its time.
-    pub(super) fn event(host: &str, seq: u64, kind: EventKind) -> Rec {
+    pub(crate) fn event(host: &str, seq: u64, kind: EventKind) -> Rec {
         Rec {
             seq,
             hash: hash_of(host, seq),
@@ -63,12 +63,12 @@ impl Rec {
     }
 
     /// An `exec` event.
-    pub(super) fn exec(host: &str, seq: u64) -> Rec {
+    pub(crate) fn exec(host: &str, seq: u64) -> Rec {
         Rec::event(host, seq, EventKind::Exec)
     }
 
     /// A segment start.
-    pub(super) fn segment_start(host: &str, seq: u64) -> Rec {
+    pub(crate) fn segment_start(host: &str, seq: u64) -> Rec {
         Rec {
             kind: RecordKind::SegmentStart,
             ..Rec::exec(host, seq)
@@ -76,7 +76,7 @@ impl Rec {
     }
 
     /// A checkpoint (no searchable columns).
-    pub(super) fn checkpoint(host: &str, seq: u64) -> Rec {
+    pub(crate) fn checkpoint(host: &str, seq: u64) -> Rec {
         Rec {
             kind: RecordKind::Checkpoint,
             columns: SearchColumns::default(),
@@ -85,7 +85,7 @@ impl Rec {
     }
 
     /// The same record with another payload.
-    pub(super) fn with_payload(self, payload: &[u8]) -> Rec {
+    pub(crate) fn with_payload(self, payload: &[u8]) -> Rec {
         Rec {
             payload: payload.to_vec(),
             ..self
@@ -93,12 +93,12 @@ impl Rec {
     }
 
     /// The same record with `columns`.
-    pub(super) fn with(self, columns: SearchColumns) -> Rec {
+    pub(crate) fn with(self, columns: SearchColumns) -> Rec {
         Rec { columns, ..self }
     }
 
     /// The record as the store takes it.
-    pub(super) fn new_record(&self) -> NewRecord<'_> {
+    pub(crate) fn new_record(&self) -> NewRecord<'_> {
         NewRecord {
             seq: self.seq,
             hash: self.hash,
@@ -110,12 +110,12 @@ impl Rec {
 }
 
 /// Execs of `host` numbered `seqs`.
-pub(super) fn execs(host: &str, seqs: std::ops::RangeInclusive<u64>) -> Vec<Rec> {
+pub(crate) fn execs(host: &str, seqs: std::ops::RangeInclusive<u64>) -> Vec<Rec> {
     seqs.map(|seq| Rec::exec(host, seq)).collect()
 }
 
 /// The hash of record `seq` of `host` (different for every host and sequence number).
-pub(super) fn hash_of(host: &str, seq: u64) -> Hash {
+pub(crate) fn hash_of(host: &str, seq: u64) -> Hash {
     let mut hash = [0u8; 32];
     hash[..8].copy_from_slice(&seq.to_le_bytes());
     for (i, b) in host.bytes().take(24).enumerate() {
@@ -127,7 +127,7 @@ pub(super) fn hash_of(host: &str, seq: u64) -> Hash {
 
 /// The record of a host enrolled with [`KEY`] whose chain runs from `first_seq` to just before
 /// `next_seq`, every record verified (covered by a checkpoint).
-pub(super) fn host_record(host: &str, first_seq: u64, next_seq: u64) -> HostRecord {
+pub(crate) fn host_record(host: &str, first_seq: u64, next_seq: u64) -> HostRecord {
     HostRecord {
         next_seq,
         last_hash: hash_of(host, next_seq.saturating_sub(1)),
@@ -149,7 +149,7 @@ pub(super) fn host_record(host: &str, first_seq: u64, next_seq: u64) -> HostReco
 }
 
 /// An alert of `kind` about `seq`, whose detail names `tag`.
-pub(super) fn alert(kind: AlertKind, seq: Option<u64>, tag: &str) -> NewAlert {
+pub(crate) fn alert(kind: AlertKind, seq: Option<u64>, tag: &str) -> NewAlert {
     NewAlert {
         kind,
         seq,
@@ -159,24 +159,24 @@ pub(super) fn alert(kind: AlertKind, seq: Option<u64>, tag: &str) -> NewAlert {
 
 /// A batch to commit for one host.
 #[derive(Clone, Debug)]
-pub(super) struct Batch<'a> {
-    pub(super) host: &'a str,
-    pub(super) expected_next_seq: Option<u64>,
-    pub(super) host_record: HostRecord,
-    pub(super) status: HostStatus,
-    pub(super) records: Vec<Rec>,
-    pub(super) duplicates: u64,
-    pub(super) replace_from: Option<u64>,
-    pub(super) checkpoints: Vec<NewCheckpoint>,
-    pub(super) alerts: Vec<NewAlert>,
-    pub(super) now_ns: u64,
+pub(crate) struct Batch<'a> {
+    pub(crate) host: &'a str,
+    pub(crate) expected_next_seq: Option<u64>,
+    pub(crate) host_record: HostRecord,
+    pub(crate) status: HostStatus,
+    pub(crate) records: Vec<Rec>,
+    pub(crate) duplicates: u64,
+    pub(crate) replace_from: Option<u64>,
+    pub(crate) checkpoints: Vec<NewCheckpoint>,
+    pub(crate) alerts: Vec<NewAlert>,
+    pub(crate) now_ns: u64,
 }
 
 impl<'a> Batch<'a> {
     /// `records` of `host` (in order) for a host whose first stored record is `first_seq`, verified
     /// against `expected_next_seq` (`None`: a host to enroll first, whose next seq is then 1), stored at
     /// `now_ns`.
-    pub(super) fn new(
+    pub(crate) fn new(
         host: &'a str,
         first_seq: u64,
         expected_next_seq: Option<u64>,
@@ -202,7 +202,7 @@ impl<'a> Batch<'a> {
 
     /// Commits the batch (enrolling the host first when `expected_next_seq` is `None` and it is not
     /// stored).
-    pub(super) fn commit(&self, store: &dyn Store) -> Result<(), StoreError> {
+    pub(crate) fn commit(&self, store: &dyn Store) -> Result<(), StoreError> {
         let expected_next_seq = match self.expected_next_seq {
             Some(expected) => expected,
             None => {
@@ -230,7 +230,7 @@ impl<'a> Batch<'a> {
 }
 
 /// Enrolls a new `host` and stores `records` at `now_ns`, as one batch from its first record's seq.
-pub(super) fn start(
+pub(crate) fn start(
     store: &dyn Store,
     host: &str,
     records: Vec<Rec>,
@@ -241,7 +241,7 @@ pub(super) fn start(
 }
 
 /// Stores `records` of a known `host` at `now_ns`, continuing at the first record's seq.
-pub(super) fn extend(
+pub(crate) fn extend(
     store: &dyn Store,
     host: &str,
     records: Vec<Rec>,
@@ -253,13 +253,13 @@ pub(super) fn extend(
 }
 
 /// Records matching `query` (with a page longer than anything stored unless `query` sets one).
-pub(super) fn find(store: &dyn Store, query: EventQuery) -> Result<Vec<StoredRecord>, StoreError> {
+pub(crate) fn find(store: &dyn Store, query: EventQuery) -> Result<Vec<StoredRecord>, StoreError> {
     let limit = if query.limit == 0 { ALL } else { query.limit };
     store.records(&EventQuery { limit, ..query })
 }
 
 /// `(host, seq)` of the records matching `query`, in the order returned.
-pub(super) fn found(
+pub(crate) fn found(
     store: &dyn Store,
     query: EventQuery,
 ) -> Result<Vec<(String, u64)>, StoreError> {
@@ -270,17 +270,17 @@ pub(super) fn found(
 }
 
 /// Sequence numbers of the records matching `query`, in the order returned.
-pub(super) fn seqs(store: &dyn Store, query: EventQuery) -> Result<Vec<u64>, StoreError> {
+pub(crate) fn seqs(store: &dyn Store, query: EventQuery) -> Result<Vec<u64>, StoreError> {
     Ok(find(store, query)?.into_iter().map(|r| r.seq).collect())
 }
 
 /// `(host, seq)` pairs for `host` and `seqs`.
-pub(super) fn at(host: &str, seqs: impl IntoIterator<Item = u64>) -> Vec<(String, u64)> {
+pub(crate) fn at(host: &str, seqs: impl IntoIterator<Item = u64>) -> Vec<(String, u64)> {
     seqs.into_iter().map(|s| (host.to_owned(), s)).collect()
 }
 
 /// Every stored alert, oldest first.
-pub(super) fn all_alerts(store: &dyn Store) -> Result<Vec<StoredAlert>, StoreError> {
+pub(crate) fn all_alerts(store: &dyn Store) -> Result<Vec<StoredAlert>, StoreError> {
     store.alerts(&AlertQuery {
         limit: ALL,
         ..AlertQuery::default()
@@ -288,7 +288,7 @@ pub(super) fn all_alerts(store: &dyn Store) -> Result<Vec<StoredAlert>, StoreErr
 }
 
 /// The stored host `host`, which must exist.
-pub(super) fn stored_host(store: &dyn Store, host: &str) -> Result<StoredHost, StoreError> {
+pub(crate) fn stored_host(store: &dyn Store, host: &str) -> Result<StoredHost, StoreError> {
     let found = store.host(host)?;
     assert!(found.is_some(), "host {host} is not stored");
     found.ok_or_else(|| StoreError::Corrupt(format!("host {host} is not stored")))

@@ -434,3 +434,47 @@ pub fn the_live_feed_follows_revisions(store: &dyn Store) -> Result<(), StoreErr
     );
     Ok(())
 }
+
+/// A store that offers [`Store::changes`] moves it for every write a live feed shows (a batch raising an
+/// alert, a state change), and not for a batch that changes nothing a feed shows; one written by another
+/// replica counts the same (backend tests check that part). A store without it makes feeds poll.
+pub fn live_feeds_are_told_of_changes(store: &dyn Store) -> Result<(), StoreError> {
+    let Some(mut changes) = store.changes() else {
+        return Ok(());
+    };
+    let wait = |changes: &mut tokio::sync::watch::Receiver<u64>, what: &str| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !changes.has_changed().unwrap_or(false) {
+            assert!(std::time::Instant::now() < deadline, "{what}: no change");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        changes.borrow_and_update();
+    };
+    // A backend may count a change when it starts following them.
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    changes.borrow_and_update();
+    let mut batch = Batch::new("c", 1, None, vec![Rec::exec("c", 1)], 10);
+    batch.alerts = vec![alert(AlertKind::Gap, Some(1), "c")];
+    batch.commit(store)?;
+    wait(&mut changes, "a batch raising an alert");
+    extend(store, "c", vec![Rec::exec("c", 2)], 11)?;
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert!(
+        !changes.has_changed().unwrap_or(true),
+        "a batch with nothing for a feed"
+    );
+    let id = store.fleet_alerts(&FleetQuery {
+        limit: ALL,
+        ..FleetQuery::default()
+    })?[0]
+        .id;
+    store.set_alert_state(&StateChange {
+        id,
+        state: AlertState::Acknowledged,
+        by: "admin",
+        comment: "seen",
+        now_ns: 12,
+    })?;
+    wait(&mut changes, "a state change");
+    Ok(())
+}

@@ -18,13 +18,15 @@
 //! (`fixture.rs`); nothing here depends on ingest, HTTP or SQLite.
 //!
 //! Cases: committing (`commits.rs`), finding records, verified, pending and replaced (`records.rs`), alerts,
-//! their collapsing and silence (`alerts.rs`), fleet alerts, their states and the audit log (`fleet.rs`), hosts, enrollment, tokens and last contact (`hosts.rs`), the
+//! their collapsing and silence (`alerts.rs`), fleet alerts, their states, the audit log and change notices (`fleet.rs`), holds and verdicts
+//! (`holds.rs`), hosts, enrollment, tokens and last contact (`hosts.rs`), the
 //! lineage walk's lookups and the login and network filters (`lineage.rs`).
 
 mod alerts;
 mod commits;
-mod fixture;
+pub(crate) mod fixture;
 mod fleet;
+mod holds;
 mod hosts;
 mod lineage;
 mod records;
@@ -39,10 +41,11 @@ pub use commits::{
     stored_hashes_read_back_for_replays, the_host_record_round_trips_every_field,
 };
 pub use fleet::{
-    chain_alerts_join_the_fleet_list_and_reopen, replaced_pending_findings_are_dropped,
-    rule_alerts_are_listed_with_their_actions, state_changes_are_audited,
-    the_live_feed_follows_revisions,
+    chain_alerts_join_the_fleet_list_and_reopen, live_feeds_are_told_of_changes,
+    replaced_pending_findings_are_dropped, rule_alerts_are_listed_with_their_actions,
+    state_changes_are_audited, the_live_feed_follows_revisions,
 };
+pub use holds::holds_are_kept_and_decided_once;
 pub use hosts::{
     a_rejection_changes_nothing_but_alerts, enrollment_creates_a_host_once,
     hosts_are_listed_with_their_counters, last_contact_moves_only_with_a_checkpoint,
@@ -99,6 +102,8 @@ macro_rules! store_conformance {
             state_changes_are_audited,
             replaced_pending_findings_are_dropped,
             the_live_feed_follows_revisions,
+            live_feeds_are_told_of_changes,
+            holds_are_kept_and_decided_once,
         );
     };
     (@cases $fresh:expr; $($case:ident),+ $(,)?) => {

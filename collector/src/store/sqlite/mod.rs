@@ -15,7 +15,7 @@ mod host_row;
 mod indexer;
 mod legacy;
 mod lineage;
-mod read;
+pub(super) mod read;
 mod record_row;
 mod rederive;
 mod schema;
@@ -57,6 +57,8 @@ pub struct SqliteStore {
     indexer: Indexer,
     /// Copies the log into the database file (the writer never does).
     _checkpointer: Checkpointer,
+    /// Counts the writes live feeds follow ([`Store::changes`]).
+    changes: tokio::sync::watch::Sender<u64>,
 }
 
 impl SqliteStore {
@@ -98,6 +100,7 @@ impl SqliteStore {
             readers: Mutex::new(Vec::new()),
             indexer: Indexer::start(indexer, index_every)?,
             _checkpointer: Checkpointer::start(path)?,
+            changes: tokio::sync::watch::Sender::new(0),
         })
     }
 
@@ -106,6 +109,11 @@ impl SqliteStore {
     #[cfg(test)]
     pub(crate) fn index_pending(&self, min_rows: u64) -> Result<u64, StoreError> {
         self.indexer.index_pending(min_rows)
+    }
+
+    /// Tells live feeds that something they show changed.
+    fn changed(&self) {
+        self.changes.send_modify(|n| *n = n.wrapping_add(1));
     }
 
     fn writer(&self) -> Result<MutexGuard<'_, Connection>, StoreError> {
@@ -178,11 +186,18 @@ impl Store for SqliteStore {
     fn commit(&self, commit: &Commit<'_>) -> Result<(), StoreError> {
         write::commit(&mut *self.writer()?, commit)?;
         self.indexer.stored();
+        if commit.notifies() {
+            self.changed();
+        }
         Ok(())
     }
 
     fn reject(&self, rejection: &Rejection<'_>) -> Result<(), StoreError> {
-        write::reject(&mut *self.writer()?, rejection)
+        write::reject(&mut *self.writer()?, rejection)?;
+        if !rejection.alerts.is_empty() {
+            self.changed();
+        }
+        Ok(())
     }
 
     fn raise_silence(
@@ -192,7 +207,12 @@ impl Store for SqliteStore {
         alert: &NewAlert,
         now_ns: u64,
     ) -> Result<bool, StoreError> {
-        write::raise_silence(&mut *self.writer()?, host, seen_before_ns, alert, now_ns)
+        let raised =
+            write::raise_silence(&mut *self.writer()?, host, seen_before_ns, alert, now_ns)?;
+        if raised {
+            self.changed();
+        }
+        Ok(raised)
     }
 
     fn hosts(&self) -> Result<Vec<StoredHost>, StoreError> {
@@ -232,7 +252,9 @@ impl Store for SqliteStore {
     }
 
     fn set_alert_state(&self, change: &StateChange<'_>) -> Result<Option<FleetAlert>, StoreError> {
-        fleet::set_state(&mut *self.writer()?, change)
+        let changed = fleet::set_state(&mut *self.writer()?, change)?;
+        self.changed();
+        Ok(changed)
     }
 
     fn audit(&self, entry: &NewAuditEntry<'_>) -> Result<AuditEntry, StoreError> {
@@ -252,11 +274,17 @@ impl Store for SqliteStore {
     }
 
     fn record_verdict(&self, verdict: &NewVerdict<'_>) -> Result<VerdictOutcome, StoreError> {
-        holds::record_verdict(&mut *self.writer()?, verdict)
+        let outcome = holds::record_verdict(&mut *self.writer()?, verdict)?;
+        self.changed();
+        Ok(outcome)
     }
 
     fn verdicts(&self, host: &str, after: i64) -> Result<Vec<Verdict>, StoreError> {
         self.read(|conn| holds::verdicts(conn, host, after))
+    }
+
+    fn changes(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        Some(self.changes.subscribe())
     }
 }
 

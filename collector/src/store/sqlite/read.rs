@@ -307,7 +307,7 @@ pub(super) fn records(conn: &Connection, q: &EventQuery) -> Result<Vec<StoredRec
 
 /// The smallest string greater than every string starting with `prefix` (UTF-8 sorts by code point, as
 /// SQLite's BINARY collation compares); `None` when there is none.
-fn prefix_upper_bound(prefix: &str) -> Option<String> {
+pub(in crate::store) fn prefix_upper_bound(prefix: &str) -> Option<String> {
     let mut chars: Vec<char> = prefix.chars().collect();
     while let Some(last) = chars.pop() {
         if let Some(next) = (u32::from(last) + 1..=u32::from(char::MAX)).find_map(char::from_u32) {
