@@ -83,6 +83,11 @@ pub struct Args {
     #[arg(long, value_name = "MS",
           value_parser = clap::builder::RangedU64ValueParser::<u64>::new().range(1..=3_600_000))]
     pub lineage_window_ms: Option<u64>,
+    /// Keep stored records this many days (UTC days of when they were stored), dropping older days whole;
+    /// PostgreSQL databases only (their records are partitioned by day). Off unless given.
+    #[arg(long, value_name = "DAYS",
+          value_parser = clap::builder::RangedU64ValueParser::<u64>::new().range(1..=36_500))]
+    pub retention_days: Option<u64>,
     /// Serve Prometheus metrics at http://ADDR/metrics (no authentication: bind it to loopback). Off
     /// unless given here or as `metrics: {listen: ADDR}` in --config.
     #[arg(long, value_name = "ADDR")]

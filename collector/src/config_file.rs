@@ -40,6 +40,8 @@ pub struct ConfigFile {
     pub max_concurrent_batches: Option<usize>,
     /// The lineage join window in milliseconds (`--lineage-window-ms`; 1 to 3600000).
     pub lineage_window_ms: Option<u64>,
+    /// Days of stored records kept (`--retention-days`; 1 to 36500; PostgreSQL only).
+    pub retention_days: Option<u64>,
     /// The Prometheus metrics endpoint.
     #[serde(default)]
     pub metrics: MetricsFileConfig,
@@ -153,6 +155,12 @@ fn check(path: &Path, text: &str, file: &ConfigFile) -> Result<(), ConfigFileErr
     {
         let message = format!("{ms} is outside 1..=3600000");
         return Err(out_of_range(path, text, "lineage_window_ms", message));
+    }
+    if let Some(days) = file.retention_days
+        && !(1..=36_500).contains(&days)
+    {
+        let message = format!("{days} is outside 1..=36500");
+        return Err(out_of_range(path, text, "retention_days", message));
     }
     let invalid = |field, other| ConfigFileError::Invalid {
         path: path.to_owned(),

@@ -25,10 +25,14 @@
 //! - [`ingest`]: one step from a batch body to the store: decode, verify against the stored chain
 //!   ([`ingest::check`], pure), prepare records in parallel, derive their searchable columns, commit or
 //!   reject; one batch per host at a time. Uses `store`, `alerts`, `metrics`.
+//! - `changes`: waiting for the store's change notices (live feeds), polling without them. Uses `store`.
 //! - [`silence`]: the silence watcher, a task of its own. Uses `store`, `alerts`.
 //! - [`store`]: the [`Store`] trait and the store's own types, the SQLite backend ([`SqliteStore`], which
-//!   maintains its own search index and log checkpoints on threads of its own) and the conformance suite
-//!   every backend passes. Uses `alerts`.
+//!   maintains its own search index and log checkpoints on threads of its own), the PostgreSQL backend
+//!   that replicas share ([`store::PgStore`]) and the conformance suite every backend passes. Uses
+//!   `alerts`.
+//! - [`retention`]: drops PostgreSQL's day partitions past the days kept, on a thread of its own. Uses
+//!   `store`.
 //! - [`alerts`]: the alert kinds' meanings and the functions that build alerts. Uses `metrics` (every alert
 //!   it logs is counted).
 //! - [`metrics`]: the Prometheus metrics' names, labels and recording functions, which ingest, `http` and
@@ -57,6 +61,7 @@ pub mod ingest;
 pub mod lineage;
 pub mod listen;
 pub mod metrics;
+pub mod retention;
 pub mod reverify;
 pub mod scrape;
 pub mod server;

@@ -47,9 +47,8 @@ fn serve(args: &Args) -> anyhow::Result<ExitCode> {
     )
     .context("loading tokens")?;
     let listen = settings.listen_options().context("setting up TLS")?;
-    let store = store::open(&settings.db)
-        .with_context(|| format!("opening the database {}", store::shown(&settings.db)))?;
-    let state = AppState::new(Arc::from(store), tokens, settings.max_body_bytes)
+    let store = open_store(&settings)?;
+    let state = AppState::new(store, tokens, settings.max_body_bytes)
         .with_max_concurrent_batches(settings.max_concurrent_batches)
         .with_lineage(settings.lineage());
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -84,6 +83,32 @@ fn serve(args: &Args) -> anyhow::Result<ExitCode> {
         .await?;
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// Opens the database, and for PostgreSQL with retention on, starts dropping the days past it.
+fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn store::Store>> {
+    let shown = store::shown(&settings.db);
+    let url = settings.db.to_str().filter(|db| store::is_postgres_url(db));
+    match (url, settings.retention_days) {
+        (Some(url), retention) => {
+            let pg = Arc::new(
+                store::PgStore::connect(url)
+                    .with_context(|| format!("opening the database {shown}"))?,
+            );
+            if let Some(days) = retention {
+                auditloop_collector::retention::start(Arc::clone(&pg), days)
+                    .context("starting retention")?;
+            }
+            Ok(pg)
+        }
+        (None, Some(_)) => anyhow::bail!(
+            "retention_days needs a PostgreSQL database (--db postgres://...): {shown} is a SQLite file"
+        ),
+        (None, None) => Ok(Arc::new(
+            store::SqliteStore::open(&settings.db)
+                .with_context(|| format!("opening the database {shown}"))?,
+        )),
+    }
 }
 
 /// Binds the metrics listener at `at` and installs the recorder.

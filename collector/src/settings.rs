@@ -79,6 +79,8 @@ pub struct Settings {
     pub max_concurrent_batches: usize,
     /// The lineage join window, in milliseconds.
     pub lineage_window_ms: u64,
+    /// Days of stored records kept, if retention is on (PostgreSQL only).
+    pub retention_days: Option<u64>,
     /// Address of the metrics endpoint, if it is on.
     pub metrics_listen: Option<String>,
     /// Connection timeouts (flags only, for tests).
@@ -153,6 +155,7 @@ impl Settings {
                 .lineage_window_ms
                 .or(file.lineage_window_ms)
                 .unwrap_or(DEFAULT_WINDOW_MS),
+            retention_days: args.retention_days.or(file.retention_days),
             metrics_listen: args.metrics_listen.clone().or(file.metrics.listen),
             timeouts: Timeouts {
                 header_read: args.header_read_timeout.unwrap_or(default.header_read),

@@ -112,6 +112,12 @@ fn a_wrong_type_or_range_names_the_field() {
     let err = message("lineage_window_ms: 3600001\n");
     assert!(err.contains("lineage_window_ms"), "{err}");
     assert!(err.contains("outside 1..=3600000"), "{err}");
+    let err = message("listen: x\nretention_days: 0\n");
+    assert!(err.starts_with(&format!("{PATH}:2:")), "{err}");
+    assert!(
+        err.contains("retention_days") && err.contains("outside 1..=36500"),
+        "{err}"
+    );
     let err = message("metrics: 9465\n");
     assert!(err.contains("metrics"), "{err}");
 }
