@@ -1,6 +1,6 @@
 //! Where the built binaries are: `$AUDITLOOP_BIN` / `$AUDITLOOP_COLLECTOR_BIN` when set, else in the
 //! target directory the calling executable runs from (`target/<profile>/`, also for test executables under
-//! `target/<profile>/deps/`).
+//! `target/<profile>/deps/`), and where helpers keep scratch files (the target directory's `tmp/`).
 
 use std::path::{Path, PathBuf};
 
@@ -28,6 +28,26 @@ fn find(variable: &str, name: &str) -> Result<PathBuf, TestkitError> {
         Ok(bin)
     } else {
         Err(TestkitError::MissingBinary(bin))
+    }
+}
+
+/// A directory for scratch files: the `tmp/` of the cargo target directory the calling executable runs
+/// from (the one holding `CACHEDIR.TAG`, also with a `--target` triple in the path), else the system's
+/// temporary directory.
+pub fn scratch_dir() -> PathBuf {
+    let target = std::env::current_exe().ok().and_then(|exe| {
+        let profile = profile_dir(exe.parent()?);
+        let target = profile
+            .ancestors()
+            .skip(1)
+            .take(2)
+            .find(|dir| dir.join("CACHEDIR.TAG").is_file())?
+            .to_owned();
+        Some(target)
+    });
+    match target {
+        Some(target) => target.join("tmp"),
+        None => std::env::temp_dir(),
     }
 }
 

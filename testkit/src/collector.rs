@@ -1,7 +1,11 @@
-//! A real `auditloop-collector` process: its database and token files (admin and enrollment) in one
-//! directory, listening on loopback, stopped when dropped. Hosts enroll with the enrollment token
-//! (`POST /v1/enroll`), which answers each host's own token.
+//! A real `auditloop-collector` process: its token files (admin and enrollment) and, by default, its SQLite
+//! database in one directory, listening on loopback, stopped when dropped. Hosts enroll with the enrollment
+//! token (`POST /v1/enroll`), which answers each host's own token.
+//!
+//! Replicas of one cluster share a database (`db`: a PostgreSQL URL, see [`crate::postgres`]) and one
+//! directory: the first to start writes the token files, the others read the same tokens.
 
+use std::ffi::OsString;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -14,8 +18,10 @@ use crate::tokens;
 pub struct CollectorSpec {
     /// The `auditloop-collector` binary.
     pub bin: PathBuf,
-    /// Holds `collector.db`, `enroll.token` and `admin.token`.
+    /// Holds `enroll.token`, `admin.token` and, unless `db` says otherwise, `collector.db`.
     pub dir: PathBuf,
+    /// `--db`: a `postgres://` URL or a SQLite path; `None` = `dir/collector.db`.
+    pub db: Option<String>,
     /// `--listen` address (`127.0.0.1:0` picks a free port).
     pub listen: String,
     /// The enrollment token written to `enroll.token` when that file does not exist yet; `None` = random.
@@ -32,6 +38,7 @@ impl CollectorSpec {
         CollectorSpec {
             bin,
             dir: dir.to_owned(),
+            db: None,
             listen: "127.0.0.1:0".into(),
             enroll_token: None,
             admin_token: None,
@@ -56,8 +63,8 @@ pub struct CollectorProcess {
 
 impl CollectorProcess {
     /// Starts the collector and waits until it listens. Token files already in the directory are kept (a
-    /// restart in the same directory keeps its database and tokens). Its stdout is read on a thread of its
-    /// own; stderr is inherited.
+    /// restart in the same directory keeps its database and tokens; replicas sharing the directory share
+    /// the tokens). Its stdout is read on a thread of its own; stderr is inherited.
     pub fn start(spec: &CollectorSpec) -> Result<CollectorProcess, TestkitError> {
         std::fs::create_dir_all(&spec.dir)
             .map_err(TestkitError::io(format!("creating {}", spec.dir.display())))?;
@@ -69,11 +76,15 @@ impl CollectorProcess {
             tokens::keep_or_write(&spec.dir.join("enroll.token"), &token(&spec.enroll_token)?)?;
         let admin_token =
             tokens::keep_or_write(&spec.dir.join("admin.token"), &token(&spec.admin_token)?)?;
+        let db = match &spec.db {
+            Some(db) => OsString::from(db),
+            None => spec.dir.join("collector.db").into_os_string(),
+        };
         let mut child = Command::new(&spec.bin)
             .arg("--listen")
             .arg(&spec.listen)
             .arg("--db")
-            .arg(spec.dir.join("collector.db"))
+            .arg(db)
             .arg("--enroll-token-file")
             .arg(spec.dir.join("enroll.token"))
             .arg("--admin-token-file")

@@ -1,6 +1,6 @@
 //! Development-only helpers shared by the integration tests, the benchmarks and `cargo xtask`: where the
-//! built binaries are ([`bins`]), fresh tokens in files ([`tokens`]), and a real `auditloop-collector`
-//! process on loopback ([`collector`]).
+//! built binaries are ([`bins`]), fresh tokens in files ([`tokens`]), a real `auditloop-collector`
+//! process on loopback ([`collector`]) and a real PostgreSQL server for it to use ([`postgres`]).
 //!
 //! This crate starts and stops processes; it knows the binaries' command lines and nothing of their
 //! internals. Nothing in it is part of the product: no shipped crate may depend on it.
@@ -8,9 +8,11 @@
 
 pub mod bins;
 pub mod collector;
+pub mod postgres;
 pub mod tokens;
 
 pub use collector::{CollectorProcess, CollectorSpec};
+pub use postgres::PgServer;
 
 /// Why a helper failed.
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +35,23 @@ pub enum TestkitError {
     /// The collector did not start.
     #[error("the collector did not start: it printed {0:?} instead of `listening on ADDR`")]
     NotListening(String),
+    /// PostgreSQL is not installed (or not usable) here.
+    #[error(
+        "PostgreSQL is missing: {0}; run `cargo xtask setup` (it installs Debian's `postgresql`) or set \
+         AUDITLOOP_PG_BIN to a PostgreSQL bin directory"
+    )]
+    MissingPostgres(String),
+    /// A PostgreSQL server or client program failed.
+    #[error("{what}:\n{detail}")]
+    Postgres {
+        /// What failed.
+        what: String,
+        /// What it printed (stderr, or the end of the server log).
+        detail: String,
+    },
+    /// A database name the helpers refuse.
+    #[error("{0:?} is not a test database name: use 1 to 63 of [a-z0-9_]")]
+    InvalidDatabaseName(String),
 }
 
 impl TestkitError {

@@ -1,9 +1,10 @@
-//! Developer tasks for auditloop: `cargo xtask setup | run | test | package | vm`.
+//! Developer tasks for auditloop: `cargo xtask setup | run | cluster | test | package | vm`.
 //!
 //! Each task installs what is missing first (see [`setup`]), so the README's commands work on a fresh
 //! machine.
 
 mod bench;
+mod cluster;
 mod cmd;
 mod hold_latency;
 mod latency;
@@ -32,6 +33,9 @@ enum Task {
     Setup,
     /// Set up, build, and run the agent live with pretty output (Ctrl-C stops it).
     Run(run::RunArgs),
+    /// Build the release collector and run a local cluster: N replicas sharing one PostgreSQL database and
+    /// one set of tokens (Ctrl-C stops them and PostgreSQL).
+    Cluster(cluster::ClusterArgs),
     /// Set up, build, and run every test tier: lints, unit tests, integration tests on the real kernel.
     Test(test::TestArgs),
     /// Set up, build the release binaries, and build the Debian packages into `<target>/package/`.
@@ -56,6 +60,7 @@ fn main() -> ExitCode {
     let result = match cli.task {
         Task::Setup => setup::setup().map(|_| ExitCode::SUCCESS),
         Task::Run(args) => run::run(&args),
+        Task::Cluster(args) => cluster::cluster(&args),
         Task::Test(args) => test::test(&args),
         Task::Package => package::package(),
         Task::Lint => lint::lint().map(|()| ExitCode::SUCCESS),

@@ -15,7 +15,8 @@ const LLVM_PACKAGE: &str = "llvm-22-dev";
 /// `cargo xtask package` computes dependencies with `dpkg-shlibdeps` (dpkg-dev); the self-protection tests
 /// detach and change the agent's BPF objects with bpftool; the console test drives chromium (with
 /// node and npm, which install its Playwright driver from `tests/ui/package-lock.json`) and tampers with
-/// the collector's database from python3.
+/// the collector's database from python3; the PostgreSQL store's tests and `cargo xtask cluster` run a
+/// real PostgreSQL server ([`POSTGRES_PACKAGES`]).
 const TEST_PACKAGES: &[&str] = &[
     "gcc",
     "liburing-dev",
@@ -25,6 +26,9 @@ const TEST_PACKAGES: &[&str] = &[
     "chromium",
     "python3",
 ];
+/// Debian's PostgreSQL (server and client programs), which `auditloop_testkit::postgres` starts for the
+/// tests and `cargo xtask cluster` (never its system cluster: each test run gets a cluster of its own).
+pub const POSTGRES_PACKAGES: &[&str] = &["postgresql"];
 /// Debian packages the VM test tier needs (`cargo xtask vm`): qemu boots the kernels, cpio packs the
 /// initramfs.
 pub const VM_PACKAGES: [&str; 2] = ["qemu-system-x86", "cpio"];
@@ -67,7 +71,7 @@ pub fn setup() -> anyhow::Result<()> {
         "/sys/kernel/security/lsm",
     )?;
     ensure_packages(&[LLVM_PACKAGE])?;
-    ensure_packages(TEST_PACKAGES)?;
+    ensure_packages(&[TEST_PACKAGES, POSTGRES_PACKAGES].concat())?;
     ensure_packages(&VM_PACKAGES)?;
     ensure_nightly_rust_src()?;
     ensure_bpf_linker()?;
