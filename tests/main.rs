@@ -15,6 +15,7 @@ mod console;
 mod drill;
 mod evasion;
 mod exec;
+mod failover;
 mod files;
 mod filters;
 mod forgery;

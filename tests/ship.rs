@@ -17,7 +17,7 @@ use harness::{Agent, agent_bin, temp_dir};
 use serde_json::Value;
 
 /// Writes `n` synthetic events into the journal of `state` (as an agent would have, without shipping).
-fn write_journal(state: &Path, n: u64) {
+pub(crate) fn write_journal(state: &Path, n: u64) {
     let mut opts = JournalOptions::in_state_dir(state, "test-host");
     opts.fsync = FsyncPolicy::Never;
     let mut journal = Journal::open(opts).expect("journal");
@@ -87,7 +87,7 @@ fn shipping_agent(state: &Path, collector: &Collector, host: &str) -> Agent {
 
 /// Asserts the collector holds exactly the local chain: records 1..=head, once each, verified from this
 /// journal's genesis key up to the final checkpoint (which only this host's key could sign).
-fn assert_same_chain(collector: &Collector, host: &str, state: &Path) -> Value {
+pub(crate) fn assert_same_chain(collector: &Collector, host: &str, state: &Path) -> Value {
     let report = verify(state);
     let (seq, hash) = head(state);
     let entry = collector.wait_host(host, Duration::from_secs(120), |h| {

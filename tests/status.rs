@@ -21,7 +21,7 @@ fn status(state: &std::path::Path) -> (i32, Value) {
 }
 
 /// The scrape of `/metrics` on `port`.
-fn scrape(port: u16) -> String {
+pub(crate) fn scrape(port: u16) -> String {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         match reqwest::blocking::get(format!("http://127.0.0.1:{port}/metrics")) {
@@ -35,7 +35,7 @@ fn scrape(port: u16) -> String {
 }
 
 /// The value of the sample `series` (name with labels, as printed) in a scrape; 0 when absent.
-fn sample(scrape: &str, series: &str) -> f64 {
+pub(crate) fn sample(scrape: &str, series: &str) -> f64 {
     scrape
         .lines()
         .find_map(|l| {
@@ -49,7 +49,10 @@ fn sample(scrape: &str, series: &str) -> f64 {
 }
 
 /// Waits until `pred` holds for a fresh `status --json`.
-fn status_until(state: &std::path::Path, pred: impl Fn(i32, &Value) -> bool) -> (i32, Value) {
+pub(crate) fn status_until(
+    state: &std::path::Path,
+    pred: impl Fn(i32, &Value) -> bool,
+) -> (i32, Value) {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let (code, report) = status(state);

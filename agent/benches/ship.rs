@@ -78,7 +78,7 @@ fn start_shipper(
     let acked = RetentionFloor::acknowledged_up_to(0);
     let (tx, rx) = watch::channel(None);
     let settings = ShipSettings {
-        collector: c.url(),
+        collectors: vec![c.url()],
         token_file: enroll(state, c, host),
         host_id: host.into(),
         ca_file: None,

@@ -238,8 +238,9 @@ pub struct RunArgs {
     #[arg(long, value_name = "PATH")]
     pub rules: Option<PathBuf>,
     /// Ship the journal to this collector (`http(s)://host:port`; overrides the config's `ship.collector`).
-    #[arg(long, value_name = "URL")]
-    pub collector: Option<String>,
+    /// Repeat or comma-separate for the replicas of one collector: the agent fails over along them in order.
+    #[arg(long, value_name = "URL", value_delimiter = ',')]
+    pub collector: Vec<String>,
     /// File holding the collector's bearer token (overrides `ship.token_file`).
     #[arg(long, value_name = "FILE")]
     pub token_file: Option<PathBuf>,
@@ -262,9 +263,10 @@ pub struct EnrollArgs {
     /// File holding the enrollment token the collector's operator gave out.
     #[arg(long, value_name = "FILE")]
     pub enroll_token_file: PathBuf,
-    /// Collector base URL (overrides `ship.collector`).
-    #[arg(long, value_name = "URL")]
-    pub collector: Option<String>,
+    /// Collector base URL (overrides `ship.collector`). Repeat or comma-separate for the replicas of one
+    /// collector: tried in order until one answers.
+    #[arg(long, value_name = "URL", value_delimiter = ',')]
+    pub collector: Vec<String>,
     /// This host's id (overrides `ship.host_id`; default: /etc/machine-id).
     #[arg(long, value_name = "NAME")]
     pub host_id: Option<String>,
@@ -308,4 +310,49 @@ pub struct DrillArgs {
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::{Cli, Command};
+
+    #[test]
+    fn collector_urls_repeat_and_comma_separate() {
+        let cli = Cli::try_parse_from([
+            "auditloop",
+            "run",
+            "--collector",
+            "https://a:8470,https://b:8470",
+            "--collector",
+            "https://c:8470",
+        ])
+        .unwrap();
+        let Command::Run(args) = cli.command else {
+            panic!("not run");
+        };
+        assert_eq!(
+            args.collector,
+            ["https://a:8470", "https://b:8470", "https://c:8470"]
+        );
+        let cli = Cli::try_parse_from(["auditloop", "run"]).unwrap();
+        let Command::Run(args) = cli.command else {
+            panic!("not run");
+        };
+        assert!(args.collector.is_empty(), "absent: the config decides");
+        let cli = Cli::try_parse_from([
+            "auditloop",
+            "enroll",
+            "--enroll-token-file",
+            "/t",
+            "--collector",
+            "https://a:8470,https://b:8470",
+        ])
+        .unwrap();
+        let Command::Enroll(args) = cli.command else {
+            panic!("not enroll");
+        };
+        assert_eq!(args.collector, ["https://a:8470", "https://b:8470"]);
+    }
 }

@@ -8,6 +8,10 @@ use std::path::{Path, PathBuf};
 use agent_common::wire::{op_slot, op_slot_names};
 use serde::Deserialize;
 
+mod ship;
+
+pub use ship::ShipConfig;
+
 /// Where the agent looks for its config when `--config` is not given.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/auditloop/config.yaml";
 
@@ -40,86 +44,6 @@ pub struct MetricsConfig {
     /// Address to serve `/metrics` on, e.g. `127.0.0.1:9464`. Unauthenticated: keep it on loopback or a
     /// management network.
     pub listen: Option<std::net::SocketAddr>,
-}
-
-/// Shipping the journal to a collector.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ShipConfig {
-    /// Collector base URL (`http://` or `https://`); absent = no shipping.
-    pub collector: Option<String>,
-    /// File holding the bearer token (required with `collector`).
-    pub token_file: Option<PathBuf>,
-    /// This host's id at the collector; default: the contents of `/etc/machine-id`.
-    pub host_id: Option<String>,
-    /// Extra CA certificate (PEM) to trust for the collector.
-    pub ca_file: Option<PathBuf>,
-    /// Client certificate and private key (PEM, one file) for mutual TLS.
-    pub client_cert: Option<PathBuf>,
-    /// Largest batch, in bytes of journal records (before compression).
-    pub batch_max_bytes: usize,
-    /// Longest a record waits for its batch to fill, in milliseconds.
-    pub batch_max_ms: u64,
-    /// HTTP request timeout in seconds.
-    pub timeout_secs: u64,
-    /// Allow plain `http://` to a collector that is not on loopback (the token and the acknowledgements
-    /// that let retention delete records then cross the network unprotected).
-    pub insecure_http: bool,
-}
-
-impl ShipConfig {
-    /// Checks the shipping settings (the token file is checked when shipping starts).
-    pub fn check(&self, path: &Path) -> Result<(), ConfigError> {
-        let invalid = |field: &'static str, message: String| ConfigError::Invalid {
-            path: path.to_owned(),
-            field,
-            message,
-        };
-        if let Some(url) = &self.collector {
-            match crate::ship::transport::check(url, self.insecure_http) {
-                Ok(()) => {}
-                Err(e @ crate::ship::transport::TransportError::InsecureHttp(_)) => {
-                    return Err(invalid("ship.insecure_http", e.to_string()));
-                }
-                Err(e) => return Err(invalid("ship.collector", e.to_string())),
-            }
-        }
-        if !(4096..=16 * 1024 * 1024).contains(&self.batch_max_bytes) {
-            return Err(invalid(
-                "ship.batch_max_bytes",
-                format!("{} is outside 4096..=16777216", self.batch_max_bytes),
-            ));
-        }
-        if !(1..=60_000).contains(&self.batch_max_ms) {
-            return Err(invalid(
-                "ship.batch_max_ms",
-                format!("{} is outside 1..=60000", self.batch_max_ms),
-            ));
-        }
-        if !(1..=3600).contains(&self.timeout_secs) {
-            return Err(invalid(
-                "ship.timeout_secs",
-                format!("{} is outside 1..=3600", self.timeout_secs),
-            ));
-        }
-        Ok(())
-    }
-}
-
-impl Default for ShipConfig {
-    fn default() -> ShipConfig {
-        ShipConfig {
-            collector: None,
-            token_file: None,
-            host_id: None,
-            ca_file: None,
-            client_cert: None,
-            batch_max_bytes: 1024 * 1024,
-            batch_max_ms: 200,
-            timeout_secs: 30,
-            insecure_http: false,
-        }
-    }
 }
 
 /// Alert delivery.

@@ -80,6 +80,14 @@ fn describe() {
         "auditloop_ship_retries_total",
         "Shipping attempts that failed and are retried."
     );
+    describe_gauge!(
+        "auditloop_ship_collector",
+        "1 for the collector URL the shipper uses, 0 for the other configured ones, by url."
+    );
+    describe_counter!(
+        "auditloop_ship_collector_switches_total",
+        "Times the shipper moved to another collector URL (failover)."
+    );
     describe_gauge!("auditloop_rules", "Rules in force.");
     describe_gauge!(
         "auditloop_tracepoints_attached",
@@ -141,6 +149,11 @@ pub fn publish(s: &Snapshot) {
         counter!("auditloop_ship_batches_total").absolute(ship.batches);
         counter!("auditloop_ship_bytes_total").absolute(ship.bytes);
         counter!("auditloop_ship_retries_total").absolute(ship.retries);
+        counter!("auditloop_ship_collector_switches_total").absolute(ship.collector_switches);
+        for url in &ship.collectors {
+            let current = if *url == ship.collector { 1.0 } else { 0.0 };
+            gauge!("auditloop_ship_collector", "url" => url.clone()).set(current);
+        }
     }
     gauge!("auditloop_rules").set(f64::from(rare.rules.rules));
     gauge!("auditloop_tracepoints_attached").set(f64::from(rare.tracepoints));

@@ -36,12 +36,14 @@ const SHIP_DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
 /// The shipping settings, when a collector is configured.
 fn ship_settings(config: &Config) -> anyhow::Result<Option<ShipSettings>> {
     let ship = &config.ship;
-    let Some(collector) = &ship.collector else {
+    let collectors = ship.collectors();
+    if collectors.is_empty() {
         return Ok(None);
-    };
+    }
     let Some(token_file) = &ship.token_file else {
         bail!(
-            "shipping to {collector} needs a token: pass --token-file FILE or set ship.token_file"
+            "shipping to {} needs a token: pass --token-file FILE or set ship.token_file",
+            collectors.join(", ")
         );
     };
     let host_id = match &ship.host_id {
@@ -49,7 +51,7 @@ fn ship_settings(config: &Config) -> anyhow::Result<Option<ShipSettings>> {
         None => ship::default_host_id()?,
     };
     Ok(Some(ShipSettings {
-        collector: collector.clone(),
+        collectors: collectors.to_vec(),
         token_file: token_file.clone(),
         host_id,
         ca_file: ship.ca_file.clone(),
@@ -79,8 +81,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     if let Some(rules) = &args.rules {
         config.rules = rules.clone();
     }
-    if let Some(url) = &args.collector {
-        config.ship.collector = Some(url.clone());
+    if !args.collector.is_empty() {
+        config.ship.collector = Some(args.collector.clone());
     }
     if let Some(file) = &args.token_file {
         config.ship.token_file = Some(file.clone());
@@ -204,7 +206,7 @@ async fn serve(args: RunArgs, config: Config) -> anyhow::Result<ExitCode> {
     };
     let shipper = match (ship_settings, cursor, &acked) {
         (Some(settings), Some(cursor), Some(acked)) => {
-            tracing::info!(collector = %settings.collector, host_id = %settings.host_id, "shipping the journal");
+            tracing::info!(collector = %settings.collectors.join(", "), host_id = %settings.host_id, "shipping the journal");
             Some(ship::spawn(
                 settings,
                 crate::journal::options(&config.journal, &config.state_dir).dir,

@@ -84,8 +84,14 @@ pub struct LastTamper {
 /// Shipping progress.
 #[derive(Clone, Debug, Default, Serialize, serde::Deserialize)]
 pub struct ShipTelemetry {
-    /// Collector URL.
+    /// The collector URL in use.
     pub collector: String,
+    /// Every configured collector URL, in order (the shipper fails over along them).
+    #[serde(default)]
+    pub collectors: Vec<String>,
+    /// How many times the shipper moved to another collector URL this run.
+    #[serde(default)]
+    pub collector_switches: u64,
     /// Host id.
     pub host_id: String,
     /// The highest sequence number the collector acknowledged.
@@ -219,10 +225,11 @@ impl Telemetry {
         self.rare().exec_guard = running;
     }
 
-    /// Shipping is configured.
-    pub fn ship_configured(&self, collector: &str, host_id: &str, acked_seq: u64) {
+    /// Shipping is configured, to `collectors` (the first in use).
+    pub fn ship_configured(&self, collectors: &[String], host_id: &str, acked_seq: u64) {
         self.rare().ship = Some(ShipTelemetry {
-            collector: collector.into(),
+            collector: collectors.first().cloned().unwrap_or_default(),
+            collectors: collectors.to_vec(),
             host_id: host_id.into(),
             acked_seq,
             ..ShipTelemetry::default()
@@ -237,6 +244,16 @@ impl Telemetry {
             ship.batches += 1;
             ship.bytes += bytes;
             ship.last_error = None;
+        }
+    }
+
+    /// The shipper uses the collector at `url` now, after `switches` switches this run.
+    pub fn ship_collector(&self, url: &str, switches: u64) {
+        if let Some(ship) = self.rare().ship.as_mut() {
+            if ship.collector != url {
+                url.clone_into(&mut ship.collector);
+            }
+            ship.collector_switches = switches;
         }
     }
 
@@ -337,5 +354,28 @@ mod tests {
         assert_eq!(s.rare.rule_hits.get("r"), Some(&1));
         assert_eq!(s.rare.tamper.get("signal"), Some(&1));
         assert_eq!(s.rare.last_tamper.map(|l| l.seq), Some(3));
+    }
+
+    #[test]
+    fn ship_state_names_the_collector_in_use_and_counts_switches() {
+        let t = Telemetry::default();
+        let urls = ["https://a:8470".to_owned(), "https://b:8470".to_owned()];
+        t.ship_configured(&urls, "h", 0);
+        let ship = t.snapshot().rare.ship.unwrap();
+        assert_eq!(
+            (ship.collector.as_str(), ship.collector_switches),
+            ("https://a:8470", 0)
+        );
+        assert_eq!(ship.collectors, urls);
+        t.ship_collector("https://b:8470", 1);
+        let ship = t.snapshot().rare.ship.unwrap();
+        assert_eq!(
+            (ship.collector.as_str(), ship.collector_switches),
+            ("https://b:8470", 1)
+        );
+        // A status file written before the list existed still reads.
+        let old: ShipTelemetry =
+            serde_json::from_str(r#"{"collector":"https://a","host_id":"h","acked_seq":1,"last_ack_ms":0,"batches":0,"bytes":0,"retries":0,"last_error":null}"#).unwrap();
+        assert_eq!(old.collector_switches, 0);
     }
 }

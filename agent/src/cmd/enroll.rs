@@ -4,6 +4,10 @@
 //! cannot be written, or is a planted symlink, fails before the collector issues a token that would then be
 //! lost; with `--force` the token goes to a fresh temporary file in the same directory that is renamed over
 //! the old one.
+//!
+//! Given several collector URLs (the replicas of one collector), it tries them in order by the shipper's
+//! failover rule ([`crate::ship::failover`]): a network error, 429 or 5xx moves to the next; any other answer
+//! is final.
 
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
@@ -16,6 +20,7 @@ use auditloop_protocol::api::{ENROLL, EnrollRequest, EnrollResponse, ErrorBody};
 
 use crate::cli::EnrollArgs;
 use crate::config::Config;
+use crate::ship::failover::status_fails_over;
 use crate::ship::{self, client::ClientTls};
 
 /// Token file used when neither `--token-out` nor `ship.token_file` says otherwise.
@@ -25,14 +30,18 @@ const TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Runs `auditloop enroll`.
 pub fn run(args: &EnrollArgs) -> anyhow::Result<()> {
-    let config = Config::load(&args.config)?;
-    let collector = args
-        .collector
-        .clone()
-        .or_else(|| config.ship.collector.clone())
-        .context("no collector: pass --collector URL or set ship.collector")?;
-    let insecure_http = args.insecure_http || config.ship.insecure_http;
-    ship::transport::check(&collector, insecure_http)?;
+    let mut config = Config::load(&args.config)?;
+    if !args.collector.is_empty() {
+        config.ship.collector = Some(args.collector.clone());
+    }
+    config.ship.insecure_http |= args.insecure_http;
+    if config.ship.collectors().is_empty() {
+        bail!("no collector: pass --collector URL or set ship.collector");
+    }
+    // The same checks as `auditloop run` (each URL, duplicates, plain HTTP), naming the bad entry.
+    config.ship.check(&args.config)?;
+    let collectors = config.ship.collectors();
+    let insecure_http = config.ship.insecure_http;
     let host_id = match args.host_id.clone().or_else(|| config.ship.host_id.clone()) {
         Some(id) => id,
         None => ship::default_host_id()?,
@@ -56,11 +65,11 @@ pub fn run(args: &EnrollArgs) -> anyhow::Result<()> {
         host_id: host_id.clone(),
         genesis_public_key: hex::encode(genesis),
     };
-    let answer = tokio::runtime::Builder::new_current_thread()
+    let (collector, answer) = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?
-        .block_on(post(&collector, &tls, &enroll_token, &request))?;
+        .block_on(post_any(collectors, &tls, &enroll_token, &request))?;
     if answer.host_id != host_id {
         bail!(
             "the collector enrolled host `{}`, not `{host_id}`; not storing its token",
@@ -88,31 +97,86 @@ fn genesis_key(state_dir: &Path) -> anyhow::Result<[u8; 32]> {
     Ok(key.genesis_public())
 }
 
-/// POSTs the enrollment and reads the answer.
+/// What one collector made of the enrollment.
+enum Attempt {
+    /// It enrolled the host.
+    Enrolled(EnrollResponse),
+    /// It could not be reached, or was busy or broken: another replica may do.
+    Elsewhere(String),
+}
+
+/// POSTs the enrollment to each of `collectors` in turn until one answers; returns the one that enrolled
+/// the host and its answer.
+async fn post_any<'c>(
+    collectors: &'c [String],
+    tls: &ClientTls<'_>,
+    token: &str,
+    request: &EnrollRequest,
+) -> anyhow::Result<(&'c str, EnrollResponse)> {
+    let mut failed: Vec<String> = Vec::new();
+    for collector in collectors {
+        match post(collector, tls, token, request, &failed).await? {
+            Attempt::Enrolled(answer) => return Ok((collector.as_str(), answer)),
+            Attempt::Elsewhere(why) => {
+                if collectors.len() > 1 {
+                    eprintln!("auditloop: {why}; trying the next collector");
+                }
+                failed.push(why);
+            }
+        }
+    }
+    bail!("no collector enrolled the host: {}", failed.join("; "))
+}
+
+/// POSTs the enrollment to `collector` and reads the answer. `failed` are the attempts at other collectors
+/// before this one (a 409 may be an earlier attempt's doing).
 async fn post(
     collector: &str,
     tls: &ClientTls<'_>,
     token: &str,
     request: &EnrollRequest,
-) -> anyhow::Result<EnrollResponse> {
+    failed: &[String],
+) -> anyhow::Result<Attempt> {
     let http = ship::client::http_client(collector, tls, TIMEOUT)?;
     let url = format!("{}{ENROLL}", collector.trim_end_matches('/'));
-    let response = http
+    let response = match http
         .post(&url)
         .bearer_auth(token)
         .json(request)
         .send()
         .await
-        .map_err(|e| anyhow::anyhow!("{url}: {}", ship::error_chain(&e)))?;
+    {
+        Ok(response) => response,
+        Err(e) => {
+            return Ok(Attempt::Elsewhere(format!(
+                "{url}: {}",
+                ship::error_chain(&e)
+            )));
+        }
+    };
     let status = response.status().as_u16();
     let text = response.text().await.unwrap_or_default();
     let why = || {
         serde_json::from_str::<ErrorBody>(&text)
             .map_or_else(|_| text.chars().take(300).collect(), |b| b.error)
     };
+    if status_fails_over(status) {
+        return Ok(Attempt::Elsewhere(format!(
+            "{url}: HTTP {status}: {}",
+            why()
+        )));
+    }
     match status {
         200 | 201 => serde_json::from_str(&text)
+            .map(Attempt::Enrolled)
             .with_context(|| format!("{url}: HTTP {status} without an enrollment answer")),
+        409 if !failed.is_empty() => bail!(
+            "host `{}` is already enrolled at {collector}; an earlier attempt may have enrolled it \
+             before failing ({}): its token is lost, so re-enrolling needs the collector's admin \
+             (POST /v1/hosts with replace: true)",
+            request.host_id,
+            failed.join("; ")
+        ),
         409 => bail!(
             "host `{}` is already enrolled at {collector}: re-enrolling an existing host needs the \
              collector's admin (POST /v1/hosts with replace: true)",
@@ -201,9 +265,91 @@ impl Drop for TokenFile {
 
 #[cfg(test)]
 mod tests {
+    use std::io::{BufRead, BufReader, Read};
     use std::os::unix::fs::PermissionsExt;
 
     use super::*;
+
+    /// A one-request-at-a-time HTTP server on loopback answering every request with `status` and `body`;
+    /// returns its URL.
+    fn answering(status: u16, body: &'static str) -> String {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut length = 0;
+                let mut line = String::new();
+                while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        length = v.trim().parse().unwrap_or(0);
+                    }
+                    line.clear();
+                }
+                let mut request = vec![0; length];
+                let _ = reader.read_exact(&mut request);
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
+                     connection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        format!("http://127.0.0.1:{port}")
+    }
+
+    fn dead() -> String {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .unwrap()
+            .port();
+        format!("http://127.0.0.1:{port}")
+    }
+
+    fn enroll_at(collectors: &[String]) -> anyhow::Result<(String, EnrollResponse)> {
+        let request = EnrollRequest {
+            host_id: "h1".into(),
+            genesis_public_key: "00".into(),
+        };
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(post_any(collectors, &ClientTls::default(), "t", &request))
+            .map(|(url, answer)| (url.to_owned(), answer))
+    }
+
+    #[test]
+    fn enrollment_moves_past_dead_and_busy_collectors_but_not_past_a_refusal() {
+        let enrolled = answering(201, r#"{"host_id":"h1","token":"host-token"}"#);
+        let urls = [
+            dead(),
+            answering(503, r#"{"error":"db down"}"#),
+            enrolled.clone(),
+        ];
+        let (url, answer) = enroll_at(&urls).unwrap();
+        assert_eq!((url, answer.token.as_str()), (enrolled, "host-token"));
+
+        let refused = answering(401, r#"{"error":"bad enrollment token"}"#);
+        let never = answering(201, r#"{"host_id":"h1","token":"wrong"}"#);
+        let err = enroll_at(&[refused, never]).unwrap_err().to_string();
+        assert!(err.contains("refused the enrollment token"), "{err}");
+
+        let conflict = answering(409, r#"{"error":"exists"}"#);
+        let err = enroll_at(&[dead(), conflict]).unwrap_err().to_string();
+        assert!(
+            err.contains("an earlier attempt may have enrolled it"),
+            "{err}"
+        );
+
+        let err = enroll_at(&[dead(), dead()]).unwrap_err().to_string();
+        assert!(
+            err.starts_with("no collector enrolled the host: http://127.0.0.1:"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn the_token_file_is_new_private_and_never_a_planted_link() {

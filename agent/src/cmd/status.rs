@@ -136,8 +136,21 @@ fn human(health: Health, problems: &[String], report: Option<&Report>) -> String
             &mut out,
             "shipping",
             format!(
-                "{} as {}: acked {} (lag {}), last ack {}, {} retries",
+                "{}{} as {}: acked {} (lag {}), last ack {}, {} retries",
                 s.collector,
+                if s.collectors.len() > 1 {
+                    format!(
+                        " (collector {} of {}, {} switches)",
+                        s.collectors
+                            .iter()
+                            .position(|u| *u == s.collector)
+                            .map_or(0, |i| i + 1),
+                        s.collectors.len(),
+                        s.collector_switches
+                    )
+                } else {
+                    String::new()
+                },
                 s.host_id,
                 s.acked_seq,
                 t.last_seq.saturating_sub(s.acked_seq),

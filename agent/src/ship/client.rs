@@ -6,6 +6,7 @@ use std::time::Duration;
 use auditloop_protocol::api::{ErrorBody, batches_path};
 use auditloop_protocol::batch::CONTENT_TYPE_BINARY;
 
+use super::failover::status_fails_over;
 use super::transport::{self, TransportError};
 
 /// Why a collector client could not be set up.
@@ -65,7 +66,7 @@ pub enum Outcome {
     },
     /// 413: the batch is too large for the collector.
     TooLarge,
-    /// 429, 5xx or a network error: try again later.
+    /// 429, 5xx or a network error: try another collector, or again later.
     Retry {
         /// The collector's `Retry-After`, if it sent one.
         after: Option<Duration>,
@@ -79,6 +80,15 @@ pub enum Outcome {
         /// The collector's reason.
         why: String,
     },
+}
+
+impl Outcome {
+    /// Whether another replica of the collector may answer differently: a network error, 429, 5xx
+    /// ([`Outcome::Retry`]) or a 2xx that is not a receipt (something other than a working collector
+    /// answered). Every other answer comes from the shared chain state, the same at every replica.
+    pub fn fails_over(&self) -> bool {
+        matches!(self, Outcome::Retry { .. } | Outcome::BadReceipt { .. })
+    }
 }
 
 /// A client for one collector and host.
@@ -249,7 +259,7 @@ pub fn classify(status: u16, after: Option<Duration>, body: &str) -> Outcome {
             },
         },
         413 => Outcome::TooLarge,
-        429 | 500..=599 => Outcome::Retry {
+        status if status_fails_over(status) => Outcome::Retry {
             after,
             why: format!("HTTP {status}: {why}"),
         },
@@ -316,6 +326,11 @@ mod tests {
         let five = Some(Duration::from_secs(5));
         assert!(matches!(classify(429, five, ""), Outcome::Retry { after, .. } if after == five));
         assert!(matches!(classify(503, None, ""), Outcome::Retry { .. }));
+        assert!(classify(502, None, "").fails_over());
+        assert!(classify(200, None, "<html>").fails_over(), "not a receipt");
+        for status in [400, 401, 403, 409, 413, 422] {
+            assert!(!classify(status, None, "").fails_over(), "{status}");
+        }
         for status in [400, 401, 403, 422] {
             assert!(matches!(
                 classify(status, None, r#"{"error":"bad token"}"#),

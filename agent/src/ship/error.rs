@@ -28,6 +28,9 @@ pub enum ShipError {
     /// `/etc/machine-id` (the default host id) could not be read.
     #[error("reading /etc/machine-id for the host id (set --host-id)")]
     MachineId(#[source] std::io::Error),
+    /// No collector URL was given.
+    #[error("no collector URL to ship to")]
+    NoCollector,
     /// The host id cannot be used in the collector's URL path.
     #[error("host id `{0}` must be 1 to 128 characters of letters, digits, `-`, `_` and `.`")]
     BadHostId(String),

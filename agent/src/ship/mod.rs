@@ -1,19 +1,23 @@
-//! Ship stage: forwards the journal to the collector.
+//! Ship stage: forwards the journal to the collector (one URL, or the replicas of one collector over a
+//! shared database: see [`failover`]).
 //!
 //! The journal is the spool: the shipper follows the journal files from the persisted [`AckCursor`], cuts
 //! batches of durable records (at most `batch_max_bytes`, or whatever arrived within `batch_max_ms`),
 //! compresses them with zstd and POSTs them. The cursor moves only on a 200 (or to the collector's expected
-//! sequence number on a 409), and the journal never deletes records above it. Network errors, 429 and 5xx are
-//! retried with full-jitter exponential backoff capped at 30 s (honouring `Retry-After`); 413 halves the
-//! batch; 400/401/403/422 are logged and not retried until the token file changes. The shipper runs on its own
-//! thread so compression and HTTP never slow the event path, and it never drops or rewrites a record.
+//! sequence number on a 409), and the journal never deletes records above it. Network errors, 429 and 5xx
+//! move to the next collector URL at once; once every URL failed in a row they are retried with full-jitter
+//! exponential backoff capped at 30 s (honouring `Retry-After`); 413 halves the batch; 400/401/403/422 are
+//! logged and not retried until the token file changes. The shipper runs on its own thread so compression
+//! and HTTP never slow the event path, and it never drops or rewrites a record.
 //! While holds wait, the same thread pulls the collector's verdicts on them ([`verdicts`]), and a new
 //! hold is shipped at once rather than at the end of the batch interval.
 
+mod ack;
 pub mod backoff;
 pub mod client;
 pub mod cursor;
 mod error;
+pub mod failover;
 pub mod transport;
 pub mod verdicts;
 
@@ -26,11 +30,13 @@ use auditloop_journal::{JournalError, RetentionFloor};
 use auditloop_protocol::batch::{Batch, BatchAnchor};
 use tokio::sync::watch;
 
+pub use ack::check_ack;
 pub use error::ShipError;
 
 use backoff::Backoff;
 use client::{ClientTls, CollectorClient, Outcome};
 use cursor::AckCursor;
+use failover::{Collectors, Failover};
 
 /// Largest retry delay.
 const BACKOFF_CAP: Duration = Duration::from_secs(30);
@@ -46,8 +52,9 @@ const ZSTD_LEVEL: i32 = 1;
 /// Where and how to ship.
 #[derive(Clone, Debug)]
 pub struct ShipSettings {
-    /// Collector base URL.
-    pub collector: String,
+    /// Collector base URLs, in order of preference (at least one): replicas of one collector, any of which
+    /// takes any batch.
+    pub collectors: Vec<String>,
     /// File holding the bearer token.
     pub token_file: PathBuf,
     /// This host's id in the collector.
@@ -131,21 +138,31 @@ pub fn spawn(
     holds: Option<verdicts::HoldLink>,
 ) -> Result<ShipperHandle, ShipError> {
     check_host_id(&settings.host_id)?;
+    if settings.collectors.is_empty() {
+        return Err(ShipError::NoCollector);
+    }
     let token = read_token(&settings.token_file)?;
     let tls = ClientTls {
         ca_file: settings.ca_file.as_deref(),
         client_cert: settings.client_cert.as_deref(),
         insecure_http: settings.insecure_http,
     };
-    let client = CollectorClient::new(
-        &settings.collector,
-        &settings.host_id,
-        token,
-        &tls,
-        settings.timeout,
-    )?;
+    let clients = settings
+        .collectors
+        .iter()
+        .map(|url| {
+            CollectorClient::new(
+                url,
+                &settings.host_id,
+                token.clone(),
+                &tls,
+                settings.timeout,
+            )
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     acked.acknowledge(cursor.verified());
-    telemetry.ship_configured(&settings.collector, &settings.host_id, cursor.acked());
+    telemetry.ship_configured(&settings.collectors, &settings.host_id, cursor.acked());
+    let collectors = Collectors::new("shipping", &settings.collectors);
     let pull = holds
         .clone()
         .map(|link| verdicts::pull(settings.clone(), link, stop.clone()));
@@ -156,7 +173,8 @@ pub fn spawn(
         journal_dir,
         cursor,
         acked,
-        client,
+        collectors,
+        clients,
         backoff: Backoff::new(BACKOFF_BASE, BACKOFF_CAP),
         stop,
     };
@@ -206,7 +224,10 @@ struct Shipper {
     journal_dir: PathBuf,
     cursor: AckCursor,
     acked: RetentionFloor,
-    client: CollectorClient,
+    /// Which collector is in use.
+    collectors: Collectors,
+    /// One client per collector URL, in the same order.
+    clients: Vec<CollectorClient>,
     backoff: Backoff,
     stop: StopSignal,
 }
@@ -330,13 +351,24 @@ impl Shipper {
         let body = batch.encode_binary(ZSTD_LEVEL).map_err(ShipError::Encode)?;
         let mut logged_rejection = false;
         loop {
-            let outcome = self.client.send(body.clone()).await;
+            // One client per URL, and the index stays below their count: the `else` is never taken.
+            let Some(client) = self.clients.get(self.collectors.index()) else {
+                return Ok(Next::Stop);
+            };
+            let outcome = client.send(body.clone()).await;
+            let elsewhere = outcome.fails_over();
+            if !elsewhere {
+                self.collectors.answered();
+            }
             let outcome = match check_ack(outcome, &batch, head) {
                 Ok(outcome) => outcome,
                 Err(why) => {
                     // Not an acknowledgement this agent can believe: the cursor and retention stay put.
                     self.telemetry
                         .ship_failed(&format!("collector answer refused: {why}"));
+                    if elsewhere && self.fail_over(&why) == Failover::TryNext {
+                        continue;
+                    }
                     let delay = self.backoff.next_delay();
                     tracing::error!(
                         first = batch.first_seq,
@@ -407,6 +439,9 @@ impl Shipper {
                 }
                 Outcome::Retry { after, why } => {
                     self.telemetry.ship_failed(&why.to_string());
+                    if self.fail_over(&why) == Failover::TryNext {
+                        continue;
+                    }
                     let delay = after.unwrap_or_else(|| self.backoff.next_delay());
                     tracing::warn!(error = %why, retry_in_ms = delay.as_millis() as u64, "shipping failed; will retry");
                     if self.wait_or_stop(delay).await {
@@ -442,6 +477,15 @@ impl Shipper {
                 }
             }
         }
+    }
+
+    /// The collector in use failed for `why` in a way another may not: moves to the next one (and tells
+    /// the status file); says whether to try it at once or back off first.
+    fn fail_over(&mut self, why: &str) -> Failover {
+        let step = self.collectors.failed(why);
+        self.telemetry
+            .ship_collector(self.collectors.current(), self.collectors.switches());
+        step
     }
 
     /// The key ladder from the genesis key to the retained start, for an anchored batch. A journal written
@@ -492,42 +536,12 @@ impl Shipper {
                 && Some(&token) != current.as_ref()
             {
                 tracing::info!(file = %self.settings.token_file.display(), "token changed; retrying");
-                self.client.set_token(token);
+                for client in &mut self.clients {
+                    client.set_token(token.clone());
+                }
                 return false;
             }
         }
-    }
-}
-
-/// Checks an answer against the batch it answers: a 200 must acknowledge a sequence number inside the batch
-/// (`first_seq..=last_seq + 1`), a 409 may not claim records beyond the journal's durable `head`, and a 2xx
-/// must carry a receipt. Anything else is the collector (or whoever answers in its name) asking the agent to
-/// delete records it never stored; the error says why.
-pub fn check_ack(outcome: Outcome, batch: &Batch, head: u64) -> Result<Outcome, String> {
-    match outcome {
-        Outcome::Stored {
-            next_seq,
-            verified_through: Some(verified),
-        } if verified >= next_seq => Err(format!(
-            "200 says records up to {verified} are verified but acknowledges only up to {}",
-            next_seq.saturating_sub(1)
-        )),
-        Outcome::Stored { next_seq, .. }
-            if !(batch.first_seq..=batch.last_seq.saturating_add(1)).contains(&next_seq) =>
-        {
-            Err(format!(
-                "200 acknowledges up to {} for a batch of {}..={}",
-                next_seq.saturating_sub(1),
-                batch.first_seq,
-                batch.last_seq
-            ))
-        }
-        Outcome::Gap { expected_seq } if expected_seq > head.saturating_add(1) => Err(format!(
-            "409 expects seq {expected_seq}, past the last record this journal wrote ({head})"
-        )),
-        Outcome::Gap { expected_seq: 0 } => Err("409 expects seq 0".into()),
-        Outcome::BadReceipt { status, why } => Err(format!("HTTP {status}: {why}")),
-        other => Ok(other),
     }
 }
 
@@ -541,63 +555,4 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
         source = s.source();
     }
     text
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn batch(first_seq: u64, last_seq: u64) -> Batch {
-        Batch {
-            first_seq,
-            last_seq,
-            anchor: None,
-            frames: vec![1],
-        }
-    }
-
-    #[test]
-    fn acks_must_fit_the_batch_sent_and_the_journal() {
-        let b = batch(10, 19);
-        let stored = |next_seq, verified_through| Outcome::Stored {
-            next_seq,
-            verified_through,
-        };
-        for next_seq in [10, 15, 20] {
-            for verified in [None, Some(0), Some(next_seq - 1)] {
-                assert_eq!(
-                    check_ack(stored(next_seq, verified), &b, 25),
-                    Ok(stored(next_seq, verified))
-                );
-            }
-        }
-        for next_seq in [0, 1, 9, 21, u64::MAX] {
-            assert!(
-                check_ack(stored(next_seq, None), &b, 25).is_err(),
-                "{next_seq}"
-            );
-        }
-        assert!(
-            check_ack(stored(20, Some(20)), &b, 25).is_err(),
-            "verified past acked"
-        );
-        for expected_seq in [1, 10, 20, 26] {
-            assert_eq!(
-                check_ack(Outcome::Gap { expected_seq }, &b, 25),
-                Ok(Outcome::Gap { expected_seq })
-            );
-        }
-        for expected_seq in [0, 27, 1 << 62, u64::MAX] {
-            assert!(
-                check_ack(Outcome::Gap { expected_seq }, &b, 25).is_err(),
-                "{expected_seq}"
-            );
-        }
-        let bad = Outcome::BadReceipt {
-            status: 200,
-            why: "empty".into(),
-        };
-        assert!(check_ack(bad, &b, 25).unwrap_err().contains("HTTP 200"));
-        assert_eq!(check_ack(Outcome::TooLarge, &b, 25), Ok(Outcome::TooLarge));
-    }
 }

@@ -4,6 +4,11 @@
 //! verdict to the journal task only when its `hold` is one the agent still has waiting; others are ignored
 //! (decided locally or timed out already, or another run's). The host never opens a port.
 //!
+//! With several collector URLs the pull follows them by the shipper's rule ([`super::failover`]), keeping
+//! its own position: a network error, 429, 5xx or a 200 that is not a page moves it to the next URL at once,
+//! and only after every URL failed in a row does it wait. Verdict ids come from the shared database, so the
+//! `after` cursor holds at every replica.
+//!
 //! [`HoldLink`] also carries the shipper's flush request: a new hold is shipped at once rather than at the
 //! end of the batch interval, so the people who decide see it promptly.
 
@@ -16,6 +21,7 @@ use auditloop_protocol::api::holds::{Decision, HOST_VERDICTS, MAX_WAIT_MS, Verdi
 use tokio::sync::{mpsc, watch};
 
 use super::client::{ClientError, ClientTls, http_client};
+use super::failover::{Collectors, Failover, status_fails_over};
 use super::{ShipSettings, StopSignal, read_token};
 use crate::holdctl::HoldCommand;
 
@@ -70,6 +76,17 @@ pub enum VerdictsError {
     Client(#[from] ClientError),
 }
 
+impl VerdictsError {
+    /// Whether another replica of the collector may answer differently (see [`super::failover`]).
+    pub fn fails_over(&self) -> bool {
+        match self {
+            VerdictsError::Http(_) | VerdictsError::Body(_) => true,
+            VerdictsError::Status { status, .. } => status_fails_over(*status),
+            VerdictsError::Client(_) => false,
+        }
+    }
+}
+
 /// Reads a [`HOST_VERDICTS`] answer.
 pub fn parse_page(status: u16, body: &str) -> Result<VerdictsPage, VerdictsError> {
     if status != 200 {
@@ -114,22 +131,21 @@ pub async fn pull(settings: ShipSettings, mut link: HoldLink, mut stop: StopSign
         insecure_http: settings.insecure_http,
     };
     // The long poll may take MAX_WAIT_MS on top of the usual answer time.
-    let http = match http_client(
-        &settings.collector,
-        &tls,
-        settings.timeout + Duration::from_millis(MAX_WAIT_MS),
-    ) {
-        Ok(http) => http,
-        Err(err) => {
-            tracing::error!("verdicts from the collector disabled: {err}");
-            return;
+    let timeout = settings.timeout + Duration::from_millis(MAX_WAIT_MS);
+    let path = HOST_VERDICTS.replace("{host}", &settings.host_id);
+    let mut endpoints = Vec::with_capacity(settings.collectors.len());
+    for collector in &settings.collectors {
+        match http_client(collector, &tls, timeout) {
+            Ok(http) => {
+                endpoints.push((http, format!("{}{path}", collector.trim_end_matches('/'))))
+            }
+            Err(err) => {
+                tracing::error!("verdicts from the collector disabled: {err}");
+                return;
+            }
         }
-    };
-    let url = format!(
-        "{}{}",
-        settings.collector.trim_end_matches('/'),
-        HOST_VERDICTS.replace("{host}", &settings.host_id)
-    );
+    }
+    let mut collectors = Collectors::new("verdicts", &settings.collectors);
     let mut after: i64 = 0;
     loop {
         if stop.borrow().is_some() {
@@ -151,6 +167,9 @@ pub async fn pull(settings: ShipSettings, mut link: HoldLink, mut stop: StopSign
                 continue;
             }
         };
+        let Some((http, url)) = endpoints.get(collectors.index()) else {
+            return;
+        };
         let request = http
             .get(format!("{url}?after={after}&wait_ms={MAX_WAIT_MS}"))
             .bearer_auth(token)
@@ -168,9 +187,20 @@ pub async fn pull(settings: ShipSettings, mut link: HoldLink, mut stop: StopSign
             Err(err) => Err(VerdictsError::Http(err)),
         };
         let page = match page {
-            Ok(page) => page,
+            Ok(page) => {
+                collectors.answered();
+                page
+            }
             Err(err) => {
-                tracing::warn!(error = %super::error_chain(&err), "verdicts: retrying");
+                let why = super::error_chain(&err);
+                if err.fails_over() {
+                    if collectors.failed(&why) == Failover::TryNext {
+                        continue;
+                    }
+                } else {
+                    collectors.answered();
+                }
+                tracing::warn!(error = %why, "verdicts: retrying");
                 tokio::time::sleep(RETRY).await;
                 continue;
             }
@@ -234,10 +264,18 @@ mod tests {
             ),
             Err(VerdictsError::Body(_))
         ));
+        let refused = parse_page(401, r#"{"error":"bad token"}"#);
         assert!(matches!(
-            parse_page(401, r#"{"error":"bad token"}"#),
+            refused,
             Err(VerdictsError::Status { status: 401, .. })
         ));
+        assert!(
+            !refused.is_err_and(|e| e.fails_over()),
+            "every replica says 401"
+        );
+        assert!(parse_page(503, "").is_err_and(|e| e.fails_over()));
+        assert!(parse_page(429, "").is_err_and(|e| e.fails_over()));
+        assert!(parse_page(200, "<html>").is_err_and(|e| e.fails_over()));
     }
 
     #[test]
