@@ -75,9 +75,16 @@ impl PgStore {
         let mut config = tokio_postgres::Config::from_str(url)
             .map_err(|e| StoreError::Database(format!("database URL: {e}")))?;
         let shown = shown(&config);
+        // `CREATE ... IF NOT EXISTS` on a schema another replica made is not worth a log line; options the
+        // URL gives come after, and win.
+        let options = match config.get_options() {
+            Some(given) => format!("-c client_min_messages=warning {given}"),
+            None => "-c client_min_messages=warning".to_owned(),
+        };
         config
             .application_name("auditloop-collector")
-            .connect_timeout(CONNECT_WAIT);
+            .connect_timeout(CONNECT_WAIT)
+            .options(&options);
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("postgres")
