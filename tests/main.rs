@@ -9,6 +9,7 @@ mod ack;
 mod alive;
 mod ancestry;
 mod cli;
+mod cluster;
 mod collector_limits;
 mod collector_metrics;
 mod console;

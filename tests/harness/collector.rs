@@ -75,6 +75,29 @@ impl Collector {
         }
     }
 
+    /// A replica of a cluster: a collector on the database `db` (a PostgreSQL URL) with the token files of
+    /// `dir`, which every replica of the cluster shares (the first to start writes them).
+    pub fn start_replica(dir: &Path, port: u16, db: &str) -> Collector {
+        let spec = CollectorSpec {
+            listen: format!("127.0.0.1:{port}"),
+            db: Some(db.to_owned()),
+            enroll_token: Some("enroll-secret-token".into()),
+            admin_token: Some("admin-secret-token".into()),
+            ..CollectorSpec::new(collector_bin(), dir)
+        };
+        let process = CollectorProcess::start(&spec).unwrap_or_else(|e| panic!("{e}"));
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        Collector {
+            dir: dir.to_owned(),
+            addr: process.addr.clone(),
+            process,
+            http: reqwest::blocking::Client::builder()
+                .timeout(Duration::from_secs(60))
+                .build()
+                .expect("http client"),
+        }
+    }
+
     /// `http://127.0.0.1:<port>`.
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)

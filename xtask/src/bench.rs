@@ -28,8 +28,8 @@ use crate::cmd;
 /// Options of `cargo xtask bench`.
 #[derive(Debug, clap::Args)]
 pub struct BenchArgs {
-    /// Which benchmark: `journal`, `rules`, `latency`, `holds`, `ship`, `overhead` or `storm` (default: the
-    /// first five).
+    /// Which benchmark: `journal`, `rules`, `latency`, `holds`, `ship`, `cluster`, `overhead` or `storm`
+    /// (default: the first six).
     what: Option<String>,
     #[command(flatten)]
     overhead: overhead::OverheadArgs,
@@ -43,10 +43,11 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<ExitCode> {
     let what = args.what.as_deref().unwrap_or("");
     if !matches!(
         what,
-        "" | "journal" | "rules" | "latency" | "holds" | "ship" | "overhead" | "storm"
+        "" | "journal" | "rules" | "latency" | "holds" | "ship" | "cluster" | "overhead" | "storm"
     ) {
         anyhow::bail!(
-            "unknown benchmark `{what}` (known: journal, rules, latency, holds, ship, overhead, storm)"
+            "unknown benchmark `{what}` (known: journal, rules, latency, holds, ship, cluster, overhead, \
+             storm)"
         );
     }
     if all || what == "journal" {
@@ -68,6 +69,17 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<ExitCode> {
             cmd::cargo()
                 .args(["bench", "-p", "auditloop", "--bench", "ship"])
                 .env("AUDITLOOP_COLLECTOR_BIN", collector),
+        )?;
+    }
+    if all || what == "cluster" {
+        crate::setup::ensure_packages(crate::setup::POSTGRES_PACKAGES)?;
+        cmd::run(cmd::cargo().args(["build", "--release", "-p", "auditloop-collector"]))?;
+        let collector = cmd::workspace_root().join("target/release/auditloop-collector");
+        cmd::run(
+            cmd::cargo()
+                .args(["bench", "-p", "auditloop", "--bench", "cluster"])
+                .env("AUDITLOOP_COLLECTOR_BIN", collector)
+                .env("RUST_LOG", "warn"),
         )?;
     }
     if what == "overhead" {

@@ -19,7 +19,7 @@ use crate::store::fleet::{
     audit_hash, chain_severity,
 };
 use crate::store::postgres::conn::{Sql, int, uint};
-use crate::store::postgres::write::{notify, take_order};
+use crate::store::postgres::order::{notify, take_order};
 
 /// The rank of a severity: 0 for `emergency`, the most severe, upwards.
 fn rank(severity: Severity) -> i64 {

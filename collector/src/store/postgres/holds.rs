@@ -12,7 +12,7 @@ use crate::store::fleet::{Finding, NewAuditEntry};
 use crate::store::holds::{HoldQuery, HoldReport, NewVerdict, StoredHold, VerdictOutcome};
 use crate::store::postgres::conn::{int, uint};
 use crate::store::postgres::fleet::append_audit;
-use crate::store::postgres::write::{notify, take_order};
+use crate::store::postgres::order::{notify, take_order};
 
 /// Stores what a batch's `hold` and `rules_loaded` events of `host` report; returns whether a hold
 /// changed.

@@ -1,4 +1,4 @@
-//! Following the notifications writes send (`write::CHANNEL`) on a connection of its own, so that every
+//! Following the notifications writes send (`order::CHANNEL`) on a connection of its own, so that every
 //! replica's live feeds wake when any replica commits a fleet alert, a state change, a hold or a verdict.
 //!
 //! The connection is opened again after it fails (the server restarted); each (re)connection counts as a
@@ -10,7 +10,7 @@ use futures_util::StreamExt;
 use tokio::sync::{mpsc, watch};
 use tokio_postgres::AsyncMessage;
 
-use crate::store::postgres::write::CHANNEL;
+use crate::store::postgres::order::CHANNEL;
 
 /// How long to wait before connecting again.
 const RETRY: Duration = Duration::from_secs(1);

@@ -7,7 +7,7 @@
 //! field, `host_row.rs`), the day partitions of `records` in `partitions.rs`, queries in `read.rs` and,
 //! for the lineage walk, `lineage.rs`, fleet alerts and the audit log in `fleet.rs`, holds and verdicts in
 //! `holds.rs`. Writes that others must see at once (fleet alerts, holds) send a notification on
-//! [`write::CHANNEL`] when they commit; `listen.rs` turns those into [`Store::changes`] on every replica.
+//! [`order::CHANNEL`] when they commit; `listen.rs` turns those into [`Store::changes`] on every replica.
 //!
 //! The [`Store`] trait is blocking: the store runs the asynchronous client (`tokio-postgres`, pooled by
 //! `deadpool-postgres`) on a small runtime of its own and waits for each call, so it may be called from
@@ -19,6 +19,7 @@ mod holds;
 mod host_row;
 mod lineage;
 mod listen;
+mod order;
 mod partitions;
 mod read;
 mod schema;

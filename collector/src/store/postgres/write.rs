@@ -23,13 +23,8 @@ use crate::store::commit::{Commit, NewRecord, RecordKind, Rejection};
 use crate::store::error::StoreError;
 use crate::store::host::{Enrollment, HostRecord, replaced_name};
 use crate::store::postgres::conn::{Arg, int};
+use crate::store::postgres::order::{notify, take_order};
 use crate::store::postgres::{fleet, holds, host_row};
-
-/// The advisory lock that puts id-giving writes in one order (see the module documentation).
-pub(super) const ORDER_LOCK: i64 = 0x6175_6469_746c_0003;
-
-/// The notification channel writes signal on (payload `fleet` or `holds`), for live feeds on every replica.
-pub(super) const CHANNEL: &str = "auditloop_changes";
 
 /// Parameter numbers of [`INSERT_HOST`] and [`UPDATE_HOST`]: `$1` is the host's name, `$2` on the record's
 /// columns, then these.
@@ -114,20 +109,6 @@ fn params(args: &[Arg]) -> Vec<&(dyn ToSql + Sync)> {
     args.iter()
         .map(|a| a.as_ref() as &(dyn ToSql + Sync))
         .collect()
-}
-
-/// Takes [`ORDER_LOCK`] for the rest of `tx`.
-pub(super) async fn take_order(tx: &Transaction<'_>) -> Result<(), StoreError> {
-    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&ORDER_LOCK])
-        .await?;
-    Ok(())
-}
-
-/// Signals `what` (`fleet` or `holds`) changed, when `tx` commits.
-pub(super) async fn notify(tx: &Transaction<'_>, what: &str) -> Result<(), StoreError> {
-    tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &what])
-        .await?;
-    Ok(())
 }
 
 /// Refuses records that are not in strictly increasing sequence order (a batch never holds one twice).
