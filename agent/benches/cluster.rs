@@ -227,18 +227,40 @@ fn main() {
         took.as_secs_f64()
     );
 
-    for n in [1, 3] {
-        let db = format!("bench{n}");
+    // What the search indexes cost: the same run without the pid, path and address indexes.
+    let setups: [(usize, &[&str]); 3] = [
+        (1, &[]),
+        (3, &[]),
+        (
+            1,
+            &[
+                "records_pid",
+                "records_path",
+                "records_local_addr",
+                "records_remote_addr",
+            ],
+        ),
+    ];
+    for (i, (n, dropped)) in setups.into_iter().enumerate() {
+        let db = format!("bench{i}");
         let url = pg.create_database(&db).unwrap();
-        let collectors = replicas(&dir.path().join(format!("tokens{n}")), &url, n);
+        let collectors = replicas(&dir.path().join(format!("tokens{i}")), &url, n);
+        for index in dropped {
+            pg.psql(&db, &format!("DROP INDEX {index}")).unwrap();
+        }
         let (rate, took) = run(
-            &dir.path().join(format!("run-pg{n}")),
+            &dir.path().join(format!("run-pg{i}")),
             &journals,
             &collectors,
         );
         let (bytes, payload) = bytes_per_record(&pg, &db);
+        let without = if dropped.is_empty() {
+            String::new()
+        } else {
+            format!(" without {}", dropped.join(", "))
+        };
         println!(
-            "  PostgreSQL, {n} replica(s):  {total} events in {:.2} s = {rate:.0} events/s; \
+            "  PostgreSQL, {n} replica(s){without}: {total} events in {:.2} s = {rate:.0} events/s; \
              {bytes:.0} bytes stored per record ({payload:.0} of them payload)",
             took.as_secs_f64()
         );
