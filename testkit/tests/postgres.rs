@@ -159,9 +159,11 @@ fn the_shared_server_stops_when_its_process_exits() {
     );
     let line = stdout
         .lines()
-        .find_map(|l| l.strip_prefix("shared-server "))
+        // The harness may print `test shared_server_child ... ` on the same line first.
+        .find_map(|l| l.split_once("shared-server ").map(|(_, rest)| rest))
         .unwrap_or_else(|| panic!("no pid in {stdout}"));
     let (pid, dir) = line.split_once(' ').unwrap();
+    let dir = dir.split_whitespace().next().unwrap_or(dir);
     let pid: u32 = pid.parse().unwrap();
     let dir = Path::new(dir);
     let deadline = Instant::now() + Duration::from_secs(30);

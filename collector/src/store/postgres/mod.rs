@@ -51,6 +51,9 @@ const POOL_SIZE: usize = 16;
 /// How long a call waits for a free connection, or for a new one to open, before it fails.
 const CONNECT_WAIT: Duration = Duration::from_secs(10);
 
+/// The SQLSTATE of a row that no partition takes (`check_violation`), as errors begin.
+const NO_PARTITION: &str = "23514:";
+
 /// Whether `db` names a PostgreSQL database (`postgres://…` or `postgresql://…`) rather than a SQLite file.
 pub fn is_postgres_url(db: &str) -> bool {
     db.starts_with("postgres://") || db.starts_with("postgresql://")
@@ -249,8 +252,19 @@ impl Store for PgStore {
     }
 
     fn commit(&self, commit: &Commit<'_>) -> Result<(), StoreError> {
-        self.ensure_day(partitions::day_of(commit.now_ns))?;
-        self.run(async { write::commit(&mut self.client().await?, commit).await })
+        let day = partitions::day_of(commit.now_ns);
+        self.ensure_day(day)?;
+        match self.run(async { write::commit(&mut self.client().await?, commit).await }) {
+            // The day's partition is gone (another replica's retention dropped it): make it again, once.
+            Err(StoreError::Database(why)) if why.starts_with(NO_PARTITION) => {
+                if let Ok(mut days) = self.days.lock() {
+                    days.remove(&day);
+                }
+                self.ensure_day(day)?;
+                self.run(async { write::commit(&mut self.client().await?, commit).await })
+            }
+            other => other,
+        }
     }
 
     fn reject(&self, rejection: &Rejection<'_>) -> Result<(), StoreError> {

@@ -286,3 +286,18 @@ fn a_store_survives_a_server_restart() {
     }
     assert_eq!(seqs_of(&*store, "r"), (1..=6).collect::<Vec<_>>());
 }
+
+/// A day partition dropped behind a store's back (another replica's retention, with this replica's clock
+/// days behind) is made again by the next commit of that day, which then stores.
+#[test]
+fn a_partition_dropped_elsewhere_is_made_again() {
+    let store = FreshPg::new();
+    let day = partitions::today();
+    start(&*store, "d", execs("d", 1..=2), day * DAY_NS + 1).unwrap();
+    let db = store.url.rsplit('/').next().unwrap().to_owned();
+    server()
+        .psql(&db, &format!("DROP TABLE {}", partitions::name(day)))
+        .unwrap();
+    extend(&*store, "d", execs("d", 3..=4), day * DAY_NS + 2).unwrap();
+    assert_eq!(seqs_of(&*store, "d"), vec![3, 4]);
+}
