@@ -62,17 +62,7 @@ impl Collector {
             extra_args: extra.iter().map(|a| (*a).to_owned()).collect(),
             ..CollectorSpec::new(collector_bin(), dir)
         };
-        let process = CollectorProcess::start(&spec).unwrap_or_else(|e| panic!("{e}"));
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        Collector {
-            dir: dir.to_owned(),
-            addr: process.addr.clone(),
-            process,
-            http: reqwest::blocking::Client::builder()
-                .timeout(Duration::from_secs(60))
-                .build()
-                .expect("http client"),
-        }
+        Collector::from_spec(dir, &spec)
     }
 
     /// A replica of a cluster: a collector on the database `db` (a PostgreSQL URL) with the token files of
@@ -85,7 +75,12 @@ impl Collector {
             admin_token: Some("admin-secret-token".into()),
             ..CollectorSpec::new(collector_bin(), dir)
         };
-        let process = CollectorProcess::start(&spec).unwrap_or_else(|e| panic!("{e}"));
+        Collector::from_spec(dir, &spec)
+    }
+
+    /// Starts the collector `spec` describes.
+    fn from_spec(dir: &Path, spec: &CollectorSpec) -> Collector {
+        let process = CollectorProcess::start(spec).unwrap_or_else(|e| panic!("{e}"));
         let _ = rustls::crypto::ring::default_provider().install_default();
         Collector {
             dir: dir.to_owned(),

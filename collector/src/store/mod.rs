@@ -22,6 +22,7 @@ mod error;
 mod fleet;
 mod holds;
 mod host;
+mod host_columns;
 mod lineage;
 mod postgres;
 mod query;

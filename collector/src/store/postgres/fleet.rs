@@ -28,14 +28,12 @@ fn rank(severity: Severity) -> i64 {
         .map_or(i64::MAX, |p| p as i64)
 }
 
-/// Stores the fleet rows of a batch's records of `host` (rule alerts and actions); returns whether it
-/// stored any.
+/// Stores the fleet rows of a batch's records of `host` (rule alerts and actions).
 pub(super) async fn store_findings(
     tx: &Transaction<'_>,
     host: &str,
     records: &[NewRecord<'_>],
-) -> Result<bool, StoreError> {
-    let mut stored = false;
+) -> Result<(), StoreError> {
     for r in records {
         let time = int(r.columns.time_ns.unwrap_or(0));
         let seq = int(r.seq);
@@ -72,7 +70,6 @@ pub(super) async fn store_findings(
                     ],
                 )
                 .await?;
-                stored = true;
             }
             Some(Finding::Action {
                 rule,
@@ -92,11 +89,10 @@ pub(super) async fn store_findings(
                     &[&host, &seq, &int(*trigger_seq), rule, action, ok, detail],
                 )
                 .await?;
-                stored = true;
             }
         }
     }
-    Ok(stored)
+    Ok(())
 }
 
 /// Deletes the fleet rows of the records of `host` from `from` on (pending records being replaced).

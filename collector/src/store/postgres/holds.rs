@@ -14,20 +14,17 @@ use crate::store::postgres::conn::{int, uint};
 use crate::store::postgres::fleet::append_audit;
 use crate::store::postgres::order::{notify, take_order};
 
-/// Stores what a batch's `hold` and `rules_loaded` events of `host` report; returns whether a hold
-/// changed.
+/// Stores what a batch's `hold` and `rules_loaded` events of `host` report.
 pub(super) async fn store_reports(
     tx: &Transaction<'_>,
     host: &str,
     records: &[NewRecord<'_>],
-) -> Result<bool, StoreError> {
-    let mut changed = false;
+) -> Result<(), StoreError> {
     for r in records {
         let time = int(r.columns.time_ns.unwrap_or(0));
         match &r.columns.finding {
             Some(Finding::Hold(h)) => {
                 report(tx, host, h, time).await?;
-                changed = true;
             }
             Some(Finding::RulesLoaded(names)) => {
                 let stmt = tx
@@ -43,7 +40,7 @@ pub(super) async fn store_reports(
             Some(Finding::Alert { .. } | Finding::Action { .. }) | None => {}
         }
     }
-    Ok(changed)
+    Ok(())
 }
 
 /// Inserts a hold's request, or moves it to the reported state.

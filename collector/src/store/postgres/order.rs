@@ -11,7 +11,8 @@ use crate::store::error::StoreError;
 /// The advisory lock that puts id-giving writes in one order.
 pub(super) const ORDER_LOCK: i64 = 0x6175_6469_746c_0003;
 
-/// The notification channel writes signal on (payload `fleet` or `holds`), for live feeds on every replica.
+/// The notification channel writes signal on (the payload names the write: `commit`, `fleet`, `holds`), for
+/// live feeds on every replica, which treat every notification alike.
 pub(super) const CHANNEL: &str = "auditloop_changes";
 
 /// Takes [`ORDER_LOCK`] for the rest of `tx`.
@@ -21,7 +22,7 @@ pub(super) async fn take_order(tx: &Transaction<'_>) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Signals `what` (`fleet` or `holds`) changed, when `tx` commits.
+/// Signals that `what` (`commit`, `fleet` or `holds`) changed something live feeds show, when `tx` commits.
 pub(super) async fn notify(tx: &Transaction<'_>, what: &str) -> Result<(), StoreError> {
     tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &what])
         .await?;

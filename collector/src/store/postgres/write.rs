@@ -164,8 +164,8 @@ pub(super) async fn commit(client: &mut Client, c: &Commit<'_>) -> Result<(), St
         }
     }
     copy_records(&tx, host_id, c.records, now).await?;
-    let fleet_rows = fleet::store_findings(&tx, c.host, c.records).await?;
-    let hold_rows = holds::store_reports(&tx, c.host, c.records).await?;
+    fleet::store_findings(&tx, c.host, c.records).await?;
+    holds::store_reports(&tx, c.host, c.records).await?;
     if !c.checkpoints.is_empty() {
         let stmt = tx
             .prepare_cached(
@@ -180,11 +180,8 @@ pub(super) async fn commit(client: &mut Client, c: &Commit<'_>) -> Result<(), St
             .await?;
     }
     insert_alerts(&tx, c.host, c.alerts, now).await?;
-    if fleet_rows || !c.alerts.is_empty() {
-        notify(&tx, "fleet").await?;
-    }
-    if hold_rows {
-        notify(&tx, "holds").await?;
+    if c.notifies() {
+        notify(&tx, "commit").await?;
     }
     tx.commit().await?;
     Ok(())

@@ -7,26 +7,11 @@ use rusqlite::types::Value;
 use crate::store::host::{CheckpointPoint, HostRecord};
 use crate::store::sqlite::conn::{int, uint};
 
-/// The host record's columns, in the order [`values`] gives and [`read`] expects them.
-pub(super) const COLUMNS: &str = "next_seq, last_hash, epoch, epoch_key, genesis_key, next_segment, \
-     segment_generation, last_checkpoint_seq, first_seq, anchor_key, generation, clean_stop, \
-     spool_overflowing, enrolled_key, tofu, cp_last_hash, cp_epoch, cp_epoch_key, cp_next_segment, \
-     cp_segment_generation, cp_generation, cp_clean_stop, cp_spool_overflowing";
-
-/// How many columns [`COLUMNS`] names.
-pub(super) const COUNT: usize = 23;
-
-/// The position of `enrolled_key` in [`COLUMNS`].
-pub(super) const ENROLLED_KEY: usize = 13;
+pub(super) use crate::store::host_columns::{COLUMNS, COUNT, ENROLLED_KEY};
 
 /// `col = ?n` for every column of [`COLUMNS`], numbered from `first`: the `SET` list of an update.
 pub(super) fn assignments(first: usize) -> String {
-    COLUMNS
-        .split(',')
-        .enumerate()
-        .map(|(i, column)| format!("{} = ?{}", column.trim(), first + i))
-        .collect::<Vec<_>>()
-        .join(", ")
+    crate::store::host_columns::assignments(first, '?')
 }
 
 fn key(k: Option<[u8; 32]>) -> Value {
