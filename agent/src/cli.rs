@@ -46,6 +46,11 @@ pub enum Command {
     /// events. Exit status: 0 healthy, 1 degraded, 2 not running, 3 unknown (the config or status file cannot
     /// be read).
     Status(StatusArgs),
+    /// Learn what normally happens on this host from a journal window, and propose alert-only rules that
+    /// flag departures from it (each with its support counts and first/last seen, its values in lists to
+    /// edit). The proposal is checked by replaying the window through it. Exit status: 0 proposed, 1 the
+    /// window raised alerts on the proposal (it is still written, for review), 2 usage error.
+    Learn(LearnArgs),
     /// Processes held by `hold` rules on the running agent: list them, approve (continue) or deny (kill)
     /// one (needs root; talks to the agent over its local socket, no collector needed).
     Holds(HoldsArgs),
@@ -129,7 +134,86 @@ pub enum RulesCommand {
         /// writes them and the collector console's rule downloads serve them (`-` for stdin).
         #[arg(long, value_name = "FILE", conflicts_with = "journal")]
         events: Option<PathBuf>,
+        /// Which events to replay.
+        #[command(flatten)]
+        window: Window,
     },
+    /// Replay history through an old and a new rule set and print, per rule, the alerts the change adds
+    /// and removes, with counts and examples. Exit status: 0 no alert added, 1 alerts added, 2 usage
+    /// error (bad rules, unreadable journal).
+    Diff(DiffArgs),
+}
+
+/// A time window of events: `[since, until)`.
+#[derive(Clone, Copy, Debug, Default, clap::Args)]
+pub struct Window {
+    /// Only events at or after this time (RFC 3339, e.g. 2026-11-23T18:00:00Z).
+    #[arg(long, value_parser = parse_time)]
+    pub since: Option<auditloop_model::WallTime>,
+    /// Only events before this time (RFC 3339).
+    #[arg(long, value_parser = parse_time)]
+    pub until: Option<auditloop_model::WallTime>,
+}
+
+impl Window {
+    /// Whether `time` is in the window.
+    pub fn holds(&self, time: auditloop_model::WallTime) -> bool {
+        self.since.is_none_or(|t| time >= t) && self.until.is_none_or(|t| time < t)
+    }
+}
+
+/// Options of `auditloop rules diff`.
+#[derive(Debug, clap::Args)]
+pub struct DiffArgs {
+    /// The rules in force: file or directory.
+    pub old: PathBuf,
+    /// The changed rules: file or directory.
+    pub new: PathBuf,
+    /// Journal directory to replay.
+    #[arg(long, default_value = DEFAULT_JOURNAL_DIR)]
+    pub journal: PathBuf,
+    /// Replay these events instead (JSON lines, `-` for stdin), as for `rules test`.
+    #[arg(long, value_name = "FILE", conflicts_with = "journal")]
+    pub events: Option<PathBuf>,
+    /// Which events to replay.
+    #[command(flatten)]
+    pub window: Window,
+    /// Examples shown per rule and direction.
+    #[arg(long, default_value_t = 3)]
+    pub examples: usize,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Options of `auditloop learn`.
+#[derive(Debug, clap::Args)]
+pub struct LearnArgs {
+    /// Journal directory to learn from.
+    #[arg(long, default_value = DEFAULT_JOURNAL_DIR)]
+    pub journal: PathBuf,
+    /// The learning window.
+    #[command(flatten)]
+    pub window: Window,
+    /// Write the proposed rules here (default: standard output).
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Agent config whose watched paths count as config paths (with /etc/); a missing default file is
+    /// skipped.
+    #[arg(long, value_name = "FILE", default_value = DEFAULT_CONFIG_PATH)]
+    pub config: PathBuf,
+    /// More config paths: a file, or a directory ending in `/` (repeatable).
+    #[arg(long = "config-path", value_name = "PATH")]
+    pub config_paths: Vec<String>,
+    /// Parents that started fewer programs than this get no exec rule.
+    #[arg(long, default_value_t = 3)]
+    pub min_starts: u64,
+    /// Parents that started more distinct programs than this get no exec rule.
+    #[arg(long, default_value_t = 40)]
+    pub max_programs: usize,
+    /// Print the baseline and the proposal's summary as JSON on standard output (needs --out).
+    #[arg(long, requires = "out")]
+    pub json: bool,
 }
 
 /// Journal directory used when none is given.

@@ -32,13 +32,16 @@ fn main() -> ExitCode {
             rules,
             journal,
             events,
+            window,
         }) => {
             let source = match &events {
                 Some(file) => cmd::rules_test::Source::Events(file),
                 None => cmd::rules_test::Source::Journal(&journal),
             };
-            cmd::rules_test::run(&rules, source)
+            cmd::rules_test::run(&rules, source, window)
         }
+        cli::Command::Rules(cli::RulesCommand::Diff(args)) => cmd::rules_diff::run(&args),
+        cli::Command::Learn(args) => cmd::learn::run(&args),
         cli::Command::Drill(args) => cmd::drill::run(&args),
         cli::Command::Status(args) => cmd::status::run(&args),
         cli::Command::Holds(args) => cmd::holds::run(&args),

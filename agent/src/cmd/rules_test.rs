@@ -13,6 +13,8 @@ use auditloop_journal::{Payload, reader::Reader};
 
 use auditloop_rules::RuleSet;
 
+use crate::cli::Window;
+
 /// Where the replayed events come from.
 pub enum Source<'a> {
     /// A journal directory.
@@ -21,8 +23,21 @@ pub enum Source<'a> {
     Events(&'a Path),
 }
 
+/// The events of `source` in `window`, in order.
+pub fn events(
+    source: &Source<'_>,
+    window: Window,
+) -> anyhow::Result<Box<dyn Iterator<Item = anyhow::Result<Event>>>> {
+    let all = all_events(source)?;
+    Ok(Box::new(all.filter(move |e| {
+        e.as_ref().map_or(true, |e| window.holds(e.time))
+    })))
+}
+
 /// The events of `source`, in order.
-fn events(source: &Source<'_>) -> anyhow::Result<Box<dyn Iterator<Item = anyhow::Result<Event>>>> {
+fn all_events(
+    source: &Source<'_>,
+) -> anyhow::Result<Box<dyn Iterator<Item = anyhow::Result<Event>>>> {
     match source {
         Source::Journal(dir) => {
             let reader = Reader::open(dir)?;
@@ -62,7 +77,7 @@ fn events(source: &Source<'_>) -> anyhow::Result<Box<dyn Iterator<Item = anyhow:
 }
 
 /// Replays the events of `source` through the rules at `rules`.
-pub fn run(rules: &Path, source: Source<'_>) -> anyhow::Result<ExitCode> {
+pub fn run(rules: &Path, source: Source<'_>, window: Window) -> anyhow::Result<ExitCode> {
     let set = match RuleSet::load_resolving(rules, &crate::enforce::canonical_literal) {
         Ok(set) => set,
         Err(errors) => {
@@ -77,7 +92,7 @@ pub fn run(rules: &Path, source: Source<'_>) -> anyhow::Result<ExitCode> {
         .collect();
     let mut state = set.new_state();
     let mut replayed = 0u64;
-    for event in events(&source)? {
+    for event in events(&source, window)? {
         let event = event?;
         replayed += 1;
         for rule in set.fire(&mut state, &event) {
