@@ -23,6 +23,7 @@ mod forgery;
 mod holds;
 mod hygiene;
 mod journal;
+mod learn;
 mod lineage;
 mod login;
 mod net;

@@ -28,8 +28,8 @@ use crate::cmd;
 /// Options of `cargo xtask bench`.
 #[derive(Debug, clap::Args)]
 pub struct BenchArgs {
-    /// Which benchmark: `journal`, `rules`, `latency`, `holds`, `ship`, `cluster`, `overhead` or `storm`
-    /// (default: the first six).
+    /// Which benchmark: `journal`, `rules`, `latency`, `holds`, `ship`, `cluster`, `learn`, `overhead` or
+    /// `storm` (default: the first seven).
     what: Option<String>,
     #[command(flatten)]
     overhead: overhead::OverheadArgs,
@@ -43,11 +43,19 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<ExitCode> {
     let what = args.what.as_deref().unwrap_or("");
     if !matches!(
         what,
-        "" | "journal" | "rules" | "latency" | "holds" | "ship" | "cluster" | "overhead" | "storm"
+        "" | "journal"
+            | "rules"
+            | "latency"
+            | "holds"
+            | "ship"
+            | "cluster"
+            | "learn"
+            | "overhead"
+            | "storm"
     ) {
         anyhow::bail!(
-            "unknown benchmark `{what}` (known: journal, rules, latency, holds, ship, cluster, overhead, \
-             storm)"
+            "unknown benchmark `{what}` (known: journal, rules, latency, holds, ship, cluster, learn, \
+             overhead, storm)"
         );
     }
     if all || what == "journal" {
@@ -80,6 +88,15 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<ExitCode> {
                 .args(["bench", "-p", "auditloop", "--bench", "cluster"])
                 .env("AUDITLOOP_COLLECTOR_BIN", collector)
                 .env("RUST_LOG", "warn"),
+        )?;
+    }
+    if all || what == "learn" {
+        cmd::run(cmd::cargo().args(["build", "--release", "-p", "auditloop"]))?;
+        let agent = cmd::workspace_root().join("target/release/auditloop");
+        cmd::run(
+            cmd::cargo()
+                .args(["bench", "-p", "auditloop", "--bench", "learn"])
+                .env("AUDITLOOP_BIN", agent),
         )?;
     }
     if what == "overhead" {
