@@ -158,6 +158,8 @@ pub struct Baseline {
     pub servers: BTreeSet<String>,
     /// Sensitive reads by path (`file.path`), by reader executable (`proc.exe`).
     pub reads: BTreeMap<String, Keyed>,
+    /// Sensitive reads by path, by the reader's real user id (`user.uid`).
+    pub read_users: BTreeMap<String, BTreeMap<u32, Seen>>,
 }
 
 impl Baseline {
@@ -192,6 +194,12 @@ impl Baseline {
         merge_map(&mut self.listen_ports, &other.listen_ports);
         self.servers.extend(other.servers.iter().cloned());
         merge_map(&mut self.reads, &other.reads);
+        for (path, users) in &other.read_users {
+            let mine = self.read_users.entry(path.clone()).or_default();
+            for (uid, s) in users {
+                mine.entry(*uid).and_modify(|m| m.merge(s)).or_insert(*s);
+            }
+        }
     }
 }
 
@@ -332,6 +340,11 @@ impl Learner {
         let exe = known(&event.process.exe);
         if file.op == FileOp::Read {
             b.reads.entry(file.path.clone()).or_default().add(exe, t);
+            bump(
+                b.read_users.entry(file.path.clone()).or_default(),
+                event.process.uid,
+                t,
+            );
             return;
         }
         if !WRITE_OPS.contains(&file.op) {

@@ -745,16 +745,40 @@ fn connect_rules(b: &Baseline, names: &mut Names, drafts: &mut Vec<Draft>) {
 }
 
 fn read_rules(b: &Baseline, names: &mut Names, drafts: &mut Vec<Draft>) {
-    for (paths, unjudged) in groups(b.reads.iter()) {
+    let none = BTreeMap::new();
+    let mut by: BTreeMap<(Vec<&String>, Vec<u32>, bool), Vec<&String>> = BTreeMap::new();
+    for (path, keyed) in &b.reads {
+        let users = b.read_users.get(path).unwrap_or(&none);
+        let key = (
+            keyed.by.keys().collect(),
+            users.keys().copied().collect(),
+            keyed.unjudged > 0,
+        );
+        by.entry(key).or_default().push(path);
+    }
+    for ((_, _, unjudged), paths) in by {
         let name = names.take("sensitive_reader", paths[0]);
         let keyed: Vec<&Keyed> = paths.iter().map(|p| &b.reads[*p]).collect();
         let readers = merged(keyed.iter().copied());
+        let mut users: BTreeMap<u32, Seen> = BTreeMap::new();
+        for p in &paths {
+            for (uid, s) in b.read_users.get(*p).unwrap_or(&none) {
+                users
+                    .entry(*uid)
+                    .and_modify(|m| {
+                        m.count += s.count;
+                        m.first = m.first.min(s.first);
+                        m.last = m.last.max(s.last);
+                    })
+                    .or_insert(*s);
+            }
+        }
         let (count, first, last) = span(keyed.iter().filter_map(|k| k.seen.as_ref()));
         let meta = ProposedRule {
             name: name.clone(),
             flags: "sensitive_reader",
             subjects: paths.iter().map(|p| (*p).clone()).collect(),
-            values: readers.len(),
+            values: readers.len() + users.len(),
             support: count,
             first,
             last,
@@ -771,6 +795,14 @@ fn read_rules(b: &Baseline, names: &mut Names, drafts: &mut Vec<Draft>) {
             &format!("{name}_readers"),
             &string_items(readers.iter()),
         );
+        let user_items: Vec<Item> = users
+            .iter()
+            .map(|(uid, s)| Item {
+                value: uid.to_string(),
+                note: support(s),
+            })
+            .collect();
+        yaml::list(&mut text, &format!("{name}_users"), &user_items);
         let mut condition = vec![
             "evt.kind = file and file.op = read and file.success = true".to_owned(),
             format!("file.path in ({name}_paths)"),
@@ -778,12 +810,15 @@ fn read_rules(b: &Baseline, names: &mut Names, drafts: &mut Vec<Draft>) {
         if unjudged {
             condition.push("proc.exe exists".into());
         }
-        condition.push(format!("not proc.exe in ({name}_readers)"));
+        condition.push(format!(
+            "(not proc.exe in ({name}_readers) or not user.uid in ({name}_users))"
+        ));
         yaml::rule(
             &mut text,
             &RuleText {
                 name: &name,
-                desc: "A sensitive file was read by a program that did not read it during the learning window",
+                desc: "A sensitive file was read by a program or a user that did not read it during the \
+                       learning window",
                 condition: &condition,
                 output: "%proc.exe (pid %proc.pid, uid %user.uid) read %file.path, a new reader",
                 tags: &["learned", "T1005"],

@@ -206,7 +206,7 @@ fn a_proposal_compiles_and_the_window_raises_nothing() {
 fn departures_fire_the_rule_that_names_them() {
     let events = week();
     let set = learn(&events).compile("learned.yaml").unwrap();
-    let cases: Vec<(Event, &str)> = vec![
+    let mut cases: Vec<(Event, &str)> = vec![
         (
             exec(1000, 8, WEBD, "/usr/bin/sh", 33),
             "learned_exec_under_webd",
@@ -244,6 +244,15 @@ fn departures_fire_the_rule_that_names_them() {
             "learned_sensitive_reader_shadow",
         ),
     ];
+    let mut as_user = file(
+        1009,
+        8,
+        "/usr/sbin/unix_chkpwd",
+        FileOp::Read,
+        "/etc/shadow",
+    );
+    as_user.process.uid = 1000;
+    cases.push((as_user, "learned_sensitive_reader_shadow"));
     for (event, rule) in cases {
         let got = fired(&set, std::slice::from_ref(&event));
         assert_eq!(

@@ -107,9 +107,12 @@ pub fn run(rules: &Path, source: Source<'_>, window: Window) -> anyhow::Result<E
             );
         }
     }
-    eprintln!("{replayed} events replayed");
-    for (rule, n) in &fired {
-        eprintln!("  {n:>8}  {rule}");
+    eprintln!("{replayed} events replayed; alerts per rule, noisiest first:");
+    let mut counts: Vec<(&String, &u64)> = fired.iter().collect();
+    counts.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+    for (rule, n) in counts {
+        let never = if *n == 0 { "  (never fired)" } else { "" };
+        eprintln!("  {n:>8}  {rule}{never}");
     }
     Ok(ExitCode::SUCCESS)
 }
