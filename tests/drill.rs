@@ -1,6 +1,10 @@
 //! `auditloop drill` against the real agent on the real kernel: the drillable rules' alerts (and kills)
-//! are found in the journal, the rest are reported as not drillable, a rule the agent does not have is
-//! reported as missing with exit status 1, and the drill refuses to run without a live agent.
+//! are found in the journal, a rule the agent does not have is reported as missing with exit status 1,
+//! and the drill refuses to run without a live agent. The `actions` module drills the default rules with
+//! their corrective actions (rollback on a stand-in, kills checked by a marker) and attacks the control
+//! request that stages a drill overlay.
+
+mod actions;
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -8,7 +12,7 @@ use std::process::{Command, Output};
 use harness::{Agent, agent_bin, temp_dir};
 use serde_json::Value;
 
-/// Rules of every supported shape, plus one the drill cannot stage.
+/// Rules of every supported shape, among them a network rule the drill stages with a loopback connection.
 fn rules(kill_dir: &Path) -> String {
     format!(
         "- rule: drill_exec_from_tmp
@@ -44,7 +48,7 @@ fn rules(kill_dir: &Path) -> String {
 }
 
 /// Runs `auditloop drill --json` on `agent`'s state directory.
-fn drill(agent: &Agent, rules: &Path, timeout: &str) -> (Output, Value) {
+pub(crate) fn drill(agent: &Agent, rules: &Path, timeout: &str) -> (Output, Value) {
     let output = Command::new(agent_bin())
         .arg("drill")
         .arg("--config")
@@ -67,7 +71,7 @@ fn drill(agent: &Agent, rules: &Path, timeout: &str) -> (Output, Value) {
     (output, report)
 }
 
-fn result<'a>(report: &'a Value, rule: &str) -> &'a Value {
+pub(crate) fn result<'a>(report: &'a Value, rule: &str) -> &'a Value {
     report["results"]
         .as_array()
         .and_then(|rows| rows.iter().find(|r| r["rule"] == rule))
@@ -93,7 +97,7 @@ fn leftovers(dir: &Path, report: &Value) -> Vec<String> {
 }
 
 /// Asserts the drill that reported `report` left none of its files in the temp dirs or `kill_dir`.
-fn assert_no_leftovers(report: &Value, kill_dir: &Path) {
+pub(crate) fn assert_no_leftovers(report: &Value, kill_dir: &Path) {
     for dir in [Path::new("/tmp"), Path::new("/dev/shm"), kill_dir] {
         assert_eq!(
             leftovers(dir, report),
@@ -139,15 +143,25 @@ fn drillable_rules_fire_end_to_end_and_kills_are_reported() {
         "open O_RDONLY /etc/shadow"
     );
     let net = result(&report, "drill_reverse_shell");
-    assert_eq!(net["result"], "not_drillable", "{report:#}");
+    assert_eq!(net["result"], "fired", "{report:#}");
     assert!(
-        net["reason"]
+        net["verified"][0]
             .as_str()
-            .is_some_and(|r| r.contains("network")),
+            .is_some_and(|v| v.contains("reached the drill's listener on 127.0.0.1")),
         "{net}"
     );
-    assert_eq!(report["drillable"], 4);
-    assert_eq!(report["fired"], 4);
+    // The kill of the writer (in the stimulus process itself) is checked by its marker.
+    let writer = result(&report, "drill_kill_writer");
+    assert!(
+        writer["verified"]
+            .as_array()
+            .is_some_and(|v| v.iter().any(|x| x
+                .as_str()
+                .is_some_and(|s| s.starts_with("killed before its marker was written")))),
+        "{writer}"
+    );
+    assert_eq!(report["drillable"], 5);
+    assert_eq!(report["fired"], 5);
     assert_eq!(output.status.code(), Some(0), "{report:#}");
     assert_no_leftovers(&report, &kill_dir);
 }

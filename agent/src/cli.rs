@@ -394,6 +394,9 @@ pub struct DrillArgs {
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Internal: the drill's connection stimulus (a program copy of the drill connects here and exits).
+    #[arg(long, value_name = "ADDR", hide = true)]
+    pub stimulus_connect: Option<std::net::SocketAddr>,
 }
 
 #[cfg(test)]

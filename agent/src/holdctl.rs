@@ -4,7 +4,8 @@
 //! only from a peer whose uid (`SO_PEERCRED`) is 0, and names that uid as the decider (`local:uid0`).
 //!
 //! The socket task never decides anything itself: it forwards each request as a [`HoldCommand`] to the
-//! journal task, which owns the holds, applies the decision and journals it.
+//! journal task, which owns the holds, applies the decision and journals it. The same socket stages and
+//! removes drill overlays for `auditloop drill` ([`crate::actions::overlay`]), also root only.
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
@@ -18,6 +19,7 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::actions::hold::HoldInfo;
+use crate::actions::overlay::{OverlayRequest, OverlayStaged};
 
 /// The socket's file name in the state directory.
 pub const SOCKET_NAME: &str = "holds.sock";
@@ -49,6 +51,13 @@ pub enum ControlRequest {
         #[serde(default)]
         comment: String,
     },
+    /// Stage a drill overlay (`auditloop drill`).
+    DrillStage(OverlayRequest),
+    /// Remove a drill overlay.
+    DrillRemove {
+        /// The overlay's id.
+        id: u64,
+    },
 }
 
 /// The agent's reply.
@@ -59,6 +68,10 @@ pub enum ControlReply {
     Holds(Vec<HoldInfo>),
     /// The decision was applied: the journaled outcome.
     Decided(Box<Hold>),
+    /// The drill overlay is staged.
+    DrillStaged(OverlayStaged),
+    /// The drill overlay is removed.
+    DrillRemoved,
     /// The request was refused or failed.
     Error(String),
 }
@@ -83,6 +96,20 @@ pub enum HoldCommand {
         comment: String,
         /// Where the outcome goes (none for the collector's verdicts).
         reply: Option<oneshot::Sender<Result<Hold, String>>>,
+    },
+    /// Stage a drill overlay.
+    StageOverlay {
+        /// What to stage.
+        request: OverlayRequest,
+        /// The outcome.
+        reply: oneshot::Sender<Result<OverlayStaged, String>>,
+    },
+    /// Remove a drill overlay.
+    RemoveOverlay {
+        /// The overlay's id.
+        id: u64,
+        /// The outcome.
+        reply: oneshot::Sender<Result<(), String>>,
     },
 }
 
@@ -197,7 +224,7 @@ async fn connection(stream: UnixStream, commands: mpsc::Sender<HoldCommand>) {
         Ok(uid) => {
             tracing::warn!(uid, "holds socket: refused a request from a non-root peer");
             ControlReply::Error(format!(
-                "refused: only root (uid 0) may decide holds, not uid {uid}"
+                "refused: only root (uid 0) may use the control socket, not uid {uid}"
             ))
         }
         Err(err) => ControlReply::Error(format!(
@@ -246,6 +273,33 @@ async fn answer(
             }
             match rx.await {
                 Ok(Ok(hold)) => ControlReply::Decided(Box::new(hold)),
+                Ok(Err(why)) => ControlReply::Error(why),
+                Err(_) => gone(),
+            }
+        }
+        ControlRequest::DrillStage(request) => {
+            let (tx, rx) = oneshot::channel();
+            let command = HoldCommand::StageOverlay { request, reply: tx };
+            if commands.send(command).await.is_err() {
+                return gone();
+            }
+            match rx.await {
+                Ok(Ok(staged)) => ControlReply::DrillStaged(staged),
+                Ok(Err(why)) => ControlReply::Error(why),
+                Err(_) => gone(),
+            }
+        }
+        ControlRequest::DrillRemove { id } => {
+            let (tx, rx) = oneshot::channel();
+            if commands
+                .send(HoldCommand::RemoveOverlay { id, reply: tx })
+                .await
+                .is_err()
+            {
+                return gone();
+            }
+            match rx.await {
+                Ok(Ok(())) => ControlReply::DrillRemoved,
                 Ok(Err(why)) => ControlReply::Error(why),
                 Err(_) => gone(),
             }
@@ -331,6 +385,12 @@ mod tests {
                     }
                     HoldCommand::Decide { id, by, reply, .. } => {
                         let _ = reply.unwrap().send(Err(format!("no hold {id} ({by})")));
+                    }
+                    HoldCommand::StageOverlay { reply, .. } => {
+                        let _ = reply.send(Err("not staged".into()));
+                    }
+                    HoldCommand::RemoveOverlay { reply, .. } => {
+                        let _ = reply.send(Ok(()));
                     }
                 }
             }

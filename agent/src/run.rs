@@ -228,6 +228,9 @@ async fn serve(args: RunArgs, config: Config) -> anyhow::Result<ExitCode> {
         decisions.clone(),
     )
     .context("starting kernel capture")?;
+    // Files staged by drill overlays: added and removed by the journal task, watched by capture.
+    let staged_paths = crate::watch::StagedPaths::default();
+    capture.set_staged_paths(staged_paths.clone());
     let own = capture.own_objects();
     capture.set_telemetry(telemetry.clone());
     let mut guard = start_guard(&loaded.guard, &decisions);
@@ -285,7 +288,8 @@ async fn serve(args: RunArgs, config: Config) -> anyhow::Result<ExitCode> {
         loaded.rules,
         loaded.kernel_names,
         &config.state_dir.join("content"),
-    );
+    )
+    .with_staged_paths(staged_paths);
     let mut webhook = None;
     if let Some(url) = &config.alerts.webhook {
         let hook = crate::actions::webhook::Webhook::new(url, std::time::Duration::from_secs(5))?;
@@ -602,6 +606,13 @@ async fn consume(
                 if let Err(err) = journal_holds(&mut journal, &mut sinks, &clock, &holds, expired) {
                     break Err(err);
                 }
+                let ended = sinks.actions.expire_overlays();
+                if let Err(err) = ended
+                    .into_iter()
+                    .try_for_each(|body| journal_agent(&mut journal, &mut sinks, &clock, body))
+                {
+                    break Err(err);
+                }
                 if let Err(err) = idle(&mut journal, &mut sinks) {
                     break Err(err);
                 }
@@ -702,6 +713,33 @@ fn hold_command(
             let _ = reply.send(sinks.actions.list_holds());
             Ok(())
         }
+        HoldCommand::StageOverlay { request, reply } => {
+            let staged = sinks.actions.stage_overlay(&request);
+            let answer = match staged {
+                Ok((staged, body)) => {
+                    tracing::info!(file = %request.file.display(), rules = ?staged.rules, "drill overlay staged");
+                    journal_agent(journal, sinks, clock, body)?;
+                    Ok(staged)
+                }
+                Err(err) => {
+                    tracing::warn!(file = %request.file.display(), "drill overlay: {err}");
+                    Err(err.to_string())
+                }
+            };
+            let _ = reply.send(answer);
+            Ok(())
+        }
+        HoldCommand::RemoveOverlay { id, reply } => {
+            let answer = match sinks.actions.remove_overlay(id) {
+                Ok(body) => {
+                    journal_agent(journal, sinks, clock, body)?;
+                    Ok(())
+                }
+                Err(err) => Err(err.to_string()),
+            };
+            let _ = reply.send(answer);
+            Ok(())
+        }
         HoldCommand::Decide {
             id,
             decision,
@@ -733,6 +771,20 @@ fn hold_command(
             }
         },
     }
+}
+
+/// Journals an agent record (no rules run on it) and prints it.
+fn journal_agent(
+    journal: &mut JournalStage,
+    sinks: &mut Sinks,
+    clock: &Clock,
+    body: EventBody,
+) -> Result<(), auditloop_journal::JournalError> {
+    let mut event = clock.agent_event(body);
+    if journal.append(&mut event)? {
+        sinks.stdout.print(&event);
+    }
+    Ok(())
 }
 
 /// Journals `event`, prints it, and runs the rules on it; their alerts and actions follow it.

@@ -8,6 +8,9 @@
 
 pub mod hold;
 pub mod kill;
+pub mod overlay;
+#[cfg(test)]
+mod overlay_tests;
 pub mod rollback;
 pub mod webhook;
 
@@ -28,6 +31,7 @@ pub struct ActionStage {
     store: Option<ContentStore>,
     webhook: Option<webhook::Webhook>,
     holds: HoldBook,
+    overlays: overlay::Overlays,
     /// A hold was requested since [`ActionStage::take_hold_requested`] was last called.
     hold_requested: bool,
 }
@@ -50,8 +54,37 @@ impl ActionStage {
             store,
             webhook: None,
             holds: HoldBook::new(),
+            overlays: overlay::Overlays::default(),
             hold_requested: false,
         }
+    }
+
+    /// Watches the files of drill overlays through `paths` (shared with capture).
+    pub fn with_staged_paths(mut self, paths: crate::watch::StagedPaths) -> ActionStage {
+        self.overlays = overlay::Overlays::new(paths);
+        self
+    }
+
+    /// Stages a drill overlay; what to tell the client and the record to journal.
+    pub fn stage_overlay(
+        &mut self,
+        request: &overlay::OverlayRequest,
+    ) -> Result<(overlay::OverlayStaged, EventBody), overlay::OverlayError> {
+        self.overlays
+            .stage(request, self.store.as_mut(), std::time::Instant::now())
+    }
+
+    /// Removes drill overlay `id`; the record to journal.
+    pub fn remove_overlay(&mut self, id: u64) -> Result<EventBody, overlay::OverlayError> {
+        self.overlays.remove(id)
+    }
+
+    /// Removes the drill overlays whose time is up; the records to journal.
+    pub fn expire_overlays(&mut self) -> Vec<EventBody> {
+        if self.overlays.is_empty() {
+            return Vec::new();
+        }
+        self.overlays.expire(std::time::Instant::now())
     }
 
     /// Also POSTs every alert to `hook`.
@@ -193,7 +226,35 @@ impl ActionStage {
                 }));
             }
         }
+        self.overlay_rules(event, &mut out);
         out
+    }
+
+    /// Drill overlays' rules on `event`: their alerts, and their rollbacks (the only action they have).
+    fn overlay_rules(&mut self, event: &Event, out: &mut Vec<EventBody>) {
+        for staged in self.overlays.iter_mut() {
+            for rule in staged.rules.fire(&mut staged.state, event) {
+                let alert = Alert {
+                    rule: rule.name().to_owned(),
+                    severity: rule.severity(),
+                    output: rule.render_output(event),
+                    tags: rule.tags().to_vec(),
+                    trigger_seq: event.seq,
+                };
+                if let Some(hook) = &self.webhook {
+                    hook.send(serde_json::json!({ "alert": &alert, "event": event }));
+                }
+                out.push(EventBody::Alert(alert));
+                if rule.actions().contains(&Action::Rollback) {
+                    let taken = rollback_action(self.store.as_mut(), event);
+                    out.push(EventBody::Action(ActionTaken {
+                        rule: rule.name().to_owned(),
+                        trigger_seq: event.seq,
+                        ..taken
+                    }));
+                }
+            }
+        }
     }
 }
 

@@ -8,11 +8,12 @@ use std::path::{Path, PathBuf};
 use auditloop_model::{ChangeTrigger, ConfigChange, Event, EventBody, Process};
 
 use super::{Assembler, FileTouch};
-use crate::watch::{ContentStore, FileChange, Redaction, WatchError, WatchList};
+use crate::watch::{ContentStore, FileChange, Redaction, StagedPaths, WatchError, WatchList};
 
-/// The watch list and content store.
+/// The watch list, the files drill overlays staged, and the content store.
 pub struct ConfigWatch {
     list: WatchList,
+    staged: StagedPaths,
     store: ContentStore,
 }
 
@@ -37,7 +38,19 @@ impl ConfigWatch {
         } else {
             report.changes
         };
-        Ok((ConfigWatch { list, store }, changes))
+        Ok((
+            ConfigWatch {
+                list,
+                staged: StagedPaths::default(),
+                store,
+            },
+            changes,
+        ))
+    }
+
+    /// Also watches the files in `staged` (drill overlays) for as long as they are in it.
+    pub fn set_staged(&mut self, staged: StagedPaths) {
+        self.staged = staged;
     }
 
     /// Checks each touch; appends a `config_change` event for every watched file whose content or metadata
@@ -50,7 +63,7 @@ impl ConfigWatch {
     ) {
         for touch in touches {
             let path = Path::new(&touch.path);
-            if !self.list.is_watched(path) {
+            if !self.list.is_watched(path) && !self.staged.contains(path) {
                 continue;
             }
             match self.store.observe(path) {

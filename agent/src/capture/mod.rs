@@ -204,6 +204,11 @@ impl Capture {
         })
     }
 
+    /// Also watches the files drill overlays stage in `staged`.
+    pub fn set_staged_paths(&mut self, staged: crate::watch::StagedPaths) {
+        self.watch.set_staged(staged);
+    }
+
     /// Counts the ring buffer's backlog in `telemetry`.
     pub fn set_telemetry(&mut self, telemetry: crate::telemetry::Telemetry) {
         self.telemetry = telemetry;

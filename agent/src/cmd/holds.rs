@@ -40,6 +40,9 @@ pub fn run(args: &HoldsArgs) -> anyhow::Result<ExitCode> {
             hold.exe
         ),
         ControlReply::Error(why) => bail!("the agent refused: {why}"),
+        ControlReply::DrillStaged(_) | ControlReply::DrillRemoved => {
+            bail!("the agent answered with a drill overlay reply to a holds request")
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -18,6 +18,7 @@ mod fsio;
 mod index;
 mod nofollow;
 mod redact;
+mod staged;
 mod store;
 
 #[cfg(test)]
@@ -29,6 +30,7 @@ use std::path::{Component, Path, PathBuf};
 
 pub use nofollow::{LinkOnPath, Lookup, WatchedDir};
 pub use redact::Redaction;
+pub use staged::StagedPaths;
 pub use store::{ContentStore, Limits, SnapshotReport};
 
 /// Files larger than this (16 MiB) are hashed but not stored, so they have no last known content.

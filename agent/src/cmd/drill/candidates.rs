@@ -7,7 +7,7 @@
 //! is unsafe, if it is: an exec outside the temp directories and fresh directories, a write to an
 //! existing path. Unsafe candidates are never performed; they only explain why a rule is not drillable.
 
-use crate::cmd::drill::ops::{Context, Host, Op, TEMP_ROOTS};
+use crate::cmd::drill::ops::{CHMOD_BITS, Context, Host, Op, TEMP_ROOTS};
 use crate::cmd::drill::words::RuleWords;
 use auditloop_model::EventKind;
 use auditloop_rules::fields::{EVT_KIND, FIELDS};
@@ -225,7 +225,97 @@ pub fn candidates(words: &[String], ctx: &Context) -> Vec<(Op, Option<String>)> 
         let why = format!("needs a write to {p}; the drill never modifies existing files");
         out.push((Op::Create { path: p.clone() }, Some(why)));
     }
+    out.extend(rarer(words, &names, &values, ctx));
     out.dedup();
+    out
+}
+
+/// Most names paired for a server-and-shell stimulus.
+const MAX_PAIRED: usize = 48;
+
+/// Whether `name` can be a file name in the drill's fresh directory.
+fn plain_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name != "."
+        && name != ".."
+        && !name.contains(['/', '\0'])
+}
+
+/// The stimuli tried after the common ones: a setuid `chmod` of the drill's file, a shell run by a
+/// server copy, a loopback connection from a program copy, a signal 0 to the agent.
+fn rarer(
+    words: &[String],
+    names: &[&String],
+    values: &[&String],
+    ctx: &Context,
+) -> Vec<(Op, Option<String>)> {
+    let name = ctx.name();
+    let has = |w: &str| words.iter().any(|x| x == w);
+    let mut out = Vec::new();
+    if has("chmod") {
+        let mut modes = vec![0o4600, 0o2600, 0o1600, 0o600];
+        for word in values {
+            let parsed = match word.strip_prefix("0o") {
+                Some(octal) => u32::from_str_radix(octal, 8).ok(),
+                None => word.parse::<u32>().ok(),
+            };
+            if let Some(bits) = parsed {
+                modes.push((bits & CHMOD_BITS) | 0o600);
+            }
+        }
+        for mode in modes {
+            out.push((
+                Op::Chmod {
+                    path: format!("/tmp/{name}.tmp"),
+                    mode,
+                },
+                None,
+            ));
+        }
+    }
+    let plain: Vec<&str> = names
+        .iter()
+        .map(|n| n.as_str())
+        .filter(|n| plain_name(n))
+        .take(MAX_PAIRED)
+        .collect();
+    let host = &ctx.host;
+    let in_fresh = |file: &str| format!("/tmp/{name}/{file}");
+    if words
+        .iter()
+        .any(|w| w.starts_with("proc.p") || w.starts_with("proc.a"))
+    {
+        for server in &plain {
+            for shell in plain.iter().filter(|s| *s != server) {
+                let server = in_fresh(server);
+                let refusal = placement_refusal(&server, &name, host);
+                out.push((
+                    Op::ServerShell {
+                        server,
+                        shell: in_fresh(shell),
+                    },
+                    refusal,
+                ));
+            }
+        }
+    }
+    if has("net") || has("connect") || words.iter().any(|w| w.starts_with("net.")) {
+        for program in plain.iter().copied().chain(["drill"]) {
+            let program = in_fresh(program);
+            let refusal = placement_refusal(&program, &name, host);
+            out.push((Op::Connect { program }, refusal));
+        }
+    }
+    if has("io_uring") || words.iter().any(|w| w.starts_with("uring.")) {
+        out.push((
+            Op::UringCreate {
+                path: format!("/tmp/{name}.uring"),
+            },
+            None,
+        ));
+    }
+    out.push((Op::SignalAgent, None));
     out
 }
 
@@ -241,10 +331,14 @@ pub fn reason(words: &RuleWords, unsafe_hit: Option<String>) -> String {
         })
     };
     if kinds_of(EventKind::ConfigChange) {
-        return "config-change rule: the drill never edits watched files".into();
+        return "config-change rule without rollback: the drill only stages a watched file for a \
+                rollback rule"
+            .into();
     }
     if kinds_of(EventKind::Net) {
-        return "network rule: the drill opens no connections".into();
+        return "network rule: the drill only connects to 127.0.0.1 from a program copy, which does not \
+                satisfy it"
+            .into();
     }
     unsafe_hit.unwrap_or_else(|| reason_words(&all))
 }

@@ -85,6 +85,24 @@ pub enum ChildOp {
     },
     /// Sleeps (so a kill has a live target).
     Sleep(u32),
+    /// `fchmodat(AT_FDCWD, path, mode)`.
+    Chmod {
+        /// The file.
+        path: CString,
+        /// The new mode.
+        mode: libc::mode_t,
+    },
+    /// Opens an existing file `O_WRONLY | O_TRUNC | O_NOFOLLOW` and writes `bytes`.
+    Overwrite {
+        /// The file.
+        path: CString,
+        /// Its new content.
+        bytes: Vec<u8>,
+    },
+    /// `kill(pid, 0)`: only the permission check, no signal.
+    SignalZero(libc::pid_t),
+    /// Creates a new file through an io_uring openat, closes and unlinks it.
+    UringCreateUnlink(CString),
 }
 
 /// How a child ended.
@@ -318,6 +336,25 @@ unsafe fn run_op(op: &ChildOp, envp: &[*const libc::c_char; 1]) -> Result<(), i3
                 libc::sleep(*secs);
                 Ok(())
             }
+            ChildOp::Chmod { path, mode } => check(
+                libc::syscall(
+                    libc::SYS_fchmodat,
+                    libc::AT_FDCWD,
+                    path.as_ptr(),
+                    libc::c_ulong::from(*mode),
+                ) as libc::c_int,
+                false,
+            ),
+            ChildOp::Overwrite { path, bytes } => {
+                let flags = libc::O_WRONLY | libc::O_TRUNC | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+                let fd = libc::open(path.as_ptr(), flags);
+                check(fd, false)?;
+                let written = write_all(fd, bytes);
+                libc::close(fd);
+                written
+            }
+            ChildOp::SignalZero(pid) => check(libc::kill(*pid, 0), false),
+            ChildOp::UringCreateUnlink(path) => crate::cmd::drill::uring::create_unlink(path),
         }
     }
 }

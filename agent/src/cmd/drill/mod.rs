@@ -2,11 +2,21 @@
 //! harmless stimulus from the rule's condition ([`plan::derive`]), performs it in a disposable child
 //! process, and watches the agent's journal for the rule's `alert` (and the `action` records of its kills).
 //!
-//! The drill never modifies an existing file, opens existing files only read-only, creates only files
-//! and directories named `auditloop-drill-<nonce>` and removes them again, and runs every stimulus in a
-//! child in its own process group, so a rule's kill (or group kill) never reaches the drill. Rules are
-//! drilled one at a time, in file order. Only journal records appended after the drill started count, and
-//! an alert counts only when its triggering event came from that rule's stimulus processes.
+//! Actions are drilled too, in a sandbox and never on a rule's real target: a rule on `config_change`
+//! events (a rollback rule) is pointed at a stand-in file of the drill's own, in a fresh directory, by a
+//! drill overlay the agent stages for a bounded time over its root-only control socket
+//! ([`crate::actions::overlay`]); the drill then overwrites the stand-in and checks that the rollback
+//! restored the exact bytes. A kill rule's stimulus writes a marker after a grace period, which must never
+//! appear. Other stimuli: a `chmod` to setuid of the drill's own file, a copy of the shell named like a
+//! server that runs a copy named like a shell, a program copy named like a shell that connects to a
+//! listener the drill opens on 127.0.0.1, a signal 0 to the agent.
+//!
+//! The drill never modifies an existing file it did not create, opens other existing files only
+//! read-only, creates only files and directories named `auditloop-drill-<nonce>` (and files inside such
+//! a directory) and removes them again, and runs every stimulus in a child in its own process group, so a
+//! rule's kill (or group kill) never reaches the drill. Rules are drilled one at a time, in file order.
+//! Only journal records appended after the drill started count, and an alert counts only when its
+//! triggering event came from that rule's stimulus processes.
 
 mod candidates;
 mod child;
@@ -16,6 +26,8 @@ mod perform;
 pub mod plan;
 mod report;
 mod sim;
+mod stage;
+mod uring;
 mod watch;
 pub mod words;
 
@@ -59,6 +71,9 @@ fn usage(message: impl std::fmt::Display) -> anyhow::Result<ExitCode> {
 
 /// Runs the drill and prints the report.
 pub fn run(args: &DrillArgs) -> anyhow::Result<ExitCode> {
+    if let Some(addr) = args.stimulus_connect {
+        return connect_stimulus(addr);
+    }
     if !nix::unistd::geteuid().is_root() {
         return usage(
             "must run as root: it reads the agent's journal and performs stimuli such as a read of \
@@ -116,7 +131,8 @@ pub fn run(args: &DrillArgs) -> anyhow::Result<ExitCode> {
         unsafe { nix::sys::signal::sigaction(signal, &action) }?;
     }
 
-    let base = base_context(args.timeout);
+    let base = base_context(args.timeout, agent_pid);
+    let socket = crate::holdctl::socket_path(&state_dir);
     let plans: Vec<(&Rule, Context, Result<Stimulus, String>)> = set
         .rules()
         .iter()
@@ -160,8 +176,15 @@ pub fn run(args: &DrillArgs) -> anyhow::Result<ExitCode> {
                 Row::new(rule.name(), None, Outcome::Error(why.into()))
             }
             Ok(stimulus) => {
-                let (outcome, left) =
-                    watch::drill(rule, &stimulus, &ctx, &mut watch, timeout, interrupted)?;
+                let (outcome, left) = watch::drill(
+                    rule,
+                    &stimulus,
+                    &ctx,
+                    &mut watch,
+                    timeout,
+                    interrupted,
+                    &socket,
+                )?;
                 let outcome = with_hint(outcome, &stimulus, &config);
                 let mut row = Row::new(rule.name(), Some(stimulus.label.clone()), outcome);
                 row.left_behind = left.iter().map(|p| p.display().to_string()).collect();
@@ -175,6 +198,7 @@ pub fn run(args: &DrillArgs) -> anyhow::Result<ExitCode> {
         }
         rows.push(row);
     }
+    let webhook = webhook_note(&config, watch.webhook_dropped());
     let drillable = rows.iter().filter(|r| r.drillable()).count();
     let fired = rows.iter().filter(|r| r.result == "fired").count();
     if args.json {
@@ -186,10 +210,14 @@ pub fn run(args: &DrillArgs) -> anyhow::Result<ExitCode> {
             timeout_secs: args.timeout,
             drillable,
             fired,
+            webhook,
             results: &rows,
         };
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
+        if let Some(note) = &webhook {
+            println!("webhook: {note}");
+        }
         println!(
             "{fired} of {drillable} drillable rules fired end to end; {} not drillable",
             rows.len() - drillable
@@ -202,8 +230,32 @@ pub fn run(args: &DrillArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// What the drill can say about alert delivery to `alerts.webhook`: the agent journals dropped
+/// deliveries (`loss`, stage `webhook`) but no record of a delivery, so a delivery is never claimed.
+fn webhook_note(config: &Config, dropped: u64) -> Option<String> {
+    config.alerts.webhook.as_ref()?;
+    Some(if dropped > 0 {
+        format!("the agent journaled {dropped} dropped alert deliveries during the drill")
+    } else {
+        "configured; not verified: the agent journals no record of a delivery (only of dropped ones, \
+         and it journaled none during the drill)"
+            .into()
+    })
+}
+
+/// The connection stimulus, run by a program copy of the drill: connects to `addr` (the drill's own
+/// listener on 127.0.0.1) and exits.
+fn connect_stimulus(addr: std::net::SocketAddr) -> anyhow::Result<ExitCode> {
+    if !addr.ip().is_loopback() {
+        anyhow::bail!("the drill connects only to 127.0.0.1, not {addr}");
+    }
+    let stream = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+    drop(stream);
+    Ok(ExitCode::SUCCESS)
+}
+
 /// The drill process's own facts (the nonce is made unique per rule by the caller).
-fn base_context(timeout_secs: u64) -> Context {
+fn base_context(timeout_secs: u64, agent_pid: u32) -> Context {
     let pid = std::process::id();
     let nanos = WallTime::now().0;
     Context {
@@ -219,6 +271,7 @@ fn base_context(timeout_secs: u64) -> Context {
             .unwrap_or_default(),
         argv: std::env::args().collect(),
         linger_secs: timeout_secs + 1,
+        agent_pid,
         host: ops::Host::real(),
     }
 }

@@ -9,6 +9,10 @@ pub const NAME_PREFIX: &str = "auditloop-drill-";
 pub const MEMFD_NAME: &str = "auditloop-drill";
 /// The most repetitions a threshold rule may need to be drilled.
 pub const MAX_REPEAT: u32 = 1000;
+/// The shell whose copies play a server and a shell (`Op::ServerShell`).
+pub const SHELL: &str = "/bin/sh";
+/// Mode bits a `chmod` stimulus may set on the drill's own file (no execute bits: never a program).
+pub const CHMOD_BITS: u32 = 0o7600;
 
 /// Who performs the stimulus: the facts the agent will record for the drill's child processes.
 #[derive(Clone, Debug)]
@@ -29,6 +33,8 @@ pub struct Context {
     pub argv: Vec<String>,
     /// Seconds a lingering program copy sleeps (the drill's timeout).
     pub linger_secs: u64,
+    /// The running agent's pid (a signal 0 to it is the tamper stimulus).
+    pub agent_pid: u32,
     /// What the derivation may ask about the host's files.
     pub host: Host,
 }
@@ -63,6 +69,25 @@ impl Context {
     /// The nonce name: `auditloop-drill-<nonce>`.
     pub fn name(&self) -> String {
         format!("{NAME_PREFIX}{}", self.nonce)
+    }
+
+    /// argv of the server copy of [`Op::ServerShell`]: it runs the shell copy, then exits.
+    pub fn server_argv(&self, server: &str, shell: &str) -> Vec<String> {
+        vec![
+            server.to_owned(),
+            "-c".into(),
+            format!("{shell} -c : ; exit 0"),
+        ]
+    }
+
+    /// argv of the program copy of [`Op::Connect`] (the drill re-executed; `port` filled in at run time).
+    pub fn connect_argv(&self, program: &str, port: u16) -> Vec<String> {
+        vec![
+            program.to_owned(),
+            "drill".into(),
+            "--stimulus-connect".into(),
+            format!("127.0.0.1:{port}"),
+        ]
     }
 
     /// argv of a program copy at `path`.
@@ -101,6 +126,39 @@ pub enum Op {
         /// The new file (named with the nonce).
         path: String,
     },
+    /// Creates a new file (mode 0600), `chmod`s it to `mode`, unlinks it.
+    Chmod {
+        /// The new file (named with the nonce).
+        path: String,
+        /// The mode set (within [`CHMOD_BITS`]).
+        mode: u32,
+    },
+    /// Executes a copy of [`SHELL`] at `server` (in a fresh directory), which forks and runs a copy of it
+    /// at `shell`: a shell whose parent is a server.
+    ServerShell {
+        /// The server's copy.
+        server: String,
+        /// The shell's copy.
+        shell: String,
+    },
+    /// Executes a copy of the drill's own program at `program` (in a fresh directory), which connects to
+    /// a listener the drill opened on 127.0.0.1.
+    Connect {
+        /// The program copy (named like the process the rule looks for).
+        program: String,
+    },
+    /// Sends signal 0 (no signal: only a permission check) to the agent.
+    SignalAgent,
+    /// Creates a new file through io_uring (`IORING_OP_OPENAT`), closes and unlinks it.
+    UringCreate {
+        /// The new file (named with the nonce).
+        path: String,
+    },
+    /// Overwrites the drill's own staged file (the drill overlay watches it) with other bytes.
+    Change {
+        /// The staged file.
+        path: String,
+    },
 }
 
 impl Op {
@@ -111,6 +169,12 @@ impl Op {
             Op::MemfdExec { .. } => format!("fexecve memfd:{MEMFD_NAME}"),
             Op::Read { path } => format!("open O_RDONLY {path}"),
             Op::Create { path } => format!("create+unlink {path}"),
+            Op::Chmod { path, mode } => format!("chmod {mode:o} {path}"),
+            Op::ServerShell { server, shell } => format!("{server} runs {shell}"),
+            Op::Connect { program } => format!("{program} connects to 127.0.0.1"),
+            Op::SignalAgent => "kill(agent, 0)".into(),
+            Op::UringCreate { path } => format!("io_uring openat O_CREAT+unlink {path}"),
+            Op::Change { path } => format!("overwrite {path}"),
         }
     }
 

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::cmd::drill::child::{self, Argv, ChildOp, Ended};
-use crate::cmd::drill::ops::{Context, MEMFD_NAME, Op, TEMP_ROOTS};
+use crate::cmd::drill::ops::{CHMOD_BITS, Context, MEMFD_NAME, Op, SHELL, TEMP_ROOTS};
 use crate::cmd::drill::plan::Stimulus;
 
 /// How long setup and cleanup children may take.
@@ -29,6 +29,10 @@ pub struct Prepared {
     stimulus_labels: Vec<String>,
     /// Everything the drill may have created, files first, then directories deepest first.
     created: Vec<(PathBuf, bool)>,
+    /// The drill's listener on 127.0.0.1 for a connection stimulus.
+    pub listener: Option<std::net::TcpListener>,
+    /// The marker a kill rule's stimulus writes if it is not killed in time.
+    pub marker: Option<PathBuf>,
 }
 
 fn cstring(path: &str) -> Result<CString, String> {
@@ -62,55 +66,102 @@ fn must_not_exist(path: &Path) -> Result<(), String> {
     }
 }
 
+/// Seconds a stimulus of a kill rule waits after its triggering operation before it writes its marker: a
+/// kill that works lands well before.
+pub const MARKER_GRACE_SECS: u32 = 2;
+
+/// Program copies a stimulus needs: `/bin/true` or `/bin/sleep`, the shell, the drill itself.
+struct Programs {
+    plain: Vec<u8>,
+    shell: Vec<u8>,
+    drill: Vec<u8>,
+}
+
+impl Programs {
+    fn read(stimulus: &Stimulus) -> Result<Programs, String> {
+        let read = |path: &str| std::fs::read(path).map_err(|e| format!("{path}: {e}"));
+        let any = |f: fn(&Op) -> bool| stimulus.ops.iter().any(f);
+        let plain = if stimulus.linger {
+            "/bin/sleep"
+        } else {
+            "/bin/true"
+        };
+        Ok(Programs {
+            plain: if any(|op| matches!(op, Op::Exec { .. } | Op::MemfdExec { .. })) {
+                read(plain)?
+            } else {
+                Vec::new()
+            },
+            shell: if any(|op| matches!(op, Op::ServerShell { .. })) {
+                read(SHELL)?
+            } else {
+                Vec::new()
+            },
+            drill: if any(|op| matches!(op, Op::Connect { .. })) {
+                read("/proc/self/exe")?
+            } else {
+                Vec::new()
+            },
+        })
+    }
+}
+
 /// Checks the host and prepares the children's operations for `stimulus`.
 pub fn prepare(stimulus: &Stimulus, ctx: &Context) -> Result<Prepared, String> {
     let name = ctx.name();
-    let program = if stimulus.linger {
-        "/bin/sleep"
-    } else {
-        "/bin/true"
-    };
-    let needs_program = stimulus
-        .ops
-        .iter()
-        .any(|op| matches!(op, Op::Exec { .. } | Op::MemfdExec { .. }));
-    let bytes = if needs_program {
-        std::fs::read(program).map_err(|e| format!("{program}: {e}"))?
-    } else {
-        Vec::new()
-    };
+    let programs = Programs::read(stimulus)?;
     let mut p = Prepared {
         setup: Vec::new(),
         setup_labels: Vec::new(),
         stimulus: Vec::new(),
         stimulus_labels: Vec::new(),
         created: Vec::new(),
+        listener: None,
+        marker: None,
     };
     let mut dirs: Vec<PathBuf> = Vec::new();
+    if let Some(stage) = &stimulus.stage {
+        let dir = PathBuf::from(&stage.dir);
+        real_parent(&dir)?;
+        must_not_exist(&dir)?;
+        p.setup.push(ChildOp::Mkdir(cstring(&stage.dir)?));
+        p.setup_labels.push(format!("mkdir {}", stage.dir));
+        dirs.push(dir);
+        p.setup.push(ChildOp::WriteNew {
+            path: cstring(&stage.file)?,
+            bytes: stage.known.clone(),
+            mode: 0o600,
+        });
+        p.setup_labels
+            .push(format!("write the stand-in {}", stage.file));
+        p.created.push((PathBuf::from(&stage.file), false));
+    }
     let wait = !stimulus.linger;
     for op in &stimulus.ops {
-        let child_op = match op {
+        let mut place = |file: &str, bytes: &[u8], p: &mut Prepared| -> Result<(), String> {
+            let file = PathBuf::from(file);
+            if p.created.iter().any(|(c, _)| *c == file) {
+                return Ok(());
+            }
+            place_program(&file, &name, bytes, p, &mut dirs)
+        };
+        let argv = |args: &[String]| Argv::new(args).map_err(|e| e.to_string());
+        let child_ops = match op {
             Op::Exec { path, fork } => {
-                let file = PathBuf::from(path);
-                if !p.created.iter().any(|(c, _)| *c == file) {
-                    place_program(&file, &name, &bytes, &mut p, &mut dirs)?;
-                }
-                let argv = Argv::new(&ctx.program_argv(path, stimulus.linger))
-                    .map_err(|e| e.to_string())?;
-                ChildOp::Exec {
+                place(path, &programs.plain, &mut p)?;
+                vec![ChildOp::Exec {
                     path: cstring(path)?,
-                    argv,
+                    argv: argv(&ctx.program_argv(path, stimulus.linger))?,
                     fork: *fork,
                     wait,
-                }
+                }]
             }
-            Op::MemfdExec { fork } => ChildOp::MemfdExec {
-                bytes: bytes.clone(),
-                argv: Argv::new(&ctx.program_argv(MEMFD_NAME, stimulus.linger))
-                    .map_err(|e| e.to_string())?,
+            Op::MemfdExec { fork } => vec![ChildOp::MemfdExec {
+                bytes: programs.plain.clone(),
+                argv: argv(&ctx.program_argv(MEMFD_NAME, stimulus.linger))?,
                 fork: *fork,
                 wait,
-            },
+            }],
             Op::Read { path } => {
                 let meta = std::fs::metadata(path).map_err(|e| format!("{path}: {e}"))?;
                 if !meta.is_file() {
@@ -118,39 +169,136 @@ pub fn prepare(stimulus: &Stimulus, ctx: &Context) -> Result<Prepared, String> {
                         "{path}: not a regular file; the drill only opens files"
                     ));
                 }
-                ChildOp::ReadOpen(cstring(path)?)
+                vec![ChildOp::ReadOpen(cstring(path)?)]
             }
             Op::Create { path } => {
-                let file = PathBuf::from(path);
-                if !file
-                    .file_name()
-                    .is_some_and(|n| n.to_string_lossy().contains(&name))
-                {
-                    return Err(format!(
-                        "{path}: the drill only creates files named with its nonce"
-                    ));
-                }
-                real_parent(&file)?;
-                must_not_exist(&file)?;
-                p.created.push((file, false));
-                ChildOp::CreateUnlink(cstring(path)?)
+                new_file(path, &name, &mut p)?;
+                vec![ChildOp::CreateUnlink(cstring(path)?)]
+            }
+            Op::Chmod { path, mode } => {
+                new_file(path, &name, &mut p)?;
+                let c = cstring(path)?;
+                vec![
+                    ChildOp::WriteNew {
+                        path: c.clone(),
+                        bytes: b"\n".to_vec(),
+                        mode: 0o600,
+                    },
+                    ChildOp::Chmod {
+                        path: c.clone(),
+                        mode: mode & CHMOD_BITS,
+                    },
+                    ChildOp::Unlink(c),
+                ]
+            }
+            Op::ServerShell { server, shell } => {
+                place(server, &programs.shell, &mut p)?;
+                place(shell, &programs.shell, &mut p)?;
+                vec![ChildOp::Exec {
+                    path: cstring(server)?,
+                    argv: argv(&ctx.server_argv(server, shell))?,
+                    fork: false,
+                    wait,
+                }]
+            }
+            Op::Connect { program } => {
+                place(program, &programs.drill, &mut p)?;
+                let listener = std::net::TcpListener::bind(("127.0.0.1", 0))
+                    .map_err(|e| format!("listening on 127.0.0.1: {e}"))?;
+                let port = listener
+                    .local_addr()
+                    .map_err(|e| format!("listening on 127.0.0.1: {e}"))?
+                    .port();
+                p.listener = Some(listener);
+                vec![ChildOp::Exec {
+                    path: cstring(program)?,
+                    argv: argv(&ctx.connect_argv(program, port))?,
+                    fork: false,
+                    wait,
+                }]
+            }
+            Op::UringCreate { path } => {
+                new_file(path, &name, &mut p)?;
+                vec![ChildOp::UringCreateUnlink(cstring(path)?)]
+            }
+            Op::SignalAgent => {
+                let pid = libc::pid_t::try_from(ctx.agent_pid)
+                    .map_err(|_| format!("agent pid {} is out of range", ctx.agent_pid))?;
+                vec![ChildOp::SignalZero(pid)]
+            }
+            Op::Change { path } => {
+                let staged = stimulus
+                    .stage
+                    .as_ref()
+                    .filter(|s| s.file == *path)
+                    .ok_or_else(|| format!("{path}: not the drill's staged file"))?;
+                vec![ChildOp::Overwrite {
+                    path: cstring(path)?,
+                    bytes: staged.changed.clone(),
+                }]
             }
         };
-        p.stimulus.push(child_op);
-        p.stimulus_labels.push(op.label());
+        for child_op in child_ops {
+            p.stimulus.push(child_op);
+            p.stimulus_labels.push(op.label());
+        }
     }
     let ends_in_program = matches!(
         stimulus.ops.last(),
         Some(Op::Exec { fork: false, .. } | Op::MemfdExec { fork: false })
     );
+    let in_child = stimulus.ops.iter().all(|op| {
+        !matches!(
+            op,
+            Op::Exec { fork: true, .. }
+                | Op::MemfdExec { fork: true }
+                | Op::ServerShell { .. }
+                | Op::Connect { .. }
+        )
+    });
     if stimulus.linger && !ends_in_program {
-        let secs = u32::try_from(ctx.linger_secs).unwrap_or(u32::MAX);
-        p.stimulus.push(ChildOp::Sleep(secs));
-        p.stimulus_labels.push("sleep".into());
+        if in_child {
+            // The process that did the triggering operation writes a marker after a grace period: a kill
+            // that works lands before it.
+            let marker = format!("/tmp/{name}.marker");
+            new_file(&marker, &name, &mut p)?;
+            p.stimulus.push(ChildOp::Sleep(MARKER_GRACE_SECS));
+            p.stimulus_labels.push("sleep".into());
+            p.stimulus.push(ChildOp::WriteNew {
+                path: cstring(&marker)?,
+                bytes: b"not killed\n".to_vec(),
+                mode: 0o600,
+            });
+            p.stimulus_labels.push(format!("write the marker {marker}"));
+            p.marker = Some(PathBuf::from(marker));
+        } else {
+            let secs = u32::try_from(ctx.linger_secs).unwrap_or(u32::MAX);
+            p.stimulus.push(ChildOp::Sleep(secs));
+            p.stimulus_labels.push("sleep".into());
+        }
     }
     p.created
         .extend(dirs.into_iter().rev().map(|dir| (dir, true)));
     Ok(p)
+}
+
+/// Checks that `path` is a new file named with the nonce in a real directory, and records it.
+fn new_file(path: &str, name: &str, p: &mut Prepared) -> Result<(), String> {
+    let file = PathBuf::from(path);
+    if !file
+        .file_name()
+        .is_some_and(|n| n.to_string_lossy().contains(name))
+    {
+        return Err(format!(
+            "{path}: the drill only creates files named with its nonce"
+        ));
+    }
+    real_parent(&file)?;
+    must_not_exist(&file)?;
+    if !p.created.iter().any(|(c, _)| *c == file) {
+        p.created.push((file, false));
+    }
+    Ok(())
 }
 
 /// Plans the program copy at `file`: the nonce-named directories above it, then the copy itself.

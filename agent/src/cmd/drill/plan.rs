@@ -8,12 +8,15 @@
 //!
 //! A candidate is only ever *safe*: programs are placed under `/tmp`, `/var/tmp`, `/dev/shm` or inside a
 //! fresh directory named with the drill's nonce; files are only created with a nonce name; existing
-//! files are at most opened read-only. Rules that roll back, deny, or need network or config-change events
-//! are reported as not drillable, with the reason.
+//! files are at most opened read-only; a connection goes only to the drill's own listener on 127.0.0.1; a
+//! signal to the agent is signal 0. A rule on `config_change` events (a rollback rule) is planned by the
+//! `stage` module instead: a stand-in file of the drill's own is watched through a drill overlay. Deny
+//! rules are reported as not drillable, with the reason.
 
 use crate::cmd::drill::candidates::{candidates, reason, reason_words};
 use crate::cmd::drill::ops::{Context, MAX_REPEAT, Op};
 use crate::cmd::drill::sim::Sim;
+use crate::cmd::drill::stage::{self, Stage};
 use crate::cmd::drill::words::RuleWords;
 use auditloop_rules::{Action, Rule, RuleKind, RuleSet};
 
@@ -31,6 +34,8 @@ pub struct Stimulus {
     pub linger: bool,
     /// A short description for the report.
     pub label: String,
+    /// The stand-in file and overlay of a staged drill (a rule on `config_change` events).
+    pub stage: Option<Stage>,
 }
 
 /// The stimulus for `rule` (one of `set`'s rules), or why there is none. Pure: reads nothing from the host.
@@ -43,13 +48,18 @@ pub fn derive(
     if !rule.enabled() {
         return Err("rule is disabled".into());
     }
-    if rule.actions().contains(&Action::Rollback) {
-        return Err("rollback action: the drill never changes watched files".into());
-    }
     if rule.actions().contains(&Action::Deny) {
         return Err("deny action: it needs BPF LSM, which this kernel refuses".into());
     }
     let words = words.ok_or("the rule's source was not found")?;
+    if let Some(staged) = stage::derive(rule, words, ctx) {
+        return staged.map(|(op, label, stage)| Stimulus {
+            ops: vec![op],
+            linger: false,
+            label,
+            stage: Some(stage),
+        });
+    }
     let linger = rule
         .actions()
         .iter()
@@ -219,6 +229,7 @@ impl Search<'_> {
             ops,
             linger: self.linger,
             label,
+            stage: None,
         }
     }
 }

@@ -15,6 +15,7 @@ fn ctx() -> Context {
         exe: "/usr/local/bin/auditloop".into(),
         argv: vec!["auditloop".into(), "drill".into()],
         linger_secs: 6,
+        agent_pid: 777,
         host: Host {
             is_file: |p| ["/etc/shadow", "/etc/gshadow", "/etc/passwd"].contains(&p),
             is_dir: |p| DIRS.contains(&p),
@@ -56,7 +57,7 @@ fn rule(condition: &str, extra: &str) -> String {
 }
 
 #[test]
-fn default_rules_four_of_ten_are_drillable() {
+fn every_default_rule_is_drillable() {
     let text = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../rules/default.yaml"
@@ -87,14 +88,35 @@ fn default_rules_four_of_ten_are_drillable() {
         }])
     );
     assert_eq!(op("fileless_exec"), Ok(vec![Op::MemfdExec { fork: false }]));
-    let reason = |name: &str| op(name).unwrap_err();
-    assert!(reason("setuid_binary_created").contains("file.op chmod"));
-    assert!(reason("sshd_config_changed").starts_with("rollback action"));
-    assert!(reason("shell_spawned_by_server").contains("parent process (proc.pname)"));
-    assert!(reason("reverse_shell_connect").starts_with("network rule"));
-    let uring = reason("io_uring_file_or_net_op");
-    assert!(uring.contains("io_uring"), "{uring}");
-    assert!(op("agent_tampered").is_err());
+    assert_eq!(
+        op("setuid_binary_created"),
+        Ok(vec![Op::Chmod {
+            path: "/tmp/auditloop-drill-n1.tmp".into(),
+            mode: 0o4600
+        }])
+    );
+    assert_eq!(
+        op("sshd_config_changed"),
+        Ok(vec![Op::Change {
+            path: "/tmp/auditloop-drill-n1/sshd_config".into()
+        }])
+    );
+    assert_eq!(
+        op("shell_spawned_by_server"),
+        Ok(vec![Op::ServerShell {
+            server: "/tmp/auditloop-drill-n1/nginx".into(),
+            shell: "/tmp/auditloop-drill-n1/bash".into()
+        }])
+    );
+    assert_eq!(
+        op("reverse_shell_connect"),
+        Ok(vec![Op::Connect {
+            program: "/tmp/auditloop-drill-n1/bash".into()
+        }])
+    );
+    assert_eq!(op("agent_tampered"), Ok(vec![Op::SignalAgent]));
+    let uring = op("io_uring_file_or_net_op");
+    assert!(uring.is_ok(), "{uring:?}");
     assert_eq!(got.len(), 10);
 }
 
@@ -222,7 +244,7 @@ fn other_kinds_and_disabled_rules_are_not_drillable() {
     let setid = one(&rule("evt.kind = setid and setid.syscall = setuid", ""));
     assert!(setid.unwrap_err().contains("setid events"));
     let change = one(&rule(
-        "evt.kind = config_change and change.path = /etc/x",
+        "evt.kind = config_change and change.redacted = true",
         "",
     ));
     assert!(change.unwrap_err().starts_with("config-change rule"));
@@ -264,4 +286,44 @@ fn host_facts_skip_candidates_that_cannot_be_performed() {
         no_dir.unwrap_err(),
         "/srv/missing is not an existing directory"
     );
+}
+
+#[test]
+fn config_change_rules_are_staged_on_a_stand_in_with_the_path_rewritten() {
+    let text = "- macro: watched\n  condition: change.path in (/etc/x, /etc/y)\n".to_owned()
+        + &rule(
+            "evt.kind = config_change and watched",
+            "  actions: [alert, rollback]\n",
+        );
+    let s = one(&text).unwrap();
+    let stage = s.stage.expect("staged");
+    assert_eq!(stage.original, "/etc/x");
+    assert_eq!(stage.file, "/tmp/auditloop-drill-n1/x");
+    assert_eq!(stage.rule, "drill:r");
+    assert!(
+        stage.overlay.contains("/tmp/auditloop-drill-n1/x"),
+        "{}",
+        stage.overlay
+    );
+    assert!(!stage.overlay.contains("/etc/x"), "{}", stage.overlay);
+    assert_ne!(stage.known, stage.changed);
+    // A directory prefix becomes the fresh directory.
+    let dir = one(&rule(
+        "evt.kind = config_change and change.path startswith /etc/cron.d/",
+        "  actions: [alert, rollback]\n",
+    ))
+    .unwrap();
+    assert_eq!(
+        dir.ops,
+        [Op::Change {
+            path: "/tmp/auditloop-drill-n1/drill".into()
+        }]
+    );
+    // A rollback rule on file events is drilled with an ordinary stimulus (its rollback then fails).
+    let on_files = one(&rule(
+        "evt.kind = file and file.op = open and file.path startswith /tmp/",
+        "  actions: [alert, rollback]\n",
+    ))
+    .unwrap();
+    assert!(on_files.stage.is_none());
 }

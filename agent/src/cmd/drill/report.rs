@@ -9,8 +9,10 @@ pub enum Outcome {
     Fired {
         /// From the start of the stimulus to the alert's timestamp.
         latency_ms: u64,
-        /// The actions journaled for it (`killed`, `killed in kernel`, `kill failed: …`).
+        /// The actions journaled for it (`killed`, `killed in kernel`, `rolled back`).
         actions: Vec<String>,
+        /// Effects of the actions the drill checked on the host (restored bytes, a marker never written).
+        verified: Vec<String>,
         /// Expected actions that were not journaled in time, or failed.
         problems: Vec<String>,
     },
@@ -40,6 +42,9 @@ pub struct Row {
     pub latency_ms: Option<u64>,
     /// Actions journaled for the alert.
     pub actions: Vec<String>,
+    /// Effects of the actions the drill checked on the host.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub verified: Vec<String>,
     /// Why not drillable, what failed, or a hint.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
@@ -51,12 +56,15 @@ pub struct Row {
 impl Row {
     /// The row for `outcome`.
     pub fn new(rule: &str, stimulus: Option<String>, outcome: Outcome) -> Row {
+        let mut checked = Vec::new();
         let (result, latency_ms, actions, reason) = match outcome {
             Outcome::Fired {
                 latency_ms,
                 actions,
+                verified,
                 problems,
             } => {
+                checked = verified;
                 let result = if problems.is_empty() {
                     "fired"
                 } else {
@@ -75,6 +83,7 @@ impl Row {
             result,
             latency_ms,
             actions,
+            verified: checked,
             reason,
             left_behind: Vec::new(),
         }
@@ -93,6 +102,10 @@ impl Row {
                 for action in &self.actions {
                     t.push_str(", ");
                     t.push_str(action);
+                }
+                for check in &self.verified {
+                    t.push_str("; ");
+                    t.push_str(check);
                 }
                 t
             }
@@ -132,6 +145,9 @@ pub struct Report<'a> {
     pub drillable: usize,
     /// Rules whose result is `fired`.
     pub fired: usize,
+    /// Whether alert delivery to `alerts.webhook` could be checked, and what was found.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<String>,
     /// One row per rule, in file order.
     pub results: &'a [Row],
 }

@@ -4,9 +4,15 @@
 //!
 //! [`derive`]: crate::cmd::drill::plan::derive
 
-use auditloop_model::{Event, EventBody, Exec, File, FileOp, MemfdCreate, Process, WallTime};
+use auditloop_model::{
+    ChangeTrigger, ConfigChange, Event, EventBody, Exec, File, FileOp, IoUring, Kill, MemfdCreate,
+    Net, NetOp, Process, Tamper, UringOp, WallTime,
+};
 
 use crate::cmd::drill::ops::{Context, MEMFD_NAME, Op};
+
+/// Placeholder sha256 of the two sides of a simulated config change.
+const SIM_SHA: [&str; 2] = ["0", "1"];
 
 /// Placeholder pid of the drill's child in simulated events (grandchildren follow it).
 const SIM_CHILD: u32 = 0x3fff_0000;
@@ -134,6 +140,124 @@ impl<'a> Sim<'a> {
                     (child.clone(), file(FileOp::Unlink, path, 0, 0, -1, 0)),
                 ]
             }
+            Op::Chmod { path, mode } => {
+                let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW;
+                let mut chmod = file(FileOp::Chmod, path, 0, *mode, -1, 0);
+                if let EventBody::File(f) = &mut chmod {
+                    f.syscall = "fchmodat".into();
+                }
+                vec![
+                    (
+                        child.clone(),
+                        file(
+                            FileOp::Open,
+                            path,
+                            (flags | libc::O_CLOEXEC) as u64,
+                            0o600,
+                            SIM_FD,
+                            SIM_FD,
+                        ),
+                    ),
+                    (child.clone(), chmod),
+                    (child.clone(), file(FileOp::Unlink, path, 0, 0, -1, 0)),
+                ]
+            }
+            Op::ServerShell { server, shell } => {
+                let server_argv = ctx.server_argv(server, shell);
+                let as_server = Process {
+                    comm: basename(server),
+                    exe: server.clone(),
+                    ..child.clone()
+                };
+                let exec_server = exec(server, server_argv.clone(), &ctx.comm);
+                let shell_pid = actor(true).pid;
+                let as_shell = Process {
+                    pid: shell_pid,
+                    tid: shell_pid,
+                    ppid: as_server.pid,
+                    comm: basename(shell),
+                    exe: shell.clone(),
+                    parent_exe: server.clone(),
+                    parent_argv: server_argv,
+                    ..child.clone()
+                };
+                let shell_argv = vec![shell.clone(), "-c".into(), ":".into()];
+                let exec_shell = exec(shell, shell_argv, &as_server.comm);
+                vec![(as_server, exec_server), (as_shell, exec_shell)]
+            }
+            Op::Connect { program } => {
+                let argv = ctx.connect_argv(program, 0);
+                let as_program = Process {
+                    comm: basename(program),
+                    exe: program.clone(),
+                    ..child.clone()
+                };
+                let connect = EventBody::Net(Net {
+                    op: NetOp::Connect,
+                    fd: i64::from(SIM_FD),
+                    family: "inet".into(),
+                    address: "127.0.0.1".into(),
+                    ret: Some(0),
+                    success: true,
+                    ..Net::default()
+                });
+                vec![
+                    (as_program.clone(), exec(program, argv, &ctx.comm)),
+                    (as_program, connect),
+                ]
+            }
+            Op::SignalAgent => {
+                let target = i64::from(ctx.agent_pid);
+                vec![
+                    (
+                        child.clone(),
+                        EventBody::Kill(Kill {
+                            syscall: "kill".into(),
+                            target_pid: target,
+                            signal: 0,
+                            ret: Some(0),
+                            success: true,
+                        }),
+                    ),
+                    (
+                        child.clone(),
+                        EventBody::Tamper(Tamper {
+                            what: "signal".into(),
+                            target: format!("pid {target}"),
+                            detail: "kill(signal 0) succeeded".into(),
+                            trigger_seq: 0,
+                        }),
+                    ),
+                ]
+            }
+            Op::Change { path } => vec![(child.clone(), config_change(path))],
+            Op::UringCreate { path } => {
+                let flags =
+                    (libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_CLOEXEC) as u64;
+                let uring = EventBody::IoUring(IoUring {
+                    op: UringOp::Openat,
+                    opcode: 18,
+                    ring_fd: i64::from(SIM_FD),
+                    fd: -100,
+                    path: path.clone(),
+                    raw_path: path.clone(),
+                    flags,
+                    mode: 0o600,
+                    ret: Some(i64::from(SIM_FD) + 1),
+                    success: true,
+                    file_or_net: true,
+                    ..IoUring::default()
+                });
+                let mut open = file(FileOp::Open, path, flags, 0o600, -100, SIM_FD + 1);
+                if let EventBody::File(f) = &mut open {
+                    f.syscall = "io_uring_openat".into();
+                }
+                vec![
+                    (child.clone(), uring),
+                    (child.clone(), open),
+                    (child.clone(), file(FileOp::Unlink, path, 0, 0, -1, 0)),
+                ]
+            }
         };
         bodies
             .into_iter()
@@ -171,5 +295,44 @@ fn file(op: FileOp, path: &str, flags: u64, mode: u32, fd: i32, ret: i32) -> Eve
         ret: Some(i64::from(ret)),
         success: true,
         ..File::default()
+    })
+}
+
+/// The basename of `path`, as a task name (15 bytes at most).
+fn basename(path: &str) -> String {
+    path.rsplit('/')
+        .next()
+        .unwrap_or(path)
+        .chars()
+        .take(15)
+        .collect()
+}
+
+/// A successful exec of `path` by a task named `old_comm`.
+fn exec(path: &str, argv: Vec<String>, old_comm: &str) -> EventBody {
+    EventBody::Exec(Exec {
+        filename: path.into(),
+        argv,
+        dirfd: -100,
+        ret: Some(0),
+        success: true,
+        old_comm: old_comm.into(),
+        ..Exec::default()
+    })
+}
+
+/// The `config_change` the agent journals when a watched file at `path` is rewritten.
+pub fn config_change(path: &str) -> EventBody {
+    EventBody::ConfigChange(ConfigChange {
+        path: path.into(),
+        trigger: ChangeTrigger::CloseWrite,
+        old_sha256: Some(SIM_SHA[0].into()),
+        new_sha256: Some(SIM_SHA[1].into()),
+        size: 1,
+        mode: 0o600,
+        old_mode: Some(0o600),
+        old_uid: Some(0),
+        old_gid: Some(0),
+        ..ConfigChange::default()
     })
 }

@@ -1,19 +1,28 @@
 //! Drilling one rule while watching the journal: setup, stimulus, waiting for the rule's alert (and the
-//! actions of its kills), cleanup. An alert counts only when its triggering event came from this rule's
-//! stimulus child or one of the child's children.
+//! records of its kills and rollbacks), checking what the actions did, cleanup. An alert counts only when
+//! its triggering event came from this rule's stimulus child or one of the child's children.
+//!
+//! An action's record is not taken on trust: a rollback counts when the drill's stand-in file holds
+//! exactly the bytes the drill wrote before the change, a kill of the process that did the triggering
+//! operation when its marker (written after a grace period) never appears.
 
 use std::collections::{HashMap, HashSet};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use auditloop_model::{ActionKind, ActionTaken, Alert, EventBody, WallTime};
+use auditloop_model::{ActionKind, ActionTaken, Alert, EventBody, LossStage, WallTime};
+use sha2::{Digest, Sha256};
 
+use crate::actions::overlay::OverlayRequest;
 use crate::cmd::drill::child;
 use crate::cmd::drill::follow::Follower;
 use crate::cmd::drill::ops::Context;
 use crate::cmd::drill::perform;
+use crate::cmd::drill::perform::MARKER_GRACE_SECS;
 use crate::cmd::drill::plan::Stimulus;
 use crate::cmd::drill::report::Outcome;
+use crate::cmd::drill::stage::Stage;
+use crate::holdctl::{self, ControlReply, ControlRequest};
 use auditloop_rules::{Action, Rule};
 
 /// How often the journal is polled.
@@ -32,6 +41,8 @@ pub struct Watch {
     actions: Vec<ActionTaken>,
     /// The agent journaled `agent_stop`.
     agent_stopped: bool,
+    /// Webhook deliveries the agent counted as dropped since the drill started.
+    webhook_dropped: u64,
 }
 
 impl Watch {
@@ -44,7 +55,13 @@ impl Watch {
             alerts: Vec::new(),
             actions: Vec::new(),
             agent_stopped: false,
+            webhook_dropped: 0,
         }
+    }
+
+    /// Webhook deliveries the agent journaled as dropped (`loss`, stage `webhook`) since the drill started.
+    pub fn webhook_dropped(&self) -> u64 {
+        self.webhook_dropped
     }
 
     /// Whether the agent journaled `agent_stop` since the drill started.
@@ -71,6 +88,12 @@ impl Watch {
                 self.agent_stopped = true;
                 continue;
             }
+            if let EventBody::Loss(loss) = &event.event
+                && loss.stage == LossStage::Webhook
+            {
+                self.webhook_dropped += loss.count;
+                continue;
+            }
             let p = &event.process;
             let child = if self.drill_pids.contains(&p.pid) {
                 Some(p.pid)
@@ -92,8 +115,54 @@ impl Watch {
     }
 }
 
-/// Drills one rule: setup, stimulus, watching (until the alert and its actions, the timeout, or
-/// `interrupted()`), cleanup. Returns the outcome and what the cleanup left behind.
+/// Asks the agent on `socket` to stage the overlay of `stage` for a little longer than the drill waits.
+fn stage_overlay(socket: &Path, stage: &Stage, timeout: Duration) -> Result<u64, String> {
+    let request = ControlRequest::DrillStage(OverlayRequest {
+        file: PathBuf::from(&stage.file),
+        rules: stage.overlay.clone(),
+        ttl_secs: timeout.as_secs() + OVERLAY_SLACK_SECS,
+    });
+    match holdctl::call(socket, &request) {
+        Ok(ControlReply::DrillStaged(staged)) if staged.rules.contains(&stage.rule) => {
+            Ok(staged.id)
+        }
+        Ok(ControlReply::DrillStaged(staged)) => Err(format!(
+            "the agent staged rules {} but not {}",
+            staged.rules.join(", "),
+            stage.rule
+        )),
+        Ok(ControlReply::Error(why)) => Err(format!("the agent refused the drill overlay: {why}")),
+        Ok(other) => Err(format!(
+            "unexpected answer to the overlay request: {other:?}"
+        )),
+        Err(e) => Err(format!(
+            "staging the drill overlay: {}",
+            crate::ship::error_chain(&e)
+        )),
+    }
+}
+
+/// Removes overlay `id`; why it failed, if it did.
+fn remove_overlay(socket: &Path, id: u64) -> Option<String> {
+    match holdctl::call(socket, &ControlRequest::DrillRemove { id }) {
+        Ok(ControlReply::DrillRemoved) => None,
+        Ok(ControlReply::Error(why)) => Some(format!("removing the drill overlay: {why}")),
+        Ok(other) => Some(format!(
+            "removing the drill overlay: unexpected answer {other:?}"
+        )),
+        Err(e) => Some(format!(
+            "removing the drill overlay: {} (the agent drops it when its time to live passes)",
+            crate::ship::error_chain(&e)
+        )),
+    }
+}
+
+/// Seconds an overlay outlives the drill's wait (the drill removes it itself when done).
+const OVERLAY_SLACK_SECS: u64 = 30;
+
+/// Drills one rule: setup (and the overlay of a staged rule), stimulus, watching (until the alert and
+/// its actions, the timeout, or `interrupted()`), checking the actions' effects, cleanup. Returns the
+/// outcome and what the cleanup left behind.
 pub fn drill(
     rule: &Rule,
     stimulus: &Stimulus,
@@ -101,6 +170,7 @@ pub fn drill(
     watch: &mut Watch,
     timeout: Duration,
     interrupted: fn() -> bool,
+    socket: &Path,
 ) -> anyhow::Result<(Outcome, Vec<PathBuf>)> {
     let prepared = match perform::prepare(stimulus, ctx) {
         Ok(p) => p,
@@ -110,12 +180,30 @@ pub fn drill(
         let left = prepared.clean_up();
         return Ok((Outcome::Error(why), left));
     }
+    let overlay = match &stimulus.stage {
+        Some(stage) => match stage_overlay(socket, stage, timeout) {
+            Ok(id) => Some(id),
+            Err(why) => {
+                let left = prepared.clean_up();
+                return Ok((Outcome::Error(why), left));
+            }
+        },
+        None => None,
+    };
+    let alert_rule = stimulus
+        .stage
+        .as_ref()
+        .map_or(rule.name(), |s| s.rule.as_str());
     let started = WallTime::now();
     let deadline = Instant::now() + timeout;
-    let worker = match child::spawn(&prepared.stimulus) {
+    let mut worker = match child::spawn(&prepared.stimulus) {
         Ok(worker) => worker,
         Err(e) => {
-            let left = prepared.clean_up();
+            let mut left = Vec::new();
+            if let Some(id) = overlay {
+                let _ = remove_overlay(socket, id);
+            }
+            left.extend(prepared.clean_up());
             return Ok((Outcome::Error(format!("fork: {e}")), left));
         }
     };
@@ -125,16 +213,16 @@ pub fn drill(
         .actions()
         .iter()
         .copied()
-        .filter(|a| matches!(a, Action::Kill | Action::KillGroup))
+        .filter(|a| matches!(a, Action::Kill | Action::KillGroup | Action::Rollback))
         .collect();
     let mut fired = None;
     loop {
         watch.pump()?;
-        if let Some((time, alert)) = watch.alert(rule.name(), pid) {
+        if let Some((time, alert)) = watch.alert(alert_rule, pid) {
             let taken: Vec<&ActionTaken> = watch
                 .actions
                 .iter()
-                .filter(|a| a.rule == rule.name() && a.trigger_seq == alert.trigger_seq)
+                .filter(|a| a.rule == alert_rule && a.trigger_seq == alert.trigger_seq)
                 .collect();
             fired = Some((*time, alert.trigger_seq));
             if expected
@@ -149,16 +237,31 @@ pub fn drill(
         }
         std::thread::sleep(POLL);
     }
+    // A stimulus that writes a marker gets its grace period (and a little more) to be killed first.
+    if fired.is_some() && prepared.marker.is_some() {
+        worker.wait_for(Duration::from_secs(u64::from(MARKER_GRACE_SECS) + 2));
+    }
+    let ended = worker.ended();
     let (_, failure) = worker.finish();
+    let effects = fired.map(|(_, seq)| {
+        let taken: Vec<ActionTaken> = watch
+            .actions
+            .iter()
+            .filter(|a| a.rule == alert_rule && a.trigger_seq == seq)
+            .cloned()
+            .collect();
+        check_effects(&expected, &taken, stimulus.stage.as_ref(), &prepared, ended)
+    });
+    let removal = overlay.and_then(|id| remove_overlay(socket, id));
     let left = prepared.clean_up();
-    let outcome = match fired {
-        Some((time, trigger_seq)) => {
+    let outcome = match (fired, effects) {
+        (Some((time, trigger_seq)), Some((verified, mut problems))) => {
             let taken: Vec<&ActionTaken> = watch
                 .actions
                 .iter()
-                .filter(|a| a.rule == rule.name() && a.trigger_seq == trigger_seq)
+                .filter(|a| a.rule == alert_rule && a.trigger_seq == trigger_seq)
                 .collect();
-            let mut problems: Vec<String> = expected
+            let mut missing: Vec<String> = expected
                 .iter()
                 .filter(|e| !taken.iter().any(|t| satisfies(t, **e)))
                 .map(|e| {
@@ -169,19 +272,22 @@ pub fn drill(
                     )
                 })
                 .collect();
-            problems.extend(
+            missing.extend(
                 taken
                     .iter()
                     .filter(|t| !t.ok)
                     .map(|t| format!("{} failed: {}", t.action, t.detail)),
             );
+            missing.append(&mut problems);
+            missing.extend(removal);
             Outcome::Fired {
                 latency_ms: time.0.saturating_sub(started.0) / 1_000_000,
                 actions: taken.iter().filter(|t| t.ok).map(|t| summary(t)).collect(),
-                problems,
+                verified,
+                problems: missing,
             }
         }
-        None => match failure {
+        _ => match failure {
             Some(f) => Outcome::Error(prepared.failure_text(f)),
             None => Outcome::NoAlert { hint: None },
         },
@@ -189,9 +295,79 @@ pub fn drill(
     Ok((outcome, left))
 }
 
+/// What the journaled actions did, checked on the host: (verified, problems).
+fn check_effects(
+    expected: &[Action],
+    taken: &[ActionTaken],
+    stage: Option<&Stage>,
+    prepared: &perform::Prepared,
+    ended: Option<child::Ended>,
+) -> (Vec<String>, Vec<String>) {
+    let mut verified = Vec::new();
+    let mut problems = Vec::new();
+    let rolled_back = taken
+        .iter()
+        .any(|t| t.action == ActionKind::Rollback && t.ok);
+    if let (true, Some(stage)) = (rolled_back, stage) {
+        let known_sha = hex::encode(Sha256::digest(&stage.known));
+        match std::fs::read(&stage.file) {
+            Ok(bytes) if bytes == stage.known => verified.push(format!(
+                "restored bytes verified: {} holds the {} bytes written before the change (sha256 {known_sha})",
+                stage.file,
+                bytes.len()
+            )),
+            Ok(bytes) => problems.push(format!(
+                "rollback journaled as done, but {} holds other bytes ({} bytes, sha256 {}) than the {}                  bytes written before the change (sha256 {known_sha})",
+                stage.file,
+                bytes.len(),
+                hex::encode(Sha256::digest(&bytes)),
+                stage.known.len()
+            )),
+            Err(e) => problems.push(format!(
+                "rollback journaled as done, but {} cannot be read: {e}",
+                stage.file
+            )),
+        }
+    }
+    let killed = taken.iter().any(|t| {
+        t.ok && matches!(
+            t.action,
+            ActionKind::Kill | ActionKind::KillGroup | ActionKind::KernelKill
+        )
+    });
+    let kills = expected
+        .iter()
+        .any(|a| matches!(a, Action::Kill | Action::KillGroup));
+    if let (true, true, Some(marker)) = (kills, killed, &prepared.marker) {
+        if marker.symlink_metadata().is_ok() {
+            problems.push(format!(
+                "the stimulus outlived the kill: it wrote its marker {} after {MARKER_GRACE_SECS} s",
+                marker.display()
+            ));
+        } else {
+            let how = match ended {
+                Some(child::Ended::Signaled(sig)) => format!(" (it died by signal {sig})"),
+                _ => String::new(),
+            };
+            verified.push(format!(
+                "killed before its marker was written{how}: {} never appeared",
+                marker.display()
+            ));
+        }
+    }
+    if let Some(listener) = &prepared.listener {
+        let reached = listener.set_nonblocking(true).is_ok() && listener.accept().is_ok();
+        if reached {
+            verified.push("the connection reached the drill's listener on 127.0.0.1".into());
+        }
+    }
+    (verified, problems)
+}
+
 /// Whether a journaled action carries out `expected`.
 fn satisfies(taken: &ActionTaken, expected: Action) -> bool {
-    expected.taken() == Some(taken.action) || taken.action == ActionKind::KernelKill
+    expected.taken() == Some(taken.action)
+        || (expected.kills() && taken.action == ActionKind::KernelKill)
 }
 
 /// A successful action in the report.
@@ -200,6 +376,7 @@ fn summary(taken: &ActionTaken) -> String {
         ActionKind::Kill => "killed".into(),
         ActionKind::KernelKill => "killed in kernel".into(),
         ActionKind::KillGroup => "group killed".into(),
-        ActionKind::Rollback | ActionKind::Deny => taken.action.as_str().to_owned(),
+        ActionKind::Rollback => "rolled back".into(),
+        ActionKind::Deny => taken.action.as_str().to_owned(),
     }
 }

@@ -20,6 +20,9 @@ pub struct RuleWords {
     pub condition: Vec<String>,
     /// Words of each `sequence` step's condition, in step order (empty for other rules).
     pub steps: Vec<Vec<String>>,
+    /// The rule's own YAML after every list and macro of its set: a rules file of its own (for a drill
+    /// overlay).
+    pub source: String,
 }
 
 impl RuleWords {
@@ -55,11 +58,15 @@ pub fn read(path: &Path) -> Result<HashMap<String, RuleWords>, String> {
 pub fn parse(texts: &[String]) -> Result<HashMap<String, RuleWords>, String> {
     let mut lists: HashMap<String, Vec<String>> = HashMap::new();
     let mut macros: HashMap<String, Vec<String>> = HashMap::new();
-    let mut rules: Vec<(String, Vec<String>, Vec<Vec<String>>)> = Vec::new();
+    let mut rules: Vec<Parsed> = Vec::new();
+    let mut shared: Vec<Value> = Vec::new();
     for text in texts {
         let doc: Value = serde_yaml_ng::from_str(text).map_err(|e| e.to_string())?;
         for item in doc.as_sequence().into_iter().flatten() {
             let text_of = |key: &str| item.get(key).and_then(scalar);
+            if text_of("list").is_some() || text_of("macro").is_some() {
+                shared.push(item.clone());
+            }
             if let Some(name) = text_of("list") {
                 let items = item.get("items").and_then(Value::as_sequence);
                 lists.insert(
@@ -81,6 +88,7 @@ pub fn parse(texts: &[String]) -> Result<HashMap<String, RuleWords>, String> {
                     name,
                     split(&text_of("condition").unwrap_or_default()),
                     steps,
+                    item.clone(),
                 ));
             }
         }
@@ -88,15 +96,21 @@ pub fn parse(texts: &[String]) -> Result<HashMap<String, RuleWords>, String> {
     let names = Names { lists, macros };
     Ok(rules
         .into_iter()
-        .map(|(name, condition, steps)| {
+        .map(|(name, condition, steps, item)| {
+            let mut own = shared.clone();
+            own.push(item);
             let words = RuleWords {
                 condition: names.expand(&condition),
                 steps: steps.iter().map(|s| names.expand(s)).collect(),
+                source: serde_yaml_ng::to_string(&Value::Sequence(own)).unwrap_or_default(),
             };
             (name, words)
         })
         .collect())
 }
+
+/// One rule as read: its name, condition words, steps' words and its YAML item.
+type Parsed = (String, Vec<String>, Vec<Vec<String>>, Value);
 
 /// A YAML scalar as text.
 fn scalar(value: &Value) -> Option<String> {
