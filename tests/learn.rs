@@ -275,6 +275,38 @@ fn a_normal_week_proposes_silent_rules_and_an_intrusion_fires_them() {
             "{rule} should name {what}: {ours:#?}"
         )
     };
+    // A damaged journal is a usage error naming it, and an unwritable --out too; nothing is half-written.
+    let copy = r.dir.join("journal-copy");
+    run(Command::new("cp").arg("-a").arg(journal(&r)).arg(&copy));
+    let segment = std::fs::read_dir(&copy)
+        .expect("copy")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "alj"))
+        .min()
+        .expect("a segment");
+    let mut bytes = std::fs::read(&segment).expect("segment");
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    std::fs::write(&segment, bytes).expect("damage");
+    let damaged = auditloop(&[
+        "learn",
+        "--journal",
+        &copy.display().to_string(),
+        "--config-path",
+        &etc,
+    ]);
+    assert_eq!(damaged.status.code(), Some(2), "{damaged:?}");
+    assert!(
+        String::from_utf8_lossy(&damaged.stderr).contains(&copy.display().to_string()),
+        "{damaged:?}"
+    );
+    let unwritable = auditloop(&["learn", "--journal", &j, "--out", "/proc/learned.yaml"]);
+    assert_eq!(unwritable.status.code(), Some(2), "{unwritable:?}");
+    assert!(
+        String::from_utf8_lossy(&unwritable.stderr).contains("cannot write /proc/learned.yaml"),
+        "{unwritable:?}"
+    );
     said("learned_exec_under_webd", "/usr/bin/id");
     said("learned_server_destination_webd", "127.0.0.2");
     said("learned_new_listener", &r.rogue);

@@ -10,7 +10,7 @@ use auditloop_learn::{Learner, Options, Proposal, propose};
 use auditloop_rules::RuleSet;
 
 use crate::cli::LearnArgs;
-use crate::cmd::rules_test::{Source, events};
+use crate::cmd::rules_test::{Source, events, verified};
 use crate::config::{Config, DEFAULT_CONFIG_PATH};
 
 /// Exit status when the window raised alerts on the proposal.
@@ -125,6 +125,9 @@ pub fn run(args: &LearnArgs) -> anyhow::Result<ExitCode> {
         max_programs: args.max_programs,
         ..Options::default()
     };
+    if let Err(why) = verified(&args.journal) {
+        return usage(why);
+    }
     let source = Source::Journal(&args.journal);
     let mut learner = Learner::new(options.clone());
     let replayed = match events(&source, args.window) {
@@ -161,9 +164,16 @@ pub fn run(args: &LearnArgs) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::from(EXIT_NOT_SILENT));
             }
         };
-    let alerts = replay(&set, &source, args)?;
+    let alerts = match replay(&set, &source, args) {
+        Ok(alerts) => alerts,
+        Err(e) => return usage(format!("{}: {e:#}", args.journal.display())),
+    };
     match &args.out {
-        Some(path) => write_atomic(path, &proposal.yaml)?,
+        Some(path) => {
+            if let Err(e) = write_atomic(path, &proposal.yaml) {
+                return usage(format!("cannot write {}: {e:#}", path.display()));
+            }
+        }
         None => print!("{}", proposal.yaml),
     }
     summary(&proposal);

@@ -8,7 +8,7 @@ use auditloop_learn::Differ;
 use auditloop_rules::RuleSet;
 
 use crate::cli::DiffArgs;
-use crate::cmd::rules_test::{Source, events};
+use crate::cmd::rules_test::{Source, events, verified};
 
 /// Exit status when the new rules add alerts.
 pub const EXIT_ADDED: u8 = 1;
@@ -37,7 +37,13 @@ pub fn run(args: &DiffArgs) -> anyhow::Result<ExitCode> {
     };
     let source = match &args.events {
         Some(file) => Source::Events(file),
-        None => Source::Journal(&args.journal),
+        None => {
+            if let Err(why) = verified(&args.journal) {
+                eprintln!("auditloop rules diff: {why}");
+                return Ok(ExitCode::from(EXIT_USAGE));
+            }
+            Source::Journal(&args.journal)
+        }
     };
     let replay = match events(&source, args.window) {
         Ok(replay) => replay,

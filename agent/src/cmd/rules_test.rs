@@ -23,6 +23,32 @@ pub enum Source<'a> {
     Events(&'a Path),
 }
 
+/// Checks the journal at `dir` before history is learned from or judged by it: a journal whose chain does
+/// not verify (a record changed, removed or inserted) is refused, naming the first problem, so tampered
+/// history never becomes a baseline or a verdict. `auditloop verify` says more.
+pub fn verified(dir: &Path) -> Result<(), String> {
+    let opts = auditloop_journal::verify::VerifyOptions {
+        trusted_public_key: None,
+        deep: false,
+    };
+    let report = auditloop_journal::verify::verify(dir, &opts, &mut |_, _| {})
+        .map_err(|e| format!("{}: {e}", dir.display()))?;
+    match report.problem {
+        None => Ok(()),
+        Some(p) => Err(format!(
+            "{}: the journal does not verify: {:?} in {} at offset {} (seq {}): {}; run `auditloop verify \
+             {}`",
+            dir.display(),
+            p.damage,
+            p.segment,
+            p.offset,
+            p.seq,
+            p.detail,
+            dir.display()
+        )),
+    }
+}
+
 /// The events of `source` in `window`, in order.
 pub fn events(
     source: &Source<'_>,
