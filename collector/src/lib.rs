@@ -37,6 +37,7 @@
 //!   it logs is counted).
 //! - [`metrics`]: the Prometheus metrics' names, labels and recording functions, which ingest, `http` and
 //!   `alerts` call; the recorder. A leaf.
+//! - [`groups`]: host groups (name to host-name glob patterns) and the hosts a request chooses. A leaf.
 //! - [`auth`]: the token roles (admin, approver, viewer, enrollment, host), digests and constant-time
 //!   comparison. A leaf.
 //! - [`session`]: console session cookies and CSRF tokens (HMAC). Uses `auth`.
@@ -55,6 +56,7 @@ pub mod cli;
 pub mod config;
 pub mod config_file;
 pub mod console;
+pub mod groups;
 pub mod host_tokens;
 pub mod http;
 pub mod ingest;
