@@ -19,7 +19,9 @@
 //!   Uses `store`.
 //! - [`http`]: the router ([`http::app`]), [`AppState`], token checks, the one [`AppError`], the batch
 //!   `POST` and the queries, answering with `auditloop_protocol::api` types. Uses `ingest`, `lineage`,
-//!   `store`, `auth`, `metrics`.
+//!   `tuning`, `groups`, `store`, `auth`, `metrics`.
+//! - [`tuning`]: rule tuning across the fleet: a host group's stored events learned into proposed rules,
+//!   a rule change replayed over them, per-rule hit statistics. Uses `store`, `groups`.
 //! - [`lineage`]: cross-host lineage of a stored event: its process's ancestry, the connections it came in
 //!   over, joined to the connects on the hosts that dialled them. Uses `store`.
 //! - [`ingest`]: one step from a batch body to the store: decode, verify against the stored chain
@@ -71,6 +73,7 @@ pub mod session;
 pub mod settings;
 pub mod silence;
 pub mod store;
+pub mod tuning;
 
 #[cfg(test)]
 mod testutil;
