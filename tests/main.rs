@@ -23,6 +23,7 @@ mod forgery;
 mod holds;
 mod hygiene;
 mod journal;
+mod learn_fleet;
 mod lineage;
 mod login;
 mod net;
