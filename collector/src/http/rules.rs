@@ -449,4 +449,6 @@ fn header(selection: &Selection, window: Window, read: &Read) -> String {
 }
 
 #[cfg(test)]
+mod stats_tests;
+#[cfg(test)]
 mod tests;

@@ -1,9 +1,7 @@
 //! Fleet-wide learning, rules diffs and rule statistics over HTTP, with a SQLite store: what they answer
 //! and what they refuse.
 
-use auditloop_model::{
-    Alert, Event, EventBody, Exec, File, FileOp, Process, RulesLoaded, Severity, WallTime,
-};
+use auditloop_model::{Event, EventBody, Exec, File, FileOp, Process, WallTime};
 use auditloop_protocol::api::rules::{MAX_DIFF_BODY, RULES_DIFF};
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
@@ -17,7 +15,7 @@ use crate::testutil::TestJournal;
 const T0: u64 = 1_700_000_000_000_000_000;
 const SEC: u64 = 1_000_000_000;
 
-fn event(at_s: u64, exe: &str, parent: &str, body: EventBody) -> Event {
+pub(super) fn event(at_s: u64, exe: &str, parent: &str, body: EventBody) -> Event {
     Event {
         seq: 0,
         time: WallTime(T0 + at_s * SEC),
@@ -55,7 +53,7 @@ fn config_write(at_s: u64, writer: &str, path: &str) -> Event {
 }
 
 /// Ships `events` for `host` (enrolled now), covered by a checkpoint.
-async fn ship(app: &TestApp, host: &str, events: Vec<Event>) -> TestJournal {
+pub(super) async fn ship(app: &TestApp, host: &str, events: Vec<Event>) -> TestJournal {
     let mut j = TestJournal::new(host);
     app.enroll(host, &mut j).await;
     for e in events {
@@ -473,86 +471,4 @@ async fn replays_beyond_the_bound_are_told_to_retry() {
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     drop(turns);
     assert_eq!(app.get("/v1/rules/learn?group=web").await.0, StatusCode::OK);
-}
-
-fn alert(at_s: u64, rule: &str, trigger_seq: u64) -> Event {
-    let body = EventBody::Alert(Alert {
-        rule: rule.into(),
-        severity: Severity::Warning,
-        output: format!("{rule} fired"),
-        tags: Vec::new(),
-        trigger_seq,
-    });
-    event(at_s, "/usr/bin/auditloop", "", body)
-}
-
-fn loaded(names: &[&str]) -> Event {
-    let body = EventBody::RulesLoaded(RulesLoaded {
-        path: "/etc/auditloop/rules".into(),
-        rules: names.len() as u32,
-        reason: "start".into(),
-        names: names.iter().map(|n| (*n).to_owned()).collect(),
-        ..RulesLoaded::default()
-    });
-    event(0, "/usr/bin/auditloop", "", body)
-}
-
-#[tokio::test]
-async fn statistics_export_noisiest_first_and_never_fired() {
-    let groups = HostGroups::from_pairs([("web", &["web-*"][..])]).unwrap();
-    let app = TestApp::new().with_groups(groups);
-    let names = ["quiet", "noisy", "=HYPERLINK(\"x\")", "never"];
-    ship(
-        &app,
-        "web-1",
-        vec![
-            loaded(&names),
-            alert(1, "noisy", 1),
-            alert(2, "noisy", 1),
-            alert(3, "quiet", 1),
-            alert(4, "=HYPERLINK(\"x\")", 1),
-        ],
-    )
-    .await;
-    ship(
-        &app,
-        "db-1",
-        vec![alert(5, "noisy", 1), alert(6, "noisy", 1)],
-    )
-    .await;
-    let (status, body) = app.get("/v1/rules/stats").await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    let rules: Vec<(&str, u64)> = body["rules"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| (r["rule"].as_str().unwrap(), r["hits"].as_u64().unwrap()))
-        .collect();
-    assert_eq!(
-        rules,
-        [("noisy", 4), ("=HYPERLINK(\"x\")", 1), ("quiet", 1)]
-    );
-    assert_eq!(
-        body["rules"][0]["hosts"],
-        json!([{ "host": "db-1", "hits": 2 }, { "host": "web-1", "hits": 2 }])
-    );
-    assert_eq!(body["never_fired"], json!(["never"]));
-    assert_eq!(body["truncated"], false);
-    // A group narrows the hits to its hosts.
-    let (status, body) = app.get("/v1/rules/stats?group=web").await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(body["rules"][0]["hits"], 2);
-    let (status, csv) = app.get("/v1/rules/stats.csv").await;
-    assert_eq!(status, StatusCode::OK, "{csv}");
-    let csv = csv.as_str().unwrap();
-    let lines: Vec<&str> = csv.lines().collect();
-    assert_eq!(lines[0], "rule,status,hits,last_24h,hosts,last");
-    assert!(lines[1].starts_with("noisy,fired,4,"), "{csv}");
-    assert!(lines[1].contains(",db-1:2 web-1:2,"), "{csv}");
-    assert!(
-        lines[2].starts_with("\"'=HYPERLINK(\"\"x\"\")\",fired,1,"),
-        "a formula is defused and quoted: {csv}"
-    );
-    assert_eq!(lines[4], "never,never_fired,0,0,,");
-    assert_eq!(lines.len(), 5);
 }
