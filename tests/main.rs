@@ -24,6 +24,7 @@ mod holds;
 mod hygiene;
 mod journal;
 mod learn;
+mod learn_fleet;
 mod lineage;
 mod login;
 mod net;

@@ -1,5 +1,5 @@
 //! The collector's configuration file (`--config FILE`, YAML): every serving setting the command line has,
-//! under the same names with `_` for `-`, and the metrics endpoint.
+//! under the same names with `_` for `-`, the metrics endpoint, and the host groups (`groups:`, file only).
 //!
 //! Every key is optional here; [`crate::settings`] merges the file under the command line (a flag wins) and
 //! says which required setting is missing. Unknown keys are errors, and every error names the file, the
@@ -9,6 +9,8 @@
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+
+use crate::groups::HostGroups;
 
 /// The configuration file: every key optional.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
@@ -45,6 +47,10 @@ pub struct ConfigFile {
     /// The Prometheus metrics endpoint.
     #[serde(default)]
     pub metrics: MetricsFileConfig,
+    /// Host groups: name to host-name glob patterns (fleet-wide learning and rules diffs choose hosts by
+    /// them).
+    #[serde(default)]
+    pub groups: HostGroups,
 }
 
 /// The `metrics:` block.
@@ -114,7 +120,14 @@ impl ConfigFile {
             let (line, column) = err
                 .location()
                 .map_or((0, 0), |loc| (loc.line(), loc.column()));
-            let message = err.to_string();
+            let mut message = err.to_string();
+            let (found_line, found_column) = (line, column);
+            let (line, column) = refine(text, line, column, &message);
+            let said = format!(" at line {found_line} column {found_column}");
+            if (line, column) != (found_line, found_column) && message.ends_with(&said) {
+                message.truncate(message.len() - said.len());
+                message.push_str(&format!(" at line {line} column {column}"));
+            }
             // The key of collectors before enrollment: say what replaced it, not what is expected.
             let message = if message.starts_with("unknown field `hosts`") {
                 format!("hosts: {REMOVED_HOSTS}")
@@ -172,6 +185,34 @@ fn check(path: &Path, text: &str, file: &ConfigFile) -> Result<(), ConfigFileErr
         (None, Some(_)) => Err(invalid("tls_key", "tls_cert")),
         _ => Ok(()),
     }
+}
+
+/// A host group's bad pattern or name, located where it is written: the parser places such an error at
+/// the start of the list or map holding it, so the value the message quotes is looked for from there on.
+fn refine(text: &str, line: usize, column: usize, message: &str) -> (usize, usize) {
+    let quoted = ["invalid host pattern \"", "invalid host group name \""]
+        .iter()
+        .find_map(|m| message.split_once(m).map(|(_, rest)| rest))
+        .and_then(|rest| rest.split_once('"'))
+        .map(|(value, _)| value)
+        .filter(|v| !v.is_empty() && !v.contains('\\'));
+    let Some(value) = quoted else {
+        return (line, column);
+    };
+    for (i, l) in text.lines().enumerate().skip(line.saturating_sub(1)) {
+        if l.trim_start().starts_with('#') {
+            continue;
+        }
+        if let Some(at) = l.find(value) {
+            let start = if l[..at].ends_with(['"', '\'']) {
+                at - 1
+            } else {
+                at
+            };
+            return (i + 1, l[..start].chars().count() + 1);
+        }
+    }
+    (line, column)
 }
 
 /// The error of the top-level `key`'s value, located where the value starts.

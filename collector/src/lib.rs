@@ -19,7 +19,9 @@
 //!   Uses `store`.
 //! - [`http`]: the router ([`http::app`]), [`AppState`], token checks, the one [`AppError`], the batch
 //!   `POST` and the queries, answering with `auditloop_protocol::api` types. Uses `ingest`, `lineage`,
-//!   `store`, `auth`, `metrics`.
+//!   `tuning`, `groups`, `store`, `auth`, `metrics`.
+//! - [`tuning`]: rule tuning across the fleet: a host group's stored events learned into proposed rules,
+//!   a rule change replayed over them, per-rule hit statistics. Uses `store`, `groups`.
 //! - [`lineage`]: cross-host lineage of a stored event: its process's ancestry, the connections it came in
 //!   over, joined to the connects on the hosts that dialled them. Uses `store`.
 //! - [`ingest`]: one step from a batch body to the store: decode, verify against the stored chain
@@ -37,6 +39,7 @@
 //!   it logs is counted).
 //! - [`metrics`]: the Prometheus metrics' names, labels and recording functions, which ingest, `http` and
 //!   `alerts` call; the recorder. A leaf.
+//! - [`groups`]: host groups (name to host-name glob patterns) and the hosts a request chooses. A leaf.
 //! - [`auth`]: the token roles (admin, approver, viewer, enrollment, host), digests and constant-time
 //!   comparison. A leaf.
 //! - [`session`]: console session cookies and CSRF tokens (HMAC). Uses `auth`.
@@ -55,6 +58,7 @@ pub mod cli;
 pub mod config;
 pub mod config_file;
 pub mod console;
+pub mod groups;
 pub mod host_tokens;
 pub mod http;
 pub mod ingest;
@@ -69,6 +73,7 @@ pub mod session;
 pub mod settings;
 pub mod silence;
 pub mod store;
+pub mod tuning;
 
 #[cfg(test)]
 mod testutil;

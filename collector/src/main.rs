@@ -50,7 +50,8 @@ fn serve(args: &Args) -> anyhow::Result<ExitCode> {
     let store = open_store(&settings)?;
     let state = AppState::new(store, tokens, settings.max_body_bytes)
         .with_max_concurrent_batches(settings.max_concurrent_batches)
-        .with_lineage(settings.lineage());
+        .with_lineage(settings.lineage())
+        .with_groups(settings.groups.clone());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

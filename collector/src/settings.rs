@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use crate::cli::Args;
 use crate::config_file::{ConfigFile, ConfigFileError};
+use crate::groups::HostGroups;
 use crate::http::{DEFAULT_MAX_BODY_BYTES, default_max_concurrent_batches};
 use crate::lineage::{DEFAULT_WINDOW_MS, LineageOptions};
 use crate::listen::{DEFAULT_MAX_CONNECTIONS, ListenOptions, Timeouts, TlsError, load_acceptor};
@@ -83,6 +84,8 @@ pub struct Settings {
     pub retention_days: Option<u64>,
     /// Address of the metrics endpoint, if it is on.
     pub metrics_listen: Option<String>,
+    /// Host groups (file only).
+    pub groups: HostGroups,
     /// Connection timeouts (flags only, for tests).
     pub timeouts: Timeouts,
 }
@@ -157,6 +160,7 @@ impl Settings {
                 .unwrap_or(DEFAULT_WINDOW_MS),
             retention_days: args.retention_days.or(file.retention_days),
             metrics_listen: args.metrics_listen.clone().or(file.metrics.listen),
+            groups: file.groups,
             timeouts: Timeouts {
                 header_read: args.header_read_timeout.unwrap_or(default.header_read),
                 idle: args.idle_timeout.unwrap_or(default.idle),

@@ -1,10 +1,12 @@
 //! The collector's HTTP API: routes, answers and error bodies, shared by the collector (which builds them)
 //! and the agent and tests (which read them). The routes and their semantics are documented in
-//! `docs/collector.md`; the answer of [`LINEAGE`] is in [`lineage`].
+//! `docs/collector.md`; the answer of [`LINEAGE`] is in [`lineage`], rule tuning across the fleet in
+//! [`rules`].
 
 pub mod fleet;
 pub mod holds;
 pub mod lineage;
+pub mod rules;
 
 use auditloop_model::Event;
 use fleet::{AlertSource, AlertState};

@@ -162,6 +162,37 @@ impl Collector {
         serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {path}: {e}: {body}"))
     }
 
+    /// GET an admin API path, whatever the status; returns the status and the body (JSON, or the text as a
+    /// JSON string).
+    pub fn get_any(&self, path: &str) -> (u16, Value) {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.url()))
+            .bearer_auth(&self.process.admin_token)
+            .send()
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"));
+        let status = response.status().as_u16();
+        let text = response.text().unwrap_or_default();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    /// POSTs `body` as JSON to an admin API path; returns the status and the JSON body.
+    pub fn post_json(&self, path: &str, body: &Value) -> (u16, Value) {
+        let response = self
+            .http
+            .post(format!("{}{path}", self.url()))
+            .bearer_auth(&self.process.admin_token)
+            .json(body)
+            .send()
+            .unwrap_or_else(|e| panic!("POST {path}: {e}"));
+        let status = response.status().as_u16();
+        let text = response.text().unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
     /// POSTs a batch body for `host` with `token`; returns the status and JSON body.
     pub fn post_batch(
         &self,

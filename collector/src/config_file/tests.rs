@@ -79,10 +79,15 @@ fn the_packaged_default_parses() {
         .replace("# tls_cert:", "tls_cert:")
         .replace("# tls_key:", "tls_key:")
         .replace("# metrics:", "metrics:")
-        .replace("#   listen:", "  listen:");
+        .replace("#   listen:", "  listen:")
+        .replace("# groups:", "groups:")
+        .replace("#   web:", "  web:")
+        .replace("#   db:", "  db:")
+        .replace("#     - ", "    - ");
     let file = parse(&uncommented).unwrap();
     assert!(file.tls_cert.is_some() && file.tls_key.is_some());
     assert_eq!(file.metrics.listen.as_deref(), Some("127.0.0.1:9465"));
+    assert_eq!(file.groups.names(), ["db", "web"]);
 }
 
 #[test]
@@ -151,4 +156,42 @@ fn a_missing_file_is_named() {
         err.starts_with(&format!("{}: cannot read config", missing.display())),
         "{err}"
     );
+}
+
+#[test]
+fn host_groups_are_read() {
+    let file = parse(
+        "listen: x\n\
+         groups:\n  web:\n    - \"web-*\"\n    - edge-[0-9]\n  db: [db-1, db-2]\n",
+    )
+    .unwrap();
+    assert_eq!(file.groups.names(), ["db", "web"]);
+    let s = file.groups.selection(Some("web"), None).unwrap();
+    assert_eq!(
+        s.choose(["db-1", "edge-4", "web-9", "x"]),
+        ["edge-4", "web-9"]
+    );
+    assert!(parse("listen: x\n").unwrap().groups.is_empty());
+}
+
+#[test]
+fn bad_host_groups_name_the_line_and_column() {
+    let err = message("listen: x\ngroups:\n  web:\n    - web-1\n    - \"web-[\"\n");
+    assert!(err.starts_with(&format!("{PATH}:5:7:")), "{err}");
+    assert!(err.contains("invalid host pattern \"web-[\""), "{err}");
+    let err = message("groups:\n  web:\n    - web-1\n  \"bad name\":\n    - x\n");
+    assert!(err.starts_with(&format!("{PATH}:4:3:")), "{err}");
+    assert!(
+        err.contains("invalid host group name \"bad name\""),
+        "{err}"
+    );
+    let err = message("groups:\n  web: [a, \"b[\"]\n");
+    assert!(err.starts_with(&format!("{PATH}:2:12:")), "{err}");
+    let err = message("groups:\n  web: []\n");
+    assert!(err.starts_with(&format!("{PATH}:2:")), "{err}");
+    assert!(err.contains("at least one host-name pattern"), "{err}");
+    let err = message("groups:\n  web: web-*\n");
+    assert!(err.starts_with(&format!("{PATH}:2:")), "{err}");
+    let err = message("groups:\n  web:\n    - a/b\n");
+    assert!(err.starts_with(&format!("{PATH}:3:7:")), "{err}");
 }

@@ -1,5 +1,6 @@
 //! The web console, served by the collector on its API port: fleet health, the live alert feed, search,
-//! one event with its process tree and chain position, rule statistics and holds.
+//! one event with its process tree and chain position, rule statistics, a host group's learned rules and
+//! rules diffs over stored events, and holds.
 //!
 //! Pages are rendered on the server (maud) from the same [`Store`](crate::store::Store) queries the JSON API
 //! uses, and change things only through plain HTML forms (each carrying the session's CSRF token, checked by
@@ -19,6 +20,7 @@ mod login;
 mod page;
 mod rules;
 mod search;
+mod tuning;
 mod verify;
 
 use axum::Router;
@@ -57,6 +59,8 @@ fn routes() -> Router<AppState> {
         .route("/event/{host}/{seq}", get(event::event))
         .route("/hosts/{host}/verify", post(verify::verify))
         .route("/rules", get(rules::rules))
+        .route("/rules/learn", get(tuning::learn))
+        .route("/rules/diff", post(tuning::diff))
         .route("/rules/{rule}/events.jsonl", get(rules::download))
         .route("/holds", get(holds::list))
         .route("/holds/{host}/{id}/verdict", post(holds::decide))

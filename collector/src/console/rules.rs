@@ -1,82 +1,26 @@
 //! The rules page: hits per rule over the last day and per host, noisiest first, the rules hosts loaded
-//! that never fired, and each rule's triggering events as JSON lines (`auditloop rules test --events`).
-
-use std::collections::{BTreeMap, BTreeSet};
+//! that never fired (exported as JSON and CSV for tuning), each rule's triggering events as JSON lines
+//! (`auditloop rules test --events`), and the forms of a group's learn and of a rules diff over stored
+//! events (answered by `tuning.rs`).
 
 use auditloop_journal::record::{Payload, decode_payload};
 use auditloop_protocol::api::fleet::AlertSource;
+use auditloop_protocol::api::rules::{DEFAULT_EXAMPLES, RULES_STATS, RULES_STATS_CSV};
 use axum::extract::{Path, State};
 use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
 use axum::response::{IntoResponse, Response};
-use maud::html;
+use maud::{Markup, html};
 
 use crate::console::ConsoleUser;
-use crate::console::page::{page, sparkline, time, urlencode};
+use crate::console::page::{Viewer, page, sparkline, time, urlencode};
+use crate::groups::HostGroups;
 use crate::http::AppState;
 use crate::http::blocking::blocking;
-use crate::store::{FleetQuery, Store, StoreError};
+use crate::store::FleetQuery;
+use crate::tuning::{Window, statistics};
 
-/// Alerts read at most for the statistics.
+/// Triggering events downloaded per rule at most.
 const READ: u32 = 100_000;
-/// Hours in each rule's sparkline.
-const HOURS: u64 = 24;
-
-/// One rule's row: name, hits, hits per host (most first), hourly hits of the last day, last hit.
-pub type RuleHits = (String, u64, Vec<(String, u64)>, Vec<u64>, u64);
-
-/// Hits of one rule.
-#[derive(Default)]
-struct Hits {
-    total: u64,
-    hosts: BTreeMap<String, u64>,
-    hourly: Vec<u64>,
-    last_ns: u64,
-}
-
-/// Rule statistics over the stored rule alerts: hits per rule (noisiest first) and the loaded rules with
-/// none.
-pub fn statistics(
-    store: &dyn Store,
-    now_ns: u64,
-) -> Result<(Vec<RuleHits>, Vec<String>), StoreError> {
-    let alerts = store.fleet_alerts(&FleetQuery {
-        source: Some(AlertSource::Rule),
-        limit: READ,
-        ..FleetQuery::default()
-    })?;
-    let mut hits: BTreeMap<String, Hits> = BTreeMap::new();
-    let since = now_ns.saturating_sub(HOURS * 3_600_000_000_000);
-    for a in alerts {
-        let h = hits.entry(a.rule.clone()).or_insert_with(|| Hits {
-            hourly: vec![0; HOURS as usize],
-            ..Hits::default()
-        });
-        h.total += 1;
-        *h.hosts.entry(a.host.clone()).or_default() += 1;
-        h.last_ns = h.last_ns.max(a.time_ns);
-        if a.time_ns >= since {
-            let hour = ((a.time_ns - since) / 3_600_000_000_000) as usize;
-            if let Some(slot) = h.hourly.get_mut(hour) {
-                *slot += 1;
-            }
-        }
-    }
-    let loaded: BTreeSet<String> = store.loaded_rules()?.into_iter().collect();
-    let never: Vec<String> = loaded
-        .into_iter()
-        .filter(|r| !hits.contains_key(r))
-        .collect();
-    let mut rows: Vec<_> = hits
-        .into_iter()
-        .map(|(rule, h)| {
-            let mut hosts: Vec<_> = h.hosts.into_iter().collect();
-            hosts.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-            (rule, h.total, hosts, h.hourly, h.last_ns)
-        })
-        .collect();
-    rows.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-    Ok((rows, never))
-}
 
 /// `GET /rules`.
 pub(super) async fn rules(
@@ -84,7 +28,11 @@ pub(super) async fn rules(
     State(state): State<AppState>,
 ) -> Response {
     let now = auditloop_model::WallTime::now().0;
-    let (rows, never) = match blocking(state.store(), move |s| statistics(s, now)).await {
+    let stats = match blocking(state.store(), move |s| {
+        statistics(s, now, Window::default(), None)
+    })
+    .await
+    {
         Ok(found) => found,
         Err(e) => return e.into_response(),
     };
@@ -95,23 +43,103 @@ pub(super) async fn rules(
         html! {
             h1 { "Rules" }
             h2 { "Hits, noisiest first" }
+            p.mute {
+                "Export for tuning: "
+                a #stats-json href=(RULES_STATS) { "JSON" } " · "
+                a #stats-csv href=(RULES_STATS_CSV) { "CSV" }
+                @if stats.truncated { " (the newest " (stats.alerts_read) " rule alerts only)" }
+            }
             table #rule-hits {
                 thead { tr { th { "Rule" } th.num { "Hits" } th { "Last 24 h" } th { "Hosts" } th { "Last" } th { "" } } }
-                tbody { @for (rule, total, hosts, hourly, last) in &rows { tr data-rule=(rule) {
-                    td { a href=(format!("/alerts?rule={}", urlencode(rule))) { (rule) } }
-                    td.num { (total) }
-                    td { (sparkline(hourly)) }
-                    td { @for (h, n) in hosts { (h) " (" (n) ") " } }
-                    td { (time(Some(*last))) }
-                    td { a href=(format!("/rules/{}/events.jsonl", urlencode(rule))) { "events.jsonl" } }
+                tbody { @for r in &stats.rules { tr data-rule=(r.rule) {
+                    td { a href=(format!("/alerts?rule={}", urlencode(&r.rule))) { (r.rule) } }
+                    td.num { (r.hits) }
+                    td { (sparkline(&r.last_24h)) }
+                    td { @for h in &r.hosts { (h.host) " (" (h.hits) ") " } }
+                    td { (time(Some(r.last.0))) }
+                    td { a href=(format!("/rules/{}/events.jsonl", urlencode(&r.rule))) { "events.jsonl" } }
                 } } }
             }
             h2 { "Loaded and never fired" }
-            @if never.is_empty() { p.mute { "None (or no host has reported its rule names yet)." } }
-            ul #never-fired { @for r in &never { li { (r) } } }
+            @if stats.never_fired.is_empty() { p.mute { "None (or no host has reported its rule names yet)." } }
+            ul #never-fired { @for r in &stats.never_fired { li { (r) } } }
+            (learn_form(state.groups(), &Choice::default()))
+            (diff_form(&viewer, state.groups(), &Choice::default(), "", ""))
         },
     )
     .into_response()
+}
+
+/// The hosts and window a learn or diff form chose, as typed.
+#[derive(Clone, Debug, Default)]
+pub(super) struct Choice {
+    /// Host group.
+    pub group: String,
+    /// Host-name pattern.
+    pub hosts: String,
+    /// Window start.
+    pub since: String,
+    /// Window end.
+    pub until: String,
+    /// Examples per rule (diff only).
+    pub examples: String,
+}
+
+fn choice_fields(groups: &HostGroups, c: &Choice) -> Markup {
+    html! {
+        label { "Group"
+            select name="group" {
+                option value="" selected[c.group.is_empty()] { "(none: hosts pattern only)" }
+                @for g in groups.names() { option value=(g) selected[c.group == g] { (g) } }
+            }
+        }
+        label { "Hosts" input name="hosts" value=(c.hosts) placeholder="web-* (within the group)"; }
+        label { "Since" input name="since" value=(c.since) placeholder="RFC 3339 or ns"; }
+        label { "Until" input name="until" value=(c.until); }
+    }
+}
+
+/// The learn form (`GET /rules/learn`).
+pub(super) fn learn_form(groups: &HostGroups, c: &Choice) -> Markup {
+    html! {
+        h2 { "Learn a baseline" }
+        p.mute { "Proposes alert-only rules that flag departures from what the chosen hosts' stored events show." }
+        form.filters #learn-form method="get" action="/rules/learn" {
+            (choice_fields(groups, c))
+            button type="submit" { "Learn" }
+        }
+    }
+}
+
+/// The diff form (`POST /rules/diff`).
+pub(super) fn diff_form(
+    viewer: &Viewer,
+    groups: &HostGroups,
+    c: &Choice,
+    old: &str,
+    new: &str,
+) -> Markup {
+    let examples = if c.examples.is_empty() {
+        DEFAULT_EXAMPLES.to_string()
+    } else {
+        c.examples.clone()
+    };
+    html! {
+        h2 { "Diff a rule change" }
+        p.mute { "Replays the chosen hosts' stored events through both rule files: the alerts the change adds and removes, per rule." }
+        form #diff-form method="post" action="/rules/diff" {
+            (viewer.csrf_field())
+            div.filters {
+                label { "Current rules (old)" textarea name="old" rows="12" cols="70" { (old) } }
+                label { "Changed rules (new)" textarea name="new" rows="12" cols="70" { (new) } }
+            }
+            div.filters {
+                (choice_fields(groups, c))
+                label { "Examples" input name="examples" value=(examples) size="3"; }
+                button type="submit" { "Diff" }
+            }
+        }
+    }
 }
 
 /// `GET /rules/{rule}/events.jsonl`: the triggering events of the rule's alerts, one JSON event per line,

@@ -15,8 +15,9 @@ use crate::http::access::session_of;
 use crate::http::state::AppState;
 use crate::session::{CSRF_FIELD, CSRF_HEADER, csrf_ok};
 
-/// Largest form body read to find its CSRF field.
-const MAX_FORM: usize = 64 * 1024;
+/// Largest form body read to find its CSRF field: the rules diff form carries two rules files (only
+/// requests with a valid session are read at all).
+const MAX_FORM: usize = auditloop_protocol::api::rules::MAX_DIFF_BODY;
 
 /// Refuses a cookie-authenticated state change without its session's CSRF token.
 pub async fn csrf_guard(State(state): State<AppState>, request: Request, next: Next) -> Response {

@@ -4,7 +4,8 @@
 //! hosts (`enroll.rs`), hands batch bodies to [`ingest`](crate::ingest) (`batches.rs`, at most
 //! `--max-concurrent-batches` at once: `limit.rs`), turns query parameters into store queries and the
 //! store's rows into the protocol's answers (`queries.rs`, `views.rs`), asks [`lineage`](crate::lineage)
-//! for an event's lineage (`lineage.rs`), and answers every failure as
+//! for an event's lineage (`lineage.rs`), runs fleet-wide learns, rules diffs and rule statistics on
+//! [`tuning`](crate::tuning) (`rules.rs`), and answers every failure as
 //! `auditloop_protocol::api::ErrorBody` (`error.rs`), never with a stored value. It never verifies records
 //! and never reaches into a store's internals. The contract is documented in `docs/collector.md`.
 
@@ -19,6 +20,7 @@ mod limit;
 mod lineage;
 mod queries;
 mod router;
+pub(crate) mod rules;
 mod state;
 #[cfg(test)]
 pub(crate) mod testutil;

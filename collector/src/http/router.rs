@@ -2,6 +2,9 @@
 
 use auditloop_protocol::api::fleet::{FLEET_ALERT, FLEET_ALERT_STATE, FLEET_ALERTS};
 use auditloop_protocol::api::holds::{HOLD_VERDICT, HOLDS, HOST_VERDICTS};
+use auditloop_protocol::api::rules::{
+    MAX_DIFF_BODY, RULES_DIFF, RULES_LEARN, RULES_LEARN_YAML, RULES_STATS, RULES_STATS_CSV,
+};
 use auditloop_protocol::api::{ALERTS, BATCHES, ENROLL, EVENTS, HEALTHZ, HOST, HOSTS, LINEAGE};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -13,6 +16,7 @@ use crate::http::enroll::{self, MAX_ENROLL_BODY};
 use crate::http::fleet;
 use crate::http::lineage;
 use crate::http::queries;
+use crate::http::rules;
 use crate::http::state::AppState;
 
 /// The collector's router.
@@ -43,6 +47,14 @@ pub fn app(state: AppState) -> Router {
         .route(HOLDS, get(fleet::holds))
         .route(HOLD_VERDICT, post(fleet::verdict).layer(small))
         .route(HOST_VERDICTS, get(fleet::host_verdicts))
+        .route(RULES_LEARN, get(rules::learn))
+        .route(RULES_LEARN_YAML, get(rules::learn_yaml))
+        .route(
+            RULES_DIFF,
+            post(rules::diff).layer(DefaultBodyLimit::max(MAX_DIFF_BODY)),
+        )
+        .route(RULES_STATS, get(rules::stats))
+        .route(RULES_STATS_CSV, get(rules::stats_csv))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             csrf_guard,

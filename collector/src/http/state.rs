@@ -2,7 +2,10 @@
 
 use std::sync::Arc;
 
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
 use crate::auth::Tokens;
+use crate::groups::HostGroups;
 use crate::http::limit::{BatchLimit, default_max_concurrent_batches};
 use crate::ingest::Ingest;
 use crate::lineage::LineageOptions;
@@ -10,14 +13,19 @@ use crate::store::Store;
 
 /// Default `--max-body-bytes`: 16 MiB.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
+/// Fleet-wide learns and rules diffs running at once (each reads up to a million events on a blocking
+/// thread); past it, requests are answered 503 at once.
+pub const MAX_REPLAYS: usize = 2;
 
-/// What every request handler shares: the store, ingest into it, the accepted tokens, the body limit and
-/// the lineage walk's bounds.
+/// What every request handler shares: the store, ingest into it, the accepted tokens, the body limit,
+/// the lineage walk's bounds, the host groups and the bound on replays.
 #[derive(Clone)]
 pub struct AppState {
     inner: Arc<Shared>,
     batch_limit: BatchLimit,
     lineage: Arc<LineageOptions>,
+    groups: Arc<HostGroups>,
+    replays: Arc<Semaphore>,
     tls: bool,
 }
 
@@ -40,8 +48,26 @@ impl AppState {
             }),
             batch_limit: BatchLimit::new(default_max_concurrent_batches()),
             lineage: Arc::new(LineageOptions::default()),
+            groups: Arc::new(HostGroups::default()),
+            replays: Arc::new(Semaphore::new(MAX_REPLAYS)),
             tls: false,
         }
+    }
+
+    /// Knows `groups` (default: none).
+    pub fn with_groups(mut self, groups: HostGroups) -> AppState {
+        self.groups = Arc::new(groups);
+        self
+    }
+
+    /// The host groups.
+    pub(crate) fn groups(&self) -> &HostGroups {
+        &self.groups
+    }
+
+    /// A turn to replay stored events (a learn or a diff), if fewer than [`MAX_REPLAYS`] run.
+    pub(crate) fn replay_turn(&self) -> Option<OwnedSemaphorePermit> {
+        Arc::clone(&self.replays).try_acquire_owned().ok()
     }
 
     /// Says the collector serves TLS (console cookies are then `Secure`).

@@ -28,6 +28,8 @@ use crate::testutil::TestJournal;
 pub const ADMIN: &str = "admin-token";
 /// The enrollment token of test apps.
 pub const ENROLL_TOKEN: &str = "enroll-token";
+/// The viewer token of test apps.
+pub const VIEWER: &str = "viewer-token";
 /// `--max-body-bytes` of test apps.
 pub const MAX_BODY: usize = 1024 * 1024;
 /// The peer address requests come from unless a test says otherwise.
@@ -54,7 +56,10 @@ impl TestApp {
     /// A collector over the database at `path`.
     pub fn over(path: &Path) -> TestApp {
         let store = Arc::new(SqliteStore::open(path).unwrap());
-        let tokens = Tokens::new(ADMIN, Some(ENROLL_TOKEN)).unwrap();
+        let tokens = Tokens::new(ADMIN, Some(ENROLL_TOKEN))
+            .unwrap()
+            .with_people(None, Some(VIEWER))
+            .unwrap();
         let state = AppState::new(store.clone(), tokens, MAX_BODY);
         TestApp {
             _dir: None,
@@ -63,6 +68,13 @@ impl TestApp {
             state,
             tokens: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The same collector knowing `groups`.
+    pub fn with_groups(mut self, groups: crate::groups::HostGroups) -> TestApp {
+        self.state = self.state.with_groups(groups);
+        self.router = app(self.state.clone());
+        self
     }
 
     /// Enrolls `host` with `key` (hex) using `token`; the answer.
@@ -186,7 +198,8 @@ impl TestApp {
         self.get_as(uri, Some(ADMIN)).await
     }
 
-    async fn send(&self, mut req: Request<Body>, peer: &str) -> (StatusCode, Value) {
+    /// Sends `req` from [`PEER`]; the status and the body (JSON, or the text as a JSON string).
+    pub async fn send(&self, mut req: Request<Body>, peer: &str) -> (StatusCode, Value) {
         let peer: SocketAddr = peer.parse().unwrap();
         req.extensions_mut().insert(ConnectInfo(peer));
         let response = self.router.clone().oneshot(req).await.unwrap();

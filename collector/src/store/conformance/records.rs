@@ -245,7 +245,7 @@ pub fn records_combine_filters(store: &dyn Store) -> Result<(), StoreError> {
 
 /// Pages of `limit` records following the `after` cursor (the last record id of the previous page) list
 /// every matching record once, in ingest order, across hosts and batches; within one host that is
-/// sequence order.
+/// sequence order, also within a time window.
 pub fn records_page_in_ingest_order(store: &dyn Store) -> Result<(), StoreError> {
     start(store, "a", execs("a", 1..=3), 1)?;
     start(store, "b", execs("b", 1..=3), 2)?;
@@ -292,7 +292,21 @@ pub fn records_page_in_ingest_order(store: &dyn Store) -> Result<(), StoreError>
             path: Some(PathFilter::Prefix("/".into())),
             ..query()
         },
+        // One host's time window across its batches: how fleet-wide learns and rules diffs read.
+        EventQuery {
+            host: Some("a".into()),
+            since_ns: Some(1_002),
+            until_ns: Some(1_007),
+            ..query()
+        },
     ];
+    let window = EventQuery {
+        host: Some("a".into()),
+        since_ns: Some(1_002),
+        until_ns: Some(1_007),
+        ..query()
+    };
+    assert_eq!(found(store, window)?, at("a", 2..=6));
     for filter in filters {
         let expected = find(store, filter.clone())?;
         for limit in [1, 2, 3, 5] {
