@@ -744,9 +744,12 @@ fn connect_rules(b: &Baseline, names: &mut Names, drafts: &mut Vec<Draft>) {
     drafts.push(Draft { meta, text });
 }
 
+/// Sensitive reads grouped by who read them: (values seen, users, any unjudged read) → paths.
+type ReadGroups<'a> = BTreeMap<(Vec<&'a String>, Vec<u32>, bool), Vec<&'a String>>;
+
 fn read_rules(b: &Baseline, names: &mut Names, drafts: &mut Vec<Draft>) {
     let none = BTreeMap::new();
-    let mut by: BTreeMap<(Vec<&String>, Vec<u32>, bool), Vec<&String>> = BTreeMap::new();
+    let mut by: ReadGroups<'_> = BTreeMap::new();
     for (path, keyed) in &b.reads {
         let users = b.read_users.get(path).unwrap_or(&none);
         let key = (
