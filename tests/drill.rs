@@ -2,9 +2,11 @@
 //! are found in the journal, a rule the agent does not have is reported as missing with exit status 1,
 //! and the drill refuses to run without a live agent. The `actions` module drills the default rules with
 //! their corrective actions (rollback on a stand-in, kills checked by a marker) and attacks the control
-//! request that stages a drill overlay.
+//! request that stages a drill overlay. The `webhook` module checks the drilled alerts' delivery to
+//! `alerts.webhook`, to a local receiver and to a port nobody listens on.
 
 mod actions;
+mod webhook;
 
 use std::path::Path;
 use std::process::{Command, Output};

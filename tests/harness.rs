@@ -22,6 +22,8 @@ use serde_json::Value;
 pub mod collector;
 #[path = "harness/tls.rs"]
 pub mod tls;
+#[path = "harness/webhook.rs"]
+pub mod webhook;
 
 /// How long a test waits for an event it caused before failing.
 pub const EVENT_TIMEOUT: Duration = Duration::from_secs(15);

@@ -157,29 +157,7 @@ fn bad_rules_on_reload_keep_the_old_rules_and_name_line_col() {
 
 #[test]
 fn alert_reaches_a_local_webhook_receiver() {
-    use std::io::{BufRead, BufReader, Read, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().take(20) {
-            let Ok(mut stream) = stream else { continue };
-            let mut reader = BufReader::new(stream.try_clone().expect("clone"));
-            let mut len = 0usize;
-            let mut line = String::new();
-            while reader.read_line(&mut line).is_ok_and(|n| n > 0) && line != "\r\n" {
-                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                    len = v.trim().parse().unwrap_or(0);
-                }
-                line.clear();
-            }
-            let mut body = vec![0; len];
-            let _ = reader.read_exact(&mut body);
-            let _ = stream
-                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
-            let _ = tx.send(String::from_utf8_lossy(&body).into_owned());
-        }
-    });
+    let receiver = harness::webhook::WebhookReceiver::start();
     let marker = harness::marker("webhook");
     let rules = temp_dir("rules").join("hook.yaml");
     std::fs::write(
@@ -189,7 +167,7 @@ fn alert_reaches_a_local_webhook_receiver() {
         ),
     )
     .expect("rules");
-    let config = format!("alerts:\n  webhook: http://127.0.0.1:{port}/alerts\n");
+    let config = format!("alerts:\n  webhook: {}\n", receiver.url());
     let _agent = Agent::start_with_config(&config, &["--rules", rules.to_str().expect("utf-8")]);
     assert!(
         Command::new("/bin/true")
@@ -200,9 +178,9 @@ fn alert_reaches_a_local_webhook_receiver() {
     );
     let deadline = std::time::Instant::now() + harness::EVENT_TIMEOUT;
     loop {
-        let left = deadline.saturating_duration_since(std::time::Instant::now());
-        let body = rx.recv_timeout(left).expect("no alert reached the webhook");
-        let json: serde_json::Value = serde_json::from_str(&body).expect("json body");
+        let json = receiver
+            .next_before(deadline)
+            .expect("no alert reached the webhook");
         if json["alert"]["rule"] == "hook_test" {
             assert!(
                 json["alert"]["output"]

@@ -294,6 +294,7 @@ async fn serve(args: RunArgs, config: Config) -> anyhow::Result<ExitCode> {
     if let Some(url) = &config.alerts.webhook {
         let hook = crate::actions::webhook::Webhook::new(url, std::time::Duration::from_secs(5))?;
         actions = actions.with_webhook(hook.clone());
+        status.with_webhook(hook.deliveries());
         webhook = Some(hook);
     }
     let stdout = StdoutStage::start(args.output).context("starting the stdout stage")?;

@@ -9,6 +9,7 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
+use crate::actions::deliveries::{Deliveries, WebhookStatus};
 use crate::telemetry::{Snapshot, now_ms};
 
 /// The status file's name in the state directory.
@@ -47,6 +48,9 @@ pub struct Report {
     pub events_per_second: f64,
     /// The metrics endpoint, when on.
     pub metrics_listen: Option<String>,
+    /// Alert deliveries to `alerts.webhook`, when configured.
+    #[serde(default)]
+    pub webhook: Option<WebhookStatus>,
     /// The counters.
     #[serde(flatten)]
     pub telemetry: Snapshot,
@@ -58,6 +62,7 @@ pub struct StatusWriter {
     path: PathBuf,
     base: Report,
     last: Option<(Instant, u64)>,
+    webhook: Option<Deliveries>,
 }
 
 /// The status file of `state_dir`.
@@ -81,7 +86,13 @@ impl StatusWriter {
                 ..Report::default()
             },
             last: None,
+            webhook: None,
         }
+    }
+
+    /// Reports the webhook's `deliveries` from now on.
+    pub fn with_webhook(&mut self, deliveries: Deliveries) {
+        self.webhook = Some(deliveries);
     }
 
     /// The report a previous run left, if it still says `running`: that run did not stop cleanly.
@@ -119,6 +130,7 @@ impl StatusWriter {
             ),
             updated_ms: now_ms(),
             events_per_second: (rate * 10.0).round() / 10.0,
+            webhook: self.webhook.as_ref().map(Deliveries::snapshot),
             telemetry: snapshot,
             ..self.base.clone()
         };
@@ -253,6 +265,25 @@ pub fn judge(report: Option<&Report>, alive: bool, now_ms: u64) -> (Health, Vec<
             ));
         }
     }
+    if let Some(hook) = &r.webhook
+        && hook.last_failed_ms != 0
+        && now_ms.saturating_sub(hook.last_failed_ms) < RECENT_MS
+    {
+        problems.push(format!(
+            "the webhook {} is failing: {} alerts not delivered this run ({} delivered), the last {} ago \
+             ({}){}",
+            hook.url,
+            hook.failed,
+            hook.delivered,
+            ago(now_ms, hook.last_failed_ms),
+            hook.last_error.as_deref().unwrap_or("no reason recorded"),
+            if hook.last_delivered_ms > hook.last_failed_ms {
+                "; deliveries resumed since"
+            } else {
+                ""
+            }
+        ));
+    }
     if t.rare.rules.last_reload.as_deref() == Some("rejected") {
         problems.push(format!(
             "the last rules reload was rejected (the previous rules stay in force): {}",
@@ -337,9 +368,36 @@ mod tests {
             problems[0].contains("40 records unacknowledged"),
             "{problems:?}"
         );
-        let mut rejected = r;
+        let mut rejected = r.clone();
         rejected.telemetry.rare.rules.last_reload = Some("rejected".into());
         assert_eq!(judge(Some(&rejected), true, now).0, Health::Degraded);
+    }
+
+    #[test]
+    fn a_failing_webhook_degrades_until_its_last_failure_is_old() {
+        let now = 10_000_000;
+        let mut r = running(now);
+        let hook = Deliveries::new("https://hooks.example".into());
+        hook.delivered(Some(1));
+        r.webhook = Some(hook.snapshot());
+        assert_eq!(judge(Some(&r), true, now), (Health::Healthy, vec![]));
+        hook.failed(Some(2), "after 3 attempts: connection refused".into());
+        let mut status = hook.snapshot();
+        status.last_failed_ms = now - 2_000;
+        status.last_delivered_ms = now - 3_000;
+        r.webhook = Some(status.clone());
+        let (health, problems) = judge(Some(&r), true, now);
+        assert_eq!(health, Health::Degraded);
+        assert_eq!(
+            problems,
+            [
+                "the webhook https://hooks.example is failing: 1 alerts not delivered this run (1 delivered), \
+              the last 2 s ago (after 3 attempts: connection refused)"
+            ]
+        );
+        status.last_failed_ms = now - RECENT_MS - 1;
+        r.webhook = Some(status);
+        assert_eq!(judge(Some(&r), true, now).0, Health::Healthy);
     }
 
     #[test]
@@ -349,6 +407,14 @@ mod tests {
         w.write(Snapshot::default(), false).unwrap();
         let r = StatusWriter::unclean_previous(dir.path()).unwrap();
         assert_eq!((r.pid, r.state.as_str()), (std::process::id(), "running"));
+        assert_eq!(r.webhook, None);
+        let hook = Deliveries::new("http://127.0.0.1:8080".into());
+        hook.delivered(Some(9));
+        w.with_webhook(hook);
+        w.write(Snapshot::default(), false).unwrap();
+        let r = StatusWriter::unclean_previous(dir.path()).unwrap();
+        let seen = r.webhook.map(|h| (h.delivered, h.delivered_seqs));
+        assert_eq!(seen, Some((1, [9].into())));
         w.write(Snapshot::default(), true).unwrap();
         assert!(StatusWriter::unclean_previous(dir.path()).is_none());
     }

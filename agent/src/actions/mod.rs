@@ -6,6 +6,7 @@
 //! process until a decision: in the kernel at exec (this stage then registers the hold) or here through a
 //! pidfd; they are journaled as `hold` events.
 
+pub mod deliveries;
 pub mod hold;
 pub mod kill;
 pub mod overlay;

@@ -2,7 +2,8 @@
 //! task, retried a few times with backoff. Alerts reach it through a bounded queue: when the queue is full
 //! the delivery is dropped and counted (the consumer journals the count as a `loss` with stage `webhook`),
 //! so a slow or dead endpoint never blocks the event path nor grows memory. The alert itself is already in
-//! the journal before delivery is attempted.
+//! the journal before delivery is attempted. Each alert's outcome (delivered, or failed after every attempt)
+//! is recorded in [`Deliveries`] under its triggering event's seq, for the status file.
 //!
 //! The URL may carry a secret (a token in its path or query, user info): logs name only its scheme, host
 //! and port, and errors are logged without the URL.
@@ -12,6 +13,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
+
+use crate::actions::deliveries::Deliveries;
 
 /// Delivery attempts per alert.
 const ATTEMPTS: u32 = 3;
@@ -36,6 +39,7 @@ pub enum WebhookError {
 pub struct Webhook {
     queue: mpsc::Sender<serde_json::Value>,
     dropped: Arc<AtomicU64>,
+    deliveries: Deliveries,
 }
 
 /// What logs may say about a URL: scheme, host and port, nothing that could be a secret.
@@ -62,11 +66,18 @@ impl Webhook {
             .build()
             .map_err(WebhookError::Build)?;
         let (queue, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(deliver(client, url, rx));
+        let deliveries = Deliveries::new(redacted_url(&url));
+        tokio::spawn(deliver(client, url, rx, deliveries.clone()));
         Ok(Webhook {
             queue,
             dropped: Arc::new(AtomicU64::new(0)),
+            deliveries,
         })
+    }
+
+    /// The record of what became of the alerts sent (it does not keep the delivery task running).
+    pub fn deliveries(&self) -> Deliveries {
+        self.deliveries.clone()
     }
 
     /// Queues `payload` for delivery; when the queue is full it is dropped and counted.
@@ -82,28 +93,47 @@ impl Webhook {
     }
 }
 
-/// Delivers queued alerts one after another until every sender is gone.
+/// `err` and its sources, `: `-separated (a connection error's cause is in its sources).
+fn chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+/// Delivers queued alerts one after another until every sender is gone, recording each outcome in
+/// `deliveries` under the payload's `event.seq`.
 async fn deliver(
     client: reqwest::Client,
     url: reqwest::Url,
     mut queue: mpsc::Receiver<serde_json::Value>,
+    deliveries: Deliveries,
 ) {
     let shown = redacted_url(&url);
     while let Some(payload) = queue.recv().await {
+        let seq = payload
+            .pointer("/event/seq")
+            .and_then(serde_json::Value::as_u64);
         let mut delay = Duration::from_millis(200);
-        let mut delivered = false;
+        let mut failure = String::new();
         for attempt in 1..=ATTEMPTS {
             match client.post(url.clone()).json(&payload).send().await {
                 Ok(resp) if resp.status().is_success() => {
-                    delivered = true;
+                    failure.clear();
                     break;
                 }
                 Ok(resp) => {
-                    tracing::warn!(webhook = %shown, status = %resp.status(), attempt, "webhook refused the alert")
+                    tracing::warn!(webhook = %shown, status = %resp.status(), attempt, "webhook refused the alert");
+                    failure = format!("the webhook answered {}", resp.status());
                 }
                 Err(err) => {
                     let err = err.without_url();
-                    tracing::warn!(webhook = %shown, attempt, "webhook delivery failed: {err}")
+                    tracing::warn!(webhook = %shown, attempt, "webhook delivery failed: {err}");
+                    failure = chain(&err);
                 }
             }
             if attempt < ATTEMPTS {
@@ -111,8 +141,11 @@ async fn deliver(
                 delay *= 2;
             }
         }
-        if !delivered {
+        if failure.is_empty() {
+            deliveries.delivered(seq);
+        } else {
             tracing::error!(webhook = %shown, "alert not delivered to the webhook after {ATTEMPTS} attempts (it is in the journal)");
+            deliveries.failed(seq, format!("after {ATTEMPTS} attempts: {failure}"));
         }
     }
 }
@@ -142,6 +175,34 @@ mod tests {
         // The delivery task has not run yet (nothing awaited): exactly the overflow is dropped.
         assert_eq!(dropped, 50);
         assert_eq!(hook.take_dropped(), 0);
+    }
+
+    #[tokio::test]
+    async fn an_undeliverable_alert_is_recorded_as_failed_without_the_secret() {
+        let hook = Webhook::new(
+            "http://127.0.0.1:9/T0K3N?key=S3CR3T",
+            Duration::from_secs(2),
+        )
+        .unwrap();
+        let deliveries = hook.deliveries();
+        hook.send(serde_json::json!({ "alert": {}, "event": { "seq": 42 } }));
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while deliveries.snapshot().failed == 0 && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let s = deliveries.snapshot();
+        assert_eq!((s.delivered, s.failed), (0, 1));
+        assert_eq!(s.failed_seqs, [42]);
+        assert_eq!(s.url, "http://127.0.0.1:9");
+        let text = serde_json::to_string(&s).unwrap();
+        assert!(
+            !text.contains("T0K3N") && !text.contains("S3CR3T"),
+            "{text}"
+        );
+        assert!(
+            s.last_error
+                .is_some_and(|e| e.starts_with("after 3 attempts"))
+        );
     }
 
     #[test]

@@ -164,6 +164,26 @@ fn human(health: Health, problems: &[String], report: Option<&Report>) -> String
         ),
         None => line(&mut out, "shipping", "off".into()),
     }
+    match &r.webhook {
+        Some(hook) => line(
+            &mut out,
+            "webhook",
+            format!(
+                "{}: {} delivered, {} failed{}",
+                hook.url,
+                hook.delivered,
+                hook.failed,
+                match &hook.last_error {
+                    Some(why) if hook.failed > 0 => format!(
+                        " (the last {} s ago: {why})",
+                        now.saturating_sub(hook.last_failed_ms) / 1000
+                    ),
+                    _ => String::new(),
+                }
+            ),
+        ),
+        None => line(&mut out, "webhook", "off".into()),
+    }
     let rules = &t.rare.rules;
     line(
         &mut out,

@@ -16,10 +16,12 @@
 //! a directory) and removes them again, and runs every stimulus in a child in its own process group, so a
 //! rule's kill (or group kill) never reaches the drill. Rules are drilled one at a time, in file order.
 //! Only journal records appended after the drill started count, and an alert counts only when its
-//! triggering event came from that rule's stimulus processes.
+//! triggering event came from that rule's stimulus processes. With `alerts.webhook` configured, each
+//! alert must also be recorded as delivered in the agent's status file ([`delivery`]).
 
 mod candidates;
 mod child;
+mod delivery;
 mod follow;
 mod ops;
 mod perform;
@@ -47,7 +49,7 @@ use follow::Follower;
 use ops::{Context, Op};
 use plan::Stimulus;
 use report::{Outcome, Row};
-use watch::Watch;
+use watch::{AgentLink, Watch};
 
 /// Exit status when a drillable rule did not fire end to end.
 pub const EXIT_MISSED: u8 = 1;
@@ -132,7 +134,14 @@ pub fn run(args: &DrillArgs) -> anyhow::Result<ExitCode> {
     }
 
     let base = base_context(args.timeout, agent_pid);
-    let socket = crate::holdctl::socket_path(&state_dir);
+    let mut agent = AgentLink {
+        socket: crate::holdctl::socket_path(&state_dir),
+        webhook: config
+            .alerts
+            .webhook
+            .as_ref()
+            .map(|_| delivery::StatusFile::new(crate::status::path_in(&state_dir))),
+    };
     let plans: Vec<(&Rule, Context, Result<Stimulus, String>)> = set
         .rules()
         .iter()
@@ -183,7 +192,7 @@ pub fn run(args: &DrillArgs) -> anyhow::Result<ExitCode> {
                     &mut watch,
                     timeout,
                     interrupted,
-                    &socket,
+                    &mut agent,
                 )?;
                 let outcome = with_hint(outcome, &stimulus, &config);
                 let mut row = Row::new(rule.name(), Some(stimulus.label.clone()), outcome);
@@ -198,7 +207,7 @@ pub fn run(args: &DrillArgs) -> anyhow::Result<ExitCode> {
         }
         rows.push(row);
     }
-    let webhook = webhook_note(&config, watch.webhook_dropped());
+    let webhook = webhook_note(&config, &rows, watch.webhook_dropped());
     let drillable = rows.iter().filter(|r| r.drillable()).count();
     let fired = rows.iter().filter(|r| r.result == "fired").count();
     if args.json {
@@ -230,17 +239,23 @@ pub fn run(args: &DrillArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// What the drill can say about alert delivery to `alerts.webhook`: the agent journals dropped
-/// deliveries (`loss`, stage `webhook`) but no record of a delivery, so a delivery is never claimed.
-fn webhook_note(config: &Config, dropped: u64) -> Option<String> {
+/// The drilled alerts' deliveries to `alerts.webhook` in sum (each row has its own), and the deliveries
+/// the agent journaled as dropped (`loss`, stage `webhook`) during the drill. Nothing without a webhook.
+fn webhook_note(config: &Config, rows: &[Row], dropped: u64) -> Option<String> {
     config.alerts.webhook.as_ref()?;
-    Some(if dropped > 0 {
-        format!("the agent journaled {dropped} dropped alert deliveries during the drill")
-    } else {
-        "configured; not verified: the agent journals no record of a delivery (only of dropped ones, \
-         and it journaled none during the drill)"
-            .into()
-    })
+    let count = |word: &str| rows.iter().filter(|r| r.webhook == Some(word)).count();
+    let mut note = format!(
+        "{} alerts delivered, {} failed, {} unconfirmed (as the agent's status file records them)",
+        count("delivered"),
+        count("failed"),
+        count("unconfirmed")
+    );
+    if dropped > 0 {
+        note.push_str(&format!(
+            "; the agent journaled {dropped} dropped alert deliveries during the drill"
+        ));
+    }
+    Some(note)
 }
 
 /// The connection stimulus, run by a program copy of the drill: connects to `addr` (the drill's own

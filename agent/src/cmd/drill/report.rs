@@ -13,7 +13,10 @@ pub enum Outcome {
         actions: Vec<String>,
         /// Effects of the actions the drill checked on the host (restored bytes, a marker never written).
         verified: Vec<String>,
-        /// Expected actions that were not journaled in time, or failed.
+        /// With `alerts.webhook`: `delivered`, `failed` or `unconfirmed`.
+        webhook: Option<&'static str>,
+        /// Expected actions that were not journaled in time, or failed; a webhook delivery that failed or
+        /// was not confirmed.
         problems: Vec<String>,
     },
     /// No alert within the timeout.
@@ -45,6 +48,10 @@ pub struct Row {
     /// Effects of the actions the drill checked on the host.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub verified: Vec<String>,
+    /// With `alerts.webhook`, what became of the alert's delivery: `delivered`, `failed` or
+    /// `unconfirmed` (fired and incomplete rows).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<&'static str>,
     /// Why not drillable, what failed, or a hint.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
@@ -57,14 +64,17 @@ impl Row {
     /// The row for `outcome`.
     pub fn new(rule: &str, stimulus: Option<String>, outcome: Outcome) -> Row {
         let mut checked = Vec::new();
+        let mut delivery = None;
         let (result, latency_ms, actions, reason) = match outcome {
             Outcome::Fired {
                 latency_ms,
                 actions,
                 verified,
+                webhook,
                 problems,
             } => {
                 checked = verified;
+                delivery = webhook;
                 let result = if problems.is_empty() {
                     "fired"
                 } else {
@@ -84,6 +94,7 @@ impl Row {
             latency_ms,
             actions,
             verified: checked,
+            webhook: delivery,
             reason,
             left_behind: Vec::new(),
         }
@@ -102,6 +113,9 @@ impl Row {
                 for action in &self.actions {
                     t.push_str(", ");
                     t.push_str(action);
+                }
+                if self.webhook == Some("delivered") {
+                    t.push_str(", webhook delivered");
                 }
                 for check in &self.verified {
                     t.push_str("; ");
@@ -145,7 +159,7 @@ pub struct Report<'a> {
     pub drillable: usize,
     /// Rules whose result is `fired`.
     pub fired: usize,
-    /// Whether alert delivery to `alerts.webhook` could be checked, and what was found.
+    /// With `alerts.webhook`: how the drilled alerts' deliveries fared, in sum (each row has its own).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub webhook: Option<String>,
     /// One row per rule, in file order.

@@ -4,7 +4,9 @@
 //!
 //! An action's record is not taken on trust: a rollback counts when the drill's stand-in file holds
 //! exactly the bytes the drill wrote before the change, a kill of the process that did the triggering
-//! operation when its marker (written after a grace period) never appears.
+//! operation when its marker (written after a grace period) never appears. With `alerts.webhook`, the
+//! alert counts as delivered when the agent's status file records its triggering seq as delivered
+//! ([`crate::cmd::drill::delivery`]).
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -15,6 +17,7 @@ use sha2::{Digest, Sha256};
 
 use crate::actions::overlay::OverlayRequest;
 use crate::cmd::drill::child;
+use crate::cmd::drill::delivery::StatusFile;
 use crate::cmd::drill::follow::Follower;
 use crate::cmd::drill::ops::Context;
 use crate::cmd::drill::perform;
@@ -115,6 +118,15 @@ impl Watch {
     }
 }
 
+/// How the drill reaches the running agent besides its journal.
+#[derive(Debug)]
+pub struct AgentLink {
+    /// The agent's control socket (drill overlays).
+    pub socket: PathBuf,
+    /// The agent's status file, when `alerts.webhook` is configured: each alert's delivery is checked there.
+    pub webhook: Option<StatusFile>,
+}
+
 /// Asks the agent on `socket` to stage the overlay of `stage` for a little longer than the drill waits.
 fn stage_overlay(socket: &Path, stage: &Stage, timeout: Duration) -> Result<u64, String> {
     let request = ControlRequest::DrillStage(OverlayRequest {
@@ -160,9 +172,9 @@ fn remove_overlay(socket: &Path, id: u64) -> Option<String> {
 /// Seconds an overlay outlives the drill's wait (the drill removes it itself when done).
 const OVERLAY_SLACK_SECS: u64 = 30;
 
-/// Drills one rule: setup (and the overlay of a staged rule), stimulus, watching (until the alert and
-/// its actions, the timeout, or `interrupted()`), checking the actions' effects, cleanup. Returns the
-/// outcome and what the cleanup left behind.
+/// Drills one rule: setup (and the overlay of a staged rule), stimulus, watching (until the alert, its
+/// actions and, with a webhook, its delivery's outcome; or the timeout, or `interrupted()`), checking the
+/// actions' effects, cleanup. Returns the outcome and what the cleanup left behind.
 pub fn drill(
     rule: &Rule,
     stimulus: &Stimulus,
@@ -170,8 +182,9 @@ pub fn drill(
     watch: &mut Watch,
     timeout: Duration,
     interrupted: fn() -> bool,
-    socket: &Path,
+    agent: &mut AgentLink,
 ) -> anyhow::Result<(Outcome, Vec<PathBuf>)> {
+    let socket = agent.socket.as_path();
     let prepared = match perform::prepare(stimulus, ctx) {
         Ok(p) => p,
         Err(why) => return Ok((Outcome::Error(why), Vec::new())),
@@ -195,7 +208,8 @@ pub fn drill(
         .as_ref()
         .map_or(rule.name(), |s| s.rule.as_str());
     let started = WallTime::now();
-    let deadline = Instant::now() + timeout;
+    let began = Instant::now();
+    let deadline = began + timeout;
     let mut worker = match child::spawn(&prepared.stimulus) {
         Ok(worker) => worker,
         Err(e) => {
@@ -225,9 +239,14 @@ pub fn drill(
                 .filter(|a| a.rule == alert_rule && a.trigger_seq == alert.trigger_seq)
                 .collect();
             fired = Some((*time, alert.trigger_seq));
-            if expected
-                .iter()
-                .all(|e| taken.iter().any(|t| satisfies(t, *e)))
+            let settled = agent
+                .webhook
+                .as_mut()
+                .is_none_or(|status| status.outcome(alert.trigger_seq).is_some());
+            if settled
+                && expected
+                    .iter()
+                    .all(|e| taken.iter().any(|t| satisfies(t, *e)))
             {
                 break;
             }
@@ -241,6 +260,11 @@ pub fn drill(
     if fired.is_some() && prepared.marker.is_some() {
         worker.wait_for(Duration::from_secs(u64::from(MARKER_GRACE_SECS) + 2));
     }
+    let waited = began.elapsed();
+    let webhook = match (fired, agent.webhook.as_mut()) {
+        (Some((_, seq)), Some(status)) => Some(status.verdict(seq, waited)),
+        _ => None,
+    };
     let ended = worker.ended();
     let (_, failure) = worker.finish();
     let effects = fired.map(|(_, seq)| {
@@ -279,11 +303,13 @@ pub fn drill(
                     .map(|t| format!("{} failed: {}", t.action, t.detail)),
             );
             missing.append(&mut problems);
+            missing.extend(webhook.as_ref().and_then(|w| w.problem()));
             missing.extend(removal);
             Outcome::Fired {
                 latency_ms: time.0.saturating_sub(started.0) / 1_000_000,
                 actions: taken.iter().filter(|t| t.ok).map(|t| summary(t)).collect(),
                 verified,
+                webhook: webhook.as_ref().map(|w| w.word()),
                 problems: missing,
             }
         }
