@@ -33,6 +33,8 @@ pub const OVERLAY_ROOTS: [&str; 3] = ["/tmp", "/var/tmp", "/dev/shm"];
 pub const DRILL_DIR_PREFIX: &str = "auditloop-drill-";
 /// Prefix the agent gives every overlay rule's name.
 pub const RULE_PREFIX: &str = "drill:";
+/// Name prefix of the macro each overlay rule's own condition is put in.
+pub const CONDITION_MACRO: &str = "drill_overlay_condition_";
 /// Longest time an overlay may stay.
 pub const MAX_TTL_SECS: u64 = 600;
 /// Most rules in one overlay.
@@ -251,12 +253,19 @@ pub fn compile(text: &str, file: &Path) -> Result<RuleSet, OverlayError> {
             .get("condition")
             .and_then(Value::as_str)
             .ok_or_else(|| bad(format!("rule {name}: no condition")))?;
+        // The request's condition becomes a macro of its own, parsed as a whole expression, so text
+        // such as `a) or (b` cannot escape the narrowing below (it fails to parse instead).
+        let own = format!("{CONDITION_MACRO}{rules}");
+        let mut own_macro = serde_yaml_ng::Mapping::new();
+        own_macro.insert("macro".into(), own.clone().into());
+        own_macro.insert("condition".into(), condition.into());
+        out.push(Value::Mapping(own_macro));
         let mut rule = map.clone();
         rule.insert("rule".into(), format!("{RULE_PREFIX}{name}").into());
         rule.insert(
             "condition".into(),
             format!(
-                "({condition}) and evt.kind = config_change and change.path = {}",
+                "{own} and evt.kind = config_change and change.path = {}",
                 file.display()
             )
             .into(),

@@ -52,6 +52,47 @@ fn rules_are_renamed_narrowed_and_may_only_alert_and_roll_back() {
 }
 
 #[test]
+fn a_condition_cannot_escape_its_narrowing() {
+    let file = Path::new("/tmp/auditloop-drill-t/sshd_config");
+    // Parenthesis games that would turn `(C) and narrowing` into `A or (B and narrowing)`.
+    for condition in [
+        "evt.kind = exec) or (evt.kind = exec",
+        "evt.kind = exec) or evt.kind = exec or (evt.kind = exec",
+    ] {
+        let text = format!("- rule: r\n  condition: \"{condition}\"\n  output: o\n");
+        assert!(
+            matches!(compile(&text, file), Err(OverlayError::Rules(_))),
+            "{condition}"
+        );
+    }
+    // A condition that holds for every event still only matches changes of the staged file.
+    let text = "- rule: r\n  condition: evt.kind = exec or evt.kind != exec\n  output: o\n";
+    let set = compile(text, file).unwrap();
+    let mut ev = auditloop_model::Event {
+        seq: 1,
+        time: auditloop_model::WallTime(1),
+        mono_ns: 1,
+        process: auditloop_model::Process::default(),
+        event: EventBody::Exec(auditloop_model::Exec::default()),
+    };
+    assert_eq!(
+        set.matches(&ev).count(),
+        0,
+        "an exec is no change of the file"
+    );
+    ev.event = EventBody::ConfigChange(auditloop_model::ConfigChange {
+        path: "/etc/ssh/sshd_config".into(),
+        ..auditloop_model::ConfigChange::default()
+    });
+    assert_eq!(set.matches(&ev).count(), 0, "another file's change");
+    ev.event = EventBody::ConfigChange(auditloop_model::ConfigChange {
+        path: file.display().to_string(),
+        ..auditloop_model::ConfigChange::default()
+    });
+    assert_eq!(set.matches(&ev).count(), 1, "the staged file's change");
+}
+
+#[test]
 fn an_overlay_watches_its_file_until_removed_or_its_time_passes() {
     let (_dir, file) = drill_dir();
     let store_dir = tempfile::tempdir().unwrap();
