@@ -76,6 +76,15 @@ impl Seen {
     }
 }
 
+/// Adds every entry of `from` to `into` (counts summed, first/last widened).
+pub(crate) fn merge_seen<K: Ord + Clone>(into: &mut BTreeMap<K, Seen>, from: &BTreeMap<K, Seen>) {
+    for (k, s) in from {
+        into.entry(k.clone())
+            .and_modify(|m| m.merge(s))
+            .or_insert(*s);
+    }
+}
+
 fn bump<K: Ord>(map: &mut BTreeMap<K, Seen>, key: K, time: WallTime) {
     map.entry(key)
         .and_modify(|s| s.add(time))
@@ -111,12 +120,7 @@ impl Keyed {
             (None, Some(o)) => self.seen = Some(*o),
             (_, None) => {}
         }
-        for (k, s) in &other.by {
-            self.by
-                .entry(k.clone())
-                .and_modify(|m| m.merge(s))
-                .or_insert(*s);
-        }
+        merge_seen(&mut self.by, &other.by);
         self.unjudged += other.unjudged;
     }
 }
@@ -173,12 +177,7 @@ impl Baseline {
         for (k, p) in &other.execs {
             let mine = self.execs.entry(k.clone()).or_default();
             mine.programs.merge(&p.programs);
-            for (uid, s) in &p.users {
-                mine.users
-                    .entry(*uid)
-                    .and_modify(|m| m.merge(s))
-                    .or_insert(*s);
-            }
+            merge_seen(&mut mine.users, &p.users);
         }
         self.execs_unknown_parent += other.execs_unknown_parent;
         merge_map(&mut self.config_writes, &other.config_writes);
@@ -195,10 +194,7 @@ impl Baseline {
         self.servers.extend(other.servers.iter().cloned());
         merge_map(&mut self.reads, &other.reads);
         for (path, users) in &other.read_users {
-            let mine = self.read_users.entry(path.clone()).or_default();
-            for (uid, s) in users {
-                mine.entry(*uid).and_modify(|m| m.merge(s)).or_insert(*s);
-            }
+            merge_seen(self.read_users.entry(path.clone()).or_default(), users);
         }
     }
 }

@@ -9,7 +9,7 @@ use auditloop_model::WallTime;
 use auditloop_rules::{RuleErrors, RuleSet};
 use serde::Serialize;
 
-use crate::baseline::{Baseline, Keyed, Options, Seen, WRITE_OPS};
+use crate::baseline::{Baseline, Keyed, Options, Seen, WRITE_OPS, merge_seen};
 use crate::yaml::{self, Item, RuleText, literal, quote, support, when};
 
 /// One proposed rule.
@@ -136,6 +136,18 @@ fn string_items<'a>(values: impl Iterator<Item = (&'a String, &'a Seen)>) -> Vec
         .collect()
 }
 
+/// Numbers (uids, ports) as list items, unquoted, each with its support.
+fn bare_items<'a, V: std::fmt::Display + 'a>(
+    values: impl Iterator<Item = (&'a V, &'a Seen)>,
+) -> Vec<Item> {
+    values
+        .map(|(v, s)| Item {
+            value: v.to_string(),
+            note: support(s),
+        })
+        .collect()
+}
+
 fn subject_items<'a>(subjects: impl Iterator<Item = (&'a String, Option<&'a Seen>)>) -> Vec<Item> {
     subjects
         .map(|(v, s)| Item {
@@ -149,15 +161,7 @@ fn subject_items<'a>(subjects: impl Iterator<Item = (&'a String, Option<&'a Seen
 fn merged<'a>(keyed: impl Iterator<Item = &'a Keyed>) -> BTreeMap<String, Seen> {
     let mut out: BTreeMap<String, Seen> = BTreeMap::new();
     for k in keyed {
-        for (v, s) in &k.by {
-            out.entry(v.clone())
-                .and_modify(|m| {
-                    m.count += s.count;
-                    m.first = m.first.min(s.first);
-                    m.last = m.last.max(s.last);
-                })
-                .or_insert(*s);
-        }
+        merge_seen(&mut out, &k.by);
     }
     out
 }
@@ -309,16 +313,7 @@ fn exec_rules(
         let program_seen = merged(execs.iter().map(|p| &p.programs));
         let mut user_seen: BTreeMap<u32, Seen> = BTreeMap::new();
         for p in &execs {
-            for (uid, s) in &p.users {
-                user_seen
-                    .entry(*uid)
-                    .and_modify(|m| {
-                        m.count += s.count;
-                        m.first = m.first.min(s.first);
-                        m.last = m.last.max(s.last);
-                    })
-                    .or_insert(*s);
-            }
+            merge_seen(&mut user_seen, &p.users);
         }
         let (count, first, last) = span(execs.iter().filter_map(|p| p.programs.seen.as_ref()));
         let meta = ProposedRule {
@@ -346,14 +341,11 @@ fn exec_rules(
             &format!("{name}_programs"),
             &string_items(program_seen.iter()),
         );
-        let user_items: Vec<Item> = user_seen
-            .iter()
-            .map(|(uid, s)| Item {
-                value: uid.to_string(),
-                note: support(s),
-            })
-            .collect();
-        yaml::list(&mut text, &format!("{name}_users"), &user_items);
+        yaml::list(
+            &mut text,
+            &format!("{name}_users"),
+            &bare_items(user_seen.iter()),
+        );
         let condition = vec![
             "evt.kind = exec and exec.success = true".to_owned(),
             format!("proc.pexe in ({name}_parents)"),
@@ -610,14 +602,11 @@ fn listen_rules(b: &Baseline, names: &mut Names, drafts: &mut Vec<Draft>) {
                     .map(|p| (*p, b.listen_ports[*p].seen.as_ref())),
             ),
         );
-        let port_items: Vec<Item> = ports
-            .iter()
-            .map(|(port, s)| Item {
-                value: port.clone(),
-                note: support(s),
-            })
-            .collect();
-        yaml::list(&mut text, &format!("{name}_ports"), &port_items);
+        yaml::list(
+            &mut text,
+            &format!("{name}_ports"),
+            &bare_items(ports.iter()),
+        );
         yaml::rule(
             &mut text,
             &RuleText {
@@ -765,16 +754,7 @@ fn read_rules(b: &Baseline, names: &mut Names, drafts: &mut Vec<Draft>) {
         let readers = merged(keyed.iter().copied());
         let mut users: BTreeMap<u32, Seen> = BTreeMap::new();
         for p in &paths {
-            for (uid, s) in b.read_users.get(*p).unwrap_or(&none) {
-                users
-                    .entry(*uid)
-                    .and_modify(|m| {
-                        m.count += s.count;
-                        m.first = m.first.min(s.first);
-                        m.last = m.last.max(s.last);
-                    })
-                    .or_insert(*s);
-            }
+            merge_seen(&mut users, b.read_users.get(*p).unwrap_or(&none));
         }
         let (count, first, last) = span(keyed.iter().filter_map(|k| k.seen.as_ref()));
         let meta = ProposedRule {
@@ -798,14 +778,11 @@ fn read_rules(b: &Baseline, names: &mut Names, drafts: &mut Vec<Draft>) {
             &format!("{name}_readers"),
             &string_items(readers.iter()),
         );
-        let user_items: Vec<Item> = users
-            .iter()
-            .map(|(uid, s)| Item {
-                value: uid.to_string(),
-                note: support(s),
-            })
-            .collect();
-        yaml::list(&mut text, &format!("{name}_users"), &user_items);
+        yaml::list(
+            &mut text,
+            &format!("{name}_users"),
+            &bare_items(users.iter()),
+        );
         let mut condition = vec![
             "evt.kind = file and file.op = read and file.success = true".to_owned(),
             format!("file.path in ({name}_paths)"),
