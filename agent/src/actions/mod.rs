@@ -171,17 +171,7 @@ impl ActionStage {
             }));
         }
         for rule in self.rules.fire(&mut self.state, event) {
-            let alert = Alert {
-                rule: rule.name().to_owned(),
-                severity: rule.severity(),
-                output: rule.render_output(event),
-                tags: rule.tags().to_vec(),
-                trigger_seq: event.seq,
-            };
-            if let Some(hook) = &self.webhook {
-                hook.send(serde_json::json!({ "alert": &alert, "event": event }));
-            }
-            out.push(EventBody::Alert(alert));
+            out.push(alert(self.webhook.as_ref(), rule, event));
             for &action in rule.actions() {
                 if action == Action::Hold {
                     if kernel_held.as_deref() != Some(rule.name()) {
@@ -235,17 +225,7 @@ impl ActionStage {
     fn overlay_rules(&mut self, event: &Event, out: &mut Vec<EventBody>) {
         for staged in self.overlays.iter_mut() {
             for rule in staged.rules.fire(&mut staged.state, event) {
-                let alert = Alert {
-                    rule: rule.name().to_owned(),
-                    severity: rule.severity(),
-                    output: rule.render_output(event),
-                    tags: rule.tags().to_vec(),
-                    trigger_seq: event.seq,
-                };
-                if let Some(hook) = &self.webhook {
-                    hook.send(serde_json::json!({ "alert": &alert, "event": event }));
-                }
-                out.push(EventBody::Alert(alert));
+                out.push(alert(self.webhook.as_ref(), rule, event));
                 if rule.actions().contains(&Action::Rollback) {
                     let taken = rollback_action(self.store.as_mut(), event);
                     out.push(EventBody::Action(ActionTaken {
@@ -518,4 +498,23 @@ fn exec_path(event: &Event) -> Option<String> {
         return None;
     };
     Some(exec.filename.clone())
+}
+
+/// The alert `rule` raises on `event`, also queued for the webhook when there is one.
+fn alert(
+    webhook: Option<&webhook::Webhook>,
+    rule: &auditloop_rules::Rule,
+    event: &Event,
+) -> EventBody {
+    let alert = Alert {
+        rule: rule.name().to_owned(),
+        severity: rule.severity(),
+        output: rule.render_output(event),
+        tags: rule.tags().to_vec(),
+        trigger_seq: event.seq,
+    };
+    if let Some(hook) = webhook {
+        hook.send(serde_json::json!({ "alert": &alert, "event": event }));
+    }
+    EventBody::Alert(alert)
 }
