@@ -12,6 +12,7 @@ pub mod clock;
 pub mod cmd;
 pub mod config;
 pub mod enforce;
+pub mod errtext;
 pub mod export;
 pub mod fanotify;
 pub mod holdctl;

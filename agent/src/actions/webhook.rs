@@ -93,18 +93,6 @@ impl Webhook {
     }
 }
 
-/// `err` and its sources, `: `-separated (a connection error's cause is in its sources).
-fn chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
-}
-
 /// Delivers queued alerts one after another until every sender is gone, recording each outcome in
 /// `deliveries` under the payload's `event.seq`.
 async fn deliver(
@@ -133,7 +121,7 @@ async fn deliver(
                 Err(err) => {
                     let err = err.without_url();
                     tracing::warn!(webhook = %shown, attempt, "webhook delivery failed: {err}");
-                    failure = chain(&err);
+                    failure = crate::errtext::error_chain(&err);
                 }
             }
             if attempt < ATTEMPTS {

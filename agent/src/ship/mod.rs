@@ -545,14 +545,4 @@ impl Shipper {
     }
 }
 
-/// An error and its sources, `: `-separated (for logs).
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
-}
+pub use crate::errtext::error_chain;
